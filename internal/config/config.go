@@ -1,0 +1,134 @@
+// Package config defines every setting of `glenv serve` once: its flag, its
+// GLENV_* environment variable and its default. No other package reads the
+// environment; they receive a Config.
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// Config is the server's configuration, resolved from flags, GLENV_* variables and defaults.
+type Config struct {
+	Listen            string
+	DataDir           string
+	DatabaseURL       string
+	PublicURL         string
+	EnvDomain         string
+	SecretKeyFile     string
+	AdminToken        string
+	ReconcileInterval time.Duration
+	LogLevel          string
+	LogFormat         string
+}
+
+// setting is one flag with its env var and help text.
+type setting struct {
+	name, help string
+	str        *string
+	dur        *time.Duration
+	def        string
+}
+
+func (c *Config) settings() []setting {
+	return []setting{
+		{name: "listen", str: &c.Listen, def: "127.0.0.1:8080", help: "address the HTTP server listens on (API, webhooks and environments)"},
+		{name: "data-dir", str: &c.DataDir, def: defaultDataDir(), help: "directory for the SQLite database, secret key, admin token and environments"},
+		{name: "database-url", str: &c.DatabaseURL, help: "database URL: empty = SQLite in the data dir, sqlite:///path/to/file.db, or postgres://…"},
+		{name: "public-url", str: &c.PublicURL, help: "URL GitLab and people reach glenv at (webhook URLs derive from it); default http://<listen>"},
+		{name: "env-domain", str: &c.EnvDomain, def: "localhost", help: "domain under which environments get their host names (<slug>--<integration>.<env-domain>)"},
+		{name: "secret-key-file", str: &c.SecretKeyFile, help: "file holding the key that encrypts secrets at rest; default <data-dir>/secret.key, generated on first start"},
+		{name: "admin-token", str: &c.AdminToken, help: "seed an admin API token with this value (else one is generated into <data-dir>/admin-token on first start)"},
+		{name: "reconcile-interval", dur: &c.ReconcileInterval, def: "3m", help: "how often GitLab's branches and merge requests are compared with glenv's environments"},
+		{name: "log-level", str: &c.LogLevel, def: "info", help: "debug, info, warn or error"},
+		{name: "log-format", str: &c.LogFormat, def: "text", help: "text or json"},
+	}
+}
+
+func defaultDataDir() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "glenv")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "share", "glenv")
+	}
+	return "glenv-data"
+}
+
+// EnvName is the environment variable that backs a flag.
+func EnvName(flag string) string {
+	return "GLENV_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// Bind registers every setting on fs. Defaults come from GLENV_* variables
+// when set, so an explicit flag still wins over the environment.
+func (c *Config) Bind(fs *pflag.FlagSet, getenv func(string) string) {
+	for _, s := range c.settings() {
+		def := s.def
+		help := s.help + " [" + EnvName(s.name) + "]"
+		if v := getenv(EnvName(s.name)); v != "" {
+			def = v
+		}
+		switch {
+		case s.str != nil:
+			fs.StringVar(s.str, s.name, def, help)
+		case s.dur != nil:
+			d, err := time.ParseDuration(def)
+			if err != nil {
+				// A bad env value is reported by Validate through the raw string.
+				d = -1
+			}
+			fs.DurationVar(s.dur, s.name, d, help)
+		}
+	}
+}
+
+// Validate checks the resolved settings and fills derived defaults. Errors
+// name the flag, the rule and the fix.
+func (c *Config) Validate() error {
+	if c.Listen == "" {
+		return fmt.Errorf("--listen: must be host:port, e.g. 127.0.0.1:8080")
+	}
+	if c.DataDir == "" {
+		return fmt.Errorf("--data-dir: must not be empty; pass a writable directory")
+	}
+	abs, err := filepath.Abs(c.DataDir)
+	if err != nil {
+		return fmt.Errorf("--data-dir %q: %w", c.DataDir, err)
+	}
+	c.DataDir = abs
+	if c.SecretKeyFile == "" {
+		c.SecretKeyFile = filepath.Join(c.DataDir, "secret.key")
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = "http://" + c.Listen
+	}
+	u, err := url.Parse(c.PublicURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("--public-url %q: must be an absolute http(s) URL such as https://glenv.example.com", c.PublicURL)
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	if c.EnvDomain == "" || strings.ContainsAny(c.EnvDomain, "/: ") {
+		return fmt.Errorf("--env-domain %q: must be a DNS domain such as localhost or preview.example.com", c.EnvDomain)
+	}
+	if c.ReconcileInterval < 10*time.Second {
+		return fmt.Errorf("--reconcile-interval: must be a duration of at least 10s, e.g. 3m")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("--log-level %q: must be one of debug, info, warn, error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("--log-format %q: must be text or json", c.LogFormat)
+	}
+	return nil
+}

@@ -1,0 +1,254 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Environment states (DESIGN.md "Model").
+const (
+	StateInactive  = "inactive"
+	StateBuilding  = "building"
+	StateDeploying = "deploying"
+	StateActive    = "active"
+	StateFailed    = "failed"
+	StatePaused    = "paused"
+	StateStopping  = "stopping"
+	StateDeleted   = "deleted"
+)
+
+// Environment is one branch's, merge request's or tag's environment. Deleted
+// environments stay as tombstones (state deleted, DeletedAt set) so that late
+// events cannot bring them back; they are hidden from every listing.
+type Environment struct {
+	ID              int64     `json:"id"`
+	IntegrationID   int64     `json:"-"` // 0 when detached
+	IntegrationName string    `json:"integration"`
+	Detached        bool      `json:"detached"`
+	ProjectID       int64     `json:"project_id"`
+	Name            string    `json:"name"`
+	Slug            string    `json:"slug"`
+	Host            string    `json:"host"`
+	Kind            string    `json:"kind"`
+	Ref             string    `json:"ref"`
+	Parent          string    `json:"parent"`
+	HeadSHA         string    `json:"head_sha"`
+	DeployedSHA     string    `json:"deployed_sha"`
+	State           string    `json:"state"`
+	Tier            string    `json:"tier"`
+	ExternalURL     string    `json:"external_url"`
+	Description     string    `json:"description"`
+	MRIID           int64     `json:"mr_iid,omitempty"`
+	MRUpdatedAt     time.Time `json:"-"`
+	SeenSHAs        []string  `json:"-"`
+	CreatedAt       time.Time `json:"created_at"`
+	UpdatedAt       time.Time `json:"updated_at"`
+	DeletedAt       time.Time `json:"-"`
+}
+
+// GitLabState maps a glenv state onto GitLab's available / stopping / stopped.
+// An inactive branch environment runs nothing, so GitLab tools see it stopped.
+func GitLabState(state string) string {
+	switch state {
+	case StateStopping:
+		return "stopping"
+	case StateInactive, StateDeleted:
+		return "stopped"
+	default:
+		return "available"
+	}
+}
+
+// statesFor is the inverse of GitLabState for filtering in SQL.
+func statesFor(gitlabState string) []string {
+	switch gitlabState {
+	case "stopping":
+		return []string{StateStopping}
+	case "stopped":
+		return []string{StateInactive}
+	case "available":
+		return []string{StateBuilding, StateDeploying, StateActive, StateFailed, StatePaused}
+	}
+	return nil
+}
+
+const envCols = `id, COALESCE(integration_id, 0), integration_name, project_id, name, slug, host, kind, ref, parent,
+	head_sha, deployed_sha, state, tier, external_url, description, mr_iid, mr_updated_at, seen_shas,
+	created_at, updated_at, deleted_at`
+
+func scanEnv(row interface{ Scan(...any) error }) (Environment, error) {
+	var e Environment
+	var seen string
+	var mrUpd, created, updated, deleted int64
+	err := row.Scan(&e.ID, &e.IntegrationID, &e.IntegrationName, &e.ProjectID, &e.Name, &e.Slug, &e.Host, &e.Kind,
+		&e.Ref, &e.Parent, &e.HeadSHA, &e.DeployedSHA, &e.State, &e.Tier, &e.ExternalURL, &e.Description,
+		&e.MRIID, &mrUpd, &seen, &created, &updated, &deleted)
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, ErrNotFound
+	}
+	if err != nil {
+		return e, err
+	}
+	if err := json.Unmarshal([]byte(seen), &e.SeenSHAs); err != nil {
+		return e, fmt.Errorf("environment %s: seen_shas column: %w", e.Name, err)
+	}
+	e.Detached = e.IntegrationID == 0
+	e.MRUpdatedAt, e.CreatedAt, e.UpdatedAt, e.DeletedAt = fromMicros(mrUpd), fromMicros(created), fromMicros(updated), fromMicros(deleted)
+	return e, nil
+}
+
+func seenJSON(s []string) string {
+	if s == nil {
+		s = []string{}
+	}
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// SaveEnvironment inserts e, or, when a row of the same integration and name
+// exists (a tombstone included), overwrites it in place. It sets ID and times.
+func SaveEnvironment(ctx context.Context, q Querier, e *Environment) error {
+	now := Now()
+	if e.CreatedAt.IsZero() {
+		e.CreatedAt = now
+	}
+	e.UpdatedAt = now
+	var integ any
+	if e.IntegrationID != 0 {
+		integ = e.IntegrationID
+	}
+	err := q.QueryRowContext(ctx, `INSERT INTO environments (integration_id, integration_name, project_id, name, slug,
+		host, kind, ref, parent, head_sha, deployed_sha, state, tier, external_url, description, mr_iid, mr_updated_at,
+		seen_shas, created_at, updated_at, deleted_at)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21)
+		ON CONFLICT (integration_name, name) DO UPDATE SET integration_id=excluded.integration_id,
+		project_id=excluded.project_id, slug=excluded.slug, host=excluded.host, kind=excluded.kind, ref=excluded.ref,
+		parent=excluded.parent, head_sha=excluded.head_sha, deployed_sha=excluded.deployed_sha, state=excluded.state,
+		tier=excluded.tier, external_url=excluded.external_url, description=excluded.description,
+		mr_iid=excluded.mr_iid, mr_updated_at=excluded.mr_updated_at, seen_shas=excluded.seen_shas,
+		created_at=excluded.created_at, updated_at=excluded.updated_at, deleted_at=excluded.deleted_at
+		RETURNING id`,
+		integ, e.IntegrationName, e.ProjectID, e.Name, e.Slug, e.Host, e.Kind, e.Ref, e.Parent, e.HeadSHA,
+		e.DeployedSHA, e.State, e.Tier, e.ExternalURL, e.Description, e.MRIID, micros(e.MRUpdatedAt),
+		seenJSON(e.SeenSHAs), micros(e.CreatedAt), micros(e.UpdatedAt), micros(e.DeletedAt)).Scan(&e.ID)
+	if isUniqueViolation(err) {
+		return fmt.Errorf("environment %q (host %s): %w", e.Name, e.Host, ErrConflict)
+	}
+	return err
+}
+
+// GetEnvironment returns an environment of an integration by name, tombstones included.
+func GetEnvironment(ctx context.Context, q Querier, integration, name string) (Environment, error) {
+	return scanEnv(q.QueryRowContext(ctx, `SELECT `+envCols+` FROM environments WHERE integration_name = $1 AND name = $2`, integration, name))
+}
+
+// GetEnvironmentByID returns a live (not deleted) environment by id.
+func GetEnvironmentByID(ctx context.Context, q Querier, id int64) (Environment, error) {
+	return scanEnv(q.QueryRowContext(ctx, `SELECT `+envCols+` FROM environments WHERE id = $1 AND deleted_at = 0`, id))
+}
+
+// GetEnvironmentByHost returns the live environment with that host label.
+func GetEnvironmentByHost(ctx context.Context, q Querier, host string) (Environment, error) {
+	return scanEnv(q.QueryRowContext(ctx, `SELECT `+envCols+` FROM environments WHERE host = $1 AND deleted_at = 0`, host))
+}
+
+// EnvironmentsOfIntegration returns every environment of an integration by
+// name; withDeleted includes tombstones (the lifecycle needs them).
+func EnvironmentsOfIntegration(ctx context.Context, q Querier, integration string, withDeleted bool) ([]Environment, error) {
+	query := `SELECT ` + envCols + ` FROM environments WHERE integration_name = $1`
+	if !withDeleted {
+		query += ` AND deleted_at = 0`
+	}
+	return listEnvs(ctx, q, query+` ORDER BY name`, integration)
+}
+
+// EnvFilter selects environments of one GitLab project for the GitLab-compatible API.
+type EnvFilter struct {
+	ProjectID int64
+	Name      string // exact
+	Search    string // substring
+	State     string // GitLab state: available, stopping, stopped; "" = all
+	Limit     int
+	Offset    int
+}
+
+// ListProjectEnvironments returns one page of a project's live environments
+// ordered by id, and the total that match. It pages in the database.
+func ListProjectEnvironments(ctx context.Context, q Querier, f EnvFilter) ([]Environment, int, error) {
+	where := []string{"project_id = $1", "deleted_at = 0"}
+	args := []any{f.ProjectID}
+	if f.Name != "" {
+		args = append(args, f.Name)
+		where = append(where, fmt.Sprintf("name = $%d", len(args)))
+	}
+	if f.Search != "" {
+		args = append(args, "%"+escapeLike(f.Search)+"%")
+		where = append(where, fmt.Sprintf("name LIKE $%d ESCAPE '\\'", len(args)))
+	}
+	if f.State != "" {
+		var ph []string
+		for _, s := range statesFor(f.State) {
+			args = append(args, s)
+			ph = append(ph, fmt.Sprintf("$%d", len(args)))
+		}
+		if len(ph) == 0 {
+			return []Environment{}, 0, nil
+		}
+		where = append(where, "state IN ("+strings.Join(ph, ",")+")")
+	}
+	cond := strings.Join(where, " AND ")
+	var total int
+	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM environments WHERE `+cond, args...).Scan(&total); err != nil {
+		return nil, 0, err
+	}
+	args = append(args, f.Limit, f.Offset)
+	envs, err := listEnvs(ctx, q, fmt.Sprintf(`SELECT %s FROM environments WHERE %s ORDER BY id LIMIT $%d OFFSET $%d`,
+		envCols, cond, len(args)-1, len(args)), args...)
+	return envs, total, err
+}
+
+func escapeLike(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return r.Replace(s)
+}
+
+func listEnvs(ctx context.Context, q Querier, query string, args ...any) ([]Environment, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []Environment{}
+	for rows.Next() {
+		e, err := scanEnv(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// CountEnvironmentsByState returns live environments per state (for /metrics).
+func CountEnvironmentsByState(ctx context.Context, q Querier) (map[string]int, error) {
+	rows, err := q.QueryContext(ctx, `SELECT state, COUNT(*) FROM environments WHERE deleted_at = 0 GROUP BY state`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var s string
+		var n int
+		if err := rows.Scan(&s, &n); err != nil {
+			return nil, err
+		}
+		out[s] = n
+	}
+	return out, rows.Err()
+}

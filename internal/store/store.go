@@ -1,0 +1,188 @@
+// Package store is glenv's database: the schema, its migrations and every
+// query, on SQLite (the default, pure Go, WAL) and PostgreSQL (pgx). Queries
+// are plain SQL written once for both: `$n` placeholders, BIGINT microsecond
+// times, RETURNING and ON CONFLICT, which both databases understand.
+//
+// Both databases are reached through database/sql so that one transaction
+// type (*sql.Tx) carries glenv's writes and River's job inserts alike; that is
+// what lets a webhook delivery and its job commit atomically on either
+// database. It must not call GitLab or run processes.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL driver "pgx"
+	_ "modernc.org/sqlite"             // SQLite driver "sqlite"
+)
+
+// Dialect names the database behind a Store.
+type Dialect string
+
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// Store holds the connection pools.
+type Store struct {
+	// DB is the pool for writes and transactions (on SQLite a single
+	// connection: SQLite has one writer, and River's SQLite driver wants it so).
+	DB *sql.DB
+	// read serves read-only queries; on SQLite a separate pool so reads never
+	// queue behind the writer (WAL lets them run alongside it).
+	read    *sql.DB
+	Dialect Dialect
+	// Location is a printable description of the database, without passwords.
+	Location string
+}
+
+// Open connects to the database named by databaseURL ("" = SQLite file
+// glenv.db in dataDir, sqlite:///path, or postgres://…) and applies pending
+// migrations.
+func Open(ctx context.Context, databaseURL, dataDir string) (*Store, error) {
+	s, err := open(databaseURL, dataDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.DB.PingContext(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("connect to database %s: %w", s.Location, err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func open(databaseURL, dataDir string) (*Store, error) {
+	switch {
+	case strings.HasPrefix(databaseURL, "postgres://"), strings.HasPrefix(databaseURL, "postgresql://"):
+		db, err := sql.Open("pgx", databaseURL)
+		if err != nil {
+			return nil, fmt.Errorf("--database-url: %w", err)
+		}
+		db.SetMaxOpenConns(20)
+		db.SetMaxIdleConns(20)
+		return &Store{DB: db, read: db, Dialect: Postgres, Location: redact(databaseURL)}, nil
+	case databaseURL == "", strings.HasPrefix(databaseURL, "sqlite://"), strings.HasPrefix(databaseURL, "file:"):
+		path := filepath.Join(dataDir, "glenv.db")
+		if databaseURL != "" {
+			path = strings.TrimPrefix(strings.TrimPrefix(databaseURL, "sqlite://"), "file:")
+			if i := strings.IndexByte(path, '?'); i >= 0 {
+				path = path[:i]
+			}
+		}
+		if path == "" {
+			return nil, fmt.Errorf("--database-url %q: name a file, e.g. sqlite:///var/lib/glenv/glenv.db", databaseURL)
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("create directory for SQLite database %s: %w", path, err)
+		}
+		dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
+			"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+		w, err := sql.Open("sqlite", dsn)
+		if err != nil {
+			return nil, err
+		}
+		w.SetMaxOpenConns(1)
+		w.SetConnMaxIdleTime(0)
+		w.SetConnMaxLifetime(0)
+		r, err := sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
+		if err != nil {
+			w.Close()
+			return nil, err
+		}
+		r.SetMaxOpenConns(8)
+		return &Store{DB: w, read: r, Dialect: SQLite, Location: path}, nil
+	default:
+		return nil, fmt.Errorf("--database-url %q: must be empty (SQLite in the data dir), sqlite:///path/to/glenv.db or postgres://user:pass@host/db", redact(databaseURL))
+	}
+}
+
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// Close closes the pools.
+func (s *Store) Close() error {
+	err := s.DB.Close()
+	if s.read != s.DB {
+		err = errors.Join(err, s.read.Close())
+	}
+	return err
+}
+
+// Ping checks the database answers (for /readyz).
+func (s *Store) Ping(ctx context.Context) error { return s.read.PingContext(ctx) }
+
+// Tx runs fn in one transaction, committing when it returns nil.
+func (s *Store) Tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// Querier is what both *sql.DB and *sql.Tx offer; queries take one so they
+// can run inside a caller's transaction or on their own.
+type Querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// Reader is the pool for read-only queries outside transactions.
+func (s *Store) Reader() Querier { return s.read }
+
+// ErrNotFound is returned when a queried row does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrConflict is returned when a unique key is already taken.
+var ErrConflict = errors.New("already exists")
+
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func fromMicros(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(v).UTC()
+}
+
+// Now is the store's clock, in microseconds, UTC.
+func Now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+func isUniqueViolation(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "UNIQUE constraint failed") || strings.Contains(msg, "SQLSTATE 23505")
+}

@@ -1,0 +1,194 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/glenv/glenv/internal/store"
+	"github.com/glenv/glenv/internal/store/storetest"
+)
+
+func integ(name string) *store.Integration {
+	return &store.Integration{Name: name, Type: "gitlab", BaseURL: "https://gitlab.example.com", ProjectID: 42,
+		ProjectPath: "group/app", DefaultBranch: "main", TokenSealed: "v1:x", WebhookSecretSealed: "v1:y", Space: "root",
+		Labels: []string{"team:web"}, FetchBranches: true}
+}
+
+func TestIntegrationsRoundTripAndNamesAreUnique(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		in := integ("app")
+		if err := store.CreateIntegration(ctx, s.DB, in); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.CreateIntegration(ctx, s.DB, integ("app")); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("second create with same name: err = %v, want ErrConflict", err)
+		}
+		got, err := store.GetIntegration(ctx, s.Reader(), "app")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.ProjectID != 42 || !got.FetchBranches || got.PruneBranches || len(got.Labels) != 1 || got.Labels[0] != "team:web" {
+			t.Fatalf("round trip lost fields: %+v", got)
+		}
+		got.BuildTags = "v*"
+		if err := store.UpdateIntegration(ctx, s.DB, &got); err != nil {
+			t.Fatal(err)
+		}
+		again, _ := store.GetIntegration(ctx, s.Reader(), "app")
+		if again.BuildTags != "v*" {
+			t.Fatalf("update not stored: %+v", again)
+		}
+		if _, err := store.GetIntegration(ctx, s.Reader(), "nope"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("missing integration err = %v", err)
+		}
+	})
+}
+
+func TestDeletingAnIntegrationDetachesItsEnvironments(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		in := integ("app")
+		store.CreateIntegration(ctx, s.DB, in)
+		env := &store.Environment{IntegrationID: in.ID, IntegrationName: "app", ProjectID: 42, Name: "main", Slug: "main",
+			Host: "main--app", Kind: "branch", Ref: "main", State: store.StateActive}
+		if err := store.SaveEnvironment(ctx, s.DB, env); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.DeleteIntegration(ctx, s.DB, in.ID); err != nil {
+			t.Fatal(err)
+		}
+		got, err := store.GetEnvironment(ctx, s.Reader(), "app", "main")
+		if err != nil {
+			t.Fatalf("environment gone after integration delete: %v", err)
+		}
+		if !got.Detached || got.State != store.StateActive {
+			t.Fatalf("want detached active env, got %+v", got)
+		}
+		in2 := integ("app")
+		store.CreateIntegration(ctx, s.DB, in2)
+		if err := store.ReattachEnvironments(ctx, s.DB, *in2); err != nil {
+			t.Fatal(err)
+		}
+		got, _ = store.GetEnvironment(ctx, s.Reader(), "app", "main")
+		if got.Detached || got.IntegrationID != in2.ID {
+			t.Fatalf("re-created integration did not get its environment back: %+v", got)
+		}
+	})
+}
+
+func TestProjectEnvironmentsArePagedAndFilteredInTheDatabase(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		in := integ("app")
+		store.CreateIntegration(ctx, s.DB, in)
+		for i := 0; i < 25; i++ {
+			state := store.StateActive
+			if i%5 == 0 {
+				state = store.StateInactive
+			}
+			e := &store.Environment{IntegrationID: in.ID, IntegrationName: "app", ProjectID: 42,
+				Name: fmt.Sprintf("review/feature_%02d", i), Slug: fmt.Sprintf("s%d", i), Host: fmt.Sprintf("s%d--app", i),
+				Kind: "branch", State: state}
+			if err := store.SaveEnvironment(ctx, s.DB, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tests := []struct {
+			name      string
+			f         store.EnvFilter
+			wantLen   int
+			wantTotal int
+		}{
+			{"first page", store.EnvFilter{ProjectID: 42, Limit: 10}, 10, 25},
+			{"last page", store.EnvFilter{ProjectID: 42, Limit: 10, Offset: 20}, 5, 25},
+			{"exact name", store.EnvFilter{ProjectID: 42, Name: "review/feature_03", Limit: 10}, 1, 1},
+			{"search substring", store.EnvFilter{ProjectID: 42, Search: "ture_1", Limit: 100}, 10, 10},
+			{"search treats _ literally", store.EnvFilter{ProjectID: 42, Search: "e_0", Limit: 100}, 10, 10},
+			{"stopped = inactive", store.EnvFilter{ProjectID: 42, State: "stopped", Limit: 100}, 5, 5},
+			{"available", store.EnvFilter{ProjectID: 42, State: "available", Limit: 100}, 20, 20},
+			{"other project", store.EnvFilter{ProjectID: 7, Limit: 100}, 0, 0},
+		}
+		for _, tt := range tests {
+			got, total, err := store.ListProjectEnvironments(ctx, s.Reader(), tt.f)
+			if err != nil {
+				t.Fatalf("%s: %v", tt.name, err)
+			}
+			if len(got) != tt.wantLen || total != tt.wantTotal {
+				t.Errorf("%s: got %d rows total %d, want %d total %d", tt.name, len(got), total, tt.wantLen, tt.wantTotal)
+			}
+		}
+	})
+}
+
+func TestDuplicateIdempotencyKeyIsRecordedAsDuplicate(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		d1 := &store.Delivery{IntegrationName: "app", Event: "Push Hook", IdempotencyKey: "k1", Status: store.DeliveryAccepted, Body: "{}", Headers: "{}"}
+		dup, err := store.InsertDelivery(ctx, s.DB, d1)
+		if err != nil || dup {
+			t.Fatalf("first insert dup=%v err=%v", dup, err)
+		}
+		d2 := &store.Delivery{IntegrationName: "app", Event: "Push Hook", IdempotencyKey: "k1", Status: store.DeliveryAccepted, Body: "{}", Headers: "{}"}
+		dup, err = store.InsertDelivery(ctx, s.DB, d2)
+		if err != nil || !dup || d2.DuplicateOf != d1.ID || d2.Status != store.DeliveryDuplicate {
+			t.Fatalf("second insert dup=%v err=%v d2=%+v", dup, err, d2)
+		}
+		d3 := &store.Delivery{IntegrationName: "other", Event: "Push Hook", IdempotencyKey: "k1", Status: store.DeliveryAccepted, Body: "{}", Headers: "{}"}
+		if dup, _ := store.InsertDelivery(ctx, s.DB, d3); dup {
+			t.Fatal("same key on another integration counted as duplicate")
+		}
+	})
+}
+
+func TestAPITokensAuthenticateUntilRevoked(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		v := store.NewTokenValue()
+		tok, err := store.CreateAPIToken(ctx, s.DB, "ci", store.RoleMember, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.Authenticate(ctx, s.Reader(), v); err != nil {
+			t.Fatalf("fresh token rejected: %v", err)
+		}
+		if _, err := store.Authenticate(ctx, s.Reader(), v+"x"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("wrong token accepted: %v", err)
+		}
+		store.RevokeAPIToken(ctx, s.DB, tok.ID)
+		if _, err := store.Authenticate(ctx, s.Reader(), v); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("revoked token accepted: %v", err)
+		}
+	})
+}
+
+func TestMigrationsAreIdempotentAcrossRestarts(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			url := b.URL(t)
+			dir := t.TempDir()
+			for i := 0; i < 2; i++ {
+				s, err := store.Open(context.Background(), url, dir)
+				if err != nil {
+					t.Fatalf("open #%d: %v", i+1, err)
+				}
+				ok, err := s.Migrated(context.Background())
+				s.Close()
+				if err != nil || !ok {
+					t.Fatalf("open #%d: migrated=%v err=%v", i+1, ok, err)
+				}
+			}
+		})
+	}
+}
+
+func TestBadDatabaseURLNamesTheFlag(t *testing.T) {
+	_, err := store.Open(context.Background(), "mysql://x", t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "--database-url") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
