@@ -6,7 +6,6 @@ package config
 import (
 	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -36,10 +35,10 @@ type setting struct {
 	def        string
 }
 
-func (c *Config) settings() []setting {
+func (c *Config) settings(getenv func(string) string) []setting {
 	return []setting{
 		{name: "listen", str: &c.Listen, def: "127.0.0.1:8080", help: "address the HTTP server listens on (API, webhooks and environments)"},
-		{name: "data-dir", str: &c.DataDir, def: defaultDataDir(), help: "directory for the SQLite database, secret key, admin token and environments"},
+		{name: "data-dir", str: &c.DataDir, def: c.DefaultDataDir(getenv), help: "directory for the SQLite database, secret key, admin token and environments"},
 		{name: "database-url", str: &c.DatabaseURL, help: "database URL: empty = SQLite in the data dir, sqlite:///path/to/file.db, or postgres://…"},
 		{name: "public-url", str: &c.PublicURL, help: "URL GitLab and people reach glenv at (webhook URLs derive from it); default http://<listen>"},
 		{name: "env-domain", str: &c.EnvDomain, def: "localhost", help: "domain under which environments get their host names (<slug>--<integration>.<env-domain>)"},
@@ -51,11 +50,12 @@ func (c *Config) settings() []setting {
 	}
 }
 
-func defaultDataDir() string {
-	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+// DefaultDataDir is $XDG_DATA_HOME/glenv, else ~/.local/share/glenv.
+func (c *Config) DefaultDataDir(getenv func(string) string) string {
+	if d := getenv("XDG_DATA_HOME"); d != "" {
 		return filepath.Join(d, "glenv")
 	}
-	if h, err := os.UserHomeDir(); err == nil {
+	if h := getenv("HOME"); h != "" {
 		return filepath.Join(h, ".local", "share", "glenv")
 	}
 	return "glenv-data"
@@ -69,7 +69,7 @@ func EnvName(flag string) string {
 // Bind registers every setting on fs. Defaults come from GLENV_* variables
 // when set, so an explicit flag still wins over the environment.
 func (c *Config) Bind(fs *pflag.FlagSet, getenv func(string) string) {
-	for _, s := range c.settings() {
+	for _, s := range c.settings(getenv) {
 		def := s.def
 		help := s.help + " [" + EnvName(s.name) + "]"
 		if v := getenv(EnvName(s.name)); v != "" {

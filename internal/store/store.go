@@ -88,6 +88,10 @@ func open(databaseURL, dataDir string) (*Store, error) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, fmt.Errorf("create directory for SQLite database %s: %w", path, err)
 		}
+		// The database holds sealed secrets and deliveries: owner-only.
+		if f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600); err == nil {
+			f.Close()
+		}
 		dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
 			"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 		w, err := sql.Open("sqlite", dsn)

@@ -191,4 +191,3 @@ func TestBadDatabaseURLNamesTheFlag(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
-

@@ -78,6 +78,7 @@ CREATE TABLE deliveries (
     processed_at     BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX deliveries_integration ON deliveries (integration_name, id);
+CREATE INDEX deliveries_status ON deliveries (status);
 
 CREATE TABLE activities (
     id               {{ID}},

@@ -1,0 +1,184 @@
+// Package api is glenv's native JSON API under /api/v1, the one the CLI
+// uses. Handlers check input, call the integration service, the store and the
+// queue, and answer JSON; errors name the field and the rule. It holds no
+// business rules of its own.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/glenv/glenv/internal/integration"
+	"github.com/glenv/glenv/internal/jobs"
+	"github.com/glenv/glenv/internal/store"
+)
+
+// API serves /api/v1.
+type API struct {
+	Store        *store.Store
+	Integrations *integration.Service
+	Queue        *jobs.Queue
+	Log          *slog.Logger
+	// EnvURL returns an environment's URL.
+	EnvURL func(store.Environment) string
+}
+
+// Error is the body of every error answer.
+type Error struct {
+	Error string `json:"error"`
+	Field string `json:"field,omitempty"`
+}
+
+type ctxKey struct{}
+
+// TokenFrom returns the authenticated API token of a request.
+func TokenFrom(ctx context.Context) (store.APIToken, bool) {
+	t, ok := ctx.Value(ctxKey{}).(store.APIToken)
+	return t, ok
+}
+
+// Authenticate checks a bearer (or PRIVATE-TOKEN) API token and returns it.
+func Authenticate(ctx context.Context, s *store.Store, r *http.Request) (store.APIToken, bool) {
+	v := r.Header.Get("PRIVATE-TOKEN")
+	if h := r.Header.Get("Authorization"); v == "" && len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		v = strings.TrimSpace(h[7:])
+	}
+	if v == "" {
+		return store.APIToken{}, false
+	}
+	t, err := store.Authenticate(ctx, s.Reader(), v)
+	return t, err == nil
+}
+
+// Handler returns the routes under /api/v1.
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/me", a.me)
+	mux.HandleFunc("POST /api/v1/integrations", a.addIntegration)
+	mux.HandleFunc("GET /api/v1/integrations", a.listIntegrations)
+	mux.HandleFunc("GET /api/v1/integrations/{name}", a.getIntegration)
+	mux.HandleFunc("PATCH /api/v1/integrations/{name}", a.updateIntegration)
+	mux.HandleFunc("DELETE /api/v1/integrations/{name}", a.deleteIntegration)
+	mux.HandleFunc("POST /api/v1/integrations/{name}/validate", a.validateIntegration)
+	mux.HandleFunc("POST /api/v1/integrations/{name}/reconcile", a.reconcileIntegration)
+	mux.HandleFunc("GET /api/v1/environments", a.listEnvironments)
+	mux.HandleFunc("GET /api/v1/environments/{id}", a.getEnvironment)
+	mux.HandleFunc("POST /api/v1/environments/{id}/{op}", a.environmentOp)
+	mux.HandleFunc("DELETE /api/v1/environments/{id}", a.deleteEnvironment)
+	mux.HandleFunc("GET /api/v1/activities", a.listActivities)
+	mux.HandleFunc("GET /api/v1/activities/{id}", a.getActivity)
+	mux.HandleFunc("GET /api/v1/activities/{id}/log", a.activityLog)
+	mux.HandleFunc("GET /api/v1/deliveries", a.listDeliveries)
+	mux.HandleFunc("GET /api/v1/deliveries/{id}", a.getDelivery)
+	mux.HandleFunc("POST /api/v1/tokens", a.adminOnly(a.createToken))
+	mux.HandleFunc("GET /api/v1/tokens", a.adminOnly(a.listTokens))
+	mux.HandleFunc("DELETE /api/v1/tokens/{id}", a.adminOnly(a.revokeToken))
+	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
+		writeErr(w, http.StatusNotFound, Error{Error: fmt.Sprintf("no API route %s %s: see the README for /api/v1", r.Method, r.URL.Path)})
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := Authenticate(r.Context(), a.Store, r)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="glenv"`)
+			writeErr(w, http.StatusUnauthorized, Error{Error: "missing or invalid API token: send Authorization: Bearer <token> (glenv --api-token / GLENV_API_TOKEN)"})
+			return
+		}
+		mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, tok)))
+	})
+}
+
+func (a *API) adminOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if t, _ := TokenFrom(r.Context()); t.Role != store.RoleAdmin {
+			writeErr(w, http.StatusForbidden, Error{Error: "this needs an admin API token"})
+			return
+		}
+		h(w, r)
+	}
+}
+
+func isAdmin(r *http.Request) bool {
+	t, _ := TokenFrom(r.Context())
+	return t.Role == store.RoleAdmin
+}
+
+func (a *API) me(w http.ResponseWriter, r *http.Request) {
+	t, _ := TokenFrom(r.Context())
+	writeJSON(w, http.StatusOK, t)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, code int, e Error) { writeJSON(w, code, e) }
+
+// fail maps an error onto a status and a body that says what to do.
+func (a *API) fail(w http.ResponseWriter, r *http.Request, what string, err error) {
+	var fe *integration.FieldError
+	switch {
+	case errors.As(err, &fe):
+		writeErr(w, http.StatusBadRequest, Error{Error: fe.Error(), Field: fe.Field})
+	case errors.Is(err, store.ErrNotFound):
+		writeErr(w, http.StatusNotFound, Error{Error: what + " not found"})
+	case errors.Is(err, store.ErrConflict):
+		writeErr(w, http.StatusConflict, Error{Error: err.Error()})
+	case errors.Is(err, errBadRequest):
+		writeErr(w, http.StatusBadRequest, Error{Error: err.Error()})
+	default:
+		status := http.StatusInternalServerError
+		msg := err.Error()
+		if isGitLabError(err) {
+			status = http.StatusBadGateway
+		} else {
+			a.Log.Error("api", "path", r.URL.Path, "err", err)
+		}
+		writeErr(w, status, Error{Error: msg})
+	}
+}
+
+var errBadRequest = errors.New("bad request")
+
+// decode reads a JSON body strictly: unknown fields are errors that name them.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("%w: body must be a JSON object", errBadRequest)
+		}
+		return fmt.Errorf("%w: body: %v", errBadRequest, err)
+	}
+	return nil
+}
+
+func pathID(r *http.Request) (int64, error) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, fmt.Errorf("%w: id %q must be a positive number", errBadRequest, r.PathValue("id"))
+	}
+	return id, nil
+}
+
+func queryInt(r *http.Request, name string, def, max int) (int, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > max {
+		return 0, fmt.Errorf("%w: %s must be a number from 1 to %d", errBadRequest, name, max)
+	}
+	return n, nil
+}

@@ -1,0 +1,194 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/glenv/glenv/internal/jobs"
+	"github.com/glenv/glenv/internal/store"
+)
+
+// envView is an environment as the native API shows it.
+type envView struct {
+	store.Environment
+	URL         string `json:"url"`
+	GitLabState string `json:"gitlab_state"`
+}
+
+func (a *API) view(e store.Environment) envView {
+	return envView{Environment: e, URL: a.EnvURL(e), GitLabState: store.GitLabState(e.State)}
+}
+
+// listEnvironments answers ?integration=NAME[&name=ENV].
+func (a *API) listEnvironments(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	integ, name := q.Get("integration"), q.Get("name")
+	var envs []store.Environment
+	var err error
+	if integ == "" {
+		ins, lerr := store.ListIntegrations(r.Context(), a.Store.Reader())
+		if lerr != nil {
+			a.fail(w, r, "integrations", lerr)
+			return
+		}
+		for _, in := range ins {
+			es, lerr := store.EnvironmentsOfIntegration(r.Context(), a.Store.Reader(), in.Name, false)
+			if lerr != nil {
+				a.fail(w, r, "environments", lerr)
+				return
+			}
+			envs = append(envs, es...)
+		}
+	} else {
+		if _, err = store.GetIntegration(r.Context(), a.Store.Reader(), integ); err != nil && !errors.Is(err, store.ErrNotFound) {
+			a.fail(w, r, "integration "+integ, err)
+			return
+		}
+		envs, err = store.EnvironmentsOfIntegration(r.Context(), a.Store.Reader(), integ, false)
+		if err != nil {
+			a.fail(w, r, "environments", err)
+			return
+		}
+	}
+	out := []envView{}
+	for _, e := range envs {
+		if name == "" || e.Name == name {
+			out = append(out, a.view(e))
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) getEnvironment(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		a.fail(w, r, "environment", err)
+		return
+	}
+	e, err := store.GetEnvironmentByID(r.Context(), a.Store.Reader(), id)
+	if err != nil {
+		a.fail(w, r, fmt.Sprintf("environment %d", id), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, a.view(e))
+}
+
+func (a *API) environmentOp(w http.ResponseWriter, r *http.Request) {
+	a.operate(w, r, jobs.EnvOp(r.PathValue("op")))
+}
+
+func (a *API) deleteEnvironment(w http.ResponseWriter, r *http.Request) {
+	a.operate(w, r, jobs.OpDelete)
+}
+
+func (a *API) operate(w http.ResponseWriter, r *http.Request, op jobs.EnvOp) {
+	id, err := pathID(r)
+	if err != nil {
+		a.fail(w, r, "environment", err)
+		return
+	}
+	switch op {
+	case jobs.OpActivate, jobs.OpDeactivate, jobs.OpRedeploy, jobs.OpDelete:
+	default:
+		writeErr(w, http.StatusNotFound, Error{Error: fmt.Sprintf("unknown environment operation %q: use activate, deactivate, redeploy or DELETE", op)})
+		return
+	}
+	e, err := a.Queue.Operate(r.Context(), id, op)
+	if errors.Is(err, jobs.ErrRefused) {
+		writeErr(w, http.StatusConflict, Error{Error: err.Error()})
+		return
+	}
+	if err != nil {
+		a.fail(w, r, fmt.Sprintf("environment %d", id), err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, a.view(e))
+}
+
+func (a *API) listActivities(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := store.ActivityFilter{Integration: q.Get("integration"), Kind: q.Get("kind")}
+	var err error
+	if f.Limit, err = queryInt(r, "limit", 50, 1000); err != nil {
+		a.fail(w, r, "activities", err)
+		return
+	}
+	for name, dst := range map[string]*int64{"environment_id": &f.EnvironmentID, "delivery_id": &f.DeliveryID} {
+		if v := q.Get(name); v != "" {
+			if *dst, err = strconv.ParseInt(v, 10, 64); err != nil {
+				a.fail(w, r, "activities", fmt.Errorf("%w: %s must be a number", errBadRequest, name))
+				return
+			}
+		}
+	}
+	acts, err := store.ListActivities(r.Context(), a.Store.Reader(), f)
+	if err != nil {
+		a.fail(w, r, "activities", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, acts)
+}
+
+func (a *API) getActivity(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		a.fail(w, r, "activity", err)
+		return
+	}
+	act, err := store.GetActivity(r.Context(), a.Store.Reader(), id)
+	if err != nil {
+		a.fail(w, r, fmt.Sprintf("activity %d", id), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, act)
+}
+
+func (a *API) activityLog(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		a.fail(w, r, "activity", err)
+		return
+	}
+	act, err := store.GetActivity(r.Context(), a.Store.Reader(), id)
+	if err != nil {
+		a.fail(w, r, fmt.Sprintf("activity %d", id), err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte(act.Log))
+}
+
+func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request) {
+	limit, err := queryInt(r, "limit", 50, 1000)
+	if err != nil {
+		a.fail(w, r, "deliveries", err)
+		return
+	}
+	ds, err := store.ListDeliveries(r.Context(), a.Store.Reader(), r.URL.Query().Get("integration"), limit)
+	if err != nil {
+		a.fail(w, r, "deliveries", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ds)
+}
+
+func (a *API) getDelivery(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		a.fail(w, r, "delivery", err)
+		return
+	}
+	d, err := store.GetDelivery(r.Context(), a.Store.Reader(), id)
+	if err != nil {
+		a.fail(w, r, fmt.Sprintf("delivery %d", id), err)
+		return
+	}
+	acts, err := store.ListActivities(r.Context(), a.Store.Reader(), store.ActivityFilter{DeliveryID: id, Limit: 1000})
+	if err != nil {
+		a.fail(w, r, "activities", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"delivery": d, "activities": acts})
+}

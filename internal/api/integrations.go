@@ -1,0 +1,127 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/glenv/glenv/internal/gitlab"
+	"github.com/glenv/glenv/internal/integration"
+	"github.com/glenv/glenv/internal/store"
+)
+
+func isGitLabError(err error) bool {
+	for _, e := range []error{gitlab.ErrUnreachable, gitlab.ErrUnauthorized, gitlab.ErrForbidden, gitlab.ErrNotFound, gitlab.ErrRateLimited} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *API) addIntegration(w http.ResponseWriter, r *http.Request) {
+	var in integration.Input
+	if err := decode(r, &in); err != nil {
+		a.fail(w, r, "integration", err)
+		return
+	}
+	res, err := a.Integrations.Add(r.Context(), in)
+	if errors.Is(err, integration.ErrConfirm) {
+		writeJSON(w, http.StatusConflict, struct {
+			Error string `json:"error"`
+			integration.Result
+		}{err.Error(), res})
+		return
+	}
+	if err != nil {
+		a.fail(w, r, "integration", err)
+		return
+	}
+	code := http.StatusOK
+	if res.Created {
+		code = http.StatusCreated
+	}
+	writeJSON(w, code, res)
+}
+
+func (a *API) listIntegrations(w http.ResponseWriter, r *http.Request) {
+	ins, err := store.ListIntegrations(r.Context(), a.Store.Reader())
+	if err != nil {
+		a.fail(w, r, "integrations", err)
+		return
+	}
+	out := make([]integration.Result, 0, len(ins))
+	for _, in := range ins {
+		out = append(out, integration.Result{Integration: in, HookURL: a.Integrations.HookURL(in.Name), Warnings: []string{}, Environments: []string{}, WouldDelete: []string{}})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) getIntegration(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	in, err := store.GetIntegration(r.Context(), a.Store.Reader(), name)
+	if err != nil {
+		a.fail(w, r, "integration "+name, err)
+		return
+	}
+	res := integration.Result{Integration: in, HookURL: a.Integrations.HookURL(name), Warnings: []string{}, Environments: []string{}, WouldDelete: []string{}}
+	if r.URL.Query().Get("show_secret") == "true" {
+		if !isAdmin(r) {
+			writeErr(w, http.StatusForbidden, Error{Error: "only admin API tokens can read the webhook secret"})
+			return
+		}
+		if res.WebhookSecret, err = a.Integrations.RevealSecret(r.Context(), name); err != nil {
+			a.fail(w, r, "integration "+name, err)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (a *API) updateIntegration(w http.ResponseWriter, r *http.Request) {
+	var in integration.Input
+	if err := decode(r, &in); err != nil {
+		a.fail(w, r, "integration", err)
+		return
+	}
+	name := r.PathValue("name")
+	res, err := a.Integrations.Update(r.Context(), name, in)
+	if err != nil {
+		a.fail(w, r, "integration "+name, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (a *API) deleteIntegration(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	warnings, err := a.Integrations.Delete(r.Context(), name)
+	if err != nil {
+		a.fail(w, r, "integration "+name, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"deleted": name, "warnings": warnings})
+}
+
+func (a *API) validateIntegration(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	checks, err := a.Integrations.Validate(r.Context(), name)
+	if err != nil {
+		a.fail(w, r, "integration "+name, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, checks)
+}
+
+func (a *API) reconcileIntegration(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if _, err := store.GetIntegration(r.Context(), a.Store.Reader(), name); err != nil {
+		a.fail(w, r, "integration "+name, err)
+		return
+	}
+	applied, err := a.Queue.ReconcileNow(r.Context(), name)
+	if err != nil {
+		a.fail(w, r, "integration "+name, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, applied)
+}

@@ -1,0 +1,350 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/glenv/glenv/internal/store"
+)
+
+type envView struct {
+	store.Environment
+	URL         string `json:"url"`
+	GitLabState string `json:"gitlab_state"`
+}
+
+// resolveEnv finds an environment by name within an integration; with no
+// --integration it uses the only integration there is.
+func resolveEnv(c *client, integ, name string) (envView, error) {
+	q := url.Values{"name": {name}}
+	if integ != "" {
+		q.Set("integration", integ)
+	}
+	var envs []envView
+	if err := c.do(http.MethodGet, "/api/v1/environments?"+q.Encode(), nil, &envs); err != nil {
+		return envView{}, err
+	}
+	switch len(envs) {
+	case 0:
+		if integ == "" {
+			return envView{}, fmt.Errorf("no environment named %q (see glenv environment:list)", name)
+		}
+		return envView{}, fmt.Errorf("no environment named %q in integration %s (see glenv environment:list --integration %s)", name, integ, integ)
+	case 1:
+		return envs[0], nil
+	}
+	return envView{}, fmt.Errorf("%d integrations have an environment named %q: pass --integration", len(envs), name)
+}
+
+func environmentCommands(cf *clientFlags, getenv Env) []*cobra.Command {
+	var integ string
+	addInteg := func(c *cobra.Command) *cobra.Command {
+		c.Flags().StringVarP(&integ, "integration", "i", "", "integration the environment belongs to (needed when several have the name)")
+		return c
+	}
+	list := addInteg(&cobra.Command{
+		Use: "environment:list", Short: "List environments", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cf.client(getenv)
+			if err != nil {
+				return err
+			}
+			path := "/api/v1/environments"
+			if integ != "" {
+				path += "?integration=" + url.QueryEscape(integ)
+			}
+			var envs []envView
+			if err := c.do(http.MethodGet, path, nil, &envs); err != nil {
+				return err
+			}
+			if cf.format == "json" {
+				return printJSON(cmd.OutOrStdout(), envs)
+			}
+			var rows [][]string
+			for _, e := range envs {
+				rows = append(rows, []string{e.Name, e.IntegrationName, e.State, e.Parent, shortSHA(e.HeadSHA), shortSHA(e.DeployedSHA), e.URL})
+			}
+			table(cmd.OutOrStdout(), []string{"NAME", "INTEGRATION", "STATE", "PARENT", "HEAD", "DEPLOYED", "URL"}, rows)
+			return nil
+		},
+	})
+	get := addInteg(&cobra.Command{
+		Use: "environment:get ENVIRONMENT", Short: "Show an environment", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(getenv)
+			if err != nil {
+				return err
+			}
+			e, err := resolveEnv(c, integ, args[0])
+			if err != nil {
+				return err
+			}
+			return printEnv(cmd, cf, e)
+		},
+	})
+	urlCmd := addInteg(&cobra.Command{
+		Use: "environment:url ENVIRONMENT", Short: "Print an environment's URL", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(getenv)
+			if err != nil {
+				return err
+			}
+			e, err := resolveEnv(c, integ, args[0])
+			if err != nil {
+				return err
+			}
+			if cf.format == "json" {
+				return printJSON(cmd.OutOrStdout(), map[string]string{"url": e.URL})
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), e.URL)
+			return nil
+		},
+	})
+	op := func(name, short string) *cobra.Command {
+		return addInteg(&cobra.Command{
+			Use: "environment:" + name + " ENVIRONMENT", Short: short, Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				c, err := cf.client(getenv)
+				if err != nil {
+					return err
+				}
+				e, err := resolveEnv(c, integ, args[0])
+				if err != nil {
+					return err
+				}
+				method, path := http.MethodPost, fmt.Sprintf("/api/v1/environments/%d/%s", e.ID, name)
+				if name == "delete" {
+					method, path = http.MethodDelete, fmt.Sprintf("/api/v1/environments/%d", e.ID)
+				}
+				var out envView
+				if err := c.do(method, path, nil, &out); err != nil {
+					return err
+				}
+				if cf.format == "json" {
+					return printJSON(cmd.OutOrStdout(), out)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "Environment %s: %s requested (state %s). Follow it with: glenv activity:list --environment %s\n", e.Name, name, out.State, e.Name)
+				return nil
+			},
+		})
+	}
+	logs := addInteg(&cobra.Command{
+		Use: "environment:logs ENVIRONMENT", Short: "Print the log of the environment's latest deploy", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(getenv)
+			if err != nil {
+				return err
+			}
+			e, err := resolveEnv(c, integ, args[0])
+			if err != nil {
+				return err
+			}
+			var acts []store.Activity
+			if err := c.do(http.MethodGet, fmt.Sprintf("/api/v1/activities?environment_id=%d&kind=deploy&limit=1", e.ID), nil, &acts); err != nil {
+				return err
+			}
+			if len(acts) == 0 {
+				return errors.New("no deploy yet for " + e.Name)
+			}
+			var log string
+			if err := c.do(http.MethodGet, fmt.Sprintf("/api/v1/activities/%d/log", acts[0].ID), nil, &log); err != nil {
+				return err
+			}
+			fmt.Fprint(cmd.OutOrStdout(), log)
+			return nil
+		},
+	})
+	return []*cobra.Command{list, get, urlCmd,
+		op("activate", "Activate an inactive environment: deploy it with its parent's data"),
+		op("deactivate", "Stop an environment's app and keep it inactive"),
+		op("redeploy", "Deploy the environment's head again"),
+		op("delete", "Delete an environment (never the default branch's)"),
+		logs}
+}
+
+func printEnv(cmd *cobra.Command, cf *clientFlags, e envView) error {
+	if cf.format == "json" {
+		return printJSON(cmd.OutOrStdout(), e)
+	}
+	rows := [][]string{{"id", strconv.FormatInt(e.ID, 10)}, {"name", e.Name}, {"integration", e.IntegrationName},
+		{"kind", e.Kind}, {"state", e.State}, {"gitlab_state", e.GitLabState}, {"ref", e.Ref}, {"parent", e.Parent},
+		{"head_sha", e.HeadSHA}, {"deployed_sha", e.DeployedSHA}, {"slug", e.Slug}, {"tier", e.Tier},
+		{"detached", fmt.Sprint(e.Detached)}, {"created_at", fmtTime(e.CreatedAt)}, {"updated_at", fmtTime(e.UpdatedAt)},
+		{"url", e.URL}}
+	table(cmd.OutOrStdout(), []string{"PROPERTY", "VALUE"}, rows)
+	return nil
+}
+
+func activityCommands(cf *clientFlags, getenv Env) []*cobra.Command {
+	var integ, env string
+	var limit int
+	list := &cobra.Command{
+		Use: "activity:list", Short: "List activities, newest first", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cf.client(getenv)
+			if err != nil {
+				return err
+			}
+			q := url.Values{"limit": {strconv.Itoa(limit)}}
+			if integ != "" {
+				q.Set("integration", integ)
+			}
+			if env != "" {
+				e, err := resolveEnv(c, integ, env)
+				if err != nil {
+					return err
+				}
+				q.Set("environment_id", strconv.FormatInt(e.ID, 10))
+			}
+			var acts []store.Activity
+			if err := c.do(http.MethodGet, "/api/v1/activities?"+q.Encode(), nil, &acts); err != nil {
+				return err
+			}
+			if cf.format == "json" {
+				return printJSON(cmd.OutOrStdout(), acts)
+			}
+			var rows [][]string
+			for _, a := range acts {
+				rows = append(rows, []string{strconv.FormatInt(a.ID, 10), a.Kind, a.State, a.IntegrationName, a.EnvironmentName,
+					shortSHA(a.SHA), fmtTime(a.CreatedAt), oneLine(a.Description)})
+			}
+			table(cmd.OutOrStdout(), []string{"ID", "KIND", "STATE", "INTEGRATION", "ENVIRONMENT", "SHA", "CREATED", "DESCRIPTION"}, rows)
+			return nil
+		},
+	}
+	list.Flags().StringVarP(&integ, "integration", "i", "", "only this integration's activities")
+	list.Flags().StringVarP(&env, "environment", "e", "", "only this environment's activities")
+	list.Flags().IntVar(&limit, "limit", 50, "how many, 1–1000")
+	get := &cobra.Command{
+		Use: "activity:get ID", Short: "Show an activity", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(getenv)
+			if err != nil {
+				return err
+			}
+			var a store.Activity
+			if err := c.do(http.MethodGet, "/api/v1/activities/"+url.PathEscape(args[0]), nil, &a); err != nil {
+				return err
+			}
+			if cf.format == "json" {
+				return printJSON(cmd.OutOrStdout(), a)
+			}
+			table(cmd.OutOrStdout(), []string{"PROPERTY", "VALUE"}, [][]string{{"id", strconv.FormatInt(a.ID, 10)},
+				{"kind", a.Kind}, {"state", a.State}, {"result", a.Result}, {"integration", a.IntegrationName},
+				{"environment", a.EnvironmentName}, {"sha", a.SHA}, {"delivery_id", strconv.FormatInt(a.DeliveryID, 10)},
+				{"description", a.Description}, {"created_at", fmtTime(a.CreatedAt)}, {"started_at", fmtTime(a.StartedAt)},
+				{"completed_at", fmtTime(a.CompletedAt)}})
+			return nil
+		},
+	}
+	var follow bool
+	logCmd := &cobra.Command{
+		Use: "activity:log ID", Short: "Print an activity's log", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(getenv)
+			if err != nil {
+				return err
+			}
+			printed := 0
+			for {
+				var log string
+				if err := c.do(http.MethodGet, "/api/v1/activities/"+url.PathEscape(args[0])+"/log", nil, &log); err != nil {
+					return err
+				}
+				if len(log) > printed {
+					fmt.Fprint(cmd.OutOrStdout(), log[printed:])
+					printed = len(log)
+				}
+				if !follow {
+					return nil
+				}
+				var a store.Activity
+				if err := c.do(http.MethodGet, "/api/v1/activities/"+url.PathEscape(args[0]), nil, &a); err != nil {
+					return err
+				}
+				if !a.CompletedAt.IsZero() {
+					return nil
+				}
+				time.Sleep(500 * time.Millisecond)
+			}
+		},
+	}
+	logCmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing until the activity completes")
+	return []*cobra.Command{list, get, logCmd}
+}
+
+func tokenCommands(cf *clientFlags, getenv Env) []*cobra.Command {
+	var name, role string
+	create := &cobra.Command{
+		Use: "token:create", Short: "Create an API token (admin); the value is printed once", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cf.client(getenv)
+			if err != nil {
+				return err
+			}
+			var out struct {
+				store.APIToken
+				Token string `json:"token"`
+			}
+			if err := c.do(http.MethodPost, "/api/v1/tokens", map[string]string{"name": name, "role": role}, &out); err != nil {
+				return err
+			}
+			if cf.format == "json" {
+				return printJSON(cmd.OutOrStdout(), out)
+			}
+			table(cmd.OutOrStdout(), []string{"PROPERTY", "VALUE"}, [][]string{{"id", strconv.FormatInt(out.ID, 10)},
+				{"name", out.Name}, {"role", out.Role}, {"token", out.Token}})
+			fmt.Fprintln(cmd.ErrOrStderr(), "Store the token now: it is not shown again.")
+			return nil
+		},
+	}
+	create.Flags().StringVar(&name, "name", "", "what the token is for, e.g. ci-bot")
+	create.Flags().StringVar(&role, "role", "member", "admin or member")
+	list := &cobra.Command{
+		Use: "token:list", Short: "List API tokens (admin)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cf.client(getenv)
+			if err != nil {
+				return err
+			}
+			var ts []store.APIToken
+			if err := c.do(http.MethodGet, "/api/v1/tokens", nil, &ts); err != nil {
+				return err
+			}
+			if cf.format == "json" {
+				return printJSON(cmd.OutOrStdout(), ts)
+			}
+			var rows [][]string
+			for _, t := range ts {
+				state := "active"
+				if !t.RevokedAt.IsZero() {
+					state = "revoked"
+				}
+				rows = append(rows, []string{strconv.FormatInt(t.ID, 10), t.Name, t.Role, t.Prefix + "…", state, fmtTime(t.CreatedAt)})
+			}
+			table(cmd.OutOrStdout(), []string{"ID", "NAME", "ROLE", "PREFIX", "STATE", "CREATED"}, rows)
+			return nil
+		},
+	}
+	revoke := &cobra.Command{
+		Use: "token:revoke ID", Short: "Revoke an API token (admin)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client(getenv)
+			if err != nil {
+				return err
+			}
+			if err := c.do(http.MethodDelete, "/api/v1/tokens/"+url.PathEscape(args[0]), nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Revoked token %s.\n", args[0])
+			return nil
+		},
+	}
+	return []*cobra.Command{create, list, revoke}
+}

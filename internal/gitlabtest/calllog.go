@@ -1,0 +1,62 @@
+package gitlabtest
+
+import (
+	"net/http"
+	"slices"
+	"time"
+)
+
+// Call is one request the double received, faulted and throttled ones
+// included.
+type Call struct {
+	Method string
+	Path   string // escaped, as received: /api/v4/projects/group%2Fapp
+	Query  string // raw query string
+	Status int
+	Body   []byte
+	At     time.Time
+}
+
+// Calls returns the call log, oldest first.
+func (s *Server) Calls() []Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.calls)
+}
+
+// ResetCalls empties the call log.
+func (s *Server) ResetCalls() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = nil
+}
+
+func (s *Server) logCall(r *http.Request, path string, body []byte, rec *recorder) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, Call{
+		Method: r.Method, Path: path, Query: r.URL.RawQuery,
+		Status: rec.status, Body: body, At: time.Now(),
+	})
+}
+
+// recorder remembers the status written; a call cut short before any
+// answer (a client gone during a delay) is logged with status 0.
+type recorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}

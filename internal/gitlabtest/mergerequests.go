@@ -1,0 +1,154 @@
+package gitlabtest
+
+import (
+	"cmp"
+	"net/http"
+	"slices"
+	"time"
+)
+
+// MergeRequest is a merge request as tests seed it.
+type MergeRequest struct {
+	IID             int64
+	Title           string
+	SourceBranch    string
+	TargetBranch    string
+	SHA             string
+	State           string // opened (default), closed, merged or locked
+	Draft           bool
+	SourceProjectID int64 // 0 = same project
+	UpdatedAt       time.Time
+}
+
+type mergeRequest struct {
+	MergeRequest
+	id        int64 // global, distinct from IID
+	createdAt time.Time
+}
+
+// SetMergeRequest creates the merge request with mr.IID, or replaces its
+// fields; its global ID and creation time stay.
+func (s *Server) SetMergeRequest(projectID int64, mr MergeRequest) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.mustProject(projectID)
+	if mr.State == "" {
+		mr.State = "opened"
+	}
+	if mr.UpdatedAt.IsZero() {
+		mr.UpdatedAt = s.now()
+	}
+	if mr.SourceProjectID == 0 {
+		mr.SourceProjectID = projectID
+	}
+	s.knowCommit(p, mr.SHA)
+	if old := p.mrs[mr.IID]; old != nil {
+		old.MergeRequest = mr
+		return
+	}
+	p.mrs[mr.IID] = &mergeRequest{MergeRequest: mr, id: s.ids.take(&s.ids.mr, 0), createdAt: s.now()}
+}
+
+type mergeRequestJSON struct {
+	ID              int64   `json:"id"`
+	IID             int64   `json:"iid"`
+	ProjectID       int64   `json:"project_id"`
+	Title           string  `json:"title"`
+	Description     *string `json:"description"`
+	State           string  `json:"state"`
+	CreatedAt       string  `json:"created_at"`
+	UpdatedAt       string  `json:"updated_at"`
+	TargetBranch    string  `json:"target_branch"`
+	SourceBranch    string  `json:"source_branch"`
+	Author          any     `json:"author"`
+	SourceProjectID int64   `json:"source_project_id"`
+	TargetProjectID int64   `json:"target_project_id"`
+	Draft           bool    `json:"draft"`
+	WorkInProgress  bool    `json:"work_in_progress"`
+	SHA             string  `json:"sha"`
+	WebURL          string  `json:"web_url"`
+}
+
+func (s *Server) mergeRequestEntity(p *project, mr *mergeRequest) mergeRequestJSON {
+	return mergeRequestJSON{
+		ID: mr.id, IID: mr.IID, ProjectID: p.ID, Title: mr.Title, State: mr.State,
+		CreatedAt: apiTime(mr.createdAt), UpdatedAt: apiTime(mr.UpdatedAt),
+		TargetBranch: mr.TargetBranch, SourceBranch: mr.SourceBranch,
+		SourceProjectID: mr.SourceProjectID, TargetProjectID: p.ID,
+		Draft: mr.Draft, WorkInProgress: mr.Draft, SHA: mr.SHA,
+		WebURL: s.projectWebURL(p) + "/-/merge_requests/" + itoa(mr.IID),
+	}
+}
+
+func (s *Server) listMergeRequests(rq *request) {
+	g := rq.grape()
+	state, hasState := g.optString("state")
+	g.values("state", state, hasState, "opened", "closed", "locked", "merged", "all")
+	orderBy, hasOrder := g.optString("order_by")
+	g.values("order_by", orderBy, hasOrder, "created_at", "updated_at")
+	sortDir, hasSort := g.optString("sort")
+	g.values("sort", sortDir, hasSort, "asc", "desc")
+	source, hasSource := g.optString("source_branch")
+	target, hasTarget := g.optString("target_branch")
+	if !g.ok(rq) {
+		return
+	}
+	p, ok := rq.project(accessRead)
+	if !ok {
+		return
+	}
+	var mrs []*mergeRequest
+	for _, mr := range p.mrs {
+		if (hasState && state != "all" && mr.State != state) ||
+			(hasSource && mr.SourceBranch != source) || (hasTarget && mr.TargetBranch != target) {
+			continue
+		}
+		mrs = append(mrs, mr)
+	}
+	slices.SortFunc(mrs, func(a, b *mergeRequest) int {
+		c := cmp.Or(a.createdAt.Compare(b.createdAt), cmp.Compare(a.id, b.id))
+		if orderBy == "updated_at" {
+			c = cmp.Or(a.UpdatedAt.Compare(b.UpdatedAt), cmp.Compare(a.id, b.id))
+		}
+		if sortDir != "asc" {
+			c = -c
+		}
+		return c
+	})
+	page, ok := paginate(rq, mrs)
+	if !ok {
+		return
+	}
+	out := make([]mergeRequestJSON, 0, len(page))
+	for _, mr := range page {
+		out = append(out, s.mergeRequestEntity(p, mr))
+	}
+	rq.json(http.StatusOK, out)
+}
+
+// mergeRequest is find_project_merge_request: a miss is a plain
+// ActiveRecord 404.
+func (rq *request) mergeRequest(p *project) (*mergeRequest, bool) {
+	iid, ok := rq.pathInt("merge_request_iid")
+	if !ok {
+		return nil, false
+	}
+	mr := p.mrs[iid]
+	if mr == nil {
+		rq.recordNotFound()
+		return nil, false
+	}
+	return mr, true
+}
+
+func (s *Server) getMergeRequest(rq *request) {
+	p, ok := rq.project(accessRead)
+	if !ok {
+		return
+	}
+	mr, ok := rq.mergeRequest(p)
+	if !ok {
+		return
+	}
+	rq.json(http.StatusOK, s.mergeRequestEntity(p, mr))
+}

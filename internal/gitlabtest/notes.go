@@ -1,0 +1,259 @@
+package gitlabtest
+
+import (
+	"cmp"
+	"net/http"
+	"slices"
+	"time"
+	"unicode/utf8"
+)
+
+// Note is a comment on a merge request.
+type Note struct {
+	ID              int64
+	ProjectID       int64
+	MergeRequestIID int64
+	NoteableID      int64 // the merge request's global ID
+	AuthorID        int64
+	Body            string
+	Internal        bool
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
+// maxNoteLength is the Note model's limit on body, in characters.
+const maxNoteLength = 1_000_000
+
+// Notes returns a snapshot of a merge request's notes, oldest first.
+func (s *Server) Notes(projectID, mrIID int64) []Note {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []Note{}
+	for _, n := range s.mustProject(projectID).notes {
+		if n.MergeRequestIID == mrIID {
+			out = append(out, *n)
+		}
+	}
+	return out
+}
+
+// DeleteNoteAsUser removes a note the way a person deleting it in the UI
+// does.
+func (s *Server) DeleteNoteAsUser(projectID, mrIID, noteID int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.mustProject(projectID)
+	p.notes = slices.DeleteFunc(p.notes, func(n *Note) bool {
+		return n.MergeRequestIID == mrIID && n.ID == noteID
+	})
+}
+
+type noteJSON struct {
+	ID           int64     `json:"id"`
+	Type         *string   `json:"type"`
+	Body         string    `json:"body"`
+	Attachment   *string   `json:"attachment"`
+	Author       *userJSON `json:"author"`
+	CreatedAt    string    `json:"created_at"`
+	UpdatedAt    string    `json:"updated_at"`
+	System       bool      `json:"system"`
+	NoteableID   int64     `json:"noteable_id"`
+	NoteableType string    `json:"noteable_type"`
+	ProjectID    int64     `json:"project_id"`
+	CommitID     *string   `json:"commit_id"`
+	Resolvable   bool      `json:"resolvable"`
+	Confidential bool      `json:"confidential"`
+	Internal     bool      `json:"internal"`
+	Imported     bool      `json:"imported"`
+	ImportedFrom string    `json:"imported_from"`
+	NoteableIID  int64     `json:"noteable_iid"`
+}
+
+func (s *Server) noteEntity(n *Note) noteJSON {
+	return noteJSON{
+		ID: n.ID, Body: n.Body, Author: s.userBasic(n.AuthorID),
+		CreatedAt: apiTime(n.CreatedAt), UpdatedAt: apiTime(n.UpdatedAt),
+		NoteableID: n.NoteableID, NoteableType: "MergeRequest", ProjectID: n.ProjectID,
+		Confidential: n.Internal, Internal: n.Internal, ImportedFrom: "none", NoteableIID: n.MergeRequestIID,
+	}
+}
+
+// validateNoteBody runs the Note model's validations on body and renders
+// them as Notes::CreateService's failure does ("Note {:note=>[...]}").
+func validateNoteBody(body string) (string, bool) {
+	var e fieldErrors
+	if body == "" {
+		e.add("note", "can't be blank")
+	}
+	if utf8.RuneCountInString(body) > maxNoteLength {
+		e.add("note", "is too long (maximum is 1000000 characters)")
+	}
+	if e.empty() {
+		return "", true
+	}
+	return "Note " + e.rubyInspect(), false
+}
+
+// findNote is noteable.notes.find: a miss is a plain ActiveRecord 404.
+func (rq *request) findNote(p *project, mr *mergeRequest) (*Note, bool) {
+	id, ok := rq.pathInt("note_id")
+	if !ok {
+		return nil, false
+	}
+	for _, n := range p.notes {
+		if n.ID == id && n.MergeRequestIID == mr.IID {
+			return n, true
+		}
+	}
+	rq.recordNotFound()
+	return nil, false
+}
+
+// canAdminNote is the admin_note ability: the author or a maintainer.
+func (s *Server) canAdminNote(p *project, u *User, n *Note) bool {
+	return n.AuthorID == u.ID || s.accessLevel(p, u) >= accessMaintainer
+}
+
+func (s *Server) listNotes(rq *request) {
+	g := rq.grape()
+	orderBy, hasOrder := g.optString("order_by")
+	g.values("order_by", orderBy, hasOrder, "created_at", "updated_at")
+	sortDir, hasSort := g.optString("sort")
+	g.values("sort", sortDir, hasSort, "asc", "desc")
+	if !g.ok(rq) {
+		return
+	}
+	p, ok := rq.project(accessRead)
+	if !ok {
+		return
+	}
+	mr, ok := rq.mergeRequest(p)
+	if !ok {
+		return
+	}
+	var notes []*Note
+	for _, n := range p.notes {
+		if n.MergeRequestIID == mr.IID {
+			notes = append(notes, n)
+		}
+	}
+	slices.SortFunc(notes, func(a, b *Note) int {
+		c := cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+		if orderBy == "updated_at" {
+			c = cmp.Or(a.UpdatedAt.Compare(b.UpdatedAt), cmp.Compare(a.ID, b.ID))
+		}
+		if sortDir != "asc" {
+			c = -c
+		}
+		return c
+	})
+	page, ok := paginate(rq, notes)
+	if !ok {
+		return
+	}
+	out := make([]noteJSON, 0, len(page))
+	for _, n := range page {
+		out = append(out, s.noteEntity(n))
+	}
+	rq.json(http.StatusOK, out)
+}
+
+func (s *Server) getNote(rq *request) {
+	p, ok := rq.project(accessRead)
+	if !ok {
+		return
+	}
+	mr, ok := rq.mergeRequest(p)
+	if !ok {
+		return
+	}
+	if n, ok := rq.findNote(p, mr); ok {
+		rq.json(http.StatusOK, s.noteEntity(n))
+	}
+}
+
+func (s *Server) createNote(rq *request) {
+	g := rq.grape()
+	body, _ := g.requireString("body")
+	internal, _ := g.optBool("internal")
+	createdAt, hasCreatedAt := g.optTime("created_at")
+	if !g.ok(rq) {
+		return
+	}
+	p, ok := rq.project(accessDeveloper)
+	if !ok {
+		return
+	}
+	mr, ok := rq.mergeRequest(p)
+	if !ok {
+		return
+	}
+	if msg, ok := validateNoteBody(body); !ok {
+		rq.badRequest(msg)
+		return
+	}
+	now := s.now()
+	// Only administrators and owners may backdate a note.
+	if hasCreatedAt && s.accessLevel(p, rq.user) >= 50 {
+		now = createdAt.Truncate(time.Millisecond)
+	}
+	n := &Note{
+		ID: s.ids.take(&s.ids.note, 0), ProjectID: p.ID, MergeRequestIID: mr.IID, NoteableID: mr.id,
+		AuthorID: rq.user.ID, Body: body, Internal: internal, CreatedAt: now, UpdatedAt: now,
+	}
+	p.notes = append(p.notes, n)
+	rq.json(http.StatusCreated, s.noteEntity(n))
+}
+
+func (s *Server) updateNote(rq *request) {
+	g := rq.grape()
+	body, _ := g.requireString("body")
+	if !g.ok(rq) {
+		return
+	}
+	p, ok := rq.project(accessRead)
+	if !ok {
+		return
+	}
+	mr, ok := rq.mergeRequest(p)
+	if !ok {
+		return
+	}
+	n, ok := rq.findNote(p, mr)
+	if !ok {
+		return
+	}
+	if !s.canAdminNote(p, rq.user, n) {
+		rq.forbidden()
+		return
+	}
+	if msg, ok := validateNoteBody(body); !ok {
+		rq.badRequest(msg)
+		return
+	}
+	if body != n.Body {
+		n.Body, n.UpdatedAt = body, s.now()
+	}
+	rq.json(http.StatusOK, s.noteEntity(n))
+}
+
+func (s *Server) deleteNote(rq *request) {
+	p, ok := rq.project(accessRead)
+	if !ok {
+		return
+	}
+	mr, ok := rq.mergeRequest(p)
+	if !ok {
+		return
+	}
+	n, ok := rq.findNote(p, mr)
+	if !ok {
+		return
+	}
+	if !s.canAdminNote(p, rq.user, n) {
+		rq.forbidden()
+		return
+	}
+	p.notes = slices.DeleteFunc(p.notes, func(x *Note) bool { return x == n })
+	rq.noContent()
+}

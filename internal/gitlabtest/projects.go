@@ -1,0 +1,266 @@
+package gitlabtest
+
+import (
+	"maps"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Access levels (GitLab's AccessLevelValue) the double checks against.
+const (
+	accessRead       = 0
+	accessDeveloper  = 30
+	accessMaintainer = 40
+	accessAdmin      = 60 // what an administrator counts as on every project
+)
+
+// Project is a GitLab project as tests seed it.
+type Project struct {
+	ID                int64  // assigned if 0
+	PathWithNamespace string // "group/app"
+	DefaultBranch     string // "main" when empty
+	Visibility        string // private (default), internal or public
+	// Members maps user IDs to access levels (30 developer, 40 maintainer,
+	// 50 owner). Admins need no membership.
+	Members map[int64]int
+}
+
+type project struct {
+	Project
+	createdAt     time.Time
+	branches      map[string]string   // name → head sha
+	branchHistory map[string][]string // name → every sha it pointed at
+	tags          map[string]string
+	commits       map[string]time.Time // every sha ever set → first seen
+	mrs           map[int64]*mergeRequest
+	hooks         []*Hook
+	pipelines     []pipeline
+	statuses      []*CommitStatus
+	notes         []*Note
+	envs          []*Environment
+	deployments   []*Deployment
+	deploymentIID int64
+}
+
+// AddProject registers a project and returns it with its ID and defaults.
+func (s *Server) AddProject(p Project) Project {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p.ID = s.ids.take(&s.ids.project, p.ID)
+	if p.DefaultBranch == "" {
+		p.DefaultBranch = "main"
+	}
+	if p.Visibility == "" {
+		p.Visibility = "private"
+	}
+	p.Members = maps.Clone(p.Members)
+	if p.Members == nil {
+		p.Members = map[int64]int{}
+	}
+	s.projects[p.ID] = &project{
+		Project:       p,
+		createdAt:     s.now(),
+		branches:      map[string]string{},
+		branchHistory: map[string][]string{},
+		tags:          map[string]string{},
+		commits:       map[string]time.Time{},
+		mrs:           map[int64]*mergeRequest{},
+	}
+	return p
+}
+
+// SetMember gives a user an access level on a project; level 0 removes the
+// membership.
+func (s *Server) SetMember(projectID, userID int64, level int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.mustProject(projectID)
+	if level == 0 {
+		delete(p.Members, userID)
+		return
+	}
+	p.Members[userID] = level
+}
+
+// findProject resolves :id, a numeric ID or a full path (case-insensitive).
+func (s *Server) findProject(id string) *project {
+	if n, err := strconv.ParseInt(id, 10, 64); err == nil {
+		return s.projects[n]
+	}
+	for _, p := range s.projects {
+		if strings.EqualFold(p.PathWithNamespace, id) {
+			return p
+		}
+	}
+	return nil
+}
+
+func (s *Server) mustProject(id int64) *project {
+	p := s.projects[id]
+	if p == nil {
+		panic("gitlabtest: unknown project " + itoa(id))
+	}
+	return p
+}
+
+// accessLevel is the caller's effective level on p.
+func (s *Server) accessLevel(p *project, u *User) int {
+	if u.IsAdmin {
+		return accessAdmin
+	}
+	return p.Members[u.ID]
+}
+
+func (p *project) visibleTo(level int) bool {
+	return level > 0 || p.Visibility == "public" || p.Visibility == "internal"
+}
+
+// project is user_project plus authorize!: 404 when the caller cannot see
+// the project, 403 when it can but lacks the level the endpoint needs.
+func (rq *request) project(need int) (*project, bool) {
+	p := rq.s.findProject(rq.vars["id"])
+	if p == nil {
+		rq.notFound("Project")
+		return nil, false
+	}
+	level := rq.s.accessLevel(p, rq.user)
+	if !p.visibleTo(level) {
+		rq.notFound("Project")
+		return nil, false
+	}
+	if level < need {
+		rq.forbidden()
+		return nil, false
+	}
+	rq.s.purgeScheduled(p)
+	return p, true
+}
+
+func (p *project) name() string {
+	return p.PathWithNamespace[strings.LastIndex(p.PathWithNamespace, "/")+1:]
+}
+
+func (s *Server) projectWebURL(p *project) string { return s.URL + "/" + p.PathWithNamespace }
+
+type namespaceJSON struct {
+	ID       int64  `json:"id"`
+	Name     string `json:"name"`
+	Path     string `json:"path"`
+	Kind     string `json:"kind"`
+	FullPath string `json:"full_path"`
+	ParentID *int64 `json:"parent_id"`
+	WebURL   string `json:"web_url"`
+}
+
+func (s *Server) namespace(p *project) namespaceJSON {
+	full := ""
+	if i := strings.LastIndex(p.PathWithNamespace, "/"); i >= 0 {
+		full = p.PathWithNamespace[:i]
+	}
+	ns := namespaceJSON{ID: 1000 + p.ID, FullPath: full, Kind: "group", WebURL: s.URL + "/groups/" + full}
+	ns.Path = full[strings.LastIndex(full, "/")+1:]
+	ns.Name = ns.Path
+	if !strings.Contains(p.PathWithNamespace, "/") {
+		ns.Kind, ns.WebURL = "user", s.URL
+	}
+	return ns
+}
+
+// basicProjectJSON is API::Entities::BasicProjectDetails, embedded in
+// environments.
+type basicProjectJSON struct {
+	ID                int64         `json:"id"`
+	Description       *string       `json:"description"`
+	Name              string        `json:"name"`
+	NameWithNamespace string        `json:"name_with_namespace"`
+	Path              string        `json:"path"`
+	PathWithNamespace string        `json:"path_with_namespace"`
+	CreatedAt         string        `json:"created_at"`
+	DefaultBranch     *string       `json:"default_branch"`
+	TagList           []string      `json:"tag_list"`
+	Topics            []string      `json:"topics"`
+	SSHURLToRepo      string        `json:"ssh_url_to_repo"`
+	HTTPURLToRepo     string        `json:"http_url_to_repo"`
+	WebURL            string        `json:"web_url"`
+	ReadmeURL         *string       `json:"readme_url"`
+	ForksCount        int           `json:"forks_count"`
+	AvatarURL         *string       `json:"avatar_url"`
+	StarCount         int           `json:"star_count"`
+	LastActivityAt    string        `json:"last_activity_at"`
+	Namespace         namespaceJSON `json:"namespace"`
+}
+
+func (s *Server) basicProject(p *project) basicProjectJSON {
+	var def *string
+	if len(p.branches) > 0 {
+		def = &p.DefaultBranch
+	}
+	host := strings.TrimPrefix(strings.TrimPrefix(s.URL, "http://"), "https://")
+	return basicProjectJSON{
+		ID: p.ID, Name: p.name(),
+		NameWithNamespace: strings.ReplaceAll(p.PathWithNamespace, "/", " / "),
+		Path:              p.name(), PathWithNamespace: p.PathWithNamespace,
+		CreatedAt: apiTime(p.createdAt), DefaultBranch: def,
+		TagList: []string{}, Topics: []string{},
+		SSHURLToRepo:   "git@" + host + ":" + p.PathWithNamespace + ".git",
+		HTTPURLToRepo:  s.projectWebURL(p) + ".git",
+		WebURL:         s.projectWebURL(p),
+		LastActivityAt: apiTime(p.createdAt),
+		Namespace:      s.namespace(p),
+	}
+}
+
+func (s *Server) getProject(rq *request) {
+	p, ok := rq.project(accessRead)
+	if !ok {
+		return
+	}
+	var projectAccess any
+	if level, ok := p.Members[rq.user.ID]; ok {
+		projectAccess = map[string]int{"access_level": level, "notification_level": 3}
+	}
+	rq.json(http.StatusOK, struct {
+		basicProjectJSON
+		EmptyRepo   bool   `json:"empty_repo"`
+		Archived    bool   `json:"archived"`
+		Visibility  string `json:"visibility"`
+		Permissions any    `json:"permissions"`
+	}{
+		basicProjectJSON: s.basicProject(p),
+		EmptyRepo:        len(p.branches) == 0,
+		Visibility:       p.Visibility,
+		Permissions:      map[string]any{"project_access": projectAccess, "group_access": nil},
+	})
+}
+
+func (s *Server) getMemberAll(rq *request) {
+	userID, ok := rq.pathInt("user_id")
+	if !ok {
+		return
+	}
+	p, ok := rq.project(accessRead)
+	if !ok {
+		return
+	}
+	level, member := p.Members[userID]
+	if !member || s.users[userID] == nil {
+		rq.recordNotFound()
+		return
+	}
+	rq.json(http.StatusOK, struct {
+		*userJSON
+		AccessLevel     int     `json:"access_level"`
+		CreatedAt       string  `json:"created_at"`
+		CreatedBy       any     `json:"created_by"`
+		ExpiresAt       *string `json:"expires_at"`
+		MembershipState string  `json:"membership_state"`
+		MemberRole      any     `json:"member_role"`
+	}{
+		userJSON: s.userBasic(userID), AccessLevel: level,
+		CreatedAt: apiTime(p.createdAt), MembershipState: "active",
+	})
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

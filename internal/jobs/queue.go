@@ -1,0 +1,103 @@
+// Package jobs carries out what the lifecycle decides, as River jobs: it
+// applies actions to environments (records, activities, follow-up jobs) and
+// runs the workers for deliveries, deploys, deletes and reconciles. Decisions
+// stay in internal/lifecycle; this package only does them.
+package jobs
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/glenv/glenv/internal/store"
+)
+
+// Queue is River on glenv's database, with glenv's workers registered.
+type Queue struct {
+	River *river.Client[*sql.Tx]
+	store *store.Store
+	deps  Deps
+}
+
+// QueueConfig tunes the queue; zero values are production's.
+type QueueConfig struct {
+	ReconcileInterval time.Duration
+	Workers           int
+	Logger            *slog.Logger
+	// RescueAfter is how long a job may stay "running" before River treats it
+	// as lost (its process died) and runs it again (default 6m).
+	RescueAfter time.Duration
+}
+
+func (q *Queue) insertTx(ctx context.Context, tx *sql.Tx, args river.JobArgs, opts *river.InsertOpts) error {
+	_, err := q.River.InsertTx(ctx, tx, args, opts)
+	if err != nil {
+		return fmt.Errorf("enqueue %s job: %w", args.Kind(), err)
+	}
+	return nil
+}
+
+// newClient builds the River client over the store's driver.
+func newClient(s *store.Store, workers *river.Workers, cfg QueueConfig, periodic []*river.PeriodicJob) (*river.Client[*sql.Tx], error) {
+	n := cfg.Workers
+	if n == 0 {
+		n = 8
+	}
+	rescue := cfg.RescueAfter
+	if rescue == 0 {
+		rescue = 6 * time.Minute
+	}
+	rc := &river.Config{
+		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: n}},
+		Workers:           workers,
+		PeriodicJobs:      periodic,
+		Logger:            cfg.Logger,
+		FetchCooldown:     5 * time.Millisecond,
+		FetchPollInterval: 50 * time.Millisecond,
+		// Jobs stuck in "running" after a kill -9 are rescued and retried; a
+		// delivery's processing is idempotent (see processDelivery).
+		RescueStuckJobsAfter: rescue,
+		JobTimeout:           rescue - time.Second,
+		MaxAttempts:          25,
+	}
+	if s.Dialect == store.SQLite {
+		// River's SQLite driver is poll-only: no LISTEN/NOTIFY.
+		rc.PollOnly = true
+	} else {
+		// database/sql cannot LISTEN; River polls, tuned short above.
+		rc.PollOnly = true
+	}
+	return river.NewClient(s.RiverDriver(), rc)
+}
+
+// completeTx marks job completed inside tx, so the job's effects and its
+// completion commit together (exactly once even if the process dies).
+func completeTx[T river.JobArgs](ctx context.Context, s *store.Store, tx *sql.Tx, job *river.Job[T]) error {
+	var err error
+	if s.Dialect == store.SQLite {
+		_, err = river.JobCompleteTx[*riversqlite.Driver](ctx, tx, job)
+	} else {
+		_, err = river.JobCompleteTx[*riverdatabasesql.Driver](ctx, tx, job)
+	}
+	return err
+}
+
+// Start starts working jobs until Stop.
+func (q *Queue) Start(ctx context.Context) error { return q.River.Start(ctx) }
+
+// Stop drains: running jobs finish (bounded by ctx), no new ones start.
+func (q *Queue) Stop(ctx context.Context) error { return q.River.Stop(ctx) }
+
+// CountJobs counts jobs of a kind in a state (for tests and metrics).
+func (q *Queue) CountJobs(ctx context.Context, kind string, state rivertype.JobState) (int, error) {
+	var n int
+	err := q.store.Reader().QueryRowContext(ctx, `SELECT COUNT(*) FROM river_job WHERE kind = $1 AND state = $2`, kind, string(state)).Scan(&n)
+	return n, err
+}

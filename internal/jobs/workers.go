@@ -1,0 +1,354 @@
+package jobs
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/glenv/glenv/internal/lifecycle"
+	"github.com/glenv/glenv/internal/store"
+)
+
+// ProcessDeliveryArgs asks for one accepted webhook delivery to be decided and applied.
+type ProcessDeliveryArgs struct {
+	DeliveryID int64 `json:"delivery_id"`
+}
+
+func (ProcessDeliveryArgs) Kind() string { return "process_delivery" }
+
+// DeployArgs asks for an environment to be deployed at SHA.
+type DeployArgs struct {
+	EnvironmentID   int64  `json:"environment_id"`
+	SHA             string `json:"sha"`
+	ActivityID      int64  `json:"activity_id"`
+	CloneParentData bool   `json:"clone_parent_data"`
+}
+
+func (DeployArgs) Kind() string { return "deploy" }
+
+// DeleteArgs asks for an environment to be stopped and deleted.
+type DeleteArgs struct {
+	EnvironmentID int64 `json:"environment_id"`
+	ActivityID    int64 `json:"activity_id"`
+	// KeepEnvironment stops the app but keeps the environment, inactive (deactivate).
+	KeepEnvironment bool `json:"keep_environment,omitempty"`
+}
+
+func (DeleteArgs) Kind() string { return "delete_environment" }
+
+// ReconcileArgs asks for one integration (or all, when empty) to be compared with GitLab.
+type ReconcileArgs struct {
+	Integration string `json:"integration"`
+}
+
+func (ReconcileArgs) Kind() string { return "reconcile" }
+
+// Remote is what reconcile reads from GitLab.
+type Remote interface {
+	ListBranches(ctx context.Context, projectID int64) (map[string]string, error)
+	ListTags(ctx context.Context, projectID int64) (map[string]string, error)
+	ListOpenMergeRequests(ctx context.Context, projectID int64) ([]lifecycle.MergeRequest, error)
+}
+
+// Runtime builds and runs environments. Until the process runtime lands
+// (issue 7), RecordRuntime stands in: it records the deploy as done.
+type Runtime interface {
+	Deploy(ctx context.Context, env store.Environment, sha string, log func(string)) error
+	Remove(ctx context.Context, env store.Environment, log func(string)) error
+}
+
+// Deps are what the workers need from outside the database.
+type Deps struct {
+	RemoteFor func(store.Integration) (Remote, error)
+	Runtime   Runtime
+	Logger    *slog.Logger
+}
+
+// NewQueue builds the queue and its workers.
+func NewQueue(s *store.Store, deps Deps, cfg QueueConfig) (*Queue, error) {
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = deps.Logger
+	}
+	q := &Queue{store: s, deps: deps}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &deliveryWorker{q: q, deps: deps})
+	river.AddWorker(workers, &deployWorker{q: q, deps: deps})
+	river.AddWorker(workers, &deleteWorker{q: q, deps: deps})
+	river.AddWorker(workers, &reconcileWorker{q: q, deps: deps})
+	var periodic []*river.PeriodicJob
+	if cfg.ReconcileInterval > 0 {
+		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(cfg.ReconcileInterval),
+			func() (river.JobArgs, *river.InsertOpts) { return ReconcileArgs{}, nil },
+			&river.PeriodicJobOpts{RunOnStart: false}))
+	}
+	c, err := newClient(s, workers, cfg, periodic)
+	if err != nil {
+		return nil, err
+	}
+	q.River = c
+	return q, nil
+}
+
+type deliveryWorker struct {
+	river.WorkerDefaults[ProcessDeliveryArgs]
+	q    *Queue
+	deps Deps
+}
+
+// Work decides and applies one delivery in one transaction that also
+// completes the job; a delivery already processed is skipped, so a job
+// retried after a crash never applies it twice.
+func (w *deliveryWorker) Work(ctx context.Context, job *river.Job[ProcessDeliveryArgs]) error {
+	s := w.q.store
+	return s.Tx(ctx, func(tx *sql.Tx) error {
+		d, err := store.GetDelivery(ctx, tx, job.Args.DeliveryID)
+		if errors.Is(err, store.ErrNotFound) {
+			return completeTx(ctx, s, tx, job)
+		}
+		if err != nil {
+			return err
+		}
+		if d.Status != store.DeliveryAccepted {
+			return completeTx(ctx, s, tx, job)
+		}
+		status, result := store.DeliveryProcessed, ""
+		in, err := store.GetIntegration(ctx, tx, d.IntegrationName)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			result = "integration deleted before the delivery was processed: no effect"
+		case err != nil:
+			return err
+		default:
+			ev, perr := lifecycle.ParseEvent(d.Event, []byte(d.Body))
+			if perr != nil {
+				result = "payload not understood: " + perr.Error()
+				break
+			}
+			envs, _, err := LifecycleEnvs(ctx, tx, in.Name)
+			if err != nil {
+				return err
+			}
+			applied, err := w.q.Apply(ctx, tx, in, lifecycle.Decide(ev, Options(in), envs), d.ID)
+			if err != nil {
+				return fmt.Errorf("apply delivery %d: %w", d.ID, err)
+			}
+			result = applied.String()
+		}
+		if err := store.FinishDelivery(ctx, tx, d.ID, status, result); err != nil {
+			return err
+		}
+		w.deps.Logger.Debug("delivery processed", "delivery", d.ID, "integration", d.IntegrationName, "result", result)
+		return completeTx(ctx, s, tx, job)
+	})
+}
+
+type deployWorker struct {
+	river.WorkerDefaults[DeployArgs]
+	q    *Queue
+	deps Deps
+}
+
+func (w *deployWorker) Work(ctx context.Context, job *river.Job[DeployArgs]) error {
+	s := w.q.store
+	env, err := store.GetEnvironmentByID(ctx, s.Reader(), job.Args.EnvironmentID)
+	if errors.Is(err, store.ErrNotFound) {
+		return w.finish(ctx, job.Args.ActivityID, store.ActivityCancelled, "environment deleted before the deploy started")
+	}
+	if err != nil {
+		return err
+	}
+	if env.HeadSHA != job.Args.SHA || env.State != store.StateBuilding {
+		return w.finish(ctx, job.Args.ActivityID, store.ActivityCancelled,
+			fmt.Sprintf("superseded: the environment's head is now %s (state %s)", short(env.HeadSHA), env.State))
+	}
+	if err := store.SetActivityState(ctx, s.DB, job.Args.ActivityID, store.ActivityRunning, ""); err != nil {
+		return err
+	}
+	logf := func(line string) { _ = store.AppendActivityLog(ctx, s.DB, job.Args.ActivityID, line) }
+	derr := w.deps.Runtime.Deploy(ctx, env, job.Args.SHA, logf)
+	return s.Tx(ctx, func(tx *sql.Tx) error {
+		cur, err := store.GetEnvironmentByID(ctx, tx, env.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			return store.SetActivityState(ctx, tx, job.Args.ActivityID, store.ActivityCancelled, "environment deleted during the deploy")
+		}
+		if err != nil {
+			return err
+		}
+		if cur.HeadSHA != job.Args.SHA {
+			return store.SetActivityState(ctx, tx, job.Args.ActivityID, store.ActivityCancelled, "superseded by "+short(cur.HeadSHA))
+		}
+		state, result := store.StateActive, "deployed "+short(job.Args.SHA)
+		actState := store.ActivityComplete
+		if derr != nil {
+			state, result, actState = store.StateFailed, derr.Error(), store.ActivityFailed
+		} else {
+			cur.DeployedSHA = job.Args.SHA
+		}
+		cur.State = state
+		if err := store.SaveEnvironment(ctx, tx, &cur); err != nil {
+			return err
+		}
+		return store.SetActivityState(ctx, tx, job.Args.ActivityID, actState, result)
+	})
+}
+
+func (w *deployWorker) finish(ctx context.Context, activityID int64, state, result string) error {
+	return store.SetActivityState(ctx, w.q.store.DB, activityID, state, result)
+}
+
+type deleteWorker struct {
+	river.WorkerDefaults[DeleteArgs]
+	q    *Queue
+	deps Deps
+}
+
+func (w *deleteWorker) Work(ctx context.Context, job *river.Job[DeleteArgs]) error {
+	s := w.q.store
+	env, err := store.GetEnvironmentByID(ctx, s.Reader(), job.Args.EnvironmentID)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.SetActivityState(ctx, s.DB, job.Args.ActivityID, store.ActivityComplete, "already deleted")
+	}
+	if err != nil {
+		return err
+	}
+	if env.State != store.StateStopping {
+		// Re-created (e.g. an MR reopened) after the delete was queued.
+		return store.SetActivityState(ctx, s.DB, job.Args.ActivityID, store.ActivityCancelled, "environment was re-activated")
+	}
+	logf := func(line string) { _ = store.AppendActivityLog(ctx, s.DB, job.Args.ActivityID, line) }
+	if err := w.deps.Runtime.Remove(ctx, env, logf); err != nil {
+		return fmt.Errorf("remove environment %s: %w", env.Name, err)
+	}
+	return s.Tx(ctx, func(tx *sql.Tx) error {
+		cur, err := store.GetEnvironmentByID(ctx, tx, env.ID)
+		if err != nil || cur.State != store.StateStopping {
+			return store.SetActivityState(ctx, tx, job.Args.ActivityID, store.ActivityCancelled, "environment changed during the delete")
+		}
+		result := "deleted"
+		if job.Args.KeepEnvironment {
+			cur.State, cur.DeployedSHA, result = store.StateInactive, "", "deactivated"
+		} else {
+			cur.State, cur.DeletedAt = store.StateDeleted, store.Now()
+		}
+		if err := store.SaveEnvironment(ctx, tx, &cur); err != nil {
+			return err
+		}
+		return store.SetActivityState(ctx, tx, job.Args.ActivityID, store.ActivityComplete, result)
+	})
+}
+
+type reconcileWorker struct {
+	river.WorkerDefaults[ReconcileArgs]
+	q    *Queue
+	deps Deps
+}
+
+func (w *reconcileWorker) Timeout(*river.Job[ReconcileArgs]) time.Duration { return 5 * time.Minute }
+
+// Work compares GitLab's branches, tags and open merge requests with the
+// integration's environments and repairs the difference. With no
+// integration named it fans out one job per integration.
+func (w *reconcileWorker) Work(ctx context.Context, job *river.Job[ReconcileArgs]) error {
+	s := w.q.store
+	if job.Args.Integration == "" {
+		ins, err := store.ListIntegrations(ctx, s.Reader())
+		if err != nil {
+			return err
+		}
+		for _, in := range ins {
+			if _, err := w.q.River.Insert(ctx, ReconcileArgs{Integration: in.Name}, &river.InsertOpts{
+				UniqueOpts: river.UniqueOpts{ByArgs: true, ByPeriod: time.Minute}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	_, err := w.q.ReconcileNow(ctx, job.Args.Integration)
+	return err
+}
+
+// ReconcileNow brings one integration's environments in line with GitLab now.
+func (q *Queue) ReconcileNow(ctx context.Context, integration string) (Applied, error) {
+	s, deps := q.store, q.deps
+	in, err := store.GetIntegration(ctx, s.Reader(), integration)
+	if errors.Is(err, store.ErrNotFound) {
+		return Applied{}, nil
+	}
+	if err != nil {
+		return Applied{}, err
+	}
+	// Snapshot the environments BEFORE listing GitLab, so the listing is never
+	// older than what it is compared with; environments that change while we
+	// list are left alone (the next reconcile sees them).
+	snapshot, before, err := LifecycleEnvs(ctx, s.Reader(), in.Name)
+	if err != nil {
+		return Applied{}, err
+	}
+	remote, err := deps.RemoteFor(in)
+	if err != nil {
+		return Applied{}, err
+	}
+	var rs lifecycle.RemoteState
+	if rs.Branches, err = remote.ListBranches(ctx, in.ProjectID); err != nil {
+		return Applied{}, err
+	}
+	if in.BuildTags != "" {
+		if rs.Tags, err = remote.ListTags(ctx, in.ProjectID); err != nil {
+			return Applied{}, err
+		}
+	}
+	if in.BuildMergeRequests {
+		if rs.OpenMRs, err = remote.ListOpenMergeRequests(ctx, in.ProjectID); err != nil {
+			return Applied{}, err
+		}
+	}
+	var applied Applied
+	err = s.Tx(ctx, func(tx *sql.Tx) error {
+		_, now, err := LifecycleEnvs(ctx, tx, in.Name)
+		if err != nil {
+			return err
+		}
+		var actions []lifecycle.Action
+		for _, a := range lifecycle.Reconcile(Options(in), rs, snapshot) {
+			if b, c := before[a.Env], now[a.Env]; b.ID != c.ID || !b.UpdatedAt.Equal(c.UpdatedAt) {
+				continue
+			}
+			actions = append(actions, a)
+		}
+		applied, err = q.Apply(ctx, tx, in, actions, 0)
+		return err
+	})
+	if err == nil && len(applied.Changed) > 0 {
+		deps.Logger.Info("reconciled", "integration", in.Name, "changes", len(applied.Changed))
+	}
+	return applied, err
+}
+
+func short(sha string) string {
+	if len(sha) > 8 {
+		return sha[:8]
+	}
+	return sha
+}
+
+// RecordRuntime stands in for the process runtime of issue 7: a deploy is
+// recorded as done and a removal as finished. It runs no code.
+type RecordRuntime struct{}
+
+func (RecordRuntime) Deploy(ctx context.Context, env store.Environment, sha string, log func(string)) error {
+	log(fmt.Sprintf("%s recorded %s at %s (no runtime configured yet)\n", time.Now().UTC().Format(time.RFC3339), env.Name, short(sha)))
+	return nil
+}
+
+func (RecordRuntime) Remove(ctx context.Context, env store.Environment, log func(string)) error {
+	log(fmt.Sprintf("%s removed %s\n", time.Now().UTC().Format(time.RFC3339), env.Name))
+	return nil
+}

@@ -1,0 +1,311 @@
+package lifecycle
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	gitlab "gitlab.com/gitlab-org/api/client-go/v2"
+)
+
+const (
+	fixtureHead = "da1560886d4f094c3e6c9ef40349f7d38b5d27d7"
+	fixtureDir  = "testdata/webhooks" // copies of gitlab/webhooks
+)
+
+// fixtureMR is what every merge_request_*.json fixture holds apart from its
+// action and state: the files differ only there.
+func fixtureMR(action, state string) *MergeRequest {
+	return &MergeRequest{
+		IID: 1, Action: action, State: state,
+		SourceBranch: "ms-viewport", TargetBranch: "master",
+		SourceProjectID: 14, TargetProjectID: 14,
+		HeadSHA:   fixtureHead,
+		WasDraft:  true, // changes.draft: true → false in every file
+		UpdatedAt: time.Date(2013, 12, 3, 17, 23, 34, 0, time.UTC),
+		Title:     "MS-Viewport",
+		URL:       "http://example.com/diaspora/merge_requests/1",
+	}
+}
+
+var fixtureTests = []struct {
+	file, header string
+	want         Event
+}{
+	{"push.json", "Push Hook", Event{Kind: KindPush, ObjectKind: "push", ProjectID: 15, Ref: "master",
+		Before: "95790bf891e76fee5e1747ab589903a6a1f80f22", After: fixtureHead}},
+	{"push_branch_created.json", "Push Hook", Event{Kind: KindPush, ObjectKind: "push", ProjectID: 15, Ref: "ms-viewport",
+		Before: zeroSHA, After: fixtureHead}},
+	{"push_branch_created_no_commits.json", "Push Hook", Event{Kind: KindPush, ObjectKind: "push", ProjectID: 15, Ref: "ms-viewport",
+		Before: zeroSHA, After: fixtureHead}},
+	{"tag_push.json", "Tag Push Hook", Event{Kind: KindTagPush, ObjectKind: "tag_push", ProjectID: 1, Ref: "v1.0.0",
+		Before: zeroSHA, After: "82b3d5ae55f7080f1e6022629cdb57bfae7cccc7"}},
+	{"merge_request_open.json", "Merge Request Hook", mrFixtureEvent("open", "opened")},
+	{"merge_request_update.json", "Merge Request Hook", mrFixtureEvent("update", "opened")}, // no oldrev in this file
+	{"merge_request_close.json", "Merge Request Hook", mrFixtureEvent("close", "closed")},
+	{"merge_request_approved.json", "Merge Request Hook", mrFixtureEvent("approved", "opened")},
+	{"merge_request_unapproved.json", "Merge Request Hook", mrFixtureEvent("unapproved", "opened")},
+	{"merge_request_approval.json", "Merge Request Hook", mrFixtureEvent("approval", "opened")},
+	{"merge_request_unapproval.json", "Merge Request Hook", mrFixtureEvent("unapproval", "opened")},
+	{"pipeline.json", "Pipeline Hook", Event{Kind: KindOther, ObjectKind: "pipeline"}},
+	{"job.json", "Job Hook", Event{Kind: KindOther, ObjectKind: "build"}},
+	{"deployment.json", "Deployment Hook", Event{Kind: KindOther, ObjectKind: "deployment"}},
+}
+
+func mrFixtureEvent(action, state string) Event {
+	// project.id (1) and target_project_id (14) disagree in GitLab's example payload.
+	return Event{Kind: KindMergeRequest, ObjectKind: "merge_request", ProjectID: 1, Ref: "ms-viewport", MR: fixtureMR(action, state)}
+}
+
+func readFixture(t testing.TB, file string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(fixtureDir, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestParseEventFixtures(t *testing.T) {
+	for _, tt := range fixtureTests {
+		t.Run(tt.file, func(t *testing.T) {
+			got, err := ParseEvent(tt.header, readFixture(t, tt.file))
+			if err != nil {
+				t.Fatalf("ParseEvent: %v", err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("ParseEvent =\n%+v\nwant\n%+v", describe(got), describe(tt.want))
+			}
+		})
+	}
+}
+
+// Every fixture file must have a row above, so a new one cannot go untested.
+func TestEveryFixtureIsTested(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(fixtureDir, "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no fixtures: %v", err)
+	}
+	tested := map[string]bool{}
+	for _, tt := range fixtureTests {
+		tested[tt.file] = true
+	}
+	for _, f := range files {
+		if !tested[filepath.Base(f)] {
+			t.Errorf("fixture %s has no row in fixtureTests", filepath.Base(f))
+		}
+	}
+}
+
+// The fallback decoder must read the same fields as client-go does when
+// client-go succeeds, or events would change meaning with one odd field.
+func TestLenientDecoderAgreesWithClientGo(t *testing.T) {
+	for _, tt := range fixtureTests {
+		kind := tt.want.Kind
+		if kind == KindOther {
+			continue
+		}
+		body := readFixture(t, tt.file)
+		e, err := parseClientGo(kind, body)
+		if err != nil {
+			t.Errorf("%s: client-go cannot parse it: %v", tt.file, err)
+			continue
+		}
+		switch e := e.(type) {
+		case *gitlab.MergeEvent:
+			var lenient mergeRequestFields
+			if msg := decodeLenient(body, &lenient); msg != "" {
+				t.Fatalf("%s: %s", tt.file, msg)
+			}
+			if got := fromClientGoMerge(e); !reflect.DeepEqual(got, lenient) {
+				t.Errorf("%s: client-go %+v, lenient %+v", tt.file, got, lenient)
+			}
+		case *gitlab.PushEvent, *gitlab.TagEvent:
+			var lenient pushFields
+			if msg := decodeLenient(body, &lenient); msg != "" {
+				t.Fatalf("%s: %s", tt.file, msg)
+			}
+			if lenient.Ref == "" || lenient.After == "" || lenient.ProjectID == 0 {
+				t.Errorf("%s: lenient decoder missed fields: %+v", tt.file, lenient)
+			}
+		default:
+			t.Errorf("%s: unexpected client-go type %T", tt.file, e)
+		}
+	}
+}
+
+// patch returns the fixture with top-level or object_attributes keys replaced.
+func patch(t *testing.T, file string, top, attrs map[string]any) []byte {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(readFixture(t, file), &m); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range top {
+		m[k] = v
+	}
+	if oa, ok := m["object_attributes"].(map[string]any); ok {
+		for k, v := range attrs {
+			oa[k] = v
+		}
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestParseEventRejectsBodiesThatAreNotObjects(t *testing.T) {
+	for _, body := range []string{"", "not json", "[1,2]", "null", `"push"`, "42", `{"a":`, `{} {}`} {
+		if ev, err := ParseEvent("Push Hook", []byte(body)); err == nil {
+			t.Errorf("ParseEvent(%q) = %+v, nil; want an error (answered 400)", body, ev)
+		}
+	}
+}
+
+func TestParseEventIsLenient(t *testing.T) {
+	tests := []struct {
+		name, header string
+		body         []byte
+		check        func(t *testing.T, ev Event)
+	}{
+		{"unknown event type is other, named by object_kind", "Emoji Hook", []byte(`{"object_kind":"emoji","x":null}`),
+			wantOther("emoji", "")},
+		{"event without object_kind is named by its header", "Feature Flag Hook", []byte(`{}`),
+			wantOther("Feature Flag Hook", "")},
+		{"note on a merge request is other", "Note Hook", []byte(`{"object_kind":"note","object_attributes":{"noteable_type":"MergeRequest"}}`),
+			wantOther("note", "")},
+		{"push without a header is recognised by object_kind", "", readFixture(t, "push.json"),
+			func(t *testing.T, ev Event) { wantKind(t, ev, KindPush) }},
+		{"system hook carrying a merge request is recognised", "System Hook", readFixture(t, "merge_request_open.json"),
+			func(t *testing.T, ev Event) { wantKind(t, ev, KindMergeRequest) }},
+		{"empty push object names the missing ref", "Push Hook", []byte(`{}`),
+			wantOther("Push Hook", "ref: missing")},
+		{"mistyped ref is named", "Push Hook", patch(t, "push.json", map[string]any{"ref": 5}, nil),
+			wantOther("push", "ref")},
+		{"tag ref in a push hook is not a branch", "Push Hook", patch(t, "push.json", map[string]any{"ref": "refs/tags/v1"}, nil),
+			wantOther("push", "does not start with refs/heads/")},
+		{"missing after is named", "Push Hook", patch(t, "push.json", map[string]any{"after": nil}, nil),
+			wantOther("push", "after: missing")},
+		{"commit timestamps client-go cannot read do not matter", "Push Hook",
+			patch(t, "push.json", map[string]any{"commits": []any{map[string]any{"timestamp": "2011-12-12 14:27:31 UTC"}}}, nil),
+			func(t *testing.T, ev Event) { wantKind(t, ev, KindPush); wantEq(t, ev.Ref, "master") }},
+		{"null project_id falls back to project.id", "Push Hook", patch(t, "push.json", map[string]any{"project_id": nil}, nil),
+			func(t *testing.T, ev Event) { wantEq(t, ev.ProjectID, int64(15)) }},
+		{"merge request with a numeric approvals_before_merge still parses", "Merge Request Hook",
+			patch(t, "merge_request_open.json", nil, map[string]any{"approvals_before_merge": 2}),
+			func(t *testing.T, ev Event) { wantKind(t, ev, KindMergeRequest); wantEq(t, ev.MR.IID, int64(1)) }},
+		{"string iid is named", "Merge Request Hook", patch(t, "merge_request_open.json", nil, map[string]any{"iid": "1"}),
+			wantOther("merge_request", "object_attributes.iid")},
+		{"null object_attributes names the iid", "Merge Request Hook", patch(t, "merge_request_open.json", map[string]any{"object_attributes": nil}, nil),
+			wantOther("merge_request", "object_attributes.iid: missing")},
+		{"open without last_commit names it", "Merge Request Hook", patch(t, "merge_request_open.json", nil, map[string]any{"last_commit": nil}),
+			wantOther("merge_request", "last_commit.id: missing")},
+		{"close without last_commit is fine", "Merge Request Hook", patch(t, "merge_request_close.json", nil, map[string]any{"last_commit": nil}),
+			func(t *testing.T, ev Event) { wantKind(t, ev, KindMergeRequest) }},
+		{"GitLab's webhook time format is read", "Merge Request Hook",
+			patch(t, "merge_request_update.json", nil, map[string]any{"updated_at": "2017-09-15 16:52:00 UTC", "oldrev": "abc"}),
+			func(t *testing.T, ev Event) {
+				wantEq(t, ev.MR.UpdatedAt, time.Date(2017, 9, 15, 16, 52, 0, 0, time.UTC))
+				wantEq(t, ev.MR.OldRev, "abc")
+			}},
+		{"unreadable updated_at is zero", "Merge Request Hook", patch(t, "merge_request_open.json", nil, map[string]any{"updated_at": "yesterday"}),
+			func(t *testing.T, ev Event) { wantEq(t, ev.MR.UpdatedAt, time.Time{}) }},
+		{"work_in_progress counts as draft", "Merge Request Hook",
+			patch(t, "merge_request_open.json", nil, map[string]any{"draft": nil, "work_in_progress": true}),
+			func(t *testing.T, ev Event) { wantEq(t, ev.MR.Draft, true) }},
+		{"a draft title before the change means it was a draft", "Merge Request Hook",
+			patch(t, "merge_request_update.json", map[string]any{"changes": map[string]any{
+				"title": map[string]any{"previous": "  [Draft] MS-Viewport", "current": "MS-Viewport"}}}, nil),
+			func(t *testing.T, ev Event) { wantEq(t, ev.MR.WasDraft, true) }},
+		{"no draft change means it was not a draft", "Merge Request Hook",
+			patch(t, "merge_request_update.json", map[string]any{"changes": map[string]any{}}, nil),
+			func(t *testing.T, ev Event) { wantEq(t, ev.MR.WasDraft, false) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev, err := ParseEvent(tt.header, tt.body)
+			if err != nil {
+				t.Fatalf("ParseEvent: %v", err)
+			}
+			tt.check(t, ev)
+		})
+	}
+}
+
+func wantOther(objectKind, invalid string) func(*testing.T, Event) {
+	return func(t *testing.T, ev Event) {
+		t.Helper()
+		if ev.Kind != KindOther || ev.ObjectKind != objectKind || !strings.Contains(ev.Invalid, invalid) || (invalid == "") != (ev.Invalid == "") {
+			t.Errorf("got %+v; want Kind other, ObjectKind %q, Invalid containing %q", ev, objectKind, invalid)
+		}
+	}
+}
+
+func wantKind(t *testing.T, ev Event, k Kind) {
+	t.Helper()
+	if ev.Kind != k || ev.Invalid != "" {
+		t.Fatalf("got %+v; want Kind %s", ev, k)
+	}
+}
+
+func wantEq[T comparable](t *testing.T, got, want T) {
+	t.Helper()
+	if got != want {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+func describe(ev Event) any {
+	type flat struct {
+		Event
+		MR MergeRequest
+	}
+	f := flat{Event: ev}
+	if ev.MR != nil {
+		f.MR = *ev.MR
+	}
+	return f
+}
+
+func FuzzParseEvent(f *testing.F) {
+	for _, tt := range fixtureTests {
+		f.Add(tt.header, readFixture(f, tt.file))
+	}
+	f.Add("Push Hook", []byte(`{"ref":"refs/heads/x","before":"0","after":"1"}`))
+	f.Add("Merge Request Hook", []byte(`{"object_attributes":{"iid":1,"action":"close"}}`))
+	f.Add("", []byte(`[]`))
+	f.Fuzz(func(t *testing.T, header string, body []byte) {
+		ev, err := ParseEvent(header, body)
+		if err != nil {
+			return
+		}
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(body, &obj) != nil || obj == nil {
+			t.Fatalf("accepted a body that is not a JSON object: %q", body)
+		}
+		switch ev.Kind {
+		case KindPush, KindTagPush:
+			if ev.Ref == "" || ev.Before == "" || ev.After == "" || ev.Invalid != "" {
+				t.Fatalf("incomplete %s event: %+v", ev.Kind, ev)
+			}
+		case KindMergeRequest:
+			if ev.MR == nil || ev.MR.IID <= 0 || ev.MR.Action == "" || ev.Invalid != "" {
+				t.Fatalf("incomplete merge request event: %+v", ev)
+			}
+		case KindOther:
+		default:
+			t.Fatalf("unknown kind %q", ev.Kind)
+		}
+		opt := Options{DefaultBranch: "main", FetchBranches: true, PruneBranches: true, BuildMergeRequests: true, BuildTags: "*"}
+		acts := Decide(ev, opt, map[string]Env{"main": {Name: "main", Kind: KindBranch, State: StateActive}})
+		if len(acts) != 1 || acts[0].Reason == "" {
+			t.Fatalf("Decide(%+v) = %+v; want one action with a reason", ev, acts)
+		}
+	})
+}

@@ -1,0 +1,240 @@
+// Package server wires glenv together: config → store → secret box → queue →
+// HTTP routes, and starts and drains them. It holds no logic of its own
+// beyond the order things start and stop in.
+package server
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/glenv/glenv/internal/api"
+	"github.com/glenv/glenv/internal/config"
+	"github.com/glenv/glenv/internal/gitlab"
+	"github.com/glenv/glenv/internal/integration"
+	"github.com/glenv/glenv/internal/jobs"
+	"github.com/glenv/glenv/internal/lifecycle"
+	"github.com/glenv/glenv/internal/secret"
+	"github.com/glenv/glenv/internal/store"
+	"github.com/glenv/glenv/internal/webhook"
+)
+
+// Server is a running glenv.
+type Server struct {
+	cfg      config.Config
+	log      *slog.Logger
+	store    *store.Store
+	queue    *jobs.Queue
+	receiver *webhook.Receiver
+	http     *http.Server
+	listener net.Listener
+}
+
+// New opens everything glenv needs; Run serves until ctx ends.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("--data-dir %s: %w", cfg.DataDir, err)
+	}
+	box, err := secret.LoadOrCreateKey(cfg.SecretKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("database ready", "dialect", st.Dialect, "location", st.Location)
+	if err := seedAdminToken(ctx, st, cfg, log); err != nil {
+		st.Close()
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, store: st}
+	remoteFor := func(in store.Integration) (jobs.Remote, error) {
+		token, err := box.Open(in.TokenSealed)
+		if err != nil {
+			return nil, err
+		}
+		c, err := gitlab.New(in.BaseURL, token, gitlab.Options{})
+		if err != nil {
+			return nil, err
+		}
+		return remote{c}, nil
+	}
+	s.queue, err = jobs.NewQueue(st, jobs.Deps{RemoteFor: remoteFor, Runtime: jobs.RecordRuntime{}, Logger: log},
+		jobs.QueueConfig{ReconcileInterval: cfg.ReconcileInterval, Logger: log})
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("start job queue: %w", err)
+	}
+	svc := &integration.Service{Store: st, Box: box, PublicURL: cfg.PublicURL, Applier: s.queue, Log: log}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		newStoreCollector(st))
+	s.receiver = webhook.New(svc, s.persist, log, reg)
+	svc.Changed = s.receiver.Forget
+	a := &api.API{Store: st, Integrations: svc, Queue: s.queue, Log: log, EnvURL: s.envURL}
+
+	mux := http.NewServeMux()
+	mux.Handle("/hooks/gitlab/{integration}", s.receiver)
+	mux.Handle("/api/v1/", a.Handler())
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.HandleFunc("GET /{$}", s.home)
+	s.http = &http.Server{Handler: s.routeByHost(mux), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	return s, nil
+}
+
+// persist stores a batch of deliveries and their jobs in one transaction (the
+// receiver's group commit).
+func (s *Server) persist(ctx context.Context, batch []*store.Delivery, queue []bool) ([]bool, error) {
+	dups := make([]bool, len(batch))
+	err := s.store.Tx(ctx, func(tx *sql.Tx) error {
+		for i, d := range batch {
+			dup, err := store.InsertDelivery(ctx, tx, d)
+			if err != nil {
+				return err
+			}
+			dups[i] = dup
+			if queue[i] && !dup {
+				if _, err := s.queue.River.InsertTx(ctx, tx, jobs.ProcessDeliveryArgs{DeliveryID: d.ID}, nil); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	return dups, err
+}
+
+func (s *Server) envURL(e store.Environment) string {
+	scheme := "http"
+	if strings.HasPrefix(s.cfg.PublicURL, "https://") {
+		scheme = "https"
+	}
+	port := ""
+	if _, p, err := net.SplitHostPort(strings.TrimPrefix(strings.TrimPrefix(s.cfg.PublicURL, "https://"), "http://")); err == nil {
+		port = ":" + p
+	}
+	return fmt.Sprintf("%s://%s.%s%s/", scheme, e.Host, s.cfg.EnvDomain, port)
+}
+
+// Addr is the address the server listens on (after Listen).
+func (s *Server) Addr() string { return s.listener.Addr().String() }
+
+// Listen binds the listener, so callers know the address before Run.
+func (s *Server) Listen() error {
+	l, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("--listen %s: %w", s.cfg.Listen, err)
+	}
+	s.listener = l
+	return nil
+}
+
+// Run serves until ctx is cancelled, then drains: no new requests, in-flight
+// ones finish, accepted deliveries are committed, running jobs end.
+func (s *Server) Run(ctx context.Context) error {
+	if s.listener == nil {
+		if err := s.Listen(); err != nil {
+			return err
+		}
+	}
+	if err := s.queue.Start(ctx); err != nil {
+		return fmt.Errorf("start job queue: %w", err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- s.http.Serve(s.listener) }()
+	s.log.Info("glenv serving", "listen", s.Addr(), "public_url", s.cfg.PublicURL, "env_domain", s.cfg.EnvDomain)
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+	}
+	s.log.Info("draining")
+	drain, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+	defer cancel()
+	herr := s.http.Shutdown(drain)
+	s.receiver.Close()
+	qerr := s.queue.Stop(drain)
+	serr := s.store.Close()
+	s.log.Info("stopped")
+	return errors.Join(herr, qerr, serr)
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		http.Error(w, "database unreachable: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	if ok, err := s.store.Migrated(ctx); err != nil || !ok {
+		http.Error(w, "database migrations not applied", http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
+
+func (s *Server) home(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintf(w, "glenv — preview environments for GitLab\n\nAPI: %s/api/v1/ (Authorization: Bearer <token>)\nGitLab-compatible API: %s/api/v4/projects/:id/environments\nWebhooks: %s/hooks/gitlab/<integration>\n",
+		s.cfg.PublicURL, s.cfg.PublicURL, s.cfg.PublicURL)
+}
+
+// seedAdminToken makes sure an admin can reach the API: GLENV_ADMIN_TOKEN is
+// stored as an admin token; without it, the first start writes a fresh one to
+// <data-dir>/admin-token (0600).
+func seedAdminToken(ctx context.Context, st *store.Store, cfg config.Config, log *slog.Logger) error {
+	if cfg.AdminToken != "" {
+		if len(cfg.AdminToken) < 16 {
+			return fmt.Errorf("GLENV_ADMIN_TOKEN: must be at least 16 characters; generate one with `head -c24 /dev/urandom | base64`")
+		}
+		return store.EnsureAPIToken(ctx, st.DB, "admin (GLENV_ADMIN_TOKEN)", store.RoleAdmin, cfg.AdminToken)
+	}
+	path := filepath.Join(cfg.DataDir, "admin-token")
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	if n, err := store.CountAPITokens(ctx, st.Reader()); err != nil || n > 0 {
+		return err
+	}
+	value := store.NewTokenValue()
+	if err := os.WriteFile(path, []byte(value+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write admin token: %w", err)
+	}
+	if _, err := store.CreateAPIToken(ctx, st.DB, "admin (first start)", store.RoleAdmin, value); err != nil {
+		return err
+	}
+	log.Info("admin API token written; use it with --api-token or GLENV_API_TOKEN", "path", path)
+	return nil
+}
+
+// remote adapts the GitLab client to what reconcile reads.
+type remote struct{ c *gitlab.Client }
+
+func (r remote) ListBranches(ctx context.Context, pid int64) (map[string]string, error) {
+	return r.c.ListBranches(ctx, pid)
+}
+func (r remote) ListTags(ctx context.Context, pid int64) (map[string]string, error) {
+	return r.c.ListTags(ctx, pid)
+}
+func (r remote) ListOpenMergeRequests(ctx context.Context, pid int64) ([]lifecycle.MergeRequest, error) {
+	mrs, err := r.c.ListOpenMergeRequests(ctx, pid)
+	return integration.MergeRequests(mrs), err
+}
