@@ -234,3 +234,27 @@ func removeHook(t *testing.T, gl *gitlabWorld, hookID int64) {
 		t.Fatalf("delete hook: %d", resp.StatusCode)
 	}
 }
+
+func (g *glenv) apiGetText(path string, s *string) {
+	g.t.Helper()
+	resp, err := http.Get(g.URL + path)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	b.ReadFrom(resp.Body)
+	*s = b.String()
+}
+
+// metricValue reads one sample from Prometheus text output (-1 when absent).
+func metricValue(text, series string) float64 {
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, series+" ") {
+			var v float64
+			fmt.Sscan(strings.TrimPrefix(line, series+" "), &v)
+			return v
+		}
+	}
+	return -1
+}

@@ -23,6 +23,7 @@ type Config struct {
 	SecretKeyFile     string
 	AdminToken        string
 	ReconcileInterval time.Duration
+	JobRescueAfter    time.Duration
 	LogLevel          string
 	LogFormat         string
 }
@@ -45,6 +46,7 @@ func (c *Config) settings(getenv func(string) string) []setting {
 		{name: "secret-key-file", str: &c.SecretKeyFile, help: "file holding the key that encrypts secrets at rest; default <data-dir>/secret.key, generated on first start"},
 		{name: "admin-token", str: &c.AdminToken, help: "seed an admin API token with this value (else one is generated into <data-dir>/admin-token on first start)"},
 		{name: "reconcile-interval", dur: &c.ReconcileInterval, def: "3m", help: "how often GitLab's branches and merge requests are compared with glenv's environments"},
+		{name: "job-rescue-after", dur: &c.JobRescueAfter, def: "6m", help: "how long a job may run before it counts as lost (its process died) and is run again"},
 		{name: "log-level", str: &c.LogLevel, def: "info", help: "debug, info, warn or error"},
 		{name: "log-format", str: &c.LogFormat, def: "text", help: "text or json"},
 	}
@@ -119,6 +121,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ReconcileInterval < 10*time.Second {
 		return fmt.Errorf("--reconcile-interval: must be a duration of at least 10s, e.g. 3m")
+	}
+	if c.JobRescueAfter < time.Second {
+		return fmt.Errorf("--job-rescue-after: must be a duration of at least 1s, e.g. 6m")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

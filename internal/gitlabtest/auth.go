@@ -68,6 +68,10 @@ func (s *Server) AddToken(tok Token) string {
 		tok.Value = "glpat-" + hex.EncodeToString(b)
 	}
 	tok.Scopes = slices.Clone(tok.Scopes)
+	if tok.ExpiresAt != nil {
+		expires := *tok.ExpiresAt
+		tok.ExpiresAt = &expires
+	}
 	s.tokens[tok.Value] = &tokenRecord{Token: tok, id: s.ids.take(&s.ids.token, 0), createdAt: s.now()}
 	return tok.Value
 }

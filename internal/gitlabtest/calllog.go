@@ -17,11 +17,16 @@ type Call struct {
 	At     time.Time
 }
 
-// Calls returns the call log, oldest first.
+// Calls returns a copy of the call log in the order the answers were
+// completed; At is when each request arrived.
 func (s *Server) Calls() []Call {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.calls)
+	out := slices.Clone(s.calls)
+	for i := range out {
+		out[i].Body = slices.Clone(out[i].Body)
+	}
+	return out
 }
 
 // ResetCalls empties the call log.
@@ -31,12 +36,12 @@ func (s *Server) ResetCalls() {
 	s.calls = nil
 }
 
-func (s *Server) logCall(r *http.Request, path string, body []byte, rec *recorder) {
+func (s *Server) logCall(r *http.Request, path string, body []byte, rec *recorder, at time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls = append(s.calls, Call{
 		Method: r.Method, Path: path, Query: r.URL.RawQuery,
-		Status: rec.status, Body: body, At: time.Now(),
+		Status: rec.status, Body: body, At: at,
 	})
 }
 

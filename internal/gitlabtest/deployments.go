@@ -228,7 +228,7 @@ func (s *Server) listDeployments(rq *request) {
 	updatedBefore, hasUpdatedBefore := g.optTime("updated_before")
 	finishedAfter, hasFinishedAfter := g.optTime("finished_after")
 	finishedBefore, hasFinishedBefore := g.optTime("finished_before")
-	envName, hasEnv := g.optString("environment")
+	envName, _ := g.optString("environment")
 	status, hasStatus := g.optString("status")
 	g.values("status", status, hasStatus, deploymentStatuses...)
 	if !g.ok(rq) {
@@ -245,7 +245,7 @@ func (s *Server) listDeployments(rq *request) {
 	var out []*Deployment
 	for _, d := range p.deployments {
 		finished := d.FinishedAt != nil
-		if (hasEnv && d.EnvironmentID != envID) || (hasStatus && d.Status != status) ||
+		if (envName != "" && d.EnvironmentID != envID) || (hasStatus && d.Status != status) ||
 			(hasUpdatedAfter && d.UpdatedAt.Before(updatedAfter)) ||
 			(hasUpdatedBefore && !d.UpdatedAt.Before(updatedBefore)) ||
 			(hasFinishedAfter && (!finished || d.FinishedAt.Before(finishedAfter))) ||

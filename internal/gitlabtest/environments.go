@@ -217,7 +217,7 @@ func (s *Server) listEnvironments(rq *request) {
 	}
 	var envs []*Environment
 	for _, e := range p.envs {
-		if (hasName && e.Name != name) || (hasStates && e.State != states) ||
+		if (name != "" && e.Name != name) || (hasStates && e.State != states) ||
 			(search != "" && !strings.HasPrefix(strings.ToLower(e.Name), strings.ToLower(search))) {
 			continue
 		}
@@ -251,8 +251,8 @@ func (s *Server) getEnvironment(rq *request) {
 // envAttrs are the writable attributes shared by create and update.
 type envAttrs struct {
 	externalURL, tier, description, autoStop, k8sNamespace, fluxPath string
-	hasExternalURL, hasTier, hasDescription, hasAutoStop                bool
-	clusterAgent                                                        bool
+	hasExternalURL, hasTier, hasDescription, hasAutoStop             bool
+	clusterAgent                                                     bool
 }
 
 func readEnvAttrs(g *grape) envAttrs {

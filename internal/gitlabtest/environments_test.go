@@ -30,7 +30,8 @@ func TestEnvironmentCreateRules(t *testing.T) {
 			`{"message":{"name":["can't be blank","can contain only letters, digits, '-', '_', '/', '$', '{', '}', '.', and spaces, but it cannot start or end with '/'"]}}`},
 		{"a name over 255 characters is too long", map[string]any{"name": strings.Repeat("a", 256)}, 400,
 			`{"message":{"name":["is too long (maximum is 255 characters)"]}}`},
-		{"a name is unique in the project", map[string]any{"name": "taken"}, 400, `{"message":{"name":["has already been taken"]}}`},
+		{"a name is unique in the project, and so its slug", map[string]any{"name": "taken"}, 400,
+			`{"message":{"name":["has already been taken"],"slug":["has already been taken"]}}`},
 		{"the slug cannot be sent", map[string]any{"name": "x", "slug": "x"}, 400, `{"error":"slug is automatically generated and cannot be changed"}`},
 		{"the tier must be known", map[string]any{"name": "x", "tier": "prod"}, 400, `{"error":"tier does not have a valid value"}`},
 		{"Grape errors are joined", map[string]any{"slug": "x", "tier": "prod"}, 400,
@@ -219,11 +220,11 @@ func TestEnvironmentStopStale(t *testing.T) {
 	for _, name := range []string{"review/old", "review/deployed", "review/fresh"} {
 		expect(t, f.do(t, f.devTok, "POST", "projects/1/environments", map[string]any{"name": name}), 201, "")
 	}
-	now = now.AddDate(0, 0, 20)
+	now = now.AddDate(0, 0, 25)
 	expect(t, f.do(t, f.devTok, "POST", "projects/1/deployments",
 		map[string]any{"environment": "review/deployed", "sha": shaMain, "ref": "main", "tag": false, "status": "success"}), 201, "")
 	expect(t, f.do(t, f.devTok, "POST", "projects/1/environments", map[string]any{"name": "review/new"}), 201, "")
-	now = now.AddDate(0, 0, 10)
+	now = now.AddDate(0, 0, 8) // before = now - 8 days falls between the two batches
 
 	stale := func(before time.Time) string {
 		return "projects/1/environments/stop_stale?before=" + url.QueryEscape(before.Format(time.RFC3339))

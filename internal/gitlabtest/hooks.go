@@ -70,6 +70,18 @@ var hookFlags = []struct {
 	{"enable_ssl_verification", func(h *Hook) *bool { return &h.EnableSSLVerification }},
 }
 
+// hookStrings are the string hook attributes besides url.
+var hookStrings = []struct {
+	key   string
+	field func(*Hook) *string
+}{
+	{"name", func(h *Hook) *string { return &h.Name }},
+	{"description", func(h *Hook) *string { return &h.Description }},
+	{"token", func(h *Hook) *string { return &h.Token }},
+	{"push_events_branch_filter", func(h *Hook) *string { return &h.PushEventsBranchFilter }},
+	{"custom_webhook_template", func(h *Hook) *string { return &h.CustomWebhookTemplate }},
+}
+
 // hookTriggers are the values POST …/hooks/:hook_id/test/:trigger accepts.
 var hookTriggers = []string{
 	"push_events", "tag_push_events", "issues_events", "confidential_issues_events", "note_events",
@@ -97,7 +109,11 @@ func (s *Server) SetHookAlert(projectID, hookID int64, status string, disabledUn
 	defer s.mu.Unlock()
 	for _, h := range s.mustProject(projectID).hooks {
 		if h.ID == hookID {
-			h.AlertStatus, h.DisabledUntil = status, disabledUntil
+			h.AlertStatus, h.DisabledUntil = status, nil
+			if disabledUntil != nil {
+				until := disabledUntil.UTC().Truncate(time.Millisecond)
+				h.DisabledUntil = &until
+			}
 			return
 		}
 	}
@@ -146,22 +162,9 @@ func hookAttrs(rq *request, urlRequired bool) (set func(*Hook), sent, ok bool) {
 	} else if v, has := g.optString("url"); has {
 		applies = append(applies, func(h *Hook) { h.URL = v })
 	}
-	for _, key := range []string{"name", "description", "token", "push_events_branch_filter", "custom_webhook_template"} {
-		if v, has := g.optString(key); has {
-			applies = append(applies, func(h *Hook) {
-				switch key {
-				case "name":
-					h.Name = v
-				case "description":
-					h.Description = v
-				case "token":
-					h.Token = v
-				case "push_events_branch_filter":
-					h.PushEventsBranchFilter = v
-				case "custom_webhook_template":
-					h.CustomWebhookTemplate = v
-				}
-			})
+	for _, f := range hookStrings {
+		if v, has := g.optString(f.key); has {
+			applies = append(applies, func(h *Hook) { *f.field(h) = v })
 		}
 	}
 	strategy, hasStrategy := g.optString("branch_filter_strategy")

@@ -18,6 +18,7 @@ type MergeRequest struct {
 	Draft           bool
 	SourceProjectID int64 // 0 = same project
 	UpdatedAt       time.Time
+	AuthorID        int64 // 0 = GitLab's ghost user
 }
 
 type mergeRequest struct {
@@ -50,23 +51,23 @@ func (s *Server) SetMergeRequest(projectID int64, mr MergeRequest) {
 }
 
 type mergeRequestJSON struct {
-	ID              int64   `json:"id"`
-	IID             int64   `json:"iid"`
-	ProjectID       int64   `json:"project_id"`
-	Title           string  `json:"title"`
-	Description     *string `json:"description"`
-	State           string  `json:"state"`
-	CreatedAt       string  `json:"created_at"`
-	UpdatedAt       string  `json:"updated_at"`
-	TargetBranch    string  `json:"target_branch"`
-	SourceBranch    string  `json:"source_branch"`
-	Author          any     `json:"author"`
-	SourceProjectID int64   `json:"source_project_id"`
-	TargetProjectID int64   `json:"target_project_id"`
-	Draft           bool    `json:"draft"`
-	WorkInProgress  bool    `json:"work_in_progress"`
-	SHA             string  `json:"sha"`
-	WebURL          string  `json:"web_url"`
+	ID              int64     `json:"id"`
+	IID             int64     `json:"iid"`
+	ProjectID       int64     `json:"project_id"`
+	Title           string    `json:"title"`
+	Description     *string   `json:"description"`
+	State           string    `json:"state"`
+	CreatedAt       string    `json:"created_at"`
+	UpdatedAt       string    `json:"updated_at"`
+	TargetBranch    string    `json:"target_branch"`
+	SourceBranch    string    `json:"source_branch"`
+	Author          *userJSON `json:"author"`
+	SourceProjectID int64     `json:"source_project_id"`
+	TargetProjectID int64     `json:"target_project_id"`
+	Draft           bool      `json:"draft"`
+	WorkInProgress  bool      `json:"work_in_progress"`
+	SHA             string    `json:"sha"`
+	WebURL          string    `json:"web_url"`
 }
 
 func (s *Server) mergeRequestEntity(p *project, mr *mergeRequest) mergeRequestJSON {
@@ -75,9 +76,19 @@ func (s *Server) mergeRequestEntity(p *project, mr *mergeRequest) mergeRequestJS
 		CreatedAt: apiTime(mr.createdAt), UpdatedAt: apiTime(mr.UpdatedAt),
 		TargetBranch: mr.TargetBranch, SourceBranch: mr.SourceBranch,
 		SourceProjectID: mr.SourceProjectID, TargetProjectID: p.ID,
-		Draft: mr.Draft, WorkInProgress: mr.Draft, SHA: mr.SHA,
+		Author: s.mrAuthor(mr.AuthorID), Draft: mr.Draft, WorkInProgress: mr.Draft, SHA: mr.SHA,
 		WebURL: s.projectWebURL(p) + "/-/merge_requests/" + itoa(mr.IID),
 	}
+}
+
+// mrAuthor is the author's UserBasic; a merge request seeded without one
+// shows the ghost user GitLab puts in place of deleted accounts, so that
+// author is never null.
+func (s *Server) mrAuthor(id int64) *userJSON {
+	if u := s.userBasic(id); u != nil {
+		return u
+	}
+	return &userJSON{ID: 0, Username: "ghost", Name: "Ghost User", State: "active", WebURL: s.URL + "/ghost"}
 }
 
 func (s *Server) listMergeRequests(rq *request) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -25,7 +26,7 @@ func parseParams(r *http.Request, body []byte) (*params, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return p, nil
 	}
-	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	ct, ctParams, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch {
 	case ct == "application/x-www-form-urlencoded":
 		form, err := url.ParseQuery(string(body))
@@ -33,6 +34,12 @@ func parseParams(r *http.Request, body []byte) (*params, error) {
 			return nil, err
 		}
 		p.form = form
+	case ct == "multipart/form-data":
+		form, err := multipart.NewReader(bytes.NewReader(body), ctParams["boundary"]).ReadForm(32 << 20)
+		if err != nil {
+			return nil, err
+		}
+		p.form = url.Values(form.Value)
 	case ct == "application/json" || bytes.HasPrefix(bytes.TrimSpace(body), []byte("{")):
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.UseNumber()

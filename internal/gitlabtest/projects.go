@@ -59,8 +59,10 @@ func (s *Server) AddProject(p Project) Project {
 	if p.Members == nil {
 		p.Members = map[int64]int{}
 	}
+	stored := p
+	stored.Members = maps.Clone(p.Members)
 	s.projects[p.ID] = &project{
-		Project:       p,
+		Project:       stored,
 		createdAt:     s.now(),
 		branches:      map[string]string{},
 		branchHistory: map[string][]string{},

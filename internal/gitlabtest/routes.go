@@ -16,7 +16,7 @@ type route struct {
 	handle func(*request)
 }
 
-func r(method, pattern string, scope scopeRule, h func(*request)) route {
+func endpoint(method, pattern string, scope scopeRule, h func(*request)) route {
 	return route{method: method, segs: strings.Split(pattern, "/"), scope: scope, handle: h}
 }
 
@@ -28,47 +28,47 @@ func (s *Server) routeTable() []route {
 		get, post, put, del = http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete
 	)
 	return []route{
-		r(get, "user", scopeUser, s.getCurrentUser),
-		r(get, "personal_access_tokens/self", scopeAny, s.getTokenSelf),
+		endpoint(get, "user", scopeUser, s.getCurrentUser),
+		endpoint(get, "personal_access_tokens/self", scopeAny, s.getTokenSelf),
 
-		r(get, "projects/:id", scopeAPI, s.getProject),
-		r(get, "projects/:id/members/all/:user_id", scopeAPI, s.getMemberAll),
+		endpoint(get, "projects/:id", scopeAPI, s.getProject),
+		endpoint(get, "projects/:id/members/all/:user_id", scopeAPI, s.getMemberAll),
 
-		r(get, "projects/:id/hooks", scopeAPI, s.listHooks),
-		r(post, "projects/:id/hooks", scopeAPI, s.createHook),
-		r(get, "projects/:id/hooks/:hook_id", scopeAPI, s.getHook),
-		r(put, "projects/:id/hooks/:hook_id", scopeAPI, s.editHook),
-		r(del, "projects/:id/hooks/:hook_id", scopeAPI, s.deleteHook),
-		r(post, "projects/:id/hooks/:hook_id/test/:trigger", scopeAPI, s.testHook),
+		endpoint(get, "projects/:id/hooks", scopeAPI, s.listHooks),
+		endpoint(post, "projects/:id/hooks", scopeAPI, s.createHook),
+		endpoint(get, "projects/:id/hooks/:hook_id", scopeAPI, s.getHook),
+		endpoint(put, "projects/:id/hooks/:hook_id", scopeAPI, s.editHook),
+		endpoint(del, "projects/:id/hooks/:hook_id", scopeAPI, s.deleteHook),
+		endpoint(post, "projects/:id/hooks/:hook_id/test/:trigger", scopeAPI, s.testHook),
 
-		r(get, "projects/:id/repository/branches", scopeAPI, s.listBranches),
-		r(get, "projects/:id/repository/branches/:branch", scopeAPI, s.getBranch),
-		r(get, "projects/:id/repository/tags", scopeAPI, s.listTags),
-		r(get, "projects/:id/repository/commits/:sha", scopeAPI, s.getCommit),
-		r(get, "projects/:id/repository/commits/:sha/statuses", scopeAPI, s.listStatuses),
-		r(post, "projects/:id/statuses/:sha", scopeAPI, s.createStatus),
+		endpoint(get, "projects/:id/repository/branches", scopeAPI, s.listBranches),
+		endpoint(get, "projects/:id/repository/branches/:branch", scopeAPI, s.getBranch),
+		endpoint(get, "projects/:id/repository/tags", scopeAPI, s.listTags),
+		endpoint(get, "projects/:id/repository/commits/:sha", scopeAPI, s.getCommit),
+		endpoint(get, "projects/:id/repository/commits/:sha/statuses", scopeAPI, s.listStatuses),
+		endpoint(post, "projects/:id/statuses/:sha", scopeAPI, s.createStatus),
 
-		r(get, "projects/:id/merge_requests", scopeAPI, s.listMergeRequests),
-		r(get, "projects/:id/merge_requests/:merge_request_iid", scopeAPI, s.getMergeRequest),
-		r(get, "projects/:id/merge_requests/:merge_request_iid/notes", scopeAPI, s.listNotes),
-		r(post, "projects/:id/merge_requests/:merge_request_iid/notes", scopeAPI, s.createNote),
-		r(get, "projects/:id/merge_requests/:merge_request_iid/notes/:note_id", scopeAPI, s.getNote),
-		r(put, "projects/:id/merge_requests/:merge_request_iid/notes/:note_id", scopeAPI, s.updateNote),
-		r(del, "projects/:id/merge_requests/:merge_request_iid/notes/:note_id", scopeAPI, s.deleteNote),
+		endpoint(get, "projects/:id/merge_requests", scopeAPI, s.listMergeRequests),
+		endpoint(get, "projects/:id/merge_requests/:merge_request_iid", scopeAPI, s.getMergeRequest),
+		endpoint(get, "projects/:id/merge_requests/:merge_request_iid/notes", scopeAPI, s.listNotes),
+		endpoint(post, "projects/:id/merge_requests/:merge_request_iid/notes", scopeAPI, s.createNote),
+		endpoint(get, "projects/:id/merge_requests/:merge_request_iid/notes/:note_id", scopeAPI, s.getNote),
+		endpoint(put, "projects/:id/merge_requests/:merge_request_iid/notes/:note_id", scopeAPI, s.updateNote),
+		endpoint(del, "projects/:id/merge_requests/:merge_request_iid/notes/:note_id", scopeAPI, s.deleteNote),
 
-		r(get, "projects/:id/environments", scopeAPI, s.listEnvironments),
-		r(post, "projects/:id/environments", scopeAPI, s.createEnvironment),
-		r(post, "projects/:id/environments/stop_stale", scopeAPI, s.stopStaleEnvironments),
-		r(del, "projects/:id/environments/review_apps", scopeAPI, s.deleteReviewApps),
-		r(get, "projects/:id/environments/:environment_id", scopeAPI, s.getEnvironment),
-		r(put, "projects/:id/environments/:environment_id", scopeAPI, s.editEnvironment),
-		r(del, "projects/:id/environments/:environment_id", scopeAPI, s.deleteEnvironment),
-		r(post, "projects/:id/environments/:environment_id/stop", scopeAPI, s.stopEnvironment),
+		endpoint(get, "projects/:id/environments", scopeAPI, s.listEnvironments),
+		endpoint(post, "projects/:id/environments", scopeAPI, s.createEnvironment),
+		endpoint(post, "projects/:id/environments/stop_stale", scopeAPI, s.stopStaleEnvironments),
+		endpoint(del, "projects/:id/environments/review_apps", scopeAPI, s.deleteReviewApps),
+		endpoint(get, "projects/:id/environments/:environment_id", scopeAPI, s.getEnvironment),
+		endpoint(put, "projects/:id/environments/:environment_id", scopeAPI, s.editEnvironment),
+		endpoint(del, "projects/:id/environments/:environment_id", scopeAPI, s.deleteEnvironment),
+		endpoint(post, "projects/:id/environments/:environment_id/stop", scopeAPI, s.stopEnvironment),
 
-		r(get, "projects/:id/deployments", scopeAPI, s.listDeployments),
-		r(post, "projects/:id/deployments", scopeAPI, s.createDeployment),
-		r(get, "projects/:id/deployments/:deployment_id", scopeAPI, s.getDeployment),
-		r(put, "projects/:id/deployments/:deployment_id", scopeAPI, s.updateDeployment),
+		endpoint(get, "projects/:id/deployments", scopeAPI, s.listDeployments),
+		endpoint(post, "projects/:id/deployments", scopeAPI, s.createDeployment),
+		endpoint(get, "projects/:id/deployments/:deployment_id", scopeAPI, s.getDeployment),
+		endpoint(put, "projects/:id/deployments/:deployment_id", scopeAPI, s.updateDeployment),
 	}
 }
 

@@ -3,14 +3,15 @@
 //
 // Production code talks to it through client-go exactly as it talks to
 // GitLab: the double answers with GitLab's JSON shapes, status codes,
-// validation errors, pagination headers and rate-limit responses (see
-// /work/shared/gitlab/PROTOCOL.md). Tests seed users, tokens, projects,
-// branches and merge requests with the exported methods, inject faults, and
-// inspect what the code under test did through snapshots and the call log.
+// validation errors, pagination headers and rate-limit responses, as the
+// team's protocol notes (PROTOCOL.md) and GitLab's own source describe them.
+// Tests seed users, tokens, projects, branches and merge requests with the
+// exported methods, inject faults, and inspect what the code under test did
+// through snapshots and the call log.
 //
-// It must not grow behaviour GitLab does not have: when a rule is not
-// modelled it is left out rather than guessed. It never makes network calls
-// of its own (hook tests are not delivered).
+// It must not grow behaviour GitLab does not have: a rule that is not
+// modelled is left out rather than guessed. It never makes network calls of
+// its own (hook tests are not delivered).
 package gitlabtest
 
 import (
@@ -104,10 +105,11 @@ func (s *Server) now() time.Time {
 }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	at := time.Now()
 	body, _ := io.ReadAll(r.Body)
 	rec := &recorder{ResponseWriter: w}
 	path := r.URL.EscapedPath()
-	defer s.logCall(r, path, body, rec)
+	defer s.logCall(r, path, body, rec, at)
 
 	if s.applyFault(rec, r, path) {
 		return

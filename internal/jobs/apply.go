@@ -42,10 +42,14 @@ func LifecycleEnvs(ctx context.Context, q store.Querier, integration string) (ma
 	rows := make(map[string]store.Environment, len(envs))
 	for _, e := range envs {
 		rows[e.Name] = e
-		out[e.Name] = lifecycle.Env{Name: e.Name, Kind: lifecycle.EnvKind(e.Kind), Ref: e.Ref, Parent: e.Parent,
-			HeadSHA: e.HeadSHA, State: e.State, MRIID: e.MRIID, MRUpdatedAt: e.MRUpdatedAt, SeenSHAs: e.SeenSHAs}
+		out[e.Name] = toLifecycle(e)
 	}
 	return out, rows, nil
+}
+
+func toLifecycle(e store.Environment) lifecycle.Env {
+	return lifecycle.Env{Name: e.Name, Kind: lifecycle.EnvKind(e.Kind), Ref: e.Ref, Parent: e.Parent,
+		HeadSHA: e.HeadSHA, State: e.State, MRIID: e.MRIID, MRUpdatedAt: e.MRUpdatedAt, SeenSHAs: e.SeenSHAs}
 }
 
 // Options turns an integration's settings into the lifecycle's.

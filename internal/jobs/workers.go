@@ -132,7 +132,7 @@ func (w *deliveryWorker) Work(ctx context.Context, job *river.Job[ProcessDeliver
 				result = "payload not understood: " + perr.Error()
 				break
 			}
-			envs, _, err := LifecycleEnvs(ctx, tx, in.Name)
+			envs, err := eventEnvs(ctx, tx, in.Name, ev)
 			if err != nil {
 				return err
 			}
@@ -148,6 +148,34 @@ func (w *deliveryWorker) Work(ctx context.Context, job *river.Job[ProcessDeliver
 		w.deps.Logger.Debug("delivery processed", "delivery", d.ID, "integration", d.IntegrationName, "result", result)
 		return completeTx(ctx, s, tx, job)
 	})
+}
+
+// eventEnvs loads the one environment an event can concern (tombstone
+// included): deciding never needs the others, and loading all of them would
+// make every delivery cost O(environments).
+func eventEnvs(ctx context.Context, q store.Querier, integration string, ev lifecycle.Event) (map[string]lifecycle.Env, error) {
+	var name string
+	switch {
+	case ev.Kind == lifecycle.KindPush:
+		name = ev.Ref
+	case ev.Kind == lifecycle.KindTagPush:
+		name = lifecycle.TagName(ev.Ref)
+	case ev.Kind == lifecycle.KindMergeRequest && ev.MR != nil:
+		name = lifecycle.MRName(ev.MR.IID)
+	}
+	out := map[string]lifecycle.Env{}
+	if name == "" {
+		return out, nil
+	}
+	e, err := store.GetEnvironment(ctx, q, integration, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out[name] = toLifecycle(e)
+	return out, nil
 }
 
 type deployWorker struct {

@@ -73,7 +73,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return remote{c}, nil
 	}
 	s.queue, err = jobs.NewQueue(st, jobs.Deps{RemoteFor: remoteFor, Runtime: jobs.RecordRuntime{}, Logger: log},
-		jobs.QueueConfig{ReconcileInterval: cfg.ReconcileInterval, Logger: log})
+		jobs.QueueConfig{ReconcileInterval: cfg.ReconcileInterval, RescueAfter: cfg.JobRescueAfter, Logger: log})
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("start job queue: %w", err)

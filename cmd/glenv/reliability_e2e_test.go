@@ -1,0 +1,130 @@
+package main_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/glenv/glenv/internal/store"
+)
+
+// TestKillNineLosesNoAcceptedDelivery sends a burst of distinct deliveries,
+// kills glenv with SIGKILL in the middle, restarts it, and checks that every
+// delivery that got a 2xx was processed exactly once: its environment exists
+// and carries exactly one activity from that delivery.
+func TestKillNineLosesNoAcceptedDelivery(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skipping the 2,000-delivery kill test")
+	}
+	for name, db := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			dbURL := db()
+			g, gl, secret := connected(t, dbURL)
+			pid := gl.Project.ID
+			const total, senders = 2000, 16
+			var next, acked atomic.Int64
+			ackedBranch := make([]bool, total)
+			var wg sync.WaitGroup
+			killed := make(chan struct{})
+			var once sync.Once
+			for s := 0; s < senders; s++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						i := next.Add(1) - 1
+						if i >= total {
+							return
+						}
+						code, err := deliverQuiet(g, secret, pushPayload(t, pid, fmt.Sprintf("burst-%04d", i), zeroSHA, sha(fmt.Sprint("b", i))), fmt.Sprintf("burst-key-%d", i))
+						if err == nil && code == 202 {
+							ackedBranch[i] = true
+							if acked.Add(1) == total/2 {
+								once.Do(func() { g.cmd.Process.Signal(syscall.SIGKILL); close(killed) })
+							}
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			<-killed
+			<-g.exited
+			n := acked.Load()
+			if n < total/2 || n == total {
+				t.Fatalf("acked %d of %d: the kill did not land mid-burst", n, total)
+			}
+			// Restart on the same database; River rescues the jobs the kill interrupted.
+			g.env = append(g.env, "GLENV_JOB_RESCUE_AFTER=2s")
+			g.start()
+			waitProcessed(t, g, dbURL)
+			g.stop(syscall.SIGTERM)
+
+			s, err := store.Open(context.Background(), dbURL, g.dataDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			perDelivery := map[string]int{}
+			rows, err := s.Reader().QueryContext(context.Background(), `SELECT environment_name, COUNT(*) FROM activities WHERE delivery_id <> 0 GROUP BY environment_name`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for rows.Next() {
+				var env string
+				var c int
+				rows.Scan(&env, &c)
+				perDelivery[env] = c
+			}
+			rows.Close()
+			for i, ok := range ackedBranch {
+				name := fmt.Sprintf("burst-%04d", i)
+				if ok && perDelivery[name] != 1 {
+					t.Errorf("%s was acknowledged but applied %d times", name, perDelivery[name])
+				}
+				if perDelivery[name] > 1 {
+					t.Errorf("%s applied %d times", name, perDelivery[name])
+				}
+			}
+			var envs int
+			s.Reader().QueryRowContext(context.Background(), `SELECT COUNT(*) FROM environments WHERE name LIKE 'burst-%' AND deleted_at = 0`).Scan(&envs)
+			if int64(envs) < n {
+				t.Fatalf("%d environments for %d acknowledged deliveries", envs, n)
+			}
+			t.Logf("%s: %d of %d deliveries acknowledged before SIGKILL and after restart; %d environments, each applied once", name, n, total, envs)
+		})
+	}
+}
+
+// deliverQuiet is deliver without failing the test on connection errors (the server is being killed).
+func deliverQuiet(g *glenv, secret string, p payload, key string) (int, error) {
+	return postHook(g.URL+"/hooks/gitlab/app", secret, "Push Hook", p, key)
+}
+
+// waitProcessed waits until no stored delivery is still waiting to be processed.
+func waitProcessed(t *testing.T, g *glenv, dbURL string) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		var ds []struct {
+			Status string `json:"status"`
+		}
+		g.apiGet("/api/v1/deliveries?limit=1000", &ds)
+		waiting := 0
+		for _, d := range ds {
+			if d.Status == "accepted" {
+				waiting++
+			}
+		}
+		var m string
+		g.apiGetText("/metrics", &m)
+		if waiting == 0 && metricValue(m, `glenv_deliveries{status="accepted"}`) == 0 {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("deliveries still unprocessed after 90s\n%s", g.tail())
+}
