@@ -162,6 +162,9 @@ func (q *Queue) Apply(ctx context.Context, tx *sql.Tx, in store.Integration, act
 			if err := q.insertTx(ctx, tx, job, nil); err != nil {
 				return res, err
 			}
+			if err := q.notify(ctx, tx, env.ID); err != nil {
+				return res, err
+			}
 		}
 		res.Changed = append(res.Changed, fmt.Sprintf("%s %s", a.Type, a.Env))
 	}

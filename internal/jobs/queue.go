@@ -16,6 +16,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/glenv/glenv/internal/feedback"
 	"github.com/glenv/glenv/internal/store"
 )
 
@@ -42,6 +43,20 @@ func (q *Queue) insertTx(ctx context.Context, tx *sql.Tx, args river.JobArgs, op
 		return fmt.Errorf("enqueue %s job: %w", args.Kind(), err)
 	}
 	return nil
+}
+
+// notify queues a feedback sync for the environment in tx; while one is
+// still waiting, River's uniqueness folds this one into it, so only the
+// newest state reaches GitLab.
+func (q *Queue) notify(ctx context.Context, tx *sql.Tx, envID int64) error {
+	if !q.deps.Feedback {
+		return nil
+	}
+	_, err := q.River.InsertTx(ctx, tx, feedback.SyncArgs{EnvironmentID: envID}, &river.InsertOpts{
+		UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
+			rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateScheduled, rivertype.JobStateRetryable}},
+	})
+	return err
 }
 
 // newClient builds the River client over the store's driver.

@@ -58,15 +58,39 @@ type Remote interface {
 // Runtime builds and runs environments. Until the process runtime lands
 // (issue 7), RecordRuntime stands in: it records the deploy as done.
 type Runtime interface {
-	Deploy(ctx context.Context, env store.Environment, sha string, log func(string)) error
+	// Deploy fetches, builds and starts req.SHA and returns once it serves
+	// (or failed); a cancelled ctx means the deploy was superseded.
+	Deploy(ctx context.Context, req DeployRequest) error
+	// Remove stops the environment's processes and frees what it holds.
 	Remove(ctx context.Context, env store.Environment, log func(string)) error
+}
+
+// DeployRequest is everything a runtime needs for one deploy.
+type DeployRequest struct {
+	Integration store.Integration
+	Token       string // the integration's GitLab token, opened; never log it
+	Env         store.Environment
+	SHA         string
+	// Parent is the environment whose data is cloned when CloneParentData is set.
+	Parent          *store.Environment
+	CloneParentData bool
+	// ActivityID is the deploy's activity (its log).
+	ActivityID int64
+	Log        func(string)
 }
 
 // Deps are what the workers need from outside the database.
 type Deps struct {
 	RemoteFor func(store.Integration) (Remote, error)
-	Runtime   Runtime
-	Logger    *slog.Logger
+	// TokenFor opens an integration's GitLab token.
+	TokenFor func(store.Integration) (string, error)
+	Runtime  Runtime
+	Logger   *slog.Logger
+	// Register adds more workers (feedback) to the queue.
+	Register []func(*river.Workers)
+	// Feedback queues a feedback.SyncArgs job whenever a deploy or delete
+	// changes state (its worker must be among Register).
+	Feedback bool
 }
 
 // NewQueue builds the queue and its workers.
@@ -83,6 +107,9 @@ func NewQueue(s *store.Store, deps Deps, cfg QueueConfig) (*Queue, error) {
 	river.AddWorker(workers, &deployWorker{q: q, deps: deps})
 	river.AddWorker(workers, &deleteWorker{q: q, deps: deps})
 	river.AddWorker(workers, &reconcileWorker{q: q, deps: deps})
+	for _, register := range deps.Register {
+		register(workers)
+	}
 	var periodic []*river.PeriodicJob
 	if cfg.ReconcileInterval > 0 {
 		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(cfg.ReconcileInterval),
@@ -178,60 +205,6 @@ func eventEnvs(ctx context.Context, q store.Querier, integration string, ev life
 	return out, nil
 }
 
-type deployWorker struct {
-	river.WorkerDefaults[DeployArgs]
-	q    *Queue
-	deps Deps
-}
-
-func (w *deployWorker) Work(ctx context.Context, job *river.Job[DeployArgs]) error {
-	s := w.q.store
-	env, err := store.GetEnvironmentByID(ctx, s.Reader(), job.Args.EnvironmentID)
-	if errors.Is(err, store.ErrNotFound) {
-		return w.finish(ctx, job.Args.ActivityID, store.ActivityCancelled, "environment deleted before the deploy started")
-	}
-	if err != nil {
-		return err
-	}
-	if env.HeadSHA != job.Args.SHA || env.State != store.StateBuilding {
-		return w.finish(ctx, job.Args.ActivityID, store.ActivityCancelled,
-			fmt.Sprintf("superseded: the environment's head is now %s (state %s)", short(env.HeadSHA), env.State))
-	}
-	if err := store.SetActivityState(ctx, s.DB, job.Args.ActivityID, store.ActivityRunning, ""); err != nil {
-		return err
-	}
-	logf := func(line string) { _ = store.AppendActivityLog(ctx, s.DB, job.Args.ActivityID, line) }
-	derr := w.deps.Runtime.Deploy(ctx, env, job.Args.SHA, logf)
-	return s.Tx(ctx, func(tx *sql.Tx) error {
-		cur, err := store.GetEnvironmentByID(ctx, tx, env.ID)
-		if errors.Is(err, store.ErrNotFound) {
-			return store.SetActivityState(ctx, tx, job.Args.ActivityID, store.ActivityCancelled, "environment deleted during the deploy")
-		}
-		if err != nil {
-			return err
-		}
-		if cur.HeadSHA != job.Args.SHA {
-			return store.SetActivityState(ctx, tx, job.Args.ActivityID, store.ActivityCancelled, "superseded by "+short(cur.HeadSHA))
-		}
-		state, result := store.StateActive, "deployed "+short(job.Args.SHA)
-		actState := store.ActivityComplete
-		if derr != nil {
-			state, result, actState = store.StateFailed, derr.Error(), store.ActivityFailed
-		} else {
-			cur.DeployedSHA = job.Args.SHA
-		}
-		cur.State = state
-		if err := store.SaveEnvironment(ctx, tx, &cur); err != nil {
-			return err
-		}
-		return store.SetActivityState(ctx, tx, job.Args.ActivityID, actState, result)
-	})
-}
-
-func (w *deployWorker) finish(ctx context.Context, activityID int64, state, result string) error {
-	return store.SetActivityState(ctx, w.q.store.DB, activityID, state, result)
-}
-
 type deleteWorker struct {
 	river.WorkerDefaults[DeleteArgs]
 	q    *Queue
@@ -269,7 +242,10 @@ func (w *deleteWorker) Work(ctx context.Context, job *river.Job[DeleteArgs]) err
 		if err := store.SaveEnvironment(ctx, tx, &cur); err != nil {
 			return err
 		}
-		return store.SetActivityState(ctx, tx, job.Args.ActivityID, store.ActivityComplete, result)
+		if err := store.SetActivityState(ctx, tx, job.Args.ActivityID, store.ActivityComplete, result); err != nil {
+			return err
+		}
+		return w.q.notify(ctx, tx, cur.ID)
 	})
 }
 
@@ -371,8 +347,8 @@ func short(sha string) string {
 // recorded as done and a removal as finished. It runs no code.
 type RecordRuntime struct{}
 
-func (RecordRuntime) Deploy(ctx context.Context, env store.Environment, sha string, log func(string)) error {
-	log(fmt.Sprintf("%s recorded %s at %s (no runtime configured yet)\n", time.Now().UTC().Format(time.RFC3339), env.Name, short(sha)))
+func (RecordRuntime) Deploy(ctx context.Context, req DeployRequest) error {
+	req.Log(fmt.Sprintf("%s recorded %s at %s (no runtime configured yet)\n", time.Now().UTC().Format(time.RFC3339), req.Env.Name, short(req.SHA)))
 	return nil
 }
 

@@ -72,7 +72,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		}
 		return remote{c}, nil
 	}
-	s.queue, err = jobs.NewQueue(st, jobs.Deps{RemoteFor: remoteFor, Runtime: jobs.RecordRuntime{}, Logger: log},
+	tokenFor := func(in store.Integration) (string, error) { return box.Open(in.TokenSealed) }
+	s.queue, err = jobs.NewQueue(st, jobs.Deps{RemoteFor: remoteFor, TokenFor: tokenFor, Runtime: jobs.RecordRuntime{}, Logger: log},
 		jobs.QueueConfig{ReconcileInterval: cfg.ReconcileInterval, RescueAfter: cfg.JobRescueAfter, Logger: log})
 	if err != nil {
 		st.Close()
