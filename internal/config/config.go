@@ -119,8 +119,8 @@ func (c *Config) Validate() error {
 	if c.EnvDomain == "" || strings.ContainsAny(c.EnvDomain, "/: ") {
 		return fmt.Errorf("--env-domain %q: must be a DNS domain such as localhost or preview.example.com", c.EnvDomain)
 	}
-	if c.ReconcileInterval < 10*time.Second {
-		return fmt.Errorf("--reconcile-interval: must be a duration of at least 10s, e.g. 3m")
+	if c.ReconcileInterval < time.Second {
+		return fmt.Errorf("--reconcile-interval: must be a duration of at least 1s, e.g. 3m")
 	}
 	if c.JobRescueAfter < time.Second {
 		return fmt.Errorf("--job-rescue-after: must be a duration of at least 1s, e.g. 6m")

@@ -131,4 +131,3 @@ func (w *deployWorker) finish(ctx context.Context, a DeployArgs, state, result s
 		return w.q.notify(ctx, tx, a.EnvironmentID)
 	})
 }
-

@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
-	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/glenv/glenv/internal/feedback"
@@ -59,6 +57,22 @@ func (q *Queue) notify(ctx context.Context, tx *sql.Tx, envID int64) error {
 	return err
 }
 
+// pollInterval is how often River looks for new jobs (it cannot LISTEN over
+// database/sql). On SQLite each look takes the one writer, so less often.
+func pollInterval(s *store.Store) time.Duration {
+	if s.Dialect == store.SQLite {
+		return 50 * time.Millisecond
+	}
+	return 10 * time.Millisecond
+}
+
+func deliveryWorkers(s *store.Store) int {
+	if s.Dialect == store.SQLite {
+		return 1
+	}
+	return 4
+}
+
 // newClient builds the River client over the store's driver.
 func newClient(s *store.Store, workers *river.Workers, cfg QueueConfig, periodic []*river.PeriodicJob) (*river.Client[*sql.Tx], error) {
 	n := cfg.Workers
@@ -70,12 +84,13 @@ func newClient(s *store.Store, workers *river.Workers, cfg QueueConfig, periodic
 		rescue = 6 * time.Minute
 	}
 	rc := &river.Config{
-		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: n}},
+		Queues: map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: n},
+			QueueDeliveries: {MaxWorkers: deliveryWorkers(s)}},
 		Workers:           workers,
 		PeriodicJobs:      periodic,
 		Logger:            cfg.Logger,
 		FetchCooldown:     5 * time.Millisecond,
-		FetchPollInterval: 50 * time.Millisecond,
+		FetchPollInterval: pollInterval(s),
 		// Jobs stuck in "running" after a kill -9 are rescued and retried; a
 		// delivery's processing is idempotent (see processDelivery).
 		RescueStuckJobsAfter: rescue,
@@ -90,18 +105,6 @@ func newClient(s *store.Store, workers *river.Workers, cfg QueueConfig, periodic
 		rc.PollOnly = true
 	}
 	return river.NewClient(s.RiverDriver(), rc)
-}
-
-// completeTx marks job completed inside tx, so the job's effects and its
-// completion commit together (exactly once even if the process dies).
-func completeTx[T river.JobArgs](ctx context.Context, s *store.Store, tx *sql.Tx, job *river.Job[T]) error {
-	var err error
-	if s.Dialect == store.SQLite {
-		_, err = river.JobCompleteTx[*riversqlite.Driver](ctx, tx, job)
-	} else {
-		_, err = river.JobCompleteTx[*riverdatabasesql.Driver](ctx, tx, job)
-	}
-	return err
 }
 
 // Start starts working jobs until Stop.

@@ -14,12 +14,25 @@ import (
 	"github.com/glenv/glenv/internal/store"
 )
 
-// ProcessDeliveryArgs asks for one accepted webhook delivery to be decided and applied.
+// ProcessDeliveryArgs asks for accepted webhook deliveries to be decided and
+// applied, in order. The receiver's group commit enqueues one job for all the
+// deliveries it commits together: River's per-job overhead then stays per
+// batch, not per delivery, under load.
 type ProcessDeliveryArgs struct {
-	DeliveryID int64 `json:"delivery_id"`
+	DeliveryIDs []int64 `json:"delivery_ids"`
 }
 
 func (ProcessDeliveryArgs) Kind() string { return "process_delivery" }
+
+// QueueDeliveries is the River queue deliveries are processed on.
+const QueueDeliveries = "deliveries"
+
+// InsertOpts puts delivery jobs on their own queue: on SQLite it has one
+// worker, since the database has one writer and more would only contend with
+// the receiver's acknowledgements.
+func (ProcessDeliveryArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueDeliveries}
+}
 
 // DeployArgs asks for an environment to be deployed at SHA.
 type DeployArgs struct {
@@ -130,23 +143,46 @@ type deliveryWorker struct {
 	deps Deps
 }
 
-// Work decides and applies one delivery in one transaction that also
-// completes the job; a delivery already processed is skipped, so a job
-// retried after a crash never applies it twice.
+// Work decides and applies the deliveries a few per transaction; each is
+// marked processed in the transaction that applies it and skipped once
+// processed, so a job retried after a crash never applies one twice.
 func (w *deliveryWorker) Work(ctx context.Context, job *river.Job[ProcessDeliveryArgs]) error {
-	s := w.q.store
-	return s.Tx(ctx, func(tx *sql.Tx) error {
-		d, err := store.GetDelivery(ctx, tx, job.Args.DeliveryID)
+	ids := job.Args.DeliveryIDs
+	for len(ids) > 0 {
+		n := min(len(ids), deliveriesPerTx)
+		err := w.q.store.TxDeferrable(ctx, func(tx *sql.Tx) error {
+			for _, id := range ids[:n] {
+				if err := w.process(ctx, tx, id); err != nil {
+					return fmt.Errorf("delivery %d: %w", id, err)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		ids = ids[n:]
+	}
+	return nil
+}
+
+// deliveriesPerTx bounds how long processing holds SQLite's one writer, so
+// acknowledgements waiting for it are not delayed much.
+const deliveriesPerTx = 8
+
+func (w *deliveryWorker) process(ctx context.Context, tx *sql.Tx, id int64) error {
+	{
+		d, err := store.GetDelivery(ctx, tx, id)
 		if errors.Is(err, store.ErrNotFound) {
-			return completeTx(ctx, s, tx, job)
+			return nil
 		}
 		if err != nil {
 			return err
 		}
 		if d.Status != store.DeliveryAccepted {
-			return completeTx(ctx, s, tx, job)
+			return nil
 		}
-		status, result := store.DeliveryProcessed, ""
+		result := ""
 		in, err := store.GetIntegration(ctx, tx, d.IntegrationName)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
@@ -165,16 +201,13 @@ func (w *deliveryWorker) Work(ctx context.Context, job *river.Job[ProcessDeliver
 			}
 			applied, err := w.q.Apply(ctx, tx, in, lifecycle.Decide(ev, Options(in), envs), d.ID)
 			if err != nil {
-				return fmt.Errorf("apply delivery %d: %w", d.ID, err)
+				return fmt.Errorf("apply: %w", err)
 			}
 			result = applied.String()
 		}
-		if err := store.FinishDelivery(ctx, tx, d.ID, status, result); err != nil {
-			return err
-		}
 		w.deps.Logger.Debug("delivery processed", "delivery", d.ID, "integration", d.IntegrationName, "result", result)
-		return completeTx(ctx, s, tx, job)
-	})
+		return store.FinishDelivery(ctx, tx, d.ID, store.DeliveryProcessed, result)
+	}
 }
 
 // eventEnvs loads the one environment an event can concern (tombstone

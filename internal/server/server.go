@@ -102,21 +102,23 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 // persist stores a batch of deliveries and their jobs in one transaction (the
 // receiver's group commit).
 func (s *Server) persist(ctx context.Context, batch []*store.Delivery, queue []bool) ([]bool, error) {
-	dups := make([]bool, len(batch))
-	err := s.store.Tx(ctx, func(tx *sql.Tx) error {
+	var dups []bool
+	err := s.store.TxUrgent(ctx, func(tx *sql.Tx) error {
+		var err error
+		if dups, err = store.InsertDeliveries(ctx, tx, batch); err != nil {
+			return err
+		}
+		var ids []int64
 		for i, d := range batch {
-			dup, err := store.InsertDelivery(ctx, tx, d)
-			if err != nil {
-				return err
-			}
-			dups[i] = dup
-			if queue[i] && !dup {
-				if _, err := s.queue.River.InsertTx(ctx, tx, jobs.ProcessDeliveryArgs{DeliveryID: d.ID}, nil); err != nil {
-					return err
-				}
+			if queue[i] && !dups[i] {
+				ids = append(ids, d.ID)
 			}
 		}
-		return nil
+		if len(ids) == 0 {
+			return nil
+		}
+		_, err = s.queue.River.InsertTx(ctx, tx, jobs.ProcessDeliveryArgs{DeliveryIDs: ids}, nil)
+		return err
 	})
 	return dups, err
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -48,38 +51,152 @@ func scanDelivery(row interface{ Scan(...any) error }) (Delivery, error) {
 	return d, err
 }
 
-// InsertDelivery stores d. When d.IdempotencyKey was already seen for the
-// integration, it is stored as a duplicate instead (Status and DuplicateOf
-// set) and dup is true. The first delivery with a key wins even when two
-// arrive at once: the unique dedupe_key decides.
+// InsertDelivery stores d; see InsertDeliveries.
 func InsertDelivery(ctx context.Context, q Querier, d *Delivery) (dup bool, err error) {
-	d.ReceivedAt = Now()
-	insert := func(dedupe any, conflict string) error {
-		return q.QueryRowContext(ctx, `INSERT INTO deliveries (integration_id, integration_name, event, idempotency_key,
-		dedupe_key, event_uuid, webhook_uuid, headers, body, status, result, duplicate_of, received_at)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) `+conflict+` RETURNING id`,
-			d.IntegrationID, d.IntegrationName, d.Event, d.IdempotencyKey, dedupe, d.EventUUID, d.WebhookUUID, d.Headers,
-			d.Body, d.Status, d.Result, d.DuplicateOf, micros(d.ReceivedAt)).Scan(&d.ID)
+	dups, err := InsertDeliveries(ctx, q, []*Delivery{d})
+	if err != nil {
+		return false, err
 	}
-	if d.IdempotencyKey == "" {
-		return false, insert(nil, "")
-	}
+	return dups[0], nil
+}
+
+// deliveryChunk bounds one multi-row INSERT (13 parameters a row stay far
+// below both databases' limits; few distinct sizes keep statements cached).
+const deliveryChunk = 64
+
+const deliveryInsert = `INSERT INTO deliveries (integration_id, integration_name, event, idempotency_key,
+	dedupe_key, event_uuid, webhook_uuid, headers, body, status, result, duplicate_of, received_at) VALUES `
+
+// InsertDeliveries stores a batch of deliveries in a few multi-row
+// statements (one round trip each on PostgreSQL) and sets their IDs. A
+// delivery whose Idempotency-Key the integration has seen before — earlier
+// or earlier in the batch — is stored as a duplicate (Status, DuplicateOf
+// set) and reported true. The first delivery with a key wins even when two
+// batches race: the unique dedupe_key decides.
+func InsertDeliveries(ctx context.Context, q Querier, batch []*Delivery) ([]bool, error) {
+	dups := make([]bool, len(batch))
+	now := Now()
 	// Integration names never hold '/', so this key cannot collide across integrations.
-	dedupe := d.IntegrationName + "/" + d.IdempotencyKey
-	err = insert(dedupe, "ON CONFLICT (dedupe_key) DO NOTHING")
-	if err == nil {
-		return false, nil
+	keyOf := func(d *Delivery) string {
+		if d.IdempotencyKey == "" {
+			return ""
+		}
+		return d.IntegrationName + "/" + d.IdempotencyKey
 	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return false, err
+	var keyed, rest []*Delivery
+	firstOf := map[string]*Delivery{}
+	for i, d := range batch {
+		d.ReceivedAt = now
+		k := keyOf(d)
+		switch {
+		case k == "":
+			rest = append(rest, d)
+		case firstOf[k] != nil:
+			dups[i] = true
+			rest = append(rest, d)
+		default:
+			firstOf[k] = d
+			keyed = append(keyed, d)
+		}
 	}
-	var first int64
-	if err := q.QueryRowContext(ctx, `SELECT id FROM deliveries WHERE dedupe_key = $1`, dedupe).Scan(&first); err != nil {
-		return false, err
+	// Keyed deliveries first: those whose key already exists come back without an id.
+	for len(keyed) > 0 {
+		n := min(len(keyed), deliveryChunk)
+		chunk := keyed[:n]
+		keyed = keyed[n:]
+		query, args := deliveryValues(chunk, func(d *Delivery) any { return keyOf(d) })
+		rows, err := q.QueryContext(ctx, query+` ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key`, args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var id int64
+			var k string
+			if err := rows.Scan(&id, &k); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			firstOf[k].ID = id
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+		for _, d := range chunk {
+			if d.ID == 0 {
+				firstOf[keyOf(d)] = nil // seen before this batch: look it up below
+				rest = append(rest, d)
+			}
+		}
 	}
-	d.Status, d.DuplicateOf = DeliveryDuplicate, first
-	d.Result = "duplicate of an earlier delivery with the same Idempotency-Key: no effect"
-	return true, insert(nil, "")
+	for i, d := range batch {
+		if k := keyOf(d); k != "" && d.ID == 0 {
+			first := firstOf[k]
+			if first == nil || first == d {
+				if err := q.QueryRowContext(ctx, `SELECT id FROM deliveries WHERE dedupe_key = $1`, k).Scan(&d.DuplicateOf); err != nil {
+					return nil, err
+				}
+			} else {
+				d.DuplicateOf = first.ID
+			}
+			dups[i] = true
+			d.Status = DeliveryDuplicate
+			d.Result = "duplicate of an earlier delivery with the same Idempotency-Key: no effect"
+		}
+	}
+	// The rest (no key, or duplicates) carry no dedupe_key. Ids come back in
+	// insertion order, ascending, whatever order RETURNING lists them in.
+	for len(rest) > 0 {
+		n := min(len(rest), deliveryChunk)
+		chunk := rest[:n]
+		rest = rest[n:]
+		query, args := deliveryValues(chunk, func(*Delivery) any { return nil })
+		rows, err := q.QueryContext(ctx, query+` RETURNING id`, args...)
+		if err != nil {
+			return nil, err
+		}
+		var ids []int64
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			ids = append(ids, id)
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+		if len(ids) != len(chunk) {
+			return nil, fmt.Errorf("insert deliveries: %d ids for %d rows", len(ids), len(chunk))
+		}
+		slices.Sort(ids)
+		for i, d := range chunk {
+			d.ID = ids[i]
+		}
+	}
+	return dups, nil
+}
+
+func deliveryValues(chunk []*Delivery, dedupe func(*Delivery) any) (string, []any) {
+	var b strings.Builder
+	b.WriteString(deliveryInsert)
+	args := make([]any, 0, len(chunk)*13)
+	for i, d := range chunk {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('(')
+		for c := 0; c < 13; c++ {
+			if c > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, "$%d", i*13+c+1)
+		}
+		b.WriteByte(')')
+		args = append(args, d.IntegrationID, d.IntegrationName, d.Event, d.IdempotencyKey, dedupe(d), d.EventUUID,
+			d.WebhookUUID, d.Headers, d.Body, d.Status, d.Result, d.DuplicateOf, micros(d.ReceivedAt))
+	}
+	return b.String(), args
 }
 
 // GetDelivery returns a delivery by id.

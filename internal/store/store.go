@@ -43,6 +43,7 @@ type Store struct {
 	Dialect Dialect
 	// Location is a printable description of the database, without passwords.
 	Location string
+	gate     *gate // SQLite only: urgent writes first
 }
 
 // Open connects to the database named by databaseURL ("" = SQLite file
@@ -94,20 +95,20 @@ func open(databaseURL, dataDir string) (*Store, error) {
 		}
 		dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
 			"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
-		w, err := sql.Open("sqlite", dsn)
+		w, err := openCachedSQLite(dsn)
 		if err != nil {
 			return nil, err
 		}
 		w.SetMaxOpenConns(1)
 		w.SetConnMaxIdleTime(0)
 		w.SetConnMaxLifetime(0)
-		r, err := sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
+		r, err := openCachedSQLite(dsn + "&_pragma=query_only(1)")
 		if err != nil {
 			w.Close()
 			return nil, err
 		}
 		r.SetMaxOpenConns(8)
-		return &Store{DB: w, read: r, Dialect: SQLite, Location: path}, nil
+		return &Store{DB: w, read: r, Dialect: SQLite, Location: path, gate: newGate()}, nil
 	default:
 		return nil, fmt.Errorf("--database-url %q: must be empty (SQLite in the data dir), sqlite:///path/to/glenv.db or postgres://user:pass@host/db", redact(databaseURL))
 	}

@@ -191,3 +191,60 @@ func TestBadDatabaseURLNamesTheFlag(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestABatchOfDeliveriesIsDedupedInsideAndAcrossBatches(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		mk := func(key string) *store.Delivery {
+			return &store.Delivery{IntegrationName: "app", Event: "Push Hook", IdempotencyKey: key, Status: store.DeliveryAccepted, Body: "{}", Headers: "{}"}
+		}
+		first := []*store.Delivery{mk("a"), mk(""), mk("b"), mk("a"), mk("")}
+		dups, err := store.InsertDeliveries(ctx, s.DB, first)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(dups) != "[false false false true false]" {
+			t.Fatalf("dups = %v", dups)
+		}
+		if first[3].DuplicateOf != first[0].ID || first[3].Status != store.DeliveryDuplicate {
+			t.Fatalf("in-batch duplicate = %+v, first id %d", first[3], first[0].ID)
+		}
+		ids := map[int64]bool{}
+		for _, d := range first {
+			if d.ID == 0 || ids[d.ID] {
+				t.Fatalf("ids not unique or unset: %+v", first)
+			}
+			ids[d.ID] = true
+			got, err := store.GetDelivery(ctx, s.Reader(), d.ID)
+			if err != nil || got.IdempotencyKey != d.IdempotencyKey || got.Status != d.Status {
+				t.Fatalf("stored %+v (%v), want key %q status %s", got, err, d.IdempotencyKey, d.Status)
+			}
+		}
+		second := []*store.Delivery{mk("b"), mk("c")}
+		dups, err = store.InsertDeliveries(ctx, s.DB, second)
+		if err != nil || fmt.Sprint(dups) != "[true false]" || second[0].DuplicateOf != first[2].ID {
+			t.Fatalf("second batch dups=%v err=%v %+v", dups, err, second[0])
+		}
+		// A batch larger than one statement's chunk.
+		var big []*store.Delivery
+		for i := 0; i < 150; i++ {
+			big = append(big, mk(fmt.Sprint("k", i%100)))
+		}
+		dups, err = store.InsertDeliveries(ctx, s.DB, big)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for i, d := range dups {
+			if d {
+				n++
+				if big[i].DuplicateOf != big[i-100].ID {
+					t.Fatalf("row %d duplicate of %d, want %d", i, big[i].DuplicateOf, big[i-100].ID)
+				}
+			}
+		}
+		if n != 50 {
+			t.Fatalf("%d duplicates in the big batch, want 50", n)
+		}
+	})
+}
