@@ -70,7 +70,7 @@ func deliveryWorkers(s *store.Store) int {
 	if s.Dialect == store.SQLite {
 		return 1
 	}
-	return 4
+	return 2
 }
 
 // newClient builds the River client over the store's driver.

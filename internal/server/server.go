@@ -83,7 +83,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newStoreCollector(st))
-	s.receiver = webhook.New(svc, s.persist, log, reg)
+	flushers := 1 // SQLite has one writer
+	if st.Dialect == store.Postgres {
+		flushers = 4
+	}
+	s.receiver = webhook.New(svc, s.persist, flushers, log, reg)
 	svc.Changed = s.receiver.Forget
 	a := &api.API{Store: st, Integrations: svc, Queue: s.queue, Log: log, EnvURL: s.envURL}
 

@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"github.com/glenv/glenv/internal/store"
 )
@@ -19,6 +20,7 @@ type committer struct {
 	persist Persist
 	in      chan *pending
 	done    chan struct{}
+	wg      sync.WaitGroup
 }
 
 type pending struct {
@@ -35,9 +37,22 @@ type result struct {
 
 const maxBatch = 256
 
-func newCommitter(p Persist) *committer {
+// newCommitter starts flushers goroutines that each commit one batch at a
+// time: one suits SQLite's single writer; PostgreSQL commits batches in
+// parallel, which hides its round trips.
+func newCommitter(p Persist, flushers int) *committer {
 	c := &committer{persist: p, in: make(chan *pending, 4096), done: make(chan struct{})}
-	go c.loop()
+	for i := 0; i < max(flushers, 1); i++ {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.loop()
+		}()
+	}
+	go func() {
+		c.wg.Wait()
+		close(c.done)
+	}()
 	return c
 }
 
@@ -62,7 +77,6 @@ func (c *committer) loop() {
 	for {
 		first, ok := <-c.in
 		if !ok {
-			close(c.done)
 			return
 		}
 		batch := []*pending{first}

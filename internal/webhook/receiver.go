@@ -53,9 +53,10 @@ type cached struct {
 	expires time.Time
 }
 
-// New builds a receiver that persists through persist (see Persist).
-func New(secrets Secrets, persist Persist, log *slog.Logger, reg prometheus.Registerer) *Receiver {
-	r := &Receiver{secrets: secrets, commit: newCommitter(persist), log: log, ttl: 2 * time.Second,
+// New builds a receiver that persists through persist (see Persist) with
+// flushers batches committing at once.
+func New(secrets Secrets, persist Persist, flushers int, log *slog.Logger, reg prometheus.Registerer) *Receiver {
+	r := &Receiver{secrets: secrets, commit: newCommitter(persist, flushers), log: log, ttl: 2 * time.Second,
 		metric: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "glenv_webhook_deliveries_total",
 			Help: "Webhook requests by outcome (accepted, duplicate, ignored, unauthorized, too_large, bad_request, unknown_integration, error).",

@@ -56,7 +56,7 @@ func newReceiver(t testing.TB) (*Receiver, *store.Store, *int) {
 		})
 		return dups, err
 	}
-	r := New(fixedSecrets{}, persist, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	r := New(fixedSecrets{}, persist, 2, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	t.Cleanup(r.Close)
 	return r, s, jobs
 }
@@ -272,7 +272,7 @@ func FuzzWebhook(f *testing.F) {
 		stored += len(batch)
 		return make([]bool, len(batch)), nil
 	}
-	r := New(fixedSecrets{}, persist, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	r := New(fixedSecrets{}, persist, 2, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	f.Cleanup(r.Close)
 	count := func() int { mu.Lock(); defer mu.Unlock(); return stored }
 	f.Fuzz(func(t *testing.T, body []byte, event, token, key string) {
