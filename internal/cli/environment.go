@@ -48,6 +48,23 @@ func environmentCommands(cf *clientFlags, getenv Env) []*cobra.Command {
 		c.Flags().StringVarP(&integ, "integration", "i", "", "integration the environment belongs to (needed when several have the name)")
 		return c
 	}
+	// envCmd builds a command on one environment, resolved by name.
+	envCmd := func(use, short string, run func(cmd *cobra.Command, c *client, e envView) error) *cobra.Command {
+		return addInteg(&cobra.Command{
+			Use: use + " ENVIRONMENT", Short: short, Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				c, err := cf.client(getenv)
+				if err != nil {
+					return err
+				}
+				e, err := resolveEnv(c, integ, args[0])
+				if err != nil {
+					return err
+				}
+				return run(cmd, c, e)
+			},
+		})
+	}
 	list := addInteg(&cobra.Command{
 		Use: "environment:list", Short: "List environments", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -74,91 +91,47 @@ func environmentCommands(cf *clientFlags, getenv Env) []*cobra.Command {
 			return nil
 		},
 	})
-	get := addInteg(&cobra.Command{
-		Use: "environment:get ENVIRONMENT", Short: "Show an environment", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cf.client(getenv)
-			if err != nil {
-				return err
-			}
-			e, err := resolveEnv(c, integ, args[0])
-			if err != nil {
-				return err
-			}
-			return printEnv(cmd, cf, e)
-		},
+	get := envCmd("environment:get", "Show an environment", func(cmd *cobra.Command, c *client, e envView) error {
+		return printEnv(cmd, cf, e)
 	})
-	urlCmd := addInteg(&cobra.Command{
-		Use: "environment:url ENVIRONMENT", Short: "Print an environment's URL", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cf.client(getenv)
-			if err != nil {
-				return err
+	urlCmd := envCmd("environment:url", "Print an environment's URL", func(cmd *cobra.Command, c *client, e envView) error {
+		if cf.format == "json" {
+			return printJSON(cmd.OutOrStdout(), map[string]string{"url": e.URL})
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), e.URL)
+		return nil
+	})
+	op := func(name, short string) *cobra.Command {
+		return envCmd("environment:"+name, short, func(cmd *cobra.Command, c *client, e envView) error {
+			method, path := http.MethodPost, fmt.Sprintf("/api/v1/environments/%d/%s", e.ID, name)
+			if name == "delete" {
+				method, path = http.MethodDelete, fmt.Sprintf("/api/v1/environments/%d", e.ID)
 			}
-			e, err := resolveEnv(c, integ, args[0])
-			if err != nil {
+			var out envView
+			if err := c.do(method, path, nil, &out); err != nil {
 				return err
 			}
 			if cf.format == "json" {
-				return printJSON(cmd.OutOrStdout(), map[string]string{"url": e.URL})
+				return printJSON(cmd.OutOrStdout(), out)
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), e.URL)
+			fmt.Fprintf(cmd.OutOrStdout(), "Environment %s: %s requested (state %s). Follow it with: glenv activity:list --environment %s\n", e.Name, name, out.State, e.Name)
 			return nil
-		},
-	})
-	op := func(name, short string) *cobra.Command {
-		return addInteg(&cobra.Command{
-			Use: "environment:" + name + " ENVIRONMENT", Short: short, Args: cobra.ExactArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				c, err := cf.client(getenv)
-				if err != nil {
-					return err
-				}
-				e, err := resolveEnv(c, integ, args[0])
-				if err != nil {
-					return err
-				}
-				method, path := http.MethodPost, fmt.Sprintf("/api/v1/environments/%d/%s", e.ID, name)
-				if name == "delete" {
-					method, path = http.MethodDelete, fmt.Sprintf("/api/v1/environments/%d", e.ID)
-				}
-				var out envView
-				if err := c.do(method, path, nil, &out); err != nil {
-					return err
-				}
-				if cf.format == "json" {
-					return printJSON(cmd.OutOrStdout(), out)
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "Environment %s: %s requested (state %s). Follow it with: glenv activity:list --environment %s\n", e.Name, name, out.State, e.Name)
-				return nil
-			},
 		})
 	}
-	logs := addInteg(&cobra.Command{
-		Use: "environment:logs ENVIRONMENT", Short: "Print the log of the environment's latest deploy", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := cf.client(getenv)
-			if err != nil {
-				return err
-			}
-			e, err := resolveEnv(c, integ, args[0])
-			if err != nil {
-				return err
-			}
-			var acts []store.Activity
-			if err := c.do(http.MethodGet, fmt.Sprintf("/api/v1/activities?environment_id=%d&kind=deploy&limit=1", e.ID), nil, &acts); err != nil {
-				return err
-			}
-			if len(acts) == 0 {
-				return errors.New("no deploy yet for " + e.Name)
-			}
-			var log string
-			if err := c.do(http.MethodGet, fmt.Sprintf("/api/v1/activities/%d/log", acts[0].ID), nil, &log); err != nil {
-				return err
-			}
-			fmt.Fprint(cmd.OutOrStdout(), log)
-			return nil
-		},
+	logs := envCmd("environment:logs", "Print the log of the environment's latest deploy", func(cmd *cobra.Command, c *client, e envView) error {
+		var acts []store.Activity
+		if err := c.do(http.MethodGet, fmt.Sprintf("/api/v1/activities?environment_id=%d&kind=deploy&limit=1", e.ID), nil, &acts); err != nil {
+			return err
+		}
+		if len(acts) == 0 {
+			return errors.New("no deploy yet for " + e.Name)
+		}
+		var log string
+		if err := c.do(http.MethodGet, fmt.Sprintf("/api/v1/activities/%d/log", acts[0].ID), nil, &log); err != nil {
+			return err
+		}
+		fmt.Fprint(cmd.OutOrStdout(), log)
+		return nil
 	})
 	return []*cobra.Command{list, get, urlCmd,
 		op("activate", "Activate an inactive environment: deploy it with its parent's data"),
