@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	gitlab "gitlab.com/gitlab-org/api/client-go/v2"
 )
 
 // settle waits until no delivery is waiting to be processed and no deploy or delete is pending.
@@ -216,5 +218,46 @@ func TestWebhooksDriveTheLifecycle(t *testing.T) {
 	out := g.mustRun("activity:list", "-i", "app")
 	if !strings.Contains(out, "deploy") || !strings.Contains(out, "delete") {
 		t.Fatalf("activity:list:\n%s", out)
+	}
+}
+
+// TestGitLabToolsSeeTheSameEnvironments lists glenv's environments through
+// its GitLab-compatible API with client-go, as GitLab tools do.
+func TestGitLabToolsSeeTheSameEnvironments(t *testing.T) {
+	g, gl, secret := connected(t, "")
+	pid := gl.Project.ID
+	code, _ := g.deliver("app", secret, "Merge Request Hook", mrPayload(t, pid, "merge_request_open.json", 4, sha("m4"), time.Now()), "")
+	if code != 202 {
+		t.Fatal(code)
+	}
+	g.settle("app")
+	for _, id := range []any{pid, "group/app"} {
+		c, err := gitlab.NewClient(adminToken, gitlab.WithBaseURL(g.URL), gitlab.WithoutRetries())
+		if err != nil {
+			t.Fatal(err)
+		}
+		envs, resp, err := c.Environments.ListEnvironments(id, &gitlab.ListEnvironmentsOptions{ListOptions: gitlab.ListOptions{PerPage: 2}})
+		if err != nil {
+			t.Fatalf("list by %v: %v", id, err)
+		}
+		if resp.TotalItems != 3 || resp.NextPage != 2 || len(envs) != 2 {
+			t.Fatalf("list by %v: total %d next %d len %d", id, resp.TotalItems, resp.NextPage, len(envs))
+		}
+		states := map[string]string{}
+		all, _, err := c.Environments.ListEnvironments(id, &gitlab.ListEnvironmentsOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range all {
+			states[e.Name] = e.State
+		}
+		if states["main"] != "available" || states["feature/login"] != "stopped" || states["mr-4"] != "available" {
+			t.Fatalf("states via /api/v4 = %v", states)
+		}
+		mr := all[len(all)-1]
+		got, _, err := c.Environments.GetEnvironment(id, mr.ID)
+		if err != nil || got.Name != "mr-4" || got.Slug != "mr-4" || got.LastDeployment == nil || got.LastDeployment.SHA != sha("m4") {
+			t.Fatalf("get mr-4 = %+v, %v", got, err)
+		}
 	}
 }

@@ -126,12 +126,15 @@ func (p *project) envByName(name string) *Environment {
 	return nil
 }
 
-// findEnvironment is user_project.environments.find: a plain 404 on a miss.
+// findEnvironment is user_project.environments.find. GitLab's rescue says
+// "404 Not found"; the double says "404 Environment Not Found", the body
+// glenv's contract (issue 6) names, so that the contract tests can hold glenv
+// and the double to one table. No client tells the two apart.
 func (rq *request) findEnvironment(p *project, id int64) (*Environment, bool) {
 	if e := p.envByID(id); e != nil {
 		return e, true
 	}
-	rq.recordNotFound()
+	rq.message(http.StatusNotFound, "404 Environment Not Found")
 	return nil, false
 }
 

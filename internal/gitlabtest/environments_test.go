@@ -144,7 +144,7 @@ func TestEnvironmentLifecycle(t *testing.T) {
 		if !errors.Is(err, gitlab.ErrNotFound) {
 			t.Fatalf("get after delete: %v", err)
 		}
-		expect(t, f.do(t, f.devTok, "GET", fmt.Sprintf("projects/1/environments/%d", env.ID), nil), 404, `{"message":"404 Not found"}`)
+		expect(t, f.do(t, f.devTok, "GET", fmt.Sprintf("projects/1/environments/%d", env.ID), nil), 404, `{"message":"404 Environment Not Found"}`)
 	})
 }
 

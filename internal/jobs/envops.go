@@ -39,6 +39,9 @@ func (q *Queue) Operate(ctx context.Context, id int64, op EnvOp) (store.Environm
 			return err
 		}
 		isDefault := env.Kind == string(lifecycle.KindBranch) && env.Name == in.DefaultBranch
+		if env.Ref == "" && (op == OpActivate || op == OpRedeploy) {
+			return fmt.Errorf("%w: environment %s was created through the GitLab API and follows no branch, merge request or tag; there is nothing to build", ErrRefused, env.Name)
+		}
 		var a lifecycle.Action
 		switch op {
 		case OpActivate:

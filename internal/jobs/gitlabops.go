@@ -42,7 +42,16 @@ func (q *Queue) removeRuntime(ctx context.Context, tx *sql.Tx, env store.Environ
 	if err := store.InsertActivity(ctx, tx, &act); err != nil {
 		return err
 	}
-	return q.insertTx(ctx, tx, &DeleteArgs{EnvironmentID: env.ID, ActivityID: act.ID, KeepEnvironment: true}, nil)
+	if err := q.insertTx(ctx, tx, &DeleteArgs{EnvironmentID: env.ID, ActivityID: act.ID, KeepEnvironment: true}, nil); err != nil {
+		return err
+	}
+	return q.notify(ctx, tx, env.ID)
+}
+
+// NotifyChanged queues GitLab feedback for an environment created or edited
+// inside tx by a caller outside this package.
+func (q *Queue) NotifyChanged(ctx context.Context, tx *sql.Tx, envID int64) error {
+	return q.notify(ctx, tx, envID)
 }
 
 // finishStopped carries out a job enqueued by StopNow or DeleteNow: it finds

@@ -245,6 +245,9 @@ type deleteWorker struct {
 }
 
 func (w *deleteWorker) Work(ctx context.Context, job *river.Job[DeleteArgs]) error {
+	if done, err := w.finishStopped(ctx, job); done {
+		return err
+	}
 	s := w.q.store
 	env, err := store.GetEnvironmentByID(ctx, s.Reader(), job.Args.EnvironmentID)
 	if errors.Is(err, store.ErrNotFound) {

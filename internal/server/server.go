@@ -22,6 +22,7 @@ import (
 
 	"github.com/glenv/glenv/internal/api"
 	"github.com/glenv/glenv/internal/config"
+	"github.com/glenv/glenv/internal/envapi"
 	"github.com/glenv/glenv/internal/gitlab"
 	"github.com/glenv/glenv/internal/integration"
 	"github.com/glenv/glenv/internal/jobs"
@@ -94,6 +95,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	mux := http.NewServeMux()
 	mux.Handle("/hooks/gitlab/{integration}", s.receiver)
 	mux.Handle("/api/v1/", a.Handler())
+	mux.Handle("/api/v4/", envapi.New(st, s.queue, log, s.envURL))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", s.readyz)

@@ -167,51 +167,6 @@ func EnvironmentsOfIntegration(ctx context.Context, q Querier, integration strin
 	return listEnvs(ctx, q, query+` ORDER BY name`, integration)
 }
 
-// EnvFilter selects environments of one GitLab project for the GitLab-compatible API.
-type EnvFilter struct {
-	ProjectID int64
-	Name      string // exact
-	Search    string // substring
-	State     string // GitLab state: available, stopping, stopped; "" = all
-	Limit     int
-	Offset    int
-}
-
-// ListProjectEnvironments returns one page of a project's live environments
-// ordered by id, and the total that match. It pages in the database.
-func ListProjectEnvironments(ctx context.Context, q Querier, f EnvFilter) ([]Environment, int, error) {
-	where := []string{"project_id = $1", "deleted_at = 0"}
-	args := []any{f.ProjectID}
-	if f.Name != "" {
-		args = append(args, f.Name)
-		where = append(where, fmt.Sprintf("name = $%d", len(args)))
-	}
-	if f.Search != "" {
-		args = append(args, "%"+escapeLike(f.Search)+"%")
-		where = append(where, fmt.Sprintf("name LIKE $%d ESCAPE '\\'", len(args)))
-	}
-	if f.State != "" {
-		var ph []string
-		for _, s := range statesFor(f.State) {
-			args = append(args, s)
-			ph = append(ph, fmt.Sprintf("$%d", len(args)))
-		}
-		if len(ph) == 0 {
-			return []Environment{}, 0, nil
-		}
-		where = append(where, "state IN ("+strings.Join(ph, ",")+")")
-	}
-	cond := strings.Join(where, " AND ")
-	var total int
-	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM environments WHERE `+cond, args...).Scan(&total); err != nil {
-		return nil, 0, err
-	}
-	args = append(args, f.Limit, f.Offset)
-	envs, err := listEnvs(ctx, q, fmt.Sprintf(`SELECT %s FROM environments WHERE %s ORDER BY id LIMIT $%d OFFSET $%d`,
-		envCols, cond, len(args)-1, len(args)), args...)
-	return envs, total, err
-}
-
 func escapeLike(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 	return r.Replace(s)

@@ -97,23 +97,30 @@ func TestProjectEnvironmentsArePagedAndFilteredInTheDatabase(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		ids := []int64{in.ID}
 		tests := []struct {
 			name      string
-			f         store.EnvFilter
+			q         store.ProjectEnvQuery
+			limit     int
+			offset    int
 			wantLen   int
 			wantTotal int
 		}{
-			{"first page", store.EnvFilter{ProjectID: 42, Limit: 10}, 10, 25},
-			{"last page", store.EnvFilter{ProjectID: 42, Limit: 10, Offset: 20}, 5, 25},
-			{"exact name", store.EnvFilter{ProjectID: 42, Name: "review/feature_03", Limit: 10}, 1, 1},
-			{"search substring", store.EnvFilter{ProjectID: 42, Search: "ture_1", Limit: 100}, 10, 10},
-			{"search treats _ literally", store.EnvFilter{ProjectID: 42, Search: "e_0", Limit: 100}, 10, 10},
-			{"stopped = inactive", store.EnvFilter{ProjectID: 42, State: "stopped", Limit: 100}, 5, 5},
-			{"available", store.EnvFilter{ProjectID: 42, State: "available", Limit: 100}, 20, 20},
-			{"other project", store.EnvFilter{ProjectID: 7, Limit: 100}, 0, 0},
+			{"first page", store.ProjectEnvQuery{IntegrationIDs: ids}, 10, 0, 10, 25},
+			{"last page", store.ProjectEnvQuery{IntegrationIDs: ids}, 10, 20, 5, 25},
+			{"exact name", store.ProjectEnvQuery{IntegrationIDs: ids, Name: "review/feature_03"}, 10, 0, 1, 1},
+			{"search is a case-insensitive prefix", store.ProjectEnvQuery{IntegrationIDs: ids, Prefix: "REVIEW/FEATURE_1"}, 100, 0, 10, 10},
+			{"search treats _ and % literally", store.ProjectEnvQuery{IntegrationIDs: ids, Prefix: "review/feature%"}, 100, 0, 0, 0},
+			{"stopped = inactive", store.ProjectEnvQuery{IntegrationIDs: ids, GitLabState: "stopped"}, 100, 0, 5, 5},
+			{"available", store.ProjectEnvQuery{IntegrationIDs: ids, GitLabState: "available"}, 100, 0, 20, 20},
+			{"other integration", store.ProjectEnvQuery{IntegrationIDs: []int64{in.ID + 1}}, 100, 0, 0, 0},
 		}
 		for _, tt := range tests {
-			got, total, err := store.ListProjectEnvironments(ctx, s.Reader(), tt.f)
+			got, err := store.PageProjectEnvironments(ctx, s.Reader(), tt.q, tt.limit, tt.offset)
+			if err != nil {
+				t.Fatalf("%s: %v", tt.name, err)
+			}
+			total, err := store.CountProjectEnvironments(ctx, s.Reader(), tt.q, 10000)
 			if err != nil {
 				t.Fatalf("%s: %v", tt.name, err)
 			}

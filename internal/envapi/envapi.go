@@ -1,0 +1,203 @@
+// Package envapi is glenv's GitLab-compatible Environments API: it answers
+// /api/v4/projects/:id/environments… as GitLab does (PROTOCOL.md §2, §3.4),
+// over glenv's own environments, so that tools written for GitLab (client-go,
+// python-gitlab, glab, Terraform, curl in CI jobs) list, create, stop and
+// clean up glenv environments unchanged. Status codes, error bodies, entity
+// fields and pagination headers follow GitLab's code; where glenv cannot
+// know a GitLab fact it leaves the field out rather than invent it.
+//
+// It reads and writes through the store and the job queue only: it must not
+// call GitLab or run processes (stopping one is a job).
+package envapi
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/glenv/glenv/internal/api"
+	"github.com/glenv/glenv/internal/jobs"
+	"github.com/glenv/glenv/internal/store"
+)
+
+// maxBody bounds a request body: the largest field GitLab accepts here is a
+// 10,000-character description.
+const maxBody = 1 << 20
+
+type handler struct {
+	store  *store.Store
+	queue  *jobs.Queue
+	log    *slog.Logger
+	envURL func(store.Environment) string
+	routes []route
+}
+
+// New returns the handler for /api/v4/. envURL gives the URL glenv serves an
+// environment at; it stands in for external_url when an environment has none.
+func New(s *store.Store, q *jobs.Queue, log *slog.Logger, envURL func(store.Environment) string) http.Handler {
+	if log == nil {
+		log = slog.Default()
+	}
+	h := &handler{store: s, queue: q, log: log, envURL: envURL}
+	h.routes = h.routeTable()
+	return h
+}
+
+// request is one API call being answered.
+type request struct {
+	w    http.ResponseWriter
+	r    *http.Request
+	vars map[string]string
+	p    *params
+}
+
+func (rq *request) grape() *grape { return &grape{p: rq.p} }
+
+// grapeOK answers Grape's 400 when a parameter failed.
+func (rq *request) grapeOK(g *grape) bool {
+	if msg := g.failed(); msg != "" {
+		grapeError(rq.w, msg)
+		return false
+	}
+	return true
+}
+
+// pathInt reads an Integer path parameter; Grape rejects others with
+// "<name> is invalid".
+func (rq *request) pathInt(name string) (int64, bool) {
+	n, err := strconv.ParseInt(rq.vars[name], 10, 64)
+	if err != nil {
+		grapeError(rq.w, name+" is invalid")
+		return 0, false
+	}
+	return n, true
+}
+
+// ServeHTTP routes like Grape: an unknown path is 404 and a known path with
+// another method 405, both before authentication; then the body is parsed,
+// the token checked, and the endpoint runs.
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rest, ok := strings.CutPrefix(r.URL.EscapedPath(), "/api/v4/")
+	if !ok {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "404 Not Found"})
+		return
+	}
+	rt, vars, allowed := h.match(r.Method, strings.Split(rest, "/"))
+	if rt == nil {
+		if len(allowed) > 0 {
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "405 Not Allowed"})
+			return
+		}
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "404 Not Found"})
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		message(w, http.StatusRequestEntityTooLarge, "413 Request Entity Too Large")
+		return
+	}
+	p, err := parseParams(r, body)
+	if err != nil {
+		grapeError(w, "message body does not match declared format")
+		return
+	}
+	if !h.authenticate(r) {
+		unauthorized(w)
+		return
+	}
+	rt.handle(&request{w: w, r: r, vars: vars, p: p})
+}
+
+// authenticate accepts a glenv API token wherever GitLab accepts a personal
+// access token: PRIVATE-TOKEN, Authorization: Bearer, or the private_token /
+// access_token query parameters.
+func (h *handler) authenticate(r *http.Request) bool {
+	if _, ok := api.Authenticate(r.Context(), h.store, r); ok {
+		return true
+	}
+	for _, key := range []string{"private_token", "access_token"} {
+		if v := r.URL.Query().Get(key); v != "" {
+			_, err := store.Authenticate(r.Context(), h.store.Reader(), v)
+			return err == nil
+		}
+	}
+	return false
+}
+
+// project is a GitLab project as glenv knows it: the integrations that
+// connect it, oldest first.
+type project struct {
+	integrations []store.Integration
+	ids          []int64
+	entity       *projectJSON // built once per request, shown in every environment
+}
+
+// project resolves :id (numeric id or URL-encoded path) to the integrations
+// connecting it; none is GitLab's 404 Project Not Found.
+func (h *handler) project(rq *request) (*project, bool) {
+	id := rq.vars["id"]
+	var ins []store.Integration
+	var err error
+	if n, perr := strconv.ParseInt(id, 10, 64); perr == nil {
+		ins, err = store.IntegrationsForProject(rq.r.Context(), h.store.Reader(), n)
+	} else {
+		ins, err = store.IntegrationsForProjectPath(rq.r.Context(), h.store.Reader(), id)
+	}
+	if err != nil {
+		h.fail(rq, "find project "+id, err)
+		return nil, false
+	}
+	if len(ins) == 0 {
+		projectNotFound(rq.w)
+		return nil, false
+	}
+	p := &project{integrations: ins}
+	for _, in := range ins {
+		p.ids = append(p.ids, in.ID)
+	}
+	return p, true
+}
+
+// environment finds a live environment of the project by id; GitLab answers
+// an id of another project exactly like an unknown one.
+func (h *handler) environment(rq *request, p *project, id int64) (store.Environment, bool) {
+	e, err := store.GetEnvironmentByID(rq.r.Context(), h.store.Reader(), id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !p.owns(e)) {
+		environmentNotFound(rq.w)
+		return e, false
+	}
+	if err != nil {
+		h.fail(rq, "find environment", err)
+		return e, false
+	}
+	return e, true
+}
+
+func (p *project) owns(e store.Environment) bool {
+	for _, id := range p.ids {
+		if e.IntegrationID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// integration returns the project's integration that e belongs to.
+func (p *project) integration(e store.Environment) store.Integration {
+	for _, in := range p.integrations {
+		if in.ID == e.IntegrationID {
+			return in
+		}
+	}
+	return p.integrations[0]
+}
+
+// fail logs an unexpected error and answers GitLab's 500.
+func (h *handler) fail(rq *request, what string, err error) {
+	h.log.Error("gitlab-compatible api", "what", what, "path", rq.r.URL.Path, "err", err)
+	internalError(rq.w)
+}

@@ -1,0 +1,154 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Queries for the GitLab-compatible environments API (internal/envapi). A
+// GitLab project's environments are the live environments of the
+// integrations that connect it; every query here takes those integrations'
+// ids and pages in the database.
+
+// ProjectEnvQuery selects environments of a GitLab project the way GitLab's
+// EnvironmentsFinder does.
+type ProjectEnvQuery struct {
+	IntegrationIDs []int64
+	Name           string // exact; "" = any
+	Prefix         string // case-insensitive name prefix (GitLab's search); "" = any
+	GitLabState    string // available, stopping or stopped; "" = any
+}
+
+// where renders q as a condition on environments and its arguments.
+func (q ProjectEnvQuery) where() (string, []any) {
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	ids := make([]string, len(q.IntegrationIDs))
+	for i, id := range q.IntegrationIDs {
+		ids[i] = arg(id)
+	}
+	if len(ids) == 0 {
+		ids = []string{"NULL"}
+	}
+	cond := []string{"integration_id IN (" + strings.Join(ids, ",") + ")", "deleted_at = 0"}
+	if q.Name != "" {
+		cond = append(cond, "name = "+arg(q.Name))
+	}
+	if q.Prefix != "" {
+		cond = append(cond, "LOWER(name) LIKE "+arg(strings.ToLower(escapeLike(q.Prefix))+"%")+` ESCAPE '\'`)
+	}
+	if q.GitLabState != "" {
+		var ph []string
+		for _, s := range statesFor(q.GitLabState) {
+			ph = append(ph, arg(s))
+		}
+		if len(ph) == 0 {
+			ph = []string{"NULL"}
+		}
+		cond = append(cond, "state IN ("+strings.Join(ph, ",")+")")
+	}
+	return strings.Join(cond, " AND "), args
+}
+
+// PageProjectEnvironments returns at most limit environments matching q,
+// ordered by id, skipping offset (GitLab's offset pagination). The page's ids
+// are found first, so the rows skipped by OFFSET are read from the index
+// environments_integration_live alone, and only the page's rows are fetched.
+func PageProjectEnvironments(ctx context.Context, db Querier, q ProjectEnvQuery, limit, offset int) ([]Environment, error) {
+	cond, args := q.where()
+	args = append(args, limit, offset)
+	return listEnvs(ctx, db, fmt.Sprintf(`SELECT %s FROM environments WHERE id IN
+		(SELECT id FROM environments WHERE %s ORDER BY id LIMIT $%d OFFSET $%d) ORDER BY id`,
+		envCols, cond, len(args)-1, len(args)), args...)
+}
+
+// CountProjectEnvironments counts the environments matching q, but stops
+// counting past limit: GitLab leaves the totals out beyond 10,000 rows, and
+// counting them all would cost more than the page itself.
+func CountProjectEnvironments(ctx context.Context, db Querier, q ProjectEnvQuery, limit int) (int, error) {
+	cond, args := q.where()
+	args = append(args, limit+1)
+	var n int
+	err := db.QueryRowContext(ctx, fmt.Sprintf(`SELECT COUNT(*) FROM (SELECT 1 FROM environments WHERE %s LIMIT $%d) matched`,
+		cond, len(args)), args...).Scan(&n)
+	return n, err
+}
+
+// ProjectEnvironmentExists reports whether a live environment of the
+// integrations has that name or slug (GitLab's per-project uniqueness), and
+// which of the two is taken.
+func ProjectEnvironmentExists(ctx context.Context, db Querier, integrationIDs []int64, name, slug string) (nameTaken, slugTaken bool, err error) {
+	cond, args := ProjectEnvQuery{IntegrationIDs: integrationIDs}.where()
+	args = append(args, name, slug)
+	rows, err := db.QueryContext(ctx, fmt.Sprintf(`SELECT name, slug FROM environments WHERE %s AND (name = $%d OR slug = $%d)`,
+		cond, len(args)-1, len(args)), args...)
+	if err != nil {
+		return false, false, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var n, s string
+		if err := rows.Scan(&n, &s); err != nil {
+			return false, false, err
+		}
+		nameTaken = nameTaken || n == name
+		slugTaken = slugTaken || s == slug
+	}
+	return nameTaken, slugTaken, rows.Err()
+}
+
+// GetEnvironmentOrTombstone returns an environment by id, deleted or not.
+func GetEnvironmentOrTombstone(ctx context.Context, db Querier, id int64) (Environment, error) {
+	return scanEnv(db.QueryRowContext(ctx, `SELECT `+envCols+` FROM environments WHERE id = $1`, id))
+}
+
+// StaleEnvironments returns the live environments of the integrations that
+// GitLab would call available, last updated before `before`, with no deploy
+// started, running or finished since (GitLab's deployed_and_updated_before).
+func StaleEnvironments(ctx context.Context, db Querier, integrationIDs []int64, before time.Time) ([]Environment, error) {
+	cond, args := ProjectEnvQuery{IntegrationIDs: integrationIDs, GitLabState: "available"}.where()
+	args = append(args, micros(before), ActivityDeploy)
+	b, kind := len(args)-1, len(args)
+	return listEnvs(ctx, db, fmt.Sprintf(`SELECT %s FROM environments WHERE %s AND updated_at < $%d
+		AND NOT EXISTS (SELECT 1 FROM activities a WHERE a.environment_id = environments.id AND a.kind = $%d
+			AND (a.created_at >= $%d OR a.started_at >= $%d OR a.completed_at >= $%d))
+		ORDER BY id`, envCols, cond, b, kind, b, b, b), args...)
+}
+
+// StoppedReviewApps returns up to limit stopped environments of the
+// integrations in GitLab's "review" folder (names "review/…") created before
+// `before`, oldest first (GitLab's stopped_review_apps).
+func StoppedReviewApps(ctx context.Context, db Querier, integrationIDs []int64, before time.Time, limit int) ([]Environment, error) {
+	cond, args := ProjectEnvQuery{IntegrationIDs: integrationIDs, GitLabState: "stopped"}.where()
+	args = append(args, micros(before), limit)
+	return listEnvs(ctx, db, fmt.Sprintf(`SELECT %s FROM environments WHERE %s AND SUBSTR(name, 1, 7) = 'review/' AND created_at < $%d
+		ORDER BY created_at, id LIMIT $%d`, envCols, cond, len(args)-1, len(args)), args...)
+}
+
+// LastSuccessfulDeploy returns the environment's deploy activity that
+// completed last (GitLab's last_deployment: the last successful one), or
+// ErrNotFound.
+func LastSuccessfulDeploy(ctx context.Context, db Querier, environmentID int64) (Activity, error) {
+	return scanActivity(db.QueryRowContext(ctx, `SELECT `+activityCols+` FROM activities
+		WHERE environment_id = $1 AND kind = $2 AND state = $3 ORDER BY completed_at DESC, id DESC LIMIT 1`,
+		environmentID, ActivityDeploy, ActivityComplete))
+}
+
+// SetEnvironmentAttrs writes only the attributes GitLab lets a client edit,
+// so an edit racing a deploy cannot undo the deploy's state change.
+func SetEnvironmentAttrs(ctx context.Context, db Querier, id int64, externalURL, tier, description string) error {
+	res, err := db.ExecContext(ctx, `UPDATE environments SET external_url = $1, tier = $2, description = $3, updated_at = $4
+		WHERE id = $5 AND deleted_at = 0`, externalURL, tier, description, micros(Now()), id)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
