@@ -13,3 +13,17 @@ type SyncArgs struct {
 
 // Kind is River's name for the job.
 func (SyncArgs) Kind() string { return "feedback_sync" }
+
+// SweepArgs asks for a sync of every environment that changed since GitLab
+// last heard of it: the safety net for a notification folded into a sync
+// that had already read the environment.
+type SweepArgs struct{}
+
+// Kind is River's name for the job.
+func (SweepArgs) Kind() string { return "feedback_sweep" }
+
+// HealthArgs asks for every integration's webhook and token to be checked.
+type HealthArgs struct{}
+
+// Kind is River's name for the job.
+func (HealthArgs) Kind() string { return "feedback_health" }

@@ -30,7 +30,8 @@ type Options struct {
 	DialTimeout time.Duration
 	// Timeout bounds one whole request (default 20s).
 	Timeout time.Duration
-	// RetryMax is how often idempotent calls are retried on 429/5xx (default 4).
+	// RetryMax is how often idempotent calls are retried on 429/5xx (default
+	// 4; negative: never, for background jobs that retry on their own).
 	RetryMax int
 }
 

@@ -50,11 +50,7 @@ func (q *Queue) notify(ctx context.Context, tx *sql.Tx, envID int64) error {
 	if !q.deps.Feedback {
 		return nil
 	}
-	_, err := q.River.InsertTx(ctx, tx, feedback.SyncArgs{EnvironmentID: envID}, &river.InsertOpts{
-		UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
-			rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateScheduled, rivertype.JobStateRetryable}},
-	})
-	return err
+	return feedback.Notify(ctx, tx, q.River, envID)
 }
 
 // pollInterval is how often River looks for new jobs (it cannot LISTEN over

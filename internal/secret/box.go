@@ -6,7 +6,9 @@ package secret
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -16,7 +18,10 @@ import (
 )
 
 // Box seals and opens secrets with one key.
-type Box struct{ aead cipher.AEAD }
+type Box struct {
+	aead   cipher.AEAD
+	macKey []byte
+}
 
 const prefix = "v1:"
 
@@ -65,7 +70,10 @@ func NewBox(key []byte) (*Box, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Box{aead: aead}, nil
+	// A separate key for MACs, derived so the encryption key is never reused.
+	d := hmac.New(sha256.New, key)
+	d.Write([]byte("glenv mac key"))
+	return &Box{aead: aead, macKey: d.Sum(nil)}, nil
 }
 
 // Seal encrypts plaintext into a printable string.
@@ -98,4 +106,14 @@ func (b *Box) Open(sealed string) (string, error) {
 		return "", ErrWrongKey
 	}
 	return string(pt), nil
+}
+
+// MAC signs data for a purpose (e.g. "log") with a key derived from the
+// secret key, for links that must work without an API token.
+func (b *Box) MAC(purpose, data string) string {
+	m := hmac.New(sha256.New, b.macKey)
+	m.Write([]byte(purpose))
+	m.Write([]byte{0})
+	m.Write([]byte(data))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:18])
 }

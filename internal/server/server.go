@@ -19,10 +19,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/riverqueue/river"
 
 	"github.com/glenv/glenv/internal/api"
 	"github.com/glenv/glenv/internal/config"
 	"github.com/glenv/glenv/internal/envapi"
+	"github.com/glenv/glenv/internal/feedback"
 	"github.com/glenv/glenv/internal/gitlab"
 	"github.com/glenv/glenv/internal/integration"
 	"github.com/glenv/glenv/internal/jobs"
@@ -41,6 +43,7 @@ type Server struct {
 	receiver *webhook.Receiver
 	http     *http.Server
 	listener net.Listener
+	box      *secret.Box
 }
 
 // New opens everything glenv needs; Run serves until ctx ends.
@@ -74,16 +77,22 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return remote{c}, nil
 	}
 	tokenFor := func(in store.Integration) (string, error) { return box.Open(in.TokenSealed) }
-	s.queue, err = jobs.NewQueue(st, jobs.Deps{RemoteFor: remoteFor, TokenFor: tokenFor, Runtime: jobs.RecordRuntime{}, Logger: log},
+	s.box = box
+	health := feedback.NewHealth()
+	fb := feedback.Deps{Store: st, Token: tokenFor, EnvURL: s.envURL, PublicURL: cfg.PublicURL, LogURL: s.logURL,
+		Health: health, Logger: log}
+	s.queue, err = jobs.NewQueue(st, jobs.Deps{RemoteFor: remoteFor, TokenFor: tokenFor, Runtime: jobs.RecordRuntime{}, Logger: log,
+		Register: []func(*river.Workers){feedback.Register(fb)}, Feedback: true},
 		jobs.QueueConfig{ReconcileInterval: cfg.ReconcileInterval, RescueAfter: cfg.JobRescueAfter, Logger: log})
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("start job queue: %w", err)
 	}
+	s.queue.River.PeriodicJobs().AddMany(feedback.PeriodicJobs(cfg.ReconcileInterval))
 	svc := &integration.Service{Store: st, Box: box, PublicURL: cfg.PublicURL, Applier: s.queue, Log: log}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		newStoreCollector(st))
+		newStoreCollector(st), health)
 	flushers := 1 // SQLite has one writer
 	if st.Dialect == store.Postgres {
 		flushers = 4
@@ -97,6 +106,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	mux.Handle("/api/v1/", a.Handler())
 	mux.Handle("/api/v4/", envapi.New(st, s.queue, log, s.envURL))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /logs/{id}", s.publicLog)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("GET /{$}", s.home)
