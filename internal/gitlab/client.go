@@ -62,7 +62,8 @@ func New(baseURL, token string, o Options) (*Client, error) {
 		gl.WithOnlyIdempotentRetries(),
 		gl.WithCustomRetry(retryPolicy),
 		gl.WithCustomRetryMax(o.RetryMax),
-		gl.WithCustomRetryWaitMinMax(100*time.Millisecond, 30*time.Second),
+		// client-go adds up to (max-min) of jitter to a 429's RateLimit-Reset wait.
+		gl.WithCustomRetryWaitMinMax(100*time.Millisecond, 1100*time.Millisecond),
 		gl.WithUserAgent("glenv"),
 	)
 	if err != nil {
