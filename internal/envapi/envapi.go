@@ -16,9 +16,9 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/glenv/glenv/internal/api"
+	"github.com/glenv/glenv/internal/gitlabapi"
 	"github.com/glenv/glenv/internal/jobs"
 	"github.com/glenv/glenv/internal/store"
 )
@@ -32,7 +32,7 @@ type handler struct {
 	queue  *jobs.Queue
 	log    *slog.Logger
 	envURL func(store.Environment) string
-	routes []route
+	routes gitlabapi.Router[func(*request)]
 }
 
 // New returns the handler for /api/v4/. envURL gives the URL glenv serves an
@@ -51,65 +51,33 @@ type request struct {
 	w    http.ResponseWriter
 	r    *http.Request
 	vars map[string]string
-	p    *params
+	p    *gitlabapi.Params
 }
 
-func (rq *request) grape() *grape { return &grape{p: rq.p} }
-
-// grapeOK answers Grape's 400 when a parameter failed.
-func (rq *request) grapeOK(g *grape) bool {
-	if msg := g.failed(); msg != "" {
-		grapeError(rq.w, msg)
-		return false
-	}
-	return true
-}
-
-// pathInt reads an Integer path parameter; Grape rejects others with
-// "<name> is invalid".
-func (rq *request) pathInt(name string) (int64, bool) {
-	n, err := strconv.ParseInt(rq.vars[name], 10, 64)
-	if err != nil {
-		grapeError(rq.w, name+" is invalid")
-		return 0, false
-	}
-	return n, true
-}
+func (rq *request) pathInt(name string) (int64, bool) { return gitlabapi.PathInt(rq.w, rq.vars, name) }
 
 // ServeHTTP routes like Grape: an unknown path is 404 and a known path with
 // another method 405, both before authentication; then the body is parsed,
 // the token checked, and the endpoint runs.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rest, ok := strings.CutPrefix(r.URL.EscapedPath(), "/api/v4/")
+	handle, vars, ok := h.routes.Find(w, r)
 	if !ok {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "404 Not Found"})
-		return
-	}
-	rt, vars, allowed := h.match(r.Method, strings.Split(rest, "/"))
-	if rt == nil {
-		if len(allowed) > 0 {
-			w.Header().Set("Allow", strings.Join(allowed, ", "))
-			writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "405 Not Allowed"})
-			return
-		}
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "404 Not Found"})
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
-		message(w, http.StatusRequestEntityTooLarge, "413 Request Entity Too Large")
+		gitlabapi.RequestTooLarge(w)
 		return
 	}
-	p, err := parseParams(r, body)
-	if err != nil {
-		grapeError(w, "message body does not match declared format")
+	p, ok := gitlabapi.ReadParams(w, r, body)
+	if !ok {
 		return
 	}
 	if !h.authenticate(r) {
-		unauthorized(w)
+		gitlabapi.Unauthorized(w)
 		return
 	}
-	rt.handle(&request{w: w, r: r, vars: vars, p: p})
+	handle(&request{w: w, r: r, vars: vars, p: p})
 }
 
 // authenticate accepts a glenv API token wherever GitLab accepts a personal
@@ -152,7 +120,7 @@ func (h *handler) project(rq *request) (*project, bool) {
 		return nil, false
 	}
 	if len(ins) == 0 {
-		projectNotFound(rq.w)
+		gitlabapi.NotFound(rq.w, "Project")
 		return nil, false
 	}
 	p := &project{integrations: ins}
@@ -177,6 +145,12 @@ func (h *handler) environment(rq *request, p *project, id int64) (store.Environm
 	return e, true
 }
 
+// environmentNotFound answers an unknown environment id, or one of another
+// project. glenv's contract (issue 6) names this body; GitLab's own rescue of
+// environments.find says "404 Not found", which every client treats alike
+// (client-go's ErrNotFound, python-gitlab's GitlabGetError).
+func environmentNotFound(w http.ResponseWriter) { gitlabapi.NotFound(w, "Environment") }
+
 func (p *project) owns(e store.Environment) bool {
 	for _, id := range p.ids {
 		if e.IntegrationID == id {
@@ -199,5 +173,5 @@ func (p *project) integration(e store.Environment) store.Integration {
 // fail logs an unexpected error and answers GitLab's 500.
 func (h *handler) fail(rq *request, what string, err error) {
 	h.log.Error("gitlab-compatible api", "what", what, "path", rq.r.URL.Path, "err", err)
-	internalError(rq.w)
+	gitlabapi.InternalError(rq.w)
 }

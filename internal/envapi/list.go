@@ -4,141 +4,69 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/url"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/glenv/glenv/internal/gitlabapi"
 	"github.com/glenv/glenv/internal/store"
-)
-
-const (
-	defaultPerPage = 20
-	maxPerPage     = 100
-	// maxCount is where GitLab stops counting (OffsetPagination's
-	// MAX_COUNT_LIMIT): past it X-Total, X-Total-Pages and rel="last" are left out.
-	maxCount = 10000
-	// minSearch is API::Environments::MIN_SEARCH_LENGTH.
-	minSearch = 3
 )
 
 // present is Ruby's Object#present?: GitLab ignores blank filters.
 func present(s string) bool { return strings.TrimSpace(s) != "" }
 
-// pagination reads page and per_page as Kaminari uses them: a page below 1
-// is 1, a per_page below 1 is the default 20 and above 100 is 100.
-func pagination(g *grape) (page, perPage int64) {
-	page, hasPage := g.optInt("page")
-	perPage, hasPerPage := g.optInt("per_page")
-	if !hasPage || page < 1 {
-		page = 1
-	}
-	if !hasPerPage || perPage < 1 {
-		perPage = defaultPerPage
-	}
-	return page, min(perPage, maxPerPage)
-}
-
 // list is GET …/environments. It pages in the database: one capped COUNT and
 // one indexed LIMIT/OFFSET query, whatever the number of environments.
 func (h *handler) list(rq *request) {
-	g := rq.grape()
-	page, perPage := pagination(g)
-	name, hasName := g.optString("name")
-	search, hasSearch := g.optString("search")
-	states, hasStates := g.optString("states")
-	g.values("states", states, hasStates, "available", "stopping", "stopped")
-	if hasName && hasSearch {
-		g.fail("name, search", "cannot be used together")
-	}
-	if !rq.grapeOK(g) {
+	g := rq.p.Grape()
+	win := gitlabapi.ReadWindow(g)
+	f := gitlabapi.ReadEnvironmentFilter(g)
+	if !g.OK(rq.w) {
 		return
 	}
 	p, ok := h.project(rq)
 	if !ok {
 		return
 	}
-	if present(search) && utf8.RuneCountInString(search) < minSearch {
-		badRequest(rq.w, "Search query is less than 3 characters")
+	if present(f.Search) && utf8.RuneCountInString(f.Search) < gitlabapi.MinSearchLength {
+		gitlabapi.BadRequest(rq.w, gitlabapi.SearchTooShort)
 		return
 	}
-	q := store.ProjectEnvQuery{IntegrationIDs: p.ids, GitLabState: states}
-	if present(name) {
-		q.Name = name
+	q := store.ProjectEnvQuery{IntegrationIDs: p.ids, GitLabState: f.States}
+	if present(f.Name) {
+		q.Name = f.Name
 	}
-	if present(search) {
-		q.Prefix = search
+	if present(f.Search) {
+		q.Prefix = f.Search
 	}
 	ctx, db := rq.r.Context(), h.store.Reader()
-	total, err := store.CountProjectEnvironments(ctx, db, q, maxCount)
+	total, err := store.CountProjectEnvironments(ctx, db, q, gitlabapi.MaxCount)
 	if err != nil {
 		h.fail(rq, "count environments", err)
 		return
 	}
 	// One row more than the page tells whether a next page exists when the
 	// total is not counted.
-	envs, err := store.PageProjectEnvironments(ctx, db, q, int(perPage)+1, int((page-1)*perPage))
+	envs, err := store.PageProjectEnvironments(ctx, db, q, int(win.PerPage)+1, int(win.Offset()))
 	if err != nil {
 		h.fail(rq, "list environments", err)
 		return
 	}
-	hasNext := len(envs) > int(perPage)
+	hasNext := len(envs) > int(win.PerPage)
 	if hasNext {
-		envs = envs[:perPage]
+		envs = envs[:win.PerPage]
 	}
-	setPageHeaders(rq, page, perPage, int64(total), hasNext)
+	pg := gitlabapi.Page{Window: win, Total: int64(total), HasNext: hasNext}
+	pg.SetHeaders(rq.w.Header(), baseURL(rq.r), rq.r.URL)
 	out := make([]envJSON, 0, len(envs))
 	for _, e := range envs {
 		out = append(out, h.entity(p, e))
 	}
-	writeJSON(rq.w, http.StatusOK, out)
+	gitlabapi.WriteJSON(rq.w, http.StatusOK, out)
 }
 
-// setPageHeaders writes GitLab's offset-pagination headers. A total above
-// maxCount is not reported, as GitLab does on large sets.
-func setPageHeaders(rq *request, page, perPage, total int64, hasNext bool) {
-	counted := total <= maxCount
-	totalPages := max((total+perPage-1)/perPage, 1)
-	next, prev := "", ""
-	if hasNext {
-		next = strconv.FormatInt(page+1, 10)
-	}
-	if page > 1 && (!counted || page <= totalPages) {
-		prev = strconv.FormatInt(page-1, 10)
-	}
-	hd := rq.w.Header()
-	hd.Set("X-Page", strconv.FormatInt(page, 10))
-	hd.Set("X-Per-Page", strconv.FormatInt(perPage, 10))
-	hd.Set("X-Next-Page", next)
-	hd.Set("X-Prev-Page", prev)
-	var links []string
-	link := func(p int64, rel string) {
-		links = append(links, "<"+pageURL(rq.r, p, perPage)+`>; rel="`+rel+`"`)
-	}
-	if prev != "" {
-		link(page-1, "prev")
-	}
-	if next != "" {
-		link(page+1, "next")
-	}
-	link(1, "first")
-	if counted {
-		link(totalPages, "last")
-		hd.Set("X-Total", strconv.FormatInt(total, 10))
-		hd.Set("X-Total-Pages", strconv.FormatInt(totalPages, 10))
-	}
-	hd.Set("Link", strings.Join(links, ", "))
-}
-
-// pageURL is the request URL with page and per_page replaced, as GitLab
-// writes into Link; behind a proxy X-Forwarded-Proto gives the scheme.
-func pageURL(r *http.Request, page, perPage int64) string {
-	q := url.Values{}
-	for k, v := range r.URL.Query() {
-		q[k] = v
-	}
-	q.Set("page", strconv.FormatInt(page, 10))
-	q.Set("per_page", strconv.FormatInt(perPage, 10))
+// baseURL is scheme://host of the request, as Link repeats it; behind a
+// proxy X-Forwarded-Proto gives the scheme.
+func baseURL(r *http.Request) string {
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
@@ -146,7 +74,7 @@ func pageURL(r *http.Request, page, perPage int64) string {
 	if p := r.Header.Get("X-Forwarded-Proto"); p == "https" || p == "http" {
 		scheme = p
 	}
-	return scheme + "://" + r.Host + r.URL.EscapedPath() + "?" + q.Encode()
+	return scheme + "://" + r.Host
 }
 
 // get is GET …/environments/:environment_id: without the project, with the
@@ -164,21 +92,19 @@ func (h *handler) get(rq *request) {
 	if !ok {
 		return
 	}
-	out := h.entity(p, e)
-	out.Project = nil
-	out.LastDeployment = []byte("null")
+	var last []byte
 	a, err := store.LastSuccessfulDeploy(rq.r.Context(), h.store.Reader(), e.ID)
 	switch {
 	case err == nil:
-		out.LastDeployment = mustJSON(deployment(e, a))
+		last = mustJSON(deployment(e, a))
 	case !errors.Is(err, store.ErrNotFound):
 		h.fail(rq, "last deployment", err)
 		return
 	}
-	writeJSON(rq.w, http.StatusOK, out)
+	gitlabapi.WriteJSON(rq.w, http.StatusOK, h.entity(p, e).Detail(last))
 }
 
-func mustJSON(v any) json.RawMessage {
+func mustJSON(v any) []byte {
 	b, err := json.Marshal(v)
 	if err != nil {
 		panic(err) // only plain structs are marshalled here

@@ -7,15 +7,9 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/glenv/glenv/internal/gitlabapi"
 	"github.com/glenv/glenv/internal/lifecycle"
 	"github.com/glenv/glenv/internal/store"
-)
-
-const (
-	day  = 24 * time.Hour
-	week = 7 * day
-	// reviewFolderLimit is the largest limit review_apps accepts (values: 1..1000).
-	reviewFolderLimit = 1000
 )
 
 // isDefault reports whether e is the default branch's environment, which
@@ -58,9 +52,9 @@ func (h *handler) stop(rq *request) {
 	if !ok {
 		return
 	}
-	g := rq.grape()
-	g.optBool("force")
-	if !rq.grapeOK(g) {
+	g := rq.p.Grape()
+	g.OptBool("force")
+	if !g.OK(rq.w) {
 		return
 	}
 	p, ok := h.project(rq)
@@ -82,7 +76,7 @@ func (h *handler) stop(rq *request) {
 		}
 		h.log.Info("environment stopped", "integration", e.IntegrationName, "environment", e.Name, "via", "api/v4")
 	}
-	writeJSON(rq.w, http.StatusOK, h.entity(p, e))
+	gitlabapi.WriteJSON(rq.w, http.StatusOK, h.entity(p, e))
 }
 
 // delete is DELETE …/environments/:environment_id: 204 once stopped, else
@@ -103,7 +97,7 @@ func (h *handler) delete(rq *request) {
 		return
 	}
 	if store.GitLabState(e.State) != "stopped" || isDefault(p, e) {
-		forbidden(rq.w)
+		gitlabapi.Forbidden(rq.w)
 		return
 	}
 	ctx := rq.r.Context()
@@ -124,10 +118,10 @@ func (h *handler) delete(rq *request) {
 	case err != nil:
 		h.fail(rq, "delete environment", err)
 	case refused:
-		forbidden(rq.w)
+		gitlabapi.Forbidden(rq.w)
 	default:
 		h.log.Info("environment deleted", "integration", e.IntegrationName, "environment", e.Name, "via", "api/v4")
-		rq.w.WriteHeader(http.StatusNoContent)
+		gitlabapi.NoContent(rq.w)
 	}
 }
 
@@ -136,21 +130,16 @@ func (h *handler) delete(rq *request) {
 // branch's (GitLab spares protected environments). GitLab does this in a
 // worker; glenv does it before answering.
 func (h *handler) stopStale(rq *request) {
-	g := rq.grape()
-	if _, sent := rq.p.lookup("before"); !sent {
-		g.fail("before", "is missing")
-	}
-	before, _ := g.optTime("before")
-	if !rq.grapeOK(g) {
+	g := rq.p.Grape()
+	before := gitlabapi.ReadStaleBefore(g)
+	if !g.OK(rq.w) {
 		return
 	}
 	p, ok := h.project(rq)
 	if !ok {
 		return
 	}
-	now := time.Now()
-	if before.Before(now.AddDate(-10, 0, 0)) || before.After(now.Add(-week)) {
-		badRequest(rq.w, "Invalid Date")
+	if !gitlabapi.CheckStaleBefore(rq.w, before, time.Now()) {
 		return
 	}
 	ctx := rq.r.Context()
@@ -163,13 +152,14 @@ func (h *handler) stopStale(rq *request) {
 		if isDefault(p, e) {
 			continue
 		}
-		if _, err := h.stopNow(ctx, e.ID, "stale since "+apiTime(before)+": stopped through the GitLab-compatible API"); err != nil &&
+		reason := "stale since " + gitlabapi.FormatTime(before) + ": stopped through the GitLab-compatible API"
+		if _, err := h.stopNow(ctx, e.ID, reason); err != nil &&
 			!errors.Is(err, store.ErrNotFound) {
 			h.fail(rq, "stop stale environment", err)
 			return
 		}
 	}
-	message(rq.w, http.StatusOK, "Successfully requested stop for all stale environments")
+	gitlabapi.Message(rq.w, http.StatusOK, gitlabapi.StaleStopped)
 }
 
 // deleteReviewApps is DELETE …/environments/review_apps
@@ -180,41 +170,23 @@ func (h *handler) stopStale(rq *request) {
 // default branch's environment is unprocessable, which fails the request as
 // a protected environment does in GitLab.
 func (h *handler) deleteReviewApps(rq *request) {
-	g := rq.grape()
-	before, hasBefore := g.optTime("before")
-	limit, hasLimit := g.optInt("limit")
-	if hasLimit && (limit < 1 || limit > reviewFolderLimit) {
-		g.fail("limit", "does not have a valid value")
-	}
-	dryRun, hasDryRun := g.optBool("dry_run")
-	if !rq.grapeOK(g) {
+	g := rq.p.Grape()
+	params := gitlabapi.ReadReviewApps(g)
+	if !g.OK(rq.w) {
 		return
 	}
 	p, ok := h.project(rq)
 	if !ok {
 		return
 	}
-	if !hasBefore {
-		before = time.Now().Add(-30 * day)
-	}
-	if !hasLimit {
-		limit = 100
-	}
-	if !hasDryRun {
-		dryRun = true
-	}
+	params = params.Defaults(time.Now())
 	ctx := rq.r.Context()
-	found, err := store.StoppedReviewApps(ctx, h.store.Reader(), p.ids, before, int(limit))
+	found, err := store.StoppedReviewApps(ctx, h.store.Reader(), p.ids, params.Before, int(params.Limit))
 	if err != nil {
 		h.fail(rq, "find review apps", err)
 		return
 	}
-	type result struct {
-		Scheduled     []envBasicJSON `json:"scheduled_entries"`
-		Unprocessable []envBasicJSON `json:"unprocessable_entries"`
-		Message       string         `json:"message,omitempty"`
-	}
-	res := result{Scheduled: []envBasicJSON{}, Unprocessable: []envBasicJSON{}}
+	res := gitlabapi.NewReviewAppsResult()
 	var deletable []store.Environment
 	for _, e := range found {
 		if isDefault(p, e) {
@@ -224,14 +196,13 @@ func (h *handler) deleteReviewApps(rq *request) {
 		deletable = append(deletable, e)
 	}
 	if len(deletable) == 0 || len(res.Unprocessable) > 0 {
-		res.Message = "Failed to authorize deletions for some or all of the environments. " +
-			"Ask someone with more permissions to delete the environments."
-		message(rq.w, http.StatusBadRequest, res)
+		res.Message = gitlabapi.NothingToDelete
+		gitlabapi.Message(rq.w, http.StatusBadRequest, res)
 		return
 	}
 	for _, e := range deletable {
 		res.Scheduled = append(res.Scheduled, h.basic(e))
-		if dryRun {
+		if params.DryRun {
 			continue
 		}
 		if err := h.deleteStopped(ctx, e.ID); err != nil {
@@ -239,7 +210,7 @@ func (h *handler) deleteReviewApps(rq *request) {
 			return
 		}
 	}
-	writeJSON(rq.w, http.StatusOK, res)
+	gitlabapi.WriteJSON(rq.w, http.StatusOK, res)
 }
 
 // deleteStopped deletes the environment with id if it is still stopped.

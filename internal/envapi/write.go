@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/glenv/glenv/internal/gitlabapi"
 	"github.com/glenv/glenv/internal/slug"
 	"github.com/glenv/glenv/internal/store"
 )
@@ -23,44 +24,45 @@ var errInvalid = errors.New("invalid environment")
 // create is POST …/environments: a manual glenv environment on the
 // project's oldest integration, available at once, like GitLab's.
 func (h *handler) create(rq *request) {
-	g := rq.grape()
-	name, _ := g.requireString("name")
-	a := readAttrs(g)
-	if !rq.grapeOK(g) {
+	g := rq.p.Grape()
+	name, _ := g.RequireString("name")
+	a := gitlabapi.ReadEnvironmentAttrs(g)
+	if !g.OK(rq.w) {
 		return
 	}
 	p, ok := h.project(rq)
 	if !ok {
 		return
 	}
-	if a.clusterAgent {
-		badRequest(rq.w, "cluster agent doesn't exist or cannot be associated with this environment")
+	if a.ClusterAgent {
+		gitlabapi.BadRequest(rq.w, gitlabapi.NoClusterAgent)
 		return
 	}
 	in := p.integrations[0]
 	e := store.Environment{IntegrationID: in.ID, IntegrationName: in.Name, ProjectID: in.ProjectID, Name: name,
-		Slug: slug.Environment(name), Kind: KindManual, State: store.StateActive, Tier: guessTier(name)}
+		Slug: slug.Environment(name), Kind: KindManual, State: store.StateActive, Tier: gitlabapi.GuessTier(name)}
 	e.Host = slug.Host(e.Slug, in.Name)
-	a.apply(&e)
-	var errs fieldErrors
+	// glenv has no cluster agents and keeps auto_stop_setting "always".
+	a.Apply(&e.ExternalURL, &e.Tier, &e.Description)
+	var errs gitlabapi.FieldErrors
 	ctx := rq.r.Context()
 	err := h.store.Tx(ctx, func(tx *sql.Tx) error {
 		nameTaken, slugTaken, err := store.ProjectEnvironmentExists(ctx, tx, p.ids, e.Name, e.Slug)
 		if err != nil {
 			return err
 		}
-		if errs = validate(e, true, nameTaken, slugTaken, a); !errs.empty() {
+		if errs = validate(e, true, nameTaken, slugTaken, a); !errs.Empty() {
 			return errInvalid
 		}
 		if live, err := reviveTombstone(ctx, tx, &e); err != nil {
 			return err
 		} else if live {
-			errs.add("name", "has already been taken")
+			errs.Add("name", "has already been taken")
 			return errInvalid
 		}
 		if err := store.SaveEnvironment(ctx, tx, &e); errors.Is(err, store.ErrConflict) {
 			// The host of a tombstone with another name that slugs the same.
-			errs.add("slug", "has already been taken")
+			errs.Add("slug", "has already been taken")
 			return errInvalid
 		} else if err != nil {
 			return err
@@ -72,12 +74,12 @@ func (h *handler) create(rq *request) {
 	})
 	switch {
 	case errors.Is(err, errInvalid):
-		validationError(rq.w, errs)
+		gitlabapi.ValidationError(rq.w, errs)
 	case err != nil:
 		h.fail(rq, "create environment", err)
 	default:
 		h.log.Info("environment created", "integration", e.IntegrationName, "environment", e.Name, "via", "api/v4")
-		writeJSON(rq.w, http.StatusCreated, h.entity(p, e))
+		gitlabapi.WriteJSON(rq.w, http.StatusCreated, h.entity(p, e))
 	}
 }
 
@@ -114,9 +116,9 @@ func (h *handler) edit(rq *request) {
 	if !ok {
 		return
 	}
-	g := rq.grape()
-	a := readAttrs(g)
-	if !rq.grapeOK(g) {
+	g := rq.p.Grape()
+	a := gitlabapi.ReadEnvironmentAttrs(g)
+	if !g.OK(rq.w) {
 		return
 	}
 	p, ok := h.project(rq)
@@ -127,14 +129,14 @@ func (h *handler) edit(rq *request) {
 	if !ok {
 		return
 	}
-	if a.clusterAgent {
-		badRequest(rq.w, "cluster agent doesn't exist or cannot be associated with this environment")
+	if a.ClusterAgent {
+		gitlabapi.BadRequest(rq.w, gitlabapi.NoClusterAgent)
 		return
 	}
 	edited := e
-	a.apply(&edited)
-	if errs := validate(edited, false, false, false, a); !errs.empty() {
-		validationError(rq.w, errs)
+	a.Apply(&edited.ExternalURL, &edited.Tier, &edited.Description)
+	if errs := validate(edited, false, false, false, a); !errs.Empty() {
+		gitlabapi.ValidationError(rq.w, errs)
 		return
 	}
 	if changed := changes(e, edited); changed != "" {
@@ -162,7 +164,7 @@ func (h *handler) edit(rq *request) {
 			return
 		}
 	}
-	writeJSON(rq.w, http.StatusOK, h.entity(p, edited))
+	gitlabapi.WriteJSON(rq.w, http.StatusOK, h.entity(p, edited))
 }
 
 // changes names the edited attributes, or "" when nothing changed.

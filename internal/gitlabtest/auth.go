@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/glenv/glenv/internal/gitlabapi"
 )
 
 // User is a GitLab user. Admins see and may change every project.
@@ -119,7 +121,7 @@ func (s *Server) authenticate(rq *request, rule scopeRule) bool {
 	value, patOnly := bearer(rq.r)
 	rec := s.tokens[value]
 	if value == "" || rec == nil || (patOnly && rec.OAuth) || s.users[rec.UserID] == nil {
-		rq.message(http.StatusUnauthorized, "401 Unauthorized")
+		gitlabapi.Message(rq.w, http.StatusUnauthorized, "401 Unauthorized")
 		return false
 	}
 	now := s.now()
@@ -132,7 +134,7 @@ func (s *Server) authenticate(rq *request, rule scopeRule) bool {
 		return false
 	}
 	if allowed, names := scopesFor(rule, rq.r.Method); !hasAny(rec.Scopes, allowed) {
-		rq.json(http.StatusForbidden, map[string]string{
+		gitlabapi.WriteJSON(rq.w, http.StatusForbidden, map[string]string{
 			"error":             "insufficient_scope",
 			"error_description": "The request requires higher privileges than provided by the access token.",
 			"scope":             names,
@@ -148,7 +150,8 @@ func (s *Server) authenticate(rq *request, rule scopeRule) bool {
 func invalidToken(rq *request, description string) {
 	rq.w.Header().Set("WWW-Authenticate",
 		`Bearer realm="Protected by OAuth 2.0", error="invalid_token", error_description="`+description+`"`)
-	rq.json(http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": description})
+	gitlabapi.WriteJSON(rq.w, http.StatusUnauthorized,
+		map[string]string{"error": "invalid_token", "error_description": description})
 }
 
 // scopesFor returns the scopes an endpoint accepts for method and the list
@@ -216,19 +219,19 @@ func (s *Server) userBasic(id int64) *userJSON {
 
 func (s *Server) getCurrentUser(rq *request) {
 	u := s.userBasic(rq.user.ID)
-	rq.json(http.StatusOK, struct {
+	gitlabapi.WriteJSON(rq.w, http.StatusOK, struct {
 		*userJSON
 		CreatedAt   string  `json:"created_at"`
 		Bot         bool    `json:"bot"`
 		IsAdmin     bool    `json:"is_admin"`
 		Email       *string `json:"email"`
 		PublicEmail *string `json:"public_email"`
-	}{userJSON: u, CreatedAt: apiTime(s.users[rq.user.ID].createdAt), IsAdmin: rq.user.IsAdmin})
+	}{userJSON: u, CreatedAt: gitlabapi.FormatTime(s.users[rq.user.ID].createdAt), IsAdmin: rq.user.IsAdmin})
 }
 
 func (s *Server) getTokenSelf(rq *request) {
 	if rq.tok.OAuth {
-		rq.badRequest("This endpoint requires token type to be a personal access token")
+		gitlabapi.BadRequest(rq.w, "This endpoint requires token type to be a personal access token")
 		return
 	}
 	var expires *string
@@ -236,15 +239,15 @@ func (s *Server) getTokenSelf(rq *request) {
 		d := rq.tok.ExpiresAt.Format(time.DateOnly)
 		expires = &d
 	}
-	rq.json(http.StatusOK, map[string]any{
+	gitlabapi.WriteJSON(rq.w, http.StatusOK, map[string]any{
 		"id":           rq.tok.id,
 		"name":         rq.tok.Name,
 		"description":  nil,
 		"revoked":      rq.tok.Revoked,
-		"created_at":   apiTime(rq.tok.createdAt),
+		"created_at":   gitlabapi.FormatTime(rq.tok.createdAt),
 		"scopes":       rq.tok.Scopes,
 		"user_id":      rq.tok.UserID,
-		"last_used_at": apiTimePtr(rq.tok.lastUsedAt),
+		"last_used_at": gitlabapi.FormatTimePtr(rq.tok.lastUsedAt),
 		"active":       true,
 		"expires_at":   expires,
 	})

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/glenv/glenv/internal/gitlabapi"
 )
 
 // SetBranch creates branch name at sha, or moves it there.
@@ -107,7 +109,7 @@ type commitJSON struct {
 }
 
 func (s *Server) commitEntity(p *project, sha string) commitJSON {
-	at := apiTime(p.commits[sha])
+	at := gitlabapi.FormatTime(p.commits[sha])
 	short := sha[:min(8, len(sha))]
 	return commitJSON{
 		ID: sha, ShortID: short, CreatedAt: at, ParentIDs: []string{},
@@ -162,13 +164,13 @@ func (s *Server) listBranches(rq *request) {
 	if !ok {
 		return
 	}
-	search, hasSearch := rq.p.str("search")
-	pattern, hasRegex := rq.p.str("regex")
+	search, hasSearch := rq.p.Str("search")
+	pattern, hasRegex := rq.p.Str("regex")
 	var re *regexp.Regexp
 	if hasRegex {
 		var err error
 		if re, err = regexp.Compile(pattern); err != nil {
-			rq.badRequest("Regex is invalid")
+			gitlabapi.BadRequest(rq.w, "Regex is invalid")
 			return
 		}
 	}
@@ -188,7 +190,7 @@ func (s *Server) listBranches(rq *request) {
 	for _, name := range page {
 		out = append(out, s.branchEntity(rq, p, name))
 	}
-	rq.json(http.StatusOK, out)
+	gitlabapi.WriteJSON(rq.w, http.StatusOK, out)
 }
 
 func (s *Server) getBranch(rq *request) {
@@ -198,10 +200,10 @@ func (s *Server) getBranch(rq *request) {
 	}
 	name := rq.vars["branch"]
 	if _, ok := p.branches[name]; !ok {
-		rq.notFound("Branch")
+		gitlabapi.NotFound(rq.w, "Branch")
 		return
 	}
-	rq.json(http.StatusOK, s.branchEntity(rq, p, name))
+	gitlabapi.WriteJSON(rq.w, http.StatusOK, s.branchEntity(rq, p, name))
 }
 
 func (s *Server) listTags(rq *request) {
@@ -232,7 +234,7 @@ func (s *Server) listTags(rq *request) {
 		sha := p.tags[name]
 		out = append(out, tagJSON{Name: name, Target: sha, Commit: s.commitEntity(p, sha)})
 	}
-	rq.json(http.StatusOK, out)
+	gitlabapi.WriteJSON(rq.w, http.StatusOK, out)
 }
 
 func (s *Server) getCommit(rq *request) {
@@ -242,10 +244,10 @@ func (s *Server) getCommit(rq *request) {
 	}
 	sha := p.commit(rq.vars["sha"])
 	if sha == "" {
-		rq.notFound("Commit")
+		gitlabapi.NotFound(rq.w, "Commit")
 		return
 	}
-	rq.json(http.StatusOK, struct {
+	gitlabapi.WriteJSON(rq.w, http.StatusOK, struct {
 		commitJSON
 		Stats        map[string]int `json:"stats"`
 		Status       any            `json:"status"`

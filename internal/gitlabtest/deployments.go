@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/glenv/glenv/internal/gitlabapi"
 )
 
 // Deployment is a deployment created through the API (no CI job behind it).
@@ -42,27 +44,13 @@ func (s *Server) Deployments(projectID int64) []Deployment {
 	return out
 }
 
-type deploymentJSON struct {
-	ID          int64         `json:"id"`
-	IID         int64         `json:"iid"`
-	Ref         string        `json:"ref"`
-	SHA         string        `json:"sha"`
-	CreatedAt   string        `json:"created_at"`
-	UpdatedAt   string        `json:"updated_at"`
-	FinishedAt  *string       `json:"finished_at"`
-	User        *userJSON     `json:"user"`
-	Environment *envBasicJSON `json:"environment,omitempty"`
-	Deployable  any           `json:"deployable"`
-	Status      string        `json:"status"`
-}
-
 // deploymentEntity is API::Entities::Deployment; an environment's
 // last_deployment leaves out the environment.
-func (s *Server) deploymentEntity(p *project, d *Deployment, withEnv bool) deploymentJSON {
-	out := deploymentJSON{
+func (s *Server) deploymentEntity(p *project, d *Deployment, withEnv bool) gitlabapi.Deployment {
+	out := gitlabapi.Deployment{
 		ID: d.ID, IID: d.IID, Ref: d.Ref, SHA: d.SHA,
-		CreatedAt: apiTime(d.CreatedAt), UpdatedAt: apiTime(d.UpdatedAt), FinishedAt: apiTimePtr(d.FinishedAt),
-		User: s.userBasic(d.UserID), Status: d.Status,
+		CreatedAt: gitlabapi.FormatTime(d.CreatedAt), UpdatedAt: gitlabapi.FormatTime(d.UpdatedAt),
+		FinishedAt: gitlabapi.FormatTimePtr(d.FinishedAt), User: s.userBasic(d.UserID), Status: d.Status,
 	}
 	if e := p.envByID(d.EnvironmentID); withEnv && e != nil {
 		b := envBasic(e)
@@ -116,14 +104,14 @@ func (s *Server) setDeploymentStatus(p *project, d *Deployment, status string) {
 }
 
 func (s *Server) createDeployment(rq *request) {
-	g := rq.grape()
-	envName, _ := g.requireString("environment")
-	sha, _ := g.requireString("sha")
-	ref, _ := g.requireString("ref")
-	tag := g.requireBool("tag")
-	status, hasStatus := g.requireString("status")
-	g.values("status", status, hasStatus, deploymentWriteStatuses...)
-	if !g.ok(rq) {
+	g := rq.p.Grape()
+	envName, _ := g.RequireString("environment")
+	sha, _ := g.RequireString("sha")
+	ref, _ := g.RequireString("ref")
+	tag := g.RequireBool("tag")
+	status, hasStatus := g.RequireString("status")
+	g.Values("status", status, hasStatus, deploymentWriteStatuses...)
+	if !g.OK(rq.w) {
 		return
 	}
 	p, ok := rq.project(accessDeveloper)
@@ -131,16 +119,16 @@ func (s *Server) createDeployment(rq *request) {
 		return
 	}
 	if p.commit(ref) == "" {
-		var e fieldErrors
-		e.add("ref", "The branch or tag does not exist")
-		rq.validationError(e)
+		var e gitlabapi.FieldErrors
+		e.Add("ref", "The branch or tag does not exist")
+		gitlabapi.ValidationError(rq.w, e)
 		return
 	}
 	env := p.envByName(envName)
 	if env == nil {
 		env = s.newEnvironment(p, envName)
-		if errs := validateEnvironment(p, env, "", ""); !errs.empty() {
-			rq.validationError(errs)
+		if errs := validateEnvironment(p, env, "", ""); !errs.Empty() {
+			gitlabapi.ValidationError(rq.w, errs)
 			return
 		}
 		s.saveNewEnvironment(p, env)
@@ -149,13 +137,13 @@ func (s *Server) createDeployment(rq *request) {
 	// the request repeats it.
 	if last := p.lastDeployment(env.ID); last != nil &&
 		last.Ref == ref && last.Tag == tag && last.SHA == sha && last.Status == status {
-		rq.json(http.StatusCreated, s.deploymentEntity(p, last, true))
+		gitlabapi.WriteJSON(rq.w, http.StatusCreated, s.deploymentEntity(p, last, true))
 		return
 	}
 	if p.commit(sha) == "" {
-		var e fieldErrors
-		e.add("sha", "The commit does not exist")
-		rq.validationError(e)
+		var e gitlabapi.FieldErrors
+		e.Add("sha", "The commit does not exist")
+		gitlabapi.ValidationError(rq.w, e)
 		return
 	}
 	now := s.now()
@@ -166,7 +154,7 @@ func (s *Server) createDeployment(rq *request) {
 	}
 	p.deployments = append(p.deployments, d)
 	s.setDeploymentStatus(p, d, status)
-	rq.json(http.StatusCreated, s.deploymentEntity(p, d, true))
+	gitlabapi.WriteJSON(rq.w, http.StatusCreated, s.deploymentEntity(p, d, true))
 }
 
 func (rq *request) findDeployment(p *project) (*Deployment, bool) {
@@ -179,15 +167,15 @@ func (rq *request) findDeployment(p *project) (*Deployment, bool) {
 			return d, true
 		}
 	}
-	rq.recordNotFound()
+	gitlabapi.RecordNotFound(rq.w)
 	return nil, false
 }
 
 func (s *Server) updateDeployment(rq *request) {
-	g := rq.grape()
-	status, hasStatus := g.requireString("status")
-	g.values("status", status, hasStatus, deploymentWriteStatuses...)
-	if !g.ok(rq) {
+	g := rq.p.Grape()
+	status, hasStatus := g.RequireString("status")
+	g.Values("status", status, hasStatus, deploymentWriteStatuses...)
+	if !g.OK(rq.w) {
 		return
 	}
 	p, ok := rq.project(accessDeveloper)
@@ -199,13 +187,13 @@ func (s *Server) updateDeployment(rq *request) {
 		return
 	}
 	if event, ok := deploymentEvent(d.Status, status); !ok {
-		var e fieldErrors
-		e.add("status", `cannot transition via "`+event+`"`)
-		rq.validationError(e)
+		var e gitlabapi.FieldErrors
+		e.Add("status", `cannot transition via "`+event+`"`)
+		gitlabapi.ValidationError(rq.w, e)
 		return
 	}
 	s.setDeploymentStatus(p, d, status)
-	rq.json(http.StatusOK, s.deploymentEntity(p, d, true))
+	gitlabapi.WriteJSON(rq.w, http.StatusOK, s.deploymentEntity(p, d, true))
 }
 
 func (s *Server) getDeployment(rq *request) {
@@ -214,24 +202,24 @@ func (s *Server) getDeployment(rq *request) {
 		return
 	}
 	if d, ok := rq.findDeployment(p); ok {
-		rq.json(http.StatusOK, s.deploymentEntity(p, d, true))
+		gitlabapi.WriteJSON(rq.w, http.StatusOK, s.deploymentEntity(p, d, true))
 	}
 }
 
 func (s *Server) listDeployments(rq *request) {
-	g := rq.grape()
-	orderBy, hasOrder := g.optString("order_by")
-	g.values("order_by", orderBy, hasOrder, "id", "iid", "created_at", "updated_at", "finished_at", "ref")
-	sortDir, hasSort := g.optString("sort")
-	g.values("sort", sortDir, hasSort, "asc", "desc")
-	updatedAfter, hasUpdatedAfter := g.optTime("updated_after")
-	updatedBefore, hasUpdatedBefore := g.optTime("updated_before")
-	finishedAfter, hasFinishedAfter := g.optTime("finished_after")
-	finishedBefore, hasFinishedBefore := g.optTime("finished_before")
-	envName, _ := g.optString("environment")
-	status, hasStatus := g.optString("status")
-	g.values("status", status, hasStatus, deploymentStatuses...)
-	if !g.ok(rq) {
+	g := rq.p.Grape()
+	orderBy, hasOrder := g.OptString("order_by")
+	g.Values("order_by", orderBy, hasOrder, "id", "iid", "created_at", "updated_at", "finished_at", "ref")
+	sortDir, hasSort := g.OptString("sort")
+	g.Values("sort", sortDir, hasSort, "asc", "desc")
+	updatedAfter, hasUpdatedAfter := g.OptTime("updated_after")
+	updatedBefore, hasUpdatedBefore := g.OptTime("updated_before")
+	finishedAfter, hasFinishedAfter := g.OptTime("finished_after")
+	finishedBefore, hasFinishedBefore := g.OptTime("finished_before")
+	envName, _ := g.OptString("environment")
+	status, hasStatus := g.OptString("status")
+	g.Values("status", status, hasStatus, deploymentStatuses...)
+	if !g.OK(rq.w) {
 		return
 	}
 	p, ok := rq.project(accessRead)
@@ -277,11 +265,11 @@ func (s *Server) listDeployments(rq *request) {
 	if !ok {
 		return
 	}
-	js := make([]deploymentJSON, 0, len(page))
+	js := make([]gitlabapi.Deployment, 0, len(page))
 	for _, d := range page {
 		js = append(js, s.deploymentEntity(p, d, true))
 	}
-	rq.json(http.StatusOK, js)
+	gitlabapi.WriteJSON(rq.w, http.StatusOK, js)
 }
 
 func cmpTimePtr(a, b *time.Time) int {

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	gitlab "gitlab.com/gitlab-org/api/client-go/v2"
+
+	"github.com/glenv/glenv/internal/slug"
 )
 
 func TestDeploymentRules(t *testing.T) {
@@ -88,7 +90,7 @@ func TestDeploymentLifecycle(t *testing.T) {
 	first := deploy(gitlab.DeploymentStatusRunning, shaFeature, "feature/login")
 	t.Run("a deployment creates its environment", func(t *testing.T) {
 		envs := f.srv.Environments(f.project.ID)
-		if len(envs) != 1 || envs[0].Name != "review/feature-login" || envs[0].Slug != environmentSlug("review/feature-login") ||
+		if len(envs) != 1 || envs[0].Name != "review/feature-login" || envs[0].Slug != slug.Environment("review/feature-login") ||
 			envs[0].Tier != "development" {
 			t.Fatalf("environments = %+v", envs)
 		}

@@ -3,11 +3,13 @@ package gitlabtest
 import (
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/glenv/glenv/internal/gitlabapi"
+	"github.com/glenv/glenv/internal/slug"
 )
 
 // Environment is a GitLab environment.
@@ -55,43 +57,19 @@ func (s *Server) purgeScheduled(p *project) {
 	})
 }
 
-type envBasicJSON struct {
-	ID          int64   `json:"id"`
-	Name        string  `json:"name"`
-	Slug        string  `json:"slug"`
-	ExternalURL *string `json:"external_url"`
-	CreatedAt   string  `json:"created_at"`
-	UpdatedAt   string  `json:"updated_at"`
+func envBasic(e *Environment) gitlabapi.EnvironmentBasic {
+	return gitlabapi.NewEnvironmentBasic(e.ID, e.Name, e.Slug, e.ExternalURL, e.CreatedAt, e.UpdatedAt)
 }
 
-func envBasic(e *Environment) envBasicJSON {
-	return envBasicJSON{
-		ID: e.ID, Name: e.Name, Slug: e.Slug, ExternalURL: nullIfEmpty(e.ExternalURL),
-		CreatedAt: apiTime(e.CreatedAt), UpdatedAt: apiTime(e.UpdatedAt),
-	}
-}
-
-type envJSON struct {
-	envBasicJSON
-	Tier                string            `json:"tier"`
-	Project             *basicProjectJSON `json:"project,omitempty"`
-	LastDeployment      json.RawMessage   `json:"last_deployment,omitempty"`
-	State               string            `json:"state"`
-	AutoStopAt          *string           `json:"auto_stop_at"`
-	ClusterAgent        any               `json:"cluster_agent"`
-	KubernetesNamespace *string           `json:"kubernetes_namespace"`
-	FluxResourcePath    *string           `json:"flux_resource_path"`
-	Description         *string           `json:"description"`
-	AutoStopSetting     string            `json:"auto_stop_setting"`
-}
+type envJSON = gitlabapi.Environment[basicProjectJSON]
 
 // envEntity is API::Entities::Environment as every endpoint but GET one
 // presents it: with the project and without last_deployment.
 func (s *Server) envEntity(p *project, e *Environment) envJSON {
 	bp := s.basicProject(p)
 	return envJSON{
-		envBasicJSON: envBasic(e), Tier: e.Tier, Project: &bp, State: e.State,
-		AutoStopAt: apiTimePtr(e.AutoStopAt), Description: nullIfEmpty(e.Description),
+		EnvironmentBasic: envBasic(e), Tier: e.Tier, Project: &bp, State: e.State,
+		AutoStopAt: gitlabapi.FormatTimePtr(e.AutoStopAt), Description: gitlabapi.NullIfEmpty(e.Description),
 		AutoStopSetting: e.AutoStopSetting,
 	}
 }
@@ -99,13 +77,11 @@ func (s *Server) envEntity(p *project, e *Environment) envJSON {
 // envDetail is GET …/environments/:id: without the project, with the last
 // successful deployment (or null).
 func (s *Server) envDetail(p *project, e *Environment) envJSON {
-	out := s.envEntity(p, e)
-	out.Project = nil
-	out.LastDeployment = json.RawMessage("null")
+	var last []byte
 	if d := p.lastDeployment(e.ID); d != nil {
-		out.LastDeployment, _ = json.Marshal(s.deploymentEntity(p, d, false))
+		last, _ = json.Marshal(s.deploymentEntity(p, d, false))
 	}
-	return out
+	return s.envEntity(p, e).Detail(last)
 }
 
 func (p *project) envByID(id int64) *Environment {
@@ -134,52 +110,22 @@ func (rq *request) findEnvironment(p *project, id int64) (*Environment, bool) {
 	if e := p.envByID(id); e != nil {
 		return e, true
 	}
-	rq.message(http.StatusNotFound, "404 Environment Not Found")
+	gitlabapi.NotFound(rq.w, "Environment")
 	return nil, false
 }
 
 // validateEnvironment runs the Environment model's validations in their
-// declaration order.
-func validateEnvironment(p *project, e *Environment, k8sNamespace, fluxPath string) fieldErrors {
-	var errs fieldErrors
-	if e.Name == "" {
-		errs.add("name", "can't be blank")
-	}
+// declaration order, name and slug included (they cannot change, so they
+// hold on update).
+func validateEnvironment(p *project, e *Environment, k8sNamespace, fluxPath string) gitlabapi.FieldErrors {
+	var nameTaken, slugTaken bool
 	for _, o := range p.envs {
-		if o.ID != e.ID && o.Name == e.Name {
-			errs.add("name", "has already been taken")
-		}
+		nameTaken = nameTaken || (o.ID != e.ID && o.Name == e.Name)
+		slugTaken = slugTaken || (o.ID != e.ID && o.Slug == e.Slug)
 	}
-	if utf8.RuneCountInString(e.Name) > 255 {
-		errs.add("name", "is too long (maximum is 255 characters)")
-	}
-	if !environmentNameRegex.MatchString(e.Name) {
-		errs.add("name", environmentNameMessage)
-	}
-	for _, o := range p.envs {
-		if o.ID != e.ID && o.Slug == e.Slug {
-			errs.add("slug", "has already been taken")
-		}
-	}
-	if utf8.RuneCountInString(e.ExternalURL) > 255 {
-		errs.add("external_url", "is too long (maximum is 255 characters)")
-	}
-	if utf8.RuneCountInString(e.Description) > 10000 {
-		errs.add("description", "is too long (maximum is 10000 characters)")
-	}
-	if k8sNamespace != "" {
-		errs.add("kubernetes_namespace", "cannot be set without a cluster agent")
-	}
-	if fluxPath != "" && k8sNamespace == "" {
-		errs.add("flux_resource_path", "cannot be set without a kubernetes namespace")
-	}
-	if e.ExternalURL != "" {
-		if u, err := url.Parse(e.ExternalURL); err != nil {
-			errs.add("external_url", "URI is invalid")
-		} else if slices.Contains([]string{"data", "javascript", "vbscript"}, u.Scheme) {
-			errs.add("external_url", u.Scheme+" scheme is not allowed")
-		}
-	}
+	var errs gitlabapi.FieldErrors
+	gitlabapi.CheckEnvironmentName(&errs, e.Name, nameTaken, slugTaken)
+	gitlabapi.CheckEnvironmentFields(&errs, e.ExternalURL, e.Description, k8sNamespace, fluxPath)
 	return errs
 }
 
@@ -188,8 +134,8 @@ func validateEnvironment(p *project, e *Environment, k8sNamespace, fluxPath stri
 func (s *Server) newEnvironment(p *project, name string) *Environment {
 	now := s.now()
 	return &Environment{
-		ProjectID: p.ID, Name: name, Slug: environmentSlug(name), State: "available",
-		Tier: guessTier(name), AutoStopSetting: "always", CreatedAt: now, UpdatedAt: now,
+		ProjectID: p.ID, Name: name, Slug: slug.Environment(name), State: "available",
+		Tier: gitlabapi.GuessTier(name), AutoStopSetting: "always", CreatedAt: now, UpdatedAt: now,
 	}
 }
 
@@ -199,29 +145,23 @@ func (s *Server) saveNewEnvironment(p *project, e *Environment) {
 }
 
 func (s *Server) listEnvironments(rq *request) {
-	g := rq.grape()
-	name, hasName := g.optString("name")
-	search, hasSearch := g.optString("search")
-	states, hasStates := g.optString("states")
-	g.values("states", states, hasStates, "available", "stopping", "stopped")
-	if hasName && hasSearch {
-		g.fail("name, search", "cannot be used together")
-	}
-	if !g.ok(rq) {
+	g := rq.p.Grape()
+	f := gitlabapi.ReadEnvironmentFilter(g)
+	if !g.OK(rq.w) {
 		return
 	}
 	p, ok := rq.project(accessRead)
 	if !ok {
 		return
 	}
-	if search != "" && utf8.RuneCountInString(search) < 3 {
-		rq.badRequest("Search query is less than 3 characters")
+	if f.Search != "" && utf8.RuneCountInString(f.Search) < gitlabapi.MinSearchLength {
+		gitlabapi.BadRequest(rq.w, gitlabapi.SearchTooShort)
 		return
 	}
 	var envs []*Environment
 	for _, e := range p.envs {
-		if (name != "" && e.Name != name) || (hasStates && e.State != states) ||
-			(search != "" && !strings.HasPrefix(strings.ToLower(e.Name), strings.ToLower(search))) {
+		if (f.Name != "" && e.Name != f.Name) || (f.HasStates && e.State != f.States) ||
+			(f.Search != "" && !strings.HasPrefix(strings.ToLower(e.Name), strings.ToLower(f.Search))) {
 			continue
 		}
 		envs = append(envs, e)
@@ -234,7 +174,7 @@ func (s *Server) listEnvironments(rq *request) {
 	for _, e := range page {
 		out = append(out, s.envEntity(p, e))
 	}
-	rq.json(http.StatusOK, out)
+	gitlabapi.WriteJSON(rq.w, http.StatusOK, out)
 }
 
 func (s *Server) getEnvironment(rq *request) {
@@ -247,70 +187,41 @@ func (s *Server) getEnvironment(rq *request) {
 		return
 	}
 	if e, ok := rq.findEnvironment(p, id); ok {
-		rq.json(http.StatusOK, s.envDetail(p, e))
+		gitlabapi.WriteJSON(rq.w, http.StatusOK, s.envDetail(p, e))
 	}
 }
 
-// envAttrs are the writable attributes shared by create and update.
-type envAttrs struct {
-	externalURL, tier, description, autoStop, k8sNamespace, fluxPath string
-	hasExternalURL, hasTier, hasDescription, hasAutoStop             bool
-	clusterAgent                                                     bool
-}
-
-func readEnvAttrs(g *grape) envAttrs {
-	var a envAttrs
-	a.externalURL, a.hasExternalURL = g.optString("external_url")
-	g.absent("slug", "is automatically generated and cannot be changed")
-	a.tier, a.hasTier = g.optString("tier")
-	g.values("tier", a.tier, a.hasTier, environmentTiers...)
-	_, a.clusterAgent = g.optInt("cluster_agent_id")
-	a.k8sNamespace, _ = g.optString("kubernetes_namespace")
-	a.fluxPath, _ = g.optString("flux_resource_path")
-	a.description, a.hasDescription = g.optString("description")
-	a.autoStop, a.hasAutoStop = g.optString("auto_stop_setting")
-	g.values("auto_stop_setting", a.autoStop, a.hasAutoStop, "always", "with_action")
-	return a
-}
-
-func (a envAttrs) apply(e *Environment) {
-	if a.hasExternalURL {
-		e.ExternalURL = strings.TrimSpace(a.externalURL)
-	}
-	if a.hasTier {
-		e.Tier = a.tier
-	}
-	if a.hasDescription {
-		e.Description = a.description
-	}
-	if a.hasAutoStop {
-		e.AutoStopSetting = a.autoStop
+// applyAttrs sets the attributes that were sent.
+func applyAttrs(a gitlabapi.EnvironmentAttrs, e *Environment) {
+	a.Apply(&e.ExternalURL, &e.Tier, &e.Description)
+	if a.HasAutoStopSetting {
+		e.AutoStopSetting = a.AutoStopSetting
 	}
 }
 
 func (s *Server) createEnvironment(rq *request) {
-	g := rq.grape()
-	name, _ := g.requireString("name")
-	attrs := readEnvAttrs(g)
-	if !g.ok(rq) {
+	g := rq.p.Grape()
+	name, _ := g.RequireString("name")
+	attrs := gitlabapi.ReadEnvironmentAttrs(g)
+	if !g.OK(rq.w) {
 		return
 	}
 	p, ok := rq.project(accessDeveloper)
 	if !ok {
 		return
 	}
-	if attrs.clusterAgent {
-		rq.badRequest("cluster agent doesn't exist or cannot be associated with this environment")
+	if attrs.ClusterAgent {
+		gitlabapi.BadRequest(rq.w, gitlabapi.NoClusterAgent)
 		return
 	}
 	e := s.newEnvironment(p, name)
-	attrs.apply(e)
-	if errs := validateEnvironment(p, e, attrs.k8sNamespace, attrs.fluxPath); !errs.empty() {
-		rq.validationError(errs)
+	applyAttrs(attrs, e)
+	if errs := validateEnvironment(p, e, attrs.KubernetesNamespace, attrs.FluxResourcePath); !errs.Empty() {
+		gitlabapi.ValidationError(rq.w, errs)
 		return
 	}
 	s.saveNewEnvironment(p, e)
-	rq.json(http.StatusCreated, s.envEntity(p, e))
+	gitlabapi.WriteJSON(rq.w, http.StatusCreated, s.envEntity(p, e))
 }
 
 // editEnvironment changes only external_url, tier, description and
@@ -320,9 +231,9 @@ func (s *Server) editEnvironment(rq *request) {
 	if !ok {
 		return
 	}
-	g := rq.grape()
-	attrs := readEnvAttrs(g)
-	if !g.ok(rq) {
+	g := rq.p.Grape()
+	attrs := gitlabapi.ReadEnvironmentAttrs(g)
+	if !g.OK(rq.w) {
 		return
 	}
 	p, ok := rq.project(accessDeveloper)
@@ -333,21 +244,21 @@ func (s *Server) editEnvironment(rq *request) {
 	if !ok {
 		return
 	}
-	if attrs.clusterAgent {
-		rq.badRequest("cluster agent doesn't exist or cannot be associated with this environment")
+	if attrs.ClusterAgent {
+		gitlabapi.BadRequest(rq.w, gitlabapi.NoClusterAgent)
 		return
 	}
 	edited := *e
-	attrs.apply(&edited)
-	if errs := validateEnvironment(p, &edited, attrs.k8sNamespace, attrs.fluxPath); !errs.empty() {
-		rq.validationError(errs)
+	applyAttrs(attrs, &edited)
+	if errs := validateEnvironment(p, &edited, attrs.KubernetesNamespace, attrs.FluxResourcePath); !errs.Empty() {
+		gitlabapi.ValidationError(rq.w, errs)
 		return
 	}
 	if edited != *e {
 		edited.UpdatedAt = s.now()
 		*e = edited
 	}
-	rq.json(http.StatusOK, s.envEntity(p, e))
+	gitlabapi.WriteJSON(rq.w, http.StatusOK, s.envEntity(p, e))
 }
 
 // stop is Environment#stop_with_actions! without stop jobs: an available
@@ -364,9 +275,9 @@ func (s *Server) stopEnvironment(rq *request) {
 	if !ok {
 		return
 	}
-	g := rq.grape()
-	g.optBool("force")
-	if !g.ok(rq) {
+	g := rq.p.Grape()
+	g.OptBool("force")
+	if !g.OK(rq.w) {
 		return
 	}
 	p, ok := rq.project(accessDeveloper)
@@ -378,7 +289,7 @@ func (s *Server) stopEnvironment(rq *request) {
 		return
 	}
 	s.stop(e)
-	rq.json(http.StatusOK, s.envEntity(p, e))
+	gitlabapi.WriteJSON(rq.w, http.StatusOK, s.envEntity(p, e))
 }
 
 // deleteEnvironment is allowed only once the environment is stopped
@@ -397,10 +308,10 @@ func (s *Server) deleteEnvironment(rq *request) {
 		return
 	}
 	if e.State != "stopped" || s.accessLevel(p, rq.user) < accessDeveloper {
-		rq.forbidden()
+		gitlabapi.Forbidden(rq.w)
 		return
 	}
 	p.envs = slices.DeleteFunc(p.envs, func(x *Environment) bool { return x == e })
 	p.deleteDeploymentsOf(e.ID)
-	rq.noContent()
+	gitlabapi.NoContent(rq.w)
 }

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/glenv/glenv/internal/gitlabapi"
 )
 
 const (
@@ -17,21 +19,16 @@ const (
 // updated since. GitLab does this in a worker; the double does it at once.
 // Protected environments (EE) are not modelled, so none is spared.
 func (s *Server) stopStaleEnvironments(rq *request) {
-	g := rq.grape()
-	if !rq.p.has("before") {
-		g.fail("before", "is missing")
-	}
-	before, _ := g.optTime("before")
-	if !g.ok(rq) {
+	g := rq.p.Grape()
+	before := gitlabapi.ReadStaleBefore(g)
+	if !g.OK(rq.w) {
 		return
 	}
 	p, ok := rq.project(accessDeveloper)
 	if !ok {
 		return
 	}
-	now := s.now()
-	if before.Before(now.AddDate(-10, 0, 0)) || before.After(now.Add(-week)) {
-		rq.badRequest("Invalid Date")
+	if !gitlabapi.CheckStaleBefore(rq.w, before, s.now()) {
 		return
 	}
 	for _, e := range p.envs {
@@ -40,7 +37,7 @@ func (s *Server) stopStaleEnvironments(rq *request) {
 		}
 		s.stop(e)
 	}
-	rq.message(http.StatusOK, "Successfully requested stop for all stale environments")
+	gitlabapi.Message(rq.w, http.StatusOK, gitlabapi.StaleStopped)
 }
 
 func (p *project) deployedSince(envID int64, t time.Time) bool {
@@ -65,14 +62,9 @@ func inReviewFolder(name string) bool {
 // scheduled. Unless dry_run, they are scheduled for deletion a week later.
 // As in GitLab, finding nothing to delete is a 400.
 func (s *Server) deleteReviewApps(rq *request) {
-	g := rq.grape()
-	before, hasBefore := g.optTime("before")
-	limit, hasLimit := g.optInt("limit")
-	if hasLimit && (limit < 1 || limit > 1000) {
-		g.fail("limit", "does not have a valid value")
-	}
-	dryRun, hasDryRun := g.optBool("dry_run")
-	if !g.ok(rq) {
+	g := rq.p.Grape()
+	params := gitlabapi.ReadReviewApps(g)
+	if !g.OK(rq.w) {
 		return
 	}
 	p, ok := rq.project(accessRead)
@@ -80,49 +72,35 @@ func (s *Server) deleteReviewApps(rq *request) {
 		return
 	}
 	now := s.now()
-	if !hasBefore {
-		before = now.Add(-30 * day)
-	}
-	if !hasLimit {
-		limit = 100
-	}
-	if !hasDryRun {
-		dryRun = true
-	}
-	type result struct {
-		Scheduled     []envBasicJSON `json:"scheduled_entries"`
-		Unprocessable []envBasicJSON `json:"unprocessable_entries"`
-		Message       string         `json:"message,omitempty"`
-	}
-	res := result{Scheduled: []envBasicJSON{}, Unprocessable: []envBasicJSON{}}
+	params = params.Defaults(now)
+	res := gitlabapi.NewReviewAppsResult()
 	if s.accessLevel(p, rq.user) < accessDeveloper {
 		res.Message = "You do not have permission to destroy environments in this project"
-		rq.message(http.StatusUnauthorized, res)
+		gitlabapi.Message(rq.w, http.StatusUnauthorized, res)
 		return
 	}
 
 	var found []*Environment
 	for _, e := range p.envs {
-		if e.AutoDeleteAt == nil && e.State == "stopped" && inReviewFolder(e.Name) && e.CreatedAt.Before(before) {
+		if e.AutoDeleteAt == nil && e.State == "stopped" && inReviewFolder(e.Name) && e.CreatedAt.Before(params.Before) {
 			found = append(found, e)
 		}
 	}
 	slices.SortStableFunc(found, func(a, b *Environment) int { return a.CreatedAt.Compare(b.CreatedAt) })
-	found = found[:min(int64(len(found)), limit)]
+	found = found[:min(int64(len(found)), params.Limit)]
 	if len(found) == 0 {
-		res.Message = "Failed to authorize deletions for some or all of the environments. " +
-			"Ask someone with more permissions to delete the environments."
-		rq.message(http.StatusBadRequest, res)
+		res.Message = gitlabapi.NothingToDelete
+		gitlabapi.Message(rq.w, http.StatusBadRequest, res)
 		return
 	}
 	at := now.Add(week)
 	for _, e := range found {
 		res.Scheduled = append(res.Scheduled, envBasic(e))
-		if !dryRun {
+		if !params.DryRun {
 			e.AutoDeleteAt = &at
 		}
 	}
-	rq.json(http.StatusOK, res)
+	gitlabapi.WriteJSON(rq.w, http.StatusOK, res)
 }
 
 // deleteDeploymentsOf drops the deployments of a deleted environment.

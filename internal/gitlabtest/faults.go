@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/glenv/glenv/internal/gitlabapi"
 )
 
 // Fault makes matching calls fail. It matches by method ("" = any) and a
@@ -103,7 +105,7 @@ func (s *Server) applyFault(w http.ResponseWriter, r *http.Request, path string)
 		}
 		writeThrottled(w, faultRateLimit, faultRateLimit+1, time.Now().Add(reset))
 	default:
-		writeJSON(w, f.Status, map[string]string{"message": strconv.Itoa(f.Status) + " " + http.StatusText(f.Status)})
+		gitlabapi.WriteJSON(w, f.Status, map[string]string{"message": strconv.Itoa(f.Status) + " " + http.StatusText(f.Status)})
 	}
 	return true
 }

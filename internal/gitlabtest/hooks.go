@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"slices"
 	"time"
+
+	"github.com/glenv/glenv/internal/gitlabapi"
 )
 
 // Hook is a project webhook. Token is the secret GitLab never returns.
@@ -128,15 +130,15 @@ func hookEntity(h *Hook) map[string]any {
 		"name":                      h.Name,
 		"description":               h.Description,
 		"project_id":                h.ProjectID,
-		"created_at":                apiTime(h.CreatedAt),
-		"push_events_branch_filter": nullIfEmpty(h.PushEventsBranchFilter),
+		"created_at":                gitlabapi.FormatTime(h.CreatedAt),
+		"push_events_branch_filter": gitlabapi.NullIfEmpty(h.PushEventsBranchFilter),
 		"branch_filter_strategy":    h.BranchFilterStrategy,
-		"custom_webhook_template":   nullIfEmpty(h.CustomWebhookTemplate),
+		"custom_webhook_template":   gitlabapi.NullIfEmpty(h.CustomWebhookTemplate),
 		"custom_headers":            []any{},
 		"url_variables":             []any{},
 		"repository_update_events":  false,
 		"alert_status":              h.AlertStatus,
-		"disabled_until":            apiTimePtr(h.DisabledUntil),
+		"disabled_until":            gitlabapi.FormatTimePtr(h.DisabledUntil),
 		"token_present":             h.Token != "",
 	}
 	for _, f := range hookFlags {
@@ -154,30 +156,30 @@ func hookURLValid(raw string) bool {
 // hookAttrs validates and collects the hook_properties of a create or edit;
 // set applies them to a hook. It reports whether any attribute was sent.
 func hookAttrs(rq *request, urlRequired bool) (set func(*Hook), sent, ok bool) {
-	g := rq.grape()
+	g := rq.p.Grape()
 	var applies []func(*Hook)
 	if urlRequired {
-		v, _ := g.requireString("url")
+		v, _ := g.RequireString("url")
 		applies = append(applies, func(h *Hook) { h.URL = v })
-	} else if v, has := g.optString("url"); has {
+	} else if v, has := g.OptString("url"); has {
 		applies = append(applies, func(h *Hook) { h.URL = v })
 	}
 	for _, f := range hookStrings {
-		if v, has := g.optString(f.key); has {
+		if v, has := g.OptString(f.key); has {
 			applies = append(applies, func(h *Hook) { *f.field(h) = v })
 		}
 	}
-	strategy, hasStrategy := g.optString("branch_filter_strategy")
-	g.values("branch_filter_strategy", strategy, hasStrategy, "wildcard", "regex", "all_branches")
+	strategy, hasStrategy := g.OptString("branch_filter_strategy")
+	g.Values("branch_filter_strategy", strategy, hasStrategy, "wildcard", "regex", "all_branches")
 	if hasStrategy {
 		applies = append(applies, func(h *Hook) { h.BranchFilterStrategy = strategy })
 	}
 	for _, f := range hookFlags {
-		if v, has := g.optBool(f.key); has {
+		if v, has := g.OptBool(f.key); has {
 			applies = append(applies, func(h *Hook) { *f.field(h) = v })
 		}
 	}
-	if !g.ok(rq) {
+	if !g.OK(rq.w) {
 		return nil, false, false
 	}
 	return func(h *Hook) {
@@ -198,7 +200,7 @@ func (rq *request) findHook(p *project) (*Hook, bool) {
 			return h, true
 		}
 	}
-	rq.recordNotFound()
+	gitlabapi.RecordNotFound(rq.w)
 	return nil, false
 }
 
@@ -215,7 +217,7 @@ func (s *Server) listHooks(rq *request) {
 	for _, h := range page {
 		out = append(out, hookEntity(h))
 	}
-	rq.json(http.StatusOK, out)
+	gitlabapi.WriteJSON(rq.w, http.StatusOK, out)
 }
 
 func (s *Server) getHook(rq *request) {
@@ -224,7 +226,7 @@ func (s *Server) getHook(rq *request) {
 		return
 	}
 	if h, ok := rq.findHook(p); ok {
-		rq.json(http.StatusOK, hookEntity(h))
+		gitlabapi.WriteJSON(rq.w, http.StatusOK, hookEntity(h))
 	}
 }
 
@@ -243,18 +245,18 @@ func (s *Server) createHook(rq *request) {
 	}
 	set(h)
 	if !hookURLValid(h.URL) {
-		rq.json(http.StatusUnprocessableEntity, map[string]string{"error": "Invalid url given"})
+		gitlabapi.WriteJSON(rq.w, http.StatusUnprocessableEntity, map[string]string{"error": "Invalid url given"})
 		return
 	}
 	if len(p.hooks) >= maxHooks {
-		var e fieldErrors
-		e.add("base", "Maximum number of project hooks ("+itoa(maxHooks)+") exceeded")
-		rq.message(http.StatusUnprocessableEntity, e)
+		var e gitlabapi.FieldErrors
+		e.Add("base", "Maximum number of project hooks ("+itoa(maxHooks)+") exceeded")
+		gitlabapi.Message(rq.w, http.StatusUnprocessableEntity, e)
 		return
 	}
 	h.ID = s.ids.take(&s.ids.hook, 0)
 	p.hooks = append(p.hooks, h)
-	rq.json(http.StatusCreated, hookEntity(h))
+	gitlabapi.WriteJSON(rq.w, http.StatusCreated, hookEntity(h))
 }
 
 func (s *Server) editHook(rq *request) {
@@ -271,17 +273,17 @@ func (s *Server) editHook(rq *request) {
 		return
 	}
 	if !sent {
-		rq.grapeError("No parameters provided")
+		gitlabapi.GrapeError(rq.w, "No parameters provided")
 		return
 	}
 	edited := *h
 	set(&edited)
 	if !hookURLValid(edited.URL) {
-		rq.json(http.StatusUnprocessableEntity, map[string]string{"error": "Invalid url given"})
+		gitlabapi.WriteJSON(rq.w, http.StatusUnprocessableEntity, map[string]string{"error": "Invalid url given"})
 		return
 	}
 	*h = edited
-	rq.json(http.StatusOK, hookEntity(h))
+	gitlabapi.WriteJSON(rq.w, http.StatusOK, hookEntity(h))
 }
 
 func (s *Server) deleteHook(rq *request) {
@@ -294,7 +296,7 @@ func (s *Server) deleteHook(rq *request) {
 		return
 	}
 	p.hooks = slices.DeleteFunc(p.hooks, func(x *Hook) bool { return x == h })
-	rq.noContent()
+	gitlabapi.NoContent(rq.w)
 }
 
 // hookTestLimit is the application rate limit on hook tests: 5 per minute
@@ -312,10 +314,10 @@ func (s *Server) testHook(rq *request) {
 	if !ok {
 		return
 	}
-	g := rq.grape()
+	g := rq.p.Grape()
 	trigger := rq.vars["trigger"]
-	g.values("trigger", trigger, true, hookTriggers...)
-	if !g.ok(rq) {
+	g.Values("trigger", trigger, true, hookTriggers...)
+	if !g.OK(rq.w) {
 		return
 	}
 	key := [2]int64{p.ID, rq.user.ID}
@@ -323,11 +325,11 @@ func (s *Server) testHook(rq *request) {
 	recent := slices.DeleteFunc(s.hookTests[key], func(t time.Time) bool { return now.Sub(t) >= time.Minute })
 	if len(recent) >= hookTestLimit {
 		s.hookTests[key] = recent
-		rq.message(http.StatusTooManyRequests,
+		gitlabapi.Message(rq.w, http.StatusTooManyRequests,
 			map[string]string{"error": "This endpoint has been requested too many times. Try again later."})
 		return
 	}
 	s.hookTests[key] = append(recent, now)
 	h.AlertStatus, h.DisabledUntil = "executable", nil
-	rq.message(http.StatusCreated, "201 Created")
+	gitlabapi.Message(rq.w, http.StatusCreated, "201 Created")
 }

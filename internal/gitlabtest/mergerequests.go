@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"slices"
 	"time"
+
+	"github.com/glenv/glenv/internal/gitlabapi"
 )
 
 // MergeRequest is a merge request as tests seed it.
@@ -73,7 +75,7 @@ type mergeRequestJSON struct {
 func (s *Server) mergeRequestEntity(p *project, mr *mergeRequest) mergeRequestJSON {
 	return mergeRequestJSON{
 		ID: mr.id, IID: mr.IID, ProjectID: p.ID, Title: mr.Title, State: mr.State,
-		CreatedAt: apiTime(mr.createdAt), UpdatedAt: apiTime(mr.UpdatedAt),
+		CreatedAt: gitlabapi.FormatTime(mr.createdAt), UpdatedAt: gitlabapi.FormatTime(mr.UpdatedAt),
 		TargetBranch: mr.TargetBranch, SourceBranch: mr.SourceBranch,
 		SourceProjectID: mr.SourceProjectID, TargetProjectID: p.ID,
 		Author: s.mrAuthor(mr.AuthorID), Draft: mr.Draft, WorkInProgress: mr.Draft, SHA: mr.SHA,
@@ -92,16 +94,16 @@ func (s *Server) mrAuthor(id int64) *userJSON {
 }
 
 func (s *Server) listMergeRequests(rq *request) {
-	g := rq.grape()
-	state, hasState := g.optString("state")
-	g.values("state", state, hasState, "opened", "closed", "locked", "merged", "all")
-	orderBy, hasOrder := g.optString("order_by")
-	g.values("order_by", orderBy, hasOrder, "created_at", "updated_at")
-	sortDir, hasSort := g.optString("sort")
-	g.values("sort", sortDir, hasSort, "asc", "desc")
-	source, hasSource := g.optString("source_branch")
-	target, hasTarget := g.optString("target_branch")
-	if !g.ok(rq) {
+	g := rq.p.Grape()
+	state, hasState := g.OptString("state")
+	g.Values("state", state, hasState, "opened", "closed", "locked", "merged", "all")
+	orderBy, hasOrder := g.OptString("order_by")
+	g.Values("order_by", orderBy, hasOrder, "created_at", "updated_at")
+	sortDir, hasSort := g.OptString("sort")
+	g.Values("sort", sortDir, hasSort, "asc", "desc")
+	source, hasSource := g.OptString("source_branch")
+	target, hasTarget := g.OptString("target_branch")
+	if !g.OK(rq.w) {
 		return
 	}
 	p, ok := rq.project(accessRead)
@@ -134,7 +136,7 @@ func (s *Server) listMergeRequests(rq *request) {
 	for _, mr := range page {
 		out = append(out, s.mergeRequestEntity(p, mr))
 	}
-	rq.json(http.StatusOK, out)
+	gitlabapi.WriteJSON(rq.w, http.StatusOK, out)
 }
 
 // mergeRequest is find_project_merge_request: a miss is a plain
@@ -146,7 +148,7 @@ func (rq *request) mergeRequest(p *project) (*mergeRequest, bool) {
 	}
 	mr := p.mrs[iid]
 	if mr == nil {
-		rq.recordNotFound()
+		gitlabapi.RecordNotFound(rq.w)
 		return nil, false
 	}
 	return mr, true
@@ -161,5 +163,5 @@ func (s *Server) getMergeRequest(rq *request) {
 	if !ok {
 		return
 	}
-	rq.json(http.StatusOK, s.mergeRequestEntity(p, mr))
+	gitlabapi.WriteJSON(rq.w, http.StatusOK, s.mergeRequestEntity(p, mr))
 }

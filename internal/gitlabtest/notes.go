@@ -6,6 +6,8 @@ import (
 	"slices"
 	"time"
 	"unicode/utf8"
+
+	"github.com/glenv/glenv/internal/gitlabapi"
 )
 
 // Note is a comment on a merge request.
@@ -72,7 +74,7 @@ type noteJSON struct {
 func (s *Server) noteEntity(n *Note) noteJSON {
 	return noteJSON{
 		ID: n.ID, Body: n.Body, Author: s.userBasic(n.AuthorID),
-		CreatedAt: apiTime(n.CreatedAt), UpdatedAt: apiTime(n.UpdatedAt),
+		CreatedAt: gitlabapi.FormatTime(n.CreatedAt), UpdatedAt: gitlabapi.FormatTime(n.UpdatedAt),
 		NoteableID: n.NoteableID, NoteableType: "MergeRequest", ProjectID: n.ProjectID,
 		Confidential: n.Internal, Internal: n.Internal, ImportedFrom: "none", NoteableIID: n.MergeRequestIID,
 	}
@@ -81,17 +83,17 @@ func (s *Server) noteEntity(n *Note) noteJSON {
 // validateNoteBody runs the Note model's validations on body and renders
 // them as Notes::CreateService's failure does ("Note {:note=>[...]}").
 func validateNoteBody(body string) (string, bool) {
-	var e fieldErrors
+	var e gitlabapi.FieldErrors
 	if body == "" {
-		e.add("note", "can't be blank")
+		e.Add("note", "can't be blank")
 	}
 	if utf8.RuneCountInString(body) > maxNoteLength {
-		e.add("note", "is too long (maximum is 1000000 characters)")
+		e.Add("note", "is too long (maximum is 1000000 characters)")
 	}
-	if e.empty() {
+	if e.Empty() {
 		return "", true
 	}
-	return "Note " + e.rubyInspect(), false
+	return "Note " + e.RubyInspect(), false
 }
 
 // findNote is noteable.notes.find: a miss is a plain ActiveRecord 404.
@@ -105,7 +107,7 @@ func (rq *request) findNote(p *project, mr *mergeRequest) (*Note, bool) {
 			return n, true
 		}
 	}
-	rq.recordNotFound()
+	gitlabapi.RecordNotFound(rq.w)
 	return nil, false
 }
 
@@ -115,12 +117,12 @@ func (s *Server) canAdminNote(p *project, u *User, n *Note) bool {
 }
 
 func (s *Server) listNotes(rq *request) {
-	g := rq.grape()
-	orderBy, hasOrder := g.optString("order_by")
-	g.values("order_by", orderBy, hasOrder, "created_at", "updated_at")
-	sortDir, hasSort := g.optString("sort")
-	g.values("sort", sortDir, hasSort, "asc", "desc")
-	if !g.ok(rq) {
+	g := rq.p.Grape()
+	orderBy, hasOrder := g.OptString("order_by")
+	g.Values("order_by", orderBy, hasOrder, "created_at", "updated_at")
+	sortDir, hasSort := g.OptString("sort")
+	g.Values("sort", sortDir, hasSort, "asc", "desc")
+	if !g.OK(rq.w) {
 		return
 	}
 	p, ok := rq.project(accessRead)
@@ -155,7 +157,7 @@ func (s *Server) listNotes(rq *request) {
 	for _, n := range page {
 		out = append(out, s.noteEntity(n))
 	}
-	rq.json(http.StatusOK, out)
+	gitlabapi.WriteJSON(rq.w, http.StatusOK, out)
 }
 
 func (s *Server) getNote(rq *request) {
@@ -168,16 +170,16 @@ func (s *Server) getNote(rq *request) {
 		return
 	}
 	if n, ok := rq.findNote(p, mr); ok {
-		rq.json(http.StatusOK, s.noteEntity(n))
+		gitlabapi.WriteJSON(rq.w, http.StatusOK, s.noteEntity(n))
 	}
 }
 
 func (s *Server) createNote(rq *request) {
-	g := rq.grape()
-	body, _ := g.requireString("body")
-	internal, _ := g.optBool("internal")
-	createdAt, hasCreatedAt := g.optTime("created_at")
-	if !g.ok(rq) {
+	g := rq.p.Grape()
+	body, _ := g.RequireString("body")
+	internal, _ := g.OptBool("internal")
+	createdAt, hasCreatedAt := g.OptTime("created_at")
+	if !g.OK(rq.w) {
 		return
 	}
 	p, ok := rq.project(accessDeveloper)
@@ -189,7 +191,7 @@ func (s *Server) createNote(rq *request) {
 		return
 	}
 	if msg, ok := validateNoteBody(body); !ok {
-		rq.badRequest(msg)
+		gitlabapi.BadRequest(rq.w, msg)
 		return
 	}
 	now := s.now()
@@ -202,13 +204,13 @@ func (s *Server) createNote(rq *request) {
 		AuthorID: rq.user.ID, Body: body, Internal: internal, CreatedAt: now, UpdatedAt: now,
 	}
 	p.notes = append(p.notes, n)
-	rq.json(http.StatusCreated, s.noteEntity(n))
+	gitlabapi.WriteJSON(rq.w, http.StatusCreated, s.noteEntity(n))
 }
 
 func (s *Server) updateNote(rq *request) {
-	g := rq.grape()
-	body, _ := g.requireString("body")
-	if !g.ok(rq) {
+	g := rq.p.Grape()
+	body, _ := g.RequireString("body")
+	if !g.OK(rq.w) {
 		return
 	}
 	p, ok := rq.project(accessRead)
@@ -224,17 +226,17 @@ func (s *Server) updateNote(rq *request) {
 		return
 	}
 	if !s.canAdminNote(p, rq.user, n) {
-		rq.forbidden()
+		gitlabapi.Forbidden(rq.w)
 		return
 	}
 	if msg, ok := validateNoteBody(body); !ok {
-		rq.badRequest(msg)
+		gitlabapi.BadRequest(rq.w, msg)
 		return
 	}
 	if body != n.Body {
 		n.Body, n.UpdatedAt = body, s.now()
 	}
-	rq.json(http.StatusOK, s.noteEntity(n))
+	gitlabapi.WriteJSON(rq.w, http.StatusOK, s.noteEntity(n))
 }
 
 func (s *Server) deleteNote(rq *request) {
@@ -251,9 +253,9 @@ func (s *Server) deleteNote(rq *request) {
 		return
 	}
 	if !s.canAdminNote(p, rq.user, n) {
-		rq.forbidden()
+		gitlabapi.Forbidden(rq.w)
 		return
 	}
 	p.notes = slices.DeleteFunc(p.notes, func(x *Note) bool { return x == n })
-	rq.noContent()
+	gitlabapi.NoContent(rq.w)
 }

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/glenv/glenv/internal/gitlabapi"
 )
 
 // Access levels (GitLab's AccessLevelValue) the double checks against.
@@ -124,24 +126,20 @@ func (p *project) visibleTo(level int) bool {
 func (rq *request) project(need int) (*project, bool) {
 	p := rq.s.findProject(rq.vars["id"])
 	if p == nil {
-		rq.notFound("Project")
+		gitlabapi.NotFound(rq.w, "Project")
 		return nil, false
 	}
 	level := rq.s.accessLevel(p, rq.user)
 	if !p.visibleTo(level) {
-		rq.notFound("Project")
+		gitlabapi.NotFound(rq.w, "Project")
 		return nil, false
 	}
 	if level < need {
-		rq.forbidden()
+		gitlabapi.Forbidden(rq.w)
 		return nil, false
 	}
 	rq.s.purgeScheduled(p)
 	return p, true
-}
-
-func (p *project) name() string {
-	return p.PathWithNamespace[strings.LastIndex(p.PathWithNamespace, "/")+1:]
 }
 
 func (s *Server) projectWebURL(p *project) string { return s.URL + "/" + p.PathWithNamespace }
@@ -157,41 +155,20 @@ type namespaceJSON struct {
 }
 
 func (s *Server) namespace(p *project) namespaceJSON {
-	full := ""
-	if i := strings.LastIndex(p.PathWithNamespace, "/"); i >= 0 {
-		full = p.PathWithNamespace[:i]
-	}
-	ns := namespaceJSON{ID: 1000 + p.ID, FullPath: full, Kind: "group", WebURL: s.URL + "/groups/" + full}
-	ns.Path = full[strings.LastIndex(full, "/")+1:]
-	ns.Name = ns.Path
-	if !strings.Contains(p.PathWithNamespace, "/") {
-		ns.Kind, ns.WebURL = "user", s.URL
-	}
-	return ns
+	ns := gitlabapi.NamespaceOf(p.PathWithNamespace, s.URL)
+	return namespaceJSON{ID: 1000 + p.ID, Name: ns.Name, Path: ns.Path, Kind: ns.Kind, FullPath: ns.FullPath, WebURL: ns.WebURL}
 }
 
 // basicProjectJSON is API::Entities::BasicProjectDetails, embedded in
 // environments.
 type basicProjectJSON struct {
-	ID                int64         `json:"id"`
-	Description       *string       `json:"description"`
-	Name              string        `json:"name"`
-	NameWithNamespace string        `json:"name_with_namespace"`
-	Path              string        `json:"path"`
-	PathWithNamespace string        `json:"path_with_namespace"`
-	CreatedAt         string        `json:"created_at"`
-	DefaultBranch     *string       `json:"default_branch"`
-	TagList           []string      `json:"tag_list"`
-	Topics            []string      `json:"topics"`
-	SSHURLToRepo      string        `json:"ssh_url_to_repo"`
-	HTTPURLToRepo     string        `json:"http_url_to_repo"`
-	WebURL            string        `json:"web_url"`
-	ReadmeURL         *string       `json:"readme_url"`
-	ForksCount        int           `json:"forks_count"`
-	AvatarURL         *string       `json:"avatar_url"`
-	StarCount         int           `json:"star_count"`
-	LastActivityAt    string        `json:"last_activity_at"`
-	Namespace         namespaceJSON `json:"namespace"`
+	gitlabapi.BasicProject
+	ReadmeURL      *string       `json:"readme_url"`
+	ForksCount     int           `json:"forks_count"`
+	AvatarURL      *string       `json:"avatar_url"`
+	StarCount      int           `json:"star_count"`
+	LastActivityAt string        `json:"last_activity_at"`
+	Namespace      namespaceJSON `json:"namespace"`
 }
 
 func (s *Server) basicProject(p *project) basicProjectJSON {
@@ -201,15 +178,8 @@ func (s *Server) basicProject(p *project) basicProjectJSON {
 	}
 	host := strings.TrimPrefix(strings.TrimPrefix(s.URL, "http://"), "https://")
 	return basicProjectJSON{
-		ID: p.ID, Name: p.name(),
-		NameWithNamespace: strings.ReplaceAll(p.PathWithNamespace, "/", " / "),
-		Path:              p.name(), PathWithNamespace: p.PathWithNamespace,
-		CreatedAt: apiTime(p.createdAt), DefaultBranch: def,
-		TagList: []string{}, Topics: []string{},
-		SSHURLToRepo:   "git@" + host + ":" + p.PathWithNamespace + ".git",
-		HTTPURLToRepo:  s.projectWebURL(p) + ".git",
-		WebURL:         s.projectWebURL(p),
-		LastActivityAt: apiTime(p.createdAt),
+		BasicProject:   gitlabapi.NewBasicProject(p.ID, p.PathWithNamespace, s.URL, host, p.createdAt, def),
+		LastActivityAt: gitlabapi.FormatTime(p.createdAt),
 		Namespace:      s.namespace(p),
 	}
 }
@@ -223,7 +193,7 @@ func (s *Server) getProject(rq *request) {
 	if level, ok := p.Members[rq.user.ID]; ok {
 		projectAccess = map[string]int{"access_level": level, "notification_level": 3}
 	}
-	rq.json(http.StatusOK, struct {
+	gitlabapi.WriteJSON(rq.w, http.StatusOK, struct {
 		basicProjectJSON
 		EmptyRepo   bool   `json:"empty_repo"`
 		Archived    bool   `json:"archived"`
@@ -248,10 +218,10 @@ func (s *Server) getMemberAll(rq *request) {
 	}
 	level, member := p.Members[userID]
 	if !member || s.users[userID] == nil {
-		rq.recordNotFound()
+		gitlabapi.RecordNotFound(rq.w)
 		return
 	}
-	rq.json(http.StatusOK, struct {
+	gitlabapi.WriteJSON(rq.w, http.StatusOK, struct {
 		*userJSON
 		AccessLevel     int     `json:"access_level"`
 		CreatedAt       string  `json:"created_at"`
@@ -261,7 +231,7 @@ func (s *Server) getMemberAll(rq *request) {
 		MemberRole      any     `json:"member_role"`
 	}{
 		userJSON: s.userBasic(userID), AccessLevel: level,
-		CreatedAt: apiTime(p.createdAt), MembershipState: "active",
+		CreatedAt: gitlabapi.FormatTime(p.createdAt), MembershipState: "active",
 	})
 }
 

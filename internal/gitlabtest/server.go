@@ -12,16 +12,23 @@
 // It must not grow behaviour GitLab does not have: a rule that is not
 // modelled is left out rather than guessed. It never makes network calls of
 // its own (hook tests are not delivered).
+//
+// GitLab's REST conventions (parameters, error bodies, pagination headers,
+// routing, the Environment model's field rules) come from
+// internal/gitlabapi, which glenv's GitLab-compatible API shares, and the
+// environment slug from internal/slug; the double's own tests and the
+// table tests in those packages hold them to GitLab's source.
 package gitlabtest
 
 import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/glenv/glenv/internal/gitlabapi"
 )
 
 // Server is a running GitLab double. All methods are safe for concurrent use.
@@ -33,7 +40,7 @@ type Server struct {
 	ts        *httptest.Server
 	closeOnce sync.Once
 	done      chan struct{}
-	routes    []route
+	routes    gitlabapi.Router[route]
 
 	mu        sync.Mutex
 	clock     func() time.Time
@@ -117,28 +124,16 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.throttle(rec) {
 		return
 	}
-	s.dispatch(rec, r, path, body)
+	s.dispatch(rec, r, body)
 }
 
-func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, path string, body []byte) {
-	rest, ok := strings.CutPrefix(path, "/api/v4/")
+func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, body []byte) {
+	rt, vars, ok := s.routes.Find(w, r)
 	if !ok {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "404 Not Found"})
 		return
 	}
-	rt, vars, allowed := s.match(r.Method, strings.Split(rest, "/"))
-	if rt == nil {
-		if len(allowed) > 0 {
-			w.Header().Set("Allow", strings.Join(allowed, ", "))
-			writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "405 Not Allowed"})
-			return
-		}
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "404 Not Found"})
-		return
-	}
-	p, err := parseParams(r, body)
-	if err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "message body does not match declared format"})
+	p, ok := gitlabapi.ReadParams(w, r, body, gitlabapi.Multipart)
+	if !ok {
 		return
 	}
 

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"time"
 	"unicode/utf8"
+
+	"github.com/glenv/glenv/internal/gitlabapi"
 )
 
 // CommitStatus is an external job GitLab keeps for POST …/statuses/:sha.
@@ -71,9 +73,10 @@ type statusJSON struct {
 func (s *Server) statusEntity(st *CommitStatus) statusJSON {
 	return statusJSON{
 		ID: st.ID, SHA: st.SHA, Ref: st.Ref, Status: st.Status, Name: st.Name,
-		TargetURL: nullIfEmpty(st.TargetURL), Description: nullIfEmpty(st.Description),
-		CreatedAt: apiTime(st.CreatedAt), StartedAt: apiTimePtr(st.StartedAt), FinishedAt: apiTimePtr(st.FinishedAt),
-		Coverage: st.Coverage, PipelineID: st.PipelineID, Author: s.userBasic(st.AuthorID),
+		TargetURL: gitlabapi.NullIfEmpty(st.TargetURL), Description: gitlabapi.NullIfEmpty(st.Description),
+		CreatedAt: gitlabapi.FormatTime(st.CreatedAt), StartedAt: gitlabapi.FormatTimePtr(st.StartedAt),
+		FinishedAt: gitlabapi.FormatTimePtr(st.FinishedAt), Coverage: st.Coverage, PipelineID: st.PipelineID,
+		Author: s.userBasic(st.AuthorID),
 	}
 }
 
@@ -101,17 +104,17 @@ func statusURLValid(raw string) bool {
 }
 
 func (s *Server) createStatus(rq *request) {
-	g := rq.grape()
-	state, hasState := g.requireString("state")
-	g.values("state", state, hasState, statusStates...)
-	ref, hasRef := g.optString("ref")
-	targetURL, hasTarget := g.optString("target_url")
-	description, hasDescription := g.optString("description")
-	name, hasName := g.optString("name")
-	context, hasContext := g.optString("context")
-	coverage, hasCoverage := g.optFloat("coverage")
-	pipelineID, hasPipeline := g.optInt("pipeline_id")
-	if !g.ok(rq) {
+	g := rq.p.Grape()
+	state, hasState := g.RequireString("state")
+	g.Values("state", state, hasState, statusStates...)
+	ref, hasRef := g.OptString("ref")
+	targetURL, hasTarget := g.OptString("target_url")
+	description, hasDescription := g.OptString("description")
+	name, hasName := g.OptString("name")
+	context, hasContext := g.OptString("context")
+	coverage, hasCoverage := g.OptFloat("coverage")
+	pipelineID, hasPipeline := g.OptInt("pipeline_id")
+	if !g.OK(rq.w) {
 		return
 	}
 	p, ok := rq.project(accessDeveloper)
@@ -121,7 +124,7 @@ func (s *Server) createStatus(rq *request) {
 
 	sha := p.commit(rq.vars["sha"])
 	if sha == "" {
-		rq.notFound("Commit")
+		gitlabapi.NotFound(rq.w, "Commit")
 		return
 	}
 	pl := p.matchingPipeline(sha, ref, hasRef, pipelineID, hasPipeline)
@@ -133,11 +136,11 @@ func (s *Server) createStatus(rq *request) {
 		}
 	}
 	if ref == "" {
-		rq.notFound("References for commit")
+		gitlabapi.NotFound(rq.w, "References for commit")
 		return
 	}
 	if hasPipeline && pl == nil {
-		rq.notFound("Pipeline for pipeline_id, sha and ref")
+		gitlabapi.NotFound(rq.w, "Pipeline for pipeline_id, sha and ref")
 		return
 	}
 	if !hasName {
@@ -164,12 +167,12 @@ func (s *Server) createStatus(rq *request) {
 	if hasCoverage {
 		next.Coverage = &coverage
 	}
-	if e := validateStatus(next); !e.empty() {
-		rq.message(http.StatusBadRequest, e)
+	if e := validateStatus(next); !e.Empty() {
+		gitlabapi.Message(rq.w, http.StatusBadRequest, e)
 		return
 	}
 	if event, ok := transition(next.Status, state); !ok {
-		rq.message(http.StatusBadRequest, "Cannot transition status via :"+event+" from :"+next.Status+
+		gitlabapi.Message(rq.w, http.StatusBadRequest, "Cannot transition status via :"+event+" from :"+next.Status+
 			` (Reason(s): Status cannot transition via "`+event+`")`)
 		return
 	}
@@ -191,7 +194,7 @@ func (s *Server) createStatus(rq *request) {
 	next.Status = state
 	if job != nil {
 		*job = next
-		rq.json(http.StatusCreated, s.statusEntity(job))
+		gitlabapi.WriteJSON(rq.w, http.StatusCreated, s.statusEntity(job))
 		return
 	}
 	for _, old := range p.statuses {
@@ -201,24 +204,24 @@ func (s *Server) createStatus(rq *request) {
 	}
 	next.ID = s.ids.take(&s.ids.status, 0)
 	p.statuses = append(p.statuses, &next)
-	rq.json(http.StatusCreated, s.statusEntity(&next))
+	gitlabapi.WriteJSON(rq.w, http.StatusCreated, s.statusEntity(&next))
 }
 
 // validateStatus runs CommitStatus and GenericCommitStatus validations.
-func validateStatus(st CommitStatus) fieldErrors {
-	var e fieldErrors
+func validateStatus(st CommitStatus) gitlabapi.FieldErrors {
+	var e gitlabapi.FieldErrors
 	tooLong := "is too long (maximum is 255 characters)"
 	if utf8.RuneCountInString(st.Ref) > 255 {
-		e.add("ref", tooLong)
+		e.Add("ref", tooLong)
 	}
 	if utf8.RuneCountInString(st.TargetURL) > 255 {
-		e.add("target_url", tooLong)
+		e.Add("target_url", tooLong)
 	}
 	if utf8.RuneCountInString(st.Description) > 255 {
-		e.add("description", tooLong)
+		e.Add("description", tooLong)
 	}
 	if st.TargetURL != "" && !statusURLValid(st.TargetURL) {
-		e.add("target_url", "is blocked: Only allowed schemes are http, https")
+		e.Add("target_url", "is blocked: Only allowed schemes are http, https")
 	}
 	return e
 }
@@ -248,17 +251,17 @@ func (p *project) runningJob(pipelineID int64, ref, name string, userID int64) *
 }
 
 func (s *Server) listStatuses(rq *request) {
-	g := rq.grape()
-	ref, hasRef := g.optString("ref")
-	stage, hasStage := g.optString("stage")
-	name, hasName := g.optString("name")
-	pipelineID, hasPipeline := g.optInt("pipeline_id")
-	all, _ := g.optBool("all")
-	orderBy, hasOrder := g.optString("order_by")
-	g.values("order_by", orderBy, hasOrder, "id", "pipeline_id")
-	sortDir, hasSort := g.optString("sort")
-	g.values("sort", sortDir, hasSort, "asc", "desc")
-	if !g.ok(rq) {
+	g := rq.p.Grape()
+	ref, hasRef := g.OptString("ref")
+	stage, hasStage := g.OptString("stage")
+	name, hasName := g.OptString("name")
+	pipelineID, hasPipeline := g.OptInt("pipeline_id")
+	all, _ := g.OptBool("all")
+	orderBy, hasOrder := g.OptString("order_by")
+	g.Values("order_by", orderBy, hasOrder, "id", "pipeline_id")
+	sortDir, hasSort := g.OptString("sort")
+	g.Values("sort", sortDir, hasSort, "asc", "desc")
+	if !g.OK(rq.w) {
 		return
 	}
 	p, ok := rq.project(accessRead)
@@ -267,7 +270,7 @@ func (s *Server) listStatuses(rq *request) {
 	}
 	sha := p.commit(rq.vars["sha"])
 	if sha == "" {
-		rq.notFound("Commit")
+		gitlabapi.NotFound(rq.w, "Commit")
 		return
 	}
 	var out []*CommitStatus
@@ -297,5 +300,5 @@ func (s *Server) listStatuses(rq *request) {
 	for _, st := range page {
 		js = append(js, s.statusEntity(st))
 	}
-	rq.json(http.StatusOK, js)
+	gitlabapi.WriteJSON(rq.w, http.StatusOK, js)
 }

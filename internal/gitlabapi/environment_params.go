@@ -1,0 +1,158 @@
+package gitlabapi
+
+import (
+	"net/http"
+	"strings"
+	"time"
+)
+
+// The parameters the Environments API (lib/api/environments.rb) declares,
+// and its fixed answers.
+
+// NoClusterAgent is the 400 reason for a cluster_agent_id that cannot be
+// associated (neither glenv nor the double has cluster agents).
+const NoClusterAgent = "cluster agent doesn't exist or cannot be associated with this environment"
+
+// EnvironmentAttrs are the writable attributes create and update declare.
+type EnvironmentAttrs struct {
+	ExternalURL, Tier, Description, AutoStopSetting, KubernetesNamespace, FluxResourcePath string
+
+	HasExternalURL, HasTier, HasDescription, HasAutoStopSetting bool
+	// ClusterAgent reports a valid cluster_agent_id was sent.
+	ClusterAgent bool
+}
+
+// ReadEnvironmentAttrs declares the attributes in GitLab's order. A `name`
+// sent to update is not declared there, so Grape drops it: environments
+// are never renamed.
+func ReadEnvironmentAttrs(g *Grape) EnvironmentAttrs {
+	var a EnvironmentAttrs
+	a.ExternalURL, a.HasExternalURL = g.OptString("external_url")
+	g.Absent("slug", "is automatically generated and cannot be changed")
+	a.Tier, a.HasTier = g.OptString("tier")
+	g.Values("tier", a.Tier, a.HasTier, EnvironmentTiers...)
+	_, a.ClusterAgent = g.OptInt("cluster_agent_id")
+	a.KubernetesNamespace, _ = g.OptString("kubernetes_namespace")
+	a.FluxResourcePath, _ = g.OptString("flux_resource_path")
+	a.Description, a.HasDescription = g.OptString("description")
+	a.AutoStopSetting, a.HasAutoStopSetting = g.OptString("auto_stop_setting")
+	g.Values("auto_stop_setting", a.AutoStopSetting, a.HasAutoStopSetting, "always", "with_action")
+	return a
+}
+
+// Apply sets the attributes that were sent onto an environment's fields;
+// external_url is stored stripped.
+func (a EnvironmentAttrs) Apply(externalURL, tier, description *string) {
+	if a.HasExternalURL {
+		*externalURL = strings.TrimSpace(a.ExternalURL)
+	}
+	if a.HasTier {
+		*tier = a.Tier
+	}
+	if a.HasDescription {
+		*description = a.Description
+	}
+}
+
+// ReadStaleBefore declares stop_stale's required `before`.
+func ReadStaleBefore(g *Grape) time.Time {
+	before, _ := g.RequireTime("before")
+	return before
+}
+
+// CheckStaleBefore is stop_stale's date rule: `before` must lie between
+// ten years and a week before now. Otherwise it answers GitLab's
+// 400 "Invalid Date" and returns false.
+func CheckStaleBefore(w http.ResponseWriter, before, now time.Time) bool {
+	if before.Before(now.AddDate(-10, 0, 0)) || before.After(now.Add(-7*24*time.Hour)) {
+		BadRequest(w, "Invalid Date")
+		return false
+	}
+	return true
+}
+
+// StaleStopped is stop_stale's answer once the stop was requested.
+const StaleStopped = "Successfully requested stop for all stale environments"
+
+// ReviewApps are the parameters of DELETE …/environments/review_apps.
+type ReviewApps struct {
+	Before                         time.Time
+	Limit                          int64
+	DryRun                         bool
+	hasBefore, hasLimit, hasDryRun bool
+}
+
+// MaxReviewAppsLimit is the largest limit review_apps accepts (values: 1..1000).
+const MaxReviewAppsLimit = 1000
+
+// ReadReviewApps declares before, limit and dry_run. Call Defaults to fill
+// in those not sent.
+func ReadReviewApps(g *Grape) ReviewApps {
+	var r ReviewApps
+	r.Before, r.hasBefore = g.OptTime("before")
+	r.Limit, r.hasLimit = g.OptInt("limit")
+	if r.hasLimit && (r.Limit < 1 || r.Limit > MaxReviewAppsLimit) {
+		g.Fail("limit", "does not have a valid value")
+	}
+	r.DryRun, r.hasDryRun = g.OptBool("dry_run")
+	return r
+}
+
+// Defaults fills in GitLab's defaults: before 30 days before now, limit
+// 100, dry_run true (nothing is deleted).
+func (r ReviewApps) Defaults(now time.Time) ReviewApps {
+	if !r.hasBefore {
+		r.Before = now.Add(-30 * 24 * time.Hour)
+	}
+	if !r.hasLimit {
+		r.Limit = 100
+	}
+	if !r.hasDryRun {
+		r.DryRun = true
+	}
+	return r
+}
+
+// ReviewAppsResult is review_apps' answer: 200 when something was
+// scheduled, else 400 as a {"message": …} whose Message is NothingToDelete.
+type ReviewAppsResult struct {
+	Scheduled     []EnvironmentBasic `json:"scheduled_entries"`
+	Unprocessable []EnvironmentBasic `json:"unprocessable_entries"`
+	Message       string             `json:"message,omitempty"`
+}
+
+// NewReviewAppsResult has empty lists, which GitLab shows as [].
+func NewReviewAppsResult() ReviewAppsResult {
+	return ReviewAppsResult{Scheduled: []EnvironmentBasic{}, Unprocessable: []EnvironmentBasic{}}
+}
+
+// NothingToDelete is review_apps' message when nothing may be deleted.
+const NothingToDelete = "Failed to authorize deletions for some or all of the environments. " +
+	"Ask someone with more permissions to delete the environments."
+
+// EnvironmentFilter is what GET …/environments filters by.
+type EnvironmentFilter struct {
+	Name, Search, States string
+	HasStates            bool
+}
+
+// MinSearchLength is API::Environments::MIN_SEARCH_LENGTH; a shorter
+// search is BadRequest(SearchTooShort).
+const MinSearchLength = 3
+
+// SearchTooShort is the 400 reason for a search under MinSearchLength.
+const SearchTooShort = "Search query is less than 3 characters"
+
+// ReadEnvironmentFilter declares name, search and states.
+func ReadEnvironmentFilter(g *Grape) EnvironmentFilter {
+	var f EnvironmentFilter
+	name, hasName := g.OptString("name")
+	search, hasSearch := g.OptString("search")
+	f.Name, f.Search = name, search
+	f.States, f.HasStates = g.OptString("states")
+	g.Values("states", f.States, f.HasStates, "available", "stopping", "stopped")
+	if hasName && hasSearch {
+		g.Fail("name, search", "cannot be used together")
+	}
+	return f
+}

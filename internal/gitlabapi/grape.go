@@ -1,0 +1,175 @@
+package gitlabapi
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Grape validates an endpoint's declared parameters in declaration order
+// and collects Grape's messages, which GitLab reports joined by ", " in
+// {"error": …}.
+type Grape struct {
+	p    *Params
+	errs []string
+}
+
+// Grape starts the declaration of an endpoint's parameters.
+func (p *Params) Grape() *Grape { return &Grape{p: p} }
+
+// Fail records "<key> <what>".
+func (g *Grape) Fail(key, what string) { g.errs = append(g.errs, key+" "+what) }
+
+// Failed returns Grape's error message, or "" when every parameter passed.
+func (g *Grape) Failed() string { return strings.Join(g.errs, ", ") }
+
+// OK answers Grape's 400 with the collected messages, if any, and reports
+// whether every parameter passed.
+func (g *Grape) OK(w http.ResponseWriter) bool {
+	if msg := g.Failed(); msg != "" {
+		GrapeError(w, msg)
+		return false
+	}
+	return true
+}
+
+// OptString is an optional String; it reports whether key was sent.
+func (g *Grape) OptString(key string) (string, bool) { return g.p.Str(key) }
+
+// RequireString is a required String; it reports whether key was sent.
+func (g *Grape) RequireString(key string) (string, bool) {
+	v, ok := g.p.Str(key)
+	if !ok {
+		g.Fail(key, "is missing")
+	}
+	return v, ok
+}
+
+// Values is Grape's `values:` check on a string that was sent.
+func (g *Grape) Values(key, v string, sent bool, allowed ...string) {
+	if !sent {
+		return
+	}
+	for _, a := range allowed {
+		if v == a {
+			return
+		}
+	}
+	g.Fail(key, "does not have a valid value")
+}
+
+// Absent is Grape's absence validator (GitLab uses it to refuse `slug`).
+func (g *Grape) Absent(key, msg string) {
+	if g.p.Has(key) {
+		g.Fail(key, msg)
+	}
+}
+
+// OptBool is an optional Boolean, with the spellings Grape coerces.
+func (g *Grape) OptBool(key string) (val, sent bool) {
+	s, ok := g.p.Str(key)
+	if !ok {
+		return false, false
+	}
+	switch strings.ToLower(s) {
+	case "true", "1", "t", "yes", "y", "on":
+		return true, true
+	case "false", "0", "f", "no", "n", "off":
+		return false, true
+	}
+	g.Fail(key, "is invalid")
+	return false, false
+}
+
+// RequireBool is a required Boolean.
+func (g *Grape) RequireBool(key string) bool {
+	if !g.p.Has(key) {
+		g.Fail(key, "is missing")
+		return false
+	}
+	v, _ := g.OptBool(key)
+	return v
+}
+
+// OptInt is an optional Integer.
+func (g *Grape) OptInt(key string) (int64, bool) {
+	s, ok := g.p.Str(key)
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil {
+		g.Fail(key, "is invalid")
+		return 0, false
+	}
+	return n, true
+}
+
+// OptFloat is an optional Float.
+func (g *Grape) OptFloat(key string) (float64, bool) {
+	s, ok := g.p.Str(key)
+	if !ok {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil {
+		g.Fail(key, "is invalid")
+		return 0, false
+	}
+	return f, true
+}
+
+// OptTime is an optional Time/DateTime: ISO 8601 and the common forms
+// Ruby's DateTime.parse accepts, in UTC.
+func (g *Grape) OptTime(key string) (time.Time, bool) {
+	s, ok := g.p.Str(key)
+	if !ok {
+		return time.Time{}, false
+	}
+	if t, ok := parseDateTime(s); ok {
+		return t, true
+	}
+	g.Fail(key, "is invalid")
+	return time.Time{}, false
+}
+
+// RequireTime is a required Time/DateTime.
+func (g *Grape) RequireTime(key string) (time.Time, bool) {
+	if !g.p.Has(key) {
+		g.Fail(key, "is missing")
+		return time.Time{}, false
+	}
+	return g.OptTime(key)
+}
+
+// dateTimeLayouts are the forms parseDateTime accepts, tried in order.
+var dateTimeLayouts = []string{
+	time.RFC3339Nano,
+	"2006-01-02T15:04:05Z0700",
+	"2006-01-02T15:04:05",
+	"2006-01-02 15:04:05",
+	"2006-01-02T15:04",
+	"2006-01-02",
+	"02/01/2006",
+}
+
+func parseDateTime(s string) (time.Time, bool) {
+	for _, l := range dateTimeLayouts {
+		if t, err := time.Parse(l, strings.TrimSpace(s)); err == nil {
+			return t.UTC(), true
+		}
+	}
+	return time.Time{}, false
+}
+
+// PathInt reads the Integer path parameter name from a route's vars;
+// Grape answers others with 400 "<name> is invalid", as here.
+func PathInt(w http.ResponseWriter, vars map[string]string, name string) (int64, bool) {
+	n, err := strconv.ParseInt(vars[name], 10, 64)
+	if err != nil {
+		GrapeError(w, name+" is invalid")
+		return 0, false
+	}
+	return n, true
+}
