@@ -26,6 +26,11 @@ type Config struct {
 	JobRescueAfter    time.Duration
 	LogLevel          string
 	LogFormat         string
+	// Runtime is "process" (build and run apps) or "record" (record
+	// deploys without running anything: tests, dry runs).
+	Runtime             string
+	ServicesDatabaseURL string
+	UnsafeNoSandbox     bool
 }
 
 // setting is one flag with its env var and help text.
@@ -33,6 +38,7 @@ type setting struct {
 	name, help string
 	str        *string
 	dur        *time.Duration
+	boolean    *bool
 	def        string
 }
 
@@ -49,6 +55,9 @@ func (c *Config) settings(getenv func(string) string) []setting {
 		{name: "job-rescue-after", dur: &c.JobRescueAfter, def: "6m", help: "how long a job may run before it counts as lost (its process died) and is run again"},
 		{name: "log-level", str: &c.LogLevel, def: "info", help: "debug, info, warn or error"},
 		{name: "log-format", str: &c.LogFormat, def: "text", help: "text or json"},
+		{name: "runtime", str: &c.Runtime, def: "process", help: "process: build and run each environment's app from its .glenv.yml; record: only record deploys (tests, dry runs)"},
+		{name: "services-database-url", str: &c.ServicesDatabaseURL, help: "PostgreSQL for apps' services.postgresql databases (a role with CREATEDB and CREATEROLE); empty = glenv runs its own in <data-dir>/postgresql (needs the postgresql package)"},
+		{name: "unsafe-no-sandbox", boolean: &c.UnsafeNoSandbox, def: "false", help: "run merge request code even where bubblewrap is missing, unsandboxed, with glenv's own user (it can then read glenv's data)"},
 	}
 }
 
@@ -87,6 +96,8 @@ func (c *Config) Bind(fs *pflag.FlagSet, getenv func(string) string) {
 				d = -1
 			}
 			fs.DurationVar(s.dur, s.name, d, help)
+		case s.boolean != nil:
+			fs.BoolVar(s.boolean, s.name, def == "true" || def == "1", help)
 		}
 	}
 }
@@ -129,6 +140,14 @@ func (c *Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("--log-level %q: must be one of debug, info, warn, error", c.LogLevel)
+	}
+	switch c.Runtime {
+	case "process", "record":
+	default:
+		return fmt.Errorf("--runtime %q: must be process or record", c.Runtime)
+	}
+	if c.ServicesDatabaseURL != "" && !strings.HasPrefix(c.ServicesDatabaseURL, "postgres://") && !strings.HasPrefix(c.ServicesDatabaseURL, "postgresql://") {
+		return fmt.Errorf("--services-database-url: must be a postgres://user:password@host:port/db URL")
 	}
 	switch c.LogFormat {
 	case "text", "json":

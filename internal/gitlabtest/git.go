@@ -308,10 +308,10 @@ func (s *Server) Commit(t testing.TB, projectID int64, c Commit) string {
 		}
 		return strings.TrimSpace(string(out))
 	}
-	run("init", "--quiet", "--initial-branch="+c.Branch)
 	if gitCmd(dir, "rev-parse", "--verify", "--quiet", "refs/heads/"+c.Branch).Run() == nil {
-		run("fetch", "--quiet", dir, "refs/heads/"+c.Branch)
-		run("reset", "--quiet", "--hard", "FETCH_HEAD")
+		run("clone", "--quiet", "--single-branch", "--branch", c.Branch, dir, ".")
+	} else {
+		run("init", "--quiet", "--initial-branch="+c.Branch)
 	}
 	if c.Dir != "" {
 		if out, err := exec.Command("cp", "-a", c.Dir+"/.", work).CombinedOutput(); err != nil {

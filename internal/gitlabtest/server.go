@@ -92,6 +92,7 @@ func (s *Server) Close() {
 	s.closeOnce.Do(func() {
 		close(s.done)
 		s.ts.Close()
+		s.RemoveRepos()
 	})
 }
 
@@ -122,6 +123,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.throttle(rec) {
+		return
+	}
+	if s.ServeGit(rec, r, path, body) {
 		return
 	}
 	s.dispatch(rec, r, body)

@@ -23,12 +23,15 @@ import (
 
 	"github.com/glenv/glenv/internal/api"
 	"github.com/glenv/glenv/internal/config"
+	"github.com/glenv/glenv/internal/data"
 	"github.com/glenv/glenv/internal/envapi"
 	"github.com/glenv/glenv/internal/feedback"
 	"github.com/glenv/glenv/internal/gitlab"
 	"github.com/glenv/glenv/internal/integration"
 	"github.com/glenv/glenv/internal/jobs"
 	"github.com/glenv/glenv/internal/lifecycle"
+	"github.com/glenv/glenv/internal/proxy"
+	"github.com/glenv/glenv/internal/runtime"
 	"github.com/glenv/glenv/internal/secret"
 	"github.com/glenv/glenv/internal/store"
 	"github.com/glenv/glenv/internal/webhook"
@@ -44,6 +47,8 @@ type Server struct {
 	http     *http.Server
 	listener net.Listener
 	box      *secret.Box
+	runtime  *runtime.Runtime // nil with --runtime record
+	services *data.Services
 }
 
 // New opens everything glenv needs; Run serves until ctx ends.
@@ -78,10 +83,23 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	}
 	tokenFor := func(in store.Integration) (string, error) { return box.Open(in.TokenSealed) }
 	s.box = box
+	var rt jobs.Runtime = jobs.RecordRuntime{}
+	var backends proxy.Backends = noBackends{}
+	if cfg.Runtime == "process" {
+		s.services = &data.Services{URL: cfg.ServicesDatabaseURL, Dir: filepath.Join(cfg.DataDir, "postgresql")}
+		s.runtime, err = runtime.New(runtime.Options{Dir: filepath.Join(cfg.DataDir, "runtime"),
+			Hide: []string{cfg.DataDir, cfg.SecretKeyFile}, UnsafeNoSandbox: cfg.UnsafeNoSandbox,
+			Databases: s.services, Logger: log})
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		rt, backends = s.runtime, s.runtime
+	}
 	health := feedback.NewHealth()
 	fb := feedback.Deps{Store: st, Token: tokenFor, EnvURL: s.envURL, PublicURL: cfg.PublicURL, LogURL: s.logURL,
 		Health: health, Logger: log}
-	s.queue, err = jobs.NewQueue(st, jobs.Deps{RemoteFor: remoteFor, TokenFor: tokenFor, Runtime: jobs.RecordRuntime{}, Logger: log,
+	s.queue, err = jobs.NewQueue(st, jobs.Deps{RemoteFor: remoteFor, TokenFor: tokenFor, Runtime: rt, Logger: log,
 		Register: []func(*river.Workers){feedback.Register(fb)}, Feedback: true},
 		jobs.QueueConfig{ReconcileInterval: cfg.ReconcileInterval, RescueAfter: cfg.JobRescueAfter, Logger: log})
 	if err != nil {
@@ -110,7 +128,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("GET /{$}", s.home)
-	s.http = &http.Server{Handler: s.routeByHost(mux), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+	environments := proxy.New(proxy.Options{EnvDomain: cfg.EnvDomain, Backends: backends, Next: mux, Logger: log,
+		Lookup: func(ctx context.Context, host string) (store.Environment, error) {
+			return store.GetEnvironmentByHost(ctx, st.Reader(), host)
+		}})
+	s.http = &http.Server{Handler: environments, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	return s, nil
 }
@@ -175,6 +197,9 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := s.queue.Start(ctx); err != nil {
 		return fmt.Errorf("start job queue: %w", err)
 	}
+	if s.runtime != nil {
+		go s.restore(ctx)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.listener) }()
 	s.log.Info("glenv serving", "listen", s.Addr(), "public_url", s.cfg.PublicURL, "env_domain", s.cfg.EnvDomain)
@@ -191,10 +216,52 @@ func (s *Server) Run(ctx context.Context) error {
 	herr := s.http.Shutdown(drain)
 	s.receiver.Close()
 	qerr := s.queue.Stop(drain)
+	if s.runtime != nil {
+		s.runtime.Close()
+		_ = s.services.Close()
+	}
 	serr := s.store.Close()
 	s.log.Info("stopped")
 	return errors.Join(herr, qerr, serr)
 }
+
+// restore starts the apps of active environments again after a restart:
+// their builds are on disk, so nothing is fetched or built again.
+func (s *Server) restore(ctx context.Context) {
+	ins, err := store.ListIntegrations(ctx, s.store.Reader())
+	if err != nil {
+		s.log.Warn("restore environments: list integrations", "err", err)
+		return
+	}
+	var reqs []jobs.DeployRequest
+	for _, in := range ins {
+		envs, err := store.EnvironmentsOfIntegration(ctx, s.store.Reader(), in.Name, false)
+		if err != nil {
+			s.log.Warn("restore environments", "integration", in.Name, "err", err)
+			continue
+		}
+		token, err := s.box.Open(in.TokenSealed)
+		if err != nil {
+			s.log.Warn("restore environments: open token", "integration", in.Name, "err", err)
+			continue
+		}
+		for _, e := range envs {
+			if e.State == store.StateActive && e.DeployedSHA != "" {
+				reqs = append(reqs, jobs.DeployRequest{Integration: in, Token: token, Env: e, SHA: e.DeployedSHA, Log: func(string) {}})
+			}
+		}
+	}
+	if err := s.runtime.Restore(ctx, reqs); err != nil {
+		s.log.Warn("restore environments", "err", err)
+	}
+	s.log.Info("environments restored", "count", len(reqs))
+}
+
+// noBackends serves no environment: with --runtime record every
+// environment host answers with its status page.
+type noBackends struct{}
+
+func (noBackends) Acquire(string) (string, func(), bool) { return "", nil, false }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)

@@ -1,0 +1,195 @@
+// Package proxy routes requests for <host-label>.<env-domain> to the
+// environment's current process (WebSockets and streaming included) and
+// answers for environments that run nothing with a page that says why and
+// what to do. Everything else goes to the control plane. It holds no state
+// of its own: the runtime says which process serves a host, the store what
+// state an environment is in.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"html"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/glenv/glenv/internal/store"
+)
+
+// Backends say which process serves an environment host label right now.
+// release must be called when the request is done: a redeploy stops the
+// old process only after its requests finished.
+type Backends interface {
+	Acquire(host string) (addr string, release func(), ok bool)
+}
+
+// Options configure a Proxy.
+type Options struct {
+	// EnvDomain is the domain environments are served under (localhost).
+	EnvDomain string
+	Backends  Backends
+	// Lookup finds the environment of a host label (store.ErrNotFound
+	// when none); it is asked only when no process serves the host.
+	Lookup func(ctx context.Context, host string) (store.Environment, error)
+	// Next serves every request that is not for an environment.
+	Next   http.Handler
+	Logger *slog.Logger
+}
+
+// Proxy is an http.Handler.
+type Proxy struct {
+	opts   Options
+	suffix string
+	rp     *httputil.ReverseProxy
+}
+
+type addrKey struct{}
+
+// New returns the handler.
+func New(opts Options) *Proxy {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Next == nil {
+		opts.Next = http.NotFoundHandler()
+	}
+	p := &Proxy{opts: opts, suffix: "." + strings.ToLower(strings.TrimSuffix(opts.EnvDomain, "."))}
+	transport := &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       60 * time.Second,
+		ResponseHeaderTimeout: 0, // long polls and slow apps are the app's business
+		ExpectContinueTimeout: time.Second,
+		// Pass the client's Accept-Encoding through instead of asking for
+		// gzip and unpacking it here.
+		DisableCompression: true,
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL.Scheme = "http"
+			pr.Out.URL.Host = pr.In.Context().Value(addrKey{}).(string)
+			pr.Out.Host = pr.In.Host // apps see the environment's host name
+			pr.SetXForwarded()
+		},
+		Transport:  transport,
+		BufferPool: bufferPool{},
+		// Server-sent events and other unsized bodies are flushed as they
+		// come (ReverseProxy does this for ContentLength -1); sized ones
+		// are buffered normally.
+		FlushInterval: 0,
+		ErrorLog:      slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if errors.Is(err, context.Canceled) {
+				return // the client went away
+			}
+			opts.Logger.Warn("environment app did not answer", "host", r.Host, "err", err)
+			page(w, http.StatusBadGateway, "The app is not answering",
+				"<p>glenv could not reach the environment's app ("+html.EscapeString(err.Error())+").</p>"+
+					"<p>See its output with <code>glenv environment:logs</code>, or redeploy it with <code>glenv environment:redeploy</code>.</p>")
+		},
+	}
+	return p
+}
+
+// Label returns the environment host label of a Host header value, or
+// false when the host is not <label>.<env-domain>.
+func (p *Proxy) Label(host string) (string, bool) {
+	host = strings.ToLower(host)
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(host, ".")
+	label, ok := strings.CutSuffix(host, p.suffix)
+	if !ok || label == "" || strings.Contains(label, ".") {
+		return "", false
+	}
+	return label, true
+}
+
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	label, ok := p.Label(r.Host)
+	if !ok {
+		p.opts.Next.ServeHTTP(w, r)
+		return
+	}
+	if addr, release, ok := p.opts.Backends.Acquire(label); ok {
+		defer release()
+		p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), addrKey{}, addr)))
+		return
+	}
+	p.statusPage(w, r, label)
+}
+
+// statusPage answers for a host no process serves.
+func (p *Proxy) statusPage(w http.ResponseWriter, r *http.Request, label string) {
+	if p.opts.Lookup == nil {
+		p.notFound(w, r)
+		return
+	}
+	env, err := p.opts.Lookup(r.Context(), label)
+	if errors.Is(err, store.ErrNotFound) || err == nil && !env.DeletedAt.IsZero() {
+		p.notFound(w, r)
+		return
+	}
+	if err != nil {
+		page(w, http.StatusServiceUnavailable, "glenv cannot read its database", "<p>Try again in a moment.</p>")
+		return
+	}
+	name, integ := html.EscapeString(env.Name), html.EscapeString(env.IntegrationName)
+	title := fmt.Sprintf("Environment %s is %s", name, html.EscapeString(env.State))
+	facts := fmt.Sprintf("<p>Integration <code>%s</code>, ref <code>%s</code>, head <code>%s</code>.</p>",
+		integ, html.EscapeString(env.Ref), html.EscapeString(short(env.HeadSHA)))
+	var what string
+	switch env.State {
+	case store.StateInactive:
+		what = fmt.Sprintf("<p>It runs nothing until it is activated: <code>glenv environment:activate %s --integration %s</code>.</p>", name, integ)
+	case store.StateBuilding, store.StateDeploying:
+		w.Header().Set("Retry-After", "5")
+		w.Header().Set("Refresh", "5")
+		what = fmt.Sprintf("<p>It is being built and started; this page reloads until it serves. Follow it with <code>glenv environment:logs %s --integration %s</code>.</p>", name, integ)
+	case store.StateFailed:
+		what = fmt.Sprintf("<p>Its last deploy failed. Read why with <code>glenv environment:logs %s --integration %s</code>, fix it and push, or retry with <code>glenv environment:redeploy %s --integration %s</code>.</p>", name, integ, name, integ)
+	case store.StatePaused:
+		what = fmt.Sprintf("<p>It was paused; resume it with <code>glenv environment:activate %s --integration %s</code>.</p>", name, integ)
+	case store.StateStopping:
+		what = "<p>It is being stopped.</p>"
+	default:
+		what = fmt.Sprintf("<p>Its app is not running (glenv may be restarting it). If this lasts, redeploy it with <code>glenv environment:redeploy %s --integration %s</code>.</p>", name, integ)
+	}
+	page(w, http.StatusServiceUnavailable, title, facts+what)
+}
+
+func (p *Proxy) notFound(w http.ResponseWriter, r *http.Request) {
+	page(w, http.StatusNotFound, "No such environment",
+		"<p>No environment is at <code>"+html.EscapeString(r.Host)+"</code>. List environments and their URLs with <code>glenv environment:list</code>.</p>")
+}
+
+func page(w http.ResponseWriter, status int, title, body string) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, "<!doctype html><meta charset=utf-8><title>%[1]s</title><h1>%[1]s</h1>%[2]s<p><small>glenv</small></p>\n", title, body)
+}
+
+// bufferPool reuses the 32 KB copy buffers ReverseProxy would otherwise
+// allocate for every response.
+type bufferPool struct{}
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *buffers.Get().(*[]byte) }
+func (bufferPool) Put(b []byte) { buffers.Put(&b) }
+
+func short(sha string) string {
+	if len(sha) > 8 {
+		return sha[:8]
+	}
+	return sha
+}

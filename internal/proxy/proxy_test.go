@@ -1,0 +1,173 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/glenv/glenv/internal/store"
+)
+
+// backends maps host labels to addresses.
+type backends map[string]string
+
+func (b backends) Acquire(host string) (string, func(), bool) {
+	addr, ok := b[host]
+	return addr, func() {}, ok
+}
+
+func newProxy(t *testing.T, b backends, envs map[string]store.Environment) *httptest.Server {
+	t.Helper()
+	p := New(Options{EnvDomain: "preview.example.com", Backends: b,
+		Lookup: func(_ context.Context, host string) (store.Environment, error) {
+			if e, ok := envs[host]; ok {
+				return e, nil
+			}
+			return store.Environment{}, store.ErrNotFound
+		},
+		Next: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "control plane") }),
+	})
+	s := httptest.NewServer(p)
+	t.Cleanup(s.Close)
+	return s
+}
+
+func get(t *testing.T, s *httptest.Server, host string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, s.URL+"/path?q=1", nil)
+	req.Host = host
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+func TestRoutingByHost(t *testing.T) {
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "app saw "+r.Host+" "+r.URL.RequestURI()+" from "+r.Header.Get("X-Forwarded-Host"))
+	}))
+	defer app.Close()
+	envs := map[string]store.Environment{
+		"feature--app": {Name: "feature", IntegrationName: "app", State: store.StateInactive, Ref: "feature"},
+		"mr-7--app":    {Name: "mr-7", IntegrationName: "app", State: store.StateDeploying},
+		"broken--app":  {Name: "broken", IntegrationName: "app", State: store.StateFailed},
+		"gone--app":    {Name: "gone", IntegrationName: "app", State: store.StateDeleted, DeletedAt: time.Now()},
+	}
+	s := newProxy(t, backends{"main--app": strings.TrimPrefix(app.URL, "http://")}, envs)
+	for _, tc := range []struct {
+		name, host string
+		status     int
+		want       string
+	}{
+		{"a running environment is proxied with its host name", "main--app.preview.example.com:8080", 200, "app saw main--app.preview.example.com:8080 /path?q=1 from main--app.preview.example.com:8080"},
+		{"host names are case-insensitive", "MAIN--APP.Preview.Example.com", 200, "app saw"},
+		{"an inactive environment says how to activate it", "feature--app.preview.example.com", 503, "glenv environment:activate feature --integration app"},
+		{"a deploying environment says so and reloads", "mr-7--app.preview.example.com", 503, "being built and started"},
+		{"a failed environment says where the log is", "broken--app.preview.example.com", 503, "glenv environment:logs broken --integration app"},
+		{"an unknown host is a 404 page", "nope--app.preview.example.com", 404, "No environment is at"},
+		{"a deleted environment is a 404 page", "gone--app.preview.example.com", 404, "No environment is at"},
+		{"other hosts go to the control plane", "glenv.example.com", 200, "control plane"},
+		{"deeper names are not environments", "a.b.preview.example.com", 200, "control plane"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := get(t, s, tc.host)
+			if resp.StatusCode != tc.status || !strings.Contains(body, tc.want) {
+				t.Fatalf("got %d %q, want %d containing %q", resp.StatusCode, body, tc.status, tc.want)
+			}
+		})
+	}
+	t.Run("a deploying environment asks to retry", func(t *testing.T) {
+		resp, _ := get(t, s, "mr-7--app.preview.example.com")
+		if resp.Header.Get("Retry-After") == "" {
+			t.Fatal("no Retry-After")
+		}
+	})
+}
+
+func TestAnAppThatIsDownIsA502Page(t *testing.T) {
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l.Addr().String()
+	l.Close()
+	s := newProxy(t, backends{"main--app": addr}, nil)
+	resp, body := get(t, s, "main--app.preview.example.com")
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "environment:logs") {
+		t.Fatalf("got %d %q", resp.StatusCode, body)
+	}
+}
+
+func TestWebSocketsAndStreamingPassThrough(t *testing.T) {
+	sent := make(chan struct{})
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") == "websocket" {
+			conn, rw, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+			rw.Flush()
+			line, _ := rw.ReadString('\n')
+			rw.WriteString("echo " + line)
+			rw.Flush()
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: first\n\n")
+		w.(http.Flusher).Flush()
+		select { // the second event waits until the client saw the first
+		case <-sent:
+		case <-time.After(5 * time.Second):
+		}
+		io.WriteString(w, "data: second\n\n")
+	}))
+	defer app.Close()
+	s := newProxy(t, backends{"main--app": strings.TrimPrefix(app.URL, "http://")}, nil)
+
+	t.Run("server-sent events arrive as they are written", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodGet, s.URL+"/events", nil)
+		req.Host = "main--app.preview.example.com"
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		r := bufio.NewReader(resp.Body)
+		first, err := r.ReadString('\n')
+		if err != nil || first != "data: first\n" {
+			t.Fatalf("first event %q %v", first, err)
+		}
+		close(sent)
+		rest, _ := io.ReadAll(r)
+		if !strings.Contains(string(rest), "data: second") {
+			t.Fatalf("rest %q", rest)
+		}
+	})
+	t.Run("a WebSocket upgrade is tunnelled", func(t *testing.T) {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(conn, "GET /ws HTTP/1.1\r\nHost: main--app.preview.example.com\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+		br := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("handshake: %v %v", resp, err)
+		}
+		io.WriteString(conn, "ping\n")
+		line, err := br.ReadString('\n')
+		if err != nil || line != "echo ping\n" {
+			t.Fatalf("got %q %v", line, err)
+		}
+	})
+}

@@ -1,0 +1,192 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// git runs git in repo with no user or system configuration. token, when
+// set, travels in an Authorization header configured through GIT_CONFIG_*
+// variables: never on disk, never in argv, never in a log.
+func (r *Runtime) git(ctx context.Context, repo, token string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, r.gitBin, args...)
+	cmd.Dir = repo
+	cmd.Env = []string{
+		"PATH=" + r.sb.path, "HOME=" + repo, "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null",
+		"GIT_TERMINAL_PROMPT=0", "GIT_ASKPASS=/bin/false", "SSH_ASKPASS=/bin/false", "LC_ALL=C",
+	}
+	if token != "" {
+		basic := base64.StdEncoding.EncodeToString([]byte("oauth2:" + token))
+		cmd.Env = append(cmd.Env, "GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=http.extraHeader",
+			"GIT_CONFIG_VALUE_0=Authorization: Basic "+basic)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		msg := strings.TrimSpace(redact(stderr.String(), token))
+		return out, fmt.Errorf("git %s: %w: %s", args[0], err, msg)
+	}
+	return out, nil
+}
+
+// repoURL is the project's smart-HTTP URL, as GitLab's http_url_to_repo.
+func repoURL(baseURL, projectPath string) string {
+	return strings.TrimRight(baseURL, "/") + "/" + projectPath + ".git"
+}
+
+// fetch makes sure the commit is in the project's cache repository,
+// fetching exactly that SHA (depth 1) when it is not.
+func (r *Runtime) fetch(ctx context.Context, projectID int64, url, token, sha string, log func(string)) (string, error) {
+	repo := filepath.Join(r.dir, "repos", strconv.FormatInt(projectID, 10)+".git")
+	unlock, err := r.locks.lock(ctx, "repo:"+repo)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if _, err := os.Stat(filepath.Join(repo, "HEAD")); err != nil {
+		if err := os.MkdirAll(repo, 0o700); err != nil {
+			return "", err
+		}
+		if _, err := r.git(ctx, repo, "", "init", "--quiet", "--bare"); err != nil {
+			return "", err
+		}
+	}
+	if _, err := r.git(ctx, repo, "", "cat-file", "-e", sha+"^{commit}"); err == nil {
+		log(fmt.Sprintf("commit %s is already fetched\n", short(sha)))
+		return repo, nil
+	}
+	log(fmt.Sprintf("fetching %s from %s\n", short(sha), url))
+	_, err = r.git(ctx, repo, token, "-c", "protocol.version=2", "fetch", "--quiet", "--no-tags",
+		"--no-write-fetch-head", "--depth=1", url, "+"+sha+":refs/glenv/"+sha)
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", context.Cause(ctx)
+		}
+		return "", explainFetch(err, url, sha)
+	}
+	return repo, nil
+}
+
+// explainFetch turns git's answer into what to do about it.
+func explainFetch(err error, url, sha string) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "could not read Username") || strings.Contains(msg, "Authentication failed"):
+		return fmt.Errorf("fetch %s: GitLab refused the integration's token (401); renew it with `glenv integration:update --token` and check it with `glenv integration:validate`", url)
+	case strings.Contains(msg, "403"):
+		return fmt.Errorf("fetch %s: GitLab forbids reading the code (403); give the token the read_repository or api scope and Reporter access or more", url)
+	case strings.Contains(msg, "not our ref") || strings.Contains(msg, "couldn't find remote ref") || strings.Contains(msg, "no such remote ref"):
+		return fmt.Errorf("fetch %s: commit %s is not in the repository (was it force-pushed away?)", url, short(sha))
+	}
+	return fmt.Errorf("fetch %s at %s: %w", url, short(sha), err)
+}
+
+// readFile returns a file of the commit, or os.ErrNotExist.
+func (r *Runtime) readFile(ctx context.Context, repo, sha, name string) ([]byte, error) {
+	out, err := r.git(ctx, repo, "", "cat-file", "blob", sha+":"+name)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
+		return nil, os.ErrNotExist
+	}
+	return out, nil
+}
+
+func (r *Runtime) treeOf(ctx context.Context, repo, sha string) (string, error) {
+	out, err := r.git(ctx, repo, "", "rev-parse", sha+"^{tree}")
+	return strings.TrimSpace(string(out)), err
+}
+
+// checkout writes the commit's tree into dir (which must not exist yet)
+// through a private index, so concurrent checkouts never share state.
+func (r *Runtime) checkout(ctx context.Context, repo, sha, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	index := dir + ".index"
+	defer os.Remove(index)
+	cmd := func(args ...string) error {
+		c := exec.CommandContext(ctx, r.gitBin, append([]string{"--git-dir=" + repo, "--work-tree=" + dir}, args...)...)
+		c.Env = []string{"PATH=" + r.sb.path, "GIT_INDEX_FILE=" + index, "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null", "HOME=" + dir}
+		if out, err := c.CombinedOutput(); err != nil {
+			return fmt.Errorf("check out %s: git %s: %w: %s", short(sha), args[0], err, out)
+		}
+		return nil
+	}
+	if err := cmd("read-tree", sha); err != nil {
+		return err
+	}
+	return cmd("checkout-index", "--all", "--force")
+}
+
+// changedPaths lists the files that differ between two fetched commits.
+func (r *Runtime) changedPaths(ctx context.Context, repo, from, to string) ([]string, error) {
+	out, err := r.git(ctx, repo, "", "diff", "--name-only", "--no-renames", from, to)
+	if err != nil {
+		return nil, err
+	}
+	var files []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if l != "" {
+			files = append(files, l)
+		}
+	}
+	return files, nil
+}
+
+// touches reports whether any changed file falls under the paths filter:
+// a path is a directory prefix (web/ or web), a file, or a glob (*.go,
+// web/**/x matches with path.Match on every prefix).
+func touches(changed, paths []string) bool {
+	for _, f := range changed {
+		for _, p := range paths {
+			p = strings.TrimPrefix(p, "./")
+			dir := strings.TrimSuffix(p, "/")
+			if f == dir || strings.HasPrefix(f, dir+"/") {
+				return true
+			}
+			if ok, _ := path.Match(p, f); ok {
+				return true
+			}
+			// A glob without a slash matches a base name anywhere (*.md).
+			if !strings.Contains(p, "/") {
+				if ok, _ := path.Match(p, path.Base(f)); ok {
+					return true
+				}
+			}
+			for i := strings.IndexByte(f, '/'); i > 0; i = nextSlash(f, i) {
+				if ok, _ := path.Match(dir, f[:i]); ok {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func nextSlash(s string, i int) int {
+	j := strings.IndexByte(s[i+1:], '/')
+	if j < 0 {
+		return -1
+	}
+	return i + 1 + j
+}
+
+// redact removes a secret from text that may be logged.
+func redact(text, secret string) string {
+	if secret == "" {
+		return text
+	}
+	text = strings.ReplaceAll(text, secret, "[REDACTED]")
+	return strings.ReplaceAll(text, base64.StdEncoding.EncodeToString([]byte("oauth2:"+secret)), "[REDACTED]")
+}
