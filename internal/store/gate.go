@@ -8,9 +8,11 @@ import (
 )
 
 // gate lets urgent writes (acknowledging a webhook) go before deferrable ones
-// (processing deliveries) on SQLite, whose single writer would otherwise
-// serve them in arrival order and make GitLab wait for background work.
-// A deferrable write waits at most maxDefer, so it is never starved.
+// (processing deliveries). On SQLite the single writer would otherwise serve
+// them in arrival order and make GitLab wait for background work; on
+// PostgreSQL they would compete for the same CPUs and connections. A
+// deferrable write waits at most maxDefer, so it is never starved: bursts are
+// acknowledged first and processed right after.
 type gate struct {
 	mu     sync.Mutex
 	cond   *sync.Cond

@@ -74,7 +74,7 @@ func open(databaseURL, dataDir string) (*Store, error) {
 		}
 		db.SetMaxOpenConns(20)
 		db.SetMaxIdleConns(20)
-		return &Store{DB: db, read: db, Dialect: Postgres, Location: redact(databaseURL)}, nil
+		return &Store{DB: db, read: db, Dialect: Postgres, Location: redact(databaseURL), gate: newGate()}, nil
 	case databaseURL == "", strings.HasPrefix(databaseURL, "sqlite://"), strings.HasPrefix(databaseURL, "file:"):
 		path := filepath.Join(dataDir, "glenv.db")
 		if databaseURL != "" {
