@@ -101,6 +101,22 @@ func TestAMergeRequestRunsBehindTheProxyIsReplacedWithoutAFailedRequestAndLeaves
 		t.Fatalf("%d of %d requests failed during the redeploy; first: %v", failed.Load(), failed.Load()+ok.Load(), first.Load())
 	}
 
+	// The app's own output is there to read, and its data can be synced again from the parent.
+	if out := g.mustRun("environment:logs", "mr-1", "-i", "app"); !strings.Contains(out, "GET / ") {
+		t.Fatalf("environment:logs shows no request the app served:\n%.500s", out)
+	}
+	if _, stderr, code := g.run("", "environment:sync", "mr-1", "-i", "app"); code == 0 || !strings.Contains(stderr, "--data") {
+		t.Fatalf("environment:sync without --data: exit %d %s", code, stderr)
+	}
+	g.mustRun("environment:sync", "mr-1", "-i", "app", "--data")
+	g.settle("app")
+	if e := g.envs("app")["mr-1"]; e.State != "active" || e.DeployedSHA != sha2 {
+		t.Fatalf("after environment:sync --data: %+v", e)
+	}
+	if _, stderr, code := g.run("", "environment:sync", "main", "-i", "app", "--data"); code == 0 || !strings.Contains(stderr, "no parent") {
+		t.Fatalf("syncing the default branch's data: exit %d %s", code, stderr)
+	}
+
 	// Closing the MR removes every trace of its environment.
 	if code, body := g.deliver("app", res.WebhookSecret, "Merge Request Hook",
 		mrPayload(t, pid, "merge_request_close.json", 1, sha2, t0.Add(2*time.Minute)), ""); code != 202 {

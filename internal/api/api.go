@@ -28,6 +28,8 @@ type API struct {
 	Log          *slog.Logger
 	// EnvURL returns an environment's URL.
 	EnvURL func(store.Environment) string
+	// AppLog returns the path of an environment's app output (nil: none kept).
+	AppLog func(envID int64) string
 }
 
 // Error is the body of every error answer.
@@ -71,6 +73,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/environments", a.listEnvironments)
 	mux.HandleFunc("GET /api/v1/environments/{id}", a.getEnvironment)
 	mux.HandleFunc("POST /api/v1/environments/{id}/{op}", a.environmentOp)
+	mux.HandleFunc("GET /api/v1/environments/{id}/logs", a.appLog)
 	mux.HandleFunc("DELETE /api/v1/environments/{id}", a.deleteEnvironment)
 	mux.HandleFunc("GET /api/v1/activities", a.listActivities)
 	mux.HandleFunc("GET /api/v1/activities/{id}", a.getActivity)

@@ -3,7 +3,9 @@ package api
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"os"
 	"strconv"
 
 	"github.com/glenv/glenv/internal/jobs"
@@ -90,9 +92,9 @@ func (a *API) operate(w http.ResponseWriter, r *http.Request, op jobs.EnvOp) {
 		return
 	}
 	switch op {
-	case jobs.OpActivate, jobs.OpDeactivate, jobs.OpRedeploy, jobs.OpDelete:
+	case jobs.OpActivate, jobs.OpDeactivate, jobs.OpRedeploy, jobs.OpSyncData, jobs.OpDelete:
 	default:
-		writeErr(w, http.StatusNotFound, Error{Error: fmt.Sprintf("unknown environment operation %q: use activate, deactivate, redeploy or DELETE", op)})
+		writeErr(w, http.StatusNotFound, Error{Error: fmt.Sprintf("unknown environment operation %q: use activate, deactivate, redeploy, sync-data or DELETE", op)})
 		return
 	}
 	e, err := a.Queue.Operate(r.Context(), id, op)
@@ -191,4 +193,38 @@ func (a *API) getDelivery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"delivery": d, "activities": acts})
+}
+
+// appLog answers the running app's output from offset (bytes), for
+// environment:logs [--follow].
+func (a *API) appLog(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		a.fail(w, r, "environment", err)
+		return
+	}
+	if _, err := store.GetEnvironmentByID(r.Context(), a.Store.Reader(), id); err != nil {
+		a.fail(w, r, fmt.Sprintf("environment %d", id), err)
+		return
+	}
+	var offset int64
+	if v := r.URL.Query().Get("offset"); v != "" {
+		if offset, err = strconv.ParseInt(v, 10, 64); err != nil || offset < 0 {
+			a.fail(w, r, "log", fmt.Errorf("%w: offset must be a number of bytes ≥ 0", errBadRequest))
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if a.AppLog == nil {
+		return
+	}
+	f, err := os.Open(a.AppLog(id))
+	if err != nil {
+		return // no app has run yet
+	}
+	defer f.Close()
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return
+	}
+	_, _ = io.Copy(w, io.LimitReader(f, 4<<20))
 }

@@ -118,27 +118,52 @@ func environmentCommands(cf *clientFlags, getenv Env) []*cobra.Command {
 			return nil
 		})
 	}
-	logs := envCmd("environment:logs", "Print the log of the environment's latest deploy", func(cmd *cobra.Command, c *client, e envView) error {
-		var acts []store.Activity
-		if err := c.do(http.MethodGet, fmt.Sprintf("/api/v1/activities?environment_id=%d&kind=deploy&limit=1", e.ID), nil, &acts); err != nil {
+	var follow bool
+	logs := envCmd("environment:logs", "Print the environment's app output (or, before it runs, its latest deploy log)", func(cmd *cobra.Command, c *client, e envView) error {
+		var offset int
+		for {
+			var out string
+			if err := c.do(http.MethodGet, fmt.Sprintf("/api/v1/environments/%d/logs?offset=%d", e.ID, offset), nil, &out); err != nil {
+				return err
+			}
+			if offset == 0 && out == "" && !follow {
+				return printDeployLog(cmd, c, e)
+			}
+			fmt.Fprint(cmd.OutOrStdout(), out)
+			offset += len(out)
+			if !follow {
+				return nil
+			}
+			select {
+			case <-cmd.Context().Done():
+				return nil
+			case <-time.After(time.Second):
+			}
+		}
+	})
+	logs.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new output until interrupted")
+	var syncData bool
+	syncCmd := envCmd("environment:sync", "Refresh an environment from its parent: --data clones the parent's data again", func(cmd *cobra.Command, c *client, e envView) error {
+		if !syncData {
+			return errors.New("say what to sync: --data (the code follows its branch; use environment:redeploy to rebuild it)")
+		}
+		var out envView
+		if err := c.do(http.MethodPost, fmt.Sprintf("/api/v1/environments/%d/sync-data", e.ID), nil, &out); err != nil {
 			return err
 		}
-		if len(acts) == 0 {
-			return errors.New("no deploy yet for " + e.Name)
+		if cf.format == "json" {
+			return printJSON(cmd.OutOrStdout(), out)
 		}
-		var log string
-		if err := c.do(http.MethodGet, fmt.Sprintf("/api/v1/activities/%d/log", acts[0].ID), nil, &log); err != nil {
-			return err
-		}
-		fmt.Fprint(cmd.OutOrStdout(), log)
+		fmt.Fprintf(cmd.OutOrStdout(), "Environment %s: data sync from %s requested (state %s).\n", e.Name, e.Parent, out.State)
 		return nil
 	})
+	syncCmd.Flags().BoolVar(&syncData, "data", false, "clone the parent's data (files and databases) again, then redeploy")
 	return []*cobra.Command{list, get, urlCmd,
 		op("activate", "Activate an inactive environment: deploy it with its parent's data"),
 		op("deactivate", "Stop an environment's app and keep it inactive"),
 		op("redeploy", "Deploy the environment's head again"),
 		op("delete", "Delete an environment (never the default branch's)"),
-		logs}
+		syncCmd, logs}
 }
 
 func printEnv(cmd *cobra.Command, cf *clientFlags, e envView) error {
@@ -320,4 +345,21 @@ func tokenCommands(cf *clientFlags, getenv Env) []*cobra.Command {
 		},
 	}
 	return []*cobra.Command{create, list, revoke}
+}
+
+// printDeployLog prints the log of the environment's latest deploy.
+func printDeployLog(cmd *cobra.Command, c *client, e envView) error {
+	var acts []store.Activity
+	if err := c.do(http.MethodGet, fmt.Sprintf("/api/v1/activities?environment_id=%d&kind=deploy&limit=1", e.ID), nil, &acts); err != nil {
+		return err
+	}
+	if len(acts) == 0 {
+		return errors.New("no deploy yet for " + e.Name)
+	}
+	var log string
+	if err := c.do(http.MethodGet, fmt.Sprintf("/api/v1/activities/%d/log", acts[0].ID), nil, &log); err != nil {
+		return err
+	}
+	fmt.Fprint(cmd.OutOrStdout(), log)
+	return nil
 }

@@ -21,7 +21,15 @@ const (
 	OpDeactivate EnvOp = "deactivate"
 	OpRedeploy   EnvOp = "redeploy"
 	OpDelete     EnvOp = "delete"
+	// OpSyncData refreshes an environment's data from its parent and redeploys it.
+	OpSyncData EnvOp = "sync-data"
 )
+
+// DataResetter is a runtime that can drop an environment's data so that the
+// next deploy clones it from the parent again.
+type DataResetter interface {
+	ResetData(ctx context.Context, envID int64) error
+}
 
 // Operate carries out op on the environment with id, recording an activity.
 func (q *Queue) Operate(ctx context.Context, id int64, op EnvOp) (store.Environment, error) {
@@ -39,7 +47,7 @@ func (q *Queue) Operate(ctx context.Context, id int64, op EnvOp) (store.Environm
 			return err
 		}
 		isDefault := env.Kind == string(lifecycle.KindBranch) && env.Name == in.DefaultBranch
-		if env.Ref == "" && (op == OpActivate || op == OpRedeploy) {
+		if env.Ref == "" && (op == OpActivate || op == OpRedeploy || op == OpSyncData) {
 			return fmt.Errorf("%w: environment %s was created through the GitLab API and follows no branch, merge request or tag; there is nothing to build", ErrRefused, env.Name)
 		}
 		var a lifecycle.Action
@@ -55,6 +63,20 @@ func (q *Queue) Operate(ctx context.Context, id int64, op EnvOp) (store.Environm
 				return fmt.Errorf("%w: environment %s is %s; activate it first", ErrRefused, env.Name, env.State)
 			}
 			a = lifecycle.Action{Type: lifecycle.ActionDeploy, Env: env.Name, SHA: env.HeadSHA, Reason: "redeploy by request"}
+		case OpSyncData:
+			if env.Parent == "" {
+				return fmt.Errorf("%w: environment %s has no parent to sync data from", ErrRefused, env.Name)
+			}
+			if env.State == store.StateInactive || env.State == store.StateStopping {
+				return fmt.Errorf("%w: environment %s is %s; activate it, which clones its parent's data", ErrRefused, env.Name, env.State)
+			}
+			if r, ok := q.deps.Runtime.(DataResetter); ok {
+				if err := r.ResetData(ctx, env.ID); err != nil {
+					return fmt.Errorf("reset data of %s: %w", env.Name, err)
+				}
+			}
+			a = lifecycle.Action{Type: lifecycle.ActionDeploy, Env: env.Name, SHA: env.HeadSHA, CloneParentData: true,
+				Reason: "data synced from " + env.Parent + " by request"}
 		case OpDeactivate:
 			if isDefault {
 				return fmt.Errorf("%w: %s is the default branch's environment; it cannot be deactivated", ErrRefused, env.Name)
@@ -70,7 +92,7 @@ func (q *Queue) Operate(ctx context.Context, id int64, op EnvOp) (store.Environm
 			}
 			a = lifecycle.Action{Type: lifecycle.ActionDelete, Env: env.Name, Reason: "deleted by request"}
 		default:
-			return fmt.Errorf("%w: unknown operation %q (activate, deactivate, redeploy, delete)", ErrRefused, op)
+			return fmt.Errorf("%w: unknown operation %q (activate, deactivate, redeploy, sync-data, delete)", ErrRefused, op)
 		}
 		if _, err := q.Apply(ctx, tx, in, []lifecycle.Action{a}, 0); err != nil {
 			return err

@@ -118,6 +118,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	s.receiver = webhook.New(svc, s.persist, flushers, log, reg)
 	svc.Changed = s.receiver.Forget
 	a := &api.API{Store: st, Integrations: svc, Queue: s.queue, Log: log, EnvURL: s.envURL}
+	if s.runtime != nil {
+		a.AppLog = s.runtime.AppLog
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle("/hooks/gitlab/{integration}", s.receiver)
