@@ -82,9 +82,11 @@ func newClient(s *store.Store, workers *river.Workers, cfg QueueConfig, periodic
 	rc := &river.Config{
 		Queues: map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: n},
 			QueueDeliveries: {MaxWorkers: deliveryWorkers(s)}},
-		Workers:           workers,
-		PeriodicJobs:      periodic,
-		Logger:            cfg.Logger,
+		Workers:      workers,
+		PeriodicJobs: periodic,
+		// River reports its own bookkeeping at info every few seconds; glenv's
+		// log keeps River's warnings and errors only.
+		Logger:            slog.New(atLeast{cfg.Logger.Handler(), slog.LevelWarn}),
 		FetchCooldown:     5 * time.Millisecond,
 		FetchPollInterval: pollInterval(s),
 		// Jobs stuck in "running" after a kill -9 are rescued and retried; a
@@ -115,3 +117,16 @@ func (q *Queue) CountJobs(ctx context.Context, kind string, state rivertype.JobS
 	err := q.store.Reader().QueryRowContext(ctx, `SELECT COUNT(*) FROM river_job WHERE kind = $1 AND state = $2`, kind, string(state)).Scan(&n)
 	return n, err
 }
+
+// atLeast drops records below a level.
+type atLeast struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h atLeast) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h atLeast) WithAttrs(a []slog.Attr) slog.Handler { return atLeast{h.Handler.WithAttrs(a), h.min} }
+func (h atLeast) WithGroup(n string) slog.Handler      { return atLeast{h.Handler.WithGroup(n), h.min} }
