@@ -133,33 +133,32 @@ func (a *API) listActivities(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, acts)
 }
 
-func (a *API) getActivity(w http.ResponseWriter, r *http.Request) {
+// activity loads the activity named by the path, or answers the error.
+func (a *API) activity(w http.ResponseWriter, r *http.Request) (store.Activity, bool) {
 	id, err := pathID(r)
 	if err != nil {
 		a.fail(w, r, "activity", err)
-		return
+		return store.Activity{}, false
 	}
 	act, err := store.GetActivity(r.Context(), a.Store.Reader(), id)
 	if err != nil {
 		a.fail(w, r, fmt.Sprintf("activity %d", id), err)
-		return
+		return store.Activity{}, false
 	}
-	writeJSON(w, http.StatusOK, act)
+	return act, true
+}
+
+func (a *API) getActivity(w http.ResponseWriter, r *http.Request) {
+	if act, ok := a.activity(w, r); ok {
+		writeJSON(w, http.StatusOK, act)
+	}
 }
 
 func (a *API) activityLog(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r)
-	if err != nil {
-		a.fail(w, r, "activity", err)
-		return
+	if act, ok := a.activity(w, r); ok {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte(act.Log))
 	}
-	act, err := store.GetActivity(r.Context(), a.Store.Reader(), id)
-	if err != nil {
-		a.fail(w, r, fmt.Sprintf("activity %d", id), err)
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	_, _ = w.Write([]byte(act.Log))
 }
 
 func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request) {

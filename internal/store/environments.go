@@ -8,18 +8,20 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/glenv/glenv/internal/lifecycle"
 )
 
-// Environment states (DESIGN.md "Model").
+// Environment states (DESIGN.md "Model"): the lifecycle's vocabulary, stored as is.
 const (
-	StateInactive  = "inactive"
-	StateBuilding  = "building"
-	StateDeploying = "deploying"
-	StateActive    = "active"
-	StateFailed    = "failed"
-	StatePaused    = "paused"
-	StateStopping  = "stopping"
-	StateDeleted   = "deleted"
+	StateInactive  = lifecycle.StateInactive
+	StateBuilding  = lifecycle.StateBuilding
+	StateDeploying = lifecycle.StateDeploying
+	StateActive    = lifecycle.StateActive
+	StateFailed    = lifecycle.StateFailed
+	StatePaused    = lifecycle.StatePaused
+	StateStopping  = lifecycle.StateStopping
+	StateDeleted   = lifecycle.StateDeleted
 )
 
 // Environment is one branch's, merge request's or tag's environment. Deleted
