@@ -1,13 +1,18 @@
 package main_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	gitlab "gitlab.com/gitlab-org/api/client-go/v2"
+
+	"github.com/glenv/glenv/internal/slug"
+	"github.com/glenv/glenv/internal/store"
 )
 
 // settle waits until no delivery is waiting to be processed and no deploy or delete is pending.
@@ -259,5 +264,47 @@ func TestGitLabToolsSeeTheSameEnvironments(t *testing.T) {
 		if err != nil || got.Name != "mr-4" || got.Slug != "mr-4" || got.LastDeployment == nil || got.LastDeployment.SHA != sha("m4") {
 			t.Fatalf("get mr-4 = %+v, %v", got, err)
 		}
+	}
+}
+
+// TestADeliveryThatCannotApplyDoesNotHoldBackTheOthers: an environment whose
+// host is already taken (a slug collision) fails its delivery with the
+// reason; the deliveries after it are processed.
+func TestADeliveryThatCannotApplyDoesNotHoldBackTheOthers(t *testing.T) {
+	g, gl, secret := connected(t, "")
+	g.stop(syscall.SIGTERM)
+	s, err := store.Open(context.Background(), "", g.dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, _ := store.GetIntegration(context.Background(), s.DB, "app")
+	squatter := &store.Environment{IntegrationID: in.ID, IntegrationName: "app", ProjectID: in.ProjectID, Name: "squatter",
+		Slug: "taken", Host: slug.Host(slug.Environment("taken"), "app"), Kind: "branch", State: store.StateInactive}
+	if err := store.SaveEnvironment(context.Background(), s.DB, squatter); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	g.start()
+	pid := gl.Project.ID
+	for _, branch := range []string{"taken", "fine"} {
+		if code, body := g.deliver("app", secret, "Push Hook", pushPayload(t, pid, branch, zeroSHA, sha(branch)), ""); code != 202 {
+			t.Fatalf("%s: %d %s", branch, code, body)
+		}
+	}
+	g.settle("app")
+	envs := g.envs("app")
+	if _, ok := envs["fine"]; !ok {
+		t.Fatalf("the delivery after the failing one was not applied: %v", envs)
+	}
+	if _, ok := envs["taken"]; ok {
+		t.Fatal("the colliding environment was created")
+	}
+	var ds []struct {
+		Status string `json:"status"`
+		Result string `json:"result"`
+	}
+	g.apiGet("/api/v1/deliveries?integration=app&limit=2", &ds)
+	if ds[1].Status != "failed" || !strings.Contains(ds[1].Result, "rename the branch") {
+		t.Fatalf("the failing delivery = %+v", ds[1])
 	}
 }

@@ -152,7 +152,7 @@ func (w *deliveryWorker) Work(ctx context.Context, job *river.Job[ProcessDeliver
 		n := min(len(ids), deliveriesPerTx)
 		err := w.q.store.TxDeferrable(ctx, func(tx *sql.Tx) error {
 			for _, id := range ids[:n] {
-				if err := w.process(ctx, tx, id); err != nil {
+				if err := w.processIsolated(ctx, tx, id); err != nil {
 					return fmt.Errorf("delivery %d: %w", id, err)
 				}
 			}
@@ -169,6 +169,30 @@ func (w *deliveryWorker) Work(ctx context.Context, job *river.Job[ProcessDeliver
 // deliveriesPerTx bounds how long processing holds SQLite's one writer, so
 // acknowledgements waiting for it are not delayed much.
 const deliveriesPerTx = 8
+
+// processIsolated processes one delivery inside a savepoint. A delivery that
+// can never apply (its environment's host is taken by another, a slug
+// collision) is rolled back alone and marked failed with the reason, so it
+// does not hold back the deliveries after it; other errors fail the job,
+// which River retries.
+func (w *deliveryWorker) processIsolated(ctx context.Context, tx *sql.Tx, id int64) error {
+	if _, err := tx.ExecContext(ctx, `SAVEPOINT delivery`); err != nil {
+		return err
+	}
+	err := w.process(ctx, tx, id)
+	if errors.Is(err, store.ErrConflict) {
+		if _, rerr := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT delivery`); rerr != nil {
+			return rerr
+		}
+		w.deps.Logger.Warn("delivery cannot be applied", "delivery", id, "err", err)
+		return store.FinishDelivery(ctx, tx, id, store.DeliveryFailed, err.Error()+": rename the branch, or delete the environment that holds the host")
+	}
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `RELEASE SAVEPOINT delivery`)
+	return err
+}
 
 func (w *deliveryWorker) process(ctx context.Context, tx *sql.Tx, id int64) error {
 	{
