@@ -3,8 +3,10 @@
 // its .glenv.yml, builds it (reusing a build of the same tree and build
 // settings), prepares the environment's data, starts the app on a port of
 // 127.0.0.1 inside a bubblewrap sandbox, and switches traffic to it once it
-// is healthy. It never writes the GitLab token to disk or to a log, and
-// never lets an environment see glenv's data dir or another environment.
+// is healthy. An app that exits on its own is started again from the same
+// build, with backoff, until it keeps failing (RestartPolicy). It never
+// writes the GitLab token to disk or to a log, and never lets an
+// environment see glenv's data dir or another environment.
 package runtime
 
 import (
@@ -61,6 +63,9 @@ type Options struct {
 	HealthTimeout time.Duration
 	StopGrace     time.Duration
 	DrainTimeout  time.Duration
+	// Restart is how an app that exits on its own after its deploy is
+	// started again; see RestartPolicy for the defaults.
+	Restart RestartPolicy
 	// Databases serves services.postgresql; nil refuses such apps with
 	// a message saying how to provide PostgreSQL.
 	Databases Databases
@@ -98,14 +103,16 @@ type Runtime struct {
 	mu    sync.RWMutex
 	envs  map[int64]*running
 	hosts map[string]int64
+
+	supervisors atomic.Int64 // goroutines supervising an app
 }
 
-// running is an environment's live process and the backend the proxy sends
-// its traffic to.
+// running is an environment's app and the backend the proxy sends its
+// traffic to: the app's current process, or none while it restarts.
 type running struct {
 	host     string
 	backend  atomic.Pointer[Backend]
-	proc     *proc
+	app      *app // guarded by Runtime.mu
 	retiring sync.WaitGroup
 }
 
@@ -149,6 +156,7 @@ func New(opts Options) (*Runtime, error) {
 	if opts.DrainTimeout == 0 {
 		opts.DrainTimeout = 30 * time.Second
 	}
+	opts.Restart = opts.Restart.withDefaults()
 	dir, err := filepath.Abs(opts.Dir)
 	if err != nil {
 		return nil, err
@@ -240,8 +248,9 @@ func (r *Runtime) Acquire(host string) (addr string, release func(), ok bool) {
 
 // Deploy fetches, builds and starts req.SHA, and switches the environment's
 // traffic to it once its health path answers 2xx; the process it replaces
-// stops after its requests in flight finished. A cancelled ctx (a newer
-// push) stops the deploy and whatever it started.
+// stops after its requests in flight finished. From then on the app is
+// supervised: when it exits on its own it is started again (RestartPolicy).
+// A cancelled ctx (a newer push) stops the deploy and whatever it started.
 func (r *Runtime) Deploy(ctx context.Context, req jobs.DeployRequest) error {
 	log := func(s string) {
 		if req.Log != nil {
@@ -289,9 +298,12 @@ func (r *Runtime) Deploy(ctx context.Context, req jobs.DeployRequest) error {
 	}
 	st := r.loadState(env.ID)
 	r.mu.RLock()
-	rn := r.envs[env.ID]
+	var current *app
+	if rn := r.envs[env.ID]; rn != nil {
+		current = rn.app
+	}
 	r.mu.RUnlock()
-	if rn != nil && rn.proc != nil && !rn.proc.exited() && len(cfg.Paths) > 0 && st.SHA != "" && st.SHA != req.SHA {
+	if current != nil && current.up() && len(cfg.Paths) > 0 && st.SHA != "" && st.SHA != req.SHA {
 		if changed, err := r.changedPaths(ctx, repo, st.SHA, req.SHA); err == nil && !touches(changed, cfg.Paths) {
 			logf("no change under paths (%s) since %s: keeping it running", strings.Join(cfg.Paths, ", "), short(st.SHA))
 			return nil
@@ -320,30 +332,25 @@ func (r *Runtime) Deploy(ctx context.Context, req jobs.DeployRequest) error {
 	if err != nil {
 		return err
 	}
-	out, err := newOutput(filepath.Join(r.envDir(env.ID), "app.log"))
-	if err != nil {
-		r.ports.free(port)
-		return err
-	}
-	out.setLive(log)
-	j := job{shell: cfg.Run, appDir: buildDir, dataDir: r.dataDir(env.ID), uid: uid,
-		env: append(appEnv, "PORT="+strconv.Itoa(port))}
+	a := &app{r: r, name: env.Name, integ: req.Integration.Name, run: cfg.Run, health: cfg.Health,
+		job: job{shell: cfg.Run, appDir: buildDir, dataDir: r.dataDir(env.ID), uid: uid, env: appEnv},
+		sha: req.SHA, build: buildKey, redact: func(s string) string { return redact(s, req.Token) },
+		logPath: filepath.Join(r.envDir(env.ID), "app.log"),
+		log:     r.log.With("integration", req.Integration.Name, "environment", env.Name)}
 	started := time.Now()
-	p, err := start(r.sb.command(j), out, func(s string) string { return redact(s, req.Token) })
+	p, err := a.launch(port, log)
 	if err != nil {
-		out.close()
 		r.ports.free(port)
 		return fmt.Errorf("start `%s`: %w", cfg.Run, err)
 	}
-	p.port, p.sha, p.build = port, req.SHA, buildKey
 	logf("started `%s` on 127.0.0.1:%d; waiting for GET %s to answer 2xx", cfg.Run, port, cfg.Health)
 	if err := waitHealthy(ctx, p, cfg.Health, r.opts.HealthTimeout); err != nil {
-		out.setLive(nil)
+		p.out.setLive(nil)
 		p.stop(0)
 		r.ports.free(port)
 		return err
 	}
-	out.setLive(nil)
+	p.out.setLive(nil)
 	if st.Build != buildKey {
 		st.PrevBuild = st.Build
 	}
@@ -353,15 +360,15 @@ func (r *Runtime) Deploy(ctx context.Context, req jobs.DeployRequest) error {
 		r.ports.free(port)
 		return err
 	}
-	r.switchTo(env, p)
+	r.switchTo(env, a, p)
 	logf("serving %s (healthy %s after start)", short(req.SHA), time.Since(started).Round(time.Millisecond))
 	go r.pruneBuilds()
 	return nil
 }
 
-// switchTo makes p the environment's backend and retires the old process:
-// it stops once its requests in flight are done.
-func (r *Runtime) switchTo(env store.Environment, p *proc) {
+// switchTo makes a the environment's app, served by p, and retires the old
+// app's process: it stops once its requests in flight are done.
+func (r *Runtime) switchTo(env store.Environment, a *app, p *proc) {
 	r.mu.Lock()
 	rn := r.envs[env.ID]
 	if rn == nil {
@@ -373,11 +380,29 @@ func (r *Runtime) switchTo(env store.Environment, p *proc) {
 	}
 	rn.host = env.Host
 	r.hosts[env.Host] = env.ID
-	old := rn.proc
-	rn.proc = p
+	oldApp := rn.app
+	rn.app = a
 	r.mu.Unlock()
-	oldB := rn.backend.Swap(&Backend{Addr: "127.0.0.1:" + strconv.Itoa(p.port)})
+	var old *proc
+	if oldApp != nil {
+		// First, so that the old app's supervisor neither restarts it nor
+		// takes the backend back after the switch.
+		old = oldApp.halt()
+	}
+	b := backendOf(p)
+	oldB := rn.backend.Swap(b)
+	if !a.supervise(rn, p) {
+		// Close took the app before its supervision began: stop p here,
+		// nothing else will.
+		rn.backend.CompareAndSwap(b, nil)
+		b.retired.Store(true)
+		p.stop(r.opts.StopGrace)
+		r.ports.free(p.port)
+	}
 	if old == nil {
+		if oldB != nil {
+			oldB.retired.Store(true)
+		}
 		return
 	}
 	rn.retiring.Add(1)
@@ -416,15 +441,26 @@ func (r *Runtime) Remove(ctx context.Context, env store.Environment, log func(st
 	r.mu.Lock()
 	rn := r.envs[env.ID]
 	delete(r.envs, env.ID)
-	if rn != nil && r.hosts[rn.host] == env.ID {
-		delete(r.hosts, rn.host)
+	var a *app
+	if rn != nil {
+		a = rn.app
+		if r.hosts[rn.host] == env.ID {
+			delete(r.hosts, rn.host)
+		}
 	}
 	r.mu.Unlock()
 	if rn != nil {
+		var p *proc
+		if a != nil {
+			// Supervision ends before the stop, so no restart races it.
+			p = a.halt()
+		}
 		b := rn.backend.Swap(nil)
-		if rn.proc != nil {
-			logf("stopping the app (port %d)", rn.proc.port)
-			r.retire(b, rn.proc)
+		if p != nil {
+			logf("stopping the app (port %d)", p.port)
+			r.retire(b, p)
+		} else if b != nil {
+			b.retired.Store(true)
 		}
 		rn.retiring.Wait()
 	}
@@ -492,14 +528,21 @@ func (r *Runtime) Close() {
 	r.mu.Lock()
 	envs := r.envs
 	r.envs, r.hosts = map[int64]*running{}, map[string]int64{}
+	apps := map[*running]*app{}
+	for _, rn := range envs {
+		apps[rn] = rn.app
+	}
 	r.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, rn := range envs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if rn.proc != nil {
-				rn.proc.stop(r.opts.StopGrace)
+			if a := apps[rn]; a != nil {
+				if p := a.halt(); p != nil {
+					p.stop(r.opts.StopGrace)
+					r.ports.free(p.port)
+				}
 			}
 			rn.retiring.Wait()
 		}()
