@@ -167,6 +167,15 @@ func TestAnAppThatExitsIsStartedAgainAndServesOnceHealthy(t *testing.T) {
 			before, release, _ := w.rt.Acquire(env.Host)
 			release()
 			tc.crash(t, env, marker)
+			// The app answers /exit before it exits: poll only once glenv has
+			// let go of the old process, or the first GET may still reach it.
+			waitFor(t, "glenv to notice the exit", 5*time.Second, func() bool {
+				addr, release, ok := w.rt.Acquire(env.Host)
+				if ok {
+					release()
+				}
+				return !ok || addr != before
+			})
 
 			// Until the restart is healthy the proxy answers for it: a 502
 			// at most until glenv sees the exit, then its status page.
