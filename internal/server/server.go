@@ -70,8 +70,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: log, store: st}
+	tokenFor := func(in store.Integration) (string, error) { return box.Open(in.TokenSealed) }
 	remoteFor := func(in store.Integration) (jobs.Remote, error) {
-		token, err := box.Open(in.TokenSealed)
+		token, err := tokenFor(in)
 		if err != nil {
 			return nil, err
 		}
@@ -81,7 +82,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		}
 		return remote{c}, nil
 	}
-	tokenFor := func(in store.Integration) (string, error) { return box.Open(in.TokenSealed) }
 	s.box = box
 	var rt jobs.Runtime = jobs.RecordRuntime{}
 	var backends proxy.Backends = noBackends{}
