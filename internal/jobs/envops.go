@@ -120,3 +120,26 @@ func (q *Queue) deactivate(ctx context.Context, tx *sql.Tx, env store.Environmen
 	*out = env
 	return q.insertTx(ctx, tx, &DeleteArgs{EnvironmentID: env.ID, ActivityID: act.ID, KeepEnvironment: true}, nil)
 }
+
+// MarkFailed records that an environment's app stopped and will not be
+// restarted (the runtime gave up on it): the environment becomes failed, with
+// an activity saying why, until its next deploy.
+func (q *Queue) MarkFailed(ctx context.Context, envID int64, reason string) error {
+	return q.store.Tx(ctx, func(tx *sql.Tx) error {
+		env, err := store.GetEnvironmentByID(ctx, tx, envID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil || env.State != store.StateActive {
+			return err
+		}
+		env.State = store.StateFailed
+		if err := store.SaveEnvironment(ctx, tx, &env); err != nil {
+			return err
+		}
+		act := store.Activity{IntegrationName: env.IntegrationName, EnvironmentID: env.ID, EnvironmentName: env.Name,
+			Kind: store.ActivityStop, State: store.ActivityFailed, SHA: env.DeployedSHA, Result: reason,
+			Description: "the app kept failing and is no longer restarted; push or run environment:redeploy"}
+		return store.InsertActivity(ctx, tx, &act)
+	})
+}

@@ -66,6 +66,9 @@ type Options struct {
 	// Restart is how an app that exits on its own after its deploy is
 	// started again; see RestartPolicy for the defaults.
 	Restart RestartPolicy
+	// OnGiveUp is told when an environment's app kept failing and is no
+	// longer restarted, so its state can say so.
+	OnGiveUp func(envID int64, reason string)
 	// Databases serves services.postgresql; nil refuses such apps with
 	// a message saying how to provide PostgreSQL.
 	Databases Databases
@@ -332,7 +335,7 @@ func (r *Runtime) Deploy(ctx context.Context, req jobs.DeployRequest) error {
 	if err != nil {
 		return err
 	}
-	a := &app{r: r, name: env.Name, integ: req.Integration.Name, run: cfg.Run, health: cfg.Health,
+	a := &app{r: r, name: env.Name, envID: env.ID, integ: req.Integration.Name, run: cfg.Run, health: cfg.Health,
 		job: job{shell: cfg.Run, appDir: buildDir, dataDir: r.dataDir(env.ID), uid: uid, env: appEnv},
 		sha: req.SHA, build: buildKey, redact: func(s string) string { return redact(s, req.Token) },
 		logPath: filepath.Join(r.envDir(env.ID), "app.log"),

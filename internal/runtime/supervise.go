@@ -70,6 +70,7 @@ func (p RestartPolicy) afterExit(failures int, up time.Duration) (n int, wait ti
 type app struct {
 	r       *Runtime
 	name    string // the environment's, for messages
+	envID   int64
 	integ   string
 	run     string
 	health  string
@@ -182,6 +183,9 @@ func (a *app) loop(ctx context.Context, rn *running, p *proc) {
 					"Read its output above, fix it and push, or redeploy it with `glenv environment:redeploy %s --integration %s`",
 					why, failures, policy.StableAfter, a.name, a.integ)
 				a.log.Error("app keeps failing; no longer restarting it", "failures", failures, "why", why)
+				if a.r.opts.OnGiveUp != nil {
+					a.r.opts.OnGiveUp(a.envID, fmt.Sprintf("%s; it failed %d times in a row and is no longer restarted", why, failures))
+				}
 				return
 			}
 			if failures == 0 {

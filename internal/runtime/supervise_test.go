@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -222,9 +223,11 @@ func TestAnAppThatExitsIsStartedAgainAndServesOnceHealthy(t *testing.T) {
 func TestACrashLoopingAppBacksOffAndGivesUp(t *testing.T) {
 	t.Parallel()
 	var logs syncBuffer
+	gaveUp := make(chan string, 2)
 	w := newWorld(t, runtime.Options{
-		Restart: runtime.RestartPolicy{Delay: 100 * time.Millisecond, MaxDelay: 300 * time.Millisecond, StableAfter: time.Minute, Limit: 5},
-		Logger:  slog.New(slog.NewJSONHandler(&logs, nil)),
+		Restart:  runtime.RestartPolicy{Delay: 100 * time.Millisecond, MaxDelay: 300 * time.Millisecond, StableAfter: time.Minute, Limit: 5},
+		Logger:   slog.New(slog.NewJSONHandler(&logs, nil)),
+		OnGiveUp: func(envID int64, reason string) { gaveUp <- fmt.Sprint(envID, ": ", reason) },
 	})
 	env := w.deploySupervised(t, 50, "loop-50", "crash")
 	w.exit(t, env.Host, 1)
@@ -251,6 +254,14 @@ func TestACrashLoopingAppBacksOffAndGivesUp(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(w.dataDir, "runtime", "envs", "50", "data", "starts-loop-50")); strings.TrimSpace(string(b)) != "5" {
 		t.Errorf("the app was started %q times, want 5 (the deploy and 4 restarts)", b)
 	}
+	select {
+	case got := <-gaveUp:
+		if !strings.HasPrefix(got, "50: the app exited") || !strings.Contains(got, "5 times in a row") {
+			t.Errorf("OnGiveUp was told %q", got)
+		}
+	case <-time.After(2 * time.Second):
+		t.Error("OnGiveUp was not called")
+	}
 	waitFor(t, "supervision to end after giving up", 2*time.Second, func() bool { return runtime.Supervisors(w.rt) == 0 })
 	noProcessesLeft(t, "loop-50")
 	if code, body, _ := w.get(env.Host); code != http.StatusServiceUnavailable || !strings.Contains(body, "not running") {
@@ -258,7 +269,7 @@ func TestACrashLoopingAppBacksOffAndGivesUp(t *testing.T) {
 	}
 
 	// The runtime's log says the same, keyed by environment and integration.
-	var gaveUp bool
+	var loggedGiveUp bool
 	for line := range strings.SplitSeq(logs.String(), "\n") {
 		var rec map[string]any
 		if json.Unmarshal([]byte(line), &rec) != nil || !strings.HasPrefix(rec["msg"].(string), "app ") {
@@ -267,9 +278,9 @@ func TestACrashLoopingAppBacksOffAndGivesUp(t *testing.T) {
 		if rec["environment"] != "env-50" || rec["integration"] != "app" {
 			t.Errorf("log record without the environment's keys: %s", line)
 		}
-		gaveUp = gaveUp || rec["level"] == "ERROR"
+		loggedGiveUp = loggedGiveUp || rec["level"] == "ERROR"
 	}
-	if !gaveUp {
+	if !loggedGiveUp {
 		t.Errorf("no error logged for giving up:\n%s", logs.String())
 	}
 }

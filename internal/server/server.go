@@ -89,7 +89,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		s.services = &data.Services{URL: cfg.ServicesDatabaseURL, Dir: filepath.Join(cfg.DataDir, "postgresql")}
 		s.runtime, err = runtime.New(runtime.Options{Dir: filepath.Join(cfg.DataDir, "runtime"),
 			Hide: []string{cfg.DataDir, cfg.SecretKeyFile}, UnsafeNoSandbox: cfg.UnsafeNoSandbox,
-			Databases: s.services, Logger: log})
+			Databases: s.services, Logger: log,
+			OnGiveUp: func(envID int64, reason string) {
+				if err := s.queue.MarkFailed(context.Background(), envID, reason); err != nil {
+					log.Warn("mark environment failed", "environment_id", envID, "err", err)
+				}
+			}})
 		if err != nil {
 			st.Close()
 			return nil, err
