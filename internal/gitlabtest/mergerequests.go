@@ -119,14 +119,7 @@ func (s *Server) listMergeRequests(rq *request) {
 		mrs = append(mrs, mr)
 	}
 	slices.SortFunc(mrs, func(a, b *mergeRequest) int {
-		c := cmp.Or(a.createdAt.Compare(b.createdAt), cmp.Compare(a.id, b.id))
-		if orderBy == "updated_at" {
-			c = cmp.Or(a.UpdatedAt.Compare(b.UpdatedAt), cmp.Compare(a.id, b.id))
-		}
-		if sortDir != "asc" {
-			c = -c
-		}
-		return c
+		return byTime(orderBy, sortDir, a.createdAt, b.createdAt, a.UpdatedAt, b.UpdatedAt, a.id, b.id)
 	})
 	page, ok := paginate(rq, mrs)
 	if !ok {
@@ -164,4 +157,17 @@ func (s *Server) getMergeRequest(rq *request) {
 		return
 	}
 	gitlabapi.WriteJSON(rq.w, http.StatusOK, s.mergeRequestEntity(p, mr))
+}
+
+// byTime is GitLab's order_by=created_at|updated_at with sort=asc|desc
+// (default desc), ties broken by id.
+func byTime(orderBy, sortDir string, createdA, createdB, updatedA, updatedB time.Time, idA, idB int64) int {
+	c := cmp.Or(createdA.Compare(createdB), cmp.Compare(idA, idB))
+	if orderBy == "updated_at" {
+		c = cmp.Or(updatedA.Compare(updatedB), cmp.Compare(idA, idB))
+	}
+	if sortDir != "asc" {
+		c = -c
+	}
+	return c
 }

@@ -1,7 +1,6 @@
 package gitlabtest
 
 import (
-	"cmp"
 	"net/http"
 	"slices"
 	"time"
@@ -116,6 +115,28 @@ func (s *Server) canAdminNote(p *project, u *User, n *Note) bool {
 	return n.AuthorID == u.ID || s.accessLevel(p, u) >= accessMaintainer
 }
 
+// adminNote finds the note in the path that the caller may change (edit or
+// delete), answering the error when there is none.
+func (s *Server) adminNote(rq *request) (*project, *Note, bool) {
+	p, ok := rq.project(accessRead)
+	if !ok {
+		return nil, nil, false
+	}
+	mr, ok := rq.mergeRequest(p)
+	if !ok {
+		return nil, nil, false
+	}
+	n, ok := rq.findNote(p, mr)
+	if !ok {
+		return nil, nil, false
+	}
+	if !s.canAdminNote(p, rq.user, n) {
+		gitlabapi.Forbidden(rq.w)
+		return nil, nil, false
+	}
+	return p, n, true
+}
+
 func (s *Server) listNotes(rq *request) {
 	g := rq.p.Grape()
 	orderBy, hasOrder := g.OptString("order_by")
@@ -140,14 +161,7 @@ func (s *Server) listNotes(rq *request) {
 		}
 	}
 	slices.SortFunc(notes, func(a, b *Note) int {
-		c := cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
-		if orderBy == "updated_at" {
-			c = cmp.Or(a.UpdatedAt.Compare(b.UpdatedAt), cmp.Compare(a.ID, b.ID))
-		}
-		if sortDir != "asc" {
-			c = -c
-		}
-		return c
+		return byTime(orderBy, sortDir, a.CreatedAt, b.CreatedAt, a.UpdatedAt, b.UpdatedAt, a.ID, b.ID)
 	})
 	page, ok := paginate(rq, notes)
 	if !ok {
@@ -213,20 +227,8 @@ func (s *Server) updateNote(rq *request) {
 	if !g.OK(rq.w) {
 		return
 	}
-	p, ok := rq.project(accessRead)
+	_, n, ok := s.adminNote(rq)
 	if !ok {
-		return
-	}
-	mr, ok := rq.mergeRequest(p)
-	if !ok {
-		return
-	}
-	n, ok := rq.findNote(p, mr)
-	if !ok {
-		return
-	}
-	if !s.canAdminNote(p, rq.user, n) {
-		gitlabapi.Forbidden(rq.w)
 		return
 	}
 	if msg, ok := validateNoteBody(body); !ok {
@@ -240,20 +242,8 @@ func (s *Server) updateNote(rq *request) {
 }
 
 func (s *Server) deleteNote(rq *request) {
-	p, ok := rq.project(accessRead)
+	p, n, ok := s.adminNote(rq)
 	if !ok {
-		return
-	}
-	mr, ok := rq.mergeRequest(p)
-	if !ok {
-		return
-	}
-	n, ok := rq.findNote(p, mr)
-	if !ok {
-		return
-	}
-	if !s.canAdminNote(p, rq.user, n) {
-		gitlabapi.Forbidden(rq.w)
 		return
 	}
 	p.notes = slices.DeleteFunc(p.notes, func(x *Note) bool { return x == n })
