@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/glenv/glenv/internal/gitlab"
+	"github.com/glenv/glenv/internal/lifecycle"
 	"github.com/glenv/glenv/internal/store"
 )
 
@@ -85,7 +86,7 @@ func gitlabEnvName(env store.Environment) string {
 // environment, or its log when the deploy failed.
 func statusFor(env store.Environment, d store.FeedbackDeploy, envURL, logURL string) gitlab.CommitStatus {
 	st := gitlab.CommitStatus{SHA: d.SHA, State: commitState(d.State), Ref: env.Ref, Name: statusName(env), TargetURL: envURL}
-	sha := short(d.SHA)
+	sha := lifecycle.ShortSHA(d.SHA)
 	switch d.State {
 	case store.ActivityPending:
 		st.Description = fmt.Sprintf("Queued: glenv will deploy %s to %s", sha, env.Name)
@@ -108,11 +109,4 @@ func oneLine(s string) string {
 		return "no reason recorded"
 	}
 	return strings.Join(strings.Fields(s), " ")
-}
-
-func short(sha string) string {
-	if len(sha) > 8 {
-		return sha[:8]
-	}
-	return sha
 }

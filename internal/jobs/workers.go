@@ -396,19 +396,12 @@ func (q *Queue) ReconcileNow(ctx context.Context, integration string) (Applied, 
 	return applied, err
 }
 
-func short(sha string) string {
-	if len(sha) > 8 {
-		return sha[:8]
-	}
-	return sha
-}
-
 // RecordRuntime stands in for the process runtime of issue 7: a deploy is
 // recorded as done and a removal as finished. It runs no code.
 type RecordRuntime struct{}
 
 func (RecordRuntime) Deploy(ctx context.Context, req DeployRequest) error {
-	req.Log(fmt.Sprintf("%s recorded %s at %s (no runtime configured yet)\n", time.Now().UTC().Format(time.RFC3339), req.Env.Name, short(req.SHA)))
+	req.Log(fmt.Sprintf("%s recorded %s at %s (no runtime configured yet)\n", time.Now().UTC().Format(time.RFC3339), req.Env.Name, lifecycle.ShortSHA(req.SHA)))
 	return nil
 }
 

@@ -178,7 +178,8 @@ func unseen(env Env, list ...string) []string {
 	return out
 }
 
-func short(sha string) string {
+// ShortSHA is the 8-character form of a SHA shown to people.
+func ShortSHA(sha string) string {
 	if len(sha) > 8 {
 		return sha[:8]
 	}

@@ -206,8 +206,8 @@ func TestDeliveryOrders(t *testing.T) {
 			}
 			e := state[tt.env]
 			if e.HeadSHA != tt.wantHead || e.State != tt.wantState || deploys != tt.wantDeploy {
-				t.Errorf("got head %s, state %s, %d deploys; want %s, %s, %d", short(e.HeadSHA), e.State, deploys,
-					short(tt.wantHead), tt.wantState, tt.wantDeploy)
+				t.Errorf("got head %s, state %s, %d deploys; want %s, %s, %d", ShortSHA(e.HeadSHA), e.State, deploys,
+					ShortSHA(tt.wantHead), tt.wantState, tt.wantDeploy)
 			}
 		})
 	}

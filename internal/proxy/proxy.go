@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/glenv/glenv/internal/lifecycle"
 	"github.com/glenv/glenv/internal/store"
 )
 
@@ -145,7 +146,7 @@ func (p *Proxy) statusPage(w http.ResponseWriter, r *http.Request, label string)
 	name, integ := html.EscapeString(env.Name), html.EscapeString(env.IntegrationName)
 	title := fmt.Sprintf("Environment %s is %s", name, html.EscapeString(env.State))
 	facts := fmt.Sprintf("<p>Integration <code>%s</code>, ref <code>%s</code>, head <code>%s</code>.</p>",
-		integ, html.EscapeString(env.Ref), html.EscapeString(short(env.HeadSHA)))
+		integ, html.EscapeString(env.Ref), html.EscapeString(lifecycle.ShortSHA(env.HeadSHA)))
 	var what string
 	switch env.State {
 	case store.StateInactive:
@@ -186,10 +187,3 @@ var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }
 
 func (bufferPool) Get() []byte  { return *buffers.Get().(*[]byte) }
 func (bufferPool) Put(b []byte) { buffers.Put(&b) }
-
-func short(sha string) string {
-	if len(sha) > 8 {
-		return sha[:8]
-	}
-	return sha
-}

@@ -15,6 +15,8 @@ import (
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
+
+	"github.com/glenv/glenv/internal/lifecycle"
 )
 
 // ConfigFile is the name of the file at the repository root that says how
@@ -57,7 +59,7 @@ func (e *ConfigError) Error() string {
 
 // MissingConfig is the error for a commit without .glenv.yml.
 func MissingConfig(sha string) error {
-	return &ConfigError{Problems: []string{fmt.Sprintf("not found at the repository root of %s; add one, e.g.\n    run: python3 -m http.server $PORT\n    health: /", short(sha))}}
+	return &ConfigError{Problems: []string{fmt.Sprintf("not found at the repository root of %s; add one, e.g.\n    run: python3 -m http.server $PORT\n    health: /", lifecycle.ShortSHA(sha))}}
 }
 
 type schemaDoc struct {
@@ -281,11 +283,4 @@ func lineOf(root *yaml.Node, loc []string) string {
 		return ""
 	}
 	return " (line " + strconv.Itoa(n.Line) + ")"
-}
-
-func short(sha string) string {
-	if len(sha) > 8 {
-		return sha[:8]
-	}
-	return sha
 }

@@ -29,6 +29,7 @@ import (
 
 	"github.com/glenv/glenv/internal/data"
 	"github.com/glenv/glenv/internal/jobs"
+	"github.com/glenv/glenv/internal/lifecycle"
 	"github.com/glenv/glenv/internal/store"
 )
 
@@ -308,7 +309,7 @@ func (r *Runtime) Deploy(ctx context.Context, req jobs.DeployRequest) error {
 	r.mu.RUnlock()
 	if current != nil && current.up() && len(cfg.Paths) > 0 && st.SHA != "" && st.SHA != req.SHA {
 		if changed, err := r.changedPaths(ctx, repo, st.SHA, req.SHA); err == nil && !touches(changed, cfg.Paths) {
-			logf("no change under paths (%s) since %s: keeping it running", strings.Join(cfg.Paths, ", "), short(st.SHA))
+			logf("no change under paths (%s) since %s: keeping it running", strings.Join(cfg.Paths, ", "), lifecycle.ShortSHA(st.SHA))
 			return nil
 		}
 	}
@@ -364,7 +365,7 @@ func (r *Runtime) Deploy(ctx context.Context, req jobs.DeployRequest) error {
 		return err
 	}
 	r.switchTo(env, a, p)
-	logf("serving %s (healthy %s after start)", short(req.SHA), time.Since(started).Round(time.Millisecond))
+	logf("serving %s (healthy %s after start)", lifecycle.ShortSHA(req.SHA), time.Since(started).Round(time.Millisecond))
 	go r.pruneBuilds()
 	return nil
 }
@@ -578,7 +579,7 @@ func (r *Runtime) build(ctx context.Context, req jobs.DeployRequest, repo string
 	defer unlock()
 	if _, err := os.Stat(dir + ".ok"); err == nil {
 		r.pins.pin(key)
-		logf("reusing build %s of tree %s", key, short(tree))
+		logf("reusing build %s of tree %s", key, lifecycle.ShortSHA(tree))
 		return key, dir, nil
 	}
 	_ = os.RemoveAll(dir)
@@ -587,7 +588,7 @@ func (r *Runtime) build(ctx context.Context, req jobs.DeployRequest, repo string
 		return "", "", err
 	}
 	if len(cfg.Build) == 0 {
-		logf("checked out %s (no build steps)", short(req.SHA))
+		logf("checked out %s (no build steps)", lifecycle.ShortSHA(req.SHA))
 	}
 	if err := r.sb.chown(dir, uid); err != nil {
 		return "", "", err
@@ -624,7 +625,7 @@ func (r *Runtime) build(ctx context.Context, req jobs.DeployRequest, repo string
 		return "", "", err
 	}
 	if len(cfg.Build) > 0 {
-		logf("built %s as %s", short(req.SHA), key)
+		logf("built %s as %s", lifecycle.ShortSHA(req.SHA), key)
 	}
 	r.pins.pin(key)
 	return key, dir, nil
