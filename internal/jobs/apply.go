@@ -79,7 +79,7 @@ func (q *Queue) Apply(ctx context.Context, tx *sql.Tx, in store.Integration, act
 			// A stale push still teaches which SHAs are old: keep them so a
 			// later replay cannot move the environment back.
 			if exists && len(a.SeenSHAs) > 0 {
-				if merged := mergeSeen(env.SeenSHAs, a.SeenSHAs); len(merged) != len(env.SeenSHAs) {
+				if merged, added := mergeSeen(env.SeenSHAs, a.SeenSHAs); added {
 					env.SeenSHAs = merged
 					if err := store.SaveEnvironment(ctx, tx, &env); err != nil {
 						return res, err
@@ -131,7 +131,7 @@ func (q *Queue) Apply(ctx context.Context, tx *sql.Tx, in store.Integration, act
 		if !a.MRUpdatedAt.IsZero() && a.MRUpdatedAt.After(env.MRUpdatedAt) {
 			env.MRUpdatedAt = a.MRUpdatedAt
 		}
-		env.SeenSHAs = mergeSeen(env.SeenSHAs, a.SeenSHAs)
+		env.SeenSHAs, _ = mergeSeen(env.SeenSHAs, a.SeenSHAs)
 		if err := store.SaveEnvironment(ctx, tx, &env); err != nil {
 			return res, err
 		}
@@ -171,10 +171,13 @@ func (q *Queue) Apply(ctx context.Context, tx *sql.Tx, in store.Integration, act
 	return res, nil
 }
 
-func mergeSeen(have, add []string) []string {
+// mergeSeen adds the SHAs not seen yet and reports whether there were any
+// (a length comparison would miss additions once the bound trims the list).
+func mergeSeen(have, add []string) ([]string, bool) {
+	added := false
 	for _, s := range add {
 		if s != "" && !slices.Contains(have, s) {
-			have = append(have, s)
+			have, added = append(have, s), true
 		}
 	}
 	// Bound the ordering guard: the newest 200 heads are plenty to reject
@@ -182,7 +185,7 @@ func mergeSeen(have, add []string) []string {
 	if len(have) > 200 {
 		have = have[len(have)-200:]
 	}
-	return have
+	return have, added
 }
 
 // tierFor picks the GitLab tier of a glenv environment: the default branch is

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/glenv/glenv/internal/store"
@@ -44,4 +45,18 @@ func TestAnAppTheRuntimeGaveUpOnMarksItsEnvironmentFailed(t *testing.T) {
 			t.Fatalf("activities = %+v", acts)
 		}
 	})
+}
+
+func TestMergeSeenReportsAdditionsEvenAtTheBound(t *testing.T) {
+	full := make([]string, 200)
+	for i := range full {
+		full[i] = fmt.Sprint("sha", i)
+	}
+	got, added := mergeSeen(full, []string{"new"})
+	if !added || len(got) != 200 || got[199] != "new" || got[0] != "sha1" {
+		t.Fatalf("at the bound: added=%v len=%d last=%q first=%q", added, len(got), got[len(got)-1], got[0])
+	}
+	if _, added := mergeSeen([]string{"a"}, []string{"a", ""}); added {
+		t.Fatal("nothing new was reported as added")
+	}
 }
