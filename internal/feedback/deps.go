@@ -1,6 +1,7 @@
 package feedback
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -120,6 +121,10 @@ type clients struct {
 	byKey map[string]clientEntry
 	token func(store.Integration) (string, error)
 	opts  gitlab.Options
+	// blockedUntil is when a 429 for the integration ends; every request of
+	// its client waits for it, not only the start of a sync, so syncs already
+	// under way stop adding to the storm too.
+	blockedUntil func(integration string) time.Time
 }
 
 type clientEntry struct {
@@ -141,7 +146,17 @@ func (cs *clients) get(in store.Integration) (*gitlab.Client, error) {
 	if err != nil {
 		return nil, permanent(fmt.Errorf("open the GitLab token of integration %s: %w", in.Name, err))
 	}
-	c, err := gitlab.New(in.BaseURL, tok, cs.opts)
+	opts := cs.opts
+	if cs.blockedUntil != nil {
+		name := in.Name
+		opts.Gate = func(context.Context) error {
+			if until := cs.blockedUntil(name); time.Now().Before(until) {
+				return gitlab.NewRateLimitError(until, "GitLab rate-limited integration "+name)
+			}
+			return nil
+		}
+	}
+	c, err := gitlab.New(in.BaseURL, tok, opts)
 	if err != nil {
 		return nil, permanent(fmt.Errorf("integration %s: %w", in.Name, err))
 	}

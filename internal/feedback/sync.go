@@ -54,7 +54,7 @@ func NewSyncer(deps Deps) *Syncer {
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
 	}
-	if deps.GitLab == (gitlab.Options{}) {
+	if deps.GitLab.Timeout == 0 && deps.GitLab.DialTimeout == 0 && deps.GitLab.RetryMax == 0 && deps.GitLab.Gate == nil {
 		deps.GitLab = gitlab.Options{Timeout: 15 * time.Second, RetryMax: -1}
 	}
 	if deps.LogURL == nil {
@@ -64,9 +64,11 @@ func NewSyncer(deps Deps) *Syncer {
 	if deps.EnvURL == nil {
 		deps.EnvURL = func(store.Environment) string { return "" }
 	}
-	return &Syncer{deps: deps, t: deps.Timing.withDefaults(), log: deps.Logger,
+	s := &Syncer{deps: deps, t: deps.Timing.withDefaults(), log: deps.Logger,
 		clients: &clients{byKey: map[string]clientEntry{}, token: deps.Token, opts: deps.GitLab},
 		blocked: map[string]time.Time{}}
+	s.clients.blockedUntil = s.blockedUntil
+	return s
 }
 
 // Sync makes GitLab show environment envID as it is now. When another sync

@@ -30,6 +30,10 @@ type Options struct {
 	DialTimeout time.Duration
 	// Timeout bounds one whole request (default 20s).
 	Timeout time.Duration
+	// Gate, when set, is asked before every request; an error fails the
+	// call without sending it (e.g. while GitLab's rate limit is known to be
+	// exhausted for this token, see NewRateLimitError).
+	Gate func(context.Context) error
 	// RetryMax is how often idempotent calls are retried on 429/5xx (default
 	// 4; negative: never, for background jobs that retry on their own).
 	RetryMax int
@@ -56,7 +60,7 @@ func New(baseURL, token string, o Options) (*Client, error) {
 	tr.TLSHandshakeTimeout = o.DialTimeout
 	tr.ResponseHeaderTimeout = o.Timeout
 	hc := &http.Client{Transport: tr, Timeout: o.Timeout}
-	api, err := gl.NewClient(token,
+	opts := []gl.ClientOptionFunc{
 		gl.WithBaseURL(baseURL),
 		gl.WithHTTPClient(hc),
 		gl.WithOnlyIdempotentRetries(),
@@ -65,12 +69,22 @@ func New(baseURL, token string, o Options) (*Client, error) {
 		// client-go adds up to (max-min) of jitter to a 429's RateLimit-Reset wait.
 		gl.WithCustomRetryWaitMinMax(100*time.Millisecond, 1100*time.Millisecond),
 		gl.WithUserAgent("glenv"),
-	)
+	}
+	if o.Gate != nil {
+		// client-go waits on its limiter before every request: the gate's place.
+		opts = append(opts, gl.WithCustomLimiter(gateLimiter(o.Gate)))
+	}
+	api, err := gl.NewClient(token, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("base_url %q: %w", baseURL, err)
 	}
 	return &Client{API: api, BaseURL: baseURL}, nil
 }
+
+// gateLimiter is client-go's RateLimiter made of a Gate.
+type gateLimiter func(context.Context) error
+
+func (g gateLimiter) Wait(ctx context.Context) error { return g(ctx) }
 
 // retryPolicy retries what a retry cannot duplicate (PROTOCOL.md §5): a 429
 // for any method (GitLab rejected it before doing anything; client-go then

@@ -35,6 +35,12 @@ type RateLimitError struct {
 func (e *RateLimitError) Error() string { return e.err.Error() }
 func (e *RateLimitError) Unwrap() error { return e.err }
 
+// NewRateLimitError is a 429 known before asking GitLab: its limit for this
+// token is exhausted until reset.
+func NewRateLimitError(reset time.Time, why string) *RateLimitError {
+	return &RateLimitError{Reset: reset, err: fmt.Errorf("%w: %s, until %s", ErrRateLimited, why, reset.UTC().Format(time.RFC3339))}
+}
+
 // defaultRateLimitWait is how long to wait after a 429 that names no reset
 // time (GitLab's application limits may omit Retry-After).
 const defaultRateLimitWait = 20 * time.Second
