@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -149,4 +151,90 @@ func postHookWith(client *http.Client, url, secret string, p payload) (int, stri
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b), err
+}
+
+// apiDo sends one /api/v1 request with token and returns the status and body.
+func (g *glenv) apiDo(token, method, path, body string) (int, string) {
+	g.t.Helper()
+	req, _ := http.NewRequest(method, g.URL+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// headerRecorder is a listener that keeps every request's headers.
+type headerRecorder struct {
+	*httptest.Server
+	mu  sync.Mutex
+	got []http.Header
+}
+
+func newHeaderRecorder(t *testing.T) *headerRecorder {
+	h := &headerRecorder{}
+	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.mu.Lock()
+		h.got = append(h.got, r.Header.Clone())
+		h.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		io.WriteString(w, `{"message":"401 Unauthorized"}`)
+	}))
+	t.Cleanup(h.Close)
+	return h
+}
+
+func (h *headerRecorder) requests() []http.Header {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]http.Header(nil), h.got...)
+}
+
+func TestNoTokenButAnAdminsChangesIntegrationsAndTheStoredTokenNeverLeaves(t *testing.T) {
+	g, gl, _ := connected(t, "")
+	var tok struct {
+		Token string `json:"token"`
+	}
+	g.mustJSON(&tok, "token:create", "--name", "viewer")
+	listener := newHeaderRecorder(t)
+	patch := `{"base_url": "` + listener.URL + `", "dry_run": true}`
+	for _, c := range []struct{ method, path, body string }{
+		{http.MethodPatch, "/api/v1/integrations/app", patch},
+		{http.MethodPatch, "/api/v1/integrations/app", `{"base_url": "` + listener.URL + `"}`},
+		{http.MethodPost, "/api/v1/integrations/app/validate", ``},
+		{http.MethodDelete, "/api/v1/integrations/app", ``},
+		{http.MethodPost, "/api/v1/integrations", `{"type":"gitlab","token":"x","base_url":"` + listener.URL + `","gitlab_project":"group/app","name":"other"}`},
+	} {
+		if code, body := g.apiDo(tok.Token, c.method, c.path, c.body); code != http.StatusForbidden || !strings.Contains(body, "admin") {
+			t.Fatalf("member %s %s: %d %s, want 403", c.method, c.path, code, body)
+		}
+	}
+	// An admin must give the token again to move the integration.
+	if code, body := g.apiDo(adminToken, http.MethodPatch, "/api/v1/integrations/app", patch); code != http.StatusBadRequest || !strings.Contains(body, `"token"`) {
+		t.Fatalf("admin moved base_url without a token: %d %s", code, body)
+	}
+	if n := len(listener.requests()); n != 0 {
+		t.Fatalf("the listener at the new base_url got %d requests", n)
+	}
+	// With one, that token and only that one goes to the new URL.
+	g.apiDo(adminToken, http.MethodPatch, "/api/v1/integrations/app", `{"base_url": "`+listener.URL+`", "token": "glpat-for-the-new-url", "dry_run": true}`)
+	for _, h := range listener.requests() {
+		for k, vs := range h {
+			for _, v := range vs {
+				if strings.Contains(v, gl.Token) {
+					t.Fatalf("the listener received the stored token in %s", k)
+				}
+			}
+		}
+	}
+	var res integrationJSON
+	g.mustJSON(&res, "integration:get", "app")
+	if res.Integration.HookID == 0 {
+		t.Fatal("the integration was changed or lost")
+	}
 }
