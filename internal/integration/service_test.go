@@ -74,7 +74,9 @@ func newWorld(t *testing.T, s *store.Store) *world {
 		t.Fatal(err)
 	}
 	svc := &Service{Store: s, Box: box, PublicURL: "http://glenv.test", Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		GitLab: func(baseURL, token string) (*gitlab.Client, error) { return gitlab.New(baseURL, token, gitlab.Options{RetryMax: -1}) }}
+		GitLab: func(baseURL, token string) (*gitlab.Client, error) {
+			return gitlab.New(baseURL, token, gitlab.Options{RetryMax: -1})
+		}}
 	in := store.Integration{Name: "app", Type: "gitlab", BaseURL: f.URL, UserFacingURL: f.URL, GitLabProject: "group/app",
 		ProjectID: p.ID, ProjectPath: "group/app", DefaultBranch: "main", TokenSealed: box.Seal(tok),
 		WebhookSecretSealed: box.Seal("hook-secret"), Space: "root", Labels: []string{}, FetchBranches: true}
