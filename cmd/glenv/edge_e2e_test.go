@@ -1,12 +1,14 @@
 package main_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -236,5 +238,92 @@ func TestNoTokenButAnAdminsChangesIntegrationsAndTheStoredTokenNeverLeaves(t *te
 	g.mustJSON(&res, "integration:get", "app")
 	if res.Integration.HookID == 0 {
 		t.Fatal("the integration was changed or lost")
+	}
+}
+
+// slowRequest opens a connection, sends head (headers announcing a body)
+// and nothing more, and returns the status line glenv answers with, read
+// within wait.
+func slowRequest(t *testing.T, addr, head string, wait time.Duration) (string, error) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(wait))
+	if _, err := io.WriteString(c, head); err != nil {
+		return "", err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return strings.TrimSpace(line), err
+}
+
+func TestSlowUnauthenticatedBodiesHoldNothing(t *testing.T) {
+	g, _, secret := connected(t, "")
+	// 100 clients announce a body on /api/v4 and never send it: each is
+	// refused at once, before glenv waits for a byte of it.
+	var wg sync.WaitGroup
+	errs := make(chan string, 100)
+	for i := 0; i < 100; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			line, err := slowRequest(t, g.addr, "POST /api/v4/projects/1/environments HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{", 5*time.Second)
+			if err != nil || !strings.Contains(line, " 401 ") {
+				errs <- fmt.Sprintf("%q %v", line, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Fatalf("a slow unauthenticated /api/v4 request was not refused at once: %s", e)
+	}
+	// A webhook with the right token but a body that never comes is cut
+	// off within GitLab's 10 s, not held.
+	head := "POST /hooks/gitlab/app HTTP/1.1\r\nHost: x\r\nX-Gitlab-Token: " + secret + "\r\nX-Gitlab-Event: Push Hook\r\nContent-Length: 5000\r\n\r\n{"
+	if line, err := slowRequest(t, g.addr, head, 10*time.Second); err != nil || !strings.Contains(line, " 400 ") {
+		t.Fatalf("a webhook body that never arrives: %q %v, want 400 before 10 s", line, err)
+	}
+	// glenv still serves.
+	var m string
+	g.apiGetText("/healthz", &m)
+	if strings.TrimSpace(m) != "ok" {
+		t.Fatalf("healthz: %q", m)
+	}
+}
+
+func TestHookURLsTellNothingAndMakeNoMetricSeries(t *testing.T) {
+	g, gl, _ := connected(t, "")
+	p := pushPayload(t, gl.Project.ID, "main", sha("main-1"), sha("x"))
+	wrongCode, wrongBody := g.deliver("app", "wrong-secret", "Push Hook", p, "")
+	unknownCode, unknownBody := g.deliver("nope", "wrong-secret", "Push Hook", p, "")
+	if wrongCode != unknownCode || strings.ReplaceAll(unknownBody, "nope", "app") != wrongBody {
+		t.Fatalf("an unknown integration is told apart from a wrong token:\n%d %s\n%d %s", wrongCode, wrongBody, unknownCode, unknownBody)
+	}
+	methods := []string{"GET", "PUT", "DELETE", "POST", "PATCH"}
+	client := &http.Client{Timeout: 10 * time.Second}
+	for i := 0; i < 2000; i++ {
+		req, _ := http.NewRequest(methods[i%len(methods)], fmt.Sprintf("%s/hooks/gitlab/probe-%d", g.URL, i), strings.NewReader("{}"))
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	var m string
+	g.apiGetText("/metrics", &m)
+	series := 0
+	for _, line := range strings.Split(m, "\n") {
+		if strings.HasPrefix(line, "glenv_webhook_deliveries_total{") {
+			series++
+			if strings.Contains(line, "probe-") {
+				t.Fatalf("a made-up integration became a label: %s", line)
+			}
+		}
+	}
+	if series > 10 {
+		t.Fatalf("%d series of glenv_webhook_deliveries_total after 2,000 requests to made-up hook URLs", series)
 	}
 }

@@ -136,11 +136,21 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("GET /{$}", s.home)
-	environments := proxy.New(proxy.Options{EnvDomain: cfg.EnvDomain, Backends: backends, Next: mux, Logger: log,
+	scheme := "http"
+	if strings.HasPrefix(cfg.PublicURL, "https://") {
+		scheme = "https"
+	}
+	environments := proxy.New(proxy.Options{EnvDomain: cfg.EnvDomain, Backends: backends, Logger: log,
+		Next: bodyDeadline(controlPlaneBodyWithin, mux), PublicScheme: scheme,
 		Lookup: func(ctx context.Context, host string) (store.Environment, error) {
 			return store.GetEnvironmentByHost(ctx, st.Reader(), host)
 		}})
+	// No ReadTimeout or WriteTimeout for the whole server: environments
+	// stream and take uploads, and logs are followed for hours. Headers
+	// must arrive in 10 s; control-plane bodies are bounded by bodyDeadline
+	// and the receiver's own deadline.
 	s.http = &http.Server{Handler: environments, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	return s, nil
 }
