@@ -151,7 +151,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	// and the receiver's own deadline.
 	s.http = &http.Server{Handler: environments, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		MaxHeaderBytes: 64 << 10,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	return s, nil
 }
 
