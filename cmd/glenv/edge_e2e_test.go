@@ -327,3 +327,30 @@ func TestHookURLsTellNothingAndMakeNoMetricSeries(t *testing.T) {
 		t.Fatalf("%d series of glenv_webhook_deliveries_total after 2,000 requests to made-up hook URLs", series)
 	}
 }
+
+func TestNamesCannotForgeRowsInCLITables(t *testing.T) {
+	g, gl, secret := connected(t, "")
+	// Names glenv owns are refused with control characters in them.
+	for _, name := range []string{"ci\n99  forged  admin", "ci\x1b[2Jx", "ci\u202eevil"} {
+		if _, stderr, code := g.run("", "token:create", "--name", name); code == 0 || !strings.Contains(stderr, "name") {
+			t.Fatalf("token name %q accepted: %s", name, stderr)
+		}
+	}
+	if _, stderr, code := g.run("", "integration:update", "app", "--label", "a\x1b[31mb"); code == 0 || !strings.Contains(stderr, "labels") {
+		t.Fatalf("label with an escape accepted: %s", stderr)
+	}
+	// Names GitLab owns are shown escaped: git allows a line separator
+	// and a bidi override in a branch name.
+	branch := "fix\u2028main  active  \u202eevil"
+	p := pushPayload(t, gl.Project.ID, branch, zeroSHA, sha("evil"))
+	if code, body := g.deliver("app", secret, "Push Hook", p, ""); code != http.StatusAccepted {
+		t.Fatalf("push: %d %s", code, body)
+	}
+	g.settle("app")
+	out := g.mustRun("environment:list", "--integration", "app")
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	envs := g.envs("app")
+	if len(lines) != len(envs)+1 || strings.ContainsAny(out, "\u2028\u202e\x1b") || !strings.Contains(out, `fix\u2028main`) {
+		t.Fatalf("environment:list of %d environments printed %d lines:\n%s", len(envs), len(lines), out)
+	}
+}

@@ -24,6 +24,10 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, Error{Error: "name: must be 1–100 characters, e.g. ci-bot", Field: "name"})
 		return
 	}
+	if !printableName(req.Name) {
+		writeErr(w, http.StatusBadRequest, Error{Error: "name: must be printable: no newlines, tabs, escape sequences or other control characters, e.g. ci-bot", Field: "name"})
+		return
+	}
 	if req.Role == "" {
 		req.Role = store.RoleMember
 	}
