@@ -31,6 +31,7 @@ func (s *Server) publicLog(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	fmt.Fprintf(w, "%s %s of %s/%s at %s: %s %s\n\n", act.Kind, strconv.FormatInt(act.ID, 10), act.IntegrationName, act.EnvironmentName, act.SHA, act.State, act.Result)
-	_, _ = w.Write([]byte(act.Log))
+	// Anyone with the link reads this: no host path, whatever wrote the log.
+	fmt.Fprintf(w, "%s %s of %s/%s at %s: %s %s\n\n", act.Kind, strconv.FormatInt(act.ID, 10), act.IntegrationName, act.EnvironmentName, act.SHA, act.State, s.paths.Text(act.Result))
+	_, _ = w.Write([]byte(s.paths.Text(act.Log)))
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/glenv/glenv/internal/jobs"
 	"github.com/glenv/glenv/internal/lifecycle"
 	"github.com/glenv/glenv/internal/proxy"
+	"github.com/glenv/glenv/internal/redact"
 	"github.com/glenv/glenv/internal/runtime"
 	"github.com/glenv/glenv/internal/secret"
 	"github.com/glenv/glenv/internal/store"
@@ -49,6 +50,7 @@ type Server struct {
 	box      *secret.Box
 	runtime  *runtime.Runtime // nil with --runtime record
 	services *data.Services
+	paths    *redact.Paths // host paths kept out of what people outside see
 }
 
 // New opens everything glenv needs; Run serves until ctx ends.
@@ -101,6 +103,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		}
 		rt, backends = s.runtime, s.runtime
 	}
+	s.paths = hostPaths(cfg.DataDir, cfg.SecretKeyFile)
+	rt = redactingRuntime{rt: rt, paths: s.paths}
 	health := feedback.NewHealth()
 	fb := feedback.Deps{Store: st, Token: tokenFor, EnvURL: s.envURL, PublicURL: cfg.PublicURL, LogURL: s.logURL,
 		Health: health, Logger: log}
