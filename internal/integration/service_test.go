@@ -15,6 +15,7 @@ import (
 
 	"github.com/glenv/glenv/internal/gitlab"
 	"github.com/glenv/glenv/internal/gitlabtest"
+	"github.com/glenv/glenv/internal/jobs"
 	"github.com/glenv/glenv/internal/secret"
 	"github.com/glenv/glenv/internal/store"
 	"github.com/glenv/glenv/internal/store/storetest"
@@ -218,6 +219,60 @@ func TestTheStoredTokenIsNeverSentToANewBaseURL(t *testing.T) {
 		}
 		if in, tok := w.stored(t); tok != w.token || in.BaseURL != w.front.URL {
 			t.Fatalf("a refused update changed the integration: %s %s", in.BaseURL, tok)
+		}
+	})
+}
+
+func TestARepeatedAddRacingAnUpdateDoesNotRevertIt(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		w := newWorld(t, s)
+		q, err := jobs.NewQueue(s, jobs.Deps{Runtime: jobs.RecordRuntime{}, Logger: w.svc.Log}, jobs.QueueConfig{Logger: w.svc.Log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.svc.Applier = q
+		var rotated string
+		// integration:add again reads the row, asks GitLab about the token,
+		// the project, the role, branches and the hook, then writes.
+		w.front.interleave(func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, "/repository/branches") },
+			func() { rotated = w.rotate(t) })
+		_, err = w.svc.Add(context.Background(), Input{Name: "app", Token: w.token, BaseURL: w.front.URL, GitLabProject: "group/app", Confirm: true})
+		if !errors.Is(err, store.ErrStale) {
+			t.Fatalf("add racing an update: err = %v, want ErrStale", err)
+		}
+		if _, tok := w.stored(t); rotated == "" || tok != rotated {
+			t.Fatal("the token rotated during a repeated add was reverted")
+		}
+	})
+}
+
+func TestADeleteThatFailsHalfwayLeavesTheEnvironmentsAttached(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		w := newWorld(t, s)
+		in, _ := w.stored(t)
+		ctx := context.Background()
+		env := store.Environment{IntegrationID: in.ID, IntegrationName: "app", ProjectID: in.ProjectID, Name: "main", Slug: "main",
+			Host: "main--app", Kind: "branch", Ref: "main", State: store.StateActive, Tier: "production"}
+		if err := store.SaveEnvironment(ctx, s.DB, &env); err != nil {
+			t.Fatal(err)
+		}
+		// The second statement of the delete fails after the first one ran.
+		trigger := `CREATE TRIGGER refuse_delete BEFORE DELETE ON integrations BEGIN SELECT RAISE(ABORT, 'refused'); END`
+		if s.Dialect == store.Postgres {
+			if _, err := s.DB.ExecContext(ctx, `CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$ LANGUAGE plpgsql`); err != nil {
+				t.Fatal(err)
+			}
+			trigger = `CREATE TRIGGER refuse_delete BEFORE DELETE ON integrations FOR EACH ROW EXECUTE FUNCTION refuse()`
+		}
+		if _, err := s.DB.ExecContext(ctx, trigger); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.svc.Delete(ctx, "app"); err == nil {
+			t.Fatal("the delete did not fail")
+		}
+		got, err := store.GetEnvironmentByID(ctx, s.Reader(), env.ID)
+		if err != nil || got.IntegrationID != in.ID || got.Detached {
+			t.Fatalf("a failed delete detached the environment: %+v %v", got, err)
 		}
 	})
 }
