@@ -39,7 +39,10 @@ type Secrets interface {
 }
 
 // Limits bound what one request may cost. GitLab waits 10 s for an answer
-// and never retries a failed delivery, so every wait ends well before that.
+// (webhook_timeout, config/initializers/1_settings.rb) and never sends a
+// failed delivery again (WebHookService#execute rescues HTTP errors,
+// app/services/web_hook_service.rb), so every wait ends well before that and
+// a 503 says what was lost.
 type Limits struct {
 	// Answer is the deadline of a whole request (look-up, body, commit).
 	Answer time.Duration
@@ -155,7 +158,9 @@ func reply(w http.ResponseWriter, code int, a answer) {
 	_ = json.NewEncoder(w).Encode(a)
 }
 
-// noRetry ends every 503: GitLab does not send a failed delivery again.
+// noRetry ends every 503: GitLab does not send a failed delivery again
+// (app/services/web_hook_service.rb); a 5xx also counts towards disabling
+// the hook (app/models/concerns/web_hooks/auto_disabling.rb).
 const noRetry = " GitLab does not retry webhook deliveries: glenv's periodic reconcile repairs what this event would have done, or redeliver it from the project's Settings → Webhooks → Recent events."
 
 // unknownSecret is compared against when the integration does not exist, so
