@@ -57,7 +57,7 @@ func holdWriteLock(t *testing.T, g *glenv) func() {
 	t.Helper()
 	driver, dsn, stmt := "pgx", g.dbURL, `LOCK TABLE deliveries IN ACCESS EXCLUSIVE MODE`
 	if g.dbURL == "" {
-		driver, dsn, stmt = "sqlite", "file:"+filepath.Join(g.dataDir, "glenv.db"), `INSERT INTO deliveries (integration_name, event, idempotency_key, event_uuid, webhook_uuid, headers, body, status, result, received_at, processed_at) SELECT integration_name, event, 'lock', '', '', '{}', '{}', 'processed', '', 0, 0 FROM deliveries LIMIT 0`
+		driver, dsn, stmt = "sqlite", "file:"+filepath.Join(g.dataDir, "glenv.db")+"?_pragma=busy_timeout(10000)", `INSERT INTO deliveries (integration_name, event, idempotency_key, event_uuid, webhook_uuid, headers, body, status, result, received_at, processed_at) SELECT integration_name, event, 'lock', '', '', '{}', '{}', 'processed', '', 0, 0 FROM deliveries LIMIT 0`
 	}
 	db, err := sql.Open(driver, dsn)
 	if err != nil {
