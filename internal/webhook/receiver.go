@@ -109,6 +109,9 @@ func NewReceiver(o Options) *Receiver {
 	if lim.WaitForMemory <= 0 {
 		lim.WaitForMemory = d.WaitForMemory
 	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
 	r := &Receiver{secrets: o.Secrets, commit: newCommitter(o.Persist, o.Flushers, lim.Flush), log: o.Log, ttl: 2 * time.Second,
 		lim: lim, memory: semaphore.NewWeighted(lim.InFlightBytes),
 		metric: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -232,7 +235,13 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	// The body must arrive before the request's deadline; a slow sender
 	// does not hold memory and a connection for longer.
 	_ = http.NewResponseController(w).SetReadDeadline(deadline)
-	buf := bytes.NewBuffer(make([]byte, 0, min(size, MaxBody)+1))
+	// A declared length is read into one buffer of that size; an unsized
+	// body grows as it comes (its reservation is already the maximum).
+	initial := int64(64 << 10)
+	if req.ContentLength >= 0 {
+		initial = req.ContentLength + 1
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, initial))
 	_, err = buf.ReadFrom(http.MaxBytesReader(w, req.Body, MaxBody))
 	body := buf.Bytes()
 	var tooBig *http.MaxBytesError
