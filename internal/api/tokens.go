@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/glenv/glenv/internal/integration"
 	"github.com/glenv/glenv/internal/store"
 )
 
@@ -24,7 +25,7 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, Error{Error: "name: must be 1–100 characters, e.g. ci-bot", Field: "name"})
 		return
 	}
-	if !printableName(req.Name) {
+	if !integration.Printable(req.Name) {
 		writeErr(w, http.StatusBadRequest, Error{Error: "name: must be printable: no newlines, tabs, escape sequences or other control characters, e.g. ci-bot", Field: "name"})
 		return
 	}

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/glenv/glenv/internal/gitlab"
 	"github.com/glenv/glenv/internal/slug"
@@ -138,6 +139,13 @@ func (in *Input) validateCommon() error {
 // overrides) would forge rows where names and labels are shown.
 func notPrintable(r rune) bool {
 	return unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)
+}
+
+// Printable reports whether a name glenv owns (a label, a token name) can be
+// shown in a table or a log line as it is: valid UTF-8 without control or
+// format characters.
+func Printable(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, notPrintable)
 }
 
 func validateProject(p string) error {
