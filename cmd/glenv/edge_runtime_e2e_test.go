@@ -25,6 +25,9 @@ class H(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.end_headers()
         self.wfile.write(body)
+    def do_POST(self):
+        self.rfile.readline()  # waits for the body the proxy forwards
+        self.do_GET()
     def log_message(self, *args):
         pass
 http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
@@ -64,6 +67,16 @@ func TestAppsSeeForwardedHeadersFromGlenvAndGitLabSeesNoHostPath(t *testing.T) {
 		if seen[k] != v {
 			t.Errorf("the app saw %s = %q, want %q (all: %v)", k, seen[k], v, seen)
 		}
+	}
+
+	// A malformed chunked body is the client's fault (400), not the app's
+	// (502), and the app keeps serving.
+	line, err := slowRequest(t, g.addr, "POST / HTTP/1.1\r\nHost: main--app.localhost\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", 10*time.Second)
+	if err != nil || !strings.Contains(line, " 400 ") {
+		t.Fatalf("malformed chunked body to an environment: %q %v, want 400", line, err)
+	}
+	if code, _, err := g.getEnv("main--app"); err != nil || code != 200 {
+		t.Fatalf("the app after a malformed request: %d %v", code, err)
 	}
 
 	// A merge request whose deploy fails on a host path (a file stands
