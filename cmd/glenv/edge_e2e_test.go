@@ -99,6 +99,7 @@ func TestAHungDatabaseIsAnswered503InTimeAndDoesNotHangTheShutdown(t *testing.T)
 			release := holdWriteLock(t, g)
 			// GitLab waits 10 s for an answer; so does this client.
 			client := &http.Client{Timeout: 10 * time.Second}
+			start := time.Now()
 			code, body, err := postHookWith(client, g.URL+"/hooks/gitlab/app", secret, pushPayload(t, gl.Project.ID, "main", sha("main-1"), sha("hung")))
 			if err != nil {
 				t.Fatalf("no answer within GitLab's 10 s: %v\n%s", err, g.tail())
@@ -106,6 +107,7 @@ func TestAHungDatabaseIsAnswered503InTimeAndDoesNotHangTheShutdown(t *testing.T)
 			if code != http.StatusServiceUnavailable || !strings.Contains(body, "does not retry") {
 				t.Fatalf("with a hung database: %d %s", code, body)
 			}
+			t.Logf("hung database: answered %d after %v", code, time.Since(start).Round(time.Millisecond))
 			release()
 			// glenv keeps serving once the database is back.
 			if code, body := g.deliver("app", secret, "Push Hook", pushPayload(t, gl.Project.ID, "main", sha("main-1"), sha("after")), ""); code != http.StatusAccepted {
@@ -121,8 +123,10 @@ func TestAHungDatabaseIsAnswered503InTimeAndDoesNotHangTheShutdown(t *testing.T)
 			// Whether or not the delivery reached the database yet, the
 			// drain must end: its answer and the exit are both bounded.
 			g.cmd.Process.Signal(syscall.SIGTERM)
+			stopping := time.Now()
 			select {
 			case <-g.exited:
+				t.Logf("hung database: glenv stopped %v after SIGTERM", time.Since(stopping).Round(time.Millisecond))
 			case <-time.After(40 * time.Second):
 				t.Fatalf("glenv did not stop within 40 s with a hung database:\n%s", g.tail())
 			}
