@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -9,7 +10,7 @@ import (
 // ErrStale means a row changed between a caller's read and its write: the
 // write was not made. It is a conflict (HTTP 409); running again reads the
 // new row.
-var ErrStale = fmt.Errorf("%w: changed by another request meanwhile, nothing was written; run it again", ErrConflict)
+var ErrStale = errors.New("changed by another request meanwhile, nothing was written; run it again")
 
 // UpdateIntegrationIfUnchanged is UpdateIntegration for a row read at seen
 // (its UpdatedAt): a caller that talked to GitLab between its read and its
