@@ -43,6 +43,9 @@ func (cf *clientFlags) client(getenv Env) (*client, error) {
 	}
 	token := cf.token
 	if token == "" {
+		token = getenv("GLENV_API_TOKEN")
+	}
+	if token == "" {
 		token = localAdminToken(getenv)
 	}
 	if token == "" {
