@@ -250,28 +250,7 @@ func activityCommands(cf *clientFlags, getenv Env) []*cobra.Command {
 			if err != nil {
 				return err
 			}
-			printed := 0
-			for {
-				var log string
-				if err := c.do(http.MethodGet, "/api/v1/activities/"+url.PathEscape(args[0])+"/log", nil, &log); err != nil {
-					return err
-				}
-				if len(log) > printed {
-					fmt.Fprint(cmd.OutOrStdout(), log[printed:])
-					printed = len(log)
-				}
-				if !follow {
-					return nil
-				}
-				var a store.Activity
-				if err := c.do(http.MethodGet, "/api/v1/activities/"+url.PathEscape(args[0]), nil, &a); err != nil {
-					return err
-				}
-				if !a.CompletedAt.IsZero() {
-					return nil
-				}
-				time.Sleep(500 * time.Millisecond)
-			}
+			return printActivityLog(cmd, c, args[0], follow)
 		},
 	}
 	logCmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing until the activity completes")
@@ -357,10 +336,5 @@ func printDeployLog(cmd *cobra.Command, c *client, e envView) error {
 	if len(acts) == 0 {
 		return errors.New("no deploy yet for " + e.Name)
 	}
-	var log string
-	if err := c.do(http.MethodGet, fmt.Sprintf("/api/v1/activities/%d/log", acts[0].ID), nil, &log); err != nil {
-		return err
-	}
-	fmt.Fprint(cmd.OutOrStdout(), log)
-	return nil
+	return printActivityLog(cmd, c, strconv.FormatInt(acts[0].ID, 10), false)
 }
