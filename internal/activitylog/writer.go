@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/glenv/glenv/internal/store"
 )
@@ -74,6 +75,7 @@ type Writer struct {
 	closed   bool
 
 	kick    chan struct{} // buffer reached FlushSize
+	flushes chan chan error
 	closing chan struct{}
 	done    chan struct{}
 	err     error // the final flush's failure, for Close
@@ -85,7 +87,8 @@ type Writer struct {
 // is done, before marking it complete, so a follower that sees it complete
 // has seen the whole log.
 func (l *Logs) Writer(id int64) *Writer {
-	w := &Writer{l: l, id: id, kick: make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{})}
+	w := &Writer{l: l, id: id, kick: make(chan struct{}, 1), flushes: make(chan chan error),
+		closing: make(chan struct{}), done: make(chan struct{})}
 	go w.run()
 	return w
 }
@@ -143,6 +146,25 @@ func (w *Writer) Close(ctx context.Context) error {
 	}
 }
 
+// Flush stores what is buffered now and waits for it (at most until ctx
+// ends), for a caller that wants its lines visible before it goes on.
+func (w *Writer) Flush(ctx context.Context) error {
+	reply := make(chan error, 1)
+	select {
+	case w.flushes <- reply:
+	case <-w.done:
+		return w.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 func (w *Writer) run() {
 	defer close(w.done)
 	t := time.NewTicker(w.l.opts.FlushInterval)
@@ -151,6 +173,9 @@ func (w *Writer) run() {
 		select {
 		case <-w.kick:
 		case <-t.C:
+		case reply := <-w.flushes:
+			reply <- w.flush()
+			continue
 		case <-w.closing:
 			w.err = w.finalFlush()
 			return
@@ -217,9 +242,12 @@ func (w *Writer) finalFlush() error {
 // the log's head to MaxSize, in one short transaction that lets urgent
 // writes (webhook acknowledgements) go first.
 func (w *Writer) store(ctx context.Context, data string) error {
+	pieces := split(store.CleanLog(data), w.l.opts.FlushSize)
 	return w.l.st.TxDeferrable(ctx, func(tx *sql.Tx) error {
-		if _, err := store.AppendLog(ctx, tx, w.id, data); err != nil {
-			return fmt.Errorf("append to the log of activity %d: %w", w.id, err)
+		for _, p := range pieces {
+			if _, err := store.AppendLog(ctx, tx, w.id, p); err != nil {
+				return fmt.Errorf("append to the log of activity %d: %w", w.id, err)
+			}
 		}
 		w.sinceCap += int64(len(data))
 		// Capping on every flush would cost a query each time; a quarter of
@@ -232,4 +260,29 @@ func (w *Writer) store(ctx context.Context, data string) error {
 		}
 		return nil
 	})
+}
+
+// split cuts valid UTF-8 text into pieces of at most size bytes (a rune
+// longer than what is left starts the next piece; one wider than size
+// goes whole), so that no chunk is
+// larger than FlushSize however much piled up between flushes: the log cap
+// drops whole chunks, and keeps whole the one it cuts through.
+func split(text string, size int) []string {
+	var out []string
+	for len(text) > size {
+		n := size
+		for n > 0 && !utf8.RuneStart(text[n]) {
+			n--
+		}
+		if n == 0 { // one rune wider than size: it goes whole
+			for n = size; n < len(text) && !utf8.RuneStart(text[n]); n++ {
+			}
+		}
+		out = append(out, text[:n])
+		text = text[n:]
+	}
+	if text != "" || len(out) == 0 {
+		out = append(out, text)
+	}
+	return out
 }
