@@ -15,7 +15,7 @@ import (
 )
 
 // followPoll is how often --follow asks for more of a log that has none yet.
-const followPoll = 500 * time.Millisecond
+var followPoll = 500 * time.Millisecond
 
 // printActivityLog prints activity id's log page by page from offset 0, each
 // page asked for from the offset the previous one ended at. Without follow
