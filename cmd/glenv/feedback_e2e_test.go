@@ -119,7 +119,7 @@ func TestFeedbackShowsAMergeRequestInGitLab(t *testing.T) {
 			if resp, err := http.Get(link[:len(link)-2] + "xx"); err != nil || resp.StatusCode != 404 {
 				t.Errorf("a tampered log link was served: %v %v", resp.StatusCode, err)
 			}
-			time.Sleep(1500 * time.Millisecond) // anything late would show now
+			g.feedbackQuiet(t) // anything late would show now
 			push := feedbackCalls(gl)
 			if want := []string{"POST statuses/" + B[:8] + " success", "POST deployments success", "PUT notes"}; strings.Join(push, "|") != strings.Join(want, "|") {
 				t.Errorf("push: calls %q, want %q", push, want)
