@@ -40,5 +40,5 @@ func Read(ctx context.Context, q store.Querier, id, offset int64) (Part, error) 
 
 // CutNotice is the line that stands for n bytes retention dropped.
 func CutNotice(n int64) string {
-	return fmt.Sprintf("[… %d bytes cut from the start of this log: glenv keeps the last --activity-log-max-size of each log …]\n", n)
+	return fmt.Sprintf("[… %d bytes cut from the start of this log by retention (--activity-log-max-size, --activity-log-retention) …]\n", n)
 }

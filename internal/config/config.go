@@ -37,6 +37,7 @@ type Config struct {
 	DeliveryBodyRetention       time.Duration
 	DeletedEnvironmentRetention time.Duration
 	ActivityLogMaxSize          int64
+	ActivityLogRetention        time.Duration
 	RetentionInterval           time.Duration
 
 	// bound remembers where Bind registered the flags, so Validate can fill
@@ -80,6 +81,7 @@ func (c *Config) settings(getenv func(string) string) []setting {
 		{name: "delivery-body-retention", dur: &c.DeliveryBodyRetention, def: "7d", help: "drop webhook deliveries' bodies this long after they were processed, keeping headers and results (0 = keep forever)"},
 		{name: "deleted-environment-retention", dur: &c.DeletedEnvironmentRetention, def: "30d", help: "forget deleted environments (and their activities and logs) this long after they were deleted (0 = keep forever)"},
 		{name: "activity-log-max-size", size: &c.ActivityLogMaxSize, def: "8MiB", help: "keep at most this much of each activity's log: the tail, marked where it was cut"},
+		{name: "activity-log-retention", dur: &c.ActivityLogRetention, def: "90d", help: "drop activities' logs this long after they completed; the activities stay (0 = keep forever)"},
 		{name: "retention-interval", dur: &c.RetentionInterval, def: "1h", help: "how often the retention job drops old bodies, logs and deleted environments"},
 	}
 }
@@ -234,6 +236,9 @@ func (c *Config) validateRetention() error {
 	}
 	if c.DeletedEnvironmentRetention < 0 {
 		return fmt.Errorf("--deleted-environment-retention: must not be negative; 0 keeps deleted environments forever, e.g. 30d")
+	}
+	if c.ActivityLogRetention < 0 {
+		return fmt.Errorf("--activity-log-retention: must not be negative; 0 keeps logs forever, e.g. 90d")
 	}
 	if c.ActivityLogMaxSize == 0 && c.bound == nil {
 		// Built by hand (tests, benchmarks) without Bind: take the default.

@@ -118,7 +118,7 @@ func TestRetentionSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.DeliveryBodyRetention != 7*24*time.Hour || c.DeletedEnvironmentRetention != 30*24*time.Hour ||
-		c.ActivityLogMaxSize != 8<<20 || c.RetentionInterval != time.Hour {
+		c.ActivityLogMaxSize != 8<<20 || c.RetentionInterval != time.Hour || c.ActivityLogRetention != 90*24*time.Hour {
 		t.Fatalf("retention defaults = %+v", c)
 	}
 	c, err = parse(t, map[string]string{"HOME": "/h"}, "--delivery-body-retention", "0", "--deleted-environment-retention", "36h",
@@ -138,6 +138,7 @@ func TestRetentionSettings(t *testing.T) {
 		{"a log cap that is not a size", []string{"--activity-log-max-size", "lots"}, "activity-log-max-size"},
 		{"days must be whole", []string{"--delivery-body-retention", "1.5d"}, "delivery-body-retention"},
 		{"a negative retention", []string{"--deleted-environment-retention", "-1h"}, "--deleted-environment-retention"},
+		{"a negative log retention", []string{"--activity-log-retention", "-1h"}, "--activity-log-retention"},
 		{"a retention interval under a second", []string{"--retention-interval", "1ms"}, "--retention-interval"},
 	}
 	for _, tt := range tests {

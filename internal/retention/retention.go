@@ -2,7 +2,8 @@
 // River periodic job drops webhook deliveries' bodies after
 // --delivery-body-retention (headers and results stay), keeps each
 // activity's log within --activity-log-max-size (its tail, marked where it
-// was cut), and forgets deleted environments (tombstones, with their
+// was cut), drops logs --activity-log-retention after their activity
+// completed, and forgets deleted environments (tombstones, with their
 // activities and logs) after --deleted-environment-retention.
 //
 // Work goes in small batches, each its own short deferrable transaction, so
@@ -29,6 +30,8 @@ type Settings struct {
 	DeliveryBodies      time.Duration
 	DeletedEnvironments time.Duration
 	LogMaxSize          int64
+	// Logs is how long logs stay after their activity completed.
+	Logs time.Duration
 	// Batch is the most rows one transaction touches (default 500).
 	Batch int
 }
@@ -38,13 +41,14 @@ type Report struct {
 	BodiesDropped      int
 	EnvironmentsPurged int
 	LogsCapped         int
+	LogsDropped        int
 	LogBytesCut        int64
 }
 
 // Cutoffs are the times before which bodies and tombstones go; a zero time
 // means keep them.
 type Cutoffs struct {
-	Bodies, Tombstones time.Time
+	Bodies, Tombstones, Logs time.Time
 }
 
 // CutoffsAt decides, at now, what is old enough to go.
@@ -55,6 +59,9 @@ func CutoffsAt(now time.Time, s Settings) Cutoffs {
 	}
 	if s.DeletedEnvironments > 0 {
 		c.Tombstones = now.Add(-s.DeletedEnvironments)
+	}
+	if s.Logs > 0 {
+		c.Logs = now.Add(-s.Logs)
 	}
 	return c
 }
@@ -126,6 +133,11 @@ func (r *Retention) Run(ctx context.Context) (Report, error) {
 			}
 		}
 	}
+	if !cut.Logs.IsZero() {
+		if err := r.dropLogs(ctx, cut.Logs, &rep); err != nil {
+			return rep, err
+		}
+	}
 	if r.s.LogMaxSize > 0 {
 		if err := r.capLogs(ctx, &rep); err != nil {
 			return rep, err
@@ -135,6 +147,31 @@ func (r *Retention) Run(ctx context.Context) (Report, error) {
 	r.logsSince = start.Add(-logsSinceMargin)
 	r.mu.Unlock()
 	return rep, nil
+}
+
+// dropLogs drops the whole logs of activities completed before before.
+func (r *Retention) dropLogs(ctx context.Context, before time.Time, rep *Report) error {
+	var after int64
+	for {
+		ids, err := store.ActivitiesWithLogCompletedBefore(ctx, r.st.Reader(), before, after, r.s.Batch)
+		if err != nil {
+			return fmt.Errorf("list old logs: %w", err)
+		}
+		for _, id := range ids {
+			err := r.st.TxDeferrable(ctx, func(tx *sql.Tx) error {
+				_, err := store.CapLog(ctx, tx, id, 0)
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("drop the log of activity %d: %w", id, err)
+			}
+			rep.LogsDropped++
+			after = id
+		}
+		if len(ids) < r.s.Batch {
+			return nil
+		}
+	}
 }
 
 // capLogs cuts the head of every log written since the last pass that is
@@ -190,6 +227,7 @@ func (w *worker) Work(ctx context.Context, job *river.Job[Args]) error {
 	rep, err := w.r.Run(ctx)
 	if rep != (Report{}) {
 		w.r.log.Info("retention", "delivery_bodies_dropped", rep.BodiesDropped, "deleted_environments_forgotten", rep.EnvironmentsPurged,
+			"logs_dropped", rep.LogsDropped,
 			"logs_capped", rep.LogsCapped, "log_bytes_cut", rep.LogBytesCut, "job", job.ID)
 	}
 	return err

@@ -20,9 +20,9 @@ func TestCutoffs(t *testing.T) {
 		s    retention.Settings
 		want retention.Cutoffs
 	}{
-		{"bodies go N days after receipt, tombstones N days after the delete",
-			retention.Settings{DeliveryBodies: 7 * day, DeletedEnvironments: 30 * day},
-			retention.Cutoffs{Bodies: now.Add(-7 * day), Tombstones: now.Add(-30 * day)}},
+		{"bodies go N days after receipt, tombstones N days after the delete, logs N days after completion",
+			retention.Settings{DeliveryBodies: 7 * day, DeletedEnvironments: 30 * day, Logs: 90 * day},
+			retention.Cutoffs{Bodies: now.Add(-7 * day), Tombstones: now.Add(-30 * day), Logs: now.Add(-90 * day)}},
 		{"a zero age keeps that kind forever", retention.Settings{DeliveryBodies: 0, DeletedEnvironments: day},
 			retention.Cutoffs{Tombstones: now.Add(-day)}},
 		{"nothing set keeps everything", retention.Settings{}, retention.Cutoffs{}},
@@ -86,15 +86,27 @@ func TestAPassDropsWhatIsOldAndKeepsWhatIsNot(t *testing.T) {
 		oldEnv, _ := env("old", 10*24*time.Hour)
 		recentEnv, recentAct := env("recent", time.Hour)
 		_, liveAct := env("live", 0)
+		_, oldAct := env("live-for-long", 0)
+		if _, err := s.DB.ExecContext(ctx, `UPDATE activities SET completed_at = $1 WHERE id = $2`, store.Now().Add(-100*24*time.Hour).UnixMicro(), oldAct); err != nil {
+			t.Fatal(err)
+		}
 
 		r := retention.New(s, retention.Settings{DeliveryBodies: time.Nanosecond, DeletedEnvironments: 24 * time.Hour,
-			LogMaxSize: 500, Batch: 1}, nil)
+			LogMaxSize: 500, Logs: 90 * 24 * time.Hour, Batch: 1}, nil)
 		rep, err := r.Run(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rep.BodiesDropped != 2 || rep.EnvironmentsPurged != 1 || rep.LogsCapped != 2 || rep.LogBytesCut != 2*1500 {
-			t.Fatalf("report %+v; want 2 bodies, 1 environment, 2 logs capped by 1500 bytes each", rep)
+		if rep.BodiesDropped != 2 || rep.EnvironmentsPurged != 1 || rep.LogsDropped != 1 || rep.LogsCapped != 2 || rep.LogBytesCut != 2*1500 {
+			t.Fatalf("report %+v; want 2 bodies, 1 environment, 1 old log dropped, 2 logs capped by 1500 bytes each", rep)
+		}
+		p, err := activitylog.Read(ctx, s.Reader(), oldAct, 0)
+		if err != nil || !strings.HasPrefix(p.Text, "[… 2000 bytes cut") || !strings.HasSuffix(p.Text, "…]\n") || p.Next != 2000 {
+			t.Errorf("log of an activity completed 100 days ago: %q (next %d) %v; want only the notice", p.Text, p.Next, err)
+		}
+		var activities int
+		if err := s.Reader().QueryRowContext(ctx, `SELECT COUNT(*) FROM activities WHERE id = $1`, oldAct).Scan(&activities); err != nil || activities != 1 {
+			t.Errorf("the activity whose log was dropped went too: %d %v", activities, err)
 		}
 		for i, id := range deliveries {
 			d, err := store.GetDelivery(ctx, s.Reader(), id)

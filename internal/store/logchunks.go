@@ -147,6 +147,19 @@ func CapLog(ctx context.Context, q Querier, id, keep int64) (int64, error) {
 	return newCut - cut, err
 }
 
+// ActivitiesWithLogCompletedBefore lists, in id order after the id after,
+// activities completed before before that still have log chunks: the logs
+// retention drops after --activity-log-retention. It walks the chunks, so
+// logs already dropped cost nothing.
+func ActivitiesWithLogCompletedBefore(ctx context.Context, q Querier, before time.Time, after int64, limit int) ([]int64, error) {
+	rows, err := q.QueryContext(ctx, `SELECT DISTINCT c.activity_id FROM activity_log_chunks c JOIN activities a ON a.id = c.activity_id
+		WHERE a.completed_at > 0 AND a.completed_at < $1 AND c.activity_id > $2 ORDER BY c.activity_id LIMIT $3`, micros(before), after, limit)
+	if err != nil {
+		return nil, err
+	}
+	return scanIDs(rows)
+}
+
 // ActivitiesWithLogSince lists, in id order after the id after, activities
 // that had log written at or after since (every one with a log for a zero
 // since): the ones retention's log cap must look at.
@@ -156,6 +169,10 @@ func ActivitiesWithLogSince(ctx context.Context, q Querier, since time.Time, aft
 	if err != nil {
 		return nil, err
 	}
+	return scanIDs(rows)
+}
+
+func scanIDs(rows *sql.Rows) ([]int64, error) {
 	defer rows.Close()
 	var ids []int64
 	for rows.Next() {

@@ -129,6 +129,7 @@ func TestLogsWrittenBeforeTheUpgradeStayReadable(t *testing.T) {
 				`ALTER TABLE activities DROP COLUMN log_cut`,
 				`ALTER TABLE deliveries DROP COLUMN body_dropped_at`,
 				`DROP INDEX environments_deleted`,
+				`DROP INDEX activities_completed`,
 				`DELETE FROM glenv_migrations WHERE version = 5`,
 				`UPDATE activities SET log = log || 'built ✓' || CHR(10) WHERE id = $1`,
 			} {

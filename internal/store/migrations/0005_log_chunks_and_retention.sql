@@ -28,5 +28,9 @@ CREATE INDEX deliveries_body_kept ON deliveries (body_dropped_at, received_at);
 -- Retention forgets deleted environments after --deleted-environment-retention.
 CREATE INDEX environments_deleted ON environments (deleted_at);
 
+-- Retention drops the logs of activities completed before
+-- --activity-log-retention.
+CREATE INDEX activities_completed ON activities (completed_at);
+
 -- Retention caps the logs written since its last pass.
 CREATE INDEX activity_log_chunks_created ON activity_log_chunks (created_at, activity_id);
