@@ -121,24 +121,27 @@ func environmentCommands(cf *clientFlags, getenv Env) []*cobra.Command {
 	}
 	var follow bool
 	logs := envCmd("environment:logs", "Print the environment's app output (or, before it runs, its latest deploy log)", func(cmd *cobra.Command, c *client, e envView) error {
-		var offset int
+		var offset int64
 		for {
-			var out string
-			if err := c.do(http.MethodGet, fmt.Sprintf("/api/v1/environments/%d/logs?offset=%d", e.ID, offset), nil, &out); err != nil {
+			out, hdr, err := c.getText(fmt.Sprintf("/api/v1/environments/%d/logs?offset=%d", e.ID, offset))
+			if err != nil {
 				return err
 			}
 			if offset == 0 && out == "" && !follow {
 				return printDeployLog(cmd, c, e)
 			}
 			fmt.Fprint(cmd.OutOrStdout(), out)
-			offset += len(out)
+			offset = nextOffset(hdr, offset, out)
+			if out != "" {
+				continue // a page: more may be waiting right now
+			}
 			if !follow {
 				return nil
 			}
 			select {
 			case <-cmd.Context().Done():
 				return nil
-			case <-time.After(time.Second):
+			case <-time.After(followPoll):
 			}
 		}
 	})

@@ -33,7 +33,8 @@ func printActivityLog(cmd *cobra.Command, c *client, id string, follow bool) err
 		}
 		next, err := strconv.ParseInt(hdr.Get(api.HeaderNextOffset), 10, 64)
 		if err != nil {
-			return fmt.Errorf("the server sent no %s: is it older than this glenv? (%v)", api.HeaderNextOffset, err)
+			// An older server answers the whole log whatever the offset.
+			return fmt.Errorf("the server sent no %s: upgrade it to this glenv's version", api.HeaderNextOffset)
 		}
 		if text != "" && next > offset {
 			offset = next
@@ -49,6 +50,16 @@ func printActivityLog(cmd *cobra.Command, c *client, id string, follow bool) err
 		case <-time.After(followPoll):
 		}
 	}
+}
+
+// nextOffset is where to resume after a page of app output: the server's
+// word, else (an older server, which read app output from offsets too) the
+// bytes read.
+func nextOffset(hdr http.Header, offset int64, page string) int64 {
+	if n, err := strconv.ParseInt(hdr.Get(api.HeaderNextOffset), 10, 64); err == nil {
+		return n
+	}
+	return offset + int64(len(page))
 }
 
 // finished reports whether an activity in state will write no more log.
