@@ -67,12 +67,14 @@ type Writer struct {
 	l  *Logs
 	id int64
 
-	mu       sync.Mutex
-	buf      strings.Builder
-	pending  string // a flush that failed, written before buf next time
-	dropping bool   // buffer was full: drop until the next flush takes it
-	dropped  int    // lines dropped since the last flush took the buffer
-	closed   bool
+	mu      sync.Mutex
+	buf     strings.Builder
+	pending string // a flush that failed, written before buf next time
+	// pendingDrops is the count in the drop marker pending ends with (0: none).
+	pendingDrops int
+	dropping     bool // buffer was full: drop until the next flush takes it
+	dropped      int  // lines dropped since the last flush took the buffer
+	closed       bool
 
 	kick    chan struct{} // buffer reached FlushSize
 	flushes chan chan error
@@ -184,37 +186,53 @@ func (w *Writer) run() {
 	}
 }
 
-// take moves what waits out of the buffer, with the marker for lines
-// dropped after it.
-func (w *Writer) take() string {
+// dropMarker stands in the log for n lines dropped there.
+func dropMarker(n int) string {
+	return fmt.Sprintf("[… %d lines dropped: glenv could not store the log as fast as it was written …]\n", n)
+}
+
+// take moves what waits out of the buffer, ending with the marker for lines
+// dropped after it, and says how many lines that final marker counts. Data
+// given back by a failed flush that ended with a marker, followed by
+// nothing but more drops, gets one marker with the sum: a long outage does
+// not pile up markers.
+func (w *Writer) take() (data string, tailDrops int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	data := w.pending + w.buf.String()
-	w.pending = ""
-	w.buf.Reset()
+	data, tailDrops = w.pending, w.pendingDrops
+	if w.buf.Len() > 0 {
+		data += w.buf.String()
+		tailDrops = 0
+	}
 	if w.dropped > 0 {
-		data += fmt.Sprintf("[… %d lines dropped: glenv could not store the log as fast as it was written …]\n", w.dropped)
+		if tailDrops > 0 {
+			data = strings.TrimSuffix(data, dropMarker(tailDrops))
+		}
+		tailDrops += w.dropped
+		data += dropMarker(tailDrops)
 		w.dropped, w.dropping = 0, false
 	}
-	return data
+	w.pending, w.pendingDrops = "", 0
+	w.buf.Reset()
+	return data, tailDrops
 }
 
 // giveBack keeps data that failed to flush, ahead of what came since.
-func (w *Writer) giveBack(data string) {
+func (w *Writer) giveBack(data string, tailDrops int) {
 	w.mu.Lock()
-	w.pending = data
+	w.pending, w.pendingDrops = data, tailDrops
 	w.mu.Unlock()
 }
 
 func (w *Writer) flush() error {
-	data := w.take()
+	data, tailDrops := w.take()
 	if data == "" {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), w.l.opts.FlushTimeout)
 	defer cancel()
 	if err := w.store(ctx, data); err != nil {
-		w.giveBack(data)
+		w.giveBack(data, tailDrops)
 		w.l.opts.Logger.Warn("activity log: flush failed; keeping the lines to retry", "activity", w.id, "bytes", len(data), "err", err)
 		return err
 	}
