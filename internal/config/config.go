@@ -78,7 +78,7 @@ func (c *Config) settings(getenv func(string) string) []setting {
 		{name: "runtime", str: &c.Runtime, def: "process", help: "process: build and run each environment's app from its .glenv.yml; record: only record deploys (tests, dry runs)"},
 		{name: "services-database-url", str: &c.ServicesDatabaseURL, secret: true, help: "PostgreSQL for apps' services.postgresql databases (a role with CREATEDB and CREATEROLE); empty = glenv runs its own in <data-dir>/postgresql (needs the postgresql package)"},
 		{name: "unsafe-no-sandbox", boolean: &c.UnsafeNoSandbox, def: "false", help: "run merge request code even where bubblewrap is missing, unsandboxed, with glenv's own user (it can then read glenv's data)"},
-		{name: "delivery-body-retention", dur: &c.DeliveryBodyRetention, def: "7d", help: "drop webhook deliveries' bodies this long after they were processed, keeping headers and results (0 = keep forever)"},
+		{name: "delivery-body-retention", dur: &c.DeliveryBodyRetention, def: "7d", help: "drop webhook deliveries' bodies this long after they were received (once processed), keeping headers and results (0 = keep forever)"},
 		{name: "deleted-environment-retention", dur: &c.DeletedEnvironmentRetention, def: "30d", help: "forget deleted environments (and their activities and logs) this long after they were deleted (0 = keep forever)"},
 		{name: "activity-log-max-size", size: &c.ActivityLogMaxSize, def: "8MiB", help: "keep at most this much of each activity's log: the tail, marked where it was cut"},
 		{name: "activity-log-retention", dur: &c.ActivityLogRetention, def: "90d", help: "drop activities' logs this long after they completed; the activities stay (0 = keep forever)"},
