@@ -231,7 +231,7 @@ func (w *Writer) flush() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), w.l.opts.FlushTimeout)
 	defer cancel()
-	if err := w.store(ctx, data); err != nil {
+	if err := w.save(ctx, data); err != nil {
 		w.giveBack(data, tailDrops)
 		w.l.opts.Logger.Warn("activity log: flush failed; keeping the lines to retry", "activity", w.id, "bytes", len(data), "err", err)
 		return err
@@ -256,10 +256,10 @@ func (w *Writer) finalFlush() error {
 	}
 }
 
-// store appends data as one chunk and, once enough has been written, cuts
-// the log's head to MaxSize, in one short transaction that lets urgent
-// writes (webhook acknowledgements) go first.
-func (w *Writer) store(ctx context.Context, data string) error {
+// save appends data as chunks of at most FlushSize and, once enough has
+// been written, cuts the log's head to MaxSize, in one short transaction
+// that lets urgent writes (webhook acknowledgements) go first.
+func (w *Writer) save(ctx context.Context, data string) error {
 	pieces := split(store.CleanLog(data), w.l.opts.FlushSize)
 	return w.l.st.TxDeferrable(ctx, func(tx *sql.Tx) error {
 		for _, p := range pieces {
@@ -281,10 +281,10 @@ func (w *Writer) store(ctx context.Context, data string) error {
 }
 
 // split cuts valid UTF-8 text into pieces of at most size bytes (a rune
-// longer than what is left starts the next piece; one wider than size
-// goes whole), so that no chunk is
-// larger than FlushSize however much piled up between flushes: the log cap
-// drops whole chunks, and keeps whole the one it cuts through.
+// longer than what is left starts the next piece; one wider than size goes
+// whole), so that no chunk is larger than FlushSize however much piled up
+// between flushes: the log cap drops whole chunks, and keeps whole the one
+// it cuts through.
 func split(text string, size int) []string {
 	var out []string
 	for len(text) > size {
