@@ -115,7 +115,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, fmt.Errorf("start job queue: %w", err)
 	}
 	s.queue.River.PeriodicJobs().AddMany(feedback.PeriodicJobs(cfg.ReconcileInterval))
-	s.queue.River.PeriodicJobs().AddMany(retention.PeriodicJobs(cfg.RetentionInterval))
+	if cfg.RetentionInterval > 0 { // zero only in a Config that skipped Validate
+		s.queue.River.PeriodicJobs().AddMany(retention.PeriodicJobs(cfg.RetentionInterval))
+	}
 	svc := &integration.Service{Store: st, Box: box, PublicURL: cfg.PublicURL, Applier: s.queue, Log: log}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
