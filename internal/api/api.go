@@ -135,7 +135,7 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, what string, err erro
 		writeErr(w, http.StatusBadRequest, Error{Error: fe.Error(), Field: fe.Field})
 	case errors.Is(err, store.ErrNotFound):
 		writeErr(w, http.StatusNotFound, Error{Error: what + " not found"})
-	case errors.Is(err, store.ErrConflict):
+	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrStale):
 		writeErr(w, http.StatusConflict, Error{Error: err.Error()})
 	case errors.Is(err, errBadRequest):
 		writeErr(w, http.StatusBadRequest, Error{Error: err.Error()})

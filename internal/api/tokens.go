@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/glenv/glenv/internal/integration"
 	"github.com/glenv/glenv/internal/store"
 )
 
@@ -22,6 +23,10 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
 	req.Name = strings.TrimSpace(req.Name)
 	if req.Name == "" || len(req.Name) > 100 {
 		writeErr(w, http.StatusBadRequest, Error{Error: "name: must be 1–100 characters, e.g. ci-bot", Field: "name"})
+		return
+	}
+	if !integration.Printable(req.Name) {
+		writeErr(w, http.StatusBadRequest, Error{Error: "name: must be printable: no newlines, tabs, escape sequences or other control characters, e.g. ci-bot", Field: "name"})
 		return
 	}
 	if req.Role == "" {

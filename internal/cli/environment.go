@@ -115,7 +115,7 @@ func environmentCommands(cf *clientFlags, getenv Env) []*cobra.Command {
 			if cf.format == "json" {
 				return printJSON(cmd.OutOrStdout(), out)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Environment %s: %s requested (state %s). Follow it with: glenv activity:list --environment %s\n", e.Name, name, out.State, e.Name)
+			fmt.Fprintf(cmd.OutOrStdout(), "Environment %s: %s requested (state %s). Follow it with: glenv activity:list --environment %s\n", cell(e.Name), name, cell(out.State), cell(e.Name))
 			return nil
 		})
 	}
@@ -158,7 +158,7 @@ func environmentCommands(cf *clientFlags, getenv Env) []*cobra.Command {
 		if cf.format == "json" {
 			return printJSON(cmd.OutOrStdout(), out)
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "Environment %s: data sync from %s requested (state %s).\n", e.Name, e.Parent, out.State)
+		fmt.Fprintf(cmd.OutOrStdout(), "Environment %s: data sync from %s requested (state %s).\n", cell(e.Name), cell(e.Parent), cell(out.State))
 		return nil
 	})
 	syncCmd.Flags().BoolVar(&syncData, "data", false, "clone the parent's data (files and databases) again, then redeploy")

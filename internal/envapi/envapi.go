@@ -57,11 +57,17 @@ type request struct {
 func (rq *request) pathInt(name string) (int64, bool) { return gitlabapi.PathInt(rq.w, rq.vars, name) }
 
 // ServeHTTP routes like Grape: an unknown path is 404 and a known path with
-// another method 405, both before authentication; then the body is parsed,
-// the token checked, and the endpoint runs.
+// another method 405, both before authentication; then the token is checked
+// before any body is read (an unauthenticated client must not hold a
+// connection open by sending its body slowly), the body parsed, and the
+// endpoint runs.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	handle, vars, ok := h.routes.Find(w, r)
 	if !ok {
+		return
+	}
+	if !h.authenticate(r) {
+		gitlabapi.Unauthorized(w)
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
@@ -71,10 +77,6 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p, ok := gitlabapi.ReadParams(w, r, body)
 	if !ok {
-		return
-	}
-	if !h.authenticate(r) {
-		gitlabapi.Unauthorized(w)
 		return
 	}
 	handle(&request{w: w, r: r, vars: vars, p: p})

@@ -31,6 +31,7 @@ import (
 	"github.com/glenv/glenv/internal/jobs"
 	"github.com/glenv/glenv/internal/lifecycle"
 	"github.com/glenv/glenv/internal/proxy"
+	"github.com/glenv/glenv/internal/redact"
 	"github.com/glenv/glenv/internal/retention"
 	"github.com/glenv/glenv/internal/runtime"
 	"github.com/glenv/glenv/internal/secret"
@@ -50,6 +51,7 @@ type Server struct {
 	box      *secret.Box
 	runtime  *runtime.Runtime // nil with --runtime record
 	services *data.Services
+	paths    *redact.Paths // host paths kept out of what people outside see
 }
 
 // New opens everything glenv needs; Run serves until ctx ends.
@@ -102,6 +104,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		}
 		rt, backends = s.runtime, s.runtime
 	}
+	s.paths = hostPaths(cfg.DataDir, cfg.SecretKeyFile)
+	rt = redactingRuntime{rt: rt, paths: s.paths}
 	health := feedback.NewHealth()
 	fb := feedback.Deps{Store: st, Token: tokenFor, EnvURL: s.envURL, PublicURL: cfg.PublicURL, LogURL: s.logURL,
 		Health: health, Logger: log}
@@ -142,12 +146,22 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("GET /{$}", s.home)
-	environments := proxy.New(proxy.Options{EnvDomain: cfg.EnvDomain, Backends: backends, Next: mux, Logger: log,
+	scheme := "http"
+	if strings.HasPrefix(cfg.PublicURL, "https://") {
+		scheme = "https"
+	}
+	environments := proxy.New(proxy.Options{EnvDomain: cfg.EnvDomain, Backends: backends, Logger: log,
+		Next: bodyDeadline(controlPlaneBodyWithin, mux), PublicScheme: scheme,
 		Lookup: func(ctx context.Context, host string) (store.Environment, error) {
 			return store.GetEnvironmentByHost(ctx, st.Reader(), host)
 		}})
+	// No ReadTimeout or WriteTimeout for the whole server: environments
+	// stream and take uploads, and logs are followed for hours. Headers
+	// must arrive in 10 s; control-plane bodies are bounded by bodyDeadline
+	// and the receiver's own deadline.
 	s.http = &http.Server{Handler: environments, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	return s, nil
 }
 
