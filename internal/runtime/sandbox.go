@@ -188,7 +188,8 @@ func (sb *sandbox) argv(j job, lim limits.Limits, cg *cgroup) (argv []string, er
 			argv = append(argv, "--bind", j.dataDir, dataMount)
 		}
 		if j.home != "" {
-			argv = append(argv, "--bind", j.home, homeMount)
+			// bwrap would make /home 0700 (root's), hiding the home in it.
+			argv = append(argv, "--perms", "0755", "--dir", filepath.Dir(homeMount), "--bind", j.home, homeMount)
 		}
 		argv = append(argv, "--chdir", appMount, "--")
 		if sb.asRoot {
