@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/glenv/glenv/internal/limits"
 )
 
 func TestShippedSchemaIsTheOneValidationUses(t *testing.T) {
@@ -86,5 +88,19 @@ func TestAppConfigFields(t *testing.T) {
 	if len(cfg.Build) != 1 || cfg.Build[0] != "make" || cfg.Env["N"] != "2" || cfg.Env["B"] != "true" ||
 		len(cfg.Files) != 2 || cfg.Postgres[0] != "main" || cfg.Clone != "./x" {
 		t.Fatalf("%+v", cfg)
+	}
+}
+
+func TestAppConfigLimitsAreParsed(t *testing.T) {
+	cfg, err := ParseAppConfig([]byte("run: x\nhealth: /\nlimits:\n  memory: 512M\n  processes: 256\n  cpu: 0.5\n  disk: 2G\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (limits.Limits{Memory: 512 << 20, Processes: 256, CPU: 0.5, Disk: 2 << 30}); cfg.Limits != want {
+		t.Fatalf("limits %+v, want %+v", cfg.Limits, want)
+	}
+	cfg, err = ParseAppConfig([]byte("run: x\nhealth: /\n"))
+	if err != nil || cfg.Limits != (limits.Limits{}) {
+		t.Fatalf("a file without limits asks for %+v (%v); want none, so the server's defaults apply", cfg.Limits, err)
 	}
 }

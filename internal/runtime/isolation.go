@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/glenv/glenv/internal/limits"
 	"github.com/glenv/glenv/internal/store"
@@ -62,10 +61,10 @@ func (r *Runtime) refuseUnsandboxed(env store.Environment) error {
 		return nil
 	}
 	what := "branch"
-	switch {
-	case env.Kind == "mr":
+	switch env.Kind {
+	case "mr":
 		what = "merge request"
-	case strings.HasPrefix(env.Name, "tag-"):
+	case "tag":
 		what = "tag"
 	}
 	why := "bubblewrap (bwrap) is not available here; install the bubblewrap package"
