@@ -25,7 +25,7 @@ func CheckFree(dir string, reserve int64) error {
 		return err
 	}
 	if free < reserve {
-		return fmt.Errorf("the filesystem of %s has %s free, less than the reserve of %s (--disk-reserve); free some space", dir, limits.FormatSize(free), limits.FormatSize(reserve))
+		return fmt.Errorf("only %s free on the data dir's filesystem, less than the reserve of %s (--disk-reserve); free some space", limits.FormatSize(free), limits.FormatSize(reserve))
 	}
 	return nil
 }
