@@ -187,6 +187,13 @@ func openCgroups(name string) (*cgroups, error) {
 	return cg, nil
 }
 
+// close removes glenv's base cgroups once nothing runs in them (Close).
+func (cg *cgroups) close() {
+	for _, b := range cg.bases {
+		_ = syscall.Rmdir(b)
+	}
+}
+
 func (cg *cgroups) child(name string) *cgroup {
 	c := &cgroup{v2: cg.v2}
 	for _, b := range cg.bases {

@@ -187,6 +187,12 @@ func New(opts Options) (*Runtime, error) {
 			return nil, fmt.Errorf("runtime dir: %w", err)
 		}
 	}
+	// Build homes and pid files a killed glenv left behind.
+	if olds, err := os.ReadDir(filepath.Join(dir, "tmp")); err == nil {
+		for _, o := range olds {
+			_ = os.RemoveAll(filepath.Join(dir, "tmp", o.Name()))
+		}
+	}
 	r := &Runtime{opts: opts, dir: dir, log: opts.Logger, envs: map[int64]*running{}, hosts: map[string]int64{},
 		ports: ports{inUse: map[int]bool{}}}
 	r.gitBin, err = lookPath("git", opts.Path)
@@ -234,7 +240,7 @@ func (r *Runtime) probeSandbox() string {
 	probe := &sandbox{bwrap: bwrap, setpriv: r.sb.setpriv, asRoot: r.sb.asRoot, uidBase: r.sb.uidBase, path: r.sb.path,
 		net: r.sb.net, prlimit: r.sb.prlimit}
 	if out, err := probe.check(job{shell: "exit 0", appDir: r.dir, uid: probe.uidFor(0)}); err != nil {
-		return fmt.Sprintf("bwrap does not work here (%v: %s); allow unprivileged user namespaces (sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone)", err, strings.TrimSpace(out))
+		return fmt.Sprintf("the sandbox does not work here (%v: %s); bwrap needs user namespaces when glenv is not root (sysctl user.max_user_namespaces), pasta needs /dev/net/tun", err, strings.TrimSpace(out))
 	}
 	r.sb.bwrap = bwrap
 	return ""
@@ -581,6 +587,9 @@ func (r *Runtime) Close() {
 		}()
 	}
 	wg.Wait()
+	if r.sb.cg != nil {
+		r.sb.cg.close()
+	}
 }
 
 // build returns the build of the commit's tree with cfg's build settings,
