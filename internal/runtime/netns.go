@@ -48,6 +48,13 @@ type network struct {
 // dbPorts of the host's loopback reachable from inside. It returns once
 // pasta serves, with the function that stops it.
 func (n *network) attach(ctx context.Context, pid, port int, dbPorts []int) (stop func(), err error) {
+	// bwrap adds 127.0.0.1 to the namespace's lo and brings it up while
+	// its first process starts; pasta brings lo up too, and whichever
+	// comes second fails (bwrap: "loopback: Failed RTM_NEWADDR"). pasta
+	// goes once bwrap's loopback is there.
+	if err := waitLoopback(ctx, pid); err != nil {
+		return nil, err
+	}
 	// pasta changes its uid before it opens namespaces by path, and may
 	// then no longer look into the sandbox's /proc: glenv opens them and
 	// hands them over as /proc/self/fd/N. Under root the sandbox has no
@@ -120,6 +127,26 @@ func (n *network) args(port int, dbPorts []int, pidFile string) []string {
 		args = append(args, "-T", "none")
 	}
 	return args
+}
+
+// waitLoopback waits until the namespace of pid routes 127.0.0.1, which
+// it does once its lo has the address and is up.
+func waitLoopback(ctx context.Context, pid int) error {
+	path := "/proc/" + strconv.Itoa(pid) + "/net/fib_trie"
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("network: the sandbox ended before its loopback was up (%v); its message is in the output above", err)
+		}
+		if bytes.Contains(b, []byte("127.0.0.1")) {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("network: the sandbox's loopback did not come up within 10s")
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // stopPasta kills pasta and waits (a bounded while) until it is gone, so
