@@ -114,7 +114,7 @@ func (l *launch) start(ctx context.Context) error {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		_ = cmd.Wait()
 		l.cleanup()
-		return fmt.Errorf("sandbox: start the command: %w", err)
+		return fmt.Errorf("sandbox: bubblewrap exited before the command started (%v); its message is in the output above", err)
 	}
 	sb.active.Store(l, struct{}{})
 	return nil
