@@ -170,7 +170,21 @@ func openCgroups(name string) (*cgroups, error) {
 		// cgroup for the base, and in the base for the commands'.
 		enable := "+memory +pids +cpu"
 		parent := filepath.Dir(cg.bases[0])
-		if err := os.WriteFile(filepath.Join(parent, "cgroup.subtree_control"), []byte(enable), 0); err != nil {
+		err := os.WriteFile(filepath.Join(parent, "cgroup.subtree_control"), []byte(enable), 0)
+		if errors.Is(err, syscall.EBUSY) {
+			// v2 lets no cgroup both hold processes and delegate
+			// controllers: glenv moves itself into a leaf of its own
+			// cgroup (as systemd's Delegate=yes intends) and tries again.
+			leaf := filepath.Join(parent, "glenv-main")
+			if err := os.Mkdir(leaf, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+				return nil, fmt.Errorf("create cgroup %s: %w", leaf, err)
+			}
+			if err := os.WriteFile(filepath.Join(leaf, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0); err != nil {
+				return nil, fmt.Errorf("move glenv into %s: %w", leaf, err)
+			}
+			err = os.WriteFile(filepath.Join(parent, "cgroup.subtree_control"), []byte(enable), 0)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("enable memory, pids and cpu controllers in %s: %w (cgroup v2 lets a cgroup holding processes delegate none; run glenv in a cgroup of its own, e.g. systemd's Delegate=yes)", parent, err)
 		}
 		if err := os.WriteFile(filepath.Join(cg.bases[0], "cgroup.subtree_control"), []byte(enable), 0); err != nil {
