@@ -522,6 +522,7 @@ func (r *Runtime) Remove(ctx context.Context, env store.Environment, log func(st
 		return fmt.Errorf("remove %s: %w", r.envDir(env.ID), err)
 	}
 	r.pruneBuilds()
+	r.sb.byUID.Delete(r.sb.uidFor(env.ID))
 	logf("removed %s: no process, port, directory or database left", env.Name)
 	return nil
 }
