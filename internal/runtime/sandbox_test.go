@@ -45,7 +45,7 @@ func TestSandboxCommandLine(t *testing.T) {
 		{name: "without cgroups prlimit limits each process, and says nothing of cpu",
 			sb: root(), want: []string{"setpriv", "prlimit --as=67108864 --nproc=32 -- /bin/sh -c serve"}, without: []string{"glenv-cgroup"}},
 		{name: "without cgroups and without prlimit the command is refused, saying what to install",
-			sb: &sandbox{bwrap: "bwrap", setpriv: "setpriv", asRoot: true, cgWhy: "no cgroup v1 pids controller is mounted"},
+			sb:  &sandbox{bwrap: "bwrap", setpriv: "setpriv", asRoot: true, cgWhy: "no cgroup v1 pids controller is mounted"},
 			err: "install util-linux"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
