@@ -289,3 +289,19 @@ func outsideServer(t *testing.T) string {
 	}
 	return nsIP + ":8099"
 }
+
+func TestNothingAnAppStartedOutlivesItsEnvironment(t *testing.T) {
+	t.Parallel()
+	dbAddr, _ := listen(t)
+	w := newWorld(t, runtime.Options{Databases: fakeDatabases{addr: dbAddr}})
+	requireSandbox(t, w.rt)
+	env := w.deployProbe(t, 85, "mr", "")
+	// A child in a session of its own has left the app's process group.
+	w.probe(t, env, "/sh?cmd="+url.QueryEscape("setsid sh -c 'exec sleep 3085' </dev/null >/dev/null 2>&1 & echo started"))
+	waitFor(t, "the escaped child to run", 5*time.Second, func() bool { return len(processesWith(t, "sleep 3085")) > 0 })
+	if err := w.rt.Remove(t.Context(), env, nil); err != nil {
+		t.Fatal(err)
+	}
+	noProcessesLeft(t, "sleep 3085")
+	noProcessesLeft(t, "app.py mr-85")
+}
