@@ -185,6 +185,9 @@ func pastaHint(out string) string {
 	if strings.Contains(out, "tun") {
 		out += "; pasta needs /dev/net/tun (mode 0666 as udev sets it, or glenv running as root)"
 	}
+	if strings.Contains(out, "External interface not usable") {
+		out += "; pasta needs a network interface with a default route on the host"
+	}
 	if out == "" {
 		out = "no output"
 	}
