@@ -31,6 +31,7 @@ import (
 	"github.com/glenv/glenv/internal/jobs"
 	"github.com/glenv/glenv/internal/lifecycle"
 	"github.com/glenv/glenv/internal/proxy"
+	"github.com/glenv/glenv/internal/retention"
 	"github.com/glenv/glenv/internal/runtime"
 	"github.com/glenv/glenv/internal/secret"
 	"github.com/glenv/glenv/internal/store"
@@ -105,14 +106,19 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	health := feedback.NewHealth()
 	fb := feedback.Deps{Store: st, Token: tokenFor, EnvURL: s.envURL, PublicURL: cfg.PublicURL, LogURL: s.logURL,
 		Health: health, Logger: log}
+	keep := retention.New(st, retention.Settings{DeliveryBodies: cfg.DeliveryBodyRetention,
+		DeletedEnvironments: cfg.DeletedEnvironmentRetention, LogMaxSize: cfg.ActivityLogMaxSize, Logs: cfg.ActivityLogRetention}, log)
 	s.queue, err = jobs.NewQueue(st, jobs.Deps{RemoteFor: remoteFor, TokenFor: tokenFor, Runtime: rt, Logger: log,
-		Register: []func(*river.Workers){feedback.Register(fb)}, Feedback: true},
+		Register: []func(*river.Workers){feedback.Register(fb), retention.Register(keep)}, Feedback: true},
 		jobs.QueueConfig{ReconcileInterval: cfg.ReconcileInterval, RescueAfter: cfg.JobRescueAfter, Logger: log})
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("start job queue: %w", err)
 	}
 	s.queue.River.PeriodicJobs().AddMany(feedback.PeriodicJobs(cfg.ReconcileInterval))
+	if cfg.RetentionInterval > 0 { // zero only in a Config that skipped Validate
+		s.queue.River.PeriodicJobs().AddMany(retention.PeriodicJobs(cfg.RetentionInterval))
+	}
 	svc := &integration.Service{Store: st, Box: box, PublicURL: cfg.PublicURL, Applier: s.queue, Log: log}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

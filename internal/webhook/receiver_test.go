@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -74,7 +75,7 @@ func post(r http.Handler, path string, hdr map[string]string, body io.Reader) *h
 }
 
 func fixture(t testing.TB, name string) []byte {
-	b, err := os.ReadFile("../../../shared/gitlab/webhooks/" + name)
+	b, err := os.ReadFile(filepath.Join("testdata", "webhooks", name)) // copies of GitLab's examples (gitlab/webhooks)
 	if err != nil {
 		t.Fatal(err)
 	}
