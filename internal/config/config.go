@@ -5,12 +5,16 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/glenv/glenv/internal/limits"
 )
 
 // Config is the server's configuration, resolved from flags, GLENV_* variables and defaults.
@@ -43,11 +47,27 @@ type Config struct {
 	// bound remembers where Bind registered the flags, so Validate can fill
 	// the ones not given on the command line from GLENV_* variables.
 	bound *binding
+
+	// EnvironmentEgress is allow (environments reach the outside world)
+	// or deny (only their databases).
+	EnvironmentEgress string
+	// EnvironmentLimits are each environment's default limits and the
+	// most its .glenv.yml may ask for; DiskReserve is the free space glenv
+	// keeps on its data dir's filesystem. Parsed by Validate from the
+	// environment-* and disk-reserve flags.
+	EnvironmentLimits limits.Server
+	DiskReserve       int64
+	limitFlags        limitFlags
 }
 
 type binding struct {
 	fs     *pflag.FlagSet
 	getenv func(string) string
+}
+
+// limitFlags are the raw values of the limit flags, parsed by Validate.
+type limitFlags struct {
+	memory, maxMemory, processes, maxProcesses, cpu, maxCPU, disk, maxDisk, diskReserve string
 }
 
 // setting is one flag with its env var and help text.
@@ -77,12 +97,22 @@ func (c *Config) settings(getenv func(string) string) []setting {
 		{name: "log-format", str: &c.LogFormat, def: "text", help: "text or json"},
 		{name: "runtime", str: &c.Runtime, def: "process", help: "process: build and run each environment's app from its .glenv.yml; record: only record deploys (tests, dry runs)"},
 		{name: "services-database-url", str: &c.ServicesDatabaseURL, secret: true, help: "PostgreSQL for apps' services.postgresql databases (a role with CREATEDB and CREATEROLE); empty = glenv runs its own in <data-dir>/postgresql (needs the postgresql package)"},
-		{name: "unsafe-no-sandbox", boolean: &c.UnsafeNoSandbox, def: "false", help: "run merge request code even where bubblewrap is missing, unsandboxed, with glenv's own user (it can then read glenv's data)"},
+		{name: "unsafe-no-sandbox", boolean: &c.UnsafeNoSandbox, def: "false", help: "run merge request, branch and tag code even where bubblewrap or pasta is missing, unsandboxed, with glenv's own user (it can then read glenv's data)"},
 		{name: "delivery-body-retention", dur: &c.DeliveryBodyRetention, def: "7d", help: "drop webhook deliveries' bodies this long after they were received (once processed), keeping headers and results (0 = keep forever)"},
 		{name: "deleted-environment-retention", dur: &c.DeletedEnvironmentRetention, def: "30d", help: "forget deleted environments (and their activities and logs) this long after they were deleted (0 = keep forever)"},
 		{name: "activity-log-max-size", size: &c.ActivityLogMaxSize, def: "8MiB", help: "keep at most this much of each activity's log: the tail, marked where it was cut"},
 		{name: "activity-log-retention", dur: &c.ActivityLogRetention, def: "90d", help: "drop activities' logs this long after they completed; the activities stay (0 = keep forever)"},
 		{name: "retention-interval", dur: &c.RetentionInterval, def: "1h", help: "how often the retention job drops old bodies, logs and deleted environments"},
+		{name: "environment-egress", str: &c.EnvironmentEgress, def: "allow", help: "allow: environments reach the outside world (never the host's loopback, except their databases); deny: only their databases"},
+		{name: "environment-memory", str: &c.limitFlags.memory, def: "1G", help: "memory of an environment whose .glenv.yml sets no limits.memory (all its processes together)"},
+		{name: "environment-max-memory", str: &c.limitFlags.maxMemory, def: "4G", help: "the most limits.memory an environment may ask for"},
+		{name: "environment-processes", str: &c.limitFlags.processes, def: "512", help: "processes of an environment whose .glenv.yml sets no limits.processes"},
+		{name: "environment-max-processes", str: &c.limitFlags.maxProcesses, def: "4096", help: "the most limits.processes an environment may ask for"},
+		{name: "environment-cpu", str: &c.limitFlags.cpu, def: "1", help: "CPUs' worth of time of an environment whose .glenv.yml sets no limits.cpu"},
+		{name: "environment-max-cpu", str: &c.limitFlags.maxCPU, def: "2", help: "the most limits.cpu an environment may ask for"},
+		{name: "environment-disk", str: &c.limitFlags.disk, def: "2G", help: "disk of an environment whose .glenv.yml sets no limits.disk; over it, it is stopped"},
+		{name: "environment-max-disk", str: &c.limitFlags.maxDisk, def: "10G", help: "the most limits.disk an environment may ask for"},
+		{name: "disk-reserve", str: &c.limitFlags.diskReserve, def: "1G", help: "free space kept on the data dir's filesystem: below it /readyz says not ready and the environment writing the most is stopped"},
 	}
 }
 
@@ -223,7 +253,86 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("--log-format %q: must be text or json", c.LogFormat)
 	}
+	if c.EnvironmentEgress == "" && c.bound == nil {
+		// Built by hand (tests, benchmarks) without Bind: the default.
+		c.EnvironmentEgress = "allow"
+	}
+	switch c.EnvironmentEgress {
+	case "allow", "deny":
+	default:
+		return fmt.Errorf("--environment-egress %q: must be allow or deny", c.EnvironmentEgress)
+	}
+	if err := c.parseLimits(); err != nil {
+		return err
+	}
 	return c.validateRetention()
+}
+
+// parseLimits reads the limit flags; a flag left empty has no value (no
+// default, no ceiling).
+func (c *Config) parseLimits() error {
+	f := c.limitFlags
+	size := func(flag, v string, into *int64) error {
+		if strings.TrimSpace(v) == "" {
+			return nil
+		}
+		n, err := limits.ParseSize(v)
+		if err != nil {
+			return fmt.Errorf("--%s: %w", flag, err)
+		}
+		*into = n
+		return nil
+	}
+	count := func(flag, v string, into *int) error {
+		if strings.TrimSpace(v) == "" {
+			return nil
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n < 0 {
+			return fmt.Errorf("--%s %q: must be a whole number of processes such as 512", flag, v)
+		}
+		*into = n
+		return nil
+	}
+	cpus := func(flag, v string, into *float64) error {
+		if strings.TrimSpace(v) == "" {
+			return nil
+		}
+		n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || n < 0 || math.IsInf(n, 0) || math.IsNaN(n) {
+			return fmt.Errorf("--%s %q: must be a number of CPUs such as 0.5, 1 or 2", flag, v)
+		}
+		*into = n
+		return nil
+	}
+	d, m := &c.EnvironmentLimits.Default, &c.EnvironmentLimits.Max
+	for _, err := range []error{
+		size("environment-memory", f.memory, &d.Memory), size("environment-max-memory", f.maxMemory, &m.Memory),
+		count("environment-processes", f.processes, &d.Processes), count("environment-max-processes", f.maxProcesses, &m.Processes),
+		cpus("environment-cpu", f.cpu, &d.CPU), cpus("environment-max-cpu", f.maxCPU, &m.CPU),
+		size("environment-disk", f.disk, &d.Disk), size("environment-max-disk", f.maxDisk, &m.Disk),
+		size("disk-reserve", f.diskReserve, &c.DiskReserve),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	// A default above its ceiling is a mistake worth stopping for.
+	for _, x := range []struct {
+		flag      string
+		def, ceil float64
+	}{
+		{"environment-memory", float64(d.Memory), float64(m.Memory)},
+		{"environment-processes", float64(d.Processes), float64(m.Processes)},
+		{"environment-cpu", d.CPU, m.CPU},
+		{"environment-disk", float64(d.Disk), float64(m.Disk)},
+	} {
+		if x.ceil > 0 && x.def > x.ceil {
+			return fmt.Errorf("--%s: the default is above its ceiling --%s; lower the one or raise the other",
+				x.flag, strings.Replace(x.flag, "environment-", "environment-max-", 1))
+		}
+	}
+	return nil
 }
 
 // MinActivityLogMaxSize keeps the log cap above one chunk of log, so the

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/glenv/glenv/internal/limits"
 )
 
 func parse(t *testing.T, env map[string]string, args ...string) (Config, error) {
@@ -55,6 +57,12 @@ func TestBadSettingsNameTheFlag(t *testing.T) {
 		{"unknown log level", nil, []string{"--log-level", "loud"}, "--log-level"},
 		{"unknown log format", nil, []string{"--log-format", "xml"}, "--log-format"},
 		{"empty listen", nil, []string{"--listen", ""}, "--listen"},
+		{"unknown egress", nil, []string{"--environment-egress", "some"}, "--environment-egress \"some\": must be allow or deny"},
+		{"a memory that is not a size", nil, []string{"--environment-max-memory", "lots"}, "--environment-max-memory: \"lots\" is not a size"},
+		{"a process count that is not a number", map[string]string{"GLENV_ENVIRONMENT_PROCESSES": "many"}, nil, "--environment-processes \"many\""},
+		{"a cpu that is not a number", nil, []string{"--environment-cpu", "fast"}, "--environment-cpu \"fast\""},
+		{"a default above its ceiling", nil, []string{"--environment-disk", "20G"}, "--environment-disk: the default is above its ceiling --environment-max-disk"},
+		{"a reserve that is not a size", nil, []string{"--disk-reserve", "-1"}, "--disk-reserve"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -148,5 +156,28 @@ func TestRetentionSettings(t *testing.T) {
 				t.Fatalf("err = %v, want it to name %s", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestEnvironmentLimitFlags(t *testing.T) {
+	c, err := parse(t, map[string]string{"HOME": "/h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := limits.Server{
+		Default: limits.Limits{Memory: 1 << 30, Processes: 512, CPU: 1, Disk: 2 << 30},
+		Max:     limits.Limits{Memory: 4 << 30, Processes: 4096, CPU: 2, Disk: 10 << 30},
+	}
+	if c.EnvironmentLimits != want || c.DiskReserve != 1<<30 || c.EnvironmentEgress != "allow" {
+		t.Fatalf("defaults: %+v reserve %d egress %q; want %+v, 1G, allow", c.EnvironmentLimits, c.DiskReserve, c.EnvironmentEgress, want)
+	}
+	c, err = parse(t, map[string]string{"HOME": "/h", "GLENV_ENVIRONMENT_MAX_MEMORY": "8G"},
+		"--environment-memory", "512M", "--environment-max-cpu", "", "--environment-egress", "deny", "--disk-reserve", "256M")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.EnvironmentLimits.Default.Memory != 512<<20 || c.EnvironmentLimits.Max.Memory != 8<<30 || c.EnvironmentLimits.Max.CPU != 0 ||
+		c.EnvironmentEgress != "deny" || c.DiskReserve != 256<<20 {
+		t.Fatalf("from flags and environment: %+v reserve %d egress %q", c.EnvironmentLimits, c.DiskReserve, c.EnvironmentEgress)
 	}
 }

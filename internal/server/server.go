@@ -92,6 +92,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		s.services = &data.Services{URL: cfg.ServicesDatabaseURL, Dir: filepath.Join(cfg.DataDir, "postgresql")}
 		s.runtime, err = runtime.New(runtime.Options{Dir: filepath.Join(cfg.DataDir, "runtime"),
 			Hide: []string{cfg.DataDir, cfg.SecretKeyFile}, UnsafeNoSandbox: cfg.UnsafeNoSandbox,
+			DenyEgress: cfg.EnvironmentEgress == "deny", Limits: cfg.EnvironmentLimits, DiskReserve: cfg.DiskReserve,
 			Databases: s.services, Logger: log,
 			OnGiveUp: func(envID int64, reason string) {
 				if err := s.queue.MarkFailed(context.Background(), envID, reason); err != nil {
@@ -301,6 +302,13 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if ok, err := s.store.Migrated(ctx); err != nil || !ok {
 		http.Error(w, "database migrations not applied", http.StatusServiceUnavailable)
 		return
+	}
+	// A full disk fails every webhook: say so before it is full.
+	if s.cfg.DiskReserve > 0 {
+		if err := runtime.CheckFree(s.cfg.DataDir, s.cfg.DiskReserve); err != nil {
+			http.Error(w, "disk: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
 	}
 	fmt.Fprintln(w, "ready")
 }
