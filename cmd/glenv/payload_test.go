@@ -19,7 +19,7 @@ type payload map[string]any
 
 func loadPayload(t testing.TB, name string, projectID int64) payload {
 	t.Helper()
-	raw, err := os.ReadFile("../../../shared/gitlab/webhooks/" + name)
+	raw, err := os.ReadFile("../../internal/webhook/testdata/webhooks/" + name)
 	if err != nil {
 		t.Fatal(err)
 	}

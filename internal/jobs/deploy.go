@@ -9,7 +9,7 @@ import (
 
 	"github.com/riverqueue/river"
 
-	"github.com/glenv/glenv/internal/lifecycle"
+	"github.com/glenv/glenv/internal/gitsha"
 	"github.com/glenv/glenv/internal/store"
 )
 
@@ -30,7 +30,7 @@ func (w *deployWorker) Work(ctx context.Context, job *river.Job[DeployArgs]) err
 	}
 	if env.HeadSHA != a.SHA || env.State != store.StateBuilding {
 		return w.finish(ctx, a, store.ActivityCancelled,
-			fmt.Sprintf("superseded: the environment's head is now %s (state %s)", lifecycle.ShortSHA(env.HeadSHA), env.State))
+			fmt.Sprintf("superseded: the environment's head is now %s (state %s)", gitsha.Short(env.HeadSHA), env.State))
 	}
 	in, err := store.GetIntegration(ctx, s.Reader(), env.IntegrationName)
 	if err != nil {
@@ -82,12 +82,12 @@ func (w *deployWorker) Work(ctx context.Context, job *river.Job[DeployArgs]) err
 			return err
 		}
 		if superseded || cur.HeadSHA != a.SHA || cur.State != store.StateDeploying {
-			if err := store.SetActivityState(ctx, tx, a.ActivityID, store.ActivityCancelled, "superseded by "+lifecycle.ShortSHA(cur.HeadSHA)); err != nil {
+			if err := store.SetActivityState(ctx, tx, a.ActivityID, store.ActivityCancelled, "superseded by "+gitsha.Short(cur.HeadSHA)); err != nil {
 				return err
 			}
 			return w.q.notify(ctx, tx, env.ID)
 		}
-		result, actState := "deployed "+lifecycle.ShortSHA(a.SHA), store.ActivityComplete
+		result, actState := "deployed "+gitsha.Short(a.SHA), store.ActivityComplete
 		if derr != nil {
 			cur.State, result, actState = store.StateFailed, derr.Error(), store.ActivityFailed
 		} else {

@@ -10,8 +10,11 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/glenv/glenv/internal/gitsha"
 	"github.com/glenv/glenv/internal/lifecycle"
+	"github.com/glenv/glenv/internal/runtime"
 	"github.com/glenv/glenv/internal/store"
+	"github.com/glenv/glenv/internal/webhook"
 )
 
 // ProcessDeliveryArgs asks for accepted webhook deliveries to be decided and
@@ -78,19 +81,8 @@ type Runtime interface {
 	Remove(ctx context.Context, env store.Environment, log func(string)) error
 }
 
-// DeployRequest is everything a runtime needs for one deploy.
-type DeployRequest struct {
-	Integration store.Integration
-	Token       string // the integration's GitLab token, opened; never log it
-	Env         store.Environment
-	SHA         string
-	// Parent is the environment whose data is cloned when CloneParentData is set.
-	Parent          *store.Environment
-	CloneParentData bool
-	// ActivityID is the deploy's activity (its log).
-	ActivityID int64
-	Log        func(string)
-}
+// DeployRequest is the runtime's request for one deploy (internal/runtime owns it).
+type DeployRequest = runtime.DeployRequest
 
 // Deps are what the workers need from outside the database.
 type Deps struct {
@@ -214,7 +206,7 @@ func (w *deliveryWorker) process(ctx context.Context, tx *sql.Tx, id int64) erro
 		case err != nil:
 			return err
 		default:
-			ev, perr := lifecycle.ParseEvent(d.Event, []byte(d.Body))
+			ev, perr := webhook.ParseEvent(d.Event, []byte(d.Body))
 			if perr != nil {
 				result = "payload not understood: " + perr.Error()
 				break
@@ -401,7 +393,7 @@ func (q *Queue) ReconcileNow(ctx context.Context, integration string) (Applied, 
 type RecordRuntime struct{}
 
 func (RecordRuntime) Deploy(ctx context.Context, req DeployRequest) error {
-	req.Log(fmt.Sprintf("%s recorded %s at %s (no runtime configured yet)\n", time.Now().UTC().Format(time.RFC3339), req.Env.Name, lifecycle.ShortSHA(req.SHA)))
+	req.Log(fmt.Sprintf("%s recorded %s at %s (no runtime configured yet)\n", time.Now().UTC().Format(time.RFC3339), req.Env.Name, gitsha.Short(req.SHA)))
 	return nil
 }
 

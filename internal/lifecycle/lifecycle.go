@@ -8,6 +8,8 @@ package lifecycle
 import (
 	"fmt"
 	"time"
+
+	"github.com/glenv/glenv/internal/gitsha"
 )
 
 // Options are an integration's settings that shape its environments.
@@ -134,20 +136,8 @@ func MRName(iid int64) string { return fmt.Sprintf("mr-%d", iid) }
 // TagName is the environment name of a tag.
 func TagName(tag string) string { return "tag-" + tag }
 
-const zeroSHA = "0000000000000000000000000000000000000000"
-
-// isZeroSHA reports GitLab's "no commit" marker; SHA-256 repositories use 64 zeros.
-func isZeroSHA(sha string) bool {
-	if sha == "" {
-		return false
-	}
-	for i := 0; i < len(sha); i++ {
-		if sha[i] != '0' {
-			return false
-		}
-	}
-	return true
-}
+// isZeroSHA reports GitLab's "no commit" marker.
+func isZeroSHA(sha string) bool { return gitsha.IsZero(sha) }
 
 // shas lists the real SHAs among its arguments, once each, for SeenSHAs.
 func shas(list ...string) []string {
@@ -176,12 +166,4 @@ func unseen(env Env, list ...string) []string {
 		}
 	}
 	return out
-}
-
-// ShortSHA is the 8-character form of a SHA shown to people.
-func ShortSHA(sha string) string {
-	if len(sha) > 8 {
-		return sha[:8]
-	}
-	return sha
 }

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/glenv/glenv/internal/gitsha"
 )
 
 // RemoteState is what GitLab's API says now. Every field must be complete:
@@ -64,7 +66,7 @@ func Reconcile(opt Options, remote RemoteState, envs map[string]Env) []Action {
 				add(removal(name, env, fmt.Sprintf("reconcile: tag %s no longer exists: environment deleted", tag)))
 			} else if sha != env.HeadSHA {
 				add(catchUp(Action{Env: name, Kind: KindTag, Ref: tag, Parent: env.Parent}, env, sha,
-					fmt.Sprintf("reconcile: tag %s is at %s", tag, ShortSHA(sha))))
+					fmt.Sprintf("reconcile: tag %s is at %s", tag, gitsha.Short(sha))))
 			}
 		}
 	}
@@ -75,7 +77,7 @@ func Reconcile(opt Options, remote RemoteState, envs map[string]Env) []Action {
 func reconcileBranch(opt Options, branch, sha string, envs map[string]Env) Action {
 	a := Action{Env: branch, Kind: KindBranch, Ref: branch}
 	env, live, taken := lookup(envs, branch, KindBranch)
-	what := fmt.Sprintf("reconcile: branch %s is at %s", branch, ShortSHA(sha))
+	what := fmt.Sprintf("reconcile: branch %s is at %s", branch, gitsha.Short(sha))
 	switch {
 	case taken != "":
 		return Action{}
@@ -97,7 +99,7 @@ func reconcileMergeRequest(opt Options, mr MergeRequest, envs map[string]Env) Ac
 		return Action{}
 	}
 	a.MRUpdatedAt = later(mr.UpdatedAt, env.MRUpdatedAt)
-	what := fmt.Sprintf("reconcile: merge request !%d is open at %s", mr.IID, ShortSHA(mr.HeadSHA))
+	what := fmt.Sprintf("reconcile: merge request !%d is open at %s", mr.IID, gitsha.Short(mr.HeadSHA))
 	if live {
 		if mr.HeadSHA == "" || mr.HeadSHA == env.HeadSHA {
 			return Action{}

@@ -241,7 +241,7 @@ func (s *Server) restore(ctx context.Context) {
 		s.log.Warn("restore environments: list integrations", "err", err)
 		return
 	}
-	var reqs []jobs.DeployRequest
+	var reqs []runtime.DeployRequest
 	for _, in := range ins {
 		envs, err := store.EnvironmentsOfIntegration(ctx, s.store.Reader(), in.Name, false)
 		if err != nil {
@@ -255,7 +255,7 @@ func (s *Server) restore(ctx context.Context) {
 		}
 		for _, e := range envs {
 			if e.State == store.StateActive && e.DeployedSHA != "" {
-				reqs = append(reqs, jobs.DeployRequest{Integration: in, Token: token, Env: e, SHA: e.DeployedSHA, Log: func(string) {}})
+				reqs = append(reqs, runtime.DeployRequest{Integration: in, Token: token, Env: e, SHA: e.DeployedSHA, Log: func(string) {}})
 			}
 		}
 	}

@@ -74,7 +74,7 @@ func post(r http.Handler, path string, hdr map[string]string, body io.Reader) *h
 }
 
 func fixture(t testing.TB, name string) []byte {
-	b, err := os.ReadFile("../../../shared/gitlab/webhooks/" + name)
+	b, err := os.ReadFile("testdata/webhooks/" + name)
 	if err != nil {
 		t.Fatal(err)
 	}
