@@ -120,7 +120,7 @@ func (q *Environments) Repair(ctx context.Context) (int, error) {
 // jobActivities is the set of activities that have a deploy, remove or pause
 // job still to run (or running).
 func (q *Environments) jobActivities(ctx context.Context) (map[int64]bool, error) {
-	rows, err := q.store.Reader().QueryContext(ctx, `SELECT args FROM river_job
+	rows, err := q.store.Reader().QueryContext(ctx, `SELECT `+argsText(q.store)+` FROM river_job
 		WHERE kind IN ($1, $2, $3) AND state IN ('available', 'scheduled', 'running', 'retryable', 'pending')`,
 		DeployArgs{}.Kind(), DeleteArgs{}.Kind(), PauseArgs{}.Kind())
 	if err != nil {
@@ -183,4 +183,13 @@ func (q *Environments) Restart(ctx context.Context) ([]store.Environment, error)
 		}
 	}
 	return start, errors.Join(errs...)
+}
+
+// argsText selects river_job.args as JSON text: River's SQLite driver stores
+// them as SQLite's binary JSONB.
+func argsText(s *store.Store) string {
+	if s.Dialect == store.SQLite {
+		return "json(args)"
+	}
+	return "args"
 }

@@ -82,6 +82,8 @@ type Remote interface {
 	ListBranches(ctx context.Context, projectID int64) (map[string]string, error)
 	ListTags(ctx context.Context, projectID int64) (map[string]string, error)
 	ListOpenMergeRequests(ctx context.Context, projectID int64) ([]lifecycle.MergeRequest, error)
+	// DefaultBranch is the project's default branch now.
+	DefaultBranch(ctx context.Context, projectID int64) (string, error)
 }
 
 // Runtime builds and runs environments: internal/runtime, or RecordRuntime
@@ -226,6 +228,13 @@ func (w *deliveryWorker) process(ctx context.Context, tx *sql.Tx, id int64) erro
 				result = "payload not understood: " + perr.Error()
 				break
 			}
+			if ev.Kind != lifecycle.KindOther && (ev.ProjectID == 0 || ev.ProjectID == in.ProjectID) {
+				if moved, err := refreshDefaultBranch(ctx, tx, &in, ev.DefaultBranch); err != nil {
+					return err
+				} else if moved {
+					w.deps.Logger.Info("default branch changed", "integration", in.Name, "default_branch", in.DefaultBranch)
+				}
+			}
 			envs, err := eventEnvs(ctx, tx, in.Name, ev)
 			if err != nil {
 				return err
@@ -320,28 +329,40 @@ func (q *Environments) ReconcileNow(ctx context.Context, integration string) (Ap
 	if err != nil {
 		return Applied{}, err
 	}
+	defaultBranch, err := remote.DefaultBranch(ctx, in.ProjectID)
+	if err != nil {
+		return Applied{}, err
+	}
 	var rs lifecycle.RemoteState
 	if rs.Branches, err = remote.ListBranches(ctx, in.ProjectID); err != nil {
 		return Applied{}, err
 	}
-	if in.BuildTags != "" {
+	// Options gate creation only: the listings the existing environments
+	// need are read even when their option is off (lifecycle.Listings).
+	opt := Options(in)
+	opt.DefaultBranch = defaultBranch
+	rs.MergeRequestsListed, rs.TagsListed = lifecycle.Listings(opt, snapshot)
+	if rs.TagsListed {
 		if rs.Tags, err = remote.ListTags(ctx, in.ProjectID); err != nil {
 			return Applied{}, err
 		}
 	}
-	if in.BuildMergeRequests {
+	if rs.MergeRequestsListed {
 		if rs.OpenMRs, err = remote.ListOpenMergeRequests(ctx, in.ProjectID); err != nil {
 			return Applied{}, err
 		}
 	}
 	var applied Applied
 	err = s.Tx(ctx, func(tx *sql.Tx) error {
+		if _, err := refreshDefaultBranch(ctx, tx, &in, defaultBranch); err != nil {
+			return err
+		}
 		_, now, err := LifecycleEnvs(ctx, tx, in.Name)
 		if err != nil {
 			return err
 		}
 		var actions []lifecycle.Action
-		for _, a := range lifecycle.Reconcile(Options(in), rs, snapshot) {
+		for _, a := range lifecycle.Reconcile(opt, rs, snapshot) {
 			if b, c := before[a.Env], now[a.Env]; b.ID != c.ID || !b.UpdatedAt.Equal(c.UpdatedAt) {
 				continue
 			}

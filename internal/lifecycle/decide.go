@@ -174,6 +174,11 @@ func decideTag(ev Event, opt Options, envs map[string]Env) Action {
 		return deleteRef(a, env, live, ev.Before, "tag "+tag+" deleted")
 	}
 	what := fmt.Sprintf("tag %s pushed (%s)", tag, gitsha.Short(ev.After))
+	if live {
+		// The tag was moved. Options gate creation only (see Listings): an
+		// existing environment follows its tag whatever build-tags says now.
+		return advance(a, env, ev.Before, ev.After, what)
+	}
 	if opt.BuildTags == "" {
 		return ignore(a, what+": build-tags is off")
 	}
@@ -183,9 +188,6 @@ func decideTag(ev Event, opt Options, envs map[string]Env) Action {
 	}
 	if !match {
 		return ignore(a, fmt.Sprintf("%s: does not match build-tags %q", what, opt.BuildTags))
-	}
-	if live { // the tag was moved
-		return advance(a, env, ev.Before, ev.After, what)
 	}
 	if env.Deleted() && env.seen(ev.After) {
 		return ignore(a, what+": stale, its commit was already applied to the deleted environment")
@@ -240,8 +242,8 @@ func decideMergeRequest(mr MergeRequest, opt Options, envs map[string]Env) Actio
 		what = fmt.Sprintf("merge request !%d marked ready", mr.IID)
 	}
 	if live {
-		// Draft status and options gate creation only: an existing
-		// environment (e.g. one turned draft again) keeps following its head.
+		// Draft status and options gate creation only (see Listings): an
+		// existing environment (e.g. one turned draft again) keeps following its head.
 		return followMergeRequest(a, env, mr, what)
 	}
 	if why := notBuilt(mr, opt); why != "" {

@@ -395,6 +395,12 @@ func TestDecideTags(t *testing.T) {
 			want: Action{Type: ActionDelete, Env: "tag-v1", Kind: KindTag, Ref: "v1", SeenSHAs: []string{shaA}}, wantReason: "tag v1 deleted: environment deleted",
 		},
 		{
+			name: "a moved tag's environment follows it even with build-tags off (options gate creation only)",
+			ev:   tagPush("v1", shaA, shaB), envs: envs(tagEnv(StateActive, shaA, shaA)), opt: func(o *Options) { o.BuildTags = "" },
+			want:       Action{Type: ActionDeploy, Env: "tag-v1", Kind: KindTag, Ref: "v1", Parent: "main", SHA: shaB, SeenSHAs: []string{shaA, shaB}},
+			wantReason: "tag v1 pushed (bbbbbbbb): deploying the new head",
+		},
+		{
 			name: "tag deletion with no environment is ignored",
 			ev:   tagPush("v1", shaA, zeroSHA), envs: envs(),
 			want: Action{Type: ActionIgnore, Env: "tag-v1", Kind: KindTag, Ref: "v1"}, wantReason: "no environment",

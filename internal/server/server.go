@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -336,6 +337,10 @@ func (r remote) ListBranches(ctx context.Context, pid int64) (map[string]string,
 }
 func (r remote) ListTags(ctx context.Context, pid int64) (map[string]string, error) {
 	return r.c.ListTags(ctx, pid)
+}
+func (r remote) DefaultBranch(ctx context.Context, pid int64) (string, error) {
+	p, err := r.c.GetProject(ctx, strconv.FormatInt(pid, 10))
+	return p.DefaultBranch, err
 }
 func (r remote) ListOpenMergeRequests(ctx context.Context, pid int64) ([]lifecycle.MergeRequest, error) {
 	mrs, err := r.c.ListOpenMergeRequests(ctx, pid)

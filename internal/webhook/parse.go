@@ -96,6 +96,9 @@ func parseClientGo(kind lifecycle.Kind, body []byte) (event any, err error) {
 }
 
 // pushFields are the fields used from push and tag push payloads.
+// project.default_branch is Project#hook_attrs (app/models/project.rb in
+// GitLab), which Gitlab::DataBuilder::Push and merge request hook data
+// (app/models/merge_request.rb, #hook_attrs via DataBuilder) embed whole.
 type pushFields struct {
 	ProjectID int64 `json:"project_id"`
 	Project   struct {
