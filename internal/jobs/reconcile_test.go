@@ -34,7 +34,9 @@ func (r *fakeRemote) ListOpenMergeRequests(context.Context, int64) ([]lifecycle.
 	return r.mrs, nil
 }
 
-func (r *fakeRemote) DefaultBranch(context.Context, int64) (string, error) { return r.defaultBranch, nil }
+func (r *fakeRemote) DefaultBranch(context.Context, int64) (string, error) {
+	return r.defaultBranch, nil
+}
 
 func reconcileWorld(t *testing.T, s *store.Store, remote *fakeRemote, options func(*store.Integration)) *world {
 	t.Helper()
