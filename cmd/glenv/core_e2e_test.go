@@ -239,3 +239,29 @@ func (g *glenv) waitEnvLong(integration, name string, cond func(e envJSON, ok bo
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// A deploy that outlives its job (--job-rescue-after) used to record its
+// result on the job's dead context: the environment stayed in deploying,
+// and the retry called itself superseded. Now it fails saying why, the old
+// version keeps serving, and the next push deploys.
+func TestADeployThatOutlivesItsJobFailsAndSaysWhy(t *testing.T) {
+	g, gl, secret := processWorld(t, "GLENV_JOB_RESCUE_AFTER=8s")
+	pid := gl.Project.ID
+	main := g.envs("app")["main"]
+	slow := gl.Commit(t, pid, gitlabtest.Commit{Branch: "main", Files: map[string]string{".glenv.yml": slowBuild(150), "index.html": "<p>slow</p>\n"}})
+	if code, body := g.deliver("app", secret, "Push Hook", pushPayload(t, pid, "main", main.DeployedSHA, slow), ""); code != 202 {
+		t.Fatalf("push: %d %s", code, body)
+	}
+	e := g.waitEnvLong("app", "main", func(e envJSON, ok bool) bool { return ok && e.State == "failed" })
+	if a, _ := g.deployActivity(e.ID, slow); a.State != "failed" || !strings.Contains(a.Result, "timed out") || !strings.Contains(a.Result, "--job-rescue-after") {
+		t.Fatalf("the slow deploy's activity: %+v", a)
+	}
+	if code, body, _ := g.getEnv("main--app"); code != 200 || strings.Contains(body, "slow") {
+		t.Fatalf("main during the failed deploy: %d %q, want the old version still serving", code, body)
+	}
+	fast := gl.Commit(t, pid, gitlabtest.Commit{Branch: "main", Files: map[string]string{".glenv.yml": slowBuild(1), "index.html": "<p>fast</p>\n"}})
+	if code, body := g.deliver("app", secret, "Push Hook", pushPayload(t, pid, "main", slow, fast), ""); code != 202 {
+		t.Fatalf("push: %d %s", code, body)
+	}
+	g.waitEnvLong("app", "main", func(e envJSON, ok bool) bool { return ok && e.State == "active" && e.DeployedSHA == fast })
+}
