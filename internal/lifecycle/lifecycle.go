@@ -1,8 +1,10 @@
-// Package lifecycle decides what happens to environments when GitLab reports
-// a push, tag or merge request, and when a reconcile compares GitLab with
-// glenv: (event or remote state, integration options, current environments)
-// → actions. It performs no I/O, reads no clock and holds no state; workers
-// carry out the actions and store their results.
+// Package lifecycle holds glenv's decisions about environments, and only
+// decisions: what a push, tag or merge request does (Decide), what a
+// reconcile with GitLab repairs (Reconcile), and the environment state
+// machine every state change goes through (Transition). It performs no
+// I/O, reads no clock, decodes no payload (internal/webhook turns webhooks
+// into Events) and holds no state; internal/jobs stores the outcomes and
+// carries out their effects.
 package lifecycle
 
 import (
