@@ -65,7 +65,17 @@ func (q *Environments) transition(ctx context.Context, tx *sql.Tx, env *store.En
 			return o, err
 		}
 	}
+	// The job's own activity ended: the environment waits for it no more.
+	finished := in.Activity != 0 && in.Activity == env.PendingActivityID && isFinal(o.Activity)
+	if finished {
+		env.PendingActivityID = 0
+	}
 	if !o.Changed(subj) {
+		if finished {
+			if _, err := tx.ExecContext(ctx, `UPDATE environments SET pending_activity_id = 0 WHERE id = $1`, env.ID); err != nil {
+				return o, err
+			}
+		}
 		if env.ID != 0 && o.Activity != "" {
 			return o, q.notify(ctx, tx, env.ID)
 		}
@@ -76,9 +86,6 @@ func (q *Environments) transition(ctx context.Context, tx *sql.Tx, env *store.En
 		env.DeletedAt = store.Now()
 	} else if o.State != store.StateDeleted {
 		env.DeletedAt = time.Time{}
-	}
-	if in.Activity != 0 && in.Activity == env.PendingActivityID && isFinal(o.Activity) {
-		env.PendingActivityID = 0
 	}
 	if err := store.SaveEnvironment(ctx, tx, env); err != nil {
 		return o, err

@@ -183,6 +183,9 @@ func TestGitLabStopAndDeleteAreImmediate(t *testing.T) {
 		if a := w.act(stop[0].ActivityID); a.State != store.ActivityComplete || a.Result != "stopped" {
 			t.Fatalf("stop activity %+v", a)
 		}
+		if got := w.get(e.ID); got.PendingActivityID != 0 {
+			t.Fatalf("after the stop job the environment still waits for activity %d", got.PendingActivityID)
+		}
 		w.discardJobs()
 
 		e = w.get(e.ID)
