@@ -163,7 +163,7 @@ func (q *Environments) Trigger(ctx context.Context, id int64, in lifecycle.Input
 	var o lifecycle.Outcome
 	err := q.store.Tx(ctx, func(tx *sql.Tx) error {
 		var err error
-		if env, err = store.GetEnvironmentOrTombstone(ctx, tx, id); err != nil {
+		if env, err = q.reload(ctx, tx, id); err != nil {
 			return err
 		}
 		def, err := defaultBranchOf(ctx, tx, env)
@@ -174,4 +174,33 @@ func (q *Environments) Trigger(ctx context.Context, id int64, in lifecycle.Input
 		return err
 	})
 	return env, o, err
+}
+
+// lock takes the environment's row lock for the rest of tx on PostgreSQL,
+// so two transitions of one environment (a deploy finishing while a push
+// arrives) never both read the old row and the second write loses the
+// first. SQLite transactions already take its one writer lock at BEGIN.
+func (q *Environments) lock(ctx context.Context, tx *sql.Tx, id int64) error {
+	if q.store.Dialect != store.Postgres || id == 0 {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `SELECT 1 FROM environments WHERE id = $1 FOR UPDATE`, id)
+	return err
+}
+
+// lockByName is lock for an environment known by integration and name.
+func (q *Environments) lockByName(ctx context.Context, tx *sql.Tx, integration, name string) error {
+	if q.store.Dialect != store.Postgres || name == "" {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `SELECT 1 FROM environments WHERE integration_name = $1 AND name = $2 FOR UPDATE`, integration, name)
+	return err
+}
+
+// reload locks the environment and reads it again inside tx.
+func (q *Environments) reload(ctx context.Context, tx *sql.Tx, id int64) (store.Environment, error) {
+	if err := q.lock(ctx, tx, id); err != nil {
+		return store.Environment{}, err
+	}
+	return store.GetEnvironmentOrTombstone(ctx, tx, id)
 }

@@ -55,6 +55,9 @@ func (q *Environments) Operate(ctx context.Context, id int64, op EnvOp) (store.E
 	}
 	var out store.Environment
 	err := q.store.Tx(ctx, func(tx *sql.Tx) error {
+		if err := q.lock(ctx, tx, id); err != nil {
+			return err
+		}
 		env, err := store.GetEnvironmentByID(ctx, tx, id)
 		if err != nil {
 			return err
@@ -80,6 +83,9 @@ func (q *Environments) AppGaveUp(ctx context.Context, envID int64, reason string
 	bctx, cancel := bookkeeping(ctx)
 	defer cancel()
 	return q.store.Tx(bctx, func(tx *sql.Tx) error {
+		if err := q.lock(bctx, tx, envID); err != nil {
+			return err
+		}
 		env, err := store.GetEnvironmentByID(bctx, tx, envID)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
@@ -125,6 +131,11 @@ func (q *Environments) clearPending(ctx context.Context, envID, activityID int64
 // removes its runtime after the commit. The default branch's environment
 // and one already stopped are left as they are.
 func (q *Environments) StopNow(ctx context.Context, tx *sql.Tx, env *store.Environment, reason string) error {
+	cur, err := q.reload(ctx, tx, env.ID)
+	if err != nil {
+		return err
+	}
+	*env = cur
 	def, err := defaultBranchOf(ctx, tx, *env)
 	if err != nil {
 		return err
@@ -137,6 +148,11 @@ func (q *Environments) StopNow(ctx context.Context, tx *sql.Tx, env *store.Envir
 // the caller's tx: a tombstone at once (the name can be used again), and a
 // job removes its runtime after the commit.
 func (q *Environments) DeleteNow(ctx context.Context, tx *sql.Tx, env *store.Environment, reason string) error {
+	cur, err := q.reload(ctx, tx, env.ID)
+	if err != nil {
+		return err
+	}
+	*env = cur
 	def, err := defaultBranchOf(ctx, tx, *env)
 	if err != nil {
 		return err

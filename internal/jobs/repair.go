@@ -87,6 +87,9 @@ func (q *Environments) Repair(ctx context.Context) (int, error) {
 	n := 0
 	for _, l := range found {
 		err := q.store.Tx(ctx, func(tx *sql.Tx) error {
+			if err := q.lock(ctx, tx, l.id); err != nil {
+				return err
+			}
 			env, err := store.GetEnvironmentByID(ctx, tx, l.id)
 			if errors.Is(err, store.ErrNotFound) {
 				return nil
