@@ -197,6 +197,7 @@ func TestSyncDataDuringADeployNeitherStallsNorFails(t *testing.T) {
 		code   int
 	}
 	synced := make(chan result, 1)
+	began := time.Now()
 	go func() {
 		_, stderr, code := g.run("", "environment:sync", "feature", "-i", "app", "--data")
 		synced <- result{stderr, code}
@@ -211,6 +212,7 @@ func TestSyncDataDuringADeployNeitherStallsNorFails(t *testing.T) {
 		if r.code != 0 {
 			t.Fatalf("environment:sync --data during a deploy: exit %d %s\n%s", r.code, r.stderr, g.tail())
 		}
+		t.Logf("environment:sync --data answered in %s during a deploy", time.Since(began).Round(time.Millisecond))
 	case <-time.After(30 * time.Second):
 		t.Fatalf("environment:sync --data during a deploy did not return in 30s (the old deadlock)\n%s", g.tail())
 	}
