@@ -77,12 +77,12 @@ func (g *glenv) activityLog(id int64) string {
 
 // processWorld is glenv with the process runtime and the double's project
 // connected, main active and serving examples/static.
-func processWorld(t *testing.T, extraEnv ...string) (*glenv, *gitlabWorld, string) {
+func processWorld(t *testing.T, dbURL string, extraEnv ...string) (*glenv, *gitlabWorld, string) {
 	t.Helper()
 	gl := newGitLab(t)
 	static, _ := filepath.Abs("../../examples/static")
 	shaMain := gl.Commit(t, gl.Project.ID, gitlabtest.Commit{Branch: "main", Dir: static})
-	g := startGlenv(t, "", append([]string{"GLENV_RUNTIME=process"}, extraEnv...)...)
+	g := startGlenv(t, dbURL, append([]string{"GLENV_RUNTIME=process"}, extraEnv...)...)
 	var res integrationJSON
 	g.mustJSON(&res, addArgs(gl)...)
 	g.waitEnv("app", "main", func(e envJSON, ok bool) bool { return ok && e.State == "active" && e.DeployedSHA == shaMain })
@@ -173,56 +173,60 @@ func waitGone(t *testing.T, g *glenv, what string, pids []int) {
 // append its log: every write stalled, webhooks included, until the CLI gave
 // up after a minute. Now the request only enqueues; the deploy job resets.
 func TestSyncDataDuringADeployNeitherStallsNorFails(t *testing.T) {
-	g, gl, secret := processWorld(t)
-	pid := gl.Project.ID
-	static, _ := filepath.Abs("../../examples/static")
-	sha1 := gl.Commit(t, pid, gitlabtest.Commit{Branch: "feature", Dir: static,
-		Files: map[string]string{".glenv.yml": slowBuild(5), "index.html": "<p>feature 1</p>\n"}})
-	if code, body := g.deliver("app", secret, "Push Hook", pushPayload(t, pid, "feature", zeroSHA, sha1), ""); code != 202 {
-		t.Fatalf("branch created: %d %s", code, body)
-	}
-	g.waitEnv("app", "feature", func(e envJSON, ok bool) bool { return ok && e.State == "inactive" })
-	g.mustRun("environment:activate", "feature", "-i", "app")
-	feature := g.waitEnv("app", "feature", func(e envJSON, ok bool) bool { return ok && e.State == "active" && e.DeployedSHA == sha1 })
+	for name, db := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			g, gl, secret := processWorld(t, db())
+			pid := gl.Project.ID
+			static, _ := filepath.Abs("../../examples/static")
+			sha1 := gl.Commit(t, pid, gitlabtest.Commit{Branch: "feature", Dir: static,
+				Files: map[string]string{".glenv.yml": slowBuild(5), "index.html": "<p>feature 1</p>\n"}})
+			if code, body := g.deliver("app", secret, "Push Hook", pushPayload(t, pid, "feature", zeroSHA, sha1), ""); code != 202 {
+				t.Fatalf("branch created: %d %s", code, body)
+			}
+			g.waitEnv("app", "feature", func(e envJSON, ok bool) bool { return ok && e.State == "inactive" })
+			g.mustRun("environment:activate", "feature", "-i", "app")
+			feature := g.waitEnv("app", "feature", func(e envJSON, ok bool) bool { return ok && e.State == "active" && e.DeployedSHA == sha1 })
 
-	// A push whose build takes a while (and logs all along).
-	sha2 := gl.Commit(t, pid, gitlabtest.Commit{Branch: "feature", Files: map[string]string{".glenv.yml": slowBuild(40), "index.html": "<p>feature 2</p>\n"}})
-	if code, body := g.deliver("app", secret, "Push Hook", pushPayload(t, pid, "feature", sha1, sha2), ""); code != 202 {
-		t.Fatalf("push: %d %s", code, body)
-	}
-	g.waitBuilding(feature.ID, sha2)
+			// A push whose build takes a while (and logs all along).
+			sha2 := gl.Commit(t, pid, gitlabtest.Commit{Branch: "feature", Files: map[string]string{".glenv.yml": slowBuild(40), "index.html": "<p>feature 2</p>\n"}})
+			if code, body := g.deliver("app", secret, "Push Hook", pushPayload(t, pid, "feature", sha1, sha2), ""); code != 202 {
+				t.Fatalf("push: %d %s", code, body)
+			}
+			g.waitBuilding(feature.ID, sha2)
 
-	type result struct {
-		stderr string
-		code   int
-	}
-	synced := make(chan result, 1)
-	began := time.Now()
-	go func() {
-		_, stderr, code := g.run("", "environment:sync", "feature", "-i", "app", "--data")
-		synced <- result{stderr, code}
-	}()
-	// Webhooks are acknowledged meanwhile: nothing holds the writer.
-	code, err := postHook(g.URL+"/hooks/gitlab/app", secret, "Push Hook", pushPayload(t, pid, "other", zeroSHA, sha("other-1")), "")
-	if err != nil || code != 202 {
-		t.Fatalf("a webhook during the sync: %d %v", code, err)
-	}
-	select {
-	case r := <-synced:
-		if r.code != 0 {
-			t.Fatalf("environment:sync --data during a deploy: exit %d %s\n%s", r.code, r.stderr, g.tail())
-		}
-		t.Logf("environment:sync --data answered in %s during a deploy", time.Since(began).Round(time.Millisecond))
-	case <-time.After(30 * time.Second):
-		t.Fatalf("environment:sync --data during a deploy did not return in 30s (the old deadlock)\n%s", g.tail())
-	}
-	e := g.waitEnvLong("app", "feature", func(e envJSON, ok bool) bool { return ok && e.State == "active" && e.DeployedSHA == sha2 })
-	if code, body, _ := g.getEnv("feature--app"); code != 200 || !strings.Contains(body, "feature 2") {
-		t.Fatalf("feature after the sync: %d %q", code, body)
-	}
-	a, _ := g.deployActivity(e.ID, sha2)
-	if a.State != "complete" {
-		t.Fatalf("the newest deploy of %s: %+v", sha2[:8], a)
+			type result struct {
+				stderr string
+				code   int
+			}
+			synced := make(chan result, 1)
+			began := time.Now()
+			go func() {
+				_, stderr, code := g.run("", "environment:sync", "feature", "-i", "app", "--data")
+				synced <- result{stderr, code}
+			}()
+			// Webhooks are acknowledged meanwhile: nothing holds the writer.
+			code, err := postHook(g.URL+"/hooks/gitlab/app", secret, "Push Hook", pushPayload(t, pid, "other", zeroSHA, sha("other-1")), "")
+			if err != nil || code != 202 {
+				t.Fatalf("a webhook during the sync: %d %v", code, err)
+			}
+			select {
+			case r := <-synced:
+				if r.code != 0 {
+					t.Fatalf("environment:sync --data during a deploy: exit %d %s\n%s", r.code, r.stderr, g.tail())
+				}
+				t.Logf("environment:sync --data answered in %s during a deploy", time.Since(began).Round(time.Millisecond))
+			case <-time.After(30 * time.Second):
+				t.Fatalf("environment:sync --data during a deploy did not return in 30s (the old deadlock)\n%s", g.tail())
+			}
+			e := g.waitEnvLong("app", "feature", func(e envJSON, ok bool) bool { return ok && e.State == "active" && e.DeployedSHA == sha2 })
+			if code, body, _ := g.getEnv("feature--app"); code != 200 || !strings.Contains(body, "feature 2") {
+				t.Fatalf("feature after the sync: %d %q", code, body)
+			}
+			a, _ := g.deployActivity(e.ID, sha2)
+			if a.State != "complete" {
+				t.Fatalf("the newest deploy of %s: %+v", sha2[:8], a)
+			}
+		})
 	}
 }
 
@@ -247,23 +251,27 @@ func (g *glenv) waitEnvLong(integration, name string, cond func(e envJSON, ok bo
 // and the retry called itself superseded. Now it fails saying why, the old
 // version keeps serving, and the next push deploys.
 func TestADeployThatOutlivesItsJobFailsAndSaysWhy(t *testing.T) {
-	g, gl, secret := processWorld(t, "GLENV_JOB_RESCUE_AFTER=8s")
-	pid := gl.Project.ID
-	main := g.envs("app")["main"]
-	slow := gl.Commit(t, pid, gitlabtest.Commit{Branch: "main", Files: map[string]string{".glenv.yml": slowBuild(150), "index.html": "<p>slow</p>\n"}})
-	if code, body := g.deliver("app", secret, "Push Hook", pushPayload(t, pid, "main", main.DeployedSHA, slow), ""); code != 202 {
-		t.Fatalf("push: %d %s", code, body)
+	for name, db := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			g, gl, secret := processWorld(t, db(), "GLENV_JOB_RESCUE_AFTER=8s")
+			pid := gl.Project.ID
+			main := g.envs("app")["main"]
+			slow := gl.Commit(t, pid, gitlabtest.Commit{Branch: "main", Files: map[string]string{".glenv.yml": slowBuild(150), "index.html": "<p>slow</p>\n"}})
+			if code, body := g.deliver("app", secret, "Push Hook", pushPayload(t, pid, "main", main.DeployedSHA, slow), ""); code != 202 {
+				t.Fatalf("push: %d %s", code, body)
+			}
+			e := g.waitEnvLong("app", "main", func(e envJSON, ok bool) bool { return ok && e.State == "failed" })
+			if a, _ := g.deployActivity(e.ID, slow); a.State != "failed" || !strings.Contains(a.Result, "timed out") || !strings.Contains(a.Result, "--job-rescue-after") {
+				t.Fatalf("the slow deploy's activity: %+v", a)
+			}
+			if code, body, _ := g.getEnv("main--app"); code != 200 || strings.Contains(body, "slow") {
+				t.Fatalf("main during the failed deploy: %d %q, want the old version still serving", code, body)
+			}
+			fast := gl.Commit(t, pid, gitlabtest.Commit{Branch: "main", Files: map[string]string{".glenv.yml": slowBuild(1), "index.html": "<p>fast</p>\n"}})
+			if code, body := g.deliver("app", secret, "Push Hook", pushPayload(t, pid, "main", slow, fast), ""); code != 202 {
+				t.Fatalf("push: %d %s", code, body)
+			}
+			g.waitEnvLong("app", "main", func(e envJSON, ok bool) bool { return ok && e.State == "active" && e.DeployedSHA == fast })
+		})
 	}
-	e := g.waitEnvLong("app", "main", func(e envJSON, ok bool) bool { return ok && e.State == "failed" })
-	if a, _ := g.deployActivity(e.ID, slow); a.State != "failed" || !strings.Contains(a.Result, "timed out") || !strings.Contains(a.Result, "--job-rescue-after") {
-		t.Fatalf("the slow deploy's activity: %+v", a)
-	}
-	if code, body, _ := g.getEnv("main--app"); code != 200 || strings.Contains(body, "slow") {
-		t.Fatalf("main during the failed deploy: %d %q, want the old version still serving", code, body)
-	}
-	fast := gl.Commit(t, pid, gitlabtest.Commit{Branch: "main", Files: map[string]string{".glenv.yml": slowBuild(1), "index.html": "<p>fast</p>\n"}})
-	if code, body := g.deliver("app", secret, "Push Hook", pushPayload(t, pid, "main", slow, fast), ""); code != 202 {
-		t.Fatalf("push: %d %s", code, body)
-	}
-	g.waitEnvLong("app", "main", func(e envJSON, ok bool) bool { return ok && e.State == "active" && e.DeployedSHA == fast })
 }
