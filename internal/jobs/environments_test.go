@@ -4,10 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/glenv/glenv/internal/lifecycle"
 	"github.com/glenv/glenv/internal/store"
 	"github.com/glenv/glenv/internal/store/storetest"
 )
@@ -514,6 +516,44 @@ func TestRestart(t *testing.T) {
 		}
 		if got := w.get(mid.ID); got.State != store.StateActive || got.DeployedSHA != shaB {
 			t.Fatalf("after the new deploy: %+v", got)
+		}
+	})
+}
+
+// A deploy finishing while someone asks for a redeploy: whichever commits
+// first, the redeploy must survive (building, waiting for its queued job).
+// Without the row lock, PostgreSQL let both read the same row and the
+// finishing deploy wrote back "active, waiting for nothing" over it.
+func TestConcurrentTransitionsDoNotLoseEachOther(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		w := newWorld(t, s)
+		for i := range 20 {
+			e := w.env(fmt.Sprintf("race-%d", i), "branch", store.StateDeploying, 0)
+			own := w.activity(e, store.ActivityDeploy)
+			if _, err := s.DB.ExecContext(ctx, `UPDATE environments SET pending_activity_id = $1 WHERE id = $2`, own, e.ID); err != nil {
+				t.Fatal(err)
+			}
+			errs := make(chan error, 2)
+			go func() {
+				_, _, err := w.q.Trigger(ctx, e.ID, lifecycle.Input{Trigger: lifecycle.TriggerDeploySucceeded, Activity: own, SHA: shaB}, record{})
+				errs <- err
+			}()
+			go func() {
+				_, err := w.q.Operate(ctx, e.ID, OpRedeploy)
+				errs <- err
+			}()
+			for range 2 {
+				if err := within(t, errs, "both transitions"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got := w.get(e.ID)
+			jobs := jobsOf[DeployArgs](w)
+			if got.State != store.StateBuilding || len(jobs) != 1 || got.PendingActivityID != jobs[0].ActivityID {
+				t.Fatalf("round %d: %s waiting for %d, queued %+v: the redeploy was lost", i, got.State, got.PendingActivityID, jobs)
+			}
+			w.discardJobs()
 		}
 	})
 }
