@@ -128,6 +128,22 @@ func TestRequestsGoThroughTheStateMachine(t *testing.T) {
 			wantState(t, got, store.StateBuilding)
 			w.discardJobs()
 		})
+		t.Run("a visit wakes a paused environment and no other", func(t *testing.T) {
+			paused := w.env("asleep", "branch", store.StatePaused, 0)
+			active := w.env("awake", "branch", store.StateActive, 0)
+			if woke, err := w.q.Wake(ctx, paused.ID); err != nil || !woke {
+				t.Fatalf("wake a paused environment: %v %v", woke, err)
+			}
+			if woke, err := w.q.Wake(ctx, active.ID); err != nil || woke {
+				t.Fatalf("wake an active environment: %v %v", woke, err)
+			}
+			wantState(t, w.get(paused.ID), store.StateBuilding)
+			wantState(t, w.get(active.ID), store.StateActive)
+			if d := jobsOf[DeployArgs](w); len(d) != 1 || d[0].EnvironmentID != paused.ID {
+				t.Fatalf("deploy jobs %+v", d)
+			}
+			w.discardJobs()
+		})
 		t.Run("refusals change nothing and say why", func(t *testing.T) {
 			main, _ := store.GetEnvironment(ctx, s.Reader(), "app", "main")
 			idle := w.env("lazy", "branch", store.StateInactive, 0)

@@ -166,3 +166,11 @@ func (q *Environments) DeleteNow(ctx context.Context, tx *sql.Tx, env *store.Env
 func (q *Environments) NotifyChanged(ctx context.Context, tx *sql.Tx, envID int64) error {
 	return q.notify(ctx, tx, envID)
 }
+
+// Wake deploys a paused environment again because someone visited it (the
+// proxy calls it for a paused environment's host); it reports whether a
+// deploy was started. Any other environment is left as it is.
+func (q *Environments) Wake(ctx context.Context, id int64) (bool, error) {
+	_, o, err := q.Trigger(ctx, id, lifecycle.Input{Trigger: lifecycle.TriggerWake}, record{Description: "woken by a visit"})
+	return o.Starts != "", err
+}
