@@ -174,3 +174,17 @@ func (q *Environments) Wake(ctx context.Context, id int64) (bool, error) {
 	_, o, err := q.Trigger(ctx, id, lifecycle.Input{Trigger: lifecycle.TriggerWake}, record{Description: "woken by a visit"})
 	return o.Starts != "", err
 }
+
+// CreateManual stores an environment created through GitLab's API (it
+// follows no branch, merge request or tag) inside the caller's tx, made
+// available by the state machine. A taken name or host wraps
+// store.ErrConflict, as store.SaveEnvironment does.
+func (q *Environments) CreateManual(ctx context.Context, tx *sql.Tx, env *store.Environment) error {
+	env.Ref, env.State = "", store.StateInactive
+	if err := store.SaveEnvironment(ctx, tx, env); err != nil {
+		return err
+	}
+	env.State = ""
+	_, err := q.transition(ctx, tx, env, "", lifecycle.Input{Trigger: lifecycle.TriggerCreate, Activate: true}, record{})
+	return err
+}

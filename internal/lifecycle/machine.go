@@ -260,6 +260,11 @@ func Transition(s Subject, in Input) Outcome {
 		if s.State != "" && s.State != StateDeleted {
 			return keep
 		}
+		if in.Activate && s.Ref == "" {
+			// Created through GitLab's API: it follows nothing, so there is
+			// nothing to build; it is available at once, as in GitLab.
+			return Outcome{State: StateActive}
+		}
 		if in.Activate {
 			o := deploy(in.CloneParentData, false)
 			o.Deployed = ""
