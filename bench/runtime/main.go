@@ -24,7 +24,6 @@ import (
 	"time"
 
 	"github.com/glenv/glenv/internal/gitlabtest"
-	"github.com/glenv/glenv/internal/jobs"
 	"github.com/glenv/glenv/internal/runtime"
 	"github.com/glenv/glenv/internal/store"
 )
@@ -73,8 +72,8 @@ func main() {
 			continue
 		}
 		env := store.Environment{ID: 1, Name: "main", Kind: "branch", Host: "main--app"}
-		req := func(sha string) jobs.DeployRequest {
-			return jobs.DeployRequest{Integration: store.Integration{Name: "app", BaseURL: "http://" + l.Addr().String(), ProjectPath: "group/app", ProjectID: p.ID},
+		req := func(sha string) runtime.DeployRequest {
+			return runtime.DeployRequest{Integration: store.Integration{Name: "app", BaseURL: "http://" + l.Addr().String(), ProjectPath: "group/app", ProjectID: p.ID},
 				Token: token, Env: env, SHA: sha, Log: func(string) {}}
 		}
 		// Fetch and build both commits once; then alternate between them.

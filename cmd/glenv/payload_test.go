@@ -33,7 +33,8 @@ func loadPayload(t testing.TB, name string, projectID int64) payload {
 		p["project_id"] = projectID
 	}
 	if proj, ok := p["project"].(map[string]any); ok {
-		proj["id"] = projectID
+		// glenv follows project.default_branch: say what the test's GitLab says.
+		proj["id"], proj["default_branch"] = projectID, "main"
 	}
 	if oa, ok := p["object_attributes"].(map[string]any); ok {
 		for _, k := range []string{"source_project_id", "target_project_id"} {

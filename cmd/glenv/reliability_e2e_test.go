@@ -3,12 +3,14 @@ package main_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/glenv/glenv/internal/gitlabtest"
 	"github.com/glenv/glenv/internal/store"
 )
 
@@ -127,4 +129,51 @@ func waitProcessed(t *testing.T, g *glenv, dbURL string) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Fatalf("deliveries still unprocessed after 90s\n%s", g.tail())
+}
+
+// Killed with SIGKILL during a real build, glenv comes back and finishes
+// the job: the environment ends active on the new head (a restart used to
+// leave it in deploying, its old version down), and nothing of the killed
+// glenv (build, old app, their ports) is left behind.
+func TestKillNineDuringABuildEndsActiveOnTheNewHead(t *testing.T) {
+	for name, db := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			g, gl, secret := processWorld(t, db())
+			pid := gl.Project.ID
+			main := g.envs("app")["main"]
+			sha2 := gl.Commit(t, pid, gitlabtest.Commit{Branch: "main", Files: map[string]string{".glenv.yml": slowBuild(30), "index.html": "<p>version 2</p>\n"}})
+			if code, body := g.deliver("app", secret, "Push Hook", pushPayload(t, pid, "main", main.DeployedSHA, sha2), ""); code != 202 {
+				t.Fatalf("push: %d %s", code, body)
+			}
+			g.waitBuilding(main.ID, sha2)
+			if e := g.envs("app")["main"]; e.State != "deploying" {
+				t.Fatalf("main is %s during its build, want deploying", e.State)
+			}
+			before := descendants(g.cmd.Process.Pid)
+			if len(living(before)) == 0 {
+				t.Fatal("no build or app process found under glenv: the test would prove nothing")
+			}
+			g.cmd.Process.Signal(syscall.SIGKILL)
+			<-g.exited
+			waitGone(t, g, "after SIGKILL", before)
+
+			g.start()
+			g.waitEnvLong("app", "main", func(e envJSON, ok bool) bool { return ok && e.State == "active" && e.DeployedSHA == sha2 })
+			deadline := time.Now().Add(15 * time.Second)
+			for {
+				code, body, _ := g.getEnv("main--app")
+				if code == 200 && strings.Contains(body, "version 2") {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("main after the restart: %d %q\n%s", code, body, g.tail())
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			g.settle("app")
+			running := descendants(g.cmd.Process.Pid)
+			g.stop(syscall.SIGTERM)
+			waitGone(t, g, "after a clean stop", running)
+		})
+	}
 }

@@ -90,9 +90,9 @@ func (a *API) operate(w http.ResponseWriter, r *http.Request, op jobs.EnvOp) {
 		return
 	}
 	switch op {
-	case jobs.OpActivate, jobs.OpDeactivate, jobs.OpRedeploy, jobs.OpSyncData, jobs.OpDelete:
+	case jobs.OpActivate, jobs.OpDeactivate, jobs.OpRedeploy, jobs.OpSyncData, jobs.OpDelete, jobs.OpPause, jobs.OpResume:
 	default:
-		writeErr(w, http.StatusNotFound, Error{Error: fmt.Sprintf("unknown environment operation %q: use activate, deactivate, redeploy, sync-data or DELETE", op)})
+		writeErr(w, http.StatusNotFound, Error{Error: fmt.Sprintf("unknown environment operation %q: use activate, deactivate, redeploy, sync-data, pause, resume or DELETE", op)})
 		return
 	}
 	e, err := a.Queue.Operate(r.Context(), id, op)

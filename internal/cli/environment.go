@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/glenv/glenv/internal/lifecycle"
+	"github.com/glenv/glenv/internal/gitsha"
 	"github.com/glenv/glenv/internal/store"
 )
 
@@ -86,7 +86,7 @@ func environmentCommands(cf *clientFlags, getenv Env) []*cobra.Command {
 			}
 			var rows [][]string
 			for _, e := range envs {
-				rows = append(rows, []string{e.Name, e.IntegrationName, e.State, e.Parent, lifecycle.ShortSHA(e.HeadSHA), lifecycle.ShortSHA(e.DeployedSHA), e.URL})
+				rows = append(rows, []string{e.Name, e.IntegrationName, e.State, e.Parent, gitsha.Short(e.HeadSHA), gitsha.Short(e.DeployedSHA), e.URL})
 			}
 			table(cmd.OutOrStdout(), []string{"NAME", "INTEGRATION", "STATE", "PARENT", "HEAD", "DEPLOYED", "URL"}, rows)
 			return nil
@@ -214,7 +214,7 @@ func activityCommands(cf *clientFlags, getenv Env) []*cobra.Command {
 			var rows [][]string
 			for _, a := range acts {
 				rows = append(rows, []string{strconv.FormatInt(a.ID, 10), a.Kind, a.State, a.IntegrationName, a.EnvironmentName,
-					lifecycle.ShortSHA(a.SHA), fmtTime(a.CreatedAt), oneLine(a.Description)})
+					gitsha.Short(a.SHA), fmtTime(a.CreatedAt), oneLine(a.Description)})
 			}
 			table(cmd.OutOrStdout(), []string{"ID", "KIND", "STATE", "INTEGRATION", "ENVIRONMENT", "SHA", "CREATED", "DESCRIPTION"}, rows)
 			return nil

@@ -16,7 +16,7 @@ import (
 // glenv never stops or deletes on a client's request; GitLab treats an
 // environment the caller may not stop the same way (see stop).
 func isDefault(p *project, e store.Environment) bool {
-	return e.Kind == string(lifecycle.KindBranch) && e.Name == p.integration(e).DefaultBranch
+	return lifecycle.IsDefaultBranch(lifecycle.EnvKind(e.Kind), e.Name, p.integration(e).DefaultBranch)
 }
 
 func available(e store.Environment) bool { return store.GitLabState(e.State) == "available" }

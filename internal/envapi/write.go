@@ -40,7 +40,7 @@ func (h *handler) create(rq *request) {
 	}
 	in := p.integrations[0]
 	e := store.Environment{IntegrationID: in.ID, IntegrationName: in.Name, ProjectID: in.ProjectID, Name: name,
-		Slug: slug.Environment(name), Kind: KindManual, State: store.StateActive, Tier: gitlabapi.GuessTier(name)}
+		Slug: slug.Environment(name), Kind: KindManual, Tier: gitlabapi.GuessTier(name)}
 	e.Host = slug.Host(e.Slug, in.Name)
 	// glenv has no cluster agents and keeps auto_stop_setting "always".
 	a.Apply(&e.ExternalURL, &e.Tier, &e.Description)
@@ -60,7 +60,7 @@ func (h *handler) create(rq *request) {
 			errs.Add("name", "has already been taken")
 			return errInvalid
 		}
-		if err := store.SaveEnvironment(ctx, tx, &e); errors.Is(err, store.ErrConflict) {
+		if err := h.queue.CreateManual(ctx, tx, &e); errors.Is(err, store.ErrConflict) {
 			// The host of a tombstone with another name that slugs the same.
 			errs.Add("slug", "has already been taken")
 			return errInvalid

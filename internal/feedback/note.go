@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/glenv/glenv/internal/lifecycle"
+	"github.com/glenv/glenv/internal/gitsha"
 	"github.com/glenv/glenv/internal/store"
 )
 
@@ -98,7 +98,7 @@ func (v noteView) headline() (string, string) {
 	if v.Newest == nil {
 		return "⏳", "waiting for a deploy"
 	}
-	sha := lifecycle.ShortSHA(v.Newest.SHA)
+	sha := gitsha.Short(v.Newest.SHA)
 	switch v.Newest.State {
 	case store.ActivityPending:
 		return "⏳", "deploy of `" + sha + "` queued"
@@ -114,9 +114,9 @@ func (v noteView) headline() (string, string) {
 
 func (v noteView) commit(sha string) string {
 	if v.ProjectURL == "" {
-		return "`" + lifecycle.ShortSHA(sha) + "`"
+		return "`" + gitsha.Short(sha) + "`"
 	}
-	return fmt.Sprintf("[`%s`](%s/-/commit/%s)", lifecycle.ShortSHA(sha), v.ProjectURL, sha)
+	return fmt.Sprintf("[`%s`](%s/-/commit/%s)", gitsha.Short(sha), v.ProjectURL, sha)
 }
 
 func (v noteView) compare(from, to string) string {

@@ -5,7 +5,7 @@ import (
 	"strings"
 
 	"github.com/glenv/glenv/internal/gitlab"
-	"github.com/glenv/glenv/internal/lifecycle"
+	"github.com/glenv/glenv/internal/gitsha"
 	"github.com/glenv/glenv/internal/store"
 )
 
@@ -86,7 +86,7 @@ func gitlabEnvName(env store.Environment) string {
 // environment, or its log when the deploy failed.
 func statusFor(env store.Environment, d store.FeedbackDeploy, envURL, logURL string) gitlab.CommitStatus {
 	st := gitlab.CommitStatus{SHA: d.SHA, State: commitState(d.State), Ref: env.Ref, Name: statusName(env), TargetURL: envURL}
-	sha := lifecycle.ShortSHA(d.SHA)
+	sha := gitsha.Short(d.SHA)
 	switch d.State {
 	case store.ActivityPending:
 		st.Description = fmt.Sprintf("Queued: glenv will deploy %s to %s", sha, env.Name)

@@ -306,21 +306,23 @@ func (s *Service) plan(ctx context.Context, c *gitlab.Client, in store.Integrati
 	if rs.Branches, err = c.ListBranches(ctx, in.ProjectID); err != nil {
 		return nil, err
 	}
-	if in.BuildTags != "" {
+	envs, _, err := jobs.LifecycleEnvs(ctx, s.Store.Reader(), in.Name)
+	if err != nil {
+		return nil, err
+	}
+	// Options gate creation only: read what existing environments need.
+	rs.MergeRequestsListed, rs.TagsListed = lifecycle.Listings(jobs.Options(in), envs)
+	if rs.TagsListed {
 		if rs.Tags, err = c.ListTags(ctx, in.ProjectID); err != nil {
 			return nil, err
 		}
 	}
-	if in.BuildMergeRequests {
+	if rs.MergeRequestsListed {
 		mrs, err := c.ListOpenMergeRequests(ctx, in.ProjectID)
 		if err != nil {
 			return nil, err
 		}
 		rs.OpenMRs = MergeRequests(mrs)
-	}
-	envs, _, err := jobs.LifecycleEnvs(ctx, s.Store.Reader(), in.Name)
-	if err != nil {
-		return nil, err
 	}
 	return lifecycle.Reconcile(jobs.Options(in), rs, envs), nil
 }

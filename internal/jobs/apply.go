@@ -8,8 +8,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/riverqueue/river"
-
 	"github.com/glenv/glenv/internal/lifecycle"
 	"github.com/glenv/glenv/internal/slug"
 	"github.com/glenv/glenv/internal/store"
@@ -60,115 +58,130 @@ func Options(in store.Integration) lifecycle.Options {
 		BuildForks: in.BuildForks, BuildTags: in.BuildTags}
 }
 
-// Apply carries out actions for an integration inside tx: environment rows,
-// activities, and deploy/delete jobs enqueued in the same transaction.
-func (q *Queue) Apply(ctx context.Context, tx *sql.Tx, in store.Integration, actions []lifecycle.Action, deliveryID int64) (Applied, error) {
+// Apply carries out the lifecycle's actions for an integration inside tx:
+// the ordering marks and heads they carry are written with the row, and
+// every state change goes through the state machine (transition), which
+// enqueues deploy and remove jobs in the same transaction.
+func (q *Environments) Apply(ctx context.Context, tx *sql.Tx, in store.Integration, actions []lifecycle.Action, deliveryID int64) (Applied, error) {
 	var res Applied
 	for _, a := range actions {
-		var env store.Environment
-		var err error
-		if a.Env != "" {
-			env, err = store.GetEnvironment(ctx, tx, in.Name, a.Env)
-		}
-		exists := a.Env != "" && err == nil
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
+		changed, ignored, err := q.apply(ctx, tx, in, a, deliveryID)
+		if err != nil {
 			return res, err
 		}
-		if a.Type == lifecycle.ActionIgnore {
-			res.Ignored = append(res.Ignored, a.Reason)
-			// A stale push still teaches which SHAs are old: keep them so a
-			// later replay cannot move the environment back.
-			if exists && len(a.SeenSHAs) > 0 {
-				if merged, added := mergeSeen(env.SeenSHAs, a.SeenSHAs); added {
-					env.SeenSHAs = merged
-					if err := store.SaveEnvironment(ctx, tx, &env); err != nil {
-						return res, err
-					}
+		if ignored != "" {
+			res.Ignored = append(res.Ignored, ignored)
+		}
+		if changed {
+			res.Changed = append(res.Changed, fmt.Sprintf("%s %s", a.Type, a.Env))
+		}
+	}
+	return res, nil
+}
+
+func (q *Environments) apply(ctx context.Context, tx *sql.Tx, in store.Integration, a lifecycle.Action, deliveryID int64) (changed bool, ignored string, err error) {
+	var env store.Environment
+	if a.Env != "" {
+		if err := q.lockByName(ctx, tx, in.Name, a.Env); err != nil {
+			return false, "", err
+		}
+		env, err = store.GetEnvironment(ctx, tx, in.Name, a.Env)
+	}
+	exists := a.Env != "" && err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return false, "", err
+	}
+	live := exists && env.DeletedAt.IsZero()
+	rec := record{Description: a.Reason, DeliveryID: deliveryID, SHA: a.SHA}
+	var trigger lifecycle.Input
+	switch a.Type {
+	case lifecycle.ActionIgnore:
+		// A stale push still teaches which SHAs are old: keep them so a
+		// later replay cannot move the environment back.
+		if exists && len(a.SeenSHAs) > 0 {
+			if merged, added := mergeSeen(env.SeenSHAs, a.SeenSHAs); added {
+				env.SeenSHAs = merged
+				if err := store.SaveEnvironment(ctx, tx, &env); err != nil {
+					return false, "", err
 				}
 			}
-			continue
 		}
-		live := exists && env.DeletedAt.IsZero()
-		switch a.Type {
-		case lifecycle.ActionCreate:
-			switch {
-			case !exists:
-				env = store.Environment{}
-			case !live:
+		return false, a.Reason, nil
+	case lifecycle.ActionCreate:
+		if !live {
+			if exists {
 				// Revive the tombstone in place: its ordering marks (seen SHAs,
 				// MR updated_at) keep guarding against late events.
 				env.CreatedAt, env.DeployedSHA, env.ExternalURL, env.Description = time.Time{}, "", "", ""
+			} else {
+				env = store.Environment{}
 			}
-			env.IntegrationID, env.IntegrationName, env.ProjectID = in.ID, in.Name, in.ProjectID
-			env.Name, env.Kind, env.Ref, env.Parent, env.MRIID = a.Env, string(a.Kind), a.Ref, a.Parent, a.MRIID
-			env.Slug = slug.Environment(a.Env)
-			env.Host = slug.Host(env.Slug, in.Name)
-			env.Tier = tierFor(a.Kind, a.Env == in.DefaultBranch)
-			env.DeletedAt = time.Time{}
-			env.State = store.StateInactive
-			if a.Activate {
-				env.State = store.StateBuilding
-			}
-		case lifecycle.ActionDeploy, lifecycle.ActionUpdateHead:
-			if !live {
-				res.Ignored = append(res.Ignored, a.Env+": environment no longer exists")
-				continue
-			}
-			if a.Type == lifecycle.ActionDeploy {
-				env.State = store.StateBuilding
-			}
-		case lifecycle.ActionDelete:
-			if !live {
-				continue
-			}
-			env.State = store.StateStopping
-		default:
-			return res, fmt.Errorf("unknown lifecycle action %q", a.Type)
+			env.State = "" // a new life: the state machine creates it
 		}
-		if a.SHA != "" {
-			env.HeadSHA = a.SHA
+		env.IntegrationID, env.IntegrationName, env.ProjectID = in.ID, in.Name, in.ProjectID
+		env.Name, env.Kind, env.Ref, env.Parent, env.MRIID = a.Env, string(a.Kind), a.Ref, a.Parent, a.MRIID
+		env.Slug = slug.Environment(a.Env)
+		env.Host = slug.Host(env.Slug, in.Name)
+		env.Tier = lifecycle.Tier(a.Kind, a.Env, in.DefaultBranch)
+		trigger = lifecycle.Input{Trigger: lifecycle.TriggerCreate, Activate: a.Activate, CloneParentData: a.CloneParentData}
+	case lifecycle.ActionDeploy, lifecycle.ActionUpdateHead:
+		if !live {
+			return false, a.Env + ": environment no longer exists", nil
 		}
-		if !a.MRUpdatedAt.IsZero() && a.MRUpdatedAt.After(env.MRUpdatedAt) {
-			env.MRUpdatedAt = a.MRUpdatedAt
+		if a.Type == lifecycle.ActionDeploy {
+			trigger = lifecycle.Input{Trigger: lifecycle.TriggerDeployRequested, CloneParentData: a.CloneParentData}
 		}
-		env.SeenSHAs, _ = mergeSeen(env.SeenSHAs, a.SeenSHAs)
+	case lifecycle.ActionDelete:
+		if !live {
+			return false, "", nil
+		}
+		trigger = lifecycle.Input{Trigger: lifecycle.TriggerDelete}
+	default:
+		return false, "", fmt.Errorf("unknown lifecycle action %q", a.Type)
+	}
+	if a.SHA != "" {
+		env.HeadSHA = a.SHA
+	}
+	if !a.MRUpdatedAt.IsZero() && a.MRUpdatedAt.After(env.MRUpdatedAt) {
+		env.MRUpdatedAt = a.MRUpdatedAt
+	}
+	env.SeenSHAs, _ = mergeSeen(env.SeenSHAs, a.SeenSHAs)
+	if env.ID == 0 || env.State == "" {
+		// The row must exist (and have an id) before an activity names it.
+		state := env.State
+		env.State = store.StateInactive
 		if err := store.SaveEnvironment(ctx, tx, &env); err != nil {
-			return res, err
+			return false, "", err
+		}
+		env.State = state
+	}
+	o := lifecycle.Outcome{}
+	if trigger.Trigger != "" {
+		o, err = q.transition(ctx, tx, &env, in.DefaultBranch, trigger, rec)
+		if errors.Is(err, ErrRefused) {
+			// A deploy requested of an environment that runs nothing records
+			// the head only; a delete of the default branch's is refused.
+			if a.Type == lifecycle.ActionDelete {
+				return false, a.Env + ": " + o.Refused, nil
+			}
+			o, err = lifecycle.Outcome{}, nil
+		}
+		if err != nil {
+			return false, "", err
+		}
+	}
+	if o.Starts == "" {
+		// No job: the head, marks or new environment are the whole change.
+		if err := store.SaveEnvironment(ctx, tx, &env); err != nil {
+			return false, "", err
 		}
 		act := store.Activity{IntegrationName: in.Name, EnvironmentID: env.ID, EnvironmentName: env.Name,
-			DeliveryID: deliveryID, SHA: a.SHA, Description: a.Reason, State: store.ActivityPending}
-		var job river.JobArgs
-		switch {
-		case a.Type == lifecycle.ActionDelete:
-			act.Kind = store.ActivityDelete
-			job = &DeleteArgs{EnvironmentID: env.ID}
-		case env.State == store.StateBuilding:
-			act.Kind = store.ActivityDeploy
-			job = &DeployArgs{EnvironmentID: env.ID, SHA: env.HeadSHA, CloneParentData: a.CloneParentData}
-		default:
-			act.Kind = store.ActivitySync
-			act.State = store.ActivityComplete
-		}
+			DeliveryID: deliveryID, SHA: a.SHA, Description: a.Reason, Kind: store.ActivitySync, State: store.ActivityComplete}
 		if err := store.InsertActivity(ctx, tx, &act); err != nil {
-			return res, err
+			return false, "", err
 		}
-		if job != nil {
-			switch j := job.(type) {
-			case *DeployArgs:
-				j.ActivityID = act.ID
-			case *DeleteArgs:
-				j.ActivityID = act.ID
-			}
-			if err := q.insertTx(ctx, tx, job, nil); err != nil {
-				return res, err
-			}
-			if err := q.notify(ctx, tx, env.ID); err != nil {
-				return res, err
-			}
-		}
-		res.Changed = append(res.Changed, fmt.Sprintf("%s %s", a.Type, a.Env))
 	}
-	return res, nil
+	return true, "", nil
 }
 
 // mergeSeen adds the SHAs not seen yet and reports whether there were any
@@ -186,17 +199,4 @@ func mergeSeen(have, add []string) ([]string, bool) {
 		have = have[len(have)-200:]
 	}
 	return have, added
-}
-
-// tierFor picks the GitLab tier of a glenv environment: the default branch is
-// production, merge requests are development (review apps), the rest staging.
-func tierFor(kind lifecycle.EnvKind, isDefault bool) string {
-	switch {
-	case isDefault:
-		return "production"
-	case kind == lifecycle.KindMR:
-		return "development"
-	default:
-		return "staging"
-	}
 }

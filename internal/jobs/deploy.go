@@ -15,31 +15,85 @@ import (
 
 type deployWorker struct {
 	river.WorkerDefaults[DeployArgs]
-	q    *Queue
+	q    *Environments
 	deps Deps
 }
 
+// DataResetter is a runtime that can drop an environment's data so that the
+// next deploy clones it from the parent again.
+type DataResetter interface {
+	ResetData(ctx context.Context, envID int64) error
+}
+
+// Work carries out one deploy: it claims the deploy (building → deploying)
+// in a short transaction, runs the runtime outside any transaction, and
+// records the result on a fresh bounded context, so a deploy that outlived
+// its job or a draining glenv still leaves the environment right.
 func (w *deployWorker) Work(ctx context.Context, job *river.Job[DeployArgs]) error {
 	s, a := w.q.store, job.Args
-	env, err := store.GetEnvironmentByID(ctx, s.Reader(), a.EnvironmentID)
+	started := lifecycle.Input{Trigger: lifecycle.TriggerDeployStarted, Activity: a.ActivityID, SHA: a.SHA}
+	env, o, err := w.q.Trigger(ctx, a.EnvironmentID, started, record{})
 	if errors.Is(err, store.ErrNotFound) {
-		return w.finish(ctx, a, store.ActivityCancelled, "environment deleted before the deploy started")
+		return w.q.finishActivity(ctx, a.ActivityID, a.EnvironmentID, store.ActivityCancelled, "environment deleted before the deploy started")
 	}
-	if err != nil {
-		return err
+	if err != nil || o.Activity != store.ActivityRunning {
+		return err // superseded: the transition cancelled the activity
 	}
-	if env.HeadSHA != a.SHA || env.State != store.StateBuilding {
-		return w.finish(ctx, a, store.ActivityCancelled,
-			fmt.Sprintf("superseded: the environment's head is now %s (state %s)", lifecycle.ShortSHA(env.HeadSHA), env.State))
+	if a.ResetData {
+		// environment:sync --data: drop the data here, outside any
+		// transaction, so the deploy below clones the parent's afresh.
+		if r, ok := w.deps.Runtime.(DataResetter); ok {
+			if err := r.ResetData(ctx, env.ID); err != nil {
+				return w.finish(ctx, a, lifecycle.TriggerDeployFailed, fmt.Sprintf("reset data of %s: %v", env.Name, err))
+			}
+		}
 	}
+	req, reason := w.request(ctx, env, a)
+	if reason != "" {
+		return w.finish(ctx, a, lifecycle.TriggerDeployFailed, reason)
+	}
+	req.Log = func(line string) {
+		lctx, cancel := bookkeeping(ctx)
+		defer cancel()
+		_ = store.AppendActivityLog(lctx, s.DB, a.ActivityID, line)
+	}
+	dctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go w.watchSupersede(dctx, cancel, env.ID, a.ActivityID)
+	derr := w.deps.Runtime.Deploy(dctx, req)
+	switch {
+	case errors.Is(context.Cause(dctx), errSuperseded):
+		return w.finish(ctx, a, lifecycle.TriggerDeploySuperseded, "")
+	case derr == nil:
+		return w.finish(ctx, a, lifecycle.TriggerDeploySucceeded, "")
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return w.finish(ctx, a, lifecycle.TriggerDeployTimedOut, fmt.Sprintf("the deploy ran longer than its job may (%s)", w.timeout(job)))
+	case ctx.Err() != nil:
+		// glenv is draining: leave the deploy to the retry of this job or
+		// to the restart, which both deploy it again.
+		return fmt.Errorf("deploy of %s interrupted: %w", env.Name, ctx.Err())
+	}
+	return w.finish(ctx, a, lifecycle.TriggerDeployFailed, derr.Error())
+}
+
+func (w *deployWorker) timeout(job *river.Job[DeployArgs]) time.Duration {
+	if d := w.Timeout(job); d > 0 {
+		return d
+	}
+	return w.q.jobTimeout
+}
+
+// request builds the runtime's request, or says why it cannot be built.
+func (w *deployWorker) request(ctx context.Context, env store.Environment, a DeployArgs) (DeployRequest, string) {
+	s := w.q.store
 	in, err := store.GetIntegration(ctx, s.Reader(), env.IntegrationName)
 	if err != nil {
-		return w.finish(ctx, a, store.ActivityFailed, "integration "+env.IntegrationName+" is gone: "+err.Error())
+		return DeployRequest{}, "integration " + env.IntegrationName + " is gone: " + err.Error()
 	}
 	req := DeployRequest{Integration: in, Env: env, SHA: a.SHA, CloneParentData: a.CloneParentData, ActivityID: a.ActivityID}
 	if w.deps.TokenFor != nil {
 		if req.Token, err = w.deps.TokenFor(in); err != nil {
-			return w.finish(ctx, a, store.ActivityFailed, err.Error())
+			return DeployRequest{}, err.Error()
 		}
 	}
 	if env.Parent != "" {
@@ -47,67 +101,27 @@ func (w *deployWorker) Work(ctx context.Context, job *river.Job[DeployArgs]) err
 			req.Parent = &p
 		}
 	}
-	err = s.Tx(ctx, func(tx *sql.Tx) error {
-		cur, err := store.GetEnvironmentByID(ctx, tx, env.ID)
-		if err != nil || cur.HeadSHA != a.SHA || cur.State != store.StateBuilding {
-			return errSuperseded
-		}
-		cur.State = store.StateDeploying
-		if err := store.SaveEnvironment(ctx, tx, &cur); err != nil {
-			return err
-		}
-		if err := store.SetActivityState(ctx, tx, a.ActivityID, store.ActivityRunning, ""); err != nil {
-			return err
-		}
-		return w.q.notify(ctx, tx, env.ID)
-	})
-	if errors.Is(err, errSuperseded) {
-		return w.finish(ctx, a, store.ActivityCancelled, "superseded before it started")
-	}
-	if err != nil {
-		return err
-	}
-	req.Log = func(line string) { _ = store.AppendActivityLog(context.WithoutCancel(ctx), s.DB, a.ActivityID, line) }
-	dctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	go w.watchSupersede(dctx, cancel, env.ID, a.SHA)
-	derr := w.deps.Runtime.Deploy(dctx, req)
-	superseded := errors.Is(context.Cause(dctx), errSuperseded)
-	return s.Tx(context.WithoutCancel(ctx), func(tx *sql.Tx) error {
-		cur, err := store.GetEnvironmentByID(ctx, tx, env.ID)
-		if errors.Is(err, store.ErrNotFound) {
-			return store.SetActivityState(ctx, tx, a.ActivityID, store.ActivityCancelled, "environment deleted during the deploy")
-		}
-		if err != nil {
-			return err
-		}
-		if superseded || cur.HeadSHA != a.SHA || cur.State != store.StateDeploying {
-			if err := store.SetActivityState(ctx, tx, a.ActivityID, store.ActivityCancelled, "superseded by "+lifecycle.ShortSHA(cur.HeadSHA)); err != nil {
-				return err
-			}
-			return w.q.notify(ctx, tx, env.ID)
-		}
-		result, actState := "deployed "+lifecycle.ShortSHA(a.SHA), store.ActivityComplete
-		if derr != nil {
-			cur.State, result, actState = store.StateFailed, derr.Error(), store.ActivityFailed
-		} else {
-			cur.State, cur.DeployedSHA = store.StateActive, a.SHA
-		}
-		if err := store.SaveEnvironment(ctx, tx, &cur); err != nil {
-			return err
-		}
-		if err := store.SetActivityState(ctx, tx, a.ActivityID, actState, result); err != nil {
-			return err
-		}
-		return w.q.notify(ctx, tx, env.ID)
-	})
+	return req, ""
 }
 
-var errSuperseded = errors.New("superseded by a newer head")
+// finish records the deploy's end through the state machine on a fresh
+// bounded context: the job's own may be dead (timed out, draining).
+func (w *deployWorker) finish(ctx context.Context, a DeployArgs, trigger lifecycle.Trigger, reason string) error {
+	bctx, cancel := bookkeeping(ctx)
+	defer cancel()
+	_, _, err := w.q.Trigger(bctx, a.EnvironmentID, lifecycle.Input{Trigger: trigger, Activity: a.ActivityID, SHA: a.SHA, Reason: reason}, record{})
+	if errors.Is(err, store.ErrNotFound) {
+		return w.q.finishActivity(bctx, a.ActivityID, a.EnvironmentID, store.ActivityCancelled, "environment deleted during the deploy")
+	}
+	return err
+}
 
-// watchSupersede cancels a running deploy once the environment's head moves
-// on (a newer push) or it is being stopped, so the newer deploy need not wait.
-func (w *deployWorker) watchSupersede(ctx context.Context, cancel context.CancelCauseFunc, envID int64, sha string) {
+var errSuperseded = errors.New("superseded by a newer request")
+
+// watchSupersede cancels a running deploy once the environment no longer
+// waits for it (a newer push, a stop, a delete, a sync), so the newer work
+// need not wait for a build nobody wants.
+func (w *deployWorker) watchSupersede(ctx context.Context, cancel context.CancelCauseFunc, envID, activityID int64) {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -116,7 +130,7 @@ func (w *deployWorker) watchSupersede(ctx context.Context, cancel context.Cancel
 			return
 		case <-t.C:
 			cur, err := store.GetEnvironmentByID(ctx, w.q.store.Reader(), envID)
-			if errors.Is(err, store.ErrNotFound) || err == nil && (cur.HeadSHA != sha || cur.State != store.StateDeploying) {
+			if errors.Is(err, store.ErrNotFound) || err == nil && (cur.PendingActivityID != activityID || cur.State != store.StateDeploying) {
 				cancel(errSuperseded)
 				return
 			}
@@ -124,11 +138,12 @@ func (w *deployWorker) watchSupersede(ctx context.Context, cancel context.Cancel
 	}
 }
 
-func (w *deployWorker) finish(ctx context.Context, a DeployArgs, state, result string) error {
-	return w.q.store.Tx(ctx, func(tx *sql.Tx) error {
-		if err := store.SetActivityState(ctx, tx, a.ActivityID, state, result); err != nil {
+// finishActivity ends an activity whose environment is gone.
+func (q *Environments) finishActivity(ctx context.Context, activityID, envID int64, state, result string) error {
+	return q.store.Tx(ctx, func(tx *sql.Tx) error {
+		if err := store.SetActivityState(ctx, tx, activityID, state, result); err != nil {
 			return err
 		}
-		return w.q.notify(ctx, tx, a.EnvironmentID)
+		return q.notify(ctx, tx, envID)
 	})
 }

@@ -1,7 +1,10 @@
-// Package jobs carries out what the lifecycle decides, as River jobs: it
-// applies actions to environments (records, activities, follow-up jobs) and
-// runs the workers for deliveries, deploys, deletes and reconciles. Decisions
-// stay in internal/lifecycle; this package only does them.
+// Package jobs is glenv's environments service: every change of an
+// environment's state goes through it (Environments.transition applies the
+// lifecycle's state machine in one short transaction and enqueues the
+// effects as River jobs), and its River workers carry the effects out:
+// deliveries, deploys, removals, pauses, reconciles and the repair sweep.
+// Decisions stay in internal/lifecycle. No runtime or GitLab call ever runs
+// inside a database transaction here.
 package jobs
 
 import (
@@ -18,12 +21,20 @@ import (
 	"github.com/glenv/glenv/internal/store"
 )
 
-// Queue is River on glenv's database, with glenv's workers registered.
-type Queue struct {
+// Environments is the environments service: River on glenv's database, with
+// glenv's workers registered, and the only writer of environment states.
+type Environments struct {
 	River *river.Client[*sql.Tx]
 	store *store.Store
 	deps  Deps
+	// jobTimeout is how long a job may run before its context ends.
+	jobTimeout time.Duration
 }
+
+// Queue is the environments service's former name.
+//
+// Deprecated: use Environments.
+type Queue = Environments
 
 // QueueConfig tunes the queue; zero values are production's.
 type QueueConfig struct {
@@ -33,9 +44,12 @@ type QueueConfig struct {
 	// RescueAfter is how long a job may stay "running" before River treats it
 	// as lost (its process died) and runs it again (default 6m).
 	RescueAfter time.Duration
+	// RepairInterval is how often the repair sweep looks for environments
+	// whose job is gone (default 1m; it also runs at start).
+	RepairInterval time.Duration
 }
 
-func (q *Queue) insertTx(ctx context.Context, tx *sql.Tx, args river.JobArgs, opts *river.InsertOpts) error {
+func (q *Environments) insertTx(ctx context.Context, tx *sql.Tx, args river.JobArgs, opts *river.InsertOpts) error {
 	_, err := q.River.InsertTx(ctx, tx, args, opts)
 	if err != nil {
 		return fmt.Errorf("enqueue %s job: %w", args.Kind(), err)
@@ -46,7 +60,7 @@ func (q *Queue) insertTx(ctx context.Context, tx *sql.Tx, args river.JobArgs, op
 // notify queues a feedback sync for the environment in tx; while one is
 // still waiting, River's uniqueness folds this one into it, so only the
 // newest state reaches GitLab.
-func (q *Queue) notify(ctx context.Context, tx *sql.Tx, envID int64) error {
+func (q *Environments) notify(ctx context.Context, tx *sql.Tx, envID int64) error {
 	if !q.deps.Feedback {
 		return nil
 	}
@@ -75,10 +89,7 @@ func newClient(s *store.Store, workers *river.Workers, cfg QueueConfig, periodic
 	if n == 0 {
 		n = 8
 	}
-	rescue := cfg.RescueAfter
-	if rescue == 0 {
-		rescue = 6 * time.Minute
-	}
+	rescue := rescueAfter(cfg)
 	rc := &river.Config{
 		Queues: map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: n},
 			QueueDeliveries: {MaxWorkers: deliveryWorkers(s)}},
@@ -92,7 +103,7 @@ func newClient(s *store.Store, workers *river.Workers, cfg QueueConfig, periodic
 		// Jobs stuck in "running" after a kill -9 are rescued and retried; a
 		// delivery's processing is idempotent (see processDelivery).
 		RescueStuckJobsAfter: rescue,
-		JobTimeout:           rescue - time.Second,
+		JobTimeout:           jobTimeout(cfg),
 		MaxAttempts:          25,
 	}
 	if s.Dialect == store.SQLite {
@@ -105,14 +116,25 @@ func newClient(s *store.Store, workers *river.Workers, cfg QueueConfig, periodic
 	return river.NewClient(s.RiverDriver(), rc)
 }
 
+func rescueAfter(cfg QueueConfig) time.Duration {
+	if cfg.RescueAfter == 0 {
+		return 6 * time.Minute
+	}
+	return cfg.RescueAfter
+}
+
+// jobTimeout ends a job just before River would rescue it as lost, so a job
+// never runs twice at once.
+func jobTimeout(cfg QueueConfig) time.Duration { return rescueAfter(cfg) - time.Second }
+
 // Start starts working jobs until Stop.
-func (q *Queue) Start(ctx context.Context) error { return q.River.Start(ctx) }
+func (q *Environments) Start(ctx context.Context) error { return q.River.Start(ctx) }
 
 // Stop drains: running jobs finish (bounded by ctx), no new ones start.
-func (q *Queue) Stop(ctx context.Context) error { return q.River.Stop(ctx) }
+func (q *Environments) Stop(ctx context.Context) error { return q.River.Stop(ctx) }
 
 // CountJobs counts jobs of a kind in a state (for tests and metrics).
-func (q *Queue) CountJobs(ctx context.Context, kind string, state rivertype.JobState) (int, error) {
+func (q *Environments) CountJobs(ctx context.Context, kind string, state rivertype.JobState) (int, error) {
 	var n int
 	err := q.store.Reader().QueryRowContext(ctx, `SELECT COUNT(*) FROM river_job WHERE kind = $1 AND state = $2`, kind, string(state)).Scan(&n)
 	return n, err

@@ -10,8 +10,11 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/glenv/glenv/internal/gitsha"
 	"github.com/glenv/glenv/internal/lifecycle"
+	"github.com/glenv/glenv/internal/runtime"
 	"github.com/glenv/glenv/internal/store"
+	"github.com/glenv/glenv/internal/webhook"
 )
 
 // ProcessDeliveryArgs asks for accepted webhook deliveries to be decided and
@@ -40,11 +43,24 @@ type DeployArgs struct {
 	SHA             string `json:"sha"`
 	ActivityID      int64  `json:"activity_id"`
 	CloneParentData bool   `json:"clone_parent_data"`
+	// ResetData drops the environment's data before the deploy clones its
+	// parent's again (environment:sync --data).
+	ResetData bool `json:"reset_data,omitempty"`
 }
 
 func (DeployArgs) Kind() string { return "deploy" }
 
-// DeleteArgs asks for an environment to be stopped and deleted.
+// PauseArgs asks for a paused environment's app to be stopped, keeping its
+// build and data.
+type PauseArgs struct {
+	EnvironmentID int64 `json:"environment_id"`
+	ActivityID    int64 `json:"activity_id"`
+}
+
+func (PauseArgs) Kind() string { return "pause_environment" }
+
+// DeleteArgs asks for an environment's runtime to be removed, and the
+// environment then deleted (or kept inactive).
 type DeleteArgs struct {
 	EnvironmentID int64 `json:"environment_id"`
 	ActivityID    int64 `json:"activity_id"`
@@ -66,10 +82,12 @@ type Remote interface {
 	ListBranches(ctx context.Context, projectID int64) (map[string]string, error)
 	ListTags(ctx context.Context, projectID int64) (map[string]string, error)
 	ListOpenMergeRequests(ctx context.Context, projectID int64) ([]lifecycle.MergeRequest, error)
+	// DefaultBranch is the project's default branch now.
+	DefaultBranch(ctx context.Context, projectID int64) (string, error)
 }
 
-// Runtime builds and runs environments. Until the process runtime lands
-// (issue 7), RecordRuntime stands in: it records the deploy as done.
+// Runtime builds and runs environments: internal/runtime, or RecordRuntime
+// (--runtime record), which only records deploys.
 type Runtime interface {
 	// Deploy fetches, builds and starts req.SHA and returns once it serves
 	// (or failed); a cancelled ctx means the deploy was superseded.
@@ -78,19 +96,8 @@ type Runtime interface {
 	Remove(ctx context.Context, env store.Environment, log func(string)) error
 }
 
-// DeployRequest is everything a runtime needs for one deploy.
-type DeployRequest struct {
-	Integration store.Integration
-	Token       string // the integration's GitLab token, opened; never log it
-	Env         store.Environment
-	SHA         string
-	// Parent is the environment whose data is cloned when CloneParentData is set.
-	Parent          *store.Environment
-	CloneParentData bool
-	// ActivityID is the deploy's activity (its log).
-	ActivityID int64
-	Log        func(string)
-}
+// DeployRequest is the runtime's request for one deploy (internal/runtime owns it).
+type DeployRequest = runtime.DeployRequest
 
 // Deps are what the workers need from outside the database.
 type Deps struct {
@@ -107,23 +114,25 @@ type Deps struct {
 }
 
 // NewQueue builds the queue and its workers.
-func NewQueue(s *store.Store, deps Deps, cfg QueueConfig) (*Queue, error) {
+func NewQueue(s *store.Store, deps Deps, cfg QueueConfig) (*Environments, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = deps.Logger
 	}
-	q := &Queue{store: s, deps: deps}
+	q := &Environments{store: s, deps: deps, jobTimeout: jobTimeout(cfg)}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &deliveryWorker{q: q, deps: deps})
 	river.AddWorker(workers, &deployWorker{q: q, deps: deps})
 	river.AddWorker(workers, &deleteWorker{q: q, deps: deps})
+	river.AddWorker(workers, &pauseWorker{q: q, deps: deps})
+	river.AddWorker(workers, &repairWorker{q: q})
 	river.AddWorker(workers, &reconcileWorker{q: q, deps: deps})
 	for _, register := range deps.Register {
 		register(workers)
 	}
-	var periodic []*river.PeriodicJob
+	periodic := []*river.PeriodicJob{repairJob(cfg.RepairInterval)}
 	if cfg.ReconcileInterval > 0 {
 		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(cfg.ReconcileInterval),
 			func() (river.JobArgs, *river.InsertOpts) { return ReconcileArgs{}, nil },
@@ -214,10 +223,17 @@ func (w *deliveryWorker) process(ctx context.Context, tx *sql.Tx, id int64) erro
 		case err != nil:
 			return err
 		default:
-			ev, perr := lifecycle.ParseEvent(d.Event, []byte(d.Body))
+			ev, perr := webhook.ParseEvent(d.Event, []byte(d.Body))
 			if perr != nil {
 				result = "payload not understood: " + perr.Error()
 				break
+			}
+			if ev.Kind != lifecycle.KindOther && (ev.ProjectID == 0 || ev.ProjectID == in.ProjectID) {
+				if moved, err := refreshDefaultBranch(ctx, tx, &in, ev.DefaultBranch); err != nil {
+					return err
+				} else if moved {
+					w.deps.Logger.Info("default branch changed", "integration", in.Name, "default_branch", in.DefaultBranch)
+				}
 			}
 			envs, err := eventEnvs(ctx, tx, in.Name, ev)
 			if err != nil {
@@ -262,53 +278,6 @@ func eventEnvs(ctx context.Context, q store.Querier, integration string, ev life
 	return out, nil
 }
 
-type deleteWorker struct {
-	river.WorkerDefaults[DeleteArgs]
-	q    *Queue
-	deps Deps
-}
-
-func (w *deleteWorker) Work(ctx context.Context, job *river.Job[DeleteArgs]) error {
-	if done, err := w.finishStopped(ctx, job); done {
-		return err
-	}
-	s := w.q.store
-	env, err := store.GetEnvironmentByID(ctx, s.Reader(), job.Args.EnvironmentID)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.SetActivityState(ctx, s.DB, job.Args.ActivityID, store.ActivityComplete, "already deleted")
-	}
-	if err != nil {
-		return err
-	}
-	if env.State != store.StateStopping {
-		// Re-created (e.g. an MR reopened) after the delete was queued.
-		return store.SetActivityState(ctx, s.DB, job.Args.ActivityID, store.ActivityCancelled, "environment was re-activated")
-	}
-	logf := func(line string) { _ = store.AppendActivityLog(ctx, s.DB, job.Args.ActivityID, line) }
-	if err := w.deps.Runtime.Remove(ctx, env, logf); err != nil {
-		return fmt.Errorf("remove environment %s: %w", env.Name, err)
-	}
-	return s.Tx(ctx, func(tx *sql.Tx) error {
-		cur, err := store.GetEnvironmentByID(ctx, tx, env.ID)
-		if err != nil || cur.State != store.StateStopping {
-			return store.SetActivityState(ctx, tx, job.Args.ActivityID, store.ActivityCancelled, "environment changed during the delete")
-		}
-		result := "deleted"
-		if job.Args.KeepEnvironment {
-			cur.State, cur.DeployedSHA, result = store.StateInactive, "", "deactivated"
-		} else {
-			cur.State, cur.DeletedAt = store.StateDeleted, store.Now()
-		}
-		if err := store.SaveEnvironment(ctx, tx, &cur); err != nil {
-			return err
-		}
-		if err := store.SetActivityState(ctx, tx, job.Args.ActivityID, store.ActivityComplete, result); err != nil {
-			return err
-		}
-		return w.q.notify(ctx, tx, cur.ID)
-	})
-}
-
 type reconcileWorker struct {
 	river.WorkerDefaults[ReconcileArgs]
 	q    *Queue
@@ -340,7 +309,7 @@ func (w *reconcileWorker) Work(ctx context.Context, job *river.Job[ReconcileArgs
 }
 
 // ReconcileNow brings one integration's environments in line with GitLab now.
-func (q *Queue) ReconcileNow(ctx context.Context, integration string) (Applied, error) {
+func (q *Environments) ReconcileNow(ctx context.Context, integration string) (Applied, error) {
 	s, deps := q.store, q.deps
 	in, err := store.GetIntegration(ctx, s.Reader(), integration)
 	if errors.Is(err, store.ErrNotFound) {
@@ -360,28 +329,40 @@ func (q *Queue) ReconcileNow(ctx context.Context, integration string) (Applied, 
 	if err != nil {
 		return Applied{}, err
 	}
+	defaultBranch, err := remote.DefaultBranch(ctx, in.ProjectID)
+	if err != nil {
+		return Applied{}, err
+	}
 	var rs lifecycle.RemoteState
 	if rs.Branches, err = remote.ListBranches(ctx, in.ProjectID); err != nil {
 		return Applied{}, err
 	}
-	if in.BuildTags != "" {
+	// Options gate creation only: the listings the existing environments
+	// need are read even when their option is off (lifecycle.Listings).
+	opt := Options(in)
+	opt.DefaultBranch = defaultBranch
+	rs.MergeRequestsListed, rs.TagsListed = lifecycle.Listings(opt, snapshot)
+	if rs.TagsListed {
 		if rs.Tags, err = remote.ListTags(ctx, in.ProjectID); err != nil {
 			return Applied{}, err
 		}
 	}
-	if in.BuildMergeRequests {
+	if rs.MergeRequestsListed {
 		if rs.OpenMRs, err = remote.ListOpenMergeRequests(ctx, in.ProjectID); err != nil {
 			return Applied{}, err
 		}
 	}
 	var applied Applied
 	err = s.Tx(ctx, func(tx *sql.Tx) error {
+		if _, err := refreshDefaultBranch(ctx, tx, &in, defaultBranch); err != nil {
+			return err
+		}
 		_, now, err := LifecycleEnvs(ctx, tx, in.Name)
 		if err != nil {
 			return err
 		}
 		var actions []lifecycle.Action
-		for _, a := range lifecycle.Reconcile(Options(in), rs, snapshot) {
+		for _, a := range lifecycle.Reconcile(opt, rs, snapshot) {
 			if b, c := before[a.Env], now[a.Env]; b.ID != c.ID || !b.UpdatedAt.Equal(c.UpdatedAt) {
 				continue
 			}
@@ -396,12 +377,12 @@ func (q *Queue) ReconcileNow(ctx context.Context, integration string) (Applied, 
 	return applied, err
 }
 
-// RecordRuntime stands in for the process runtime of issue 7: a deploy is
-// recorded as done and a removal as finished. It runs no code.
+// RecordRuntime runs no code (--runtime record): a deploy is recorded as
+// done and a removal as finished.
 type RecordRuntime struct{}
 
 func (RecordRuntime) Deploy(ctx context.Context, req DeployRequest) error {
-	req.Log(fmt.Sprintf("%s recorded %s at %s (no runtime configured yet)\n", time.Now().UTC().Format(time.RFC3339), req.Env.Name, lifecycle.ShortSHA(req.SHA)))
+	req.Log(fmt.Sprintf("%s recorded %s at %s (no runtime configured yet)\n", time.Now().UTC().Format(time.RFC3339), req.Env.Name, gitsha.Short(req.SHA)))
 	return nil
 }
 

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"path"
 	"time"
+
+	"github.com/glenv/glenv/internal/gitsha"
 )
 
 // Decide returns what to do about one webhook event given the integration's
@@ -66,9 +68,9 @@ func decidePush(ev Event, opt Options, envs map[string]Env) Action {
 	if isZeroSHA(ev.After) {
 		return decideBranchDeleted(ev, opt, a, env, live)
 	}
-	what := fmt.Sprintf("push to %s (%s)", name, ShortSHA(ev.After))
+	what := fmt.Sprintf("push to %s (%s)", name, gitsha.Short(ev.After))
 	if isZeroSHA(ev.Before) {
-		what = fmt.Sprintf("branch %s created (%s)", name, ShortSHA(ev.After))
+		what = fmt.Sprintf("branch %s created (%s)", name, gitsha.Short(ev.After))
 	}
 	if live {
 		return advance(a, env, ev.Before, ev.After, what)
@@ -115,9 +117,9 @@ func advance(a Action, env Env, before, after, what string) Action {
 	case after == env.HeadSHA:
 		stale = what + ": environment already at this head"
 	case isZeroSHA(before):
-		stale = fmt.Sprintf("%s: stale, the environment already exists at %s", what, ShortSHA(env.HeadSHA))
+		stale = fmt.Sprintf("%s: stale, the environment already exists at %s", what, gitsha.Short(env.HeadSHA))
 	case before != env.HeadSHA && (env.seen(after) || env.seen(before)):
-		stale = fmt.Sprintf("%s: stale, the environment has moved on to %s", what, ShortSHA(env.HeadSHA))
+		stale = fmt.Sprintf("%s: stale, the environment has moved on to %s", what, gitsha.Short(env.HeadSHA))
 	}
 	if stale != "" {
 		// A stale push's commits are older than the head: remembering them
@@ -154,7 +156,7 @@ func deleteRef(a Action, env Env, live bool, before, what string) Action {
 	case !live:
 		return ignore(a, what+": no environment")
 	case before != env.HeadSHA && env.seen(before):
-		return ignore(a, fmt.Sprintf("%s: stale, the environment has moved on to %s", what, ShortSHA(env.HeadSHA)))
+		return ignore(a, fmt.Sprintf("%s: stale, the environment has moved on to %s", what, gitsha.Short(env.HeadSHA)))
 	}
 	a.Type, a.SeenSHAs, a.Reason = ActionDelete, shas(before), what+": environment deleted"
 	return a
@@ -171,7 +173,12 @@ func decideTag(ev Event, opt Options, envs map[string]Env) Action {
 		// Deleted with the tag, whatever build-tags says now.
 		return deleteRef(a, env, live, ev.Before, "tag "+tag+" deleted")
 	}
-	what := fmt.Sprintf("tag %s pushed (%s)", tag, ShortSHA(ev.After))
+	what := fmt.Sprintf("tag %s pushed (%s)", tag, gitsha.Short(ev.After))
+	if live {
+		// The tag was moved. Options gate creation only (see Listings): an
+		// existing environment follows its tag whatever build-tags says now.
+		return advance(a, env, ev.Before, ev.After, what)
+	}
 	if opt.BuildTags == "" {
 		return ignore(a, what+": build-tags is off")
 	}
@@ -181,9 +188,6 @@ func decideTag(ev Event, opt Options, envs map[string]Env) Action {
 	}
 	if !match {
 		return ignore(a, fmt.Sprintf("%s: does not match build-tags %q", what, opt.BuildTags))
-	}
-	if live { // the tag was moved
-		return advance(a, env, ev.Before, ev.After, what)
 	}
 	if env.Deleted() && env.seen(ev.After) {
 		return ignore(a, what+": stale, its commit was already applied to the deleted environment")
@@ -238,8 +242,8 @@ func decideMergeRequest(mr MergeRequest, opt Options, envs map[string]Env) Actio
 		what = fmt.Sprintf("merge request !%d marked ready", mr.IID)
 	}
 	if live {
-		// Draft status and options gate creation only: an existing
-		// environment (e.g. one turned draft again) keeps following its head.
+		// Draft status and options gate creation only (see Listings): an
+		// existing environment (e.g. one turned draft again) keeps following its head.
 		return followMergeRequest(a, env, mr, what)
 	}
 	if why := notBuilt(mr, opt); why != "" {
@@ -275,7 +279,7 @@ func createMergeRequest(a Action, opt Options, mr MergeRequest, what string) Act
 	if a.CloneParentData {
 		data = "data cloned from the parent"
 	}
-	a.Reason = fmt.Sprintf("%s: environment created active at %s (parent %s, %s)", what, ShortSHA(mr.HeadSHA), mr.TargetBranch, data)
+	a.Reason = fmt.Sprintf("%s: environment created active at %s (parent %s, %s)", what, gitsha.Short(mr.HeadSHA), mr.TargetBranch, data)
 	return a
 }
 
@@ -292,10 +296,10 @@ func followMergeRequest(a Action, env Env, mr MergeRequest, what string) Action 
 		a.Type, a.SHA = ActionUpdateHead, env.HeadSHA
 		a.Reason = what + ": environment already at this head, ordering mark advanced"
 	case env.Activated():
-		a.Type, a.Reason = ActionDeploy, fmt.Sprintf("%s: deploying the new head %s", what, ShortSHA(mr.HeadSHA))
+		a.Type, a.Reason = ActionDeploy, fmt.Sprintf("%s: deploying the new head %s", what, gitsha.Short(mr.HeadSHA))
 	default:
 		a.Type = ActionUpdateHead
-		a.Reason = fmt.Sprintf("%s: environment %s, head %s recorded without deploying", what, env.State, ShortSHA(mr.HeadSHA))
+		a.Reason = fmt.Sprintf("%s: environment %s, head %s recorded without deploying", what, env.State, gitsha.Short(mr.HeadSHA))
 	}
 	return a
 }

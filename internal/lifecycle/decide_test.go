@@ -8,12 +8,13 @@ import (
 )
 
 const (
-	shaA = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-	shaB = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
-	shaC = "cccccccccccccccccccccccccccccccccccccccc"
-	shaD = "dddddddddddddddddddddddddddddddddddddddd"
-	proj = 7
-	fork = 99
+	shaA    = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	shaB    = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	shaC    = "cccccccccccccccccccccccccccccccccccccccc"
+	shaD    = "dddddddddddddddddddddddddddddddddddddddd"
+	proj    = 7
+	fork    = 99
+	zeroSHA = "0000000000000000000000000000000000000000"
 )
 
 var (
@@ -394,6 +395,12 @@ func TestDecideTags(t *testing.T) {
 			want: Action{Type: ActionDelete, Env: "tag-v1", Kind: KindTag, Ref: "v1", SeenSHAs: []string{shaA}}, wantReason: "tag v1 deleted: environment deleted",
 		},
 		{
+			name: "a moved tag's environment follows it even with build-tags off (options gate creation only)",
+			ev:   tagPush("v1", shaA, shaB), envs: envs(tagEnv(StateActive, shaA, shaA)), opt: func(o *Options) { o.BuildTags = "" },
+			want:       Action{Type: ActionDeploy, Env: "tag-v1", Kind: KindTag, Ref: "v1", Parent: "main", SHA: shaB, SeenSHAs: []string{shaA, shaB}},
+			wantReason: "tag v1 pushed (bbbbbbbb): deploying the new head",
+		},
+		{
 			name: "tag deletion with no environment is ignored",
 			ev:   tagPush("v1", shaA, zeroSHA), envs: envs(),
 			want: Action{Type: ActionIgnore, Env: "tag-v1", Kind: KindTag, Ref: "v1"}, wantReason: "no environment",
@@ -424,47 +431,3 @@ func TestDecideOtherEvents(t *testing.T) {
 }
 
 func (ev Event) withProject(id int64) Event { ev.ProjectID = id; return ev }
-
-// One row per fixture: what glenv does with GitLab's example payloads.
-func TestDecideFixtures(t *testing.T) {
-	opt := baseOptions()
-	opt.DefaultBranch, opt.ProjectID, opt.BuildTags = "master", 0, "v*"
-	existing := envs(
-		Env{Name: "master", Kind: KindBranch, Ref: "master", State: StateActive, HeadSHA: "95790bf891e76fee5e1747ab589903a6a1f80f22",
-			SeenSHAs: []string{"95790bf891e76fee5e1747ab589903a6a1f80f22"}},
-		Env{Name: "mr-1", Kind: KindMR, Ref: "ms-viewport", Parent: "master", State: StateActive, HeadSHA: shaA, MRIID: 1, MRUpdatedAt: t1.AddDate(-20, 0, 0)},
-	)
-	want := map[string]ActionType{
-		"push.json":                           ActionDeploy, // master is active
-		"push_branch_created.json":            ActionCreate,
-		"push_branch_created_no_commits.json": ActionCreate,
-		"tag_push.json":                       ActionCreate,
-		"merge_request_open.json":             ActionDeploy, // mr-1 exists at another head
-		"merge_request_update.json":           ActionDeploy,
-		"merge_request_close.json":            ActionDelete,
-		"merge_request_approved.json":         ActionIgnore,
-		"merge_request_unapproved.json":       ActionIgnore,
-		"merge_request_approval.json":         ActionIgnore,
-		"merge_request_unapproval.json":       ActionIgnore,
-		"pipeline.json":                       ActionIgnore,
-		"job.json":                            ActionIgnore,
-		"deployment.json":                     ActionIgnore,
-	}
-	for _, tt := range fixtureTests {
-		ev, err := ParseEvent(tt.header, readFixture(t, tt.file))
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := Decide(ev, opt, existing)
-		if len(got) != 1 || got[0].Type != want[tt.file] {
-			t.Errorf("%s: got %+v, want %s", tt.file, got, want[tt.file])
-		}
-	}
-	// With the integration's project known, GitLab's example MR (source and
-	// target project 14, hook project 1) comes from another project.
-	opt.ProjectID = 1
-	ev, _ := ParseEvent("Merge Request Hook", readFixture(t, "merge_request_open.json"))
-	if got := Decide(ev, opt, envs()); got[0].Type != ActionIgnore || !strings.Contains(got[0].Reason, "fork") {
-		t.Errorf("merge_request_open.json for project 1: got %+v, want ignored as a fork", got)
-	}
-}

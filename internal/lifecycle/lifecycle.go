@@ -1,13 +1,17 @@
-// Package lifecycle decides what happens to environments when GitLab reports
-// a push, tag or merge request, and when a reconcile compares GitLab with
-// glenv: (event or remote state, integration options, current environments)
-// → actions. It performs no I/O, reads no clock and holds no state; workers
-// carry out the actions and store their results.
+// Package lifecycle holds glenv's decisions about environments, and only
+// decisions: what a push, tag or merge request does (Decide), what a
+// reconcile with GitLab repairs (Reconcile), and the environment state
+// machine every state change goes through (Transition). It performs no
+// I/O, reads no clock, decodes no payload (internal/webhook turns webhooks
+// into Events) and holds no state; internal/jobs stores the outcomes and
+// carries out their effects.
 package lifecycle
 
 import (
 	"fmt"
 	"time"
+
+	"github.com/glenv/glenv/internal/gitsha"
 )
 
 // Options are an integration's settings that shape its environments.
@@ -134,20 +138,8 @@ func MRName(iid int64) string { return fmt.Sprintf("mr-%d", iid) }
 // TagName is the environment name of a tag.
 func TagName(tag string) string { return "tag-" + tag }
 
-const zeroSHA = "0000000000000000000000000000000000000000"
-
-// isZeroSHA reports GitLab's "no commit" marker; SHA-256 repositories use 64 zeros.
-func isZeroSHA(sha string) bool {
-	if sha == "" {
-		return false
-	}
-	for i := 0; i < len(sha); i++ {
-		if sha[i] != '0' {
-			return false
-		}
-	}
-	return true
-}
+// isZeroSHA reports GitLab's "no commit" marker.
+func isZeroSHA(sha string) bool { return gitsha.IsZero(sha) }
 
 // shas lists the real SHAs among its arguments, once each, for SeenSHAs.
 func shas(list ...string) []string {
@@ -176,12 +168,4 @@ func unseen(env Env, list ...string) []string {
 		}
 	}
 	return out
-}
-
-// ShortSHA is the 8-character form of a SHA shown to people.
-func ShortSHA(sha string) string {
-	if len(sha) > 8 {
-		return sha[:8]
-	}
-	return sha
 }

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/glenv/glenv/internal/gitsha"
 )
 
 // apply is the store's side of the contract, enough to replay deliveries.
@@ -206,8 +208,8 @@ func TestDeliveryOrders(t *testing.T) {
 			}
 			e := state[tt.env]
 			if e.HeadSHA != tt.wantHead || e.State != tt.wantState || deploys != tt.wantDeploy {
-				t.Errorf("got head %s, state %s, %d deploys; want %s, %s, %d", ShortSHA(e.HeadSHA), e.State, deploys,
-					ShortSHA(tt.wantHead), tt.wantState, tt.wantDeploy)
+				t.Errorf("got head %s, state %s, %d deploys; want %s, %s, %d", gitsha.Short(e.HeadSHA), e.State, deploys,
+					gitsha.Short(tt.wantHead), tt.wantState, tt.wantDeploy)
 			}
 		})
 	}

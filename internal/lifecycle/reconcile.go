@@ -7,15 +7,44 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/glenv/glenv/internal/gitsha"
 )
 
-// RemoteState is what GitLab's API says now. Every field must be complete:
-// an empty (or nil) map or slice means "there are none", and deletes the
-// environments of that kind.
+// RemoteState is what GitLab's API says now. A listing that was read must
+// be complete: an empty one means "there are none" and deletes the
+// environments of that kind. A listing not read (its Listed flag false)
+// says nothing, and the environments of that kind are left alone.
 type RemoteState struct {
-	Branches map[string]string // branch name → head SHA
+	Branches map[string]string // branch name → head SHA; always listed
 	OpenMRs  []MergeRequest
 	Tags     map[string]string // tag name → SHA
+	// MergeRequestsListed and TagsListed say OpenMRs and Tags were read
+	// (see Listings for when they must be).
+	MergeRequestsListed, TagsListed bool
+}
+
+// Options that are off, one rule for webhooks and reconcile: an option that
+// is off (fetch-branches, build-merge-requests, build-draft-merge-requests,
+// build-forks, build-tags) only stops glenv from creating environments.
+// Environments that exist keep following GitLab whatever the options say
+// now: a new head deploys, and they are deleted when their merge request
+// closes or merges, or their tag is deleted. Only prune-branches, itself an
+// option about deleting, keeps branch environments whose branch is gone.
+
+// Listings says which listings a reconcile must read so that it can follow
+// the environments that exist under the rule above: merge requests when
+// they are built or some merge request environment lives, tags likewise.
+func Listings(opt Options, envs map[string]Env) (mergeRequests, tags bool) {
+	mergeRequests, tags = opt.BuildMergeRequests, opt.BuildTags != ""
+	for _, e := range envs {
+		if e.Deleted() {
+			continue
+		}
+		mergeRequests = mergeRequests || e.Kind == KindMR
+		tags = tags || e.Kind == KindTag
+	}
+	return mergeRequests, tags
 }
 
 // Reconcile returns the actions that make the environments match GitLab
@@ -55,16 +84,19 @@ func Reconcile(opt Options, remote RemoteState, envs map[string]Env) []Action {
 				add(removal(name, env, fmt.Sprintf("reconcile: branch %s no longer exists: environment deleted", name)))
 			}
 		case KindMR:
-			if iid := mrIID(name, env); !open[iid] {
+			if iid := mrIID(name, env); remote.MergeRequestsListed && !open[iid] {
 				add(removal(name, env, fmt.Sprintf("reconcile: merge request !%d is no longer open: environment deleted", iid)))
 			}
 		case KindTag:
+			if !remote.TagsListed {
+				continue
+			}
 			tag := tagOf(name, env)
 			if sha, ok := remote.Tags[tag]; !ok {
 				add(removal(name, env, fmt.Sprintf("reconcile: tag %s no longer exists: environment deleted", tag)))
 			} else if sha != env.HeadSHA {
 				add(catchUp(Action{Env: name, Kind: KindTag, Ref: tag, Parent: env.Parent}, env, sha,
-					fmt.Sprintf("reconcile: tag %s is at %s", tag, ShortSHA(sha))))
+					fmt.Sprintf("reconcile: tag %s is at %s", tag, gitsha.Short(sha))))
 			}
 		}
 	}
@@ -75,7 +107,7 @@ func Reconcile(opt Options, remote RemoteState, envs map[string]Env) []Action {
 func reconcileBranch(opt Options, branch, sha string, envs map[string]Env) Action {
 	a := Action{Env: branch, Kind: KindBranch, Ref: branch}
 	env, live, taken := lookup(envs, branch, KindBranch)
-	what := fmt.Sprintf("reconcile: branch %s is at %s", branch, ShortSHA(sha))
+	what := fmt.Sprintf("reconcile: branch %s is at %s", branch, gitsha.Short(sha))
 	switch {
 	case taken != "":
 		return Action{}
@@ -97,7 +129,7 @@ func reconcileMergeRequest(opt Options, mr MergeRequest, envs map[string]Env) Ac
 		return Action{}
 	}
 	a.MRUpdatedAt = later(mr.UpdatedAt, env.MRUpdatedAt)
-	what := fmt.Sprintf("reconcile: merge request !%d is open at %s", mr.IID, ShortSHA(mr.HeadSHA))
+	what := fmt.Sprintf("reconcile: merge request !%d is open at %s", mr.IID, gitsha.Short(mr.HeadSHA))
 	if live {
 		if mr.HeadSHA == "" || mr.HeadSHA == env.HeadSHA {
 			return Action{}

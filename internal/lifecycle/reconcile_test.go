@@ -26,7 +26,7 @@ func TestReconcile(t *testing.T) {
 	}{
 		{
 			name:   "nothing to do when every environment matches GitLab",
-			remote: RemoteState{Branches: map[string]string{"main": shaA}, OpenMRs: []MergeRequest{openMR(5, shaB)}, Tags: map[string]string{"v1": shaA}},
+			remote: RemoteState{Branches: map[string]string{"main": shaA}, OpenMRs: []MergeRequest{openMR(5, shaB)}, Tags: map[string]string{"v1": shaA}, MergeRequestsListed: true, TagsListed: true},
 			envs:   envs(main, mrEnv(StateActive, shaB, t2), tagEnv(StateActive, shaA, shaA)),
 		},
 		{
@@ -79,7 +79,7 @@ func TestReconcile(t *testing.T) {
 		},
 		{
 			name:   "open merge requests without environments get them as on open",
-			remote: RemoteState{Branches: map[string]string{"main": shaA}, OpenMRs: []MergeRequest{openMR(5, shaB)}},
+			remote: RemoteState{Branches: map[string]string{"main": shaA}, OpenMRs: []MergeRequest{openMR(5, shaB)}, MergeRequestsListed: true},
 			envs:   envs(main),
 			want: []Action{
 				{Type: ActionCreate, Env: "mr-5", Kind: KindMR, Ref: "feature/x", Parent: "main", SHA: shaB, Activate: true,
@@ -91,17 +91,17 @@ func TestReconcile(t *testing.T) {
 			remote: RemoteState{Branches: map[string]string{"main": shaA}, OpenMRs: []MergeRequest{
 				openMR(5, shaB, func(m *MergeRequest) { m.Draft = true }),
 				openMR(6, shaB, func(m *MergeRequest) { m.SourceProjectID = fork }),
-			}},
+			}, MergeRequestsListed: true},
 			envs: envs(main),
 		},
 		{
 			name:   "an open merge request listed before its environment's last event is left alone",
-			remote: RemoteState{Branches: map[string]string{"main": shaA}, OpenMRs: []MergeRequest{openMR(5, shaB, func(m *MergeRequest) { m.UpdatedAt = t1 })}},
+			remote: RemoteState{Branches: map[string]string{"main": shaA}, OpenMRs: []MergeRequest{openMR(5, shaB, func(m *MergeRequest) { m.UpdatedAt = t1 })}, MergeRequestsListed: true},
 			envs:   envs(main, mrEnv(StateDeleted, shaB, t2)),
 		},
 		{
 			name:   "merge request environments follow the head",
-			remote: RemoteState{Branches: map[string]string{"main": shaA}, OpenMRs: []MergeRequest{openMR(5, shaC, func(m *MergeRequest) { m.UpdatedAt = t3 })}},
+			remote: RemoteState{Branches: map[string]string{"main": shaA}, OpenMRs: []MergeRequest{openMR(5, shaC, func(m *MergeRequest) { m.UpdatedAt = t3 })}, MergeRequestsListed: true},
 			envs:   envs(main, mrEnv(StateActive, shaB, t2)),
 			want: []Action{
 				{Type: ActionDeploy, Env: "mr-5", Kind: KindMR, Ref: "feature/x", Parent: "main", SHA: shaC, MRIID: 5, MRUpdatedAt: t3, SeenSHAs: []string{shaC}},
@@ -109,7 +109,7 @@ func TestReconcile(t *testing.T) {
 		},
 		{
 			name:   "environments of closed merge requests are deleted",
-			remote: RemoteState{Branches: map[string]string{"main": shaA}, OpenMRs: []MergeRequest{openMR(6, shaB)}},
+			remote: RemoteState{Branches: map[string]string{"main": shaA}, OpenMRs: []MergeRequest{openMR(6, shaB)}, MergeRequestsListed: true},
 			envs: envs(main, mrEnv(StateActive, shaB, t2),
 				Env{Name: "mr-6", Kind: KindMR, State: StateActive, HeadSHA: shaB, MRUpdatedAt: t2}), // no MRIID stored: the name tells
 			want: []Action{
@@ -118,7 +118,7 @@ func TestReconcile(t *testing.T) {
 		},
 		{
 			name:   "environments of deleted tags are deleted and moved tags deployed; new tags wait for their push",
-			remote: RemoteState{Branches: map[string]string{"main": shaA}, Tags: map[string]string{"v2": shaB, "v3": shaC}},
+			remote: RemoteState{Branches: map[string]string{"main": shaA}, Tags: map[string]string{"v2": shaB, "v3": shaC}, TagsListed: true},
 			envs: envs(main, tagEnv(StateActive, shaA, shaA),
 				Env{Name: "tag-v2", Kind: KindTag, Ref: "v2", Parent: "main", State: StateActive, HeadSHA: shaA}),
 			want: []Action{
@@ -127,8 +127,38 @@ func TestReconcile(t *testing.T) {
 			},
 		},
 		{
+			name:   "with build-merge-requests off and no listing read, merge request environments are kept",
+			opt:    func(o *Options) { o.BuildMergeRequests = false },
+			remote: RemoteState{Branches: map[string]string{"main": shaA}},
+			envs:   envs(main, mrEnv(StateActive, shaB, t2)),
+		},
+		{
+			name:   "with build-merge-requests off, a listed merge request environment still follows its close",
+			opt:    func(o *Options) { o.BuildMergeRequests = false },
+			remote: RemoteState{Branches: map[string]string{"main": shaA}, OpenMRs: []MergeRequest{openMR(6, shaC)}, MergeRequestsListed: true},
+			envs:   envs(main, mrEnv(StateActive, shaB, t2)),
+			want: []Action{
+				{Type: ActionDelete, Env: "mr-5", Kind: KindMR, Ref: "feature/x", MRIID: 5, MRUpdatedAt: t2},
+			},
+		},
+		{
+			name:   "with build-tags off and no listing read, tag environments are kept",
+			opt:    func(o *Options) { o.BuildTags = "" },
+			remote: RemoteState{Branches: map[string]string{"main": shaA}},
+			envs:   envs(main, tagEnv(StateActive, shaA, shaA)),
+		},
+		{
+			name:   "with build-tags off, a listed tag environment still follows its tag",
+			opt:    func(o *Options) { o.BuildTags = "" },
+			remote: RemoteState{Branches: map[string]string{"main": shaA}, Tags: map[string]string{"v1": shaB}, TagsListed: true},
+			envs:   envs(main, tagEnv(StateActive, shaA, shaA)),
+			want: []Action{
+				{Type: ActionDeploy, Env: "tag-v1", Kind: KindTag, Ref: "v1", Parent: "main", SHA: shaB, SeenSHAs: []string{shaB}},
+			},
+		},
+		{
 			name:   "a branch named like a merge request environment does not replace it",
-			remote: RemoteState{Branches: map[string]string{"main": shaA, "mr-5": shaC}, OpenMRs: []MergeRequest{openMR(5, shaB)}},
+			remote: RemoteState{Branches: map[string]string{"main": shaA, "mr-5": shaC}, OpenMRs: []MergeRequest{openMR(5, shaB)}, MergeRequestsListed: true},
 			envs:   envs(main, mrEnv(StateActive, shaB, t2)),
 		},
 	}
@@ -155,9 +185,34 @@ func TestReconcile(t *testing.T) {
 	}
 }
 
+// Options that are off gate creation only, so reconcile must read the
+// listings that the environments which exist need.
+func TestListingsFollowWhatExists(t *testing.T) {
+	off := baseOptions()
+	off.BuildMergeRequests, off.BuildTags = false, ""
+	for _, tt := range []struct {
+		name      string
+		opt       Options
+		envs      map[string]Env
+		mrs, tags bool
+	}{
+		{"options on: both listings", baseOptions(), envs(), true, true},
+		{"options off and nothing of those kinds: neither", off, envs(branchEnv("main", StateActive, shaA)), false, false},
+		{"options off with a merge request environment: merge requests", off, envs(mrEnv(StateActive, shaB, t2)), true, false},
+		{"options off with a tag environment: tags", off, envs(tagEnv(StateInactive, shaA)), false, true},
+		{"tombstones need no listing", off, envs(mrEnv(StateDeleted, shaB, t2), tagEnv(StateDeleted, shaA)), false, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if mrs, tags := Listings(tt.opt, tt.envs); mrs != tt.mrs || tags != tt.tags {
+				t.Errorf("Listings = %v, %v; want %v, %v", mrs, tags, tt.mrs, tt.tags)
+			}
+		})
+	}
+}
+
 // Map iteration order is random; the result must not be.
 func TestReconcileIsDeterministic(t *testing.T) {
-	remote := RemoteState{Branches: map[string]string{}, Tags: map[string]string{}}
+	remote := RemoteState{Branches: map[string]string{}, Tags: map[string]string{}, TagsListed: true}
 	state := envs()
 	for _, b := range []string{"a", "b", "c", "d", "e", "f", "g", "h", "main"} {
 		remote.Branches[b] = shaA
@@ -185,9 +240,10 @@ func TestReconcileIsDeterministic(t *testing.T) {
 // After a reconcile is applied, a second one has nothing left to do.
 func TestReconcileConverges(t *testing.T) {
 	remote := RemoteState{
-		Branches: map[string]string{"main": shaB, "feature/x": shaC},
-		OpenMRs:  []MergeRequest{openMR(5, shaD)},
-		Tags:     map[string]string{},
+		Branches:            map[string]string{"main": shaB, "feature/x": shaC},
+		OpenMRs:             []MergeRequest{openMR(5, shaD)},
+		Tags:                map[string]string{},
+		MergeRequestsListed: true, TagsListed: true,
 	}
 	state := envs(branchEnv("main", StateActive, shaA, shaA), branchEnv("gone", StateInactive, shaA, shaA), tagEnv(StateActive, shaA, shaA))
 	apply(state, Reconcile(baseOptions(), remote, state))

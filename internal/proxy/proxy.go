@@ -19,7 +19,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/glenv/glenv/internal/lifecycle"
+	"github.com/glenv/glenv/internal/gitsha"
 	"github.com/glenv/glenv/internal/store"
 )
 
@@ -174,7 +174,7 @@ func (p *Proxy) statusPage(w http.ResponseWriter, r *http.Request, label string)
 	name, integ := html.EscapeString(env.Name), html.EscapeString(env.IntegrationName)
 	title := fmt.Sprintf("Environment %s is %s", name, html.EscapeString(env.State))
 	facts := fmt.Sprintf("<p>Integration <code>%s</code>, ref <code>%s</code>, head <code>%s</code>.</p>",
-		integ, html.EscapeString(env.Ref), html.EscapeString(lifecycle.ShortSHA(env.HeadSHA)))
+		integ, html.EscapeString(env.Ref), html.EscapeString(gitsha.Short(env.HeadSHA)))
 	var what string
 	switch env.State {
 	case store.StateInactive:

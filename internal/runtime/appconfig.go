@@ -16,7 +16,7 @@ import (
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
 
-	"github.com/glenv/glenv/internal/lifecycle"
+	"github.com/glenv/glenv/internal/gitsha"
 	"github.com/glenv/glenv/internal/limits"
 )
 
@@ -61,7 +61,7 @@ func (e *ConfigError) Error() string {
 
 // MissingConfig is the error for a commit without .glenv.yml.
 func MissingConfig(sha string) error {
-	return &ConfigError{Problems: []string{fmt.Sprintf("not found at the repository root of %s; add one, e.g.\n    run: python3 -m http.server $PORT\n    health: /", lifecycle.ShortSHA(sha))}}
+	return &ConfigError{Problems: []string{fmt.Sprintf("not found at the repository root of %s; add one, e.g.\n    run: python3 -m http.server $PORT\n    health: /", gitsha.Short(sha))}}
 }
 
 type schemaDoc struct {

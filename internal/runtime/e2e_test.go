@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/glenv/glenv/internal/gitlabtest"
-	"github.com/glenv/glenv/internal/jobs"
 	"github.com/glenv/glenv/internal/proxy"
 	"github.com/glenv/glenv/internal/runtime"
 	"github.com/glenv/glenv/internal/store"
@@ -81,9 +80,9 @@ func (w *world) env(id int64, name, kind string) store.Environment {
 	return e
 }
 
-func (w *world) request(env store.Environment, sha string, logs *strings.Builder) jobs.DeployRequest {
+func (w *world) request(env store.Environment, sha string, logs *strings.Builder) runtime.DeployRequest {
 	var mu sync.Mutex
-	return jobs.DeployRequest{
+	return runtime.DeployRequest{
 		Integration: store.Integration{Name: "app", BaseURL: w.gitURL, ProjectPath: "group/app", ProjectID: w.project.ID},
 		Token:       w.token, Env: env, SHA: sha,
 		Log: func(s string) {

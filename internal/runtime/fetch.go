@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/glenv/glenv/internal/lifecycle"
+	"github.com/glenv/glenv/internal/gitsha"
 )
 
 // git runs git in repo with no user or system configuration. token, when
@@ -63,10 +63,10 @@ func (r *Runtime) fetch(ctx context.Context, projectID int64, url, token, sha st
 		}
 	}
 	if _, err := r.git(ctx, repo, "", "cat-file", "-e", sha+"^{commit}"); err == nil {
-		log(fmt.Sprintf("commit %s is already fetched\n", lifecycle.ShortSHA(sha)))
+		log(fmt.Sprintf("commit %s is already fetched\n", gitsha.Short(sha)))
 		return repo, nil
 	}
-	log(fmt.Sprintf("fetching %s from %s\n", lifecycle.ShortSHA(sha), url))
+	log(fmt.Sprintf("fetching %s from %s\n", gitsha.Short(sha), url))
 	_, err = r.git(ctx, repo, token, "-c", "protocol.version=2", "fetch", "--quiet", "--no-tags",
 		"--no-write-fetch-head", "--depth=1", url, "+"+sha+":refs/glenv/"+sha)
 	if err != nil {
@@ -87,9 +87,9 @@ func explainFetch(err error, url, sha string) error {
 	case strings.Contains(msg, "403"):
 		return fmt.Errorf("fetch %s: GitLab forbids reading the code (403); give the token the read_repository or api scope and Reporter access or more", url)
 	case strings.Contains(msg, "not our ref") || strings.Contains(msg, "couldn't find remote ref") || strings.Contains(msg, "no such remote ref"):
-		return fmt.Errorf("fetch %s: commit %s is not in the repository (was it force-pushed away?)", url, lifecycle.ShortSHA(sha))
+		return fmt.Errorf("fetch %s: commit %s is not in the repository (was it force-pushed away?)", url, gitsha.Short(sha))
 	}
-	return fmt.Errorf("fetch %s at %s: %w", url, lifecycle.ShortSHA(sha), err)
+	return fmt.Errorf("fetch %s at %s: %w", url, gitsha.Short(sha), err)
 }
 
 // readFile returns a file of the commit, or os.ErrNotExist.
@@ -121,7 +121,7 @@ func (r *Runtime) checkout(ctx context.Context, repo, sha, dir string) error {
 		c := exec.CommandContext(ctx, r.gitBin, append([]string{"--git-dir=" + repo, "--work-tree=" + dir}, args...)...)
 		c.Env = []string{"PATH=" + r.sb.path, "GIT_INDEX_FILE=" + index, "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null", "HOME=" + dir}
 		if out, err := c.CombinedOutput(); err != nil {
-			return fmt.Errorf("check out %s: git %s: %w: %s", lifecycle.ShortSHA(sha), args[0], err, out)
+			return fmt.Errorf("check out %s: git %s: %w: %s", gitsha.Short(sha), args[0], err, out)
 		}
 		return nil
 	}

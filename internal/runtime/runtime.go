@@ -28,8 +28,7 @@ import (
 	"time"
 
 	"github.com/glenv/glenv/internal/data"
-	"github.com/glenv/glenv/internal/jobs"
-	"github.com/glenv/glenv/internal/lifecycle"
+	"github.com/glenv/glenv/internal/gitsha"
 	"github.com/glenv/glenv/internal/limits"
 	"github.com/glenv/glenv/internal/store"
 )
@@ -286,7 +285,7 @@ func (r *Runtime) Acquire(host string) (addr string, release func(), ok bool) {
 // stops after its requests in flight finished. From then on the app is
 // supervised: when it exits on its own it is started again (RestartPolicy).
 // A cancelled ctx (a newer push) stops the deploy and whatever it started.
-func (r *Runtime) Deploy(ctx context.Context, req jobs.DeployRequest) error {
+func (r *Runtime) Deploy(ctx context.Context, req DeployRequest) error {
 	log := func(s string) {
 		if req.Log != nil {
 			req.Log(redact(s, req.Token))
@@ -340,7 +339,7 @@ func (r *Runtime) Deploy(ctx context.Context, req jobs.DeployRequest) error {
 	r.mu.RUnlock()
 	if current != nil && current.up() && len(cfg.Paths) > 0 && st.SHA != "" && st.SHA != req.SHA {
 		if changed, err := r.changedPaths(ctx, repo, st.SHA, req.SHA); err == nil && !touches(changed, cfg.Paths) {
-			logf("no change under paths (%s) since %s: keeping it running", strings.Join(cfg.Paths, ", "), lifecycle.ShortSHA(st.SHA))
+			logf("no change under paths (%s) since %s: keeping it running", strings.Join(cfg.Paths, ", "), gitsha.Short(st.SHA))
 			return nil
 		}
 	}
@@ -399,7 +398,7 @@ func (r *Runtime) Deploy(ctx context.Context, req jobs.DeployRequest) error {
 		return err
 	}
 	r.switchTo(env, a, p)
-	logf("serving %s (healthy %s after start)", lifecycle.ShortSHA(req.SHA), time.Since(started).Round(time.Millisecond))
+	logf("serving %s (healthy %s after start)", gitsha.Short(req.SHA), time.Since(started).Round(time.Millisecond))
 	go r.pruneBuilds()
 	return nil
 }
@@ -552,7 +551,7 @@ func (r *Runtime) AppLog(envID int64) string {
 // Restore brings environments back after glenv restarted: each request is
 // an active environment at its deployed SHA. Builds and fetched commits are
 // on disk, so this starts processes without building again.
-func (r *Runtime) Restore(ctx context.Context, reqs []jobs.DeployRequest) error {
+func (r *Runtime) Restore(ctx context.Context, reqs []DeployRequest) error {
 	var errs []error
 	for _, req := range reqs {
 		if err := r.Deploy(ctx, req); err != nil {
@@ -595,7 +594,7 @@ func (r *Runtime) Close() {
 
 // build returns the build of the commit's tree with cfg's build settings,
 // running the build commands when no such build exists yet.
-func (r *Runtime) build(ctx context.Context, req jobs.DeployRequest, repo string, cfg AppConfig, secrets map[string]string,
+func (r *Runtime) build(ctx context.Context, req DeployRequest, repo string, cfg AppConfig, secrets map[string]string,
 	uid int, logf func(string, ...any), log func(string)) (key, dir string, err error) {
 	tree, err := r.treeOf(ctx, repo, req.SHA)
 	if err != nil {
@@ -618,7 +617,7 @@ func (r *Runtime) build(ctx context.Context, req jobs.DeployRequest, repo string
 	defer unlock()
 	if _, err := os.Stat(dir + ".ok"); err == nil {
 		r.pins.pin(key)
-		logf("reusing build %s of tree %s", key, lifecycle.ShortSHA(tree))
+		logf("reusing build %s of tree %s", key, gitsha.Short(tree))
 		return key, dir, nil
 	}
 	_ = os.RemoveAll(dir)
@@ -627,7 +626,7 @@ func (r *Runtime) build(ctx context.Context, req jobs.DeployRequest, repo string
 		return "", "", err
 	}
 	if len(cfg.Build) == 0 {
-		logf("checked out %s (no build steps)", lifecycle.ShortSHA(req.SHA))
+		logf("checked out %s (no build steps)", gitsha.Short(req.SHA))
 	}
 	if err := r.sb.chown(dir, uid); err != nil {
 		return "", "", err
@@ -665,7 +664,7 @@ func (r *Runtime) build(ctx context.Context, req jobs.DeployRequest, repo string
 		return "", "", err
 	}
 	if len(cfg.Build) > 0 {
-		logf("built %s as %s", lifecycle.ShortSHA(req.SHA), key)
+		logf("built %s as %s", gitsha.Short(req.SHA), key)
 	}
 	r.pins.pin(key)
 	return key, dir, nil
@@ -677,7 +676,7 @@ func (r *Runtime) dataDir(id int64) string { return filepath.Join(r.envDir(id), 
 // first deploy of an environment with CloneParentData copies the parent's
 // files and databases and then runs hooks.clone; later deploys keep the
 // data. It returns the app's environment variables.
-func (r *Runtime) prepareData(ctx context.Context, req jobs.DeployRequest, cfg AppConfig, st *envState, noSecrets bool,
+func (r *Runtime) prepareData(ctx context.Context, req DeployRequest, cfg AppConfig, st *envState, noSecrets bool,
 	buildDir string, uid int, logf func(string, ...any), log func(string)) ([]string, error) {
 	env := req.Env
 	dd := r.dataDir(env.ID)

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/glenv/glenv/internal/gitlabtest"
-	"github.com/glenv/glenv/internal/jobs"
 	"github.com/glenv/glenv/internal/runtime"
 	"github.com/glenv/glenv/internal/store"
 )
@@ -209,7 +208,7 @@ func TestARebuiltTreeIsReusedAndRestoreNeedsNoBuild(t *testing.T) {
 	logs.Reset()
 	req := w.request(main, sha, &logs)
 	req.Token = "" // nothing needs fetching
-	if err := rt2.Restore(t.Context(), []jobs.DeployRequest{req}); err != nil {
+	if err := rt2.Restore(t.Context(), []runtime.DeployRequest{req}); err != nil {
 		t.Fatalf("restore: %v\n%s", err, logs.String())
 	}
 	if !strings.Contains(logs.String(), "reusing build") || !strings.Contains(logs.String(), "already fetched") {

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -95,7 +96,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 			DenyEgress: cfg.EnvironmentEgress == "deny", Limits: cfg.EnvironmentLimits, DiskReserve: cfg.DiskReserve,
 			Databases: s.services, Logger: log,
 			OnGiveUp: func(envID int64, reason string) {
-				if err := s.queue.MarkFailed(context.Background(), envID, reason); err != nil {
+				if err := s.queue.AppGaveUp(context.Background(), envID, reason); err != nil {
 					log.Warn("mark environment failed", "environment_id", envID, "err", err)
 				}
 			}})
@@ -223,11 +224,18 @@ func (s *Server) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	// The restart goes through the state machine before any job runs:
+	// environments caught mid-deploy get a new deploy job, active ones are
+	// started again from their builds (in the background, after the commit).
+	start, err := s.queue.Restart(ctx)
+	if err != nil {
+		s.log.Warn("restore environments", "err", err)
+	}
 	if err := s.queue.Start(ctx); err != nil {
 		return fmt.Errorf("start job queue: %w", err)
 	}
 	if s.runtime != nil {
-		go s.restore(ctx)
+		go s.restore(ctx, start)
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.listener) }()
@@ -256,29 +264,31 @@ func (s *Server) Run(ctx context.Context) error {
 
 // restore starts the apps of active environments again after a restart:
 // their builds are on disk, so nothing is fetched or built again.
-func (s *Server) restore(ctx context.Context) {
-	ins, err := store.ListIntegrations(ctx, s.store.Reader())
-	if err != nil {
-		s.log.Warn("restore environments: list integrations", "err", err)
-		return
-	}
-	var reqs []jobs.DeployRequest
-	for _, in := range ins {
-		envs, err := store.EnvironmentsOfIntegration(ctx, s.store.Reader(), in.Name, false)
-		if err != nil {
-			s.log.Warn("restore environments", "integration", in.Name, "err", err)
-			continue
-		}
-		token, err := s.box.Open(in.TokenSealed)
-		if err != nil {
-			s.log.Warn("restore environments: open token", "integration", in.Name, "err", err)
-			continue
-		}
-		for _, e := range envs {
-			if e.State == store.StateActive && e.DeployedSHA != "" {
-				reqs = append(reqs, jobs.DeployRequest{Integration: in, Token: token, Env: e, SHA: e.DeployedSHA, Log: func(string) {}})
+func (s *Server) restore(ctx context.Context, envs []store.Environment) {
+	var reqs []runtime.DeployRequest
+	integrations := map[string]*runtime.DeployRequest{}
+	for _, e := range envs {
+		base, ok := integrations[e.IntegrationName]
+		if !ok {
+			in, err := store.GetIntegration(ctx, s.store.Reader(), e.IntegrationName)
+			if err != nil {
+				s.log.Warn("restore environment: its integration", "integration", e.IntegrationName, "environment", e.Name, "err", err)
+				integrations[e.IntegrationName] = nil
+				continue
 			}
+			token, err := s.box.Open(in.TokenSealed)
+			if err != nil {
+				s.log.Warn("restore environments: open token", "integration", in.Name, "err", err)
+				integrations[e.IntegrationName] = nil
+				continue
+			}
+			base = &runtime.DeployRequest{Integration: in, Token: token}
+			integrations[e.IntegrationName] = base
 		}
+		if base == nil {
+			continue
+		}
+		reqs = append(reqs, runtime.DeployRequest{Integration: base.Integration, Token: base.Token, Env: e, SHA: e.DeployedSHA, Log: func(string) {}})
 	}
 	if err := s.runtime.Restore(ctx, reqs); err != nil {
 		s.log.Warn("restore environments", "err", err)
@@ -355,6 +365,10 @@ func (r remote) ListBranches(ctx context.Context, pid int64) (map[string]string,
 }
 func (r remote) ListTags(ctx context.Context, pid int64) (map[string]string, error) {
 	return r.c.ListTags(ctx, pid)
+}
+func (r remote) DefaultBranch(ctx context.Context, pid int64) (string, error) {
+	p, err := r.c.GetProject(ctx, strconv.FormatInt(pid, 10))
+	return p.DefaultBranch, err
 }
 func (r remote) ListOpenMergeRequests(ctx context.Context, pid int64) ([]lifecycle.MergeRequest, error) {
 	mrs, err := r.c.ListOpenMergeRequests(ctx, pid)

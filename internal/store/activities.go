@@ -5,23 +5,25 @@ import (
 	"database/sql"
 	"errors"
 	"time"
+
+	"github.com/glenv/glenv/internal/lifecycle"
 )
 
-// Activity kinds and states.
+// Activity kinds and states: the lifecycle's vocabulary, stored as is. A
+// deploy's build and data clone are steps of its one deploy activity, and
+// GitLab feedback is tracked by its own jobs, so neither is a kind.
 const (
-	ActivitySync     = "sync"
-	ActivityBuild    = "build"
-	ActivityDeploy   = "deploy"
-	ActivityClone    = "clone"
-	ActivityStop     = "stop"
-	ActivityDelete   = "delete"
-	ActivityFeedback = "feedback"
+	ActivitySync   = lifecycle.ActivitySync
+	ActivityDeploy = lifecycle.ActivityDeploy
+	ActivityStop   = lifecycle.ActivityStop
+	ActivityDelete = lifecycle.ActivityDelete
+	ActivityPause  = lifecycle.ActivityPause
 
-	ActivityPending   = "pending"
-	ActivityRunning   = "running"
-	ActivityComplete  = "complete"
-	ActivityFailed    = "failed"
-	ActivityCancelled = "cancelled"
+	ActivityPending   = lifecycle.ActivityPending
+	ActivityRunning   = lifecycle.ActivityRunning
+	ActivityComplete  = lifecycle.ActivityComplete
+	ActivityFailed    = lifecycle.ActivityFailed
+	ActivityCancelled = lifecycle.ActivityCancelled
 )
 
 // Activity is one unit of work on an environment or integration. Its log

@@ -179,3 +179,17 @@ func ReattachEnvironments(ctx context.Context, q Querier, in Integration) error 
 		WHERE integration_id IS NULL AND integration_name = $2 AND project_id = $3`, in.ID, in.Name, in.ProjectID)
 	return err
 }
+
+// SetDefaultBranch records a project's new default branch with a targeted
+// UPDATE of that one column, so a concurrent change to the integration (a
+// new token, an option) is never overwritten by a stale row. It reports
+// whether the stored value changed.
+func SetDefaultBranch(ctx context.Context, q Querier, integrationID int64, branch string) (bool, error) {
+	res, err := q.ExecContext(ctx, `UPDATE integrations SET default_branch = $1, updated_at = $2
+		WHERE id = $3 AND default_branch <> $1`, branch, micros(Now()), integrationID)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}

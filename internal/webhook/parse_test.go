@@ -1,4 +1,4 @@
-package lifecycle
+package webhook
 
 import (
 	"encoding/json"
@@ -10,17 +10,20 @@ import (
 	"time"
 
 	gitlab "gitlab.com/gitlab-org/api/client-go/v2"
+
+	"github.com/glenv/glenv/internal/lifecycle"
 )
 
 const (
 	fixtureHead = "da1560886d4f094c3e6c9ef40349f7d38b5d27d7"
 	fixtureDir  = "testdata/webhooks" // copies of gitlab/webhooks
+	zeroSHA     = "0000000000000000000000000000000000000000"
 )
 
 // fixtureMR is what every merge_request_*.json fixture holds apart from its
 // action and state: the files differ only there.
-func fixtureMR(action, state string) *MergeRequest {
-	return &MergeRequest{
+func fixtureMR(action, state string) *lifecycle.MergeRequest {
+	return &lifecycle.MergeRequest{
 		IID: 1, Action: action, State: state,
 		SourceBranch: "ms-viewport", TargetBranch: "master",
 		SourceProjectID: 14, TargetProjectID: 14,
@@ -34,15 +37,15 @@ func fixtureMR(action, state string) *MergeRequest {
 
 var fixtureTests = []struct {
 	file, header string
-	want         Event
+	want         lifecycle.Event
 }{
-	{"push.json", "Push Hook", Event{Kind: KindPush, ObjectKind: "push", ProjectID: 15, Ref: "master",
+	{"push.json", "Push Hook", lifecycle.Event{Kind: lifecycle.KindPush, ObjectKind: "push", ProjectID: 15, DefaultBranch: "master", Ref: "master",
 		Before: "95790bf891e76fee5e1747ab589903a6a1f80f22", After: fixtureHead}},
-	{"push_branch_created.json", "Push Hook", Event{Kind: KindPush, ObjectKind: "push", ProjectID: 15, Ref: "ms-viewport",
+	{"push_branch_created.json", "Push Hook", lifecycle.Event{Kind: lifecycle.KindPush, ObjectKind: "push", ProjectID: 15, DefaultBranch: "master", Ref: "ms-viewport",
 		Before: zeroSHA, After: fixtureHead}},
-	{"push_branch_created_no_commits.json", "Push Hook", Event{Kind: KindPush, ObjectKind: "push", ProjectID: 15, Ref: "ms-viewport",
+	{"push_branch_created_no_commits.json", "Push Hook", lifecycle.Event{Kind: lifecycle.KindPush, ObjectKind: "push", ProjectID: 15, DefaultBranch: "master", Ref: "ms-viewport",
 		Before: zeroSHA, After: fixtureHead}},
-	{"tag_push.json", "Tag Push Hook", Event{Kind: KindTagPush, ObjectKind: "tag_push", ProjectID: 1, Ref: "v1.0.0",
+	{"tag_push.json", "Tag Push Hook", lifecycle.Event{Kind: lifecycle.KindTagPush, ObjectKind: "tag_push", ProjectID: 1, DefaultBranch: "master", Ref: "v1.0.0",
 		Before: zeroSHA, After: "82b3d5ae55f7080f1e6022629cdb57bfae7cccc7"}},
 	{"merge_request_open.json", "Merge Request Hook", mrFixtureEvent("open", "opened")},
 	{"merge_request_update.json", "Merge Request Hook", mrFixtureEvent("update", "opened")}, // no oldrev in this file
@@ -51,14 +54,14 @@ var fixtureTests = []struct {
 	{"merge_request_unapproved.json", "Merge Request Hook", mrFixtureEvent("unapproved", "opened")},
 	{"merge_request_approval.json", "Merge Request Hook", mrFixtureEvent("approval", "opened")},
 	{"merge_request_unapproval.json", "Merge Request Hook", mrFixtureEvent("unapproval", "opened")},
-	{"pipeline.json", "Pipeline Hook", Event{Kind: KindOther, ObjectKind: "pipeline"}},
-	{"job.json", "Job Hook", Event{Kind: KindOther, ObjectKind: "build"}},
-	{"deployment.json", "Deployment Hook", Event{Kind: KindOther, ObjectKind: "deployment"}},
+	{"pipeline.json", "Pipeline Hook", lifecycle.Event{Kind: lifecycle.KindOther, ObjectKind: "pipeline"}},
+	{"job.json", "Job Hook", lifecycle.Event{Kind: lifecycle.KindOther, ObjectKind: "build"}},
+	{"deployment.json", "Deployment Hook", lifecycle.Event{Kind: lifecycle.KindOther, ObjectKind: "deployment"}},
 }
 
-func mrFixtureEvent(action, state string) Event {
+func mrFixtureEvent(action, state string) lifecycle.Event {
 	// project.id (1) and target_project_id (14) disagree in GitLab's example payload.
-	return Event{Kind: KindMergeRequest, ObjectKind: "merge_request", ProjectID: 1, Ref: "ms-viewport", MR: fixtureMR(action, state)}
+	return lifecycle.Event{Kind: lifecycle.KindMergeRequest, ObjectKind: "merge_request", ProjectID: 1, DefaultBranch: "master", Ref: "ms-viewport", MR: fixtureMR(action, state)}
 }
 
 func readFixture(t testing.TB, file string) []byte {
@@ -106,7 +109,7 @@ func TestEveryFixtureIsTested(t *testing.T) {
 func TestLenientDecoderAgreesWithClientGo(t *testing.T) {
 	for _, tt := range fixtureTests {
 		kind := tt.want.Kind
-		if kind == KindOther {
+		if kind == lifecycle.KindOther {
 			continue
 		}
 		body := readFixture(t, tt.file)
@@ -172,7 +175,7 @@ func TestParseEventIsLenient(t *testing.T) {
 	tests := []struct {
 		name, header string
 		body         []byte
-		check        func(t *testing.T, ev Event)
+		check        func(t *testing.T, ev lifecycle.Event)
 	}{
 		{"unknown event type is other, named by object_kind", "Emoji Hook", []byte(`{"object_kind":"emoji","x":null}`),
 			wantOther("emoji", "")},
@@ -181,9 +184,9 @@ func TestParseEventIsLenient(t *testing.T) {
 		{"note on a merge request is other", "Note Hook", []byte(`{"object_kind":"note","object_attributes":{"noteable_type":"MergeRequest"}}`),
 			wantOther("note", "")},
 		{"push without a header is recognised by object_kind", "", readFixture(t, "push.json"),
-			func(t *testing.T, ev Event) { wantKind(t, ev, KindPush) }},
+			func(t *testing.T, ev lifecycle.Event) { wantKind(t, ev, lifecycle.KindPush) }},
 		{"system hook carrying a merge request is recognised", "System Hook", readFixture(t, "merge_request_open.json"),
-			func(t *testing.T, ev Event) { wantKind(t, ev, KindMergeRequest) }},
+			func(t *testing.T, ev lifecycle.Event) { wantKind(t, ev, lifecycle.KindMergeRequest) }},
 		{"empty push object names the missing ref", "Push Hook", []byte(`{}`),
 			wantOther("Push Hook", "ref: missing")},
 		{"mistyped ref is named", "Push Hook", patch(t, "push.json", map[string]any{"ref": 5}, nil),
@@ -194,12 +197,18 @@ func TestParseEventIsLenient(t *testing.T) {
 			wantOther("push", "after: missing")},
 		{"commit timestamps client-go cannot read do not matter", "Push Hook",
 			patch(t, "push.json", map[string]any{"commits": []any{map[string]any{"timestamp": "2011-12-12 14:27:31 UTC"}}}, nil),
-			func(t *testing.T, ev Event) { wantKind(t, ev, KindPush); wantEq(t, ev.Ref, "master") }},
+			func(t *testing.T, ev lifecycle.Event) {
+				wantKind(t, ev, lifecycle.KindPush)
+				wantEq(t, ev.Ref, "master")
+			}},
 		{"null project_id falls back to project.id", "Push Hook", patch(t, "push.json", map[string]any{"project_id": nil}, nil),
-			func(t *testing.T, ev Event) { wantEq(t, ev.ProjectID, int64(15)) }},
+			func(t *testing.T, ev lifecycle.Event) { wantEq(t, ev.ProjectID, int64(15)) }},
 		{"merge request with a numeric approvals_before_merge still parses", "Merge Request Hook",
 			patch(t, "merge_request_open.json", nil, map[string]any{"approvals_before_merge": 2}),
-			func(t *testing.T, ev Event) { wantKind(t, ev, KindMergeRequest); wantEq(t, ev.MR.IID, int64(1)) }},
+			func(t *testing.T, ev lifecycle.Event) {
+				wantKind(t, ev, lifecycle.KindMergeRequest)
+				wantEq(t, ev.MR.IID, int64(1))
+			}},
 		{"string iid is named", "Merge Request Hook", patch(t, "merge_request_open.json", nil, map[string]any{"iid": "1"}),
 			wantOther("merge_request", "object_attributes.iid")},
 		{"null object_attributes names the iid", "Merge Request Hook", patch(t, "merge_request_open.json", map[string]any{"object_attributes": nil}, nil),
@@ -207,25 +216,25 @@ func TestParseEventIsLenient(t *testing.T) {
 		{"open without last_commit names it", "Merge Request Hook", patch(t, "merge_request_open.json", nil, map[string]any{"last_commit": nil}),
 			wantOther("merge_request", "last_commit.id: missing")},
 		{"close without last_commit is fine", "Merge Request Hook", patch(t, "merge_request_close.json", nil, map[string]any{"last_commit": nil}),
-			func(t *testing.T, ev Event) { wantKind(t, ev, KindMergeRequest) }},
+			func(t *testing.T, ev lifecycle.Event) { wantKind(t, ev, lifecycle.KindMergeRequest) }},
 		{"GitLab's webhook time format is read", "Merge Request Hook",
 			patch(t, "merge_request_update.json", nil, map[string]any{"updated_at": "2017-09-15 16:52:00 UTC", "oldrev": "abc"}),
-			func(t *testing.T, ev Event) {
+			func(t *testing.T, ev lifecycle.Event) {
 				wantEq(t, ev.MR.UpdatedAt, time.Date(2017, 9, 15, 16, 52, 0, 0, time.UTC))
 				wantEq(t, ev.MR.OldRev, "abc")
 			}},
 		{"unreadable updated_at is zero", "Merge Request Hook", patch(t, "merge_request_open.json", nil, map[string]any{"updated_at": "yesterday"}),
-			func(t *testing.T, ev Event) { wantEq(t, ev.MR.UpdatedAt, time.Time{}) }},
+			func(t *testing.T, ev lifecycle.Event) { wantEq(t, ev.MR.UpdatedAt, time.Time{}) }},
 		{"work_in_progress counts as draft", "Merge Request Hook",
 			patch(t, "merge_request_open.json", nil, map[string]any{"draft": nil, "work_in_progress": true}),
-			func(t *testing.T, ev Event) { wantEq(t, ev.MR.Draft, true) }},
+			func(t *testing.T, ev lifecycle.Event) { wantEq(t, ev.MR.Draft, true) }},
 		{"a draft title before the change means it was a draft", "Merge Request Hook",
 			patch(t, "merge_request_update.json", map[string]any{"changes": map[string]any{
 				"title": map[string]any{"previous": "  [Draft] MS-Viewport", "current": "MS-Viewport"}}}, nil),
-			func(t *testing.T, ev Event) { wantEq(t, ev.MR.WasDraft, true) }},
+			func(t *testing.T, ev lifecycle.Event) { wantEq(t, ev.MR.WasDraft, true) }},
 		{"no draft change means it was not a draft", "Merge Request Hook",
 			patch(t, "merge_request_update.json", map[string]any{"changes": map[string]any{}}, nil),
-			func(t *testing.T, ev Event) { wantEq(t, ev.MR.WasDraft, false) }},
+			func(t *testing.T, ev lifecycle.Event) { wantEq(t, ev.MR.WasDraft, false) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -238,19 +247,19 @@ func TestParseEventIsLenient(t *testing.T) {
 	}
 }
 
-func wantOther(objectKind, invalid string) func(*testing.T, Event) {
-	return func(t *testing.T, ev Event) {
+func wantOther(objectKind, invalid string) func(*testing.T, lifecycle.Event) {
+	return func(t *testing.T, ev lifecycle.Event) {
 		t.Helper()
-		if ev.Kind != KindOther || ev.ObjectKind != objectKind || !strings.Contains(ev.Invalid, invalid) || (invalid == "") != (ev.Invalid == "") {
-			t.Errorf("got %+v; want Kind other, ObjectKind %q, Invalid containing %q", ev, objectKind, invalid)
+		if ev.Kind != lifecycle.KindOther || ev.ObjectKind != objectKind || !strings.Contains(ev.Invalid, invalid) || (invalid == "") != (ev.Invalid == "") {
+			t.Errorf("got %+v; want lifecycle.Kind other, ObjectKind %q, Invalid containing %q", ev, objectKind, invalid)
 		}
 	}
 }
 
-func wantKind(t *testing.T, ev Event, k Kind) {
+func wantKind(t *testing.T, ev lifecycle.Event, k lifecycle.Kind) {
 	t.Helper()
 	if ev.Kind != k || ev.Invalid != "" {
-		t.Fatalf("got %+v; want Kind %s", ev, k)
+		t.Fatalf("got %+v; want lifecycle.Kind %s", ev, k)
 	}
 }
 
@@ -261,10 +270,10 @@ func wantEq[T comparable](t *testing.T, got, want T) {
 	}
 }
 
-func describe(ev Event) any {
+func describe(ev lifecycle.Event) any {
 	type flat struct {
-		Event
-		MR MergeRequest
+		lifecycle.Event
+		MR lifecycle.MergeRequest
 	}
 	f := flat{Event: ev}
 	if ev.MR != nil {
@@ -290,22 +299,68 @@ func FuzzParseEvent(f *testing.F) {
 			t.Fatalf("accepted a body that is not a JSON object: %q", body)
 		}
 		switch ev.Kind {
-		case KindPush, KindTagPush:
+		case lifecycle.KindPush, lifecycle.KindTagPush:
 			if ev.Ref == "" || ev.Before == "" || ev.After == "" || ev.Invalid != "" {
 				t.Fatalf("incomplete %s event: %+v", ev.Kind, ev)
 			}
-		case KindMergeRequest:
+		case lifecycle.KindMergeRequest:
 			if ev.MR == nil || ev.MR.IID <= 0 || ev.MR.Action == "" || ev.Invalid != "" {
 				t.Fatalf("incomplete merge request event: %+v", ev)
 			}
-		case KindOther:
+		case lifecycle.KindOther:
 		default:
 			t.Fatalf("unknown kind %q", ev.Kind)
 		}
-		opt := Options{DefaultBranch: "main", FetchBranches: true, PruneBranches: true, BuildMergeRequests: true, BuildTags: "*"}
-		acts := Decide(ev, opt, map[string]Env{"main": {Name: "main", Kind: KindBranch, State: StateActive}})
+		opt := lifecycle.Options{DefaultBranch: "main", FetchBranches: true, PruneBranches: true, BuildMergeRequests: true, BuildTags: "*"}
+		acts := lifecycle.Decide(ev, opt, map[string]lifecycle.Env{"main": {Name: "main", Kind: lifecycle.KindBranch, State: lifecycle.StateActive}})
 		if len(acts) != 1 || acts[0].Reason == "" {
 			t.Fatalf("Decide(%+v) = %+v; want one action with a reason", ev, acts)
 		}
 	})
+}
+
+// One row per fixture: what glenv does with GitLab's example payloads.
+func TestDecideFixtures(t *testing.T) {
+	opt := lifecycle.Options{DefaultBranch: "main", ProjectID: 7, FetchBranches: true, PruneBranches: true,
+		BuildMergeRequests: true, MergeRequestsCloneParentData: true, BuildTags: "v*"}
+	opt.DefaultBranch, opt.ProjectID, opt.BuildTags = "master", 0, "v*"
+	existing := map[string]lifecycle.Env{
+		"master": {Name: "master", Kind: lifecycle.KindBranch, Ref: "master", State: lifecycle.StateActive, HeadSHA: "95790bf891e76fee5e1747ab589903a6a1f80f22",
+			SeenSHAs: []string{"95790bf891e76fee5e1747ab589903a6a1f80f22"}},
+		"mr-1": {Name: "mr-1", Kind: lifecycle.KindMR, Ref: "ms-viewport", Parent: "master", State: lifecycle.StateActive, HeadSHA: strings.Repeat("a", 40), MRIID: 1,
+			MRUpdatedAt: time.Date(2005, 1, 1, 10, 0, 0, 0, time.UTC)},
+	}
+	want := map[string]lifecycle.ActionType{
+		"push.json":                           lifecycle.ActionDeploy, // master is active
+		"push_branch_created.json":            lifecycle.ActionCreate,
+		"push_branch_created_no_commits.json": lifecycle.ActionCreate,
+		"tag_push.json":                       lifecycle.ActionCreate,
+		"merge_request_open.json":             lifecycle.ActionDeploy, // mr-1 exists at another head
+		"merge_request_update.json":           lifecycle.ActionDeploy,
+		"merge_request_close.json":            lifecycle.ActionDelete,
+		"merge_request_approved.json":         lifecycle.ActionIgnore,
+		"merge_request_unapproved.json":       lifecycle.ActionIgnore,
+		"merge_request_approval.json":         lifecycle.ActionIgnore,
+		"merge_request_unapproval.json":       lifecycle.ActionIgnore,
+		"pipeline.json":                       lifecycle.ActionIgnore,
+		"job.json":                            lifecycle.ActionIgnore,
+		"deployment.json":                     lifecycle.ActionIgnore,
+	}
+	for _, tt := range fixtureTests {
+		ev, err := ParseEvent(tt.header, readFixture(t, tt.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := lifecycle.Decide(ev, opt, existing)
+		if len(got) != 1 || got[0].Type != want[tt.file] {
+			t.Errorf("%s: got %+v, want %s", tt.file, got, want[tt.file])
+		}
+	}
+	// With the integration's project known, GitLab's example MR (source and
+	// target project 14, hook project 1) comes from another project.
+	opt.ProjectID = 1
+	ev, _ := ParseEvent("Merge Request Hook", readFixture(t, "merge_request_open.json"))
+	if got := lifecycle.Decide(ev, opt, map[string]lifecycle.Env{}); got[0].Type != lifecycle.ActionIgnore || !strings.Contains(got[0].Reason, "fork") {
+		t.Errorf("merge_request_open.json for project 1: got %+v, want ignored as a fork", got)
+	}
 }
