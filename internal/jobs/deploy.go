@@ -30,7 +30,7 @@ type DataResetter interface {
 // records the result on a fresh bounded context, so a deploy that outlived
 // its job or a draining glenv still leaves the environment right.
 func (w *deployWorker) Work(ctx context.Context, job *river.Job[DeployArgs]) error {
-	s, a := w.q.store, job.Args
+	a := job.Args
 	started := lifecycle.Input{Trigger: lifecycle.TriggerDeployStarted, Activity: a.ActivityID, SHA: a.SHA}
 	env, o, err := w.q.Trigger(ctx, a.EnvironmentID, started, record{})
 	if errors.Is(err, store.ErrNotFound) {
@@ -52,15 +52,15 @@ func (w *deployWorker) Work(ctx context.Context, job *river.Job[DeployArgs]) err
 	if reason != "" {
 		return w.finish(ctx, a, lifecycle.TriggerDeployFailed, reason)
 	}
-	req.Log = func(line string) {
-		lctx, cancel := bookkeeping(ctx)
-		defer cancel()
-		_ = store.AppendActivityLog(lctx, s.DB, a.ActivityID, line)
-	}
+	var closeLog func()
+	req.Log, closeLog = w.q.activityLog(ctx, a.ActivityID)
 	dctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	go w.watchSupersede(dctx, cancel, env.ID, a.ActivityID)
 	derr := w.deps.Runtime.Deploy(dctx, req)
+	// The whole log is stored before the activity is marked finished, so a
+	// follower that sees it finished has every line.
+	closeLog()
 	switch {
 	case errors.Is(context.Cause(dctx), errSuperseded):
 		return w.finish(ctx, a, lifecycle.TriggerDeploySuperseded, "")

@@ -36,12 +36,10 @@ func (w *deleteWorker) Work(ctx context.Context, job *river.Job[DeleteArgs]) err
 		if err := store.SetActivityState(ctx, s.DB, a.ActivityID, store.ActivityRunning, ""); err != nil {
 			return err
 		}
-		logf := func(line string) {
-			lctx, cancel := bookkeeping(ctx)
-			defer cancel()
-			_ = store.AppendActivityLog(lctx, s.DB, a.ActivityID, line)
-		}
-		if err := w.deps.Runtime.Remove(ctx, env, logf); err != nil {
+		logf, closeLog := w.q.activityLog(ctx, a.ActivityID)
+		err := w.deps.Runtime.Remove(ctx, env, logf)
+		closeLog()
+		if err != nil {
 			return fmt.Errorf("remove environment %s: %w", env.Name, err)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/glenv/glenv/internal/activitylog"
 	"github.com/glenv/glenv/internal/gitsha"
 	"github.com/glenv/glenv/internal/lifecycle"
 	"github.com/glenv/glenv/internal/runtime"
@@ -106,6 +107,9 @@ type Deps struct {
 	TokenFor func(store.Integration) (string, error)
 	Runtime  Runtime
 	Logger   *slog.Logger
+	// Logs batches activity logs (internal/activitylog); nil appends each
+	// line at once.
+	Logs *activitylog.Logs
 	// Register adds more workers (feedback) to the queue.
 	Register []func(*river.Workers)
 	// Feedback queues a feedback.SyncArgs job whenever a deploy or delete

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/riverqueue/river"
 
+	"github.com/glenv/glenv/internal/activitylog"
 	"github.com/glenv/glenv/internal/api"
 	"github.com/glenv/glenv/internal/config"
 	"github.com/glenv/glenv/internal/data"
@@ -113,7 +114,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		Health: health, Logger: log}
 	keep := retention.New(st, retention.Settings{DeliveryBodies: cfg.DeliveryBodyRetention,
 		DeletedEnvironments: cfg.DeletedEnvironmentRetention, LogMaxSize: cfg.ActivityLogMaxSize, Logs: cfg.ActivityLogRetention}, log)
-	s.queue, err = jobs.NewQueue(st, jobs.Deps{RemoteFor: remoteFor, TokenFor: tokenFor, Runtime: rt, Logger: log,
+	logs := activitylog.New(st, activitylog.Options{MaxSize: cfg.ActivityLogMaxSize, Logger: log})
+	s.queue, err = jobs.NewQueue(st, jobs.Deps{RemoteFor: remoteFor, TokenFor: tokenFor, Runtime: rt, Logger: log, Logs: logs,
 		Register: []func(*river.Workers){feedback.Register(fb), retention.Register(keep)}, Feedback: true},
 		jobs.QueueConfig{ReconcileInterval: cfg.ReconcileInterval, RescueAfter: cfg.JobRescueAfter, Logger: log})
 	if err != nil {
