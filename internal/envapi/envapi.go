@@ -36,7 +36,8 @@ type handler struct {
 }
 
 // New returns the handler for /api/v4/. envURL gives the URL glenv serves an
-// environment at; it stands in for external_url when an environment has none.
+// environment at; GitLab's answers no longer show it (external_url is the
+// user's own value or null, issue 15), so it is kept only for callers.
 func New(s *store.Store, q *jobs.Queue, log *slog.Logger, envURL func(store.Environment) string) http.Handler {
 	if log == nil {
 		log = slog.Default()
@@ -101,7 +102,7 @@ func (h *handler) authenticate(r *http.Request) bool {
 type project struct {
 	integrations []store.Integration
 	ids          []int64
-	entity       *projectJSON // built once per request, shown in every environment
+	entity       *gitlabapi.BasicProjectDetails // built once per request, shown in every environment
 }
 
 // project resolves :id (numeric id or URL-encoded path) to the integrations
@@ -145,11 +146,20 @@ func (h *handler) environment(rq *request, p *project, id int64) (store.Environm
 	return e, true
 }
 
+// attrs returns the GitLab attributes glenv keeps for one environment.
+func (h *handler) attrs(rq *request, e store.Environment) (store.EnvAPIAttrs, bool) {
+	m, err := store.EnvAPIAttrsOf(rq.r.Context(), h.store.Reader(), []int64{e.ID})
+	if err != nil {
+		h.fail(rq, "read environment attributes", err)
+		return store.EnvAPIAttrs{}, false
+	}
+	return m[e.ID], true
+}
+
 // environmentNotFound answers an unknown environment id, or one of another
-// project. glenv's contract (issue 6) names this body; GitLab's own rescue of
-// environments.find says "404 Not found", which every client treats alike
-// (client-go's ErrNotFound, python-gitlab's GitlabGetError).
-func environmentNotFound(w http.ResponseWriter) { gitlabapi.NotFound(w, "Environment") }
+// project, as GitLab's `user_project.environments.find` miss does:
+// {"message":"404 Not found"} (lib/api/environments.rb:124, 195, 220, 278).
+func environmentNotFound(w http.ResponseWriter) { gitlabapi.RecordNotFound(w) }
 
 func (p *project) owns(e store.Environment) bool {
 	for _, id := range p.ids {

@@ -105,13 +105,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	fb := feedback.Deps{Store: st, Token: tokenFor, EnvURL: s.envURL, PublicURL: cfg.PublicURL, LogURL: s.logURL,
 		Health: health, Logger: log}
 	s.queue, err = jobs.NewQueue(st, jobs.Deps{RemoteFor: remoteFor, TokenFor: tokenFor, Runtime: rt, Logger: log,
-		Register: []func(*river.Workers){feedback.Register(fb)}, Feedback: true},
+		Register: []func(*river.Workers){feedback.Register(fb), envapi.Register(st, &s.queue, log)}, Feedback: true},
 		jobs.QueueConfig{ReconcileInterval: cfg.ReconcileInterval, RescueAfter: cfg.JobRescueAfter, Logger: log})
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("start job queue: %w", err)
 	}
 	s.queue.River.PeriodicJobs().AddMany(feedback.PeriodicJobs(cfg.ReconcileInterval))
+	s.queue.River.PeriodicJobs().AddMany(envapi.PeriodicJobs())
 	svc := &integration.Service{Store: st, Box: box, PublicURL: cfg.PublicURL, Applier: s.queue, Log: log}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

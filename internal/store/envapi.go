@@ -122,12 +122,110 @@ func StaleEnvironments(ctx context.Context, db Querier, integrationIDs []int64, 
 
 // StoppedReviewApps returns up to limit stopped environments of the
 // integrations in GitLab's "review" folder (names "review/…") created before
-// `before`, oldest first (GitLab's stopped_review_apps).
+// `before`, oldest first, and not already scheduled for deletion (GitLab's
+// not_scheduled_for_deletion.stopped_review_apps).
 func StoppedReviewApps(ctx context.Context, db Querier, integrationIDs []int64, before time.Time, limit int) ([]Environment, error) {
 	cond, args := ProjectEnvQuery{IntegrationIDs: integrationIDs, GitLabState: "stopped"}.where()
 	args = append(args, micros(before), limit)
 	return listEnvs(ctx, db, fmt.Sprintf(`SELECT %s FROM environments WHERE %s AND SUBSTR(name, 1, 7) = 'review/' AND created_at < $%d
+		AND NOT EXISTS (SELECT 1 FROM envapi_environments x WHERE x.environment_id = environments.id AND x.auto_delete_at > 0)
 		ORDER BY created_at, id LIMIT $%d`, envCols, cond, len(args)-1, len(args)), args...)
+}
+
+// EnvAPIAttrs are the GitLab attributes glenv's environments have beyond
+// their own columns (table envapi_environments).
+type EnvAPIAttrs struct {
+	AutoStopSetting string    // "always" or "with_action"
+	AutoDeleteAt    time.Time // zero: not scheduled for deletion
+}
+
+// DefaultAutoStopSetting is GitLab's default, which an environment without
+// a row has.
+const DefaultAutoStopSetting = "always"
+
+// EnvAPIAttrsOf returns the attributes of the environments with ids;
+// environments without a row get GitLab's defaults.
+func EnvAPIAttrsOf(ctx context.Context, db Querier, ids []int64) (map[int64]EnvAPIAttrs, error) {
+	out := make(map[int64]EnvAPIAttrs, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	ph := make([]string, len(ids))
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		ph[i], args[i] = fmt.Sprintf("$%d", i+1), id
+		out[id] = EnvAPIAttrs{AutoStopSetting: DefaultAutoStopSetting}
+	}
+	rows, err := db.QueryContext(ctx, `SELECT environment_id, auto_stop_setting, auto_delete_at FROM envapi_environments
+		WHERE environment_id IN (`+strings.Join(ph, ",")+`)`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, del int64
+		var a EnvAPIAttrs
+		if err := rows.Scan(&id, &a.AutoStopSetting, &del); err != nil {
+			return nil, err
+		}
+		if del != 0 {
+			a.AutoDeleteAt = fromMicros(del)
+		}
+		out[id] = a
+	}
+	return out, rows.Err()
+}
+
+// ResetEnvAPIAttrs gives an environment (new, or a tombstone revived under
+// the same id) its auto_stop_setting and no scheduled deletion.
+func ResetEnvAPIAttrs(ctx context.Context, db Querier, id int64, autoStopSetting string) error {
+	_, err := db.ExecContext(ctx, `INSERT INTO envapi_environments (environment_id, auto_stop_setting, auto_delete_at)
+		VALUES ($1, $2, 0) ON CONFLICT (environment_id) DO UPDATE SET auto_stop_setting = excluded.auto_stop_setting,
+		auto_delete_at = 0`, id, autoStopSetting)
+	return err
+}
+
+// SetAutoStopSetting changes an environment's auto_stop_setting.
+func SetAutoStopSetting(ctx context.Context, db Querier, id int64, setting string) error {
+	_, err := db.ExecContext(ctx, `INSERT INTO envapi_environments (environment_id, auto_stop_setting)
+		VALUES ($1, $2) ON CONFLICT (environment_id) DO UPDATE SET auto_stop_setting = excluded.auto_stop_setting`, id, setting)
+	return err
+}
+
+// ScheduleDeletion marks an environment for deletion at `at` (GitLab's
+// Environment.schedule_to_delete).
+func ScheduleDeletion(ctx context.Context, db Querier, id int64, at time.Time) error {
+	_, err := db.ExecContext(ctx, `INSERT INTO envapi_environments (environment_id, auto_delete_at)
+		VALUES ($1, $2) ON CONFLICT (environment_id) DO UPDATE SET auto_delete_at = excluded.auto_delete_at`, id, micros(at))
+	return err
+}
+
+// DueForDeletion returns up to limit live environments that GitLab would
+// call stopped and whose scheduled deletion is due at now (GitLab's
+// Environment.auto_deletable).
+func DueForDeletion(ctx context.Context, db Querier, now time.Time, limit int) ([]Environment, error) {
+	var ph []string
+	var args []any
+	for _, st := range statesFor("stopped") {
+		args = append(args, st)
+		ph = append(ph, fmt.Sprintf("$%d", len(args)))
+	}
+	args = append(args, micros(now), limit)
+	return listEnvs(ctx, db, fmt.Sprintf(`SELECT %s FROM environments WHERE deleted_at = 0 AND state IN (%s)
+		AND id IN (SELECT environment_id FROM envapi_environments WHERE auto_delete_at > 0 AND auto_delete_at <= $%d)
+		ORDER BY id LIMIT $%d`, envCols, strings.Join(ph, ","), len(args)-1, len(args)), args...)
+}
+
+// ForgetDeletedEnvAPIAttrs removes the rows of environments that were
+// deleted or no longer exist, so the table never outgrows the live
+// environments.
+func ForgetDeletedEnvAPIAttrs(ctx context.Context, db Querier) (int64, error) {
+	res, err := db.ExecContext(ctx, `DELETE FROM envapi_environments WHERE NOT EXISTS
+		(SELECT 1 FROM environments e WHERE e.id = envapi_environments.environment_id AND e.deleted_at = 0)`)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
 }
 
 // LastSuccessfulDeploy returns the environment's deploy activity that
