@@ -15,8 +15,8 @@ import (
 func present(s string) bool { return strings.TrimSpace(s) != "" }
 
 // list is GET …/environments. It pages in the database: one capped COUNT and
-// one indexed LIMIT/OFFSET query, whatever the number of environments, plus
-// one lookup of the page's GitLab attributes.
+// one indexed LIMIT/OFFSET query (with the page's GitLab attributes joined),
+// whatever the number of environments.
 func (h *handler) list(rq *request) {
 	g := rq.p.Grape()
 	win := gitlabapi.ReadWindow(g)
@@ -33,6 +33,7 @@ func (h *handler) list(rq *request) {
 		return
 	}
 	var envs []store.Environment
+	var attrs []store.EnvAPIAttrs
 	var total int
 	hasNext := false
 	if !gitlabapi.CannotMatch(f) {
@@ -51,7 +52,7 @@ func (h *handler) list(rq *request) {
 		}
 		// One row more than the page tells whether a next page exists when
 		// the total is not counted.
-		if envs, err = store.PageProjectEnvironments(ctx, db, q, int(win.PerPage)+1, int(win.Offset())); err != nil {
+		if envs, attrs, err = store.PageProjectEnvironmentsWithAttrs(ctx, db, q, int(win.PerPage)+1, int(win.Offset())); err != nil {
 			h.fail(rq, "list environments", err)
 			return
 		}
@@ -59,20 +60,11 @@ func (h *handler) list(rq *request) {
 			envs = envs[:win.PerPage]
 		}
 	}
-	ids := make([]int64, len(envs))
-	for i, e := range envs {
-		ids[i] = e.ID
-	}
-	attrs, err := store.EnvAPIAttrsOf(rq.r.Context(), h.store.Reader(), ids)
-	if err != nil {
-		h.fail(rq, "read environment attributes", err)
-		return
-	}
 	pg := gitlabapi.Page{Window: win, Total: int64(total), HasNext: hasNext}
 	pg.SetHeaders(rq.w.Header(), baseURL(rq.r), rq.r.URL, rq.p.Values(rq.vars))
 	out := make([]envJSON, 0, len(envs))
-	for _, e := range envs {
-		out = append(out, h.entity(p, e, attrs[e.ID]))
+	for i, e := range envs {
+		out = append(out, h.entity(p, e, attrs[i]))
 	}
 	gitlabapi.WriteJSON(rq.w, http.StatusOK, out)
 }

@@ -56,16 +56,51 @@ func (q ProjectEnvQuery) where() (string, []any) {
 }
 
 // PageProjectEnvironments returns at most limit environments matching q,
-// ordered by id, skipping offset (GitLab's offset pagination). The page's ids
-// are found first, so the rows skipped by OFFSET are read from the index
-// environments_integration_live alone, and only the page's rows are fetched.
+// ordered by id, skipping offset (GitLab's offset pagination).
 func PageProjectEnvironments(ctx context.Context, db Querier, q ProjectEnvQuery, limit, offset int) ([]Environment, error) {
+	envs, _, err := PageProjectEnvironmentsWithAttrs(ctx, db, q, limit, offset)
+	return envs, err
+}
+
+// PageProjectEnvironmentsWithAttrs is PageProjectEnvironments with each
+// environment's GitLab attributes (defaults where it has none). The page's
+// ids are found first, so the rows skipped by OFFSET are read from the index
+// environments_integration_live alone, and only the page's rows are fetched,
+// their attributes joined in the same query.
+func PageProjectEnvironmentsWithAttrs(ctx context.Context, db Querier, q ProjectEnvQuery, limit, offset int) ([]Environment, []EnvAPIAttrs, error) {
 	cond, args := q.where()
 	args = append(args, limit, offset)
-	return listEnvs(ctx, db, fmt.Sprintf(`SELECT %s FROM environments WHERE id IN
-		(SELECT id FROM environments WHERE %s ORDER BY id LIMIT $%d OFFSET $%d) ORDER BY id`,
-		envCols, cond, len(args)-1, len(args)), args...)
+	rows, err := db.QueryContext(ctx, fmt.Sprintf(`SELECT %s, COALESCE(x.auto_stop_setting, '%s'), COALESCE(x.auto_delete_at, 0)
+		FROM environments LEFT JOIN envapi_environments x ON x.environment_id = environments.id
+		WHERE environments.id IN (SELECT id FROM environments WHERE %s ORDER BY id LIMIT $%d OFFSET $%d) ORDER BY environments.id`,
+		envCols, DefaultAutoStopSetting, cond, len(args)-1, len(args)), args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	envs, attrs := []Environment{}, []EnvAPIAttrs{}
+	for rows.Next() {
+		var a EnvAPIAttrs
+		var del int64
+		e, err := scanEnv(withExtra{rows, []any{&a.AutoStopSetting, &del}})
+		if err != nil {
+			return nil, nil, err
+		}
+		if del != 0 {
+			a.AutoDeleteAt = fromMicros(del)
+		}
+		envs, attrs = append(envs, e), append(attrs, a)
+	}
+	return envs, attrs, rows.Err()
 }
+
+// withExtra scans a row of envCols followed by more columns.
+type withExtra struct {
+	row   interface{ Scan(...any) error }
+	extra []any
+}
+
+func (w withExtra) Scan(dest ...any) error { return w.row.Scan(append(dest, w.extra...)...) }
 
 // CountProjectEnvironments counts the environments matching q, but stops
 // counting past limit: GitLab leaves the totals out beyond 10,000 rows, and
