@@ -93,7 +93,7 @@ func TestThePeriodicJobDeletesDueEnvironments(t *testing.T) {
 		}
 		q.River.PeriodicJobs().AddMany(envapi.PeriodicJobs())
 		e := saveBranchEnv(t, g, "review/due", store.StateInactive)
-		if err := store.ScheduleDeletion(ctx, s.DB, e.ID, time.Now().Add(-time.Minute)); err != nil {
+		if err := store.ScheduleDeletion(ctx, s.DB, e, time.Now().Add(-time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 		runCtx, cancel := context.WithCancel(ctx)
@@ -110,5 +110,39 @@ func TestThePeriodicJobDeletesDueEnvironments(t *testing.T) {
 			cur, err := store.GetEnvironmentOrTombstone(ctx, s.Reader(), e.ID)
 			return err == nil && !cur.DeletedAt.IsZero()
 		})
+	})
+}
+
+// TestARevivedEnvironmentDoesNotInheritAScheduledDeletion: glenv reuses a
+// deleted environment's id when its name comes back (a branch pushed again),
+// so the GitLab attributes are tied to the environment's created_at and a
+// deletion scheduled for the old one never deletes the new one.
+func TestARevivedEnvironmentDoesNotInheritAScheduledDeletion(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		g := startGlenv(t, s, jobs.RecordRuntime{})
+		old := saveBranchEnv(t, g, "review/again", store.StateInactive)
+		if err := store.SetAutoStopSetting(ctx, s.DB, old, "with_action"); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.ScheduleDeletion(ctx, s.DB, old, time.Now().Add(-time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		// Deleted by the lifecycle, then revived under the same name.
+		old.State, old.DeletedAt = store.StateDeleted, store.Now()
+		if err := store.SaveEnvironment(ctx, s.DB, &old); err != nil {
+			t.Fatal(err)
+		}
+		revived := saveBranchEnv(t, g, "review/again", store.StateInactive)
+		if revived.ID != old.ID {
+			t.Fatalf("revived as %d, want the tombstone's id %d", revived.ID, old.ID)
+		}
+		if n, err := envapi.DeleteScheduled(ctx, s, g.queue, time.Now()); err != nil || n != 0 {
+			t.Fatalf("%d deleted, err %v: the old environment's schedule reached the revived one", n, err)
+		}
+		got, _, err := g.client(t).Environments.GetEnvironment(appID, revived.ID)
+		if err != nil || got.State != "stopped" || got.AutoStopSetting != "always" {
+			t.Errorf("revived environment %+v, %v; want it stopped with GitLab's default auto_stop_setting", got, err)
+		}
 	})
 }

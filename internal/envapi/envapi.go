@@ -148,12 +148,12 @@ func (h *handler) environment(rq *request, p *project, id int64) (store.Environm
 
 // attrs returns the GitLab attributes glenv keeps for one environment.
 func (h *handler) attrs(rq *request, e store.Environment) (store.EnvAPIAttrs, bool) {
-	m, err := store.EnvAPIAttrsOf(rq.r.Context(), h.store.Reader(), []int64{e.ID})
+	a, err := store.EnvAPIAttrsOf(rq.r.Context(), h.store.Reader(), e)
 	if err != nil {
 		h.fail(rq, "read environment attributes", err)
 		return store.EnvAPIAttrs{}, false
 	}
-	return m[e.ID], true
+	return a, true
 }
 
 // environmentNotFound answers an unknown environment id, or one of another

@@ -49,7 +49,7 @@ func (h *handler) deleteReviewApps(rq *request) {
 		at := now.Add(gitlabapi.ScheduledDeletionDelay)
 		err := h.store.Tx(ctx, func(tx *sql.Tx) error {
 			for _, e := range found {
-				if err := store.ScheduleDeletion(ctx, tx, e.ID, at); err != nil {
+				if err := store.ScheduleDeletion(ctx, tx, e, at); err != nil {
 					return err
 				}
 			}

@@ -70,7 +70,7 @@ func (h *handler) create(rq *request) {
 		} else if err != nil {
 			return err
 		}
-		if err := store.ResetEnvAPIAttrs(ctx, tx, e.ID, attrs.AutoStopSetting); err != nil {
+		if err := store.ResetEnvAPIAttrs(ctx, tx, e, attrs.AutoStopSetting); err != nil {
 			return err
 		}
 		if err := record(ctx, tx, e, "created through the GitLab-compatible API"); err != nil {
@@ -160,7 +160,7 @@ func (h *handler) edit(rq *request) {
 			if err := store.SetEnvironmentAttrs(ctx, tx, e.ID, edited.ExternalURL, edited.Tier, edited.Description); err != nil {
 				return err
 			}
-			if err := store.SetAutoStopSetting(ctx, tx, e.ID, attrs.AutoStopSetting); err != nil {
+			if err := store.SetAutoStopSetting(ctx, tx, e, attrs.AutoStopSetting); err != nil {
 				return err
 			}
 			if err := record(ctx, tx, e, changed+" changed through the GitLab-compatible API"); err != nil {

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -72,6 +74,7 @@ func PageProjectEnvironmentsWithAttrs(ctx context.Context, db Querier, q Project
 	args = append(args, limit, offset)
 	rows, err := db.QueryContext(ctx, fmt.Sprintf(`SELECT %s, COALESCE(x.auto_stop_setting, '%s'), COALESCE(x.auto_delete_at, 0)
 		FROM environments LEFT JOIN envapi_environments x ON x.environment_id = environments.id
+			AND x.environment_created_at = environments.created_at
 		WHERE environments.id IN (SELECT id FROM environments WHERE %s ORDER BY id LIMIT $%d OFFSET $%d) ORDER BY environments.id`,
 		envCols, DefaultAutoStopSetting, cond, len(args)-1, len(args)), args...)
 	if err != nil {
@@ -163,7 +166,8 @@ func StoppedReviewApps(ctx context.Context, db Querier, integrationIDs []int64, 
 	cond, args := ProjectEnvQuery{IntegrationIDs: integrationIDs, GitLabState: "stopped"}.where()
 	args = append(args, micros(before), limit)
 	return listEnvs(ctx, db, fmt.Sprintf(`SELECT %s FROM environments WHERE %s AND SUBSTR(name, 1, 7) = 'review/' AND created_at < $%d
-		AND NOT EXISTS (SELECT 1 FROM envapi_environments x WHERE x.environment_id = environments.id AND x.auto_delete_at > 0)
+		AND NOT EXISTS (SELECT 1 FROM envapi_environments x WHERE x.environment_id = environments.id
+			AND x.environment_created_at = environments.created_at AND x.auto_delete_at > 0)
 		ORDER BY created_at, id LIMIT $%d`, envCols, cond, len(args)-1, len(args)), args...)
 }
 
@@ -178,60 +182,52 @@ type EnvAPIAttrs struct {
 // a row has.
 const DefaultAutoStopSetting = "always"
 
-// EnvAPIAttrsOf returns the attributes of the environments with ids;
-// environments without a row get GitLab's defaults.
-func EnvAPIAttrsOf(ctx context.Context, db Querier, ids []int64) (map[int64]EnvAPIAttrs, error) {
-	out := make(map[int64]EnvAPIAttrs, len(ids))
-	if len(ids) == 0 {
-		return out, nil
+// EnvAPIAttrsOf returns the GitLab attributes of e, or GitLab's defaults
+// when it has none (or only a stale row of an earlier environment that had
+// its id).
+func EnvAPIAttrsOf(ctx context.Context, db Querier, e Environment) (EnvAPIAttrs, error) {
+	a := EnvAPIAttrs{AutoStopSetting: DefaultAutoStopSetting}
+	var del int64
+	err := db.QueryRowContext(ctx, `SELECT auto_stop_setting, auto_delete_at FROM envapi_environments
+		WHERE environment_id = $1 AND environment_created_at = $2`, e.ID, micros(e.CreatedAt)).Scan(&a.AutoStopSetting, &del)
+	if errors.Is(err, sql.ErrNoRows) {
+		return a, nil
 	}
-	ph := make([]string, len(ids))
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		ph[i], args[i] = fmt.Sprintf("$%d", i+1), id
-		out[id] = EnvAPIAttrs{AutoStopSetting: DefaultAutoStopSetting}
+	if del != 0 {
+		a.AutoDeleteAt = fromMicros(del)
 	}
-	rows, err := db.QueryContext(ctx, `SELECT environment_id, auto_stop_setting, auto_delete_at FROM envapi_environments
-		WHERE environment_id IN (`+strings.Join(ph, ",")+`)`, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id, del int64
-		var a EnvAPIAttrs
-		if err := rows.Scan(&id, &a.AutoStopSetting, &del); err != nil {
-			return nil, err
-		}
-		if del != 0 {
-			a.AutoDeleteAt = fromMicros(del)
-		}
-		out[id] = a
-	}
-	return out, rows.Err()
+	return a, err
 }
 
-// ResetEnvAPIAttrs gives an environment (new, or a tombstone revived under
-// the same id) its auto_stop_setting and no scheduled deletion.
-func ResetEnvAPIAttrs(ctx context.Context, db Querier, id int64, autoStopSetting string) error {
-	_, err := db.ExecContext(ctx, `INSERT INTO envapi_environments (environment_id, auto_stop_setting, auto_delete_at)
-		VALUES ($1, $2, 0) ON CONFLICT (environment_id) DO UPDATE SET auto_stop_setting = excluded.auto_stop_setting,
-		auto_delete_at = 0`, id, autoStopSetting)
+// ResetEnvAPIAttrs gives e (new, or a tombstone revived under the same id)
+// its auto_stop_setting and no scheduled deletion.
+func ResetEnvAPIAttrs(ctx context.Context, db Querier, e Environment, autoStopSetting string) error {
+	_, err := db.ExecContext(ctx, `INSERT INTO envapi_environments (environment_id, environment_created_at, auto_stop_setting, auto_delete_at)
+		VALUES ($1, $2, $3, 0) ON CONFLICT (environment_id) DO UPDATE SET environment_created_at = excluded.environment_created_at,
+		auto_stop_setting = excluded.auto_stop_setting, auto_delete_at = 0`, e.ID, micros(e.CreatedAt), autoStopSetting)
 	return err
 }
 
-// SetAutoStopSetting changes an environment's auto_stop_setting.
-func SetAutoStopSetting(ctx context.Context, db Querier, id int64, setting string) error {
-	_, err := db.ExecContext(ctx, `INSERT INTO envapi_environments (environment_id, auto_stop_setting)
-		VALUES ($1, $2) ON CONFLICT (environment_id) DO UPDATE SET auto_stop_setting = excluded.auto_stop_setting`, id, setting)
+// SetAutoStopSetting changes e's auto_stop_setting, keeping a scheduled
+// deletion only if the row is e's own.
+func SetAutoStopSetting(ctx context.Context, db Querier, e Environment, setting string) error {
+	_, err := db.ExecContext(ctx, `INSERT INTO envapi_environments (environment_id, environment_created_at, auto_stop_setting)
+		VALUES ($1, $2, $3) ON CONFLICT (environment_id) DO UPDATE SET auto_stop_setting = excluded.auto_stop_setting,
+		auto_delete_at = CASE WHEN envapi_environments.environment_created_at = excluded.environment_created_at
+			THEN envapi_environments.auto_delete_at ELSE 0 END,
+		environment_created_at = excluded.environment_created_at`, e.ID, micros(e.CreatedAt), setting)
 	return err
 }
 
-// ScheduleDeletion marks an environment for deletion at `at` (GitLab's
-// Environment.schedule_to_delete).
-func ScheduleDeletion(ctx context.Context, db Querier, id int64, at time.Time) error {
-	_, err := db.ExecContext(ctx, `INSERT INTO envapi_environments (environment_id, auto_delete_at)
-		VALUES ($1, $2) ON CONFLICT (environment_id) DO UPDATE SET auto_delete_at = excluded.auto_delete_at`, id, micros(at))
+// ScheduleDeletion marks e for deletion at `at` (GitLab's
+// Environment.schedule_to_delete), keeping its auto_stop_setting only if
+// the row is e's own.
+func ScheduleDeletion(ctx context.Context, db Querier, e Environment, at time.Time) error {
+	_, err := db.ExecContext(ctx, `INSERT INTO envapi_environments (environment_id, environment_created_at, auto_delete_at)
+		VALUES ($1, $2, $3) ON CONFLICT (environment_id) DO UPDATE SET auto_delete_at = excluded.auto_delete_at,
+		auto_stop_setting = CASE WHEN envapi_environments.environment_created_at = excluded.environment_created_at
+			THEN envapi_environments.auto_stop_setting ELSE '`+DefaultAutoStopSetting+`' END,
+		environment_created_at = excluded.environment_created_at`, e.ID, micros(e.CreatedAt), micros(at))
 	return err
 }
 
@@ -247,7 +243,8 @@ func DueForDeletion(ctx context.Context, db Querier, now time.Time, limit int) (
 	}
 	args = append(args, micros(now), limit)
 	return listEnvs(ctx, db, fmt.Sprintf(`SELECT %s FROM environments WHERE deleted_at = 0 AND state IN (%s)
-		AND id IN (SELECT environment_id FROM envapi_environments WHERE auto_delete_at > 0 AND auto_delete_at <= $%d)
+		AND EXISTS (SELECT 1 FROM envapi_environments x WHERE x.environment_id = environments.id
+			AND x.environment_created_at = environments.created_at AND x.auto_delete_at > 0 AND x.auto_delete_at <= $%d)
 		ORDER BY id LIMIT $%d`, envCols, strings.Join(ph, ","), len(args)-1, len(args)), args...)
 }
 
