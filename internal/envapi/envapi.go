@@ -7,7 +7,10 @@
 // know a GitLab fact it leaves the field out rather than invent it.
 //
 // It reads and writes through the store and the job queue only: it must not
-// call GitLab or run processes (stopping one is a job).
+// call GitLab or run processes (stopping one is a job). Its one periodic job
+// (cleanup.go) deletes the review apps DELETE …/review_apps scheduled, once
+// due. The rules come from GitLab's source, named in the comments; the
+// golden cases in testdata/golden hold glenv and the double to them.
 package envapi
 
 import (
