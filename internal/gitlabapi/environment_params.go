@@ -200,3 +200,24 @@ func ReadEnvironmentFilter(g *Grape) EnvironmentFilter {
 	}
 	return f
 }
+
+// SearchMatches is GET …/environments' search
+// (app/finders/environments/environments_finder.rb #by_search): the union
+// of Environment.for_name_like, a case-insensitive prefix of the name, and
+// for_name_like_within_folder, the same prefix of the name without its
+// folder. The folder (environment_type) is the first '/'-separated segment
+// of a name that has several (Environment#set_environment_type), stripped
+// as LTRIM(LTRIM(name, environment_type), '/') strips it: by the set of its
+// characters, then any slashes.
+func SearchMatches(name, search string) bool {
+	q := strings.ToLower(search)
+	if strings.HasPrefix(strings.ToLower(name), q) {
+		return true
+	}
+	folder, _, many := strings.Cut(name, "/")
+	if !many {
+		return false
+	}
+	rest := strings.TrimLeft(strings.TrimLeft(name, folder), "/")
+	return strings.HasPrefix(strings.ToLower(rest), q)
+}

@@ -193,7 +193,7 @@ func (s *Server) listEnvironments(rq *request) {
 			break
 		}
 		if (f.Name != "" && e.Name != f.Name) || (f.HasStates && e.State != f.States) ||
-			(f.Search != "" && !strings.HasPrefix(strings.ToLower(e.Name), strings.ToLower(f.Search))) {
+			(strings.TrimSpace(f.Search) != "" && !gitlabapi.SearchMatches(e.Name, f.Search)) {
 			continue
 		}
 		envs = append(envs, e)

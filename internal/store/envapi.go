@@ -19,9 +19,21 @@ import (
 type ProjectEnvQuery struct {
 	IntegrationIDs []int64
 	Name           string // exact; "" = any
-	Prefix         string // case-insensitive name prefix (GitLab's search); "" = any
+	Prefix         string // GitLab's search (see where); "" = any
 	GitLabState    string // available, stopping or stopped; "" = any
 }
+
+// segmentChars are the characters a folder name (a name's first segment)
+// is made of: every printable ASCII character but '/'.
+var segmentChars = func() string {
+	var b strings.Builder
+	for c := byte(' '); c <= '~'; c++ {
+		if c != '/' {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}()
 
 // where renders q as a condition on environments and its arguments.
 func (q ProjectEnvQuery) where() (string, []any) {
@@ -42,7 +54,18 @@ func (q ProjectEnvQuery) where() (string, []any) {
 		cond = append(cond, "name = "+arg(q.Name))
 	}
 	if q.Prefix != "" {
-		cond = append(cond, "LOWER(name) LIKE "+arg(strings.ToLower(escapeLike(q.Prefix))+"%")+` ESCAPE '\'`)
+		// GitLab's search (app/finders/environments/environments_finder.rb
+		// #by_search) is the union of for_name_like, a case-insensitive
+		// prefix of the name, and for_name_like_within_folder, the same
+		// prefix of the name without its folder ("review/" of
+		// "review/feature-1"): app/models/environment.rb strips the folder
+		// with LTRIM(LTRIM(name, environment_type), '/'). glenv has no
+		// environment_type column; LTRIM by every printable character but
+		// '/' strips the first segment just as well, in SQLite and
+		// PostgreSQL alike.
+		p := arg(strings.ToLower(escapeLike(q.Prefix)) + "%")
+		cond = append(cond, "(LOWER(name) LIKE "+p+` ESCAPE '\' OR (name LIKE '%/%' AND LOWER(LTRIM(LTRIM(name, `+
+			arg(segmentChars)+"), '/')) LIKE "+p+` ESCAPE '\'))`)
 	}
 	if q.GitLabState != "" {
 		var ph []string
