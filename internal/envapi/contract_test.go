@@ -24,6 +24,7 @@ type step struct {
 	body   string            // the exact answer, when the rule fixes it
 	header map[string]string // pagination headers that must be present
 	check  func(t *testing.T, got any)
+	absent []string // keys the answer must not have
 }
 
 const nameRule = `can contain only letters, digits, '-', '_', '/', '$', '{', '}', '.', and spaces, but it cannot start or end with '/'`
@@ -152,9 +153,9 @@ func contractSteps() []step {
 	const (
 		unauthorized   = `{"message":"401 Unauthorized"}`
 		noProject      = `{"message":"404 Project Not Found"}`
-		noEnvironment  = `{"message":"404 Environment Not Found"}`
+		noEnvironment  = `{"message":"404 Not found"}`
 		forbidden      = `{"message":"403 Forbidden"}`
-		nothingToClean = `{"message":{"scheduled_entries":[],"unprocessable_entries":[],"message":"Failed to authorize deletions for some or all of the environments. Ask someone with more permissions to delete the environments."}}`
+		nothingToClean = `{"message":{"scheduled_entries":[],"unprocessable_entries":[],"message":"No environments found for scheduled deletion. Either your query did not match any environments (default parameters match environments that are 30 days or older), or you have insufficient permissions to delete matching environments."}}`
 	)
 	return []step{
 		// Authentication and projects.
@@ -208,8 +209,8 @@ func contractSteps() []step {
 				ExternalURL: ptr("https://review-feature-1.example.com"), Description: ptr("first")}),
 			check: fields(map[string]any{"name": "review/feature-1", "slug": slug.Environment("review/feature-1"),
 				"state": "available", "tier": "development", "external_url": "https://review-feature-1.example.com",
-				"description": "first", "auto_stop_setting": "always", "auto_stop_at": nil, "last_deployment": nil,
-				"cluster_agent": nil, "kubernetes_namespace": nil, "flux_resource_path": nil})},
+				"description": "first", "auto_stop_setting": "always", "auto_stop_at": nil, "last_deployment": nil}),
+			absent: []string{"cluster_agent", "kubernetes_namespace", "flux_resource_path", "last_deployment"}},
 		{name: "a name with pr(o)d is guessed production", status: 201, call: create("production", ""),
 			check: fields(map[string]any{"tier": "production", "slug": "production"})},
 		{name: "review anywhere in a name is guessed development before other rules", status: 201, call: create("preview", ""),
@@ -231,7 +232,9 @@ func contractSteps() []step {
 		{name: "a name that is only a prefix matches nothing", status: 200, body: `[]`, call: list(gitlab.ListEnvironmentsOptions{Name: ptr("review")})},
 		{name: "search matches a name prefix, ignoring case", status: 200, call: list(gitlab.ListEnvironmentsOptions{Search: ptr("REVIEW/")}),
 			check: listed("review/feature-1", "review/feature-2")},
-		{name: "search does not match inside a name", status: 200, body: `[]`, call: list(gitlab.ListEnvironmentsOptions{Search: ptr("feature")})},
+		{name: "search matches a name within its folder", status: 200, call: list(gitlab.ListEnvironmentsOptions{Search: ptr("Feature")}),
+			check: listed("review/feature-1", "review/feature-2")},
+		{name: "search does not match inside a name", status: 200, body: `[]`, call: list(gitlab.ListEnvironmentsOptions{Search: ptr("eature")})},
 		{name: "search treats _ literally", status: 200, body: `[]`, call: list(gitlab.ListEnvironmentsOptions{Search: ptr("review_")})},
 		{name: "search treats % literally", status: 200, body: `[]`, call: list(gitlab.ListEnvironmentsOptions{Search: ptr("rev%")})},
 		{name: "search needs 3 characters", status: 400, body: `{"message":"400 Bad request - Search query is less than 3 characters"}`,
@@ -245,15 +248,17 @@ func contractSteps() []step {
 		{name: "states=stopped lists none yet", status: 200, body: `[]`, call: list(gitlab.ListEnvironmentsOptions{States: ptr("stopped")})},
 		{name: "per_page=1000 is capped at 100", status: 200, header: map[string]string{"X-Per-Page": "100", "X-Total-Pages": "1"},
 			call: list(gitlab.ListEnvironmentsOptions{ListOptions: gitlab.ListOptions{PerPage: 1000}})},
-		{name: "per_page=0 falls back to 20", status: 200, header: map[string]string{"X-Per-Page": "20"},
+		{name: "per_page=0 is refused", status: 400, body: `{"error":"per_page has a value not allowed"}`,
 			call: listQuery(url.Values{"per_page": {"0"}})},
+		{name: "per_page below 0 falls back to 20", status: 200, header: map[string]string{"X-Per-Page": "20"},
+			call: listQuery(url.Values{"per_page": {"-1"}})},
 		{name: "page and per_page cut one page with links to the others", status: 200,
 			call: list(gitlab.ListEnvironmentsOptions{ListOptions: gitlab.ListOptions{Page: 2, PerPage: 2}}),
 			header: map[string]string{"X-Page": "2", "X-Per-Page": "2", "X-Next-Page": "3", "X-Prev-Page": "1", "X-Total": "7", "X-Total-Pages": "4",
-				"Link": `</api/v4/projects/group%2Fapp/environments?page=1&per_page=2>; rel="prev", ` +
-					`</api/v4/projects/group%2Fapp/environments?page=3&per_page=2>; rel="next", ` +
-					`</api/v4/projects/group%2Fapp/environments?page=1&per_page=2>; rel="first", ` +
-					`</api/v4/projects/group%2Fapp/environments?page=4&per_page=2>; rel="last"`},
+				"Link": `</api/v4/projects/group%2Fapp/environments?id=group%2Fapp&page=1&per_page=2>; rel="prev", ` +
+					`</api/v4/projects/group%2Fapp/environments?id=group%2Fapp&page=3&per_page=2>; rel="next", ` +
+					`</api/v4/projects/group%2Fapp/environments?id=group%2Fapp&page=1&per_page=2>; rel="first", ` +
+					`</api/v4/projects/group%2Fapp/environments?id=group%2Fapp&page=4&per_page=2>; rel="last"`},
 			check: listed("preview", "qa")},
 		{name: "a page past the end is empty", status: 200, body: `[]`, header: map[string]string{"X-Next-Page": "", "X-Prev-Page": ""},
 			call: list(gitlab.ListEnvironmentsOptions{ListOptions: gitlab.ListOptions{Page: 99}})},
@@ -295,8 +300,9 @@ func contractSteps() []step {
 		{name: "delete refuses an environment that is not stopped", status: 403, body: forbidden, call: del("qa")},
 		{name: "stop answers 200 with the environment stopped", status: 200, call: stop("qa", false),
 			check: fields(map[string]any{"name": "qa", "state": "stopped"})},
-		{name: "stopping a stopped environment changes nothing", status: 200, call: stop("qa", true),
-			check: fields(map[string]any{"name": "qa", "state": "stopped"})},
+		{name: "stopping a stopped environment is StopService's 400", status: 400,
+			body: `{"message":"400 Bad request - Attempted to stop the environment but failed to change the status"}`,
+			call: stop("qa", true)},
 		{name: "states=stopped lists the stopped environment", status: 200, call: list(gitlab.ListEnvironmentsOptions{States: ptr("stopped")}),
 			check: listed("qa")},
 		{name: "stop of another project's environment is 404", status: 404, body: noEnvironment, call: stop("elsewhere", false)},
@@ -397,6 +403,13 @@ func runStep(t *testing.T, s step, targets []*target) {
 		}
 		if s.check != nil {
 			t.Run(tg.name, func(t *testing.T) { s.check(t, got) })
+		}
+		for _, k := range s.absent {
+			if m, ok := got.(map[string]any); ok {
+				if _, has := m[k]; has {
+					t.Errorf("%s: key %s is present, GitLab leaves it out", tg.name, k)
+				}
+			}
 		}
 		answers = append(answers, jsonText(normalize(got)))
 		headers = append(headers, jsonText(ph))

@@ -7,7 +7,10 @@
 // know a GitLab fact it leaves the field out rather than invent it.
 //
 // It reads and writes through the store and the job queue only: it must not
-// call GitLab or run processes (stopping one is a job).
+// call GitLab or run processes (stopping one is a job). Its one periodic job
+// (cleanup.go) deletes the review apps DELETE …/review_apps scheduled, once
+// due. The rules come from GitLab's source, named in the comments; the
+// golden cases in testdata/golden hold glenv and the double to them.
 package envapi
 
 import (
@@ -36,7 +39,8 @@ type handler struct {
 }
 
 // New returns the handler for /api/v4/. envURL gives the URL glenv serves an
-// environment at; it stands in for external_url when an environment has none.
+// environment at; GitLab's answers no longer show it (external_url is the
+// user's own value or null, issue 15), so it is kept only for callers.
 func New(s *store.Store, q *jobs.Queue, log *slog.Logger, envURL func(store.Environment) string) http.Handler {
 	if log == nil {
 		log = slog.Default()
@@ -103,7 +107,7 @@ func (h *handler) authenticate(r *http.Request) bool {
 type project struct {
 	integrations []store.Integration
 	ids          []int64
-	entity       *projectJSON // built once per request, shown in every environment
+	entity       *gitlabapi.BasicProjectDetails // built once per request, shown in every environment
 }
 
 // project resolves :id (numeric id or URL-encoded path) to the integrations
@@ -147,11 +151,20 @@ func (h *handler) environment(rq *request, p *project, id int64) (store.Environm
 	return e, true
 }
 
+// attrs returns the GitLab attributes glenv keeps for one environment.
+func (h *handler) attrs(rq *request, e store.Environment) (store.EnvAPIAttrs, bool) {
+	a, err := store.EnvAPIAttrsOf(rq.r.Context(), h.store.Reader(), e)
+	if err != nil {
+		h.fail(rq, "read environment attributes", err)
+		return store.EnvAPIAttrs{}, false
+	}
+	return a, true
+}
+
 // environmentNotFound answers an unknown environment id, or one of another
-// project. glenv's contract (issue 6) names this body; GitLab's own rescue of
-// environments.find says "404 Not found", which every client treats alike
-// (client-go's ErrNotFound, python-gitlab's GitlabGetError).
-func environmentNotFound(w http.ResponseWriter) { gitlabapi.NotFound(w, "Environment") }
+// project, as GitLab's `user_project.environments.find` miss does:
+// {"message":"404 Not found"} (lib/api/environments.rb:124, 195, 220, 278).
+func environmentNotFound(w http.ResponseWriter) { gitlabapi.RecordNotFound(w) }
 
 func (p *project) owns(e store.Environment) bool {
 	for _, id := range p.ids {

@@ -15,7 +15,8 @@ import (
 func present(s string) bool { return strings.TrimSpace(s) != "" }
 
 // list is GET …/environments. It pages in the database: one capped COUNT and
-// one indexed LIMIT/OFFSET query, whatever the number of environments.
+// one indexed LIMIT/OFFSET query (with the page's GitLab attributes joined),
+// whatever the number of environments.
 func (h *handler) list(rq *request) {
 	g := rq.p.Grape()
 	win := gitlabapi.ReadWindow(g)
@@ -31,35 +32,39 @@ func (h *handler) list(rq *request) {
 		gitlabapi.BadRequest(rq.w, gitlabapi.SearchTooShort)
 		return
 	}
-	q := store.ProjectEnvQuery{IntegrationIDs: p.ids, GitLabState: f.States}
-	if present(f.Name) {
-		q.Name = f.Name
-	}
-	if present(f.Search) {
-		q.Prefix = f.Search
-	}
-	ctx, db := rq.r.Context(), h.store.Reader()
-	total, err := store.CountProjectEnvironments(ctx, db, q, gitlabapi.MaxCount)
-	if err != nil {
-		h.fail(rq, "count environments", err)
-		return
-	}
-	// One row more than the page tells whether a next page exists when the
-	// total is not counted.
-	envs, err := store.PageProjectEnvironments(ctx, db, q, int(win.PerPage)+1, int(win.Offset()))
-	if err != nil {
-		h.fail(rq, "list environments", err)
-		return
-	}
-	hasNext := len(envs) > int(win.PerPage)
-	if hasNext {
-		envs = envs[:win.PerPage]
+	var envs []store.Environment
+	var attrs []store.EnvAPIAttrs
+	var total int
+	hasNext := false
+	if !gitlabapi.CannotMatch(f) {
+		q := store.ProjectEnvQuery{IntegrationIDs: p.ids, GitLabState: f.States}
+		if present(f.Name) {
+			q.Name = f.Name
+		}
+		if present(f.Search) {
+			q.Prefix = f.Search
+		}
+		ctx, db := rq.r.Context(), h.store.Reader()
+		var err error
+		if total, err = store.CountProjectEnvironments(ctx, db, q, gitlabapi.MaxCount); err != nil {
+			h.fail(rq, "count environments", err)
+			return
+		}
+		// One row more than the page tells whether a next page exists when
+		// the total is not counted.
+		if envs, attrs, err = store.PageProjectEnvironmentsWithAttrs(ctx, db, q, int(win.PerPage)+1, int(win.Offset())); err != nil {
+			h.fail(rq, "list environments", err)
+			return
+		}
+		if hasNext = len(envs) > int(win.PerPage); hasNext {
+			envs = envs[:win.PerPage]
+		}
 	}
 	pg := gitlabapi.Page{Window: win, Total: int64(total), HasNext: hasNext}
-	pg.SetHeaders(rq.w.Header(), baseURL(rq.r), rq.r.URL)
+	pg.SetHeaders(rq.w.Header(), baseURL(rq.r), rq.r.URL, rq.p.Values(rq.vars))
 	out := make([]envJSON, 0, len(envs))
-	for _, e := range envs {
-		out = append(out, h.entity(p, e))
+	for i, e := range envs {
+		out = append(out, h.entity(p, e, attrs[i]))
 	}
 	gitlabapi.WriteJSON(rq.w, http.StatusOK, out)
 }
@@ -92,16 +97,20 @@ func (h *handler) get(rq *request) {
 	if !ok {
 		return
 	}
+	a, ok := h.attrs(rq, e)
+	if !ok {
+		return
+	}
 	var last []byte
-	a, err := store.LastSuccessfulDeploy(rq.r.Context(), h.store.Reader(), e.ID)
+	d, err := store.LastSuccessfulDeploy(rq.r.Context(), h.store.Reader(), e.ID)
 	switch {
 	case err == nil:
-		last = mustJSON(deployment(e, a))
+		last = mustJSON(deployment(e, d, serviceUser(baseURL(rq.r))))
 	case !errors.Is(err, store.ErrNotFound):
 		h.fail(rq, "last deployment", err)
 		return
 	}
-	gitlabapi.WriteJSON(rq.w, http.StatusOK, h.entity(p, e).Detail(last))
+	gitlabapi.WriteJSON(rq.w, http.StatusOK, h.entity(p, e, a).Detail(last))
 }
 
 func mustJSON(v any) []byte {

@@ -13,47 +13,62 @@ import (
 )
 
 // isDefault reports whether e is the default branch's environment, which
-// glenv never stops or deletes on a client's request; GitLab treats an
-// environment the caller may not stop the same way (see stop).
+// glenv never stops on a client's request.
 func isDefault(p *project, e store.Environment) bool {
 	return lifecycle.IsDefaultBranch(lifecycle.EnvKind(e.Kind), e.Name, p.integration(e).DefaultBranch)
 }
 
-func available(e store.Environment) bool { return store.GitLabState(e.State) == "available" }
+// stopDecision is what POST …/stop does to a glenv environment in its
+// GitLab state (gitlabapi.Stop). glenv's stop always has work to do (its
+// runtime is removed by a job), so auto_stop_setting never holds a stop
+// back, and the environment is stopped at once rather than kept in
+// stopping: GitLab too shows stopped at once when no stop job must run.
+func stopDecision(gitlabState string, force bool) bool {
+	_, ok := gitlabapi.Stop(gitlabState, force, true, false)
+	return ok
+}
 
-// stopNow stops the environment with id if it is still available when the
-// transaction starts, and returns it as it then is.
-func (h *handler) stopNow(ctx context.Context, id int64, reason string) (store.Environment, error) {
-	var out store.Environment
-	err := h.store.Tx(ctx, func(tx *sql.Tx) error {
+// notStoppable is the reason glenv refuses to stop the default branch's
+// environment, in GitLab's forbidden! shape.
+func notStoppable(e store.Environment) string {
+	return "glenv never stops the default branch's environment (" + e.Name +
+		"): it follows the branch for as long as the integration exists"
+}
+
+// stopNow stops the environment with id if, when the transaction starts,
+// its state still allows it (stopDecision). changed is false when it did
+// not; the environment is returned as it then is.
+func (h *handler) stopNow(ctx context.Context, id int64, force bool, reason string) (out store.Environment, changed bool, err error) {
+	err = h.store.Tx(ctx, func(tx *sql.Tx) error {
 		e, err := store.GetEnvironmentByID(ctx, tx, id)
-		if err != nil || !available(e) {
-			out = e
+		out = e
+		if err != nil || !stopDecision(store.GitLabState(e.State), force) {
 			return err
 		}
 		if err := h.queue.StopNow(ctx, tx, &e, reason); err != nil {
 			return err
 		}
-		out = e
+		out, changed = e, true
 		return nil
 	})
-	return out, err
+	return out, changed, err
 }
 
-// stop is POST …/environments/:environment_id/stop. glenv environments have
-// no on_stop jobs, so, as in GitLab, an available one is stopped at once
-// (its runtime is removed by a job). `force` changes nothing: in glenv a
-// "stopping" environment is already being stopped or deleted, and GitLab's
-// forced stop_complete! would cancel that. The default branch's environment
-// is answered unchanged with 200, as GitLab answers a stop the caller is not
-// allowed (Environments::StopService's error is not shown by the API).
+// stop is POST …/environments/:environment_id/stop (lib/api/environments.rb:
+// 218-228). As in GitLab the environment is found first (404), then the
+// caller's right to stop it is checked: glenv refuses the default branch's
+// environment with 403 and says why. Environments::StopService then stops
+// an available environment, or with force a stopping one; a stop that
+// changes nothing (already stopped, or stopping without force) is its error
+// "Attempted to stop the environment but failed to change the status",
+// answered 400. The runtime is removed afterwards by a job.
 func (h *handler) stop(rq *request) {
 	id, ok := rq.pathInt("environment_id")
 	if !ok {
 		return
 	}
 	g := rq.p.Grape()
-	g.OptBool("force")
+	force, _ := g.OptBool("force")
 	if !g.OK(rq.w) {
 		return
 	}
@@ -65,24 +80,37 @@ func (h *handler) stop(rq *request) {
 	if !ok {
 		return
 	}
-	if available(e) && !isDefault(p, e) {
-		var err error
-		if e, err = h.stopNow(rq.r.Context(), e.ID, "stopped through the GitLab-compatible API"); errors.Is(err, store.ErrNotFound) {
-			environmentNotFound(rq.w)
-			return
-		} else if err != nil {
-			h.fail(rq, "stop environment", err)
-			return
-		}
-		h.log.Info("environment stopped", "integration", e.IntegrationName, "environment", e.Name, "via", "api/v4")
+	if isDefault(p, e) {
+		gitlabapi.ForbiddenReason(rq.w, notStoppable(e))
+		return
 	}
-	gitlabapi.WriteJSON(rq.w, http.StatusOK, h.entity(p, e))
+	e, changed, err := h.stopNow(rq.r.Context(), e.ID, force, "stopped through the GitLab-compatible API")
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		environmentNotFound(rq.w)
+		return
+	case err != nil:
+		h.fail(rq, "stop environment", err)
+		return
+	case !changed:
+		gitlabapi.BadRequest(rq.w, gitlabapi.StopFailed)
+		return
+	}
+	h.log.Info("environment stopped", "integration", e.IntegrationName, "environment", e.Name, "via", "api/v4")
+	a, ok := h.attrs(rq, e)
+	if !ok {
+		return
+	}
+	gitlabapi.WriteJSON(rq.w, http.StatusOK, h.entity(p, e, a))
 }
 
-// delete is DELETE …/environments/:environment_id: 204 once stopped, else
-// 403 (EnvironmentPolicy: ~stopped prevents destroy_environment). A
-// tombstone stays so the name can be used again and late webhooks stay
-// ordered.
+// delete is DELETE …/environments/:environment_id (lib/api/environments.rb:
+// 193-199): 403 unless the environment is stopped (EnvironmentPolicy:
+// ~stopped prevents destroy_environment; a stopped environment may be
+// deleted, the default branch's included), 412 when If-Unmodified-Since is
+// older than its last change (destroy_conditionally!, lib/api/helpers.rb:
+// 35-50), else 204. A tombstone stays so the name can be used again and
+// late webhooks stay ordered.
 func (h *handler) delete(rq *request) {
 	id, ok := rq.pathInt("environment_id")
 	if !ok {
@@ -96,18 +124,21 @@ func (h *handler) delete(rq *request) {
 	if !ok {
 		return
 	}
-	if store.GitLabState(e.State) != "stopped" || isDefault(p, e) {
+	if store.GitLabState(e.State) != gitlabapi.StateStopped {
 		gitlabapi.Forbidden(rq.w)
 		return
 	}
 	ctx := rq.r.Context()
-	var refused bool
+	var refused, modified bool
 	err := h.store.Tx(ctx, func(tx *sql.Tx) error {
 		cur, err := store.GetEnvironmentByID(ctx, tx, e.ID)
 		if err != nil {
 			return err
 		}
-		if refused = store.GitLabState(cur.State) != "stopped"; refused {
+		if refused = store.GitLabState(cur.State) != gitlabapi.StateStopped; refused {
+			return nil
+		}
+		if modified = gitlabapi.ModifiedSince(rq.r.Header, cur.UpdatedAt); modified {
 			return nil
 		}
 		return h.queue.DeleteNow(ctx, tx, &cur, "deleted through the GitLab-compatible API")
@@ -119,6 +150,8 @@ func (h *handler) delete(rq *request) {
 		h.fail(rq, "delete environment", err)
 	case refused:
 		gitlabapi.Forbidden(rq.w)
+	case modified:
+		gitlabapi.PreconditionFailed(rq.w)
 	default:
 		h.log.Info("environment deleted", "integration", e.IntegrationName, "environment", e.Name, "via", "api/v4")
 		gitlabapi.NoContent(rq.w)
@@ -153,76 +186,10 @@ func (h *handler) stopStale(rq *request) {
 			continue
 		}
 		reason := "stale since " + gitlabapi.FormatTime(before) + ": stopped through the GitLab-compatible API"
-		if _, err := h.stopNow(ctx, e.ID, reason); err != nil &&
-			!errors.Is(err, store.ErrNotFound) {
+		if _, _, err := h.stopNow(ctx, e.ID, false, reason); err != nil && !errors.Is(err, store.ErrNotFound) {
 			h.fail(rq, "stop stale environment", err)
 			return
 		}
 	}
 	gitlabapi.Message(rq.w, http.StatusOK, gitlabapi.StaleStopped)
-}
-
-// deleteReviewApps is DELETE …/environments/review_apps
-// (ScheduleToDeleteReviewAppsService): stopped environments in the review
-// folder created before `before` (default 30 days ago), oldest first, up to
-// limit (default 100). dry_run defaults to true: nothing is deleted. GitLab
-// deletes the scheduled ones a week later; glenv deletes them at once. The
-// default branch's environment is unprocessable, which fails the request as
-// a protected environment does in GitLab.
-func (h *handler) deleteReviewApps(rq *request) {
-	g := rq.p.Grape()
-	params := gitlabapi.ReadReviewApps(g)
-	if !g.OK(rq.w) {
-		return
-	}
-	p, ok := h.project(rq)
-	if !ok {
-		return
-	}
-	params = params.Defaults(time.Now())
-	ctx := rq.r.Context()
-	found, err := store.StoppedReviewApps(ctx, h.store.Reader(), p.ids, params.Before, int(params.Limit))
-	if err != nil {
-		h.fail(rq, "find review apps", err)
-		return
-	}
-	res := gitlabapi.NewReviewAppsResult()
-	var deletable []store.Environment
-	for _, e := range found {
-		if isDefault(p, e) {
-			res.Unprocessable = append(res.Unprocessable, h.basic(e))
-			continue
-		}
-		deletable = append(deletable, e)
-	}
-	if len(deletable) == 0 || len(res.Unprocessable) > 0 {
-		res.Message = gitlabapi.NothingToDelete
-		gitlabapi.Message(rq.w, http.StatusBadRequest, res)
-		return
-	}
-	for _, e := range deletable {
-		res.Scheduled = append(res.Scheduled, h.basic(e))
-		if params.DryRun {
-			continue
-		}
-		if err := h.deleteStopped(ctx, e.ID); err != nil {
-			h.fail(rq, "delete review app", err)
-			return
-		}
-	}
-	gitlabapi.WriteJSON(rq.w, http.StatusOK, res)
-}
-
-// deleteStopped deletes the environment with id if it is still stopped.
-func (h *handler) deleteStopped(ctx context.Context, id int64) error {
-	return h.store.Tx(ctx, func(tx *sql.Tx) error {
-		e, err := store.GetEnvironmentByID(ctx, tx, id)
-		if errors.Is(err, store.ErrNotFound) || (err == nil && store.GitLabState(e.State) != "stopped") {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		return h.queue.DeleteNow(ctx, tx, &e, "review app deleted through the GitLab-compatible API")
-	})
 }

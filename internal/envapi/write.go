@@ -42,8 +42,11 @@ func (h *handler) create(rq *request) {
 	e := store.Environment{IntegrationID: in.ID, IntegrationName: in.Name, ProjectID: in.ProjectID, Name: name,
 		Slug: slug.Environment(name), Kind: KindManual, Tier: gitlabapi.GuessTier(name)}
 	e.Host = slug.Host(e.Slug, in.Name)
-	// glenv has no cluster agents and keeps auto_stop_setting "always".
+	// glenv has no cluster agents; auto_stop_setting defaults to "always"
+	// (lib/api/environments.rb:74).
 	a.Apply(&e.ExternalURL, &e.Tier, &e.Description)
+	attrs := store.EnvAPIAttrs{AutoStopSetting: gitlabapi.DefaultAutoStopSetting}
+	a.ApplyAutoStopSetting(&attrs.AutoStopSetting)
 	var errs gitlabapi.FieldErrors
 	ctx := rq.r.Context()
 	err := h.store.Tx(ctx, func(tx *sql.Tx) error {
@@ -67,6 +70,9 @@ func (h *handler) create(rq *request) {
 		} else if err != nil {
 			return err
 		}
+		if err := store.ResetEnvAPIAttrs(ctx, tx, e, attrs.AutoStopSetting); err != nil {
+			return err
+		}
 		if err := record(ctx, tx, e, "created through the GitLab-compatible API"); err != nil {
 			return err
 		}
@@ -79,7 +85,7 @@ func (h *handler) create(rq *request) {
 		h.fail(rq, "create environment", err)
 	default:
 		h.log.Info("environment created", "integration", e.IntegrationName, "environment", e.Name, "via", "api/v4")
-		gitlabapi.WriteJSON(rq.w, http.StatusCreated, h.entity(p, e))
+		gitlabapi.WriteJSON(rq.w, http.StatusCreated, h.entity(p, e, attrs))
 	}
 }
 
@@ -109,8 +115,8 @@ func record(ctx context.Context, tx *sql.Tx, e store.Environment, what string) e
 		EnvironmentName: e.Name, Kind: store.ActivitySync, State: store.ActivityComplete, Description: what})
 }
 
-// edit is PUT …/environments/:environment_id: external_url, tier and
-// description only.
+// edit is PUT …/environments/:environment_id: external_url, tier,
+// description and auto_stop_setting only (lib/api/environments.rb:126).
 func (h *handler) edit(rq *request) {
 	id, ok := rq.pathInt("environment_id")
 	if !ok {
@@ -133,16 +139,28 @@ func (h *handler) edit(rq *request) {
 		gitlabapi.BadRequest(rq.w, gitlabapi.NoClusterAgent)
 		return
 	}
-	edited := e
+	old, ok := h.attrs(rq, e)
+	if !ok {
+		return
+	}
+	edited, attrs := e, old
 	a.Apply(&edited.ExternalURL, &edited.Tier, &edited.Description)
+	a.ApplyAutoStopSetting(&attrs.AutoStopSetting)
 	if errs := validate(edited, false, false, false, a); !errs.Empty() {
 		gitlabapi.ValidationError(rq.w, errs)
 		return
 	}
-	if changed := changes(e, edited); changed != "" {
+	changed := changes(e, edited)
+	if attrs.AutoStopSetting != old.AutoStopSetting {
+		changed = strings.TrimPrefix(changed+", auto_stop_setting", ", ")
+	}
+	if changed != "" {
 		ctx := rq.r.Context()
 		err := h.store.Tx(ctx, func(tx *sql.Tx) error {
 			if err := store.SetEnvironmentAttrs(ctx, tx, e.ID, edited.ExternalURL, edited.Tier, edited.Description); err != nil {
+				return err
+			}
+			if err := store.SetAutoStopSetting(ctx, tx, e, attrs.AutoStopSetting); err != nil {
 				return err
 			}
 			if err := record(ctx, tx, e, changed+" changed through the GitLab-compatible API"); err != nil {
@@ -164,7 +182,7 @@ func (h *handler) edit(rq *request) {
 			return
 		}
 	}
-	gitlabapi.WriteJSON(rq.w, http.StatusOK, h.entity(p, edited))
+	gitlabapi.WriteJSON(rq.w, http.StatusOK, h.entity(p, edited, attrs))
 }
 
 // changes names the edited attributes, or "" when nothing changed.

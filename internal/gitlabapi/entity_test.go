@@ -13,11 +13,11 @@ func TestBasicProjectAndNamespace(t *testing.T) {
 		path, project, namespace string
 	}{
 		{"group/sub/app",
-			`{"id":7,"description":null,"name":"app","name_with_namespace":"group / sub / app","path":"app","path_with_namespace":"group/sub/app","created_at":"2025-03-01T11:00:00.005Z","default_branch":"main","tag_list":[],"topics":[],"ssh_url_to_repo":"git@gitlab.example.com:group/sub/app.git","http_url_to_repo":"https://gitlab.example.com/group/sub/app.git","web_url":"https://gitlab.example.com/group/sub/app"}`,
-			`{"name":"sub","path":"sub","kind":"group","full_path":"group/sub","web_url":"https://gitlab.example.com/groups/group/sub"}`},
+			`{"id":7,"description":null,"name":"app","name_with_namespace":"group / sub / app","path":"app","path_with_namespace":"group/sub/app","created_at":"2025-03-01T11:00:00.005Z","default_branch":"main","tag_list":[],"topics":[],"ssh_url_to_repo":"git@gitlab.example.com:group/sub/app.git","http_url_to_repo":"https://gitlab.example.com/group/sub/app.git","web_url":"https://gitlab.example.com/group/sub/app","readme_url":null,"forks_count":0,"avatar_url":null,"star_count":0,"last_activity_at":"2025-03-01T11:00:00.005Z","namespace":{"id":null,"name":"sub","path":"sub","kind":"group","full_path":"group/sub","parent_id":null,"avatar_url":null,"web_url":"https://gitlab.example.com/groups/group/sub"}}`,
+			`{"id":null,"name":"sub","path":"sub","kind":"group","full_path":"group/sub","parent_id":null,"avatar_url":null,"web_url":"https://gitlab.example.com/groups/group/sub"}`},
 		{"solo",
-			`{"id":7,"description":null,"name":"solo","name_with_namespace":"solo","path":"solo","path_with_namespace":"solo","created_at":"2025-03-01T11:00:00.005Z","default_branch":"main","tag_list":[],"topics":[],"ssh_url_to_repo":"git@gitlab.example.com:solo.git","http_url_to_repo":"https://gitlab.example.com/solo.git","web_url":"https://gitlab.example.com/solo"}`,
-			`{"name":"","path":"","kind":"user","full_path":"","web_url":"https://gitlab.example.com"}`},
+			`{"id":7,"description":null,"name":"solo","name_with_namespace":"solo","path":"solo","path_with_namespace":"solo","created_at":"2025-03-01T11:00:00.005Z","default_branch":"main","tag_list":[],"topics":[],"ssh_url_to_repo":"git@gitlab.example.com:solo.git","http_url_to_repo":"https://gitlab.example.com/solo.git","web_url":"https://gitlab.example.com/solo","readme_url":null,"forks_count":0,"avatar_url":null,"star_count":0,"last_activity_at":"2025-03-01T11:00:00.005Z","namespace":{"id":null,"name":"","path":"","kind":"user","full_path":"","parent_id":null,"avatar_url":null,"web_url":"https://gitlab.example.com"}}`,
+			`{"id":null,"name":"","path":"","kind":"user","full_path":"","parent_id":null,"avatar_url":null,"web_url":"https://gitlab.example.com"}`},
 	}
 	for _, tt := range tests {
 		p, _ := json.Marshal(NewBasicProject(7, tt.path, "https://gitlab.example.com", "gitlab.example.com", created, &main))
@@ -39,7 +39,9 @@ func TestEnvironmentEntity(t *testing.T) {
 	e := Environment[project]{EnvironmentBasic: NewEnvironmentBasic(3, "review/a", "review-a-xyz", "", at, at),
 		Tier: "development", Project: &project{ID: 7}, State: "available", AutoStopSetting: "always"}
 	base := `"id":3,"name":"review/a","slug":"review-a-xyz","external_url":null,"created_at":"2025-03-01T12:00:00.000Z","updated_at":"2025-03-01T12:00:00.000Z","tier":"development",`
-	rest := `"state":"available","auto_stop_at":null,"cluster_agent":null,"kubernetes_namespace":null,"flux_resource_path":null,"description":null,"auto_stop_setting":"always"}`
+	// No cluster agent: cluster_agent, kubernetes_namespace and
+	// flux_resource_path are left out (lib/api/entities/environment.rb:13-15).
+	rest := `"state":"available","auto_stop_at":null,"description":null,"auto_stop_setting":"always"}`
 	tests := []struct {
 		name string
 		v    any
@@ -49,9 +51,9 @@ func TestEnvironmentEntity(t *testing.T) {
 		{"detail without deployment", e.Detail(nil), `{` + base + `"last_deployment":null,` + rest},
 		{"detail with deployment", e.Detail([]byte(`{"id":1}`)), `{` + base + `"last_deployment":{"id":1},` + rest},
 		{"deployment without environment", Deployment{ID: 1, IID: 1, Status: "success"},
-			`{"id":1,"iid":1,"ref":"","sha":"","created_at":"","updated_at":"","finished_at":null,"user":null,"deployable":null,"status":"success"}`},
+			`{"id":1,"iid":1,"ref":"","sha":"","created_at":"","updated_at":"","user":null,"deployable":null,"status":"success"}`},
 		{"deployment with environment", Deployment{ID: 1, Environment: &e.EnvironmentBasic},
-			`{"id":1,"iid":0,"ref":"","sha":"","created_at":"","updated_at":"","finished_at":null,"user":null,` +
+			`{"id":1,"iid":0,"ref":"","sha":"","created_at":"","updated_at":"","user":null,` +
 				`"environment":{"id":3,"name":"review/a","slug":"review-a-xyz","external_url":null,` +
 				`"created_at":"2025-03-01T12:00:00.000Z","updated_at":"2025-03-01T12:00:00.000Z"},"deployable":null,"status":""}`},
 	}
@@ -69,5 +71,13 @@ func TestEnvironmentEntity(t *testing.T) {
 func TestNullIfEmpty(t *testing.T) {
 	if NullIfEmpty("") != nil || *NullIfEmpty("x") != "x" {
 		t.Error("NullIfEmpty")
+	}
+}
+
+func TestABlankExternalURLIsNull(t *testing.T) {
+	for _, s := range []string{"", " ", "\t\n"} {
+		if b := NewEnvironmentBasic(1, "a", "a", s, time.Time{}, time.Time{}); b.ExternalURL != nil {
+			t.Errorf("external_url %q shows %q, want null (nullify_if_blank)", s, *b.ExternalURL)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // The parameters the Environments API (lib/api/environments.rb) declares,
@@ -36,12 +37,18 @@ func ReadEnvironmentAttrs(g *Grape) EnvironmentAttrs {
 	a.FluxResourcePath, _ = g.OptString("flux_resource_path")
 	a.Description, a.HasDescription = g.OptString("description")
 	a.AutoStopSetting, a.HasAutoStopSetting = g.OptString("auto_stop_setting")
-	g.Values("auto_stop_setting", a.AutoStopSetting, a.HasAutoStopSetting, "always", "with_action")
+	g.Values("auto_stop_setting", a.AutoStopSetting, a.HasAutoStopSetting, AutoStopSettings...)
 	return a
 }
 
-// Apply sets the attributes that were sent onto an environment's fields;
-// external_url is stored stripped.
+// DefaultAutoStopSetting is what create stores when auto_stop_setting is not
+// sent (lib/api/environments.rb:74, `default: "always"`); update leaves the
+// stored value alone (line 126, include_missing: false).
+const DefaultAutoStopSetting = "always"
+
+// Apply sets the attributes that were sent onto an environment's fields.
+// external_url is stored stripped; a blank external_url or description is
+// stored empty, which both servers show as null (nullify_if_blank).
 func (a EnvironmentAttrs) Apply(externalURL, tier, description *string) {
 	if a.HasExternalURL {
 		*externalURL = strings.TrimSpace(a.ExternalURL)
@@ -51,6 +58,16 @@ func (a EnvironmentAttrs) Apply(externalURL, tier, description *string) {
 	}
 	if a.HasDescription {
 		*description = a.Description
+		if strings.TrimSpace(a.Description) == "" {
+			*description = ""
+		}
+	}
+}
+
+// ApplyAutoStopSetting sets auto_stop_setting when it was sent.
+func (a EnvironmentAttrs) ApplyAutoStopSetting(setting *string) {
+	if a.HasAutoStopSetting {
+		*setting = a.AutoStopSetting
 	}
 }
 
@@ -126,9 +143,24 @@ func NewReviewAppsResult() ReviewAppsResult {
 	return ReviewAppsResult{Scheduled: []EnvironmentBasic{}, Unprocessable: []EnvironmentBasic{}}
 }
 
-// NothingToDelete is review_apps' message when nothing may be deleted.
+// NothingToDelete is review_apps' message when some of the environments
+// found may not be deleted by the caller
+// (app/services/environments/schedule_to_delete_review_apps_service.rb,
+// #unsafe_mark_deletable_environments).
 const NothingToDelete = "Failed to authorize deletions for some or all of the environments. " +
 	"Ask someone with more permissions to delete the environments."
+
+// NoneFound is review_apps' 400 message when no stopped review app matched
+// at all. The message is current GitLab's (issue 15); the stored copy of
+// schedule_to_delete_review_apps_service.rb predates it and answered
+// NothingToDelete for this case too.
+const NoneFound = "No environments found for scheduled deletion. Either your query did not match any " +
+	"environments (default parameters match environments that are 30 days or older), or you have " +
+	"insufficient permissions to delete matching environments."
+
+// ScheduledDeletionDelay is how long review_apps waits before a scheduled
+// environment is deleted (environment.rb: `def self.schedule_to_delete(at_time = 1.week.from_now)`).
+const ScheduledDeletionDelay = 7 * 24 * time.Hour
 
 // EnvironmentFilter is what GET …/environments filters by.
 type EnvironmentFilter struct {
@@ -143,6 +175,18 @@ const MinSearchLength = 3
 // SearchTooShort is the 400 reason for a search under MinSearchLength.
 const SearchTooShort = "Search query is less than 3 characters"
 
+// MaxNameLength is the longest environment name (environment.rb:
+// `validates :name, length: { maximum: 255 }`). A name or search filter
+// longer than that matches no environment, so both servers answer it with
+// GitLab's empty list without asking their store (a 50,000-character
+// search once failed SQLite's LIKE with a 500).
+const MaxNameLength = 255
+
+// CannotMatch reports a name or search filter longer than any name.
+func CannotMatch(f EnvironmentFilter) bool {
+	return utf8.RuneCountInString(f.Name) > MaxNameLength || utf8.RuneCountInString(f.Search) > MaxNameLength
+}
+
 // ReadEnvironmentFilter declares name, search and states.
 func ReadEnvironmentFilter(g *Grape) EnvironmentFilter {
 	var f EnvironmentFilter
@@ -155,4 +199,25 @@ func ReadEnvironmentFilter(g *Grape) EnvironmentFilter {
 		g.Fail("name, search", "cannot be used together")
 	}
 	return f
+}
+
+// SearchMatches is GET …/environments' search
+// (app/finders/environments/environments_finder.rb #by_search): the union
+// of Environment.for_name_like, a case-insensitive prefix of the name, and
+// for_name_like_within_folder, the same prefix of the name without its
+// folder. The folder (environment_type) is the first '/'-separated segment
+// of a name that has several (Environment#set_environment_type), stripped
+// as LTRIM(LTRIM(name, environment_type), '/') strips it: by the set of its
+// characters, then any slashes.
+func SearchMatches(name, search string) bool {
+	q := strings.ToLower(search)
+	if strings.HasPrefix(strings.ToLower(name), q) {
+		return true
+	}
+	folder, _, many := strings.Cut(name, "/")
+	if !many {
+		return false
+	}
+	rest := strings.TrimLeft(strings.TrimLeft(name, folder), "/")
+	return strings.HasPrefix(strings.ToLower(rest), q)
 }

@@ -77,3 +77,26 @@ func TestCheckEnvironment(t *testing.T) {
 		}
 	}
 }
+
+func TestSearchMatchesNamesAndNamesWithinTheirFolder(t *testing.T) {
+	tests := []struct {
+		name, search string
+		want         bool
+	}{
+		{"review/feature-1", "REVIEW/", true},
+		{"review/feature-1", "feature", true}, // within the folder
+		{"review/feature-1", "Feat", true},
+		{"review/a/feature", "feature", false}, // only the first segment is the folder
+		{"review/a/feature", "a/feat", true},
+		{"review//feature", "feature", true}, // every slash after the folder goes
+		{"feature-1", "feature", true},
+		{"my-feature", "feature", false}, // not inside a name
+		{"review/review-x", "review-x", true},
+		{"ab/ba-x", "ba", true}, // LTRIM strips the folder's characters, then stops at '/'
+	}
+	for _, tt := range tests {
+		if got := SearchMatches(tt.name, tt.search); got != tt.want {
+			t.Errorf("SearchMatches(%q, %q) = %v, want %v", tt.name, tt.search, got, tt.want)
+		}
+	}
+}

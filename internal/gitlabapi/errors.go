@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // The bodies below are GitLab's own (lib/api/helpers.rb, Grape, and the
@@ -55,12 +56,25 @@ func Unauthorized(w http.ResponseWriter) { Message(w, http.StatusUnauthorized, "
 // Forbidden is forbidden!.
 func Forbidden(w http.ResponseWriter) { Message(w, http.StatusForbidden, "403 Forbidden") }
 
+// ForbiddenReason is forbidden!(reason): "403 Forbidden - <reason>"
+// (lib/api/helpers.rb, render_api_error_with_reason!).
+func ForbiddenReason(w http.ResponseWriter, reason string) {
+	Message(w, http.StatusForbidden, "403 Forbidden - "+reason)
+}
+
+// PreconditionFailed is check_unmodified_since!'s answer (lib/api/helpers.rb:35-45).
+func PreconditionFailed(w http.ResponseWriter) {
+	Message(w, http.StatusPreconditionFailed, "412 Precondition Failed")
+}
+
 // NotFound is not_found!(what): "404 <what> Not Found".
 func NotFound(w http.ResponseWriter, what string) {
 	Message(w, http.StatusNotFound, "404 "+what+" Not Found")
 }
 
-// RecordNotFound is what an ActiveRecord find miss gives in the API.
+// RecordNotFound is what an ActiveRecord find miss gives in the API
+// (`user_project.environments.find`, lib/api/environments.rb:124, 195, 220,
+// 278; spec/requests/api/environments_spec.rb expects '404 Not found').
 func RecordNotFound(w http.ResponseWriter) { Message(w, http.StatusNotFound, "404 Not found") }
 
 // BadRequest is bad_request!(reason).
@@ -83,3 +97,11 @@ func InternalError(w http.ResponseWriter) {
 
 // NoContent is a 204 without a body.
 func NoContent(w http.ResponseWriter) { w.WriteHeader(http.StatusNoContent) }
+
+// ModifiedSince is check_unmodified_since!'s test (lib/api/helpers.rb:35-45):
+// an If-Unmodified-Since that parses (Ruby's Time.parse; one that does not
+// is ignored) and is older than the resource's last change.
+func ModifiedSince(h http.Header, updated time.Time) bool {
+	since, ok := ParseDateTime(h.Get("If-Unmodified-Since"))
+	return ok && updated.After(since)
+}

@@ -120,14 +120,14 @@ func (g *Grape) OptFloat(key string) (float64, bool) {
 	return f, true
 }
 
-// OptTime is an optional Time/DateTime: ISO 8601 and the common forms
-// Ruby's DateTime.parse accepts, in UTC.
+// OptTime is an optional Time/DateTime, coerced as Grape does with Ruby's
+// DateTime.parse / Time.parse (see ParseDateTime), in UTC.
 func (g *Grape) OptTime(key string) (time.Time, bool) {
 	s, ok := g.p.Str(key)
 	if !ok {
 		return time.Time{}, false
 	}
-	if t, ok := parseDateTime(s); ok {
+	if t, ok := ParseDateTime(s); ok {
 		return t, true
 	}
 	g.Fail(key, "is invalid")
@@ -141,26 +141,6 @@ func (g *Grape) RequireTime(key string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return g.OptTime(key)
-}
-
-// dateTimeLayouts are the forms parseDateTime accepts, tried in order.
-var dateTimeLayouts = []string{
-	time.RFC3339Nano,
-	"2006-01-02T15:04:05Z0700",
-	"2006-01-02T15:04:05",
-	"2006-01-02 15:04:05",
-	"2006-01-02T15:04",
-	"2006-01-02",
-	"02/01/2006",
-}
-
-func parseDateTime(s string) (time.Time, bool) {
-	for _, l := range dateTimeLayouts {
-		if t, err := time.Parse(l, strings.TrimSpace(s)); err == nil {
-			return t.UTC(), true
-		}
-	}
-	return time.Time{}, false
 }
 
 // PathInt reads the Integer path parameter name from a route's vars;

@@ -3,6 +3,7 @@ package gitlabapi
 import (
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -23,11 +24,19 @@ type Window struct {
 	Page, PerPage int64
 }
 
-// ReadWindow declares page and per_page and reads them as Kaminari uses
-// them: a page below 1 is 1, a per_page below 1 is 20 and above 100 is 100.
+// ReadWindow declares page and per_page as `use :pagination` does
+// (lib/api/pagination_params.rb:19-23) and reads them as Kaminari uses them:
+// per_page 0 is refused by `except_values: [0]` ("per_page has a value not
+// allowed"); otherwise a page below 1 is 1, a per_page below 1 is 20 and
+// above 100 is 100 (the only_positive_pagination_values flag that refuses
+// negatives is off by default; spec/requests/api/commits_spec.rb "when FF
+// is off").
 func ReadWindow(g *Grape) Window {
 	page, hasPage := g.OptInt("page")
 	perPage, hasPerPage := g.OptInt("per_page")
+	if hasPerPage && perPage == 0 {
+		g.Fail("per_page", "has a value not allowed")
+	}
 	if !hasPage || page < 1 {
 		page = 1
 	}
@@ -74,9 +83,11 @@ func (p Page) TotalPages() int64 { return max((p.Total+p.PerPage-1)/p.PerPage, 1
 
 // SetHeaders writes GitLab's offset-pagination headers: X-Page,
 // X-Per-Page, X-Next-Page, X-Prev-Page, X-Total, X-Total-Pages and Link
-// (prev, next, first, last). Link repeats the request URL u under base
-// (scheme://host) with page and per_page replaced.
-func (p Page) SetHeaders(h http.Header, base string, u *url.URL) {
+// (prev, next, first, last), as Gitlab::Pagination::OffsetHeaderBuilder
+// does (lib/gitlab/pagination/offset_header_builder.rb:21-44). Link is the
+// request path u under base (scheme://host) with the query GitLab builds
+// (see LinkQuery) from params, the endpoint's Grape params.
+func (p Page) SetHeaders(h http.Header, base string, u *url.URL, params url.Values) {
 	counted, totalPages := p.counted(), p.TotalPages()
 	next, prev := "", ""
 	if p.HasNext {
@@ -91,7 +102,7 @@ func (p Page) SetHeaders(h http.Header, base string, u *url.URL) {
 	h.Set("X-Prev-Page", prev)
 	var links []string
 	link := func(page int64, rel string) {
-		links = append(links, "<"+pageURL(base, u, page, p.PerPage)+`>; rel="`+rel+`"`)
+		links = append(links, "<"+base+u.EscapedPath()+"?"+LinkQuery(params, page, p.PerPage)+`>; rel="`+rel+`"`)
 	}
 	if prev != "" {
 		link(p.Page-1, "prev")
@@ -108,11 +119,29 @@ func (p Page) SetHeaders(h http.Header, base string, u *url.URL) {
 	h.Set("Link", strings.Join(links, ", "))
 }
 
-// pageURL is u under base with page and per_page replaced, as GitLab writes
-// into Link.
-func pageURL(base string, u *url.URL, page, perPage int64) string {
-	q := u.Query()
-	q.Set("page", strconv.FormatInt(page, 10))
-	q.Set("per_page", strconv.FormatInt(perPage, 10))
-	return base + u.EscapedPath() + "?" + q.Encode()
+// LinkQuery is OffsetHeaderBuilder#page_href's query
+// (offset_header_builder.rb:59-67): every Grape param of the request (the
+// route's :id and the endpoint's parameters as sent, whether from the
+// query or the body) merged with page and per_page, rendered by Ruby's
+// Hash#to_query: CGI-escaped pairs sorted as strings. Tokens sent as
+// parameters are left out: glenv never repeats a secret, and GitLab's own
+// clients send them as headers.
+func LinkQuery(params url.Values, page, perPage int64) string {
+	merged := url.Values{}
+	for k, vs := range params {
+		if len(vs) > 0 && !secretParam[k] {
+			merged.Set(k, vs[0])
+		}
+	}
+	merged.Set("page", strconv.FormatInt(page, 10))
+	merged.Set("per_page", strconv.FormatInt(perPage, 10))
+	pairs := make([]string, 0, len(merged))
+	for k, vs := range merged {
+		pairs = append(pairs, url.QueryEscape(k)+"="+url.QueryEscape(vs[0]))
+	}
+	sort.Strings(pairs)
+	return strings.Join(pairs, "&")
 }
+
+// secretParam are the parameters that carry a token (lib/gitlab/auth/auth_finders.rb).
+var secretParam = map[string]bool{"private_token": true, "access_token": true, "job_token": true}

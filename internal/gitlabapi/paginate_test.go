@@ -14,7 +14,8 @@ func TestReadWindow(t *testing.T) {
 	}{
 		{"", Window{1, 20}, ""},
 		{"page=3&per_page=50", Window{3, 50}, ""},
-		{"page=0&per_page=0", Window{1, 20}, ""},
+		{"page=0", Window{1, 20}, ""},
+		{"per_page=0", Window{1, 20}, "per_page has a value not allowed"},
 		{"page=-4&per_page=-1", Window{1, 20}, ""},
 		{"per_page=101", Window{1, 100}, ""},
 		{"page=x&per_page=y", Window{1, 20}, "page is invalid, per_page is invalid"},
@@ -60,8 +61,10 @@ func TestPageOf(t *testing.T) {
 func TestPageHeaders(t *testing.T) {
 	const base = "https://glenv.example.com"
 	u, _ := url.Parse("/api/v4/projects/group%2Fapp/environments?states=available&page=2")
+	// GitLab's Link repeats every Grape param, the route's :id included.
+	params := url.Values{"id": {"group/app"}, "states": {"available"}, "page": {"2"}}
 	link := func(page, rel string) string {
-		return "<" + base + "/api/v4/projects/group%2Fapp/environments?page=" + page + "&per_page=20&states=available>; rel=\"" + rel + "\""
+		return "<" + base + "/api/v4/projects/group%2Fapp/environments?id=group%2Fapp&page=" + page + "&per_page=20&states=available>; rel=\"" + rel + "\""
 	}
 	tests := []struct {
 		name string
@@ -91,7 +94,7 @@ func TestPageHeaders(t *testing.T) {
 	}
 	for _, tt := range tests {
 		h := http.Header{}
-		tt.page.SetHeaders(h, base, u)
+		tt.page.SetHeaders(h, base, u, params)
 		for k, want := range tt.want {
 			got, present := h[k]
 			switch {
@@ -100,6 +103,24 @@ func TestPageHeaders(t *testing.T) {
 			case want != "-" && (!present || len(got) != 1 || got[0] != want):
 				t.Errorf("%s: %s = %q, want %q", tt.name, k, got, want)
 			}
+		}
+	}
+}
+
+func TestLinkQueryIsRubysToQuery(t *testing.T) {
+	tests := []struct {
+		name   string
+		params url.Values
+		want   string
+	}{
+		{"page and per_page replace what was sent", url.Values{"page": {"7"}, "per_page": {"1000"}}, "page=2&per_page=100"},
+		{"pairs are sorted as strings, so a-b comes before a", url.Values{"a": {"1"}, "a-b": {"2"}}, "a-b=2&a=1&page=2&per_page=100"},
+		{"CGI.escape: space is + and / is %2F", url.Values{"id": {"group/app"}, "search": {"a b~c"}}, "id=group%2Fapp&page=2&per_page=100&search=a+b~c"},
+		{"tokens are never repeated", url.Values{"private_token": {"glpat-x"}, "access_token": {"y"}, "job_token": {"z"}}, "page=2&per_page=100"},
+	}
+	for _, tt := range tests {
+		if got := LinkQuery(tt.params, 2, 100); got != tt.want {
+			t.Errorf("%s: %s, want %s", tt.name, got, tt.want)
 		}
 	}
 }

@@ -113,3 +113,25 @@ func (p *Params) Str(key string) (string, bool) {
 		return fmt.Sprint(v), true
 	}
 }
+
+// Values is Grape's `params` for Link headers: the query, a form body and a
+// JSON body (the body winning, as in Lookup) and the route's parameters,
+// each as the string a client sent.
+func (p *Params) Values(vars map[string]string) url.Values {
+	out := url.Values{}
+	for k, vs := range p.query {
+		out[k] = vs[:1]
+	}
+	for k, vs := range p.form {
+		out[k] = vs[:1]
+	}
+	for k := range p.body {
+		if v, ok := p.Str(k); ok {
+			out.Set(k, v)
+		}
+	}
+	for k, v := range vars {
+		out.Set(k, v)
+	}
+	return out
+}

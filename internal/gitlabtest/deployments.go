@@ -50,13 +50,24 @@ func (s *Server) deploymentEntity(p *project, d *Deployment, withEnv bool) gitla
 	out := gitlabapi.Deployment{
 		ID: d.ID, IID: d.IID, Ref: d.Ref, SHA: d.SHA,
 		CreatedAt: gitlabapi.FormatTime(d.CreatedAt), UpdatedAt: gitlabapi.FormatTime(d.UpdatedAt),
-		FinishedAt: gitlabapi.FormatTimePtr(d.FinishedAt), User: s.userBasic(d.UserID), Status: d.Status,
+		User: s.deploymentUser(d.UserID), Status: d.Status,
 	}
 	if e := p.envByID(d.EnvironmentID); withEnv && e != nil {
 		b := envBasic(e)
 		out.Environment = &b
 	}
 	return out
+}
+
+// deploymentUser is the deployment's user as UserBasic; a deployment made
+// through the API always has one.
+func (s *Server) deploymentUser(id int64) *gitlabapi.UserBasic {
+	u := s.userBasic(id)
+	if u == nil {
+		return nil
+	}
+	return &gitlabapi.UserBasic{ID: u.ID, Username: u.Username, Name: u.Name, State: u.State, Locked: u.Locked,
+		AvatarURL: &u.AvatarURL, WebURL: u.WebURL}
 }
 
 // lastDeployment is Environment#last_deployment: the successful deployment

@@ -31,6 +31,19 @@ type Environment struct {
 	AutoDeleteAt *time.Time
 }
 
+// UpdateEnvironment changes an environment in place, for tests that need a
+// state the API cannot reach without CI jobs (stopping) or a past the clock
+// has not lived through (old created_at / updated_at).
+func (s *Server) UpdateEnvironment(projectID, envID int64, change func(*Environment)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.mustProject(projectID).envByID(envID)
+	if e == nil {
+		panic("gitlabtest: unknown environment " + itoa(envID))
+	}
+	change(e)
+}
+
 // Environments returns a snapshot of a project's environments by ID.
 func (s *Server) Environments(projectID int64) []Environment {
 	s.mu.Lock()
@@ -63,10 +76,23 @@ func envBasic(e *Environment) gitlabapi.EnvironmentBasic {
 
 type envJSON = gitlabapi.Environment[basicProjectJSON]
 
+// envProject is the project as environments show it: BasicProjectDetails,
+// whose default_branch is default_branch_or_main
+// (lib/api/entities/basic_project_details.rb), so an empty repository
+// shows GitLab's default "main" rather than null.
+func (s *Server) envProject(p *project) basicProjectJSON {
+	bp := s.basicProject(p)
+	if bp.DefaultBranch == nil {
+		main := "main"
+		bp.DefaultBranch = &main
+	}
+	return bp
+}
+
 // envEntity is API::Entities::Environment as every endpoint but GET one
 // presents it: with the project and without last_deployment.
 func (s *Server) envEntity(p *project, e *Environment) envJSON {
-	bp := s.basicProject(p)
+	bp := s.envProject(p)
 	return envJSON{
 		EnvironmentBasic: envBasic(e), Tier: e.Tier, Project: &bp, State: e.State,
 		AutoStopAt: gitlabapi.FormatTimePtr(e.AutoStopAt), Description: gitlabapi.NullIfEmpty(e.Description),
@@ -102,15 +128,14 @@ func (p *project) envByName(name string) *Environment {
 	return nil
 }
 
-// findEnvironment is user_project.environments.find. GitLab's rescue says
-// "404 Not found"; the double says "404 Environment Not Found", the body
-// glenv's contract (issue 6) names, so that the contract tests can hold glenv
-// and the double to one table. No client tells the two apart.
+// findEnvironment is user_project.environments.find: a miss is
+// ActiveRecord::RecordNotFound, which the API answers {"message":"404 Not
+// found"} (spec/requests/api/environments_spec.rb).
 func (rq *request) findEnvironment(p *project, id int64) (*Environment, bool) {
 	if e := p.envByID(id); e != nil {
 		return e, true
 	}
-	gitlabapi.NotFound(rq.w, "Environment")
+	gitlabapi.RecordNotFound(rq.w)
 	return nil, false
 }
 
@@ -144,8 +169,12 @@ func (s *Server) saveNewEnvironment(p *project, e *Environment) {
 	p.envs = append(p.envs, e)
 }
 
+// listEnvironments declares `use :pagination` before the filters
+// (lib/api/environments.rb:31-40), so Grape reports page and per_page
+// errors first.
 func (s *Server) listEnvironments(rq *request) {
 	g := rq.p.Grape()
+	win := gitlabapi.ReadWindow(g)
 	f := gitlabapi.ReadEnvironmentFilter(g)
 	if !g.OK(rq.w) {
 		return
@@ -154,22 +183,22 @@ func (s *Server) listEnvironments(rq *request) {
 	if !ok {
 		return
 	}
-	if f.Search != "" && utf8.RuneCountInString(f.Search) < gitlabapi.MinSearchLength {
+	if strings.TrimSpace(f.Search) != "" && utf8.RuneCountInString(f.Search) < gitlabapi.MinSearchLength {
 		gitlabapi.BadRequest(rq.w, gitlabapi.SearchTooShort)
 		return
 	}
 	var envs []*Environment
 	for _, e := range p.envs {
+		if gitlabapi.CannotMatch(f) {
+			break
+		}
 		if (f.Name != "" && e.Name != f.Name) || (f.HasStates && e.State != f.States) ||
-			(f.Search != "" && !strings.HasPrefix(strings.ToLower(e.Name), strings.ToLower(f.Search))) {
+			(strings.TrimSpace(f.Search) != "" && !gitlabapi.SearchMatches(e.Name, f.Search)) {
 			continue
 		}
 		envs = append(envs, e)
 	}
-	page, ok := paginate(rq, envs)
-	if !ok {
-		return
-	}
+	page := pageOf(rq, envs, win)
 	out := make([]envJSON, 0, len(page))
 	for _, e := range page {
 		out = append(out, s.envEntity(p, e))
@@ -194,9 +223,7 @@ func (s *Server) getEnvironment(rq *request) {
 // applyAttrs sets the attributes that were sent.
 func applyAttrs(a gitlabapi.EnvironmentAttrs, e *Environment) {
 	a.Apply(&e.ExternalURL, &e.Tier, &e.Description)
-	if a.HasAutoStopSetting {
-		e.AutoStopSetting = a.AutoStopSetting
-	}
+	a.ApplyAutoStopSetting(&e.AutoStopSetting)
 }
 
 func (s *Server) createEnvironment(rq *request) {
@@ -261,26 +288,36 @@ func (s *Server) editEnvironment(rq *request) {
 	gitlabapi.WriteJSON(rq.w, http.StatusOK, s.envEntity(p, e))
 }
 
-// stop is Environment#stop_with_actions! without stop jobs: an available
-// environment becomes stopped at once.
-func (s *Server) stop(e *Environment) {
-	if e.State != "available" {
-		return
+// stop is Environments::StopService#unsafe_execute! for an environment
+// without stop jobs (the double runs no CI): see gitlabapi.Stop. It reports
+// whether the state changed.
+func (s *Server) stop(e *Environment, force bool) bool {
+	next, ok := gitlabapi.Stop(e.State, force, e.AutoStopSetting == gitlabapi.DefaultAutoStopSetting, false)
+	if !ok {
+		return false
 	}
-	e.State, e.AutoStopAt, e.UpdatedAt = "stopped", nil, s.now()
+	e.State, e.UpdatedAt = next, s.now()
+	if next == gitlabapi.StateStopped {
+		e.AutoStopAt = nil // before_transition any => :stopped
+	}
+	return true
 }
 
+// stopEnvironment authorizes :stop_environment on the environment after
+// finding it (lib/api/environments.rb:218-228): a Reporter gets 403, and
+// (EnvironmentPolicy stop_with_update_allowed) a Developer may stop. A stop
+// that changes nothing is StopService's error, answered 400.
 func (s *Server) stopEnvironment(rq *request) {
 	id, ok := rq.pathInt("environment_id")
 	if !ok {
 		return
 	}
 	g := rq.p.Grape()
-	g.OptBool("force")
+	force, _ := g.OptBool("force")
 	if !g.OK(rq.w) {
 		return
 	}
-	p, ok := rq.project(accessDeveloper)
+	p, ok := rq.project(accessRead)
 	if !ok {
 		return
 	}
@@ -288,12 +325,21 @@ func (s *Server) stopEnvironment(rq *request) {
 	if !ok {
 		return
 	}
-	s.stop(e)
+	if s.accessLevel(p, rq.user) < accessDeveloper {
+		gitlabapi.Forbidden(rq.w)
+		return
+	}
+	if !s.stop(e, force) {
+		gitlabapi.BadRequest(rq.w, gitlabapi.StopFailed)
+		return
+	}
 	gitlabapi.WriteJSON(rq.w, http.StatusOK, s.envEntity(p, e))
 }
 
 // deleteEnvironment is allowed only once the environment is stopped
-// (EnvironmentPolicy: ~stopped prevents destroy_environment).
+// (EnvironmentPolicy: ~stopped prevents destroy_environment), then
+// destroy_conditionally! answers 412 when If-Unmodified-Since is older than
+// the environment's last change (lib/api/helpers.rb:35-50).
 func (s *Server) deleteEnvironment(rq *request) {
 	id, ok := rq.pathInt("environment_id")
 	if !ok {
@@ -307,8 +353,12 @@ func (s *Server) deleteEnvironment(rq *request) {
 	if !ok {
 		return
 	}
-	if e.State != "stopped" || s.accessLevel(p, rq.user) < accessDeveloper {
+	if e.State != gitlabapi.StateStopped || s.accessLevel(p, rq.user) < accessDeveloper {
 		gitlabapi.Forbidden(rq.w)
+		return
+	}
+	if gitlabapi.ModifiedSince(rq.r.Header, e.UpdatedAt) {
+		gitlabapi.PreconditionFailed(rq.w)
 		return
 	}
 	p.envs = slices.DeleteFunc(p.envs, func(x *Environment) bool { return x == e })

@@ -35,7 +35,7 @@ func (s *Server) stopStaleEnvironments(rq *request) {
 		if e.State != "available" || !e.UpdatedAt.Before(before) || p.deployedSince(e.ID, before) {
 			continue
 		}
-		s.stop(e)
+		s.stop(e, false)
 	}
 	gitlabapi.Message(rq.w, http.StatusOK, gitlabapi.StaleStopped)
 }
@@ -59,8 +59,9 @@ func inReviewFolder(name string) bool {
 // deleteReviewApps is DELETE …/environments/review_apps
 // (ScheduleToDeleteReviewAppsService): stopped environments in the review
 // folder created before `before`, oldest first, up to limit, not already
-// scheduled. Unless dry_run, they are scheduled for deletion a week later.
-// As in GitLab, finding nothing to delete is a 400.
+// scheduled. Unless dry_run, they are scheduled for deletion a week later
+// (auto_delete_at); they stay listed, stopped, until then. As in GitLab,
+// finding nothing to delete is a 400 (gitlabapi.NoneFound).
 func (s *Server) deleteReviewApps(rq *request) {
 	g := rq.p.Grape()
 	params := gitlabapi.ReadReviewApps(g)
@@ -89,11 +90,11 @@ func (s *Server) deleteReviewApps(rq *request) {
 	slices.SortStableFunc(found, func(a, b *Environment) int { return a.CreatedAt.Compare(b.CreatedAt) })
 	found = found[:min(int64(len(found)), params.Limit)]
 	if len(found) == 0 {
-		res.Message = gitlabapi.NothingToDelete
+		res.Message = gitlabapi.NoneFound
 		gitlabapi.Message(rq.w, http.StatusBadRequest, res)
 		return
 	}
-	at := now.Add(week)
+	at := now.Add(gitlabapi.ScheduledDeletionDelay)
 	for _, e := range found {
 		res.Scheduled = append(res.Scheduled, envBasic(e))
 		if !params.DryRun {

@@ -13,7 +13,13 @@ func paginate[T any](rq *request, items []T) ([]T, bool) {
 	if !g.OK(rq.w) {
 		return nil, false
 	}
+	return pageOf(rq, items, win), true
+}
+
+// pageOf cuts the window win, already declared, out of items and sets the
+// headers, their Link carrying the request's Grape params.
+func pageOf[T any](rq *request, items []T, win gitlabapi.Window) []T {
 	page, pg := gitlabapi.PageOf(items, win)
-	pg.SetHeaders(rq.w.Header(), rq.s.URL, rq.r.URL)
-	return page, true
+	pg.SetHeaders(rq.w.Header(), rq.s.URL, rq.r.URL, rq.p.Values(rq.vars))
+	return page
 }

@@ -144,32 +144,18 @@ func (rq *request) project(need int) (*project, bool) {
 
 func (s *Server) projectWebURL(p *project) string { return s.URL + "/" + p.PathWithNamespace }
 
-type namespaceJSON struct {
-	ID       int64  `json:"id"`
-	Name     string `json:"name"`
-	Path     string `json:"path"`
-	Kind     string `json:"kind"`
-	FullPath string `json:"full_path"`
-	ParentID *int64 `json:"parent_id"`
-	WebURL   string `json:"web_url"`
-}
-
-func (s *Server) namespace(p *project) namespaceJSON {
+// namespace is the project's NamespaceBasic; the double numbers namespaces
+// after their projects.
+func (s *Server) namespace(p *project) gitlabapi.NamespaceBasic {
 	ns := gitlabapi.NamespaceOf(p.PathWithNamespace, s.URL)
-	return namespaceJSON{ID: 1000 + p.ID, Name: ns.Name, Path: ns.Path, Kind: ns.Kind, FullPath: ns.FullPath, WebURL: ns.WebURL}
+	id := 1000 + p.ID
+	ns.ID = &id
+	return ns
 }
 
 // basicProjectJSON is API::Entities::BasicProjectDetails, embedded in
 // environments.
-type basicProjectJSON struct {
-	gitlabapi.BasicProject
-	ReadmeURL      *string       `json:"readme_url"`
-	ForksCount     int           `json:"forks_count"`
-	AvatarURL      *string       `json:"avatar_url"`
-	StarCount      int           `json:"star_count"`
-	LastActivityAt string        `json:"last_activity_at"`
-	Namespace      namespaceJSON `json:"namespace"`
-}
+type basicProjectJSON = gitlabapi.BasicProjectDetails
 
 func (s *Server) basicProject(p *project) basicProjectJSON {
 	var def *string
@@ -177,11 +163,9 @@ func (s *Server) basicProject(p *project) basicProjectJSON {
 		def = &p.DefaultBranch
 	}
 	host := strings.TrimPrefix(strings.TrimPrefix(s.URL, "http://"), "https://")
-	return basicProjectJSON{
-		BasicProject:   gitlabapi.NewBasicProject(p.ID, p.PathWithNamespace, s.URL, host, p.createdAt, def),
-		LastActivityAt: gitlabapi.FormatTime(p.createdAt),
-		Namespace:      s.namespace(p),
-	}
+	bp := gitlabapi.NewBasicProject(p.ID, p.PathWithNamespace, s.URL, host, p.createdAt, def)
+	bp.Namespace = s.namespace(p)
+	return bp
 }
 
 func (s *Server) getProject(rq *request) {

@@ -100,9 +100,13 @@ func TestRepository(t *testing.T) {
 			{"per_page 100 gives a first page of 100", "?per_page=100", 100, "1", "100", "2", "", "2", []string{"next", "first", "last"}},
 			{"the last page has the rest and no next page", "?per_page=100&page=2", 50, "2", "100", "", "1", "2", []string{"prev", "first", "last"}},
 			{"per_page over 100 is clamped to 100", "?per_page=1000", 100, "1", "100", "2", "", "2", []string{"next", "first", "last"}},
-			{"per_page 0 falls back to 20", "?per_page=0", 20, "1", "20", "2", "", "8", []string{"next", "first", "last"}},
+			{"per_page below 0 falls back to 20", "?per_page=-1", 20, "1", "20", "2", "", "8", []string{"next", "first", "last"}},
 			{"a page past the end is empty", "?per_page=100&page=3", 0, "3", "100", "", "", "2", []string{"first", "last"}},
 		}
+		t.Run("per_page 0 is refused (except_values: [0])", func(t *testing.T) {
+			expect(t, f.do(t, f.devTok, "GET", "projects/group%2Fapp/repository/branches?per_page=0", nil), 400,
+				`{"error":"per_page has a value not allowed"}`)
+		})
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				r := f.do(t, f.devTok, "GET", "projects/group%2Fapp/repository/branches"+tt.query, nil)
@@ -122,7 +126,8 @@ func TestRepository(t *testing.T) {
 						t.Fatalf("Link %q lacks rel=%s", link, rel)
 					}
 				}
-				if !strings.Contains(link, "<"+f.srv.URL+"/api/v4/projects/group%2Fapp/repository/branches?page=") {
+				// GitLab's Link repeats the Grape params, the route's :id first.
+				if !strings.Contains(link, "<"+f.srv.URL+"/api/v4/projects/group%2Fapp/repository/branches?id=group%2Fapp&page=") {
 					t.Fatalf("Link %q does not point at the request URL", link)
 				}
 			})

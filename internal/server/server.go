@@ -116,7 +116,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		DeletedEnvironments: cfg.DeletedEnvironmentRetention, LogMaxSize: cfg.ActivityLogMaxSize, Logs: cfg.ActivityLogRetention}, log)
 	logs := activitylog.New(st, activitylog.Options{MaxSize: cfg.ActivityLogMaxSize, Logger: log})
 	s.queue, err = jobs.NewQueue(st, jobs.Deps{RemoteFor: remoteFor, TokenFor: tokenFor, Runtime: rt, Logger: log, Logs: logs,
-		Register: []func(*river.Workers){feedback.Register(fb), retention.Register(keep)}, Feedback: true},
+		Register: []func(*river.Workers){feedback.Register(fb), retention.Register(keep), envapi.Register(st, &s.queue, log)}, Feedback: true},
 		jobs.QueueConfig{ReconcileInterval: cfg.ReconcileInterval, RescueAfter: cfg.JobRescueAfter, Logger: log})
 	if err != nil {
 		st.Close()
@@ -126,6 +126,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	if cfg.RetentionInterval > 0 { // zero only in a Config that skipped Validate
 		s.queue.River.PeriodicJobs().AddMany(retention.PeriodicJobs(cfg.RetentionInterval))
 	}
+	s.queue.River.PeriodicJobs().AddMany(envapi.PeriodicJobs())
 	svc := &integration.Service{Store: st, Box: box, PublicURL: cfg.PublicURL, Applier: s.queue, Log: log}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
