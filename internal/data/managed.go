@@ -89,7 +89,7 @@ func StartPostgres(ctx context.Context, dir, path string) (*Postgres, error) {
 	}
 	if asRoot {
 		seen = rootMount
-		if err := chownTree(dir, uid, gid); err != nil {
+		if err := ChownTree(dir, uid, gid); err != nil {
 			return nil, err
 		}
 	}
@@ -213,15 +213,6 @@ func stopLeftover(pgdata string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-func chownTree(dir string, uid, gid int) error {
-	return filepath.Walk(dir, func(p string, _ os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		return os.Lchown(p, uid, gid)
-	})
 }
 
 func portFree(port int) bool {
