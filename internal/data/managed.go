@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -29,10 +31,18 @@ import (
 // root, it sees its directory through a bind mount at /run/glenv-postgresql
 // (bubblewrap) instead of through the data dir.
 type managed struct {
+	dir    string
 	pgdata string
-	cmd    *exec.Cmd
-	done   chan struct{}
-	err    error
+	log    *slog.Logger
+	launch func() (*exec.Cmd, error) // starts postgres, its output appended to postgresql.log
+
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	done     chan struct{} // closed when cmd exited
+	err      error         // cmd's exit, once done
+	down     string        // why the server is not serving; "" when it is
+	quit     chan struct{} // closed by stop
+	finished chan struct{} // closed when supervise returned
 }
 
 const rootMount = "/run/glenv-postgresql"
@@ -41,6 +51,16 @@ const rootMount = "/run/glenv-postgresql"
 // PostgreSQL in dir. path is where to look for initdb and postgres
 // besides Debian's /usr/lib/postgresql/*/bin.
 func StartPostgres(ctx context.Context, dir, path string) (*Postgres, error) {
+	return StartPostgresLogged(ctx, dir, path, nil)
+}
+
+// StartPostgresLogged is StartPostgres telling log (nil: slog.Default)
+// when the server exits and is started again: glenv supervises it,
+// restarting it with backoff (1s, 2s, 4s … up to 1m) until it is stopped.
+func StartPostgresLogged(ctx context.Context, dir, path string, log *slog.Logger) (*Postgres, error) {
+	if log == nil {
+		log = slog.Default()
+	}
 	initdb, err := findPGBin("initdb", path)
 	if err != nil {
 		return nil, fmt.Errorf("PostgreSQL for services: %w", err)
@@ -126,70 +146,219 @@ func StartPostgres(ctx context.Context, dir, path string) (*Postgres, error) {
 			return nil, err
 		}
 	}
-	stopLeftover(filepath.Join(dir, "pgdata"))
-	cmd := run(postgres, "-D", seen+"/pgdata", "-c", "listen_addresses=127.0.0.1", "-c", "port="+strconv.Itoa(port),
-		"-c", "unix_socket_directories="+seen, "-c", "max_connections=200", "-c", "logging_collector=off")
-	logFile, err := os.OpenFile(filepath.Join(dir, "postgresql.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return nil, fmt.Errorf("PostgreSQL for services: start postgres: %w", err)
-	}
-	m := &managed{pgdata: filepath.Join(dir, "pgdata"), cmd: cmd, done: make(chan struct{})}
-	go func() {
-		m.err = cmd.Wait()
-		logFile.Close()
-		close(m.done)
-	}()
+	logPath := filepath.Join(dir, "postgresql.log")
+	m := &managed{dir: dir, pgdata: filepath.Join(dir, "pgdata"), log: log, quit: make(chan struct{}), finished: make(chan struct{}),
+		launch: func() (*exec.Cmd, error) {
+			stopLeftover(filepath.Join(dir, "pgdata"))
+			cmd := run(postgres, "-D", seen+"/pgdata", "-c", "listen_addresses=127.0.0.1", "-c", "port="+strconv.Itoa(port),
+				"-c", "unix_socket_directories="+seen, "-c", "max_connections=200", "-c", "logging_collector=off")
+			logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+			if err != nil {
+				return nil, err
+			}
+			defer logFile.Close() // the child has its own copy
+			cmd.Stdout, cmd.Stderr = logFile, logFile
+			if err := cmd.Start(); err != nil {
+				return nil, fmt.Errorf("PostgreSQL for services: start postgres: %w", err)
+			}
+			return cmd, nil
+		}}
 	admin := (&url.URL{Scheme: "postgres", User: url.UserPassword("glenv", string(pw)),
 		Host: "127.0.0.1:" + strconv.Itoa(port), Path: "/postgres", RawQuery: "sslmode=disable"}).String()
 	p := &Postgres{admin: admin, host: "127.0.0.1", port: strconv.Itoa(port), key: pw, managed: m}
 	p.pgDump, _ = findPGBin("pg_dump", path)
 	p.pgRest, _ = findPGBin("pg_restore", path)
+	if err := m.start(); err != nil {
+		return nil, err
+	}
+	if err := m.accepting(ctx, p); err != nil {
+		close(m.finished)
+		_ = m.stop()
+		if errors.Is(err, errExited) {
+			log, _ := os.ReadFile(logPath)
+			return nil, fmt.Errorf("PostgreSQL for services exited at start (%v): %s", m.exitErr(), tail(string(log), 800))
+		}
+		return nil, err
+	}
+	go m.supervise(p)
+	return p, nil
+}
+
+var errExited = errors.New("postgres exited")
+
+// start launches a postgres process and watches for its exit.
+func (m *managed) start() error {
+	cmd, err := m.launch()
+	if err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	m.mu.Lock()
+	m.cmd, m.done = cmd, done
+	m.mu.Unlock()
+	go func() {
+		err := cmd.Wait()
+		m.mu.Lock()
+		m.err = err
+		m.mu.Unlock()
+		close(done)
+	}()
+	return nil
+}
+
+func (m *managed) exitErr() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.err
+}
+
+func (m *managed) current() (*exec.Cmd, chan struct{}) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cmd, m.done
+}
+
+// accepting waits until the current process accepts connections (30s at
+// most), it exits (errExited), or ctx ends.
+func (m *managed) accepting(ctx context.Context, p *Postgres) error {
+	_, done := m.current()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		c, err := p.connect(ctx, "")
 		if err == nil {
 			c.Close(ctx)
-			return p, nil
+			return nil
 		}
 		select {
-		case <-m.done:
-			log, _ := os.ReadFile(filepath.Join(dir, "postgresql.log"))
-			return nil, fmt.Errorf("PostgreSQL for services exited at start (%v): %s", m.err, tail(string(log), 800))
+		case <-done:
+			return errExited
 		case <-ctx.Done():
-			_ = m.stop()
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			_ = m.stop()
-			return nil, fmt.Errorf("PostgreSQL for services did not accept connections within 30s: %w (see %s)", err, filepath.Join(dir, "postgresql.log"))
+			return fmt.Errorf("PostgreSQL for services did not accept connections within 30s: %w (see %s)", err, filepath.Join(m.dir, "postgresql.log"))
 		}
 	}
 }
 
+// supervise starts the server again whenever it exits before stop, with
+// backoff, and logs each exit and restart; Down says meanwhile why it
+// cannot serve.
+func (m *managed) supervise(p *Postgres) {
+	defer close(m.finished)
+	failures := 0
+	for {
+		_, done := m.current()
+		upSince := time.Now()
+		select {
+		case <-m.quit:
+			return
+		case <-done:
+		}
+		if time.Since(upSince) > time.Minute {
+			failures = 0
+		}
+		logPath := filepath.Join(m.dir, "postgresql.log")
+		out, _ := os.ReadFile(logPath)
+		why := fmt.Sprintf("postgres exited (%v)", m.exitErr())
+		m.setDown(why)
+		m.log.Error("the services PostgreSQL exited; glenv starts it again", "err", m.exitErr(), "log", logPath, "tail", tail(string(out), 400))
+		for {
+			wait := min(time.Second<<min(failures, 6), time.Minute)
+			failures++
+			select {
+			case <-m.quit:
+				return
+			case <-time.After(wait):
+			}
+			err := m.start()
+			if err == nil {
+				ctx, cancel := context.WithCancel(context.Background())
+				go func() {
+					select {
+					case <-m.quit:
+						cancel()
+					case <-ctx.Done():
+					}
+				}()
+				err = m.accepting(ctx, p)
+				cancel()
+				if err != nil {
+					m.kill()
+				}
+			}
+			if err != nil {
+				m.setDown(fmt.Sprintf("%s; starting it again failed: %v", why, err))
+				m.log.Warn("the services PostgreSQL did not start again; retrying", "err", err, "retry_in", min(time.Second<<min(failures, 6), time.Minute), "log", logPath)
+				continue
+			}
+			m.setDown("")
+			m.log.Info("the services PostgreSQL is serving again", "after_attempts", failures)
+			break
+		}
+	}
+}
+
+func (m *managed) setDown(why string) {
+	m.mu.Lock()
+	m.down = why
+	m.mu.Unlock()
+}
+
+// Down is why the server does not serve now, "" when it does.
+func (m *managed) Down() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.down
+}
+
+// kill ends the current process group at once (a start that failed).
+func (m *managed) kill() {
+	cmd, done := m.current()
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	<-done
+}
+
 // stop is a fast shutdown (SIGINT to the postmaster): sessions are ended,
 // data is kept. The postmaster, not bwrap, gets the signal: bwrap would die
-// of it and take the server down uncleanly.
+// of it and take the server down uncleanly. Supervision ends first, so
+// nothing starts it again.
 func (m *managed) stop() error {
+	m.mu.Lock()
+	select {
+	case <-m.quit:
+	default:
+		close(m.quit)
+	}
+	m.mu.Unlock()
+	<-m.finished
+	cmd, done := m.current()
+	if cmd == nil {
+		return nil
+	}
 	pid := 0
 	if b, err := os.ReadFile(filepath.Join(m.pgdata, "postmaster.pid")); err == nil {
 		pid, _ = strconv.Atoi(strings.SplitN(string(b), "\n", 2)[0])
 	}
+	select {
+	case <-done:
+		return nil
+	default:
+	}
 	if pid > 0 {
 		_ = syscall.Kill(pid, syscall.SIGINT)
 	} else {
-		_ = syscall.Kill(-m.cmd.Process.Pid, syscall.SIGINT)
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
 	}
 	select {
-	case <-m.done:
+	case <-done:
 	case <-time.After(30 * time.Second):
-		_ = syscall.Kill(-m.cmd.Process.Pid, syscall.SIGKILL)
-		<-m.done
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
 	}
 	return nil
 }

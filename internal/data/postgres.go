@@ -12,10 +12,12 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -34,8 +36,52 @@ type Postgres struct {
 	pgDump  string
 	pgRest  string
 	managed *managed // the server glenv runs, if it does
+	// ConnectionLimit is the default and the ceiling of each role's
+	// CONNECTION LIMIT (0: DefaultConnectionLimit).
+	ConnectionLimit int
 
-	mu sync.Mutex
+	mu        sync.Mutex
+	leftovers map[string]bool // half-made databases to drop once the server answers (value: with the role)
+
+	beforeCopy func(db string) // tests: called when a clone's role is made, before the copy
+}
+
+// DefaultConnectionLimit is how many connections an environment's role
+// may hold when nothing else is configured: a tenth of the 200 the
+// PostgreSQL glenv runs allows, so one environment cannot take them all.
+const DefaultConnectionLimit = 20
+
+// catalogLock is the advisory lock (in the admin URL's database, shared by
+// every glenv using this server) that serialises changes to the shared
+// catalogs: PostgreSQL fails concurrent REASSIGN OWNED and ALTER DATABASE …
+// OWNER on the same parent with "tuple concurrently updated".
+const catalogLock = 0x676c656e76 // "glenv"
+
+// withCatalogLock runs f holding catalogLock on c.
+func withCatalogLock(ctx context.Context, c *pgx.Conn, f func() error) error {
+	if _, err := c.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(catalogLock)); err != nil {
+		return fmt.Errorf("take the catalog lock: %w", err)
+	}
+	defer c.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(catalogLock))
+	return f()
+}
+
+// roleLimit is the CONNECTION LIMIT of a role whose .glenv.yml asked for
+// requested (0: nothing asked), under a server-wide ceiling that is also
+// the default.
+func roleLimit(requested, ceiling int) (int, error) {
+	if ceiling <= 0 {
+		ceiling = DefaultConnectionLimit
+	}
+	switch {
+	case requested < 0:
+		return 0, fmt.Errorf("services.postgresql connection_limit %d: must be at least 1", requested)
+	case requested == 0:
+		return ceiling, nil
+	case requested > ceiling:
+		return 0, fmt.Errorf("services.postgresql connection_limit %d: above this glenv's ceiling of %d connections per database (--services-database-connection-limit); ask for at most %d", requested, ceiling, ceiling)
+	}
+	return requested, nil
 }
 
 var errInUse = errors.New("template database in use")
@@ -88,18 +134,23 @@ func (p *Postgres) URL(db string) string {
 
 func ident(s string) string { return pgx.Identifier{s}.Sanitize() }
 
-func (p *Postgres) ensureRole(ctx context.Context, c *pgx.Conn, db string) error {
-	var exists bool
-	if err := c.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, db).Scan(&exists); err != nil {
+// ensureRole creates or updates db's role; created tells whether it is new.
+func (p *Postgres) ensureRole(ctx context.Context, c *pgx.Conn, db string, limit int) (created bool, err error) {
+	err = withCatalogLock(ctx, c, func() error {
+		var exists bool
+		if err := c.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, db).Scan(&exists); err != nil {
+			return err
+		}
+		verb := "CREATE"
+		if exists {
+			verb = "ALTER"
+		}
+		created = !exists
+		// Literals cannot be parameters here; the password is hex, the limit a number.
+		_, err := c.Exec(ctx, fmt.Sprintf(`%s ROLE %s LOGIN PASSWORD '%s' CONNECTION LIMIT %d`, verb, ident(db), p.password(db), limit))
 		return err
-	}
-	verb := "CREATE"
-	if exists {
-		verb = "ALTER"
-	}
-	// Password literals cannot be parameters; the password is hex.
-	_, err := c.Exec(ctx, fmt.Sprintf(`%s ROLE %s LOGIN PASSWORD '%s'`, verb, ident(db), p.password(db)))
-	return err
+	})
+	return created, err
 }
 
 func dbExists(ctx context.Context, c *pgx.Conn, db string) (bool, error) {
@@ -108,42 +159,71 @@ func dbExists(ctx context.Context, c *pgx.Conn, db string) (bool, error) {
 	return exists, err
 }
 
-// Ensure creates db (and its role) if missing and returns its URL.
-func (p *Postgres) Ensure(ctx context.Context, db string) (string, error) {
+// admin connects as the admin role, after dropping what failed clones
+// left while the server did not answer.
+func (p *Postgres) adminConn(ctx context.Context) (*pgx.Conn, error) {
+	c, err := p.connect(ctx, "")
+	if err != nil {
+		return nil, fmt.Errorf("connect to the services PostgreSQL: %w", err)
+	}
+	if err := p.dropLeftovers(ctx, c); err != nil {
+		c.Close(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	return c, nil
+}
+
+// Ensure creates db (and its role) if missing and returns its URL. Its role
+// may hold connLimit connections (0: ConnectionLimit).
+func (p *Postgres) Ensure(ctx context.Context, db string, connLimit int) (url string, err error) {
 	if !dbNameRE.MatchString(db) {
 		return "", fmt.Errorf("database name %q: use lower-case letters, digits and _", db)
 	}
-	c, err := p.connect(ctx, "")
+	limit, err := roleLimit(connLimit, p.ConnectionLimit)
+	if err != nil {
+		return "", err
+	}
+	c, err := p.adminConn(ctx)
 	if err != nil {
 		return "", err
 	}
 	defer c.Close(context.WithoutCancel(ctx))
-	if err := p.ensureRole(ctx, c, db); err != nil {
+	createdRole, err := p.ensureRole(ctx, c, db, limit)
+	if err != nil {
 		return "", fmt.Errorf("role %s: %w", db, err)
 	}
 	exists, err := dbExists(ctx, c, db)
-	if err != nil {
-		return "", err
-	}
-	if !exists {
-		if _, err := c.Exec(ctx, fmt.Sprintf(`CREATE DATABASE %s OWNER %s`, ident(db), ident(db))); err != nil {
+	if err == nil && !exists {
+		if _, err = c.Exec(ctx, fmt.Sprintf(`CREATE DATABASE %s OWNER %s`, ident(db), ident(db))); err == nil {
+			_, err = c.Exec(ctx, fmt.Sprintf(`REVOKE CONNECT, TEMPORARY ON DATABASE %s FROM PUBLIC`, ident(db)))
+		}
+		if err != nil {
+			// A database that may be half-made goes, and the role with it
+			// when this call made it.
+			p.undo(ctx, db, createdRole)
 			return "", fmt.Errorf("create database %s: %w", db, err)
 		}
-		if _, err := c.Exec(ctx, fmt.Sprintf(`REVOKE CONNECT, TEMPORARY ON DATABASE %s FROM PUBLIC`, ident(db))); err != nil {
-			return "", err
-		}
+	}
+	if err != nil {
+		return "", err
 	}
 	return p.URL(db), nil
 }
 
 // Clone replaces db by a copy of from: CREATE DATABASE … TEMPLATE, which
 // needs from to have no other connections, else pg_dump | pg_restore.
-// Objects of the copy are given to db's role.
-func (p *Postgres) Clone(ctx context.Context, db, from string) (string, error) {
+// Objects of the copy are given to db's role. When it fails, db and its
+// role are dropped (at once, or as soon as the server answers again):
+// nothing half-made stays.
+func (p *Postgres) Clone(ctx context.Context, db, from string, connLimit int) (url string, err error) {
 	if !dbNameRE.MatchString(db) || !dbNameRE.MatchString(from) {
 		return "", fmt.Errorf("database names %q, %q: use lower-case letters, digits and _", db, from)
 	}
-	c, err := p.connect(ctx, "")
+	limit, err := roleLimit(connLimit, p.ConnectionLimit)
+	if err != nil {
+		return "", err
+	}
+	c, err := p.adminConn(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -154,19 +234,29 @@ func (p *Postgres) Clone(ctx context.Context, db, from string) (string, error) {
 	}
 	if !exists {
 		c.Close(ctx)
-		return p.Ensure(ctx, db)
+		return p.Ensure(ctx, db, connLimit)
 	}
 	if _, err := c.Exec(ctx, fmt.Sprintf(`DROP DATABASE IF EXISTS %s WITH (FORCE)`, ident(db))); err != nil {
 		return "", fmt.Errorf("drop old database %s: %w", db, err)
 	}
-	if err := p.ensureRole(ctx, c, db); err != nil {
+	defer func() {
+		if err != nil {
+			p.undo(ctx, db, true)
+		}
+	}()
+	if _, err := p.ensureRole(ctx, c, db, limit); err != nil {
 		return "", fmt.Errorf("role %s: %w", db, err)
+	}
+	if p.beforeCopy != nil {
+		p.beforeCopy(db)
 	}
 	var version int
 	var size int64
 	var busy bool
-	_ = c.QueryRow(ctx, `SELECT current_setting('server_version_num')::int, pg_database_size($1),
-		EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = $1)`, from).Scan(&version, &size, &busy)
+	if err := c.QueryRow(ctx, `SELECT current_setting('server_version_num')::int, pg_database_size($1),
+		EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = $1)`, from).Scan(&version, &size, &busy); err != nil {
+		return "", fmt.Errorf("look at database %s: %w", from, err)
+	}
 	strategy := ""
 	if version >= 150000 && size > 64<<20 {
 		// FILE_COPY copies the files after a checkpoint; the default
@@ -183,7 +273,7 @@ func (p *Postgres) Clone(ctx context.Context, db, from string) (string, error) {
 	var pgErr *pgconn.PgError
 	switch {
 	case err == nil:
-		if err := p.takeOwnership(ctx, db, from); err != nil {
+		if err := p.takeOwnership(ctx, c, db, from); err != nil {
 			return "", err
 		}
 	case errors.Is(err, errInUse) || errors.As(err, &pgErr) && pgErr.Code == "55006": // object_in_use: the parent's app is connected
@@ -201,8 +291,9 @@ func (p *Postgres) Clone(ctx context.Context, db, from string) (string, error) {
 
 // takeOwnership gives the copy's objects (owned by the parent's role) to
 // db's role. REASSIGN OWNED also moves the parent's database, which is put
-// back in the same transaction.
-func (p *Postgres) takeOwnership(ctx context.Context, db, from string) error {
+// back in the same transaction; all under the catalog lock, taken on the
+// admin connection c.
+func (p *Postgres) takeOwnership(ctx context.Context, admin *pgx.Conn, db, from string) error {
 	c, err := p.connect(ctx, db)
 	if err != nil {
 		return err
@@ -212,21 +303,70 @@ func (p *Postgres) takeOwnership(ctx context.Context, db, from string) error {
 	if err := c.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, from).Scan(&roleExists); err != nil || !roleExists {
 		return err
 	}
-	tx, err := c.Begin(ctx)
+	return withCatalogLock(ctx, admin, func() error {
+		tx, err := c.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback(context.WithoutCancel(ctx))
+		for _, q := range []string{
+			fmt.Sprintf(`REASSIGN OWNED BY %s TO %s`, ident(from), ident(db)),
+			fmt.Sprintf(`ALTER DATABASE %s OWNER TO %s`, ident(from), ident(from)),
+			fmt.Sprintf(`ALTER DATABASE %s OWNER TO %s`, ident(db), ident(db)),
+		} {
+			if _, err := tx.Exec(ctx, q); err != nil {
+				return fmt.Errorf("give %s's objects to %s: %w", from, db, err)
+			}
+		}
+		return tx.Commit(ctx)
+	})
+}
+
+// undo drops a database a failed call may have half-made, and its role
+// when dropRole. Without a server to do it on, it is done before the next
+// call that reaches one.
+func (p *Postgres) undo(ctx context.Context, db string, dropRole bool) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	c, err := p.connect(ctx, "")
+	if err == nil {
+		defer c.Close(ctx)
+		err = p.drop(ctx, c, db, dropRole)
+	}
 	if err != nil {
+		p.mu.Lock()
+		if p.leftovers == nil {
+			p.leftovers = map[string]bool{}
+		}
+		p.leftovers[db] = p.leftovers[db] || dropRole
+		p.mu.Unlock()
+	}
+}
+
+// dropLeftovers drops what failed calls could not clean up.
+func (p *Postgres) dropLeftovers(ctx context.Context, c *pgx.Conn) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for db, role := range p.leftovers {
+		if err := p.drop(ctx, c, db, role); err != nil {
+			return fmt.Errorf("drop %s, left by a clone that failed: %w", db, err)
+		}
+		delete(p.leftovers, db)
+	}
+	return nil
+}
+
+func (p *Postgres) drop(ctx context.Context, c *pgx.Conn, db string, role bool) error {
+	if _, err := c.Exec(ctx, fmt.Sprintf(`DROP DATABASE IF EXISTS %s WITH (FORCE)`, ident(db))); err != nil {
 		return err
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	for _, q := range []string{
-		fmt.Sprintf(`REASSIGN OWNED BY %s TO %s`, ident(from), ident(db)),
-		fmt.Sprintf(`ALTER DATABASE %s OWNER TO %s`, ident(from), ident(from)),
-		fmt.Sprintf(`ALTER DATABASE %s OWNER TO %s`, ident(db), ident(db)),
-	} {
-		if _, err := tx.Exec(ctx, q); err != nil {
-			return fmt.Errorf("give %s's objects to %s: %w", from, db, err)
-		}
+	if !role {
+		return nil
 	}
-	return tx.Commit(ctx)
+	return withCatalogLock(ctx, c, func() error {
+		_, err := c.Exec(ctx, fmt.Sprintf(`DROP ROLE IF EXISTS %s`, ident(db)))
+		return err
+	})
 }
 
 // dumpRestore copies from into a new db with pg_dump | pg_restore, the
@@ -269,16 +409,12 @@ func (p *Postgres) Drop(ctx context.Context, db string) error {
 	if !dbNameRE.MatchString(db) {
 		return fmt.Errorf("database name %q: use lower-case letters, digits and _", db)
 	}
-	c, err := p.connect(ctx, "")
+	c, err := p.adminConn(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close(context.WithoutCancel(ctx))
-	if _, err := c.Exec(ctx, fmt.Sprintf(`DROP DATABASE IF EXISTS %s WITH (FORCE)`, ident(db))); err != nil {
-		return err
-	}
-	_, err = c.Exec(ctx, fmt.Sprintf(`DROP ROLE IF EXISTS %s`, ident(db)))
-	return err
+	return p.drop(ctx, c, db, true)
 }
 
 // Databases lists the databases whose names start with prefix.
@@ -360,4 +496,20 @@ func findPGBin(name, path string) (string, error) {
 func isExec(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
+}
+
+// Ready says why the server cannot serve a deploy now, or nil.
+func (p *Postgres) Ready(ctx context.Context) error {
+	if p.managed != nil {
+		if why := p.managed.Down(); why != "" {
+			return fmt.Errorf("the services PostgreSQL is down: %s; glenv is starting it again (see %s)", why, filepath.Join(p.managed.dir, "postgresql.log"))
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	c, err := p.connect(ctx, "")
+	if err != nil {
+		return fmt.Errorf("the services PostgreSQL does not answer: %w", err)
+	}
+	return c.Close(ctx)
 }

@@ -44,7 +44,7 @@ func query(t *testing.T, url, sql string) (string, error) {
 func TestEnvironmentDatabasesAreClonedFromTheParentAndIsolated(t *testing.T) {
 	p := startPostgres(t)
 	ctx := t.Context()
-	parentURL, err := p.Ensure(ctx, "g1_main")
+	parentURL, err := p.Ensure(ctx, "g1_main", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,12 +58,12 @@ func TestEnvironmentDatabasesAreClonedFromTheParentAndIsolated(t *testing.T) {
 		}
 	}
 	c.Close(ctx)
-	if again, err := p.Ensure(ctx, "g1_main"); err != nil || again != parentURL {
+	if again, err := p.Ensure(ctx, "g1_main", 0); err != nil || again != parentURL {
 		t.Fatalf("Ensure is not stable: %v %q", err, again)
 	}
 
 	t.Run("a template clone has the parent's rows and belongs to the child", func(t *testing.T) {
-		url, err := p.Clone(ctx, "g2_main", "g1_main")
+		url, err := p.Clone(ctx, "g2_main", "g1_main", 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -86,7 +86,7 @@ func TestEnvironmentDatabasesAreClonedFromTheParentAndIsolated(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer busy.Close(ctx)
-		url, err := p.Clone(ctx, "g3_main", "g1_main")
+		url, err := p.Clone(ctx, "g3_main", "g1_main", 0)
 		if err != nil {
 			t.Fatal(err)
 		}
