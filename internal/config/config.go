@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,7 +31,10 @@ type Config struct {
 	// deploys without running anything: tests, dry runs).
 	Runtime             string
 	ServicesDatabaseURL string
-	UnsafeNoSandbox     bool
+	// ServicesConnectionLimit is each environment role's CONNECTION LIMIT
+	// when its .glenv.yml asks for none, and the most it may ask for.
+	ServicesConnectionLimit int
+	UnsafeNoSandbox         bool
 }
 
 // setting is one flag with its env var and help text.
@@ -39,6 +43,7 @@ type setting struct {
 	str        *string
 	dur        *time.Duration
 	boolean    *bool
+	integer    *int
 	def        string
 }
 
@@ -57,6 +62,7 @@ func (c *Config) settings(getenv func(string) string) []setting {
 		{name: "log-format", str: &c.LogFormat, def: "text", help: "text or json"},
 		{name: "runtime", str: &c.Runtime, def: "process", help: "process: build and run each environment's app from its .glenv.yml; record: only record deploys (tests, dry runs)"},
 		{name: "services-database-url", str: &c.ServicesDatabaseURL, help: "PostgreSQL for apps' services.postgresql databases (a role with CREATEDB and CREATEROLE); empty = glenv runs its own in <data-dir>/postgresql (needs the postgresql package)"},
+		{name: "services-database-connection-limit", integer: &c.ServicesConnectionLimit, def: "20", help: "connections each environment may hold to one of its services.postgresql databases: the default, and the most a .glenv.yml connection_limit may ask for"},
 		{name: "unsafe-no-sandbox", boolean: &c.UnsafeNoSandbox, def: "false", help: "run merge request code even where bubblewrap is missing, unsandboxed, with glenv's own user (it can then read glenv's data)"},
 	}
 }
@@ -98,6 +104,12 @@ func (c *Config) Bind(fs *pflag.FlagSet, getenv func(string) string) {
 			fs.DurationVar(s.dur, s.name, d, help)
 		case s.boolean != nil:
 			fs.BoolVar(s.boolean, s.name, def == "true" || def == "1", help)
+		case s.integer != nil:
+			n, err := strconv.Atoi(def)
+			if err != nil {
+				n = -1 // reported by Validate
+			}
+			fs.IntVar(s.integer, s.name, n, help)
 		}
 	}
 }
@@ -148,6 +160,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ServicesDatabaseURL != "" && !strings.HasPrefix(c.ServicesDatabaseURL, "postgres://") && !strings.HasPrefix(c.ServicesDatabaseURL, "postgresql://") {
 		return fmt.Errorf("--services-database-url: must be a postgres://user:password@host:port/db URL")
+	}
+	if c.ServicesConnectionLimit == 0 {
+		c.ServicesConnectionLimit = 20
+	}
+	if c.ServicesConnectionLimit < 1 {
+		return fmt.Errorf("--services-database-connection-limit: must be a whole number of at least 1, e.g. 20")
 	}
 	switch c.LogFormat {
 	case "text", "json":

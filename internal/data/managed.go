@@ -293,6 +293,8 @@ func (m *managed) supervise(p *Postgres) {
 				m.log.Warn("the services PostgreSQL did not start again; retrying", "err", err, "retry_in", min(time.Second<<min(failures, 6), time.Minute), "log", logPath)
 				continue
 			}
+			// What failed clones left goes before anyone is told it is back.
+			p.cleanUp()
 			m.setDown("")
 			m.log.Info("the services PostgreSQL is serving again", "after_attempts", failures)
 			break

@@ -343,6 +343,20 @@ func (p *Postgres) undo(ctx context.Context, db string, dropRole bool) {
 	}
 }
 
+// cleanUp drops what failed calls left, now that the server is back.
+func (p *Postgres) cleanUp() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := p.adminConn(ctx)
+	if err != nil {
+		if p.managed != nil {
+			p.managed.log.Warn("databases left by failed clones are dropped at the next deploy", "err", err)
+		}
+		return
+	}
+	c.Close(ctx)
+}
+
 // dropLeftovers drops what failed calls could not clean up.
 func (p *Postgres) dropLeftovers(ctx context.Context, c *pgx.Conn) error {
 	p.mu.Lock()
