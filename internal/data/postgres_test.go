@@ -13,9 +13,7 @@ import (
 // startPostgres runs the services PostgreSQL glenv manages, in a temp dir.
 func startPostgres(t *testing.T) *Postgres {
 	t.Helper()
-	if _, err := findPGBin("initdb", "/usr/local/bin:/usr/bin"); err != nil {
-		t.Skip(err)
-	}
+	needPostgres(t)
 	dir := t.TempDir()
 	if os.Geteuid() == 0 {
 		// The postgres user must be able to remove what it created.

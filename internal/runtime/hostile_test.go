@@ -63,14 +63,19 @@ func hostTree(t *testing.T) (dir string, snapshot func() string) {
 	return dir, snapshot
 }
 
-// probe commits the probe app with its mode and the rest of .glenv.yml.
-func (w *world) probe(t *testing.T, branch, mode, host, extra string) string {
+// probe commits the probe app with its mode, the rest of .glenv.yml and
+// more variables (name, value, …).
+func (w *world) probe(t *testing.T, branch, mode, host, extra string, vars ...string) string {
 	t.Helper()
 	src, err := os.ReadFile(filepath.Join("testdata", "probe", "probe.py"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	yml := "run: exec python3 probe.py\nhealth: /\nenv:\n  PROBE: " + mode + "\n  HOST_TREE: " + strconv.Quote(host) + "\n" + extra
+	yml := "run: exec python3 probe.py\nhealth: /\nenv:\n  PROBE: " + mode + "\n  HOST_TREE: " + strconv.Quote(host) + "\n"
+	for i := 0; i+1 < len(vars); i += 2 {
+		yml += "  " + vars[i] + ": " + strconv.Quote(vars[i+1]) + "\n"
+	}
+	yml += extra
 	return w.gl.Commit(t, w.project.ID, gitlabtest.Commit{Branch: branch, Files: map[string]string{".glenv.yml": yml, "probe.py": string(src)}})
 }
 
