@@ -3,3 +3,6 @@ package runtime
 // Supervisors is how many goroutines supervise an app of r right now: a
 // test's way to see that Remove and redeploys leave none behind.
 func Supervisors(r *Runtime) int { return int(r.supervisors.Load()) }
+
+// PruneBuilds prunes r's builds now and says why it pruned nothing.
+func PruneBuilds(r *Runtime) error { return r.prune() }
