@@ -3,7 +3,9 @@
 // parallel copy in the kernel (copy_file_range), and PostgreSQL databases
 // (services.postgresql) from a template, else through pg_dump | pg_restore.
 // It never reads or writes anything outside the directories and databases
-// it is given.
+// it is given: below a directory an app may change, it follows no symlink
+// (see beneath.go). It also runs and supervises the services PostgreSQL
+// when glenv runs its own.
 package data
 
 import (
