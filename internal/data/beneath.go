@@ -51,7 +51,9 @@ func openDirBeneath(root *os.File, rel string) (*os.File, error) {
 			break
 		}
 	}
-	if errors.Is(err, unix.ENOSYS) {
+	if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) {
+		// No openat2 here (an old kernel, or a seccomp filter that
+		// answers EPERM for it).
 		fd, err = openDirStepwise(int(root.Fd()), rel)
 	}
 	name := filepath.Join(root.Name(), rel)
@@ -65,7 +67,7 @@ func openDirBeneath(root *os.File, rel string) (*os.File, error) {
 	}
 }
 
-// openDirStepwise is openDirBeneath for kernels before 5.6 (no openat2):
+// openDirStepwise is openDirBeneath without openat2 (kernels before 5.6):
 // one component at a time with O_NOFOLLOW, which refuses symlinks just
 // the same.
 func openDirStepwise(dirfd int, rel string) (int, error) {

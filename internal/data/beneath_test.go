@@ -193,3 +193,28 @@ func TestChownTreeChownsSymlinksNotTheirTargets(t *testing.T) {
 		}
 	}
 }
+
+func TestTheStepwiseFallbackRefusesSymlinksToo(t *testing.T) {
+	host, _ := outside(t)
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "files", "uploads"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(host, filepath.Join(root, "link")); err != nil {
+		t.Fatal(err)
+	}
+	r, err := openRoot(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for rel, ok := range map[string]bool{"files/uploads": true, "link": false, "link/sub": false, "files/../link": false} {
+		fd, err := openDirStepwise(int(r.Fd()), rel)
+		if (err == nil) != ok {
+			t.Errorf("%s: opened %v, want %v (%v)", rel, err == nil, ok, err)
+		}
+		if err == nil {
+			syscall.Close(fd)
+		}
+	}
+}
