@@ -41,7 +41,7 @@ func main() {
 	defer pg.Close()
 
 	const parent = "gbench_parent"
-	_, err = pg.Ensure(ctx, parent)
+	_, err = pg.Ensure(ctx, parent, 0)
 	must(err)
 	rows := *sizeMB * 1_000_000 / 110
 	start := time.Now()
@@ -76,7 +76,7 @@ func main() {
 		db = "gbench_env_" + strconv.Itoa(i)
 		settle()
 		start = time.Now()
-		_, err := pg.Clone(ctx, db, parent)
+		_, err := pg.Clone(ctx, db, parent, 0)
 		must(err)
 		glenv = append(glenv, time.Since(start))
 		must(pg.Drop(ctx, db))

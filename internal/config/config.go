@@ -34,7 +34,10 @@ type Config struct {
 	// deploys without running anything: tests, dry runs).
 	Runtime             string
 	ServicesDatabaseURL string
-	UnsafeNoSandbox     bool
+	// ServicesConnectionLimit is each environment role's CONNECTION LIMIT
+	// when its .glenv.yml asks for none, and the most it may ask for.
+	ServicesConnectionLimit int
+	UnsafeNoSandbox         bool
 
 	// Retention: what glenv keeps, and for how long (internal/retention).
 	// A zero age keeps things forever.
@@ -77,6 +80,7 @@ type setting struct {
 	dur        *time.Duration
 	size       *int64
 	boolean    *bool
+	integer    *int
 	def        string
 	// secret settings never show their value: not in --help, not in errors.
 	secret bool
@@ -97,6 +101,7 @@ func (c *Config) settings(getenv func(string) string) []setting {
 		{name: "log-format", str: &c.LogFormat, def: "text", help: "text or json"},
 		{name: "runtime", str: &c.Runtime, def: "process", help: "process: build and run each environment's app from its .glenv.yml; record: only record deploys (tests, dry runs)"},
 		{name: "services-database-url", str: &c.ServicesDatabaseURL, secret: true, help: "PostgreSQL for apps' services.postgresql databases (a role with CREATEDB and CREATEROLE); empty = glenv runs its own in <data-dir>/postgresql (needs the postgresql package)"},
+		{name: "services-database-connection-limit", integer: &c.ServicesConnectionLimit, def: "20", help: "connections each environment may hold to one of its services.postgresql databases: the default, and the most a .glenv.yml connection_limit may ask for"},
 		{name: "unsafe-no-sandbox", boolean: &c.UnsafeNoSandbox, def: "false", help: "run merge request, branch and tag code even where bubblewrap or pasta is missing, unsandboxed, with glenv's own user (it can then read glenv's data)"},
 		{name: "delivery-body-retention", dur: &c.DeliveryBodyRetention, def: "7d", help: "drop webhook deliveries' bodies this long after they were received (once processed), keeping headers and results (0 = keep forever)"},
 		{name: "deleted-environment-retention", dur: &c.DeletedEnvironmentRetention, def: "30d", help: "forget deleted environments (and their activities and logs) this long after they were deleted (0 = keep forever)"},
@@ -158,6 +163,12 @@ func (c *Config) Bind(fs *pflag.FlagSet, getenv func(string) string) {
 			fs.Var((*sizeValue)(s.size), s.name, help)
 		case s.boolean != nil:
 			fs.BoolVar(s.boolean, s.name, s.def == "true", help)
+		case s.integer != nil:
+			n, err := strconv.Atoi(s.def)
+			if err != nil {
+				panic("config: bad default for --" + s.name)
+			}
+			fs.IntVar(s.integer, s.name, n, help)
 		}
 	}
 	c.bound = &binding{fs: fs, getenv: getenv}
@@ -194,6 +205,8 @@ func kindRule(s setting) string {
 		return "must be a size such as 8MiB, 512KiB or 1048576 (bytes)"
 	case s.boolean != nil:
 		return "must be true or false"
+	case s.integer != nil:
+		return "must be a whole number"
 	}
 	return "invalid value"
 }
@@ -234,6 +247,12 @@ func (c *Config) Validate() error {
 	}
 	if c.JobRescueAfter < time.Second {
 		return fmt.Errorf("--job-rescue-after: must be a duration of at least 1s, e.g. 6m")
+	}
+	if c.ServicesConnectionLimit == 0 && c.bound == nil {
+		c.ServicesConnectionLimit = 20 // a Config built in code, not from flags
+	}
+	if c.ServicesConnectionLimit < 1 {
+		return fmt.Errorf("--services-database-connection-limit: must be a whole number of at least 1, e.g. 20")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

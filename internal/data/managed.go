@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -29,10 +31,18 @@ import (
 // root, it sees its directory through a bind mount at /run/glenv-postgresql
 // (bubblewrap) instead of through the data dir.
 type managed struct {
+	dir    string
 	pgdata string
-	cmd    *exec.Cmd
-	done   chan struct{}
-	err    error
+	log    *slog.Logger
+	launch func() (*exec.Cmd, error) // starts postgres, its output appended to postgresql.log
+
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	done     chan struct{} // closed when cmd exited
+	err      error         // cmd's exit, once done
+	down     string        // why the server is not serving; "" when it is
+	quit     chan struct{} // closed by stop
+	finished chan struct{} // closed when supervise returned
 }
 
 const rootMount = "/run/glenv-postgresql"
@@ -41,6 +51,16 @@ const rootMount = "/run/glenv-postgresql"
 // PostgreSQL in dir. path is where to look for initdb and postgres
 // besides Debian's /usr/lib/postgresql/*/bin.
 func StartPostgres(ctx context.Context, dir, path string) (*Postgres, error) {
+	return StartPostgresLogged(ctx, dir, path, nil)
+}
+
+// StartPostgresLogged is StartPostgres telling log (nil: slog.Default)
+// when the server exits and is started again: glenv supervises it,
+// restarting it with backoff (1s, 2s, 4s … up to 1m) until it is stopped.
+func StartPostgresLogged(ctx context.Context, dir, path string, log *slog.Logger) (*Postgres, error) {
+	if log == nil {
+		log = slog.Default()
+	}
 	initdb, err := findPGBin("initdb", path)
 	if err != nil {
 		return nil, fmt.Errorf("PostgreSQL for services: %w", err)
@@ -89,7 +109,7 @@ func StartPostgres(ctx context.Context, dir, path string) (*Postgres, error) {
 	}
 	if asRoot {
 		seen = rootMount
-		if err := chownTree(dir, uid, gid); err != nil {
+		if err := ChownTree(dir, uid, gid); err != nil {
 			return nil, err
 		}
 	}
@@ -126,72 +146,42 @@ func StartPostgres(ctx context.Context, dir, path string) (*Postgres, error) {
 			return nil, err
 		}
 	}
-	stopLeftover(filepath.Join(dir, "pgdata"))
-	cmd := run(postgres, "-D", seen+"/pgdata", "-c", "listen_addresses=127.0.0.1", "-c", "port="+strconv.Itoa(port),
-		"-c", "unix_socket_directories="+seen, "-c", "max_connections=200", "-c", "logging_collector=off")
-	logFile, err := os.OpenFile(filepath.Join(dir, "postgresql.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return nil, fmt.Errorf("PostgreSQL for services: start postgres: %w", err)
-	}
-	m := &managed{pgdata: filepath.Join(dir, "pgdata"), cmd: cmd, done: make(chan struct{})}
-	go func() {
-		m.err = cmd.Wait()
-		logFile.Close()
-		close(m.done)
-	}()
+	logPath := filepath.Join(dir, "postgresql.log")
+	m := &managed{dir: dir, pgdata: filepath.Join(dir, "pgdata"), log: log, quit: make(chan struct{}), finished: make(chan struct{}),
+		launch: func() (*exec.Cmd, error) {
+			stopLeftover(filepath.Join(dir, "pgdata"))
+			cmd := run(postgres, "-D", seen+"/pgdata", "-c", "listen_addresses=127.0.0.1", "-c", "port="+strconv.Itoa(port),
+				"-c", "unix_socket_directories="+seen, "-c", "max_connections=200", "-c", "logging_collector=off")
+			logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+			if err != nil {
+				return nil, err
+			}
+			defer logFile.Close() // the child has its own copy
+			cmd.Stdout, cmd.Stderr = logFile, logFile
+			if err := cmd.Start(); err != nil {
+				return nil, fmt.Errorf("PostgreSQL for services: start postgres: %w", err)
+			}
+			return cmd, nil
+		}}
 	admin := (&url.URL{Scheme: "postgres", User: url.UserPassword("glenv", string(pw)),
 		Host: "127.0.0.1:" + strconv.Itoa(port), Path: "/postgres", RawQuery: "sslmode=disable"}).String()
 	p := &Postgres{admin: admin, host: "127.0.0.1", port: strconv.Itoa(port), key: pw, managed: m}
 	p.pgDump, _ = findPGBin("pg_dump", path)
 	p.pgRest, _ = findPGBin("pg_restore", path)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := p.connect(ctx, "")
-		if err == nil {
-			c.Close(ctx)
-			return p, nil
+	if err := m.start(); err != nil {
+		return nil, err
+	}
+	if err := m.accepting(ctx, p); err != nil {
+		close(m.finished)
+		_ = m.stop()
+		if errors.Is(err, errExited) {
+			log, _ := os.ReadFile(logPath)
+			return nil, fmt.Errorf("PostgreSQL for services exited at start (%v): %s", m.exitErr(), tail(string(log), 800))
 		}
-		select {
-		case <-m.done:
-			log, _ := os.ReadFile(filepath.Join(dir, "postgresql.log"))
-			return nil, fmt.Errorf("PostgreSQL for services exited at start (%v): %s", m.err, tail(string(log), 800))
-		case <-ctx.Done():
-			_ = m.stop()
-			return nil, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			_ = m.stop()
-			return nil, fmt.Errorf("PostgreSQL for services did not accept connections within 30s: %w (see %s)", err, filepath.Join(dir, "postgresql.log"))
-		}
+		return nil, err
 	}
-}
-
-// stop is a fast shutdown (SIGINT to the postmaster): sessions are ended,
-// data is kept. The postmaster, not bwrap, gets the signal: bwrap would die
-// of it and take the server down uncleanly.
-func (m *managed) stop() error {
-	pid := 0
-	if b, err := os.ReadFile(filepath.Join(m.pgdata, "postmaster.pid")); err == nil {
-		pid, _ = strconv.Atoi(strings.SplitN(string(b), "\n", 2)[0])
-	}
-	if pid > 0 {
-		_ = syscall.Kill(pid, syscall.SIGINT)
-	} else {
-		_ = syscall.Kill(-m.cmd.Process.Pid, syscall.SIGINT)
-	}
-	select {
-	case <-m.done:
-	case <-time.After(30 * time.Second):
-		_ = syscall.Kill(-m.cmd.Process.Pid, syscall.SIGKILL)
-		<-m.done
-	}
-	return nil
+	go m.supervise(p)
+	return p, nil
 }
 
 // stopLeftover stops a server a previous glenv left running (it was killed
@@ -213,15 +203,6 @@ func stopLeftover(pgdata string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-func chownTree(dir string, uid, gid int) error {
-	return filepath.Walk(dir, func(p string, _ os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		return os.Lchown(p, uid, gid)
-	})
 }
 
 func portFree(port int) bool {

@@ -7,18 +7,16 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
-	"os/exec"
+	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Postgres creates, clones and drops environments' databases on one
@@ -34,8 +32,52 @@ type Postgres struct {
 	pgDump  string
 	pgRest  string
 	managed *managed // the server glenv runs, if it does
+	// ConnectionLimit is the default and the ceiling of each role's
+	// CONNECTION LIMIT (0: DefaultConnectionLimit).
+	ConnectionLimit int
 
-	mu sync.Mutex
+	mu        sync.Mutex
+	leftovers map[string]bool // half-made databases to drop once the server answers (value: with the role)
+
+	beforeCopy func(db string) // tests: called when a clone's role is made, before the copy
+}
+
+// DefaultConnectionLimit is how many connections an environment's role
+// may hold when nothing else is configured: a tenth of the 200 the
+// PostgreSQL glenv runs allows, so one environment cannot take them all.
+const DefaultConnectionLimit = 20
+
+// catalogLock is the advisory lock (in the admin URL's database, shared by
+// every glenv using this server) that serialises changes to the shared
+// catalogs: PostgreSQL fails concurrent REASSIGN OWNED and ALTER DATABASE …
+// OWNER on the same parent with "tuple concurrently updated".
+const catalogLock = 0x676c656e76 // "glenv"
+
+// withCatalogLock runs f holding catalogLock on c.
+func withCatalogLock(ctx context.Context, c *pgx.Conn, f func() error) error {
+	if _, err := c.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(catalogLock)); err != nil {
+		return fmt.Errorf("take the catalog lock: %w", err)
+	}
+	defer c.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(catalogLock))
+	return f()
+}
+
+// roleLimit is the CONNECTION LIMIT of a role whose .glenv.yml asked for
+// requested (0: nothing asked), under a server-wide ceiling that is also
+// the default.
+func roleLimit(requested, ceiling int) (int, error) {
+	if ceiling <= 0 {
+		ceiling = DefaultConnectionLimit
+	}
+	switch {
+	case requested < 0:
+		return 0, fmt.Errorf("services.postgresql connection_limit %d: must be at least 1", requested)
+	case requested == 0:
+		return ceiling, nil
+	case requested > ceiling:
+		return 0, fmt.Errorf("services.postgresql connection_limit %d: above this glenv's ceiling of %d connections per database (--services-database-connection-limit); ask for at most %d", requested, ceiling, ceiling)
+	}
+	return requested, nil
 }
 
 var errInUse = errors.New("template database in use")
@@ -88,18 +130,23 @@ func (p *Postgres) URL(db string) string {
 
 func ident(s string) string { return pgx.Identifier{s}.Sanitize() }
 
-func (p *Postgres) ensureRole(ctx context.Context, c *pgx.Conn, db string) error {
-	var exists bool
-	if err := c.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, db).Scan(&exists); err != nil {
+// ensureRole creates or updates db's role; created tells whether it is new.
+func (p *Postgres) ensureRole(ctx context.Context, c *pgx.Conn, db string, limit int) (created bool, err error) {
+	err = withCatalogLock(ctx, c, func() error {
+		var exists bool
+		if err := c.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, db).Scan(&exists); err != nil {
+			return err
+		}
+		verb := "CREATE"
+		if exists {
+			verb = "ALTER"
+		}
+		created = !exists
+		// Literals cannot be parameters here; the password is hex, the limit a number.
+		_, err := c.Exec(ctx, fmt.Sprintf(`%s ROLE %s LOGIN PASSWORD '%s' CONNECTION LIMIT %d`, verb, ident(db), p.password(db), limit))
 		return err
-	}
-	verb := "CREATE"
-	if exists {
-		verb = "ALTER"
-	}
-	// Password literals cannot be parameters; the password is hex.
-	_, err := c.Exec(ctx, fmt.Sprintf(`%s ROLE %s LOGIN PASSWORD '%s'`, verb, ident(db), p.password(db)))
-	return err
+	})
+	return created, err
 }
 
 func dbExists(ctx context.Context, c *pgx.Conn, db string) (bool, error) {
@@ -108,160 +155,55 @@ func dbExists(ctx context.Context, c *pgx.Conn, db string) (bool, error) {
 	return exists, err
 }
 
-// Ensure creates db (and its role) if missing and returns its URL.
-func (p *Postgres) Ensure(ctx context.Context, db string) (string, error) {
+// admin connects as the admin role, after dropping what failed clones
+// left while the server did not answer.
+func (p *Postgres) adminConn(ctx context.Context) (*pgx.Conn, error) {
+	c, err := p.connect(ctx, "")
+	if err != nil {
+		return nil, fmt.Errorf("connect to the services PostgreSQL: %w", err)
+	}
+	if err := p.dropLeftovers(ctx, c); err != nil {
+		c.Close(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	return c, nil
+}
+
+// Ensure creates db (and its role) if missing and returns its URL. Its role
+// may hold connLimit connections (0: ConnectionLimit).
+func (p *Postgres) Ensure(ctx context.Context, db string, connLimit int) (url string, err error) {
 	if !dbNameRE.MatchString(db) {
 		return "", fmt.Errorf("database name %q: use lower-case letters, digits and _", db)
 	}
-	c, err := p.connect(ctx, "")
+	limit, err := roleLimit(connLimit, p.ConnectionLimit)
+	if err != nil {
+		return "", err
+	}
+	c, err := p.adminConn(ctx)
 	if err != nil {
 		return "", err
 	}
 	defer c.Close(context.WithoutCancel(ctx))
-	if err := p.ensureRole(ctx, c, db); err != nil {
+	createdRole, err := p.ensureRole(ctx, c, db, limit)
+	if err != nil {
 		return "", fmt.Errorf("role %s: %w", db, err)
 	}
 	exists, err := dbExists(ctx, c, db)
-	if err != nil {
-		return "", err
-	}
-	if !exists {
-		if _, err := c.Exec(ctx, fmt.Sprintf(`CREATE DATABASE %s OWNER %s`, ident(db), ident(db))); err != nil {
+	if err == nil && !exists {
+		if _, err = c.Exec(ctx, fmt.Sprintf(`CREATE DATABASE %s OWNER %s`, ident(db), ident(db))); err == nil {
+			_, err = c.Exec(ctx, fmt.Sprintf(`REVOKE CONNECT, TEMPORARY ON DATABASE %s FROM PUBLIC`, ident(db)))
+		}
+		if err != nil {
+			// A database that may be half-made goes, and the role with it
+			// when this call made it.
+			p.undo(ctx, db, createdRole)
 			return "", fmt.Errorf("create database %s: %w", db, err)
 		}
-		if _, err := c.Exec(ctx, fmt.Sprintf(`REVOKE CONNECT, TEMPORARY ON DATABASE %s FROM PUBLIC`, ident(db))); err != nil {
-			return "", err
-		}
 	}
-	return p.URL(db), nil
-}
-
-// Clone replaces db by a copy of from: CREATE DATABASE … TEMPLATE, which
-// needs from to have no other connections, else pg_dump | pg_restore.
-// Objects of the copy are given to db's role.
-func (p *Postgres) Clone(ctx context.Context, db, from string) (string, error) {
-	if !dbNameRE.MatchString(db) || !dbNameRE.MatchString(from) {
-		return "", fmt.Errorf("database names %q, %q: use lower-case letters, digits and _", db, from)
-	}
-	c, err := p.connect(ctx, "")
 	if err != nil {
-		return "", err
-	}
-	defer c.Close(context.WithoutCancel(ctx))
-	exists, err := dbExists(ctx, c, from)
-	if err != nil {
-		return "", err
-	}
-	if !exists {
-		c.Close(ctx)
-		return p.Ensure(ctx, db)
-	}
-	if _, err := c.Exec(ctx, fmt.Sprintf(`DROP DATABASE IF EXISTS %s WITH (FORCE)`, ident(db))); err != nil {
-		return "", fmt.Errorf("drop old database %s: %w", db, err)
-	}
-	if err := p.ensureRole(ctx, c, db); err != nil {
-		return "", fmt.Errorf("role %s: %w", db, err)
-	}
-	var version int
-	var size int64
-	var busy bool
-	_ = c.QueryRow(ctx, `SELECT current_setting('server_version_num')::int, pg_database_size($1),
-		EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = $1)`, from).Scan(&version, &size, &busy)
-	strategy := ""
-	if version >= 150000 && size > 64<<20 {
-		// FILE_COPY copies the files after a checkpoint; the default
-		// WAL_LOG writes every block to the WAL: quicker for small
-		// databases, much slower for big ones.
-		strategy = " STRATEGY FILE_COPY"
-	}
-	err = errInUse
-	if !busy {
-		// PostgreSQL waits 5 s for sessions to leave the template before it
-		// gives up, so a database known to be in use goes straight to the dump.
-		_, err = c.Exec(ctx, fmt.Sprintf(`CREATE DATABASE %s OWNER %s TEMPLATE %s%s`, ident(db), ident(db), ident(from), strategy))
-	}
-	var pgErr *pgconn.PgError
-	switch {
-	case err == nil:
-		if err := p.takeOwnership(ctx, db, from); err != nil {
-			return "", err
-		}
-	case errors.Is(err, errInUse) || errors.As(err, &pgErr) && pgErr.Code == "55006": // object_in_use: the parent's app is connected
-		if err := p.dumpRestore(ctx, c, db, from); err != nil {
-			return "", err
-		}
-	default:
-		return "", fmt.Errorf("create database %s from template %s: %w", db, from, err)
-	}
-	if _, err := c.Exec(ctx, fmt.Sprintf(`REVOKE CONNECT, TEMPORARY ON DATABASE %s FROM PUBLIC`, ident(db))); err != nil {
 		return "", err
 	}
 	return p.URL(db), nil
-}
-
-// takeOwnership gives the copy's objects (owned by the parent's role) to
-// db's role. REASSIGN OWNED also moves the parent's database, which is put
-// back in the same transaction.
-func (p *Postgres) takeOwnership(ctx context.Context, db, from string) error {
-	c, err := p.connect(ctx, db)
-	if err != nil {
-		return err
-	}
-	defer c.Close(context.WithoutCancel(ctx))
-	var roleExists bool
-	if err := c.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, from).Scan(&roleExists); err != nil || !roleExists {
-		return err
-	}
-	tx, err := c.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	for _, q := range []string{
-		fmt.Sprintf(`REASSIGN OWNED BY %s TO %s`, ident(from), ident(db)),
-		fmt.Sprintf(`ALTER DATABASE %s OWNER TO %s`, ident(from), ident(from)),
-		fmt.Sprintf(`ALTER DATABASE %s OWNER TO %s`, ident(db), ident(db)),
-	} {
-		if _, err := tx.Exec(ctx, q); err != nil {
-			return fmt.Errorf("give %s's objects to %s: %w", from, db, err)
-		}
-	}
-	return tx.Commit(ctx)
-}
-
-// dumpRestore copies from into a new db with pg_dump | pg_restore, the
-// objects owned by db's role.
-func (p *Postgres) dumpRestore(ctx context.Context, c *pgx.Conn, db, from string) error {
-	if p.pgDump == "" || p.pgRest == "" {
-		return fmt.Errorf("clone %s: the database is in use, and pg_dump/pg_restore (package postgresql-client) are not installed for the fallback", from)
-	}
-	if _, err := c.Exec(ctx, fmt.Sprintf(`CREATE DATABASE %s OWNER %s`, ident(db), ident(db))); err != nil {
-		return fmt.Errorf("create database %s: %w", db, err)
-	}
-	cfg, err := pgx.ParseConfig(p.admin)
-	if err != nil {
-		return err
-	}
-	// The password goes through the environment, not argv.
-	env := []string{"PGHOST=" + cfg.Host, "PGPORT=" + strconv.Itoa(int(cfg.Port)), "PGUSER=" + cfg.User,
-		"PGPASSWORD=" + cfg.Password, "PGSSLMODE=prefer", "PGCONNECT_TIMEOUT=10"}
-	dump := exec.CommandContext(ctx, p.pgDump, "--format=custom", "--no-owner", "--no-acl", "--dbname="+from)
-	restore := exec.CommandContext(ctx, p.pgRest, "--no-owner", "--no-acl", "--role="+db, "--exit-on-error", "--dbname="+db)
-	dump.Env, restore.Env = env, env
-	pr, pw := io.Pipe()
-	dump.Stdout, restore.Stdin = pw, pr
-	var dumpErr, restErr strings.Builder
-	dump.Stderr, restore.Stderr = &dumpErr, &restErr
-	if err := restore.Start(); err != nil {
-		return err
-	}
-	derr := dump.Run()
-	pw.CloseWithError(derr)
-	rerr := restore.Wait()
-	if derr != nil || rerr != nil {
-		return fmt.Errorf("clone %s with pg_dump | pg_restore: %v %s %v %s", from, derr, strings.TrimSpace(dumpErr.String()), rerr, strings.TrimSpace(restErr.String()))
-	}
-	return nil
 }
 
 // Drop removes db and its role; missing ones are fine.
@@ -269,16 +211,12 @@ func (p *Postgres) Drop(ctx context.Context, db string) error {
 	if !dbNameRE.MatchString(db) {
 		return fmt.Errorf("database name %q: use lower-case letters, digits and _", db)
 	}
-	c, err := p.connect(ctx, "")
+	c, err := p.adminConn(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close(context.WithoutCancel(ctx))
-	if _, err := c.Exec(ctx, fmt.Sprintf(`DROP DATABASE IF EXISTS %s WITH (FORCE)`, ident(db))); err != nil {
-		return err
-	}
-	_, err = c.Exec(ctx, fmt.Sprintf(`DROP ROLE IF EXISTS %s`, ident(db)))
-	return err
+	return p.drop(ctx, c, db, true)
 }
 
 // Databases lists the databases whose names start with prefix.
@@ -360,4 +298,20 @@ func findPGBin(name, path string) (string, error) {
 func isExec(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
+}
+
+// Ready says why the server cannot serve a deploy now, or nil.
+func (p *Postgres) Ready(ctx context.Context) error {
+	if p.managed != nil {
+		if why := p.managed.Down(); why != "" {
+			return fmt.Errorf("the services PostgreSQL is down: %s; glenv is starting it again (see %s)", why, filepath.Join(p.managed.dir, "postgresql.log"))
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	c, err := p.connect(ctx, "")
+	if err != nil {
+		return fmt.Errorf("the services PostgreSQL does not answer: %w", err)
+	}
+	return c.Close(ctx)
 }

@@ -13,9 +13,7 @@ import (
 // startPostgres runs the services PostgreSQL glenv manages, in a temp dir.
 func startPostgres(t *testing.T) *Postgres {
 	t.Helper()
-	if _, err := findPGBin("initdb", "/usr/local/bin:/usr/bin"); err != nil {
-		t.Skip(err)
-	}
+	needPostgres(t)
 	dir := t.TempDir()
 	if os.Geteuid() == 0 {
 		// The postgres user must be able to remove what it created.
@@ -44,7 +42,7 @@ func query(t *testing.T, url, sql string) (string, error) {
 func TestEnvironmentDatabasesAreClonedFromTheParentAndIsolated(t *testing.T) {
 	p := startPostgres(t)
 	ctx := t.Context()
-	parentURL, err := p.Ensure(ctx, "g1_main")
+	parentURL, err := p.Ensure(ctx, "g1_main", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,12 +56,12 @@ func TestEnvironmentDatabasesAreClonedFromTheParentAndIsolated(t *testing.T) {
 		}
 	}
 	c.Close(ctx)
-	if again, err := p.Ensure(ctx, "g1_main"); err != nil || again != parentURL {
+	if again, err := p.Ensure(ctx, "g1_main", 0); err != nil || again != parentURL {
 		t.Fatalf("Ensure is not stable: %v %q", err, again)
 	}
 
 	t.Run("a template clone has the parent's rows and belongs to the child", func(t *testing.T) {
-		url, err := p.Clone(ctx, "g2_main", "g1_main")
+		url, err := p.Clone(ctx, "g2_main", "g1_main", 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -86,7 +84,7 @@ func TestEnvironmentDatabasesAreClonedFromTheParentAndIsolated(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer busy.Close(ctx)
-		url, err := p.Clone(ctx, "g3_main", "g1_main")
+		url, err := p.Clone(ctx, "g3_main", "g1_main", 0)
 		if err != nil {
 			t.Fatal(err)
 		}

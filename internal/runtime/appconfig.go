@@ -37,10 +37,13 @@ type AppConfig struct {
 	Health   string
 	Env      map[string]string
 	Paths    []string
-	Files    []string      // services.files
-	Postgres []string      // services.postgresql
-	Clone    string        // hooks.clone
-	Limits   limits.Limits // what it asks for; zero fields take the server's defaults
+	Files    []string // services.files
+	Postgres []string // services.postgresql, the names
+	// ConnectionLimits are services.postgresql[].connection_limit by
+	// name; a database without one gets the server's default.
+	ConnectionLimits map[string]int
+	Clone            string        // hooks.clone
+	Limits           limits.Limits // what it asks for; zero fields take the server's defaults
 }
 
 // reservedEnv are variables glenv sets itself; a .glenv.yml may not set them.
@@ -136,7 +139,7 @@ func ParseAppConfig(data []byte) (AppConfig, error) {
 			cfg.Files = strs(f)
 		}
 		if p, ok := s["postgresql"].([]any); ok {
-			cfg.Postgres = strs(p)
+			cfg.Postgres, cfg.ConnectionLimits = postgresServices(p)
 		}
 	}
 	if h, ok := m["hooks"].(map[string]any); ok {
@@ -149,6 +152,11 @@ func ParseAppConfig(data []byte) (AppConfig, error) {
 	for k := range cfg.Env {
 		if slices.Contains(reservedEnv, k) || strings.HasPrefix(k, "GLENV_") || strings.HasPrefix(k, "DATABASE_URL_") {
 			extra = append(extra, fmt.Sprintf("env.%s%s: is set by glenv itself (PORT, HOME, PATH, DATABASE_URL*, GLENV_*); remove it or rename it", k, lineOf(&root, []string{"env", k})))
+		}
+	}
+	for i, name := range cfg.Postgres {
+		if slices.Contains(cfg.Postgres[:i], name) {
+			extra = append(extra, fmt.Sprintf("services.postgresql[%d]%s: %s is listed twice; list each database once", i, lineOf(&root, []string{"services", "postgresql", strconv.Itoa(i)}), name))
 		}
 	}
 	slices.Sort(extra)
@@ -183,6 +191,27 @@ func parseLimits(m map[string]any, root *yaml.Node) (limits.Limits, []string) {
 		l.CPU, _ = v.Float64()
 	}
 	return l, problems
+}
+
+// postgresServices reads services.postgresql, whose items are a name or
+// {name, connection_limit}.
+func postgresServices(items []any) (names []string, limits map[string]int) {
+	limits = map[string]int{}
+	for _, it := range items {
+		switch x := it.(type) {
+		case string:
+			names = append(names, x)
+		case map[string]any:
+			name := str(x["name"])
+			names = append(names, name)
+			if n, ok := x["connection_limit"].(json.Number); ok {
+				if v, err := n.Int64(); err == nil {
+					limits[name] = int(v)
+				}
+			}
+		}
+	}
+	return names, limits
 }
 
 func str(v any) string { s, _ := v.(string); return s }

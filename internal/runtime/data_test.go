@@ -3,12 +3,9 @@ package runtime_test
 import (
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/glenv/glenv/internal/data"
 	"github.com/glenv/glenv/internal/gitlabtest"
 	"github.com/glenv/glenv/internal/runtime"
 	"github.com/glenv/glenv/internal/store"
@@ -32,12 +29,7 @@ func (w *world) do(t *testing.T, method, host, path, body string) string {
 
 func TestAMergeRequestGetsACopyOfItsParentsDataCleanedByTheCloneHook(t *testing.T) {
 	t.Parallel()
-	pgDir := filepath.Join(t.TempDir(), "postgresql")
-	pg, err := data.StartPostgres(t.Context(), pgDir, "/usr/local/bin:/usr/bin")
-	if err != nil {
-		t.Skip("no PostgreSQL for services here: ", err)
-	}
-	t.Cleanup(func() { pg.Close(); os.RemoveAll(pgDir) })
+	pg := servicesPostgres(t)
 	w := newWorld(t, runtime.Options{Databases: pg})
 	sha := w.gl.Commit(t, w.project.ID, gitlabtest.Commit{Dir: examplesDir(t, "guestbook")})
 

@@ -6,3 +6,6 @@ func Supervisors(r *Runtime) int { return int(r.supervisors.Load()) }
 
 // HasCgroups reports whether r limits commands with cgroups.
 func HasCgroups(r *Runtime) bool { return r.sb.cg != nil }
+
+// PruneBuilds prunes r's builds now and says why it pruned nothing.
+func PruneBuilds(r *Runtime) error { return r.prune() }

@@ -92,16 +92,92 @@ func explainFetch(err error, url, sha string) error {
 	return fmt.Errorf("fetch %s at %s: %w", url, gitsha.Short(sha), err)
 }
 
-// readFile returns a file of the commit, or os.ErrNotExist.
+// MaxRepoFile is the most glenv reads of a file in a repository (.glenv.yml):
+// the code may come from anyone who can open a merge request.
+const MaxRepoFile = 256 << 10
+
+// readFile returns a regular file of the commit, os.ErrNotExist when the
+// commit has no file of that name, or an error that names git's own
+// answer: a commit git cannot read is not a missing file.
 func (r *Runtime) readFile(ctx context.Context, repo, sha, name string) ([]byte, error) {
-	out, err := r.git(ctx, repo, "", "cat-file", "blob", sha+":"+name)
+	out, err := r.git(ctx, repo, "", "ls-tree", "-l", "-z", sha, "--", name)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, context.Cause(ctx)
 		}
+		return nil, fmt.Errorf("read %s of %s: %w", name, gitsha.Short(sha), err)
+	}
+	entry, err := parseTreeEntry(out)
+	if err != nil {
+		return nil, fmt.Errorf("read %s of %s: %w", name, gitsha.Short(sha), err)
+	}
+	if entry.oid == "" {
 		return nil, os.ErrNotExist
 	}
+	if err := entry.readable(name); err != nil {
+		return nil, err
+	}
+	out, err = r.git(ctx, repo, "", "cat-file", "blob", entry.oid)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
+		return nil, fmt.Errorf("read %s of %s: %w", name, gitsha.Short(sha), err)
+	}
 	return out, nil
+}
+
+// treeEntry is one line of `git ls-tree -l`.
+type treeEntry struct {
+	mode, kind, oid string
+	size            int64
+}
+
+// parseTreeEntry reads `git ls-tree -l -z` output of one path: empty when
+// the path is not in the tree.
+func parseTreeEntry(out []byte) (treeEntry, error) {
+	line := strings.TrimRight(string(out), "\x00")
+	if line == "" {
+		return treeEntry{}, nil
+	}
+	meta, _, ok := strings.Cut(line, "\t")
+	f := strings.Fields(meta)
+	if !ok || len(f) != 4 {
+		return treeEntry{}, fmt.Errorf("unexpected git ls-tree output %q", line)
+	}
+	e := treeEntry{mode: f[0], kind: f[1], oid: f[2], size: -1}
+	if f[3] != "-" {
+		n, err := strconv.ParseInt(f[3], 10, 64)
+		if err != nil {
+			return treeEntry{}, fmt.Errorf("unexpected git ls-tree size %q", f[3])
+		}
+		e.size = n
+	}
+	return e, nil
+}
+
+// readable refuses what glenv does not read as a repository file: no
+// regular file (a directory, a symlink, a submodule), or one over
+// MaxRepoFile.
+func (e treeEntry) readable(name string) error {
+	if e.kind != "blob" || (e.mode != "100644" && e.mode != "100755") {
+		what := map[string]string{"120000": "a symlink", "040000": "a directory", "160000": "a submodule"}[e.mode]
+		if what == "" {
+			what = "not a regular file (mode " + e.mode + ")"
+		}
+		return repoFileError(name, fmt.Sprintf("is %s; glenv reads only a regular file: commit the file itself", what))
+	}
+	if e.size > MaxRepoFile {
+		return repoFileError(name, fmt.Sprintf("is %d bytes, over the %d KiB glenv reads from a repository; keep it under %d KiB", e.size, MaxRepoFile>>10, MaxRepoFile>>10))
+	}
+	return nil
+}
+
+func repoFileError(name, problem string) error {
+	if name == ConfigFile {
+		return &ConfigError{Problems: []string{problem}}
+	}
+	return fmt.Errorf("%s %s", name, problem)
 }
 
 func (r *Runtime) treeOf(ctx context.Context, repo, sha string) (string, error) {
@@ -191,4 +267,17 @@ func redact(text, secret string) string {
 	}
 	text = strings.ReplaceAll(text, secret, "[REDACTED]")
 	return strings.ReplaceAll(text, base64.StdEncoding.EncodeToString([]byte("oauth2:"+secret)), "[REDACTED]")
+}
+
+// fetchSource is the deploy's first stage: the commit, fetched over smart
+// HTTP with the integration's token into the project's cache repository.
+func (r *Runtime) fetchSource(ctx context.Context, d *deploy) error {
+	in := d.req.Integration
+	url := repoURL(in.BaseURL, in.ProjectPath)
+	repo, err := r.fetch(ctx, in.ProjectID, url, d.req.Token, d.req.SHA, func(s string) { d.logf("%s", strings.TrimSuffix(s, "\n")) })
+	if err != nil {
+		return err
+	}
+	d.repo = repo
+	return nil
 }

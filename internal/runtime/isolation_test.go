@@ -37,13 +37,16 @@ func requireSandbox(t *testing.T, rt *runtime.Runtime) {
 // runs on the host's loopback: what the app must be able to reach.
 type fakeDatabases struct{ addr string }
 
-func (f fakeDatabases) Ensure(_ context.Context, db string) (string, error) {
+func (f fakeDatabases) Ensure(_ context.Context, db string, _ int) (string, error) {
 	return "postgres://app:secret@" + f.addr + "/" + db + "?sslmode=disable", nil
 }
-func (f fakeDatabases) Clone(ctx context.Context, db, _ string) (string, error) {
-	return f.Ensure(ctx, db)
+func (f fakeDatabases) Clone(ctx context.Context, db, _ string, limit int) (string, error) {
+	return f.Ensure(ctx, db, limit)
 }
 func (fakeDatabases) Drop(context.Context, string) error { return nil }
+func (fakeDatabases) Databases(context.Context, string) ([]string, error) {
+	return nil, nil
+}
 
 // listen opens a TCP listener on the host's loopback that accepts and
 // closes connections, and reports how many it accepted.

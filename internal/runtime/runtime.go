@@ -11,24 +11,18 @@ package runtime
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/glenv/glenv/internal/data"
-	"github.com/glenv/glenv/internal/gitsha"
 	"github.com/glenv/glenv/internal/limits"
 	"github.com/glenv/glenv/internal/store"
 )
@@ -97,13 +91,17 @@ type Options struct {
 // Databases creates the PostgreSQL databases of services.postgresql, one
 // role per database. internal/data implements it.
 type Databases interface {
-	// Ensure creates db if it does not exist and returns its URL.
-	Ensure(ctx context.Context, db string) (url string, err error)
+	// Ensure creates db if it does not exist and returns its URL. Its role
+	// may hold at most connLimit connections (0: the server's default).
+	Ensure(ctx context.Context, db string, connLimit int) (url string, err error)
 	// Clone replaces db by a copy of from (an empty db when from does not
 	// exist) and returns its URL.
-	Clone(ctx context.Context, db, from string) (url string, err error)
+	Clone(ctx context.Context, db, from string, connLimit int) (url string, err error)
 	// Drop removes db and its role; a missing db is not an error.
 	Drop(ctx context.Context, db string) error
+	// Databases lists the databases whose names start with prefix: what
+	// an environment holds when its state file was lost.
+	Databases(ctx context.Context, prefix string) ([]string, error)
 }
 
 // Runtime runs environments. Its methods are safe for concurrent use.
@@ -285,180 +283,95 @@ func (r *Runtime) Acquire(host string) (addr string, release func(), ok bool) {
 // stops after its requests in flight finished. From then on the app is
 // supervised: when it exits on its own it is started again (RestartPolicy).
 // A cancelled ctx (a newer push) stops the deploy and whatever it started.
+//
+// It is a pipeline of stages, each in the file of its name: fetch
+// (fetch.go), configure (configure.go), build (build.go), prepare data
+// (prepare.go), start (start.go) and switch (switch.go). A stage that fails
+// ends the deploy; what the earlier ones made is kept for the next one
+// (the fetched commit, the build) or undone by the stage itself.
 func (r *Runtime) Deploy(ctx context.Context, req DeployRequest) error {
-	log := func(s string) {
-		if req.Log != nil {
-			req.Log(redact(s, req.Token))
-		}
-	}
-	logf := func(format string, args ...any) {
-		log(time.Now().UTC().Format("15:04:05.000") + " " + fmt.Sprintf(format, args...) + "\n")
-	}
-	env := req.Env
-	untrusted := env.Kind == "mr"
-	if err := r.refuseUnsandboxed(env); err != nil {
+	d, err := r.newDeploy(req)
+	if err != nil {
 		return err
 	}
-	if !r.sb.enabled() {
-		logf("warning: no sandbox; the build and app run as glenv's own user")
-	}
-	// A fork's code cannot be told apart from the project's own MR code
-	// here, so with build-forks on every MR is treated as a fork's.
-	noSecrets := untrusted && req.Integration.BuildForks
-	unlock, err := r.locks.lock(ctx, "env:"+strconv.FormatInt(env.ID, 10))
+	unlock, err := r.locks.lock(ctx, "env:"+strconv.FormatInt(d.env.ID, 10))
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if err := os.MkdirAll(r.envDir(env.ID), 0o700); err != nil {
+	if err := os.MkdirAll(r.envDir(d.env.ID), 0o700); err != nil {
 		return err
 	}
-
-	url := repoURL(req.Integration.BaseURL, req.Integration.ProjectPath)
-	repo, err := r.fetch(ctx, req.Integration.ProjectID, url, req.Token, req.SHA, func(s string) { logf("%s", strings.TrimSuffix(s, "\n")) })
-	if err != nil {
+	if err := r.fetchSource(ctx, d); err != nil {
 		return err
 	}
-	raw, err := r.readFile(ctx, repo, req.SHA, ConfigFile)
-	if errors.Is(err, os.ErrNotExist) {
-		return MissingConfig(req.SHA)
-	}
-	if err != nil {
+	if unchanged, err := r.configure(ctx, d); err != nil || unchanged {
 		return err
 	}
-	cfg, err := ParseAppConfig(raw)
-	if err != nil {
-		return err
-	}
-	st := r.loadState(env.ID)
-	r.mu.RLock()
-	var current *app
-	if rn := r.envs[env.ID]; rn != nil {
-		current = rn.app
-	}
-	r.mu.RUnlock()
-	if current != nil && current.up() && len(cfg.Paths) > 0 && st.SHA != "" && st.SHA != req.SHA {
-		if changed, err := r.changedPaths(ctx, repo, st.SHA, req.SHA); err == nil && !touches(changed, cfg.Paths) {
-			logf("no change under paths (%s) since %s: keeping it running", strings.Join(cfg.Paths, ", "), gitsha.Short(st.SHA))
-			return nil
-		}
-	}
-	var secrets map[string]string
-	if r.opts.Secrets != nil && !noSecrets {
-		secrets = r.opts.Secrets(req.Integration)
-	}
-	uid := r.sb.uidFor(env.ID)
-	if err := r.applyLimits(cfg, uid, logf); err != nil {
-		return err
-	}
-	buildKey, buildDir, err := r.build(ctx, req, repo, cfg, secrets, uid, logf, log)
-	if err != nil {
+	if err := r.buildStage(ctx, d); err != nil {
 		return err
 	}
 	// Until the state names it, nothing else protects the build from pruning.
-	defer r.pins.unpin(buildKey)
-	appEnv, err := r.prepareData(ctx, req, cfg, &st, noSecrets, buildDir, uid, logf, log)
+	defer r.pins.unpin(d.buildKey)
+	if err := r.prepareData(ctx, d); err != nil {
+		return err
+	}
+	a, p, err := r.start(ctx, d)
 	if err != nil {
 		return err
 	}
-	for k, v := range secrets {
-		appEnv = append(appEnv, k+"="+v)
-	}
-
-	port, err := r.ports.take()
-	if err != nil {
-		return err
-	}
-	a := &app{r: r, name: env.Name, envID: env.ID, integ: req.Integration.Name, run: cfg.Run, health: cfg.Health,
-		job: job{shell: cfg.Run, appDir: buildDir, dataDir: r.dataDir(env.ID), uid: uid, env: appEnv, port: port},
-		sha: req.SHA, build: buildKey, redact: func(s string) string { return redact(s, req.Token) },
-		logPath: filepath.Join(r.envDir(env.ID), "app.log"),
-		log:     r.log.With("integration", req.Integration.Name, "environment", env.Name)}
-	started := time.Now()
-	p, err := a.launch(port, log)
-	if err != nil {
-		r.ports.free(port)
-		return fmt.Errorf("start `%s`: %w", cfg.Run, err)
-	}
-	logf("started `%s` on 127.0.0.1:%d; waiting for GET %s to answer 2xx", cfg.Run, port, cfg.Health)
-	if err := waitHealthy(ctx, p, cfg.Health, r.opts.HealthTimeout); err != nil {
-		p.out.setLive(nil)
-		p.stop(0)
-		r.ports.free(port)
-		return err
-	}
-	p.out.setLive(nil)
-	if st.Build != buildKey {
-		st.PrevBuild = st.Build
-	}
-	st.SHA, st.Build = req.SHA, buildKey
-	if err := r.saveState(env.ID, st); err != nil {
-		p.stop(0)
-		r.ports.free(port)
-		return err
-	}
-	r.switchTo(env, a, p)
-	logf("serving %s (healthy %s after start)", gitsha.Short(req.SHA), time.Since(started).Round(time.Millisecond))
-	go r.pruneBuilds()
-	return nil
+	return r.switchStage(d, a, p)
 }
 
-// switchTo makes a the environment's app, served by p, and retires the old
-// app's process: it stops once its requests in flight are done.
-func (r *Runtime) switchTo(env store.Environment, a *app, p *proc) {
-	r.mu.Lock()
-	rn := r.envs[env.ID]
-	if rn == nil {
-		rn = &running{}
-		r.envs[env.ID] = rn
-	}
-	if rn.host != "" && rn.host != env.Host {
-		delete(r.hosts, rn.host)
-	}
-	rn.host = env.Host
-	r.hosts[env.Host] = env.ID
-	oldApp := rn.app
-	rn.app = a
-	r.mu.Unlock()
-	var old *proc
-	if oldApp != nil {
-		// First, so that the old app's supervisor neither restarts it nor
-		// takes the backend back after the switch.
-		old = oldApp.halt()
-	}
-	b := backendOf(p)
-	oldB := rn.backend.Swap(b)
-	if !a.supervise(rn, p) {
-		// Close took the app before its supervision began: stop p here,
-		// nothing else will.
-		rn.backend.CompareAndSwap(b, nil)
-		b.retired.Store(true)
-		p.stop(r.opts.StopGrace)
-		r.ports.free(p.port)
-	}
-	if old == nil {
-		if oldB != nil {
-			oldB.retired.Store(true)
-		}
-		return
-	}
-	rn.retiring.Add(1)
-	go func() {
-		defer rn.retiring.Done()
-		r.retire(oldB, old)
-	}()
+// deploy is one Deploy as it moves through its stages: each stage reads
+// what the ones before it filled in.
+type deploy struct {
+	req  DeployRequest
+	env  store.Environment
+	log  func(string)                  // raw output (build steps, hooks)
+	logf func(format string, a ...any) // one timestamped line
+	// noSecrets: merge request code that may come from a fork.
+	noSecrets bool
+	uid       int // the environment's uid when glenv is root
+
+	repo     string    // fetch: the cache repository holding req.SHA
+	cfg      AppConfig // configure
+	st       envState  // configure: what the environment ran and holds
+	secrets  map[string]string
+	buildKey string // build
+	buildDir string
+	appEnv   []string  // prepare data: the app's variables
+	started  time.Time // start: when the new process was started
 }
 
-func (r *Runtime) retire(b *Backend, p *proc) {
-	if b != nil {
-		b.retired.Store(true)
-		deadline := time.Now().Add(r.opts.DrainTimeout)
-		for b.inflight.Load() > 0 && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
+// newDeploy checks that req may run here and sets up its logging.
+func (r *Runtime) newDeploy(req DeployRequest) (*deploy, error) {
+	d := &deploy{req: req, env: req.Env}
+	d.log = func(s string) {
+		if req.Log != nil {
+			req.Log(redact(s, req.Token))
 		}
 	}
-	p.stop(r.opts.StopGrace)
-	r.ports.free(p.port)
+	d.logf = func(format string, args ...any) {
+		d.log(time.Now().UTC().Format("15:04:05.000") + " " + fmt.Sprintf(format, args...) + "\n")
+	}
+	untrusted := d.env.Kind == "mr"
+	if err := r.refuseUnsandboxed(d.env); err != nil {
+		return nil, err
+	}
+	if !r.sb.enabled() {
+		d.logf("warning: no sandbox; the build and app run as glenv's own user")
+	}
+	// A fork's code cannot be told apart from the project's own MR code
+	// here, so with build-forks on every MR is treated as a fork's.
+	d.noSecrets = untrusted && req.Integration.BuildForks
+	d.uid = r.sb.uidFor(d.env.ID)
+	return d, nil
+}
+
+// redactor hides the deploy's token in text that may be logged.
+func (d *deploy) redactor() func(string) string {
+	return func(s string) string { return redact(s, d.req.Token) }
 }
 
 // Remove stops the environment's processes and deletes its directory,
@@ -501,7 +414,10 @@ func (r *Runtime) Remove(ctx context.Context, env store.Environment, log func(st
 		}
 		rn.retiring.Wait()
 	}
-	st := r.loadState(env.ID)
+	st, err := r.loadState(ctx, env.ID)
+	if err != nil {
+		return err
+	}
 	var errs []error
 	for _, db := range st.Databases {
 		if r.opts.Databases == nil {
@@ -587,205 +503,4 @@ func (r *Runtime) Close() {
 		}()
 	}
 	wg.Wait()
-	if r.sb.cg != nil {
-		r.sb.cg.close()
-	}
-}
-
-// build returns the build of the commit's tree with cfg's build settings,
-// running the build commands when no such build exists yet.
-func (r *Runtime) build(ctx context.Context, req DeployRequest, repo string, cfg AppConfig, secrets map[string]string,
-	uid int, logf func(string, ...any), log func(string)) (key, dir string, err error) {
-	tree, err := r.treeOf(ctx, repo, req.SHA)
-	if err != nil {
-		return "", "", err
-	}
-	settings, _ := json.Marshal(struct {
-		Integration string
-		Build       []string
-		Env         map[string]string
-		Secrets     []string
-		Sandbox     bool
-	}{req.Integration.Name, cfg.Build, cfg.Env, sortedKeys(secrets), r.sb.enabled()})
-	sum := sha256.Sum256(append([]byte(tree+"\n"), settings...))
-	key = hex.EncodeToString(sum[:12])
-	dir = filepath.Join(r.dir, "builds", key)
-	unlock, err := r.locks.lock(ctx, "build:"+key)
-	if err != nil {
-		return "", "", err
-	}
-	defer unlock()
-	if _, err := os.Stat(dir + ".ok"); err == nil {
-		r.pins.pin(key)
-		logf("reusing build %s of tree %s", key, gitsha.Short(tree))
-		return key, dir, nil
-	}
-	_ = os.RemoveAll(dir)
-	if err := r.checkout(ctx, repo, req.SHA, dir); err != nil {
-		_ = os.RemoveAll(dir)
-		return "", "", err
-	}
-	if len(cfg.Build) == 0 {
-		logf("checked out %s (no build steps)", gitsha.Short(req.SHA))
-	}
-	if err := r.sb.chown(dir, uid); err != nil {
-		return "", "", err
-	}
-	// A writable HOME for the whole build (package managers keep their
-	// caches there), gone with it.
-	hostHome, err := os.MkdirTemp(filepath.Join(r.dir, "tmp"), "build-home-")
-	if err != nil {
-		return "", "", err
-	}
-	defer os.RemoveAll(hostHome)
-	if err := r.sb.chown(hostHome, uid); err != nil {
-		return "", "", err
-	}
-	env := []string{"HOME=" + r.sb.homePath(hostHome), "GLENV_SHA=" + req.SHA, "GLENV_ENVIRONMENT=" + req.Env.Name}
-	for k, v := range cfg.Env {
-		env = append(env, k+"="+v)
-	}
-	for k, v := range secrets {
-		env = append(env, k+"="+v)
-	}
-	for i, step := range cfg.Build {
-		logf("build step %d/%d: %s", i+1, len(cfg.Build), step)
-		cmd := r.sb.command(job{shell: step, appDir: dir, appWritable: true, home: hostHome, env: env, uid: uid})
-		if err := runToEnd(ctx, cmd, log, func(s string) string { return redact(s, req.Token) }); err != nil {
-			_ = os.RemoveAll(dir)
-			if ctx.Err() != nil {
-				return "", "", context.Cause(ctx)
-			}
-			return "", "", fmt.Errorf("build step %d (`%s`) failed: %v; its output is in the activity log", i+1, step, err)
-		}
-	}
-	marker := fmt.Sprintf("tree %s\nsha %s\nbuilt %s\n", tree, req.SHA, time.Now().UTC().Format(time.RFC3339))
-	if err := os.WriteFile(dir+".ok", []byte(marker), 0o644); err != nil {
-		return "", "", err
-	}
-	if len(cfg.Build) > 0 {
-		logf("built %s as %s", gitsha.Short(req.SHA), key)
-	}
-	r.pins.pin(key)
-	return key, dir, nil
-}
-
-func (r *Runtime) dataDir(id int64) string { return filepath.Join(r.envDir(id), "data") }
-
-// prepareData makes the environment's data directory and databases. The
-// first deploy of an environment with CloneParentData copies the parent's
-// files and databases and then runs hooks.clone; later deploys keep the
-// data. It returns the app's environment variables.
-func (r *Runtime) prepareData(ctx context.Context, req DeployRequest, cfg AppConfig, st *envState, noSecrets bool,
-	buildDir string, uid int, logf func(string, ...any), log func(string)) ([]string, error) {
-	env := req.Env
-	dd := r.dataDir(env.ID)
-	marker := filepath.Join(r.envDir(env.ID), "data.ok")
-	_, err := os.Stat(marker)
-	fresh := err != nil
-	var parent *store.Environment
-	if fresh && req.CloneParentData && req.Parent != nil {
-		if noSecrets {
-			logf("not cloning %s's data: merge request code that may come from a fork (build-forks) gets no secrets", req.Parent.Name)
-		} else {
-			parent = req.Parent
-		}
-	}
-	if fresh {
-		_ = os.RemoveAll(dd)
-	}
-	for _, d := range []string{"home", "files"} {
-		if err := os.MkdirAll(filepath.Join(dd, d), 0o700); err != nil {
-			return nil, err
-		}
-	}
-	j := job{appDir: buildDir, dataDir: dd, uid: uid}
-	in := r.sb.dataPath(j)
-	vars := []string{"HOME=" + in + "/home", "GLENV_DATA_DIR=" + in, "GLENV_SHA=" + req.SHA, "GLENV_ENVIRONMENT=" + env.Name}
-	for _, name := range cfg.Files {
-		dst := filepath.Join(dd, "files", name)
-		if _, err := os.Stat(dst); err != nil {
-			src := ""
-			if parent != nil {
-				src = filepath.Join(r.dataDir(parent.ID), "files", name)
-			}
-			if _, err := os.Stat(src); src != "" && err == nil {
-				started := time.Now()
-				stats, err := data.CloneDir(ctx, src, dst)
-				if err != nil {
-					return nil, fmt.Errorf("clone files %s from %s: %w", name, parent.Name, err)
-				}
-				logf("cloned files %s from %s: %s in %s", name, parent.Name, stats, time.Since(started).Round(time.Millisecond))
-			} else if err := os.MkdirAll(dst, 0o700); err != nil {
-				return nil, err
-			}
-		}
-		vars = append(vars, "GLENV_FILES_"+strings.ToUpper(name)+"="+in+"/files/"+name)
-	}
-	if err := r.sb.chown(dd, uid); err != nil {
-		return nil, err
-	}
-	for i, name := range cfg.Postgres {
-		if r.opts.Databases == nil {
-			return nil, fmt.Errorf("services.postgresql: no PostgreSQL for services; start glenv with --services-database-url, or install the postgresql package (initdb, pg_ctl) so glenv runs its own")
-		}
-		db := dbName(env.ID, name)
-		if !slices.Contains(st.Databases, db) {
-			st.Databases = append(st.Databases, db)
-			if err := r.saveState(env.ID, *st); err != nil {
-				return nil, err
-			}
-		}
-		var url string
-		if parent != nil {
-			started := time.Now()
-			url, err = r.opts.Databases.Clone(ctx, db, dbName(parent.ID, name))
-			if err == nil {
-				logf("cloned database %s from %s in %s", name, parent.Name, time.Since(started).Round(time.Millisecond))
-			}
-		} else {
-			url, err = r.opts.Databases.Ensure(ctx, db)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("services.postgresql %s: %w", name, err)
-		}
-		if i == 0 {
-			vars = append(vars, "DATABASE_URL="+url)
-		}
-		vars = append(vars, "DATABASE_URL_"+strings.ToUpper(name)+"="+url)
-	}
-	for k, v := range cfg.Env {
-		vars = append(vars, k+"="+v)
-	}
-	if fresh && parent != nil && cfg.Clone != "" {
-		logf("hooks.clone: %s", cfg.Clone)
-		j.shell, j.env = cfg.Clone, vars
-		if err := runToEnd(ctx, r.sb.command(j), log, func(s string) string { return redact(s, req.Token) }); err != nil {
-			if ctx.Err() != nil {
-				return nil, context.Cause(ctx)
-			}
-			return nil, fmt.Errorf("hooks.clone (`%s`) failed: %v; the cloned data was not cleaned, so the app was not started (the next deploy clones again)", cfg.Clone, err)
-		}
-	}
-	if fresh {
-		if err := os.WriteFile(marker, nil, 0o600); err != nil {
-			return nil, err
-		}
-	}
-	return vars, nil
-}
-
-// dbName is an environment's database for a service: g<env id>_<name>,
-// within PostgreSQL's 63 characters.
-func dbName(envID int64, name string) string {
-	return "g" + strconv.FormatInt(envID, 10) + "_" + name
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -91,7 +91,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	var rt jobs.Runtime = jobs.RecordRuntime{}
 	var backends proxy.Backends = noBackends{}
 	if cfg.Runtime == "process" {
-		s.services = &data.Services{URL: cfg.ServicesDatabaseURL, Dir: filepath.Join(cfg.DataDir, "postgresql")}
+		s.services = &data.Services{URL: cfg.ServicesDatabaseURL, Dir: filepath.Join(cfg.DataDir, "postgresql"),
+			ConnectionLimit: cfg.ServicesConnectionLimit, Logger: log}
 		s.runtime, err = runtime.New(runtime.Options{Dir: filepath.Join(cfg.DataDir, "runtime"),
 			Hide: []string{cfg.DataDir, cfg.SecretKeyFile}, UnsafeNoSandbox: cfg.UnsafeNoSandbox,
 			DenyEgress: cfg.EnvironmentEgress == "deny", Limits: cfg.EnvironmentLimits, DiskReserve: cfg.DiskReserve,
@@ -320,6 +321,13 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.DiskReserve > 0 {
 		if err := runtime.CheckFree(s.cfg.DataDir, s.cfg.DiskReserve); err != nil {
 			http.Error(w, "disk: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+	}
+	if s.services != nil {
+		// Deploys of apps with services.postgresql fail while it is down.
+		if err := s.services.Ready(ctx); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 	}

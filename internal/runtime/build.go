@@ -1,0 +1,115 @@
+package runtime
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/glenv/glenv/internal/gitsha"
+)
+
+// buildStage is the deploy's third stage: the build of the commit's tree
+// with the file's build settings, made now or reused, and pinned against
+// pruning until the deploy ends.
+func (r *Runtime) buildStage(ctx context.Context, d *deploy) (err error) {
+	// The environment's limits (cgroups) hold for its build steps as for
+	// its app.
+	if err := r.applyLimits(d.cfg, d.uid, d.logf); err != nil {
+		return err
+	}
+	d.buildKey, d.buildDir, err = r.build(ctx, d.req, d.repo, d.cfg, d.secrets, d.uid, d.logf, d.log)
+	return err
+}
+
+// build returns the build of the commit's tree with cfg's build settings,
+// running the build commands when no such build exists yet.
+func (r *Runtime) build(ctx context.Context, req DeployRequest, repo string, cfg AppConfig, secrets map[string]string,
+	uid int, logf func(string, ...any), log func(string)) (key, dir string, err error) {
+	tree, err := r.treeOf(ctx, repo, req.SHA)
+	if err != nil {
+		return "", "", err
+	}
+	settings, _ := json.Marshal(struct {
+		Integration string
+		Build       []string
+		Env         map[string]string
+		Secrets     []string
+		Sandbox     bool
+	}{req.Integration.Name, cfg.Build, cfg.Env, sortedKeys(secrets), r.sb.enabled()})
+	sum := sha256.Sum256(append([]byte(tree+"\n"), settings...))
+	key = hex.EncodeToString(sum[:12])
+	dir = filepath.Join(r.dir, "builds", key)
+	unlock, err := r.locks.lock(ctx, "build:"+key)
+	if err != nil {
+		return "", "", err
+	}
+	defer unlock()
+	if _, err := os.Stat(dir + ".ok"); err == nil {
+		r.pins.pin(key)
+		logf("reusing build %s of tree %s", key, gitsha.Short(tree))
+		return key, dir, nil
+	}
+	_ = os.RemoveAll(dir)
+	if err := r.checkout(ctx, repo, req.SHA, dir); err != nil {
+		_ = os.RemoveAll(dir)
+		return "", "", err
+	}
+	if len(cfg.Build) == 0 {
+		logf("checked out %s (no build steps)", gitsha.Short(req.SHA))
+	}
+	if err := r.sb.chown(dir, uid); err != nil {
+		return "", "", err
+	}
+	// A writable HOME for the whole build (package managers keep their
+	// caches there), gone with it.
+	hostHome, err := os.MkdirTemp(filepath.Join(r.dir, "tmp"), "build-home-")
+	if err != nil {
+		return "", "", err
+	}
+	defer os.RemoveAll(hostHome)
+	if err := r.sb.chown(hostHome, uid); err != nil {
+		return "", "", err
+	}
+	env := []string{"HOME=" + r.sb.homePath(hostHome), "GLENV_SHA=" + req.SHA, "GLENV_ENVIRONMENT=" + req.Env.Name}
+	for k, v := range cfg.Env {
+		env = append(env, k+"="+v)
+	}
+	for k, v := range secrets {
+		env = append(env, k+"="+v)
+	}
+	for i, step := range cfg.Build {
+		logf("build step %d/%d: %s", i+1, len(cfg.Build), step)
+		cmd := r.sb.command(job{shell: step, appDir: dir, appWritable: true, home: hostHome, env: env, uid: uid})
+		if err := runToEnd(ctx, cmd, log, func(s string) string { return redact(s, req.Token) }); err != nil {
+			_ = os.RemoveAll(dir)
+			if ctx.Err() != nil {
+				return "", "", context.Cause(ctx)
+			}
+			return "", "", fmt.Errorf("build step %d (`%s`) failed: %v; its output is in the activity log", i+1, step, err)
+		}
+	}
+	marker := fmt.Sprintf("tree %s\nsha %s\nbuilt %s\n", tree, req.SHA, time.Now().UTC().Format(time.RFC3339))
+	if err := os.WriteFile(dir+".ok", []byte(marker), 0o644); err != nil {
+		return "", "", err
+	}
+	if len(cfg.Build) > 0 {
+		logf("built %s as %s", gitsha.Short(req.SHA), key)
+	}
+	r.pins.pin(key)
+	return key, dir, nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,44 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"time"
+)
+
+// start is the deploy's fifth stage: the app's new process on a free port
+// of 127.0.0.1, in its sandbox, waited for until its health path answers
+// 2xx. A process that never gets healthy is stopped and its port freed.
+func (r *Runtime) start(ctx context.Context, d *deploy) (*app, *proc, error) {
+	cfg, env := d.cfg, d.env
+	appEnv := d.appEnv
+	for k, v := range d.secrets {
+		appEnv = append(appEnv, k+"="+v)
+	}
+	port, err := r.ports.take()
+	if err != nil {
+		return nil, nil, err
+	}
+	a := &app{r: r, name: env.Name, envID: env.ID, integ: d.req.Integration.Name, run: cfg.Run, health: cfg.Health,
+		job: job{shell: cfg.Run, appDir: d.buildDir, dataDir: r.dataDir(env.ID), uid: d.uid, env: appEnv, port: port},
+		sha: d.req.SHA, build: d.buildKey, redact: d.redactor(),
+		logPath: filepath.Join(r.envDir(env.ID), "app.log"),
+		log:     r.log.With("integration", d.req.Integration.Name, "environment", env.Name)}
+	started := time.Now()
+	p, err := a.launch(port, d.log)
+	if err != nil {
+		r.ports.free(port)
+		return nil, nil, fmt.Errorf("start `%s`: %w", cfg.Run, err)
+	}
+	d.logf("started `%s` on 127.0.0.1:%d; waiting for GET %s to answer 2xx", cfg.Run, port, cfg.Health)
+	if err := waitHealthy(ctx, p, cfg.Health, r.opts.HealthTimeout); err != nil {
+		p.out.setLive(nil)
+		p.stop(0)
+		r.ports.free(port)
+		return nil, nil, err
+	}
+	p.out.setLive(nil)
+	d.started = started
+	return a, p, nil
+}
