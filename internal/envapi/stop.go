@@ -45,7 +45,7 @@ func (h *handler) stopNow(ctx context.Context, id int64, force bool, reason stri
 		if err != nil || !stopDecision(store.GitLabState(e.State), force) {
 			return err
 		}
-		if err := h.queue.StopNow(ctx, tx, &e, reason); err != nil {
+		if err := h.queue.StopNowForce(ctx, tx, &e, force, reason); err != nil {
 			return err
 		}
 		out, changed = e, true

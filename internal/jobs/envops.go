@@ -131,6 +131,12 @@ func (q *Environments) clearPending(ctx context.Context, envID, activityID int64
 // removes its runtime after the commit. The default branch's environment
 // and one already stopped are left as they are.
 func (q *Environments) StopNow(ctx context.Context, tx *sql.Tx, env *store.Environment, reason string) error {
+	return q.StopNowForce(ctx, tx, env, false, reason)
+}
+
+// StopNowForce is StopNow with GitLab's force=true: a stopping environment
+// is stopped too.
+func (q *Environments) StopNowForce(ctx context.Context, tx *sql.Tx, env *store.Environment, force bool, reason string) error {
 	cur, err := q.reload(ctx, tx, env.ID)
 	if err != nil {
 		return err
@@ -140,7 +146,7 @@ func (q *Environments) StopNow(ctx context.Context, tx *sql.Tx, env *store.Envir
 	if err != nil {
 		return err
 	}
-	_, err = q.transition(ctx, tx, env, def, lifecycle.Input{Trigger: lifecycle.TriggerStop}, record{Description: reason})
+	_, err = q.transition(ctx, tx, env, def, lifecycle.Input{Trigger: lifecycle.TriggerStop, Force: force}, record{Description: reason})
 	return err
 }
 

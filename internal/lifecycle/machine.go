@@ -148,6 +148,10 @@ type Input struct {
 	SHA string
 	// Keep says a lost removal was a deactivation, not a delete (lost).
 	Keep bool
+	// Force is GitLab's stop with force=true: a stopping environment is
+	// stopped at once (Environment#stop_with_actions! in GitLab's
+	// app/models/environment.rb skips the stop actions when forced).
+	Force bool
 	// Reason says why, for failures and give-ups.
 	Reason string
 }
@@ -338,7 +342,7 @@ func Transition(s Subject, in Input) Outcome {
 		return keep
 
 	case TriggerStop:
-		if s.IsDefault() || !live(s.State) {
+		if s.IsDefault() || !live(s.State) && !(in.Force && s.State == StateStopping) {
 			// GitLab answers a stop it does not do with the environment unchanged.
 			return keep
 		}
@@ -365,9 +369,11 @@ func Transition(s Subject, in Input) Outcome {
 		return remove(StateStopping, false)
 
 	case TriggerDeleteStopped:
+		// GitLab's policy is stopped ⇒ deletable (app/policies/
+		// environment_policy.rb, :destroy_environment needs a stopped
+		// environment), the default branch's included: glenv never stops it,
+		// so it is stopped here only if someone stopped it by other means.
 		switch {
-		case s.IsDefault():
-			return refuse("%s is the default branch's environment; it cannot be deleted", s.Name)
 		case s.State != StateInactive:
 			return refuse("environment %s is %s; stop it before deleting it", s.Name, s.State)
 		}
