@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 
 	"github.com/glenv/glenv/internal/jobs"
@@ -55,8 +56,9 @@ func (a *API) listEnvironments(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	out := []envView{}
+	readable := a.readable(r)
 	for _, e := range envs {
-		if name == "" || e.Name == name {
+		if (name == "" || e.Name == name) && readable(e.IntegrationName) {
 			out = append(out, a.view(e))
 		}
 	}
@@ -130,6 +132,8 @@ func (a *API) listActivities(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, "activities", err)
 		return
 	}
+	readable := a.readable(r)
+	acts = slices.DeleteFunc(acts, func(act store.Activity) bool { return !readable(act.IntegrationName) })
 	writeJSON(w, http.StatusOK, acts)
 }
 
@@ -172,6 +176,8 @@ func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, "deliveries", err)
 		return
 	}
+	readable := a.readable(r)
+	ds = slices.DeleteFunc(ds, func(d store.Delivery) bool { return !readable(d.IntegrationName) })
 	writeJSON(w, http.StatusOK, ds)
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/glenv/glenv/internal/auth"
 	"github.com/glenv/glenv/internal/gitlab"
 	"github.com/glenv/glenv/internal/integration"
 	"github.com/glenv/glenv/internal/store"
@@ -50,7 +51,11 @@ func (a *API) listIntegrations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := make([]integration.Result, 0, len(ins))
+	readable := a.readable(r)
 	for _, in := range ins {
+		if !readable(in.Name) {
+			continue
+		}
 		out = append(out, integration.Result{Integration: in, HookURL: a.Integrations.HookURL(in.Name), Warnings: []string{}, Environments: []string{}, WouldDelete: []string{}})
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -65,8 +70,8 @@ func (a *API) getIntegration(w http.ResponseWriter, r *http.Request) {
 	}
 	res := integration.Result{Integration: in, HookURL: a.Integrations.HookURL(name), Warnings: []string{}, Environments: []string{}, WouldDelete: []string{}}
 	if r.URL.Query().Get("show_secret") == "true" {
-		if !isAdmin(r) {
-			writeErr(w, http.StatusForbidden, Error{Error: "only admin API tokens can read the webhook secret"})
+		if !auth.Can(principal(r), auth.ActAdmin, in.Space) {
+			writeErr(w, http.StatusForbidden, Error{Error: "only admins of space " + in.Space + " can read the webhook secret"})
 			return
 		}
 		if res.WebhookSecret, err = a.Integrations.RevealSecret(r.Context(), name); err != nil {

@@ -33,6 +33,8 @@ type Principal struct {
 	// Session is the browser session (KindSession), for the CSRF check.
 	Session *store.Session `json:"-"`
 	tree    Tree
+	// jobToken is a JOB-TOKEN not verified yet (V4Allow verifies it).
+	jobToken string
 }
 
 // Action is what a caller wants to do.

@@ -180,7 +180,7 @@ var errOtherUser = errors.New("identity belongs to another user")
 // saveSignIn finds or creates the user of a GitLab account and stores its
 // tokens, in one transaction: a failure leaves nothing half-written.
 func (s *Service) saveSignIn(ctx context.Context, h store.GitLabHost, u *gl.User, tok *oauth2.Token, connectTo int64) (userID int64, created bool, err error) {
-	admin := slices.Contains(s.Admins, h.Host+"/"+u.Username)
+	admin := slices.Contains(s.Admins, strings.ToLower(h.Host+"/"+u.Username))
 	err = s.Store.Tx(ctx, func(tx *sql.Tx) error {
 		id, err := store.GetIdentity(ctx, tx, h.Host, u.ID)
 		switch {

@@ -31,6 +31,9 @@ type Config struct {
 	Runtime             string
 	ServicesDatabaseURL string
 	UnsafeNoSandbox     bool
+	// Admins are host/username pairs (comma-separated) who are admins when
+	// they sign in with GitLab.
+	Admins string
 }
 
 // setting is one flag with its env var and help text.
@@ -57,6 +60,7 @@ func (c *Config) settings(getenv func(string) string) []setting {
 		{name: "log-format", str: &c.LogFormat, def: "text", help: "text or json"},
 		{name: "runtime", str: &c.Runtime, def: "process", help: "process: build and run each environment's app from its .glenv.yml; record: only record deploys (tests, dry runs)"},
 		{name: "services-database-url", str: &c.ServicesDatabaseURL, help: "PostgreSQL for apps' services.postgresql databases (a role with CREATEDB and CREATEROLE); empty = glenv runs its own in <data-dir>/postgresql (needs the postgresql package)"},
+		{name: "admins", str: &c.Admins, help: "comma-separated GitLab accounts that are glenv admins when they sign in, as host/username, e.g. gitlab.example.com/alice"},
 		{name: "unsafe-no-sandbox", boolean: &c.UnsafeNoSandbox, def: "false", help: "run merge request code even where bubblewrap is missing, unsandboxed, with glenv's own user (it can then read glenv's data)"},
 	}
 }
@@ -149,10 +153,26 @@ func (c *Config) Validate() error {
 	if c.ServicesDatabaseURL != "" && !strings.HasPrefix(c.ServicesDatabaseURL, "postgres://") && !strings.HasPrefix(c.ServicesDatabaseURL, "postgresql://") {
 		return fmt.Errorf("--services-database-url: must be a postgres://user:password@host:port/db URL")
 	}
+	for _, a := range c.AdminList() {
+		if host, user, ok := strings.Cut(a, "/"); !ok || host == "" || user == "" || strings.Contains(user, "/") {
+			return fmt.Errorf("--admins: %q must be host/username, e.g. gitlab.example.com/alice", a)
+		}
+	}
 	switch c.LogFormat {
 	case "text", "json":
 	default:
 		return fmt.Errorf("--log-format %q: must be text or json", c.LogFormat)
 	}
 	return nil
+}
+
+// AdminList is --admins split into host/username pairs.
+func (c *Config) AdminList() []string {
+	var out []string
+	for _, a := range strings.Split(c.Admins, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, strings.ToLower(a))
+		}
+	}
+	return out
 }

@@ -17,7 +17,7 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/glenv/glenv/internal/api"
+	"github.com/glenv/glenv/internal/auth"
 	"github.com/glenv/glenv/internal/gitlabapi"
 	"github.com/glenv/glenv/internal/jobs"
 	"github.com/glenv/glenv/internal/store"
@@ -33,15 +33,22 @@ type handler struct {
 	log    *slog.Logger
 	envURL func(store.Environment) string
 	routes gitlabapi.Router[func(*request)]
+	auth   *auth.Service
 }
 
 // New returns the handler for /api/v4/. envURL gives the URL glenv serves an
 // environment at; it stands in for external_url when an environment has none.
 func New(s *store.Store, q *jobs.Queue, log *slog.Logger, envURL func(store.Environment) string) http.Handler {
+	return NewWithAuth(s, q, log, envURL, &auth.Service{Store: s, Log: log})
+}
+
+// NewWithAuth is New with the server's authentication (internal/auth):
+// scopes, roles, GitLab-derived roles and CI job tokens.
+func NewWithAuth(s *store.Store, q *jobs.Queue, log *slog.Logger, envURL func(store.Environment) string, a *auth.Service) http.Handler {
 	if log == nil {
 		log = slog.Default()
 	}
-	h := &handler{store: s, queue: q, log: log, envURL: envURL}
+	h := &handler{store: s, queue: q, log: log, envURL: envURL, auth: a}
 	h.routes = h.routeTable()
 	return h
 }
@@ -73,27 +80,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if !h.authenticate(r) {
-		gitlabapi.Unauthorized(w)
+	who, ok := h.auth.V4Authenticate(w, r)
+	if !ok {
 		return
 	}
-	handle(&request{w: w, r: r, vars: vars, p: p})
-}
-
-// authenticate accepts a glenv API token wherever GitLab accepts a personal
-// access token: PRIVATE-TOKEN, Authorization: Bearer, or the private_token /
-// access_token query parameters.
-func (h *handler) authenticate(r *http.Request) bool {
-	if _, ok := api.Authenticate(r.Context(), h.store, r); ok {
-		return true
-	}
-	for _, key := range []string{"private_token", "access_token"} {
-		if v := r.URL.Query().Get(key); v != "" {
-			_, err := store.Authenticate(r.Context(), h.store.Reader(), v)
-			return err == nil
-		}
-	}
-	return false
+	handle(&request{w: w, r: r.WithContext(auth.WithPrincipal(r.Context(), who)), vars: vars, p: p})
 }
 
 // project is a GitLab project as glenv knows it: the integrations that
@@ -123,6 +114,11 @@ func (h *handler) project(rq *request) (*project, bool) {
 		gitlabapi.NotFound(rq.w, "Project")
 		return nil, false
 	}
+	allowed, ok := h.auth.V4Allow(rq.w, rq.r, ins)
+	if !ok {
+		return nil, false
+	}
+	rq.r = allowed
 	p := &project{integrations: ins}
 	for _, in := range ins {
 		p.ids = append(p.ids, in.ID)
