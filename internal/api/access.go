@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path"
 	"strconv"
 
 	"github.com/glenv/glenv/internal/auth"
@@ -69,8 +70,32 @@ func (a *API) guardIntegration(action auth.Action, h http.HandlerFunc) http.Hand
 		if action == auth.ActAdmin && !a.spaceInBody(w, r, "integration "+name) {
 			return
 		}
-		h(w, r)
+		if r.Method == http.MethodGet {
+			h(w, r)
+			return
+		}
+		a.audited(w, r, "integration:"+integrationVerb(r), "integration:"+name, h)
 	}
+}
+
+// integrationVerb names a change of an integration for the audit trail.
+func integrationVerb(r *http.Request) string {
+	switch {
+	case r.Method == http.MethodPatch:
+		return "update"
+	case r.Method == http.MethodDelete:
+		return "delete"
+	case r.Method == http.MethodPost && r.PathValue("name") == "":
+		return "add"
+	}
+	return path.Base(r.URL.Path)
+}
+
+// audited runs h and records the change with the status it answered.
+func (a *API) audited(w http.ResponseWriter, r *http.Request, action, target string, h http.HandlerFunc) {
+	rec := &statusRecorder{ResponseWriter: w}
+	h(rec, r)
+	a.Auth.Audit(r.Context(), r, principal(r), action, target, http.StatusText(rec.status))
 }
 
 // guardAddIntegration: adding needs admin in the space the body names
@@ -78,7 +103,12 @@ func (a *API) guardIntegration(action auth.Action, h http.HandlerFunc) http.Hand
 func (a *API) guardAddIntegration(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if a.spaceInBody(w, r, "adding an integration") {
-			h(w, r)
+			var body struct {
+				Name          string `json:"name"`
+				GitLabProject string `json:"gitlab_project"`
+			}
+			_ = json.Unmarshal(peekBody(r), &body)
+			a.audited(w, r, "integration:add", "integration:"+body.Name, h)
 		}
 	}
 }
@@ -87,12 +117,7 @@ func (a *API) guardAddIntegration(h http.HandlerFunc) http.HandlerFunc {
 // add): it must exist and the caller must administer it. The body is put
 // back for the handler.
 func (a *API) spaceInBody(w http.ResponseWriter, r *http.Request, what string) bool {
-	raw, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	if err != nil {
-		a.fail(w, r, "body", fmt.Errorf("%w: %v", errBadRequest, err))
-		return false
-	}
-	r.Body = io.NopCloser(bytes.NewReader(raw))
+	raw := peekBody(r)
 	var body struct {
 		Space *string `json:"space"`
 	}
@@ -138,9 +163,7 @@ func (a *API) guardEnvironment(action auth.Action, h http.HandlerFunc) http.Hand
 			h(w, r)
 			return
 		}
-		rec := &statusRecorder{ResponseWriter: w}
-		h(rec, r)
-		a.Auth.Audit(r.Context(), r, principal(r), "environment:"+opName(r), fmt.Sprintf("environment:%s/%s", e.IntegrationName, e.Name), http.StatusText(rec.status))
+		a.audited(w, r, "environment:"+opName(r), fmt.Sprintf("environment:%s/%s", e.IntegrationName, e.Name), h)
 	}
 }
 
@@ -218,4 +241,11 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 		s.status = http.StatusOK
 	}
 	return s.ResponseWriter.Write(b)
+}
+
+// peekBody reads up to 1 MiB of the body and puts it back for the handler.
+func peekBody(r *http.Request) []byte {
+	raw, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	r.Body = io.NopCloser(bytes.NewReader(raw))
+	return raw
 }
