@@ -1,9 +1,11 @@
 package main_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -25,11 +27,22 @@ type authWorld struct {
 	dev, rep, outsider, boss gitlabtest.User
 }
 
-func newAuthWorld(t *testing.T) *authWorld {
-	gl := newGitLab(t)
+func newAuthWorld(t *testing.T) *authWorld { return newAuthWorldOn(t, newGitLab(t)) }
+
+// newAuthWorldOn is newAuthWorld on a prepared GitLab, with more settings
+// and integration:add arguments.
+func newAuthWorldOn(t *testing.T, gl *gitlabWorld, extra ...string) *authWorld {
+	var env, addExtra []string
+	for _, e := range extra {
+		if strings.HasPrefix(e, "GLENV_") {
+			env = append(env, e)
+		} else {
+			addExtra = append(addExtra, e)
+		}
+	}
 	host := strings.TrimPrefix(gl.URL, "http://")
 	boss := gl.AddUser(gitlabtest.User{Username: "boss"})
-	g := startGlenv(t, "", "GLENV_ADMINS="+host+"/boss")
+	g := startGlenv(t, "", append(env, "GLENV_ADMINS="+host+"/boss")...)
 	w := &authWorld{t: t, g: g, gl: gl, host: host, boss: boss,
 		dev:      gl.AddUser(gitlabtest.User{Username: "dev"}),
 		rep:      gl.AddUser(gitlabtest.User{Username: "rep"}),
@@ -50,7 +63,7 @@ func newAuthWorld(t *testing.T) *authWorld {
 	if list := g.mustRun("gitlab-host:list"); strings.Contains(list, app.Secret) || !strings.Contains(list, host) {
 		t.Fatalf("gitlab-host:list shows the secret or misses the host:\n%s", list)
 	}
-	g.mustRun(addArgs(gl)...)
+	g.mustRun(addArgs(gl, addExtra...)...)
 	return w
 }
 
@@ -68,7 +81,15 @@ func (w *authWorld) browser(u gitlabtest.User) *browser {
 	jar, _ := cookiejar.New(nil)
 	gu, _ := url.Parse(w.gl.URL)
 	jar.SetCookies(gu, []*http.Cookie{w.gl.BrowserCookie(u.ID)})
-	return &browser{t: w.t, w: w, c: &http.Client{Jar: jar, Timeout: 30 * time.Second,
+	// Environment hosts (<label>.localhost) are glenv's own listener.
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if h, port, err := net.SplitHostPort(addr); err == nil && strings.HasSuffix(h, ".localhost") {
+			addr = net.JoinHostPort("127.0.0.1", port)
+		}
+		return dialer.DialContext(ctx, network, addr)
+	}}
+	return &browser{t: w.t, w: w, c: &http.Client{Jar: jar, Timeout: 30 * time.Second, Transport: tr,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
@@ -452,5 +473,98 @@ func TestAPIv4ScopesAndJobTokens(t *testing.T) {
 	dev.api("POST", "/api/v1/tokens", map[string]string{"name": "x", "role": "admin"}, nil, 403)
 	if out := w.g.mustRun("token:list"); !strings.Contains(out, "ci-read") {
 		t.Fatalf("token:list:\n%s", out)
+	}
+}
+
+// follow visits u and every redirect after it, returning the last answer
+// and the URLs visited.
+func (b *browser) follow(u string) (*http.Response, string, []string) {
+	b.t.Helper()
+	var chain []string
+	for i := 0; i < 12; i++ {
+		chain = append(chain, u)
+		resp, body := b.do("GET", u, nil)
+		loc := resp.Header.Get("Location")
+		if resp.StatusCode < 300 || resp.StatusCode >= 400 || loc == "" {
+			return resp, body, chain
+		}
+		next, err := resp.Request.URL.Parse(loc)
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		u = next.String()
+	}
+	b.t.Fatalf("too many redirects: %v", chain)
+	return nil, "", nil
+}
+
+// probeApp answers every request with the Cookie header and query it got,
+// so a test sees exactly what reached the app.
+const probeApp = `import http.server, os
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ("COOKIE=%s\nPATH=%s\n" % (self.headers.get("Cookie", ""), self.path)).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+`
+
+func TestMembersEnvironmentOpensOnlyAfterTheHandOver(t *testing.T) {
+	gl := newGitLab(t)
+	sha := gl.Commit(t, gl.Project.ID, gitlabtest.Commit{Branch: "main", Files: map[string]string{
+		".glenv.yml": "run: python3 probe.py\nhealth: /\n", "probe.py": probeApp}})
+	w := newAuthWorldOn(t, gl, "GLENV_RUNTIME=process", "--environment-access", "members")
+	w.g.waitEnv("app", "main", func(e envJSON, ok bool) bool { return ok && e.State == "active" && e.DeployedSHA == sha })
+	_, port, _ := net.SplitHostPort(w.g.addr)
+	envURL := "http://main--app.localhost:" + port + "/page?x=1"
+
+	// Not signed in anywhere: sent through glenv to GitLab's sign-in.
+	anon := w.browser(gitlabtest.User{})
+	anon.c.Jar, _ = cookiejar.New(nil)
+	if _, _, chain := anon.follow(envURL); !strings.HasSuffix(chain[len(chain)-1], "/users/sign_in") {
+		t.Fatalf("anonymous visitor ended at %v", chain)
+	}
+
+	// Someone signed in but not a member of the project is refused.
+	out := w.browser(w.outsider)
+	out.signIn()
+	if resp, body, chain := out.follow(envURL); resp.StatusCode != 403 || !strings.Contains(body, "members only") {
+		t.Fatalf("non-member: %d %s via %v", resp.StatusCode, body, chain)
+	}
+
+	// A Reporter, signed in to GitLab only, is signed in to glenv on the
+	// way and handed over with a one-time ticket; the app sees neither
+	// glenv's cookies nor the ticket, but does see its own cookie.
+	rep := w.browser(w.rep)
+	eu, _ := url.Parse(envURL)
+	rep.c.Jar.SetCookies(eu, []*http.Cookie{{Name: "mine", Value: "1"}})
+	resp, body, chain := rep.follow(envURL)
+	if resp.StatusCode != 200 || !strings.Contains(body, "PATH=/page?x=1\n") || !strings.Contains(body, "mine=1") || strings.Contains(body, "glenv_") {
+		t.Fatalf("member after hand-over: %d %q via %v", resp.StatusCode, body, chain)
+	}
+	var ticketURL string
+	for _, u := range chain {
+		if strings.Contains(u, "glenv_ticket=") {
+			ticketURL = u
+		}
+	}
+	if ticketURL == "" {
+		t.Fatalf("no ticket in %v", chain)
+	}
+	// The ticket works once: replayed from another browser it is refused.
+	if resp, body := out.do("GET", ticketURL, nil); resp.StatusCode != 400 || !strings.Contains(body, "used already") {
+		t.Fatalf("replayed ticket: %d %s", resp.StatusCode, body)
+	}
+	// A forged environment cookie is not a hand-over.
+	forged := w.browser(w.outsider)
+	forged.c.Jar.SetCookies(eu, []*http.Cookie{{Name: "glenv_env", Value: "forged"}})
+	if resp, _ := forged.do("GET", envURL, nil); resp.StatusCode != http.StatusFound {
+		t.Fatalf("forged cookie served: %d", resp.StatusCode)
+	}
+	// The member keeps access on that host without another hand-over.
+	if resp, body := rep.do("GET", envURL, nil); resp.StatusCode != 200 || strings.Contains(body, "glenv_") {
+		t.Fatalf("second visit: %d %s", resp.StatusCode, body)
 	}
 }

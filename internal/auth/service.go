@@ -31,6 +31,9 @@ type Service struct {
 	HTTP *http.Client
 	// Now is glenv's clock (tests move it).
 	Now func() time.Time
+	// EnvURL is where an environment is served (private previews hand
+	// people over to it).
+	EnvURL func(store.Environment) string
 
 	initOnce sync.Once
 	owner    string   // this replica's name in refresh leases

@@ -41,6 +41,7 @@ func (s *Service) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /auth/gitlab", s.signIn)
 	mux.HandleFunc("GET /auth/callback", s.callback)
 	mux.HandleFunc("POST /auth/signout", s.signOut)
+	mux.HandleFunc("GET /auth/env", s.handOver)
 }
 
 func (s *Service) secure() bool { return strings.HasPrefix(s.PublicURL, "https://") }

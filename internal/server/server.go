@@ -123,7 +123,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	}
 	s.receiver = webhook.New(svc, s.persist, flushers, log, reg)
 	svc.Changed = s.receiver.Forget
-	people := &auth.Service{Store: st, Box: box, PublicURL: cfg.PublicURL, Admins: cfg.AdminList(), Log: log}
+	people := &auth.Service{Store: st, Box: box, PublicURL: cfg.PublicURL, Admins: cfg.AdminList(), Log: log, EnvURL: s.envURL}
 	a := &api.API{Store: st, Auth: people, Integrations: svc, Queue: s.queue, Log: log, EnvURL: s.envURL}
 	if s.runtime != nil {
 		a.AppLog = s.runtime.AppLog
@@ -139,7 +139,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("GET /{$}", s.home)
-	environments := proxy.New(proxy.Options{EnvDomain: cfg.EnvDomain, Backends: backends, Next: mux, Logger: log,
+	environments := proxy.New(proxy.Options{EnvDomain: cfg.EnvDomain, Backends: backends, Next: mux, Logger: log, Gate: people.EnvGate,
 		Lookup: func(ctx context.Context, host string) (store.Environment, error) {
 			return store.GetEnvironmentByHost(ctx, st.Reader(), host)
 		}})
