@@ -104,8 +104,8 @@ func (s *Service) V4Allow(w http.ResponseWriter, r *http.Request, ins []store.In
 		gitlabapi.Forbidden(w)
 		return r, false
 	}
-	if p.Kind == KindJob {
-		s.Audit(r.Context(), r, p, "api:"+r.Method, r.URL.Path, "")
+	if !isRead(r) {
+		s.Audit(r.Context(), r, p, "api/v4:"+r.Method, r.URL.Path, "")
 	}
 	return r, true
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/glenv/glenv/internal/secret"
@@ -38,6 +39,7 @@ type Service struct {
 	initOnce sync.Once
 	owner    string   // this replica's name in refresh leases
 	locks    sync.Map // identity id → *sync.Mutex
+	audits   atomic.Int64
 }
 
 func (s *Service) init() {
@@ -240,6 +242,28 @@ func (s *Service) Audit(ctx context.Context, r *http.Request, p Principal, actio
 	}
 	if err := store.InsertAuditEvent(ctx, s.Store.DB, e); err != nil {
 		s.Log.Error("audit", "action", action, "target", target, "err", err)
+	}
+	if s.audits.Add(1)%pruneEvery == 0 {
+		s.prune(ctx)
+	}
+}
+
+const (
+	// AuditRetention is how long the audit trail keeps an event.
+	AuditRetention = 400 * 24 * time.Hour
+	pruneEvery     = 500
+)
+
+// prune drops audit events past their retention and stale cached GitLab
+// memberships, so neither grows without bound (sessions, sign-in states and
+// tickets are pruned as new ones are written).
+func (s *Service) prune(ctx context.Context) {
+	now := s.now()
+	if _, err := store.PruneAuditEvents(ctx, s.Store.DB, now.Add(-AuditRetention)); err != nil {
+		s.Log.Warn("prune audit events", "err", err)
+	}
+	if err := store.PruneMemberships(ctx, s.Store.DB, now.Add(-MembershipTTL)); err != nil {
+		s.Log.Warn("prune cached memberships", "err", err)
 	}
 }
 
