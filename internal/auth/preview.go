@@ -45,18 +45,12 @@ func (s *Service) EnvGate(w http.ResponseWriter, r *http.Request, label string) 
 		envCookieValue = c.Value
 	}
 	clean := strip(r)
-	env, err := store.GetEnvironmentByHost(r.Context(), s.Store.Reader(), label)
+	in, private, err := s.envAccess(r, label)
 	if err != nil {
-		return clean, true // the proxy answers for unknown hosts
-	}
-	in, err := store.GetIntegration(r.Context(), s.Store.Reader(), env.IntegrationName)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return clean, true // detached: served as before private previews existed
-	case err != nil:
 		page(w, http.StatusServiceUnavailable, "glenv cannot read its database", "Try again in a moment.")
 		return clean, false
-	case in.EnvironmentAccess == "" || in.EnvironmentAccess == AccessPublic:
+	}
+	if !private {
 		return clean, true
 	}
 	if ticket != "" {
@@ -77,6 +71,53 @@ func (s *Service) EnvGate(w http.ResponseWriter, r *http.Request, label string) 
 	back := clean.URL.RequestURI()
 	http.Redirect(w, r, strings.TrimRight(s.PublicURL, "/")+"/auth/env?host="+url.QueryEscape(label)+"&path="+url.QueryEscape(back), http.StatusFound)
 	return clean, false
+}
+
+// accessTTL is how long the proxy keeps an environment's access rule: a
+// change of --environment-access applies within it everywhere.
+const accessTTL = 2 * time.Second
+
+// accessCacheMax bounds the cache; it is emptied when full.
+const accessCacheMax = 10000
+
+type accessEntry struct {
+	in      store.Integration
+	private bool
+	at      time.Time
+}
+
+// envAccess says whether the environment at label is private, and its
+// integration. Unknown hosts and detached environments are not private (the
+// proxy answers for the first; the second are served as before private
+// previews existed). Known answers are kept for accessTTL, so public
+// environments cost no database read per request.
+func (s *Service) envAccess(r *http.Request, label string) (store.Integration, bool, error) {
+	now := time.Now()
+	s.accessMu.Lock()
+	e, ok := s.access[label]
+	s.accessMu.Unlock()
+	if ok && now.Sub(e.at) < accessTTL {
+		return e.in, e.private, nil
+	}
+	env, err := store.GetEnvironmentByHost(r.Context(), s.Store.Reader(), label)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Integration{}, false, nil
+	}
+	if err != nil {
+		return store.Integration{}, false, err
+	}
+	in, err := store.GetIntegration(r.Context(), s.Store.Reader(), env.IntegrationName)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return in, false, err
+	}
+	e = accessEntry{in: in, private: err == nil && in.EnvironmentAccess != "" && in.EnvironmentAccess != AccessPublic, at: now}
+	s.accessMu.Lock()
+	if s.access == nil || len(s.access) >= accessCacheMax {
+		s.access = map[string]accessEntry{}
+	}
+	s.access[label] = e
+	s.accessMu.Unlock()
+	return e.in, e.private, nil
 }
 
 // mayOpen decides whether a user may open an environment of in.
@@ -115,6 +156,9 @@ func (s *Service) redeemTicket(w http.ResponseWriter, r, clean *http.Request, la
 // strip returns r without glenv's cookies and the ticket parameter: the app
 // must never see them.
 func strip(r *http.Request) *http.Request {
+	if !strings.Contains(strings.Join(r.Header.Values("Cookie"), ";"), "glenv_") && !strings.Contains(r.URL.RawQuery, ticketKey) {
+		return r // nothing of glenv's to remove: no copy
+	}
 	out := r.Clone(r.Context())
 	var keep []string
 	for _, c := range r.Cookies() {

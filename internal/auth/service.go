@@ -40,6 +40,8 @@ type Service struct {
 	owner    string   // this replica's name in refresh leases
 	locks    sync.Map // identity id → *sync.Mutex
 	audits   atomic.Int64
+	accessMu sync.Mutex
+	access   map[string]accessEntry // private previews: host label → rule
 }
 
 func (s *Service) init() {
