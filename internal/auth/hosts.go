@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net/url"
@@ -110,5 +111,5 @@ func (s *Service) checkClient(ctx context.Context, h store.GitLabHost, secret st
 
 // RemoveHost removes a host and every connection to it.
 func (s *Service) RemoveHost(ctx context.Context, host string) error {
-	return store.DeleteGitLabHost(ctx, s.Store.DB, strings.ToLower(host))
+	return s.Store.Tx(ctx, func(tx *sql.Tx) error { return store.DeleteGitLabHost(ctx, tx, strings.ToLower(host)) })
 }
