@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -320,6 +321,21 @@ func TestSignInRefusesForgedOrReplayedCallbacks(t *testing.T) {
 			b.startSignIn("/")
 			return cb
 		}, "another browser"},
+		{"a replayed callback with its own cookie is refused: states work once", func() string {
+			cb := b.startSignIn("/")
+			if resp, _ := b.do("GET", cb, nil); resp.StatusCode != http.StatusSeeOther {
+				t.Fatalf("first use: %d", resp.StatusCode)
+			}
+			u, _ := url.Parse(cb)
+			raw, _ := base64.RawURLEncoding.DecodeString(u.Query().Get("state"))
+			var st struct {
+				Nonce string `json:"n"`
+			}
+			json.Unmarshal(raw, &st)
+			gu, _ := url.Parse(w.g.URL + "/auth/")
+			b.c.Jar.SetCookies(gu, []*http.Cookie{{Name: "glenv_oauth", Value: st.Nonce, Path: "/auth/"}})
+			return cb
+		}, "already used"},
 		{"a code used twice is refused by GitLab", func() string {
 			first := b.startSignIn("/")
 			if resp, _ := b.do("GET", first, nil); resp.StatusCode != http.StatusSeeOther {
