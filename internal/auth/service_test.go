@@ -76,15 +76,22 @@ func newWorld(t *testing.T, st *store.Store) *world {
 func (w *world) signIn(t *testing.T, u gitlabtest.User) auth.Principal {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
-	gu, _ := url.Parse(w.gl.URL)
-	jar.SetCookies(gu, []*http.Cookie{w.gl.BrowserCookie(u.ID)})
+	return w.signInWith(t, jar, w.gl, u)
+}
+
+// signInWith runs the flow with a browser's jar on GitLab gl: a browser
+// signed in to glenv already connects the account instead.
+func (w *world) signInWith(t *testing.T, jar http.CookieJar, gl *gitlabtest.Server, u gitlabtest.User) auth.Principal {
+	t.Helper()
+	gu, _ := url.Parse(gl.URL)
+	jar.SetCookies(gu, []*http.Cookie{gl.BrowserCookie(u.ID)})
 	c := &http.Client{Jar: jar, CheckRedirect: func(r *http.Request, _ []*http.Request) error {
 		if r.URL.Path == "/done" {
 			return http.ErrUseLastResponse
 		}
 		return nil
 	}}
-	resp, err := c.Get(w.srv.URL + "/auth/gitlab?host=" + url.QueryEscape(hostOf(w.gl)) + "&return_to=/done")
+	resp, err := c.Get(w.srv.URL + "/auth/gitlab?host=" + url.QueryEscape(hostOf(gl)) + "&return_to=/done")
 	must(t, err)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusSeeOther {
@@ -269,4 +276,41 @@ func TestCSRF(t *testing.T) {
 			}
 		})
 	}
+}
+
+// One person connects accounts on two GitLab hosts; disconnecting one
+// deletes its tokens and revokes them at that GitLab.
+func TestConnectAndDisconnectAnotherHost(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		w := newWorld(t, st)
+		jar, _ := cookiejar.New(nil)
+		p := w.signInWith(t, jar, w.gl, w.dev)
+		second := gitlabtest.New(t)
+		app := second.AddOAuthApp(gitlabtest.OAuthApp{RedirectURI: w.srv.URL + "/auth/callback", Scopes: auth.Scopes})
+		_, err := w.svc.AddHost(ctx(), auth.AddHostInput{URL: second.URL, ClientID: app.ClientID, ClientSecret: app.Secret})
+		must(t, err)
+		other := second.AddUser(gitlabtest.User{Username: "dev-elsewhere"})
+		if again := w.signInWith(t, jar, second, other); again.UserID != p.UserID {
+			t.Fatalf("connecting made another user: %d != %d", again.UserID, p.UserID)
+		}
+		conns, err := w.svc.Connections(ctx(), p.UserID, false)
+		must(t, err)
+		if len(conns) != 2 {
+			t.Fatalf("connections: %+v", conns)
+		}
+		note, err := w.svc.Disconnect(ctx(), p.UserID, hostOf(second))
+		must(t, err)
+		if !strings.Contains(note, "Applications") {
+			t.Fatalf("disconnect must say how to revoke glenv on GitLab's side: %q", note)
+		}
+		if s := second.OAuthStats(); s.Revocations != 2 {
+			t.Fatalf("tokens not revoked at GitLab: %+v", s)
+		}
+		if conns, _ = w.svc.Connections(ctx(), p.UserID, false); len(conns) != 1 || conns[0].Host != hostOf(w.gl) {
+			t.Fatalf("after disconnect: %+v", conns)
+		}
+		if _, err := w.svc.Disconnect(ctx(), p.UserID, hostOf(second)); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("second disconnect: %v", err)
+		}
+	})
 }
