@@ -143,7 +143,7 @@ func load(client *http.Client, target, secret string, body []byte, n, c int, ref
 
 // payload is GitLab's push payload for a created branch, padded with commits to size.
 func payload(size int) []byte {
-	raw, err := os.ReadFile(filepath.Join(repoRoot(), "..", "shared", "gitlab", "webhooks", "push_branch_created.json"))
+	raw, err := os.ReadFile(filepath.Join(repoRoot(), "internal", "lifecycle", "testdata", "webhooks", "push_branch_created.json"))
 	must(err)
 	var p map[string]any
 	must(json.Unmarshal(raw, &p))

@@ -64,7 +64,7 @@ func main() {
 	for _, sandboxed := range []bool{true, false} {
 		dir, err := os.MkdirTemp("", "bench-runtime-")
 		must(err)
-		rt, err := runtime.New(runtime.Options{Dir: dir, DisableSandbox: !sandboxed, StopGrace: 2 * time.Second})
+		rt, err := runtime.New(runtime.Options{Dir: dir, DisableSandbox: !sandboxed, UnsafeNoSandbox: !sandboxed, StopGrace: 2 * time.Second})
 		must(err)
 		if sandboxed && !rt.Sandboxed() {
 			fmt.Println("  (bubblewrap unusable here: sandboxed row skipped)")

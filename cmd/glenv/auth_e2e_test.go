@@ -514,9 +514,9 @@ func (b *browser) follow(u string) (*http.Response, string, []string) {
 	return nil, "", nil
 }
 
-// probeApp answers every request with the Cookie header and query it got,
+// cookieProbeApp answers every request with the Cookie header and query it got,
 // so a test sees exactly what reached the app.
-const probeApp = `import http.server, os
+const cookieProbeApp = `import http.server, os
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         body = ("COOKIE=%s\nPATH=%s\n" % (self.headers.get("Cookie", ""), self.path)).encode()
@@ -530,7 +530,7 @@ http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever(
 func TestMembersEnvironmentOpensOnlyAfterTheHandOver(t *testing.T) {
 	gl := newGitLab(t)
 	sha := gl.Commit(t, gl.Project.ID, gitlabtest.Commit{Branch: "main", Files: map[string]string{
-		".glenv.yml": "run: python3 probe.py\nhealth: /\n", "probe.py": probeApp}})
+		".glenv.yml": "run: python3 probe.py\nhealth: /\n", "probe.py": cookieProbeApp}})
 	w := newAuthWorldOn(t, gl, "GLENV_RUNTIME=process", "--environment-access", "members")
 	w.g.waitEnv("app", "main", func(e envJSON, ok bool) bool { return ok && e.State == "active" && e.DeployedSHA == sha })
 	_, port, _ := net.SplitHostPort(w.g.addr)

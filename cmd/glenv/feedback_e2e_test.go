@@ -119,7 +119,7 @@ func TestFeedbackShowsAMergeRequestInGitLab(t *testing.T) {
 			if resp, err := http.Get(link[:len(link)-2] + "xx"); err != nil || resp.StatusCode != 404 {
 				t.Errorf("a tampered log link was served: %v %v", resp.StatusCode, err)
 			}
-			time.Sleep(1500 * time.Millisecond) // anything late would show now
+			g.feedbackQuiet(t) // anything late would show now
 			push := feedbackCalls(gl)
 			if want := []string{"POST statuses/" + B[:8] + " success", "POST deployments success", "PUT notes"}; strings.Join(push, "|") != strings.Join(want, "|") {
 				t.Errorf("push: calls %q, want %q", push, want)
@@ -143,11 +143,15 @@ func TestFeedbackShowsAMergeRequestInGitLab(t *testing.T) {
 				t.Errorf("close: calls %q, want %q", closed, want)
 			}
 
-			var metrics string
-			g.apiGetText("/metrics", &metrics)
-			if v := metricValue(metrics, `glenv_integration_hook_disabled{integration="app"}`); v != 0 {
-				t.Errorf("glenv_integration_hook_disabled = %v, want 0", v)
-			}
+			// Hook health is checked at start and every --reconcile-interval;
+			// the check at start may have run before integration:add. After
+			// a restart the first check has the integration to report.
+			g.restart()
+			waitFor(t, g, "glenv_integration_hook_disabled reported as 0", func() bool {
+				var metrics string
+				g.apiGetText("/metrics", &metrics)
+				return metricValue(metrics, `glenv_integration_hook_disabled{integration="app"}`) == 0
+			})
 		})
 	}
 }

@@ -123,7 +123,11 @@ func (g *glenv) stop(sig syscall.Signal) {
 	case <-g.exited:
 	case <-time.After(30 * time.Second):
 		g.cmd.Process.Kill()
-		<-g.exited
+		select {
+		case <-g.exited:
+		case <-time.After(10 * time.Second):
+			g.t.Errorf("glenv (pid %d) did not exit after SIGKILL", g.cmd.Process.Pid)
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -19,7 +20,7 @@ type payload map[string]any
 
 func loadPayload(t testing.TB, name string, projectID int64) payload {
 	t.Helper()
-	raw, err := os.ReadFile("../../../shared/gitlab/webhooks/" + name)
+	raw, err := os.ReadFile(filepath.Join("testdata", "webhooks", name)) // copies of GitLab's examples (gitlab/webhooks)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -94,7 +94,15 @@ func TestAMergeRequestRunsBehindTheProxyIsReplacedWithoutAFailedRequestAndLeaves
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	time.Sleep(200 * time.Millisecond)
+	// Requests keep coming after the switch: wait for a few more to be
+	// served before stopping them, so the old process's stop is covered.
+	served, deadline := ok.Load(), time.Now().Add(10*time.Second)
+	for ok.Load() < served+20 && failed.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d requests served after the switch", ok.Load()-served)
+		}
+		time.Sleep(5 * time.Millisecond) // polls the counters the request loops advance
+	}
 	close(stop)
 	wg.Wait()
 	if failed.Load() > 0 || ok.Load() == 0 {

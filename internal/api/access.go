@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -70,6 +71,9 @@ func (a *API) guardIntegration(action auth.Action, h http.HandlerFunc) http.Hand
 		if action == auth.ActAdmin && !a.spaceInBody(w, r, "integration "+name) {
 			return
 		}
+		if action == auth.ActAdmin {
+			r = allowChange(r, name)
+		}
 		if r.Method == http.MethodGet {
 			h(w, r)
 			return
@@ -108,7 +112,7 @@ func (a *API) guardAddIntegration(h http.HandlerFunc) http.HandlerFunc {
 				GitLabProject string `json:"gitlab_project"`
 			}
 			_ = json.Unmarshal(peekBody(r), &body)
-			a.audited(w, r, "integration:add", "integration:"+body.Name, h)
+			a.audited(w, allowChange(r, ""), "integration:add", "integration:"+body.Name, h)
 		}
 	}
 }
@@ -248,4 +252,18 @@ func peekBody(r *http.Request) []byte {
 	raw, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	r.Body = io.NopCloser(bytes.NewReader(raw))
 	return raw
+}
+
+type changeKey struct{}
+
+// allowChange records that the caller administers integration name's space
+// ("" for a new integration in the space its body names).
+func allowChange(r *http.Request, name string) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), changeKey{}, name))
+}
+
+// changeAllowed reports whether a guard allowed changing integration name.
+func changeAllowed(r *http.Request, name string) bool {
+	v, ok := r.Context().Value(changeKey{}).(string)
+	return ok && v == name
 }

@@ -40,6 +40,11 @@ type Error struct {
 
 // Handler returns the routes under /api/v1.
 func (a *API) Handler() http.Handler {
+	if a.Auth == nil {
+		// Tokens only (tests that build an API by hand): no sessions'
+		// secrets, no GitLab-derived roles.
+		a.Auth = &auth.Service{Store: a.Store, Log: a.Log}
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/me", a.me)
 	mux.HandleFunc("DELETE /api/v1/me/connections/{host}", a.disconnect)
@@ -120,7 +125,7 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, what string, err erro
 		writeErr(w, http.StatusBadGateway, Error{Error: err.Error()})
 	case errors.Is(err, store.ErrNotFound):
 		writeErr(w, http.StatusNotFound, Error{Error: what + " not found"})
-	case errors.Is(err, store.ErrConflict):
+	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrStale):
 		writeErr(w, http.StatusConflict, Error{Error: err.Error()})
 	case errors.Is(err, errBadRequest):
 		writeErr(w, http.StatusBadRequest, Error{Error: err.Error()})

@@ -3,9 +3,7 @@ package api
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 
@@ -158,13 +156,6 @@ func (a *API) getActivity(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (a *API) activityLog(w http.ResponseWriter, r *http.Request) {
-	if act, ok := a.activity(w, r); ok {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte(act.Log))
-	}
-}
-
 func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request) {
 	limit, err := queryInt(r, "limit", 50, 1000)
 	if err != nil {
@@ -187,7 +178,7 @@ func (a *API) getDelivery(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, "delivery", err)
 		return
 	}
-	d, err := store.GetDelivery(r.Context(), a.Store.Reader(), id)
+	d, err := store.GetDeliveryWithoutBody(r.Context(), a.Store.Reader(), id)
 	if err != nil {
 		a.fail(w, r, fmt.Sprintf("delivery %d", id), err)
 		return
@@ -198,38 +189,4 @@ func (a *API) getDelivery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"delivery": d, "activities": acts})
-}
-
-// appLog answers the running app's output from offset (bytes), for
-// environment:logs [--follow].
-func (a *API) appLog(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r)
-	if err != nil {
-		a.fail(w, r, "environment", err)
-		return
-	}
-	if _, err := store.GetEnvironmentByID(r.Context(), a.Store.Reader(), id); err != nil {
-		a.fail(w, r, fmt.Sprintf("environment %d", id), err)
-		return
-	}
-	var offset int64
-	if v := r.URL.Query().Get("offset"); v != "" {
-		if offset, err = strconv.ParseInt(v, 10, 64); err != nil || offset < 0 {
-			a.fail(w, r, "log", fmt.Errorf("%w: offset must be a number of bytes ≥ 0", errBadRequest))
-			return
-		}
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	if a.AppLog == nil {
-		return
-	}
-	f, err := os.Open(a.AppLog(id))
-	if err != nil {
-		return // no app has run yet
-	}
-	defer f.Close()
-	if _, err := f.Seek(offset, io.SeekStart); err != nil {
-		return
-	}
-	_, _ = io.Copy(w, io.LimitReader(f, 4<<20))
 }

@@ -19,7 +19,27 @@ func isGitLabError(err error) bool {
 	return false
 }
 
+// mayChangeIntegration is the one rule for who may add, update, validate or
+// delete an integration: these hold its GitLab token and point glenv at a
+// GitLab URL, so only admins of its space may (and of the space a change
+// moves it to). The route's guard (access.go) decided it with auth.Can
+// before the handler ran.
+func mayChangeIntegration(r *http.Request, name string) bool { return changeAllowed(r, name) }
+
+// refuseChange answers 403 unless the caller may change the integration
+// called name ("" for a new one); it runs before the body is read.
+func refuseChange(w http.ResponseWriter, r *http.Request, name string) bool {
+	if mayChangeIntegration(r, name) {
+		return false
+	}
+	writeErr(w, http.StatusForbidden, Error{Error: "changing integrations needs an admin API token: ask an admin, or create one with `glenv token:create --role admin`"})
+	return true
+}
+
 func (a *API) addIntegration(w http.ResponseWriter, r *http.Request) {
+	if refuseChange(w, r, "") {
+		return
+	}
 	var in integration.Input
 	if err := decode(r, &in); err != nil {
 		a.fail(w, r, "integration", err)
@@ -83,12 +103,15 @@ func (a *API) getIntegration(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) updateIntegration(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if refuseChange(w, r, name) {
+		return
+	}
 	var in integration.Input
 	if err := decode(r, &in); err != nil {
 		a.fail(w, r, "integration", err)
 		return
 	}
-	name := r.PathValue("name")
 	res, err := a.Integrations.Update(r.Context(), name, in)
 	if err != nil {
 		a.fail(w, r, "integration "+name, err)
@@ -99,6 +122,9 @@ func (a *API) updateIntegration(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) deleteIntegration(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
+	if refuseChange(w, r, name) {
+		return
+	}
 	warnings, err := a.Integrations.Delete(r.Context(), name)
 	if err != nil {
 		a.fail(w, r, "integration "+name, err)
@@ -109,6 +135,9 @@ func (a *API) deleteIntegration(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) validateIntegration(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
+	if refuseChange(w, r, name) {
+		return
+	}
 	checks, err := a.Integrations.Validate(r.Context(), name)
 	if err != nil {
 		a.fail(w, r, "integration "+name, err)

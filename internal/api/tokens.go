@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/glenv/glenv/internal/auth"
+	"github.com/glenv/glenv/internal/integration"
 	"github.com/glenv/glenv/internal/store"
 )
 
@@ -35,6 +36,10 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
 	req.Name = strings.TrimSpace(req.Name)
 	if req.Name == "" || len(req.Name) > 100 {
 		writeErr(w, http.StatusBadRequest, Error{Error: "name: must be 1–100 characters, e.g. ci-bot", Field: "name"})
+		return
+	}
+	if !integration.Printable(req.Name) {
+		writeErr(w, http.StatusBadRequest, Error{Error: "name: must be printable: no newlines, tabs, escape sequences or other control characters, e.g. ci-bot", Field: "name"})
 		return
 	}
 	if req.Role == "" {

@@ -43,6 +43,9 @@ func (cf *clientFlags) client(getenv Env) (*client, error) {
 	}
 	token := cf.token
 	if token == "" {
+		token = getenv("GLENV_API_TOKEN")
+	}
+	if token == "" {
 		token = localAdminToken(getenv)
 	}
 	if token == "" {
@@ -67,6 +70,11 @@ func localAdminToken(getenv Env) string {
 }
 
 func (c *client) do(method, path string, in, out any) error {
+	return c.doWith(method, path, in, out, nil)
+}
+
+// doWith is do that also hands back the answer's headers (when hdr is set).
+func (c *client) doWith(method, path string, in, out any, hdr *http.Header) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -88,6 +96,9 @@ func (c *client) do(method, path string, in, out any) error {
 		return fmt.Errorf("cannot reach the glenv server at %s: %v (is `glenv serve` running? see --server)", c.base, err)
 	}
 	defer resp.Body.Close()
+	if hdr != nil {
+		*hdr = resp.Header
+	}
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return err
@@ -119,12 +130,17 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// table writes rows with aligned columns.
+// table writes rows with aligned columns; every cell is escaped (see cell),
+// so one row of data is always one line.
 func table(w io.Writer, header []string, rows [][]string) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, strings.Join(header, "\t"))
 	for _, r := range rows {
-		fmt.Fprintln(tw, strings.Join(r, "\t"))
+		cells := make([]string, len(r))
+		for i, c := range r {
+			cells[i] = cell(c)
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
 	}
 	tw.Flush()
 }

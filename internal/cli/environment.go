@@ -115,30 +115,33 @@ func environmentCommands(cf *clientFlags, getenv Env) []*cobra.Command {
 			if cf.format == "json" {
 				return printJSON(cmd.OutOrStdout(), out)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Environment %s: %s requested (state %s). Follow it with: glenv activity:list --environment %s\n", e.Name, name, out.State, e.Name)
+			fmt.Fprintf(cmd.OutOrStdout(), "Environment %s: %s requested (state %s). Follow it with: glenv activity:list --environment %s\n", cell(e.Name), name, cell(out.State), cell(e.Name))
 			return nil
 		})
 	}
 	var follow bool
 	logs := envCmd("environment:logs", "Print the environment's app output (or, before it runs, its latest deploy log)", func(cmd *cobra.Command, c *client, e envView) error {
-		var offset int
+		var offset int64
 		for {
-			var out string
-			if err := c.do(http.MethodGet, fmt.Sprintf("/api/v1/environments/%d/logs?offset=%d", e.ID, offset), nil, &out); err != nil {
+			out, hdr, err := c.getText(fmt.Sprintf("/api/v1/environments/%d/logs?offset=%d", e.ID, offset))
+			if err != nil {
 				return err
 			}
 			if offset == 0 && out == "" && !follow {
 				return printDeployLog(cmd, c, e)
 			}
 			fmt.Fprint(cmd.OutOrStdout(), out)
-			offset += len(out)
+			offset = nextOffset(hdr, offset, out)
+			if out != "" {
+				continue // a page: more may be waiting right now
+			}
 			if !follow {
 				return nil
 			}
 			select {
 			case <-cmd.Context().Done():
 				return nil
-			case <-time.After(time.Second):
+			case <-time.After(followPoll):
 			}
 		}
 	})
@@ -155,7 +158,7 @@ func environmentCommands(cf *clientFlags, getenv Env) []*cobra.Command {
 		if cf.format == "json" {
 			return printJSON(cmd.OutOrStdout(), out)
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "Environment %s: data sync from %s requested (state %s).\n", e.Name, e.Parent, out.State)
+		fmt.Fprintf(cmd.OutOrStdout(), "Environment %s: data sync from %s requested (state %s).\n", cell(e.Name), cell(e.Parent), cell(out.State))
 		return nil
 	})
 	syncCmd.Flags().BoolVar(&syncData, "data", false, "clone the parent's data (files and databases) again, then redeploy")
@@ -250,28 +253,7 @@ func activityCommands(cf *clientFlags, getenv Env) []*cobra.Command {
 			if err != nil {
 				return err
 			}
-			printed := 0
-			for {
-				var log string
-				if err := c.do(http.MethodGet, "/api/v1/activities/"+url.PathEscape(args[0])+"/log", nil, &log); err != nil {
-					return err
-				}
-				if len(log) > printed {
-					fmt.Fprint(cmd.OutOrStdout(), log[printed:])
-					printed = len(log)
-				}
-				if !follow {
-					return nil
-				}
-				var a store.Activity
-				if err := c.do(http.MethodGet, "/api/v1/activities/"+url.PathEscape(args[0]), nil, &a); err != nil {
-					return err
-				}
-				if !a.CompletedAt.IsZero() {
-					return nil
-				}
-				time.Sleep(500 * time.Millisecond)
-			}
+			return printActivityLog(cmd, c, args[0], follow)
 		},
 	}
 	logCmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing until the activity completes")
@@ -359,10 +341,5 @@ func printDeployLog(cmd *cobra.Command, c *client, e envView) error {
 	if len(acts) == 0 {
 		return errors.New("no deploy yet for " + e.Name)
 	}
-	var log string
-	if err := c.do(http.MethodGet, fmt.Sprintf("/api/v1/activities/%d/log", acts[0].ID), nil, &log); err != nil {
-		return err
-	}
-	fmt.Fprint(cmd.OutOrStdout(), log)
-	return nil
+	return printActivityLog(cmd, c, strconv.FormatInt(acts[0].ID, 10), false)
 }

@@ -240,7 +240,7 @@ func confirm(cmd *cobra.Command, envs []string) bool {
 	out := cmd.ErrOrStderr()
 	fmt.Fprintf(out, "prune-branches will delete %d environment(s) whose branch no longer exists:\n", len(envs))
 	for _, e := range envs {
-		fmt.Fprintln(out, "  -", e)
+		fmt.Fprintln(out, "  -", cell(e))
 	}
 	fmt.Fprint(out, "Delete them? [y/N] ")
 	line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')

@@ -36,7 +36,9 @@ func NewRoot(getenv Env, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comma
 	cf := &clientFlags{}
 	pf := root.PersistentFlags()
 	pf.StringVar(&cf.server, "server", or(getenv("GLENV_SERVER"), "http://127.0.0.1:8080"), "glenv server URL [GLENV_SERVER]")
-	pf.StringVar(&cf.token, "api-token", getenv("GLENV_API_TOKEN"), "API token; default: GLENV_API_TOKEN, else the admin-token file of the local data dir")
+	// No default from GLENV_API_TOKEN here: flag defaults are printed by
+	// --help. client() reads the variable when the flag is not given.
+	pf.StringVar(&cf.token, "api-token", "", "API token; default: GLENV_API_TOKEN, else the admin-token file of the local data dir")
 	pf.StringVar(&cf.format, "format", "table", "output format: table or json")
 	root.AddCommand(newServe(getenv))
 	for _, c := range integrationCommands(cf, getenv) {

@@ -3,8 +3,11 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/glenv/glenv/internal/limits"
 )
 
 func parse(t *testing.T, env map[string]string, args ...string) (Config, error) {
@@ -54,6 +57,12 @@ func TestBadSettingsNameTheFlag(t *testing.T) {
 		{"unknown log level", nil, []string{"--log-level", "loud"}, "--log-level"},
 		{"unknown log format", nil, []string{"--log-format", "xml"}, "--log-format"},
 		{"empty listen", nil, []string{"--listen", ""}, "--listen"},
+		{"unknown egress", nil, []string{"--environment-egress", "some"}, "--environment-egress \"some\": must be allow or deny"},
+		{"a memory that is not a size", nil, []string{"--environment-max-memory", "lots"}, "--environment-max-memory: \"lots\" is not a size"},
+		{"a process count that is not a number", map[string]string{"GLENV_ENVIRONMENT_PROCESSES": "many"}, nil, "--environment-processes \"many\""},
+		{"a cpu that is not a number", nil, []string{"--environment-cpu", "fast"}, "--environment-cpu \"fast\""},
+		{"a default above its ceiling", nil, []string{"--environment-disk", "20G"}, "--environment-disk: the default is above its ceiling --environment-max-disk"},
+		{"a reserve that is not a size", nil, []string{"--disk-reserve", "-1"}, "--disk-reserve"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -66,5 +75,109 @@ func TestBadSettingsNameTheFlag(t *testing.T) {
 				t.Fatalf("err = %v, want it to name %s", err, tt.want)
 			}
 		})
+	}
+}
+
+// The values of secret settings come from the environment in production
+// (GLENV_ADMIN_TOKEN, a database URL with its password); --help prints flag
+// defaults, so no value from the environment may become one.
+func TestHelpNeverShowsValuesFromTheEnvironment(t *testing.T) {
+	env := map[string]string{
+		"HOME":                          "/h",
+		"GLENV_ADMIN_TOKEN":             "admin-token-from-env-0123456789",
+		"GLENV_DATABASE_URL":            "postgres://glenv:db-password-from-env@db.example.com/glenv",
+		"GLENV_SERVICES_DATABASE_URL":   "postgres://apps:services-password-from-env@db.example.com/apps",
+		"GLENV_LISTEN":                  "127.0.0.1:9191",
+		"GLENV_DELIVERY_BODY_RETENTION": "2d",
+		"GLENV_ACTIVITY_LOG_MAX_SIZE":   "1MiB",
+	}
+	var c Config
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+	c.Bind(fs, func(k string) string { return env[k] })
+	help := fs.FlagUsages()
+	for _, secret := range []string{"admin-token-from-env", "db-password-from-env", "services-password-from-env", "9191"} {
+		if strings.Contains(help, secret) {
+			t.Errorf("--help shows %q from the environment:\n%s", secret, help)
+		}
+	}
+	if err := fs.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.AdminToken != env["GLENV_ADMIN_TOKEN"] || c.DatabaseURL != env["GLENV_DATABASE_URL"] ||
+		c.ServicesDatabaseURL != env["GLENV_SERVICES_DATABASE_URL"] || c.Listen != "127.0.0.1:9191" ||
+		c.DeliveryBodyRetention != 48*time.Hour || c.ActivityLogMaxSize != 1<<20 {
+		t.Fatalf("the environment must still give the values: %+v", c)
+	}
+}
+
+func TestABadValueInTheEnvironmentNamesFlagAndVariable(t *testing.T) {
+	_, err := parse(t, map[string]string{"HOME": "/h", "GLENV_RETENTION_INTERVAL": "often"})
+	if err == nil || !strings.Contains(err.Error(), "--retention-interval") || !strings.Contains(err.Error(), "GLENV_RETENTION_INTERVAL") {
+		t.Fatalf("err = %v, want it to name the flag and the variable", err)
+	}
+}
+
+func TestRetentionSettings(t *testing.T) {
+	c, err := parse(t, map[string]string{"HOME": "/h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DeliveryBodyRetention != 7*24*time.Hour || c.DeletedEnvironmentRetention != 30*24*time.Hour ||
+		c.ActivityLogMaxSize != 8<<20 || c.RetentionInterval != time.Hour || c.ActivityLogRetention != 90*24*time.Hour {
+		t.Fatalf("retention defaults = %+v", c)
+	}
+	c, err = parse(t, map[string]string{"HOME": "/h"}, "--delivery-body-retention", "0", "--deleted-environment-retention", "36h",
+		"--activity-log-max-size", "512KiB", "--retention-interval", "5m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DeliveryBodyRetention != 0 || c.DeletedEnvironmentRetention != 36*time.Hour || c.ActivityLogMaxSize != 512<<10 || c.RetentionInterval != 5*time.Minute {
+		t.Fatalf("retention flags = %+v", c)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"a log cap below one chunk", []string{"--activity-log-max-size", "1KiB"}, "--activity-log-max-size"},
+		{"a log cap that is not a size", []string{"--activity-log-max-size", "lots"}, "activity-log-max-size"},
+		{"days must be whole", []string{"--delivery-body-retention", "1.5d"}, "delivery-body-retention"},
+		{"a negative retention", []string{"--deleted-environment-retention", "-1h"}, "--deleted-environment-retention"},
+		{"a negative log retention", []string{"--activity-log-retention", "-1h"}, "--activity-log-retention"},
+		{"a retention interval under a second", []string{"--retention-interval", "1ms"}, "--retention-interval"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parse(t, map[string]string{"HOME": "/h"}, tt.args...)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to name %s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestEnvironmentLimitFlags(t *testing.T) {
+	c, err := parse(t, map[string]string{"HOME": "/h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := limits.Server{
+		Default: limits.Limits{Memory: 1 << 30, Processes: 512, CPU: 1, Disk: 2 << 30},
+		Max:     limits.Limits{Memory: 4 << 30, Processes: 4096, CPU: 2, Disk: 10 << 30},
+	}
+	if c.EnvironmentLimits != want || c.DiskReserve != 1<<30 || c.EnvironmentEgress != "allow" {
+		t.Fatalf("defaults: %+v reserve %d egress %q; want %+v, 1G, allow", c.EnvironmentLimits, c.DiskReserve, c.EnvironmentEgress, want)
+	}
+	c, err = parse(t, map[string]string{"HOME": "/h", "GLENV_ENVIRONMENT_MAX_MEMORY": "8G"},
+		"--environment-memory", "512M", "--environment-max-cpu", "", "--environment-egress", "deny", "--disk-reserve", "256M")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.EnvironmentLimits.Default.Memory != 512<<20 || c.EnvironmentLimits.Max.Memory != 8<<30 || c.EnvironmentLimits.Max.CPU != 0 ||
+		c.EnvironmentEgress != "deny" || c.DiskReserve != 256<<20 {
+		t.Fatalf("from flags and environment: %+v reserve %d egress %q", c.EnvironmentLimits, c.DiskReserve, c.EnvironmentEgress)
 	}
 }

@@ -64,13 +64,20 @@ type request struct {
 func (rq *request) pathInt(name string) (int64, bool) { return gitlabapi.PathInt(rq.w, rq.vars, name) }
 
 // ServeHTTP routes like Grape: an unknown path is 404 and a known path with
-// another method 405, both before authentication; then the body is parsed,
-// the token checked, and the endpoint runs.
+// another method 405, both before authentication; then the token is checked
+// before any body is read (an unauthenticated client must not hold a
+// connection open by sending its body slowly), the body parsed, and the
+// endpoint runs.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	handle, vars, ok := h.routes.Find(w, r)
 	if !ok {
 		return
 	}
+	who, ok := h.auth.V4Authenticate(w, r)
+	if !ok {
+		return
+	}
+	r = r.WithContext(auth.WithPrincipal(r.Context(), who))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
 		gitlabapi.RequestTooLarge(w)
@@ -80,11 +87,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	who, ok := h.auth.V4Authenticate(w, r)
-	if !ok {
-		return
-	}
-	handle(&request{w: w, r: r.WithContext(auth.WithPrincipal(r.Context(), who)), vars: vars, p: p})
+	handle(&request{w: w, r: r, vars: vars, p: p})
 }
 
 // project is a GitLab project as glenv knows it: the integrations that

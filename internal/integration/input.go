@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/glenv/glenv/internal/gitlab"
 	"github.com/glenv/glenv/internal/slug"
@@ -118,12 +119,15 @@ func (in *Input) validateCommon() error {
 		return fieldErr("labels", "at most 50 labels; drop %d", len(in.Labels)-50)
 	}
 	for _, l := range in.Labels {
-		if l == "" || len(l) > 100 || strings.TrimSpace(l) != l || strings.ContainsFunc(l, unicode.IsControl) || strings.Contains(l, ",") {
+		if l == "" || len(l) > 100 || strings.TrimSpace(l) != l || strings.ContainsFunc(l, notPrintable) || strings.Contains(l, ",") {
 			return fieldErr("labels", "label %q must be 1–100 printable characters without commas or surrounding spaces, e.g. team:web", l)
 		}
 	}
 	if in.Description != nil && len(*in.Description) > 10000 {
 		return fieldErr("description", "is %d characters; at most 10,000", len(*in.Description))
+	}
+	if in.Description != nil && strings.ContainsFunc(*in.Description, func(r rune) bool { return r != '\n' && r != '\t' && notPrintable(r) }) {
+		return fieldErr("description", "must be printable markdown: newlines and tabs are fine, escape sequences and other control characters are not")
 	}
 	if in.BuildTags != nil && *in.BuildTags != "" {
 		if len(*in.BuildTags) > 255 {
@@ -134,6 +138,19 @@ func (in *Input) validateCommon() error {
 		}
 	}
 	return nil
+}
+
+// notPrintable: control and format characters (newlines, escapes, bidi
+// overrides) would forge rows where names and labels are shown.
+func notPrintable(r rune) bool {
+	return unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)
+}
+
+// Printable reports whether a name glenv owns (a label, a token name) can be
+// shown in a table or a log line as it is: valid UTF-8 without control or
+// format characters.
+func Printable(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, notPrintable)
 }
 
 func validateProject(p string) error {

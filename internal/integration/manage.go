@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -31,19 +32,23 @@ func (s *Service) Update(ctx context.Context, name string, x Input) (Result, err
 	if err := x.validateCommon(); err != nil {
 		return res, err
 	}
+	seen := in.UpdatedAt
 	if x.BaseURL != "" {
 		if err := gitlab.ValidateBaseURL(x.BaseURL); err != nil {
 			return res, fieldErr("base_url", "%s", strings.TrimPrefix(err.Error(), "base_url "))
 		}
-		in.BaseURL = strings.TrimRight(x.BaseURL, "/")
-	}
-	if x.Token != "" || x.BaseURL != "" {
-		token := x.Token
-		if token == "" {
-			if token, err = s.Box.Open(in.TokenSealed); err != nil {
-				return res, err
-			}
+		newURL := strings.TrimRight(x.BaseURL, "/")
+		// The stored token is a secret of the old URL: sending it to a new
+		// one (even to check it, even in a dry run) would hand it to
+		// whoever listens there. The caller proves they hold a token for
+		// the new URL by giving it.
+		if newURL != in.BaseURL && x.Token == "" {
+			return res, fieldErr("token", "is required when base_url changes: glenv never sends the stored token to a new URL; pass --token with a token for %s", newURL)
 		}
+		in.BaseURL = newURL
+	}
+	if x.Token != "" {
+		token := x.Token
 		c, err := s.client(in.BaseURL, token)
 		if err != nil {
 			return res, err
@@ -63,7 +68,9 @@ func (s *Service) Update(ctx context.Context, name string, x Input) (Result, err
 	if x.DryRun {
 		return Result{Integration: in, HookURL: s.HookURL(name), Warnings: res.Warnings}, nil
 	}
-	if err := store.UpdateIntegration(ctx, s.Store.DB, &in); err != nil {
+	// Only if nobody wrote the row while GitLab was being asked: a stale
+	// write would revert their change (a rotated token, say).
+	if err := store.UpdateIntegrationIfUnchanged(ctx, s.Store.DB, &in, seen); err != nil {
 		return res, err
 	}
 	s.changed(name)
@@ -98,7 +105,8 @@ func (s *Service) Delete(ctx context.Context, name string) ([]string, error) {
 			warnings = append(warnings, fmt.Sprintf("could not remove webhook %d from %s (%v): delete it in GitLab under Settings → Webhooks", in.HookID, in.ProjectPath, err))
 		}
 	}
-	if err := store.DeleteIntegration(ctx, s.Store.DB, in.ID); err != nil {
+	// Detaching the environments and deleting the row happen together or not at all.
+	if err := s.Store.Tx(ctx, func(tx *sql.Tx) error { return store.DeleteIntegration(ctx, tx, in.ID) }); err != nil {
 		return warnings, err
 	}
 	s.changed(name)
@@ -182,7 +190,9 @@ func (s *Service) checkHook(ctx context.Context, c *gitlab.Client, in *store.Int
 			return []Check{{Name: "webhook", Problem: problem + "; re-installing failed: " + err.Error(), Fix: "give the token's user the Maintainer role and run validate again"}}
 		}
 		in.HookID = h.ID
-		if err := store.UpdateIntegration(ctx, s.Store.DB, in); err != nil {
+		// Only the hook id: the rest of in was read before the GitLab calls
+		// and may be stale by now.
+		if err := store.SetIntegrationHookID(ctx, s.Store.DB, in.ID, h.ID); err != nil {
 			return []Check{{Name: "webhook", Problem: err.Error()}}
 		}
 		checks = append(checks, Check{Name: "webhook", Problem: problem, Fix: "re-installed", Repaired: true})

@@ -251,7 +251,9 @@ func (s *Service) Add(ctx context.Context, x Input) (Result, error) {
 	in.HookID = hook.ID
 	err = s.Store.Tx(ctx, func(tx *sql.Tx) error {
 		if exists {
-			if err := store.UpdateIntegration(ctx, tx, &in); err != nil {
+			// Only if nobody changed it since it was read, before the GitLab
+			// calls above: otherwise their change would be reverted.
+			if err := store.UpdateIntegrationIfUnchanged(ctx, tx, &in, existing.UpdatedAt); err != nil {
 				return err
 			}
 		} else {
@@ -271,6 +273,9 @@ func (s *Service) Add(ctx context.Context, x Input) (Result, error) {
 			if derr := c.DeleteHook(context.WithoutCancel(ctx), proj.ID, hook.ID); derr != nil {
 				s.Log.Warn("could not remove the webhook after a failed add", "integration", in.Name, "err", derr)
 			}
+		}
+		if errors.Is(err, store.ErrStale) {
+			return res, fmt.Errorf("store integration %s: %w", in.Name, err)
 		}
 		if errors.Is(err, store.ErrConflict) {
 			return res, fieldErr("name", "%q is taken by an integration added at the same moment: choose another --name", in.Name)

@@ -45,16 +45,23 @@ type Options struct {
 	// previews, internal/auth): it returns the request to serve, or false
 	// when it answered itself.
 	Gate func(w http.ResponseWriter, r *http.Request, label string) (*http.Request, bool)
+	// PublicScheme is the scheme people reach glenv by ("https" when
+	// --public-url is https, even where TLS ends in front of glenv); apps
+	// see it as X-Forwarded-Proto. Default "http".
+	PublicScheme string
 }
 
 // Proxy is an http.Handler.
 type Proxy struct {
 	opts   Options
 	suffix string
+	scheme string
 	rp     *httputil.ReverseProxy
 }
 
 type addrKey struct{}
+
+type bodyKey struct{}
 
 // New returns the handler.
 func New(opts Options) *Proxy {
@@ -64,7 +71,10 @@ func New(opts Options) *Proxy {
 	if opts.Next == nil {
 		opts.Next = http.NotFoundHandler()
 	}
-	p := &Proxy{opts: opts, suffix: "." + strings.ToLower(strings.TrimSuffix(opts.EnvDomain, "."))}
+	p := &Proxy{opts: opts, suffix: "." + strings.ToLower(strings.TrimSuffix(opts.EnvDomain, ".")), scheme: "http"}
+	if opts.PublicScheme == "https" {
+		p.scheme = "https"
+	}
 	transport := &http.Transport{
 		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConns:          1024,
@@ -81,7 +91,7 @@ func New(opts Options) *Proxy {
 			pr.Out.URL.Scheme = "http"
 			pr.Out.URL.Host = pr.In.Context().Value(addrKey{}).(string)
 			pr.Out.Host = pr.In.Host // apps see the environment's host name
-			pr.SetXForwarded()
+			forwarded(pr, p.scheme)
 		},
 		Transport:  transport,
 		BufferPool: bufferPool{},
@@ -93,6 +103,13 @@ func New(opts Options) *Proxy {
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, context.Canceled) {
 				return // the client went away
+			}
+			if cb, ok := r.Context().Value(bodyKey{}).(*clientBody); ok && cb.failed() != nil {
+				// The client's body was bad (malformed chunks, cut short):
+				// the client's fault, not the app's.
+				page(w, http.StatusBadRequest, "Bad request body",
+					"<p>glenv could not read the request body ("+html.EscapeString(cb.failed().Error())+"); the app was not given it. Send a well-formed body.</p>")
+				return
 			}
 			opts.Logger.Warn("environment app did not answer", "host", r.Host, "err", err)
 			page(w, http.StatusBadGateway, "The app is not answering",
@@ -131,7 +148,18 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if addr, release, ok := p.opts.Backends.Acquire(label); ok {
 		defer release()
-		p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), addrKey{}, addr)))
+		ctx := context.WithValue(r.Context(), addrKey{}, addr)
+		if r.Body != nil && r.Body != http.NoBody {
+			// The error handler sees ReverseProxy's copy of the request, so
+			// the body's fate travels in the context.
+			cb := &clientBody{ReadCloser: r.Body}
+			ctx = context.WithValue(ctx, bodyKey{}, cb)
+			r = r.WithContext(ctx)
+			r.Body = cb
+		} else {
+			r = r.WithContext(ctx)
+		}
+		p.rp.ServeHTTP(w, r)
 		return
 	}
 	p.statusPage(w, r, label)

@@ -171,3 +171,73 @@ func TestWebSocketsAndStreamingPassThrough(t *testing.T) {
 		}
 	})
 }
+
+// rawRequest sends req on a fresh connection and returns the status line.
+func rawRequest(t *testing.T, s *httptest.Server, req string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	return strings.TrimSpace(line)
+}
+
+func TestForwardedHeadersComeFromTheConnectionNotTheClient(t *testing.T) {
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, h := range []string{"X-Real-Ip", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded", "True-Client-Ip"} {
+			io.WriteString(w, h+"="+strings.Join(r.Header.Values(h), ",")+"\n")
+		}
+	}))
+	defer app.Close()
+	for _, scheme := range []string{"http", "https"} {
+		t.Run("public URL "+scheme, func(t *testing.T) {
+			p := New(Options{EnvDomain: "preview.example.com", PublicScheme: scheme,
+				Backends: backends{"main--app": strings.TrimPrefix(app.URL, "http://")}})
+			s := httptest.NewServer(p)
+			defer s.Close()
+			req, _ := http.NewRequest(http.MethodGet, s.URL+"/", nil)
+			req.Host = "main--app.preview.example.com"
+			forged := map[string]string{"X-Real-IP": "6.6.6.6", "X-Forwarded-For": "6.6.6.6", "X-Forwarded-Host": "evil.example",
+				"X-Forwarded-Proto": "gopher", "Forwarded": "for=6.6.6.6;proto=https", "True-Client-IP": "6.6.6.6"}
+			for k, v := range forged {
+				req.Header.Set(k, v)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			want := "X-Real-Ip=127.0.0.1\nX-Forwarded-For=127.0.0.1\nX-Forwarded-Host=main--app.preview.example.com\nX-Forwarded-Proto=" + scheme + "\nForwarded=\nTrue-Client-Ip=\n"
+			if string(b) != want {
+				t.Fatalf("the app saw:\n%s\nwant:\n%s", b, want)
+			}
+		})
+	}
+}
+
+func TestAMalformedChunkedBodyIs400NotTheAppsFault(t *testing.T) {
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, "ok")
+	}))
+	defer app.Close()
+	s := newProxy(t, backends{"main--app": strings.TrimPrefix(app.URL, "http://")}, nil)
+	got := rawRequest(t, s, "POST / HTTP/1.1\r\nHost: main--app.preview.example.com\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n")
+	if !strings.Contains(got, " 400 ") {
+		t.Fatalf("malformed chunked body: %q, want 400", got)
+	}
+	// The proxy keeps serving, and a well-formed chunked body goes through.
+	if got := rawRequest(t, s, "POST / HTTP/1.1\r\nHost: main--app.preview.example.com\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n"); !strings.Contains(got, " 200 ") {
+		t.Fatalf("well-formed chunked body: %q", got)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/text/message"
 
 	"github.com/glenv/glenv/internal/lifecycle"
+	"github.com/glenv/glenv/internal/limits"
 )
 
 // ConfigFile is the name of the file at the repository root that says how
@@ -36,9 +37,10 @@ type AppConfig struct {
 	Health   string
 	Env      map[string]string
 	Paths    []string
-	Files    []string // services.files
-	Postgres []string // services.postgresql
-	Clone    string   // hooks.clone
+	Files    []string      // services.files
+	Postgres []string      // services.postgresql
+	Clone    string        // hooks.clone
+	Limits   limits.Limits // what it asks for; zero fields take the server's defaults
 }
 
 // reservedEnv are variables glenv sets itself; a .glenv.yml may not set them.
@@ -141,6 +143,9 @@ func ParseAppConfig(data []byte) (AppConfig, error) {
 		cfg.Clone = str(h["clone"])
 	}
 	var extra []string
+	if l, ok := m["limits"].(map[string]any); ok {
+		cfg.Limits, extra = parseLimits(l, &root)
+	}
 	for k := range cfg.Env {
 		if slices.Contains(reservedEnv, k) || strings.HasPrefix(k, "GLENV_") || strings.HasPrefix(k, "DATABASE_URL_") {
 			extra = append(extra, fmt.Sprintf("env.%s%s: is set by glenv itself (PORT, HOME, PATH, DATABASE_URL*, GLENV_*); remove it or rename it", k, lineOf(&root, []string{"env", k})))
@@ -151,6 +156,33 @@ func ParseAppConfig(data []byte) (AppConfig, error) {
 		return AppConfig{}, &ConfigError{Problems: extra}
 	}
 	return cfg, nil
+}
+
+// parseLimits reads limits whose types the schema checked: sizes are
+// strings ("512M") or plain numbers of bytes.
+func parseLimits(m map[string]any, root *yaml.Node) (limits.Limits, []string) {
+	var l limits.Limits
+	var problems []string
+	size := func(key string) int64 {
+		v, ok := m[key]
+		if !ok {
+			return 0
+		}
+		n, err := limits.ParseSize(scalar(v))
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("limits.%s%s: %v", key, lineOf(root, []string{"limits", key}), err))
+		}
+		return n
+	}
+	l.Memory, l.Disk = size("memory"), size("disk")
+	if v, ok := m["processes"].(json.Number); ok {
+		n, _ := v.Int64()
+		l.Processes = int(min(n, 1<<30))
+	}
+	if v, ok := m["cpu"].(json.Number); ok {
+		l.CPU, _ = v.Float64()
+	}
+	return l, problems
 }
 
 func str(v any) string { s, _ := v.(string); return s }

@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/glenv/glenv/internal/limits"
 )
 
 func TestShippedSchemaIsTheOneValidationUses(t *testing.T) {
@@ -46,6 +48,12 @@ hooks:
 		{name: "a build step must be a string", yml: "run: x\nhealth: /\nbuild:\n  - make\n  - {a: b}\n", want: []string{"build[1] (line 5):", "one shell command string"}},
 		{name: "service names are lower case", yml: "run: x\nhealth: /\nservices:\n  files: [Uploads]\n", want: []string{"services.files[0]", "lower-case letters"}},
 		{name: "glenv's own variables cannot be set", yml: "run: x\nhealth: /\nenv:\n  PORT: 80\n", want: []string{"env.PORT (line 4): is set by glenv itself"}},
+		{name: "limits are sizes, a count and a number of CPUs", yml: "run: x\nhealth: /\nlimits:\n  memory: 512M\n  processes: 256\n  cpu: 0.5\n  disk: 2G\n"},
+		{name: "a size without a unit is bytes", yml: "run: x\nhealth: /\nlimits:\n  memory: 536870912\n"},
+		{name: "a limit that is not a size says how to write one", yml: "run: x\nhealth: /\nlimits:\n  memory: lots\n", want: []string{"limits.memory (line 4):", "give a size such as 512M or 2G"}},
+		{name: "an unknown limit is named with the limits allowed", yml: "run: x\nhealth: /\nlimits:\n  swap: 1G\n", want: []string{"limits", "use only limits.memory, limits.processes, limits.cpu and limits.disk"}},
+		{name: "processes must be a whole number", yml: "run: x\nhealth: /\nlimits:\n  processes: 2.5\n", want: []string{"limits.processes (line 4):", "whole number"}},
+		{name: "cpu must be above zero", yml: "run: x\nhealth: /\nlimits:\n  cpu: 0\n", want: []string{"limits.cpu (line 4):", "0.5, 1 or 2"}},
 		{name: "broken YAML says how to fix the syntax", yml: "run: [x\nhealth: /\n", want: []string{"is not valid YAML"}},
 	}
 	for _, tt := range tests {
@@ -80,5 +88,19 @@ func TestAppConfigFields(t *testing.T) {
 	if len(cfg.Build) != 1 || cfg.Build[0] != "make" || cfg.Env["N"] != "2" || cfg.Env["B"] != "true" ||
 		len(cfg.Files) != 2 || cfg.Postgres[0] != "main" || cfg.Clone != "./x" {
 		t.Fatalf("%+v", cfg)
+	}
+}
+
+func TestAppConfigLimitsAreParsed(t *testing.T) {
+	cfg, err := ParseAppConfig([]byte("run: x\nhealth: /\nlimits:\n  memory: 512M\n  processes: 256\n  cpu: 0.5\n  disk: 2G\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (limits.Limits{Memory: 512 << 20, Processes: 256, CPU: 0.5, Disk: 2 << 30}); cfg.Limits != want {
+		t.Fatalf("limits %+v, want %+v", cfg.Limits, want)
+	}
+	cfg, err = ParseAppConfig([]byte("run: x\nhealth: /\n"))
+	if err != nil || cfg.Limits != (limits.Limits{}) {
+		t.Fatalf("a file without limits asks for %+v (%v); want none, so the server's defaults apply", cfg.Limits, err)
 	}
 }

@@ -95,8 +95,10 @@ func (w *world) request(env store.Environment, sha string, logs *strings.Builder
 }
 
 // get fetches / of an environment through the proxy, by Host.
-func (w *world) get(host string) (int, string, error) {
-	req, _ := http.NewRequest(http.MethodGet, w.proxy.URL+"/", nil)
+func (w *world) get(host string) (int, string, error) { return w.getPath(host, "/") }
+
+func (w *world) getPath(host, path string) (int, string, error) {
+	req, _ := http.NewRequest(http.MethodGet, w.proxy.URL+path, nil)
 	req.Host = host + ".localhost"
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

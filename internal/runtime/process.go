@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,7 +19,7 @@ import (
 
 // proc is one running app: a process group listening on 127.0.0.1:port.
 type proc struct {
-	cmd     *exec.Cmd
+	cmd     *launch
 	port    int
 	sha     string
 	build   string // build key
@@ -96,13 +95,12 @@ func (o *output) close() {
 }
 
 // start runs cmd with its output going to out.
-func start(cmd *exec.Cmd, out *output, redact func(string) string) (*proc, error) {
+func start(cmd *launch, out *output, redact func(string) string) (*proc, error) {
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
-	cmd.Stdout, cmd.Stderr = pw, pw
-	cmd.Stdin = nil
+	cmd.out = pw
 	if err := cmd.Start(); err != nil {
 		pr.Close()
 		pw.Close()
@@ -135,7 +133,7 @@ func (p *proc) stop(grace time.Duration) {
 	if p == nil {
 		return
 	}
-	pgid := p.cmd.Process.Pid
+	pgid := p.cmd.pid()
 	_ = syscall.Kill(-pgid, syscall.SIGTERM)
 	select {
 	case <-p.done:
@@ -149,13 +147,13 @@ func (p *proc) stop(grace time.Duration) {
 
 // runToEnd runs a build step or hook to completion, killing its group when
 // ctx ends.
-func runToEnd(ctx context.Context, cmd *exec.Cmd, log func(string), redact func(string) string) error {
+func runToEnd(ctx context.Context, cmd *launch, log func(string), redact func(string) string) error {
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return err
 	}
-	cmd.Stdout, cmd.Stderr = pw, pw
-	if err := cmd.Start(); err != nil {
+	cmd.out = pw
+	if err := cmd.start(ctx); err != nil {
 		pr.Close()
 		pw.Close()
 		return err
@@ -175,7 +173,7 @@ func runToEnd(ctx context.Context, cmd *exec.Cmd, log func(string), redact func(
 	select {
 	case err = <-waited:
 	case <-ctx.Done():
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = syscall.Kill(-cmd.pid(), syscall.SIGKILL)
 		<-waited
 		err = context.Cause(ctx)
 	}

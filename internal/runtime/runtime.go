@@ -30,6 +30,7 @@ import (
 	"github.com/glenv/glenv/internal/data"
 	"github.com/glenv/glenv/internal/jobs"
 	"github.com/glenv/glenv/internal/lifecycle"
+	"github.com/glenv/glenv/internal/limits"
 	"github.com/glenv/glenv/internal/store"
 )
 
@@ -42,17 +43,30 @@ type Options struct {
 	// under a system directory the sandbox shows: glenv's data dir and
 	// secret key file.
 	Hide []string
-	// UnsafeNoSandbox lets merge request code run without bubblewrap
-	// (--unsafe-no-sandbox). Branch code runs unsandboxed when bwrap is
-	// missing anyway; merge request code is refused without this.
+	// UnsafeNoSandbox lets code run without the sandbox
+	// (--unsafe-no-sandbox): merge request, branch and tag code alike is
+	// refused without it where bubblewrap or pasta is missing.
 	UnsafeNoSandbox bool
 	// DisableSandbox runs everything without bubblewrap even when it is
 	// installed (benchmarks comparing the two; tests).
 	DisableSandbox bool
-	// MemoryLimit (bytes of address space) and Processes limit each
-	// sandboxed command; defaults 4 GiB and 512.
-	MemoryLimit int64
-	Processes   int
+	// DisableIsolation keeps bubblewrap but gives commands the host's
+	// network and per-process rlimits instead of a network namespace and
+	// cgroups (benchmarks measuring what the isolation costs).
+	DisableIsolation bool
+	// DenyEgress keeps environments from the outside world too
+	// (--environment-egress deny): they reach only their databases.
+	DenyEgress bool
+	// Limits are the server's defaults and ceilings for each environment's
+	// memory, processes, CPU and disk; zero defaults are 1G, 512
+	// processes, 1 CPU and 2G of disk.
+	Limits limits.Server
+	// DiskCheckEvery is how often the disk watchdog measures each
+	// environment's writable directories (default 10s); DiskReserve is
+	// the free space it keeps on glenv's own filesystem (default 1G):
+	// below it, the environment writing the most is stopped.
+	DiskCheckEvery time.Duration
+	DiskReserve    int64
 	// SandboxUIDBase: when glenv runs as root, environment N's commands
 	// run as uid SandboxUIDBase+N. Default 200000.
 	SandboxUIDBase int
@@ -109,6 +123,8 @@ type Runtime struct {
 	hosts map[string]int64
 
 	supervisors atomic.Int64 // goroutines supervising an app
+	stopWatch   context.CancelFunc
+	sandboxWhy  string // why there is no sandbox, when there is none
 }
 
 // running is an environment's app and the backend the proxy sends its
@@ -142,11 +158,12 @@ func New(opts Options) (*Runtime, error) {
 	if opts.Path == "" {
 		opts.Path = defaultPath
 	}
-	if opts.MemoryLimit == 0 {
-		opts.MemoryLimit = 4 << 30
+	opts.Limits.Default = withDefaultLimits(opts.Limits.Default)
+	if opts.DiskCheckEvery == 0 {
+		opts.DiskCheckEvery = 10 * time.Second
 	}
-	if opts.Processes == 0 {
-		opts.Processes = 512
+	if opts.DiskReserve == 0 {
+		opts.DiskReserve = DefaultDiskReserve
 	}
 	if opts.SandboxUIDBase == 0 {
 		opts.SandboxUIDBase = 200000
@@ -165,9 +182,15 @@ func New(opts Options) (*Runtime, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, d := range []string{dir, filepath.Join(dir, "repos"), filepath.Join(dir, "builds"), filepath.Join(dir, "envs")} {
+	for _, d := range []string{dir, filepath.Join(dir, "repos"), filepath.Join(dir, "builds"), filepath.Join(dir, "envs"), filepath.Join(dir, "tmp")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("runtime dir: %w", err)
+		}
+	}
+	// Build homes and pid files a killed glenv left behind.
+	if olds, err := os.ReadDir(filepath.Join(dir, "tmp")); err == nil {
+		for _, o := range olds {
+			_ = os.RemoveAll(filepath.Join(dir, "tmp", o.Name()))
 		}
 	}
 	r := &Runtime{opts: opts, dir: dir, log: opts.Logger, envs: map[int64]*running{}, hosts: map[string]int64{},
@@ -176,9 +199,10 @@ func New(opts Options) (*Runtime, error) {
 	if err != nil {
 		return nil, errors.New("runtime: git is not installed; install the git package")
 	}
-	r.sb = &sandbox{path: opts.Path, memory: opts.MemoryLimit, procs: opts.Processes, uidBase: opts.SandboxUIDBase,
-		asRoot: os.Geteuid() == 0}
+	r.sb = &sandbox{path: opts.Path, uidBase: opts.SandboxUIDBase, asRoot: os.Geteuid() == 0}
+	r.sb.dflt, _ = opts.Limits.Resolve(limits.Limits{})
 	r.sb.prlimit, _ = lookPath("prlimit", opts.Path)
+	r.setupIsolation(dir)
 	for _, h := range opts.Hide {
 		if abs, err := filepath.Abs(h); err == nil {
 			r.sb.hide = append(r.sb.hide, abs)
@@ -186,9 +210,13 @@ func New(opts Options) (*Runtime, error) {
 	}
 	if !opts.DisableSandbox {
 		if reason := r.probeSandbox(); reason != "" {
-			r.log.Warn("no sandbox: builds and apps run as glenv's user; merge request code is refused unless --unsafe-no-sandbox", "reason", reason)
+			r.sandboxWhy = reason
+			r.log.Warn("no sandbox: builds and apps are refused unless --unsafe-no-sandbox, which runs them as glenv's own user", "reason", reason)
 		}
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.stopWatch = cancel
+	go r.watchDisk(ctx, opts.DiskCheckEvery)
 	return r, nil
 }
 
@@ -206,10 +234,13 @@ func (r *Runtime) probeSandbox() string {
 			return "setpriv is not installed (util-linux); it drops root inside the sandbox"
 		}
 	}
-	probe := &sandbox{bwrap: bwrap, setpriv: r.sb.setpriv, asRoot: r.sb.asRoot, uidBase: r.sb.uidBase, path: r.sb.path}
-	cmd := probe.command(job{shell: "exit 0", appDir: r.dir, uid: probe.uidFor(0)})
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Sprintf("bwrap does not work here (%v: %s); allow unprivileged user namespaces", err, strings.TrimSpace(string(out)))
+	if !r.opts.DisableIsolation && r.sb.net == nil {
+		return "pasta is not installed (package passt); it gives each environment a network of its own"
+	}
+	probe := &sandbox{bwrap: bwrap, setpriv: r.sb.setpriv, asRoot: r.sb.asRoot, uidBase: r.sb.uidBase, path: r.sb.path,
+		net: r.sb.net, prlimit: r.sb.prlimit}
+	if out, err := probe.check(job{shell: "exit 0", appDir: r.dir, uid: probe.uidFor(0)}); err != nil {
+		return fmt.Sprintf("the sandbox does not work here (%v: %s); bwrap needs user namespaces when glenv is not root (sysctl user.max_user_namespaces), pasta needs /dev/net/tun", err, strings.TrimSpace(out))
 	}
 	r.sb.bwrap = bwrap
 	return ""
@@ -266,8 +297,8 @@ func (r *Runtime) Deploy(ctx context.Context, req jobs.DeployRequest) error {
 	}
 	env := req.Env
 	untrusted := env.Kind == "mr"
-	if untrusted && !r.sb.enabled() && !r.opts.UnsafeNoSandbox {
-		return errors.New("refusing to run merge request code without a sandbox: bubblewrap (bwrap) is not available here; install the bubblewrap package, or start glenv with --unsafe-no-sandbox to run it unsandboxed")
+	if err := r.refuseUnsandboxed(env); err != nil {
+		return err
 	}
 	if !r.sb.enabled() {
 		logf("warning: no sandbox; the build and app run as glenv's own user")
@@ -318,6 +349,9 @@ func (r *Runtime) Deploy(ctx context.Context, req jobs.DeployRequest) error {
 		secrets = r.opts.Secrets(req.Integration)
 	}
 	uid := r.sb.uidFor(env.ID)
+	if err := r.applyLimits(cfg, uid, logf); err != nil {
+		return err
+	}
 	buildKey, buildDir, err := r.build(ctx, req, repo, cfg, secrets, uid, logf, log)
 	if err != nil {
 		return err
@@ -337,7 +371,7 @@ func (r *Runtime) Deploy(ctx context.Context, req jobs.DeployRequest) error {
 		return err
 	}
 	a := &app{r: r, name: env.Name, envID: env.ID, integ: req.Integration.Name, run: cfg.Run, health: cfg.Health,
-		job: job{shell: cfg.Run, appDir: buildDir, dataDir: r.dataDir(env.ID), uid: uid, env: appEnv},
+		job: job{shell: cfg.Run, appDir: buildDir, dataDir: r.dataDir(env.ID), uid: uid, env: appEnv, port: port},
 		sha: req.SHA, build: buildKey, redact: func(s string) string { return redact(s, req.Token) },
 		logPath: filepath.Join(r.envDir(env.ID), "app.log"),
 		log:     r.log.With("integration", req.Integration.Name, "environment", env.Name)}
@@ -488,6 +522,7 @@ func (r *Runtime) Remove(ctx context.Context, env store.Environment, log func(st
 		return fmt.Errorf("remove %s: %w", r.envDir(env.ID), err)
 	}
 	r.pruneBuilds()
+	r.sb.byUID.Delete(r.sb.uidFor(env.ID))
 	logf("removed %s: no process, port, directory or database left", env.Name)
 	return nil
 }
@@ -529,6 +564,7 @@ func (r *Runtime) Restore(ctx context.Context, reqs []jobs.DeployRequest) error 
 
 // Close stops every app (glenv is shutting down).
 func (r *Runtime) Close() {
+	r.stopWatch()
 	r.mu.Lock()
 	envs := r.envs
 	r.envs, r.hosts = map[int64]*running{}, map[string]int64{}
@@ -552,6 +588,9 @@ func (r *Runtime) Close() {
 		}()
 	}
 	wg.Wait()
+	if r.sb.cg != nil {
+		r.sb.cg.close()
+	}
 }
 
 // build returns the build of the commit's tree with cfg's build settings,
@@ -593,16 +632,17 @@ func (r *Runtime) build(ctx context.Context, req jobs.DeployRequest, repo string
 	if err := r.sb.chown(dir, uid); err != nil {
 		return "", "", err
 	}
-	home := "/tmp"
-	if !r.sb.enabled() {
-		h, err := os.MkdirTemp("", "glenv-build-home-")
-		if err != nil {
-			return "", "", err
-		}
-		defer os.RemoveAll(h)
-		home = h
+	// A writable HOME for the whole build (package managers keep their
+	// caches there), gone with it.
+	hostHome, err := os.MkdirTemp(filepath.Join(r.dir, "tmp"), "build-home-")
+	if err != nil {
+		return "", "", err
 	}
-	env := []string{"HOME=" + home, "GLENV_SHA=" + req.SHA, "GLENV_ENVIRONMENT=" + req.Env.Name}
+	defer os.RemoveAll(hostHome)
+	if err := r.sb.chown(hostHome, uid); err != nil {
+		return "", "", err
+	}
+	env := []string{"HOME=" + r.sb.homePath(hostHome), "GLENV_SHA=" + req.SHA, "GLENV_ENVIRONMENT=" + req.Env.Name}
 	for k, v := range cfg.Env {
 		env = append(env, k+"="+v)
 	}
@@ -611,7 +651,7 @@ func (r *Runtime) build(ctx context.Context, req jobs.DeployRequest, repo string
 	}
 	for i, step := range cfg.Build {
 		logf("build step %d/%d: %s", i+1, len(cfg.Build), step)
-		cmd := r.sb.command(job{shell: step, appDir: dir, appWritable: true, env: env, uid: uid})
+		cmd := r.sb.command(job{shell: step, appDir: dir, appWritable: true, home: hostHome, env: env, uid: uid})
 		if err := runToEnd(ctx, cmd, log, func(s string) string { return redact(s, req.Token) }); err != nil {
 			_ = os.RemoveAll(dir)
 			if ctx.Err() != nil {

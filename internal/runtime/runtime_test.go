@@ -12,6 +12,7 @@ import (
 	"github.com/glenv/glenv/internal/gitlabtest"
 	"github.com/glenv/glenv/internal/jobs"
 	"github.com/glenv/glenv/internal/runtime"
+	"github.com/glenv/glenv/internal/store"
 )
 
 const staticRun = "run: python3 -m http.server $PORT --bind 127.0.0.1\nhealth: /\n"
@@ -79,23 +80,38 @@ func TestSandboxedBuildsCannotReadGlenvOrOtherEnvironments(t *testing.T) {
 
 func strconvQuote(s string) string { return strconv.Quote(s) }
 
-func TestMergeRequestCodeIsRefusedWithoutASandboxUnlessUnsafe(t *testing.T) {
+func TestCodeIsRefusedWithoutASandboxUnlessUnsafe(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, runtime.Options{DisableSandbox: true})
 	sha := w.gl.Commit(t, w.project.ID, gitlabtest.Commit{Files: map[string]string{".glenv.yml": staticRun}})
-	var logs strings.Builder
-	err := w.rt.Deploy(t.Context(), w.request(w.env(3, "mr-3", "mr"), sha, &logs))
-	if err == nil || !strings.Contains(err.Error(), "--unsafe-no-sandbox") || !strings.Contains(err.Error(), "bubblewrap") {
-		t.Fatalf("want a refusal naming bubblewrap and --unsafe-no-sandbox, got %v", err)
-	}
-	if err := w.rt.Deploy(t.Context(), w.request(w.env(4, "main", "branch"), sha, &logs)); err != nil {
-		t.Fatalf("branch code runs without a sandbox: %v\n%s", err, logs.String())
+	for _, tc := range []struct {
+		name string
+		env  store.Environment
+		what string
+	}{
+		{"merge request code is refused", w.env(3, "mr-3", "mr"), "merge request"},
+		{"branch code is refused like merge request code", w.env(4, "main", "branch"), "branch"},
+		{"tag code is refused like merge request code", w.env(5, "tag-v1", "tag"), "tag"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs strings.Builder
+			err := w.rt.Deploy(t.Context(), w.request(tc.env, sha, &logs))
+			if err == nil || !strings.Contains(err.Error(), "refusing to run "+tc.what+" code without a sandbox") || !strings.Contains(err.Error(), "--unsafe-no-sandbox") {
+				t.Fatalf("want a refusal of %s code naming --unsafe-no-sandbox, got %v", tc.what, err)
+			}
+			if strings.Contains(logs.String(), "fetching") {
+				t.Fatalf("the refused deploy fetched the code:\n%s", logs.String())
+			}
+		})
 	}
 
 	unsafe := newWorld(t, runtime.Options{DisableSandbox: true, UnsafeNoSandbox: true})
 	sha = unsafe.gl.Commit(t, unsafe.project.ID, gitlabtest.Commit{Files: map[string]string{".glenv.yml": staticRun}})
-	if err := unsafe.rt.Deploy(t.Context(), unsafe.request(unsafe.env(3, "mr-3", "mr"), sha, &logs)); err != nil {
-		t.Fatalf("with --unsafe-no-sandbox: %v\n%s", err, logs.String())
+	var logs strings.Builder
+	for _, env := range []store.Environment{unsafe.env(3, "mr-3", "mr"), unsafe.env(4, "main", "branch")} {
+		if err := unsafe.rt.Deploy(t.Context(), unsafe.request(env, sha, &logs)); err != nil {
+			t.Fatalf("%s with --unsafe-no-sandbox: %v\n%s", env.Name, err, logs.String())
+		}
 	}
 }
 

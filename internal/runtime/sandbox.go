@@ -3,37 +3,49 @@ package runtime
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
+	"sync"
+
+	"github.com/glenv/glenv/internal/limits"
 )
 
 // sandbox turns a shell command into a process that sees only the
-// environment's own directories. With bubblewrap it builds a new root from
-// read-only system directories plus the app (/app) and data (/data)
-// directories, a private /tmp, /proc and /dev, in new PID, IPC and UTS
-// namespaces. When glenv runs as root, bwrap keeps root's capabilities, so
-// the command drops to an unprivileged uid of its own (setpriv) before it
-// runs; the limits are set with prlimit.
+// environment's own directories, its own network and its own share of the
+// machine. With bubblewrap it builds a new root from read-only system
+// directories plus the app (/app), data (/data) and, for builds, a home
+// (/home/glenv), with private writable /tmp and /run, /proc and /dev, in
+// new PID, IPC, UTS and network namespaces (and a user namespace when glenv
+// is not root), with every capability dropped, the bounding set emptied
+// and no_new_privs. When glenv runs as root the command drops to an
+// unprivileged uid of the environment's own (setpriv) before it runs. The
+// network namespace is connected by pasta (network); the limits are a
+// cgroup per command (cgroups), or per-process rlimits (prlimit) where no
+// cgroup can be made, never nothing.
 type sandbox struct {
 	bwrap    string // path of bwrap; "" runs commands directly
 	setpriv  string
 	prlimit  string
 	asRoot   bool
 	uidBase  int
-	memory   int64 // RLIMIT_AS bytes, 0 = none
-	procs    int   // RLIMIT_NPROC, 0 = none
 	hide     []string
 	readOnly []string // host directories visible read-only
 	path     string   // PATH inside
+
+	net    *network // nil: the host's network (isolation off or no sandbox)
+	cg     *cgroups // nil: no usable cgroups; cgWhy says why
+	cgWhy  string
+	byUID  sync.Map      // uid → limits.Limits, set by each deploy from .glenv.yml
+	dflt   limits.Limits // for a uid no deploy set limits for
+	active sync.Map      // *launch → struct{}: commands running now
 }
 
 // Paths inside the sandbox.
 const (
 	appMount  = "/app"
 	dataMount = "/data"
+	homeMount = "/home/glenv"
 )
 
 var systemDirs = []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt"}
@@ -44,13 +56,15 @@ type job struct {
 	appDir      string
 	appWritable bool
 	dataDir     string // "" = no data directory
+	home        string // "" = none; a host directory mounted writable at /home/glenv
 	env         []string
 	uid         int // the environment's uid when glenv is root
+	port        int // the port the app serves on, forwarded from the host; 0 = none
 }
 
 func (sb *sandbox) enabled() bool { return sb.bwrap != "" }
 
-// appPath and dataPath are where the command sees its directories.
+// appPath, dataPath and homePath are where the command sees its directories.
 func (sb *sandbox) appPath(j job) string {
 	if sb.enabled() {
 		return appMount
@@ -65,30 +79,77 @@ func (sb *sandbox) dataPath(j job) string {
 	return j.dataDir
 }
 
-// command returns the process for j; it runs in a process group of its own
-// so that stopping it stops everything it started.
-func (sb *sandbox) command(j job) *exec.Cmd {
-	var argv []string
+func (sb *sandbox) homePath(hostDir string) string {
+	if sb.enabled() {
+		return homeMount
+	}
+	return hostDir
+}
+
+// setLimits records the limits of the environment with uid; every command
+// of it started from now on gets them.
+func (sb *sandbox) setLimits(uid int, lim limits.Limits) { sb.byUID.Store(uid, lim) }
+
+func (sb *sandbox) limitsFor(uid int) limits.Limits {
+	if v, ok := sb.byUID.Load(uid); ok {
+		return v.(limits.Limits)
+	}
+	return sb.dflt
+}
+
+// describe says how the limits are enforced, for the deploy log.
+func (sb *sandbox) describe(lim limits.Limits) string {
+	switch {
+	case sb.cg != nil:
+		return fmt.Sprintf("limits: %s (each command of it in a cgroup: all its processes together)", lim)
+	case sb.prlimit != "":
+		return fmt.Sprintf("limits: memory %s and processes %d per process only (prlimit): cgroups are not usable here (%s); cpu is not limited", limits.FormatSize(lim.Memory), lim.Processes, sb.cgWhy)
+	default:
+		return "limits: none can be enforced"
+	}
+}
+
+// command returns the launch of j: nothing happens until its Start.
+func (sb *sandbox) command(j job) *launch { return &launch{sb: sb, j: j} }
+
+// argv is the command line of j: the cgroup shim (when cg is set), the
+// drop from root, bwrap, rlimits and the shell.
+func (sb *sandbox) argv(j job, lim limits.Limits, cg *cgroup) (argv []string, err error) {
 	inner := []string{"/bin/sh", "-c", j.shell}
-	if sb.prlimit != "" && (sb.memory > 0 || sb.procs > 0) {
-		lim := []string{sb.prlimit}
-		if sb.memory > 0 {
-			lim = append(lim, "--as="+strconv.FormatInt(sb.memory, 10))
+	if cg == nil && (lim.Memory > 0 || lim.Processes > 0) {
+		if sb.prlimit == "" {
+			return nil, fmt.Errorf("cannot enforce limits (%s): cgroups are not usable here (%s) and prlimit is not installed; install util-linux, or run glenv where it can create cgroups (as root, or in a delegated cgroup v2)", lim, sb.cgWhy)
 		}
-		if sb.procs > 0 {
-			lim = append(lim, "--nproc="+strconv.Itoa(sb.procs))
+		l := []string{sb.prlimit}
+		if lim.Memory > 0 {
+			// An address-space limit: the nearest a process can get to a
+			// memory limit without a cgroup.
+			l = append(l, "--as="+strconv.FormatInt(lim.Memory, 10))
 		}
-		inner = append(append(lim, "--"), inner...)
+		if lim.Processes > 0 {
+			l = append(l, "--nproc="+strconv.Itoa(lim.Processes))
+		}
+		inner = append(append(l, "--"), inner...)
 	}
 	if !sb.enabled() {
 		argv = inner
 	} else {
 		argv = []string{sb.bwrap, "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-			"--unshare-cgroup-try", "--hostname", "glenv"}
+			"--unshare-cgroup-try", "--hostname", "glenv", "--cap-drop", "ALL"}
 		if sb.asRoot {
-			// bwrap run by root keeps every capability; keep only what
-			// setpriv needs to drop to the environment's uid.
-			argv = append(argv, "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID")
+			// bwrap run by root works in the host's user namespace (so
+			// files keep their real owners) and keeps root's capabilities:
+			// keep only what setpriv needs to empty the bounding set and
+			// drop to the environment's uid.
+			argv = append(argv, "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP")
+		} else {
+			argv = append(argv, "--unshare-user")
+		}
+		if sb.net != nil {
+			// fd 3: bwrap says the sandbox's pid; fd 4: it waits there
+			// until pasta has connected its network, so the command never
+			// runs without it.
+			argv = append(argv, "--unshare-net", "--info-fd", "3", "--block-fd", "4")
 		}
 		for _, d := range append(systemDirs, sb.readOnly...) {
 			fi, err := os.Lstat(d)
@@ -114,7 +175,10 @@ func (sb *sandbox) command(j job) *exec.Cmd {
 				argv = append(argv, "--ro-bind", "/dev/null", h)
 			}
 		}
-		argv = append(argv, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/run")
+		// /tmp and /run are the environment's own, writable (their pages
+		// count against its memory limit).
+		argv = append(argv, "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp",
+			"--perms", "1777", "--tmpfs", "/run")
 		if j.appWritable {
 			argv = append(argv, "--bind", j.appDir, appMount)
 		} else {
@@ -123,20 +187,28 @@ func (sb *sandbox) command(j job) *exec.Cmd {
 		if j.dataDir != "" {
 			argv = append(argv, "--bind", j.dataDir, dataMount)
 		}
+		if j.home != "" {
+			// bwrap would make /home 0700 (root's), hiding the home in it.
+			argv = append(argv, "--perms", "0755", "--dir", filepath.Dir(homeMount), "--bind", j.home, homeMount)
+		}
 		argv = append(argv, "--chdir", appMount, "--")
 		if sb.asRoot {
+			// The bounding set is emptied while there is still
+			// CAP_SETPCAP to do it; the uid change then clears the rest.
 			uid := strconv.Itoa(j.uid)
 			argv = append(argv, sb.setpriv, "--reuid="+uid, "--regid="+uid, "--clear-groups",
 				"--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--")
 		}
 		argv = append(argv, inner...)
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir = j.appDir
-	cmd.Env = append([]string{"PATH=" + sb.path, "LANG=C.UTF-8"}, j.env...)
-	// Pdeathsig: the app dies with glenv; Setpgid: Remove kills the group.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	return cmd
+	if cg != nil {
+		// The shim joins the cgroup and then becomes the command: every
+		// process of it starts inside, none can escape by racing glenv.
+		shim := []string{"/bin/sh", "-c", `while [ "$1" != -- ]; do echo $$ > "$1" || { echo "glenv: cannot join cgroup $1" >&2; exit 125; }; shift; done; shift; exec "$@"`, "glenv-cgroup"}
+		shim = append(shim, cg.procsFiles()...)
+		argv = append(append(shim, "--"), argv...)
+	}
+	return argv, nil
 }
 
 // visible reports whether p lies under a directory the sandbox shows.

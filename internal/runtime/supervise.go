@@ -99,6 +99,7 @@ func (a *app) launch(port int, live func(string)) (*proc, error) {
 	out.setLive(live)
 	j := a.job
 	j.env = append(slices.Clip(a.job.env), "PORT="+strconv.Itoa(port))
+	j.port = port
 	p, err := start(a.r.sb.command(j), out, a.redact)
 	if err != nil {
 		out.close()
@@ -170,6 +171,18 @@ func (a *app) loop(ctx context.Context, rn *running, p *proc) {
 		}
 		up := time.Since(since)
 		a.down(rn)
+		if why, final := finalStop(p.err); final {
+			// glenv stopped it (over its disk): starting it again would
+			// only fill the disk again.
+			p.stop(0)
+			a.r.ports.free(p.port)
+			a.note("%s. The environment stays stopped until its next deploy", why)
+			a.log.Error("app stopped by glenv", "why", why)
+			if a.r.opts.OnGiveUp != nil {
+				a.r.opts.OnGiveUp(a.envID, why)
+			}
+			return
+		}
 		// Take down what may be left of its process group and free its port.
 		p.stop(0)
 		a.r.ports.free(p.port)
@@ -280,7 +293,10 @@ func backendOf(p *proc) *Backend {
 // exitStatus says how a process ended, from cmd.Wait's error.
 func exitStatus(err error) string {
 	var ee *exec.ExitError
+	var se *stopError
 	switch {
+	case errors.As(err, &se):
+		return se.why
 	case err == nil:
 		return "exit status 0"
 	case errors.As(err, &ee):

@@ -3,9 +3,11 @@ package server
 import (
 	"crypto/hmac"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 
+	"github.com/glenv/glenv/internal/activitylog"
 	"github.com/glenv/glenv/internal/store"
 )
 
@@ -31,6 +33,23 @@ func (s *Server) publicLog(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	fmt.Fprintf(w, "%s %s of %s/%s at %s: %s %s\n\n", act.Kind, strconv.FormatInt(act.ID, 10), act.IntegrationName, act.EnvironmentName, act.SHA, act.State, act.Result)
-	_, _ = w.Write([]byte(act.Log))
+	// Anyone with the link reads this: no host path, whatever wrote the log.
+	fmt.Fprintf(w, "%s %s of %s/%s at %s: %s %s\n\n", act.Kind, strconv.FormatInt(act.ID, 10), act.IntegrationName, act.EnvironmentName, act.SHA, act.State, s.paths.Text(act.Result))
+	// Page by page: a log is never held in memory whole (it is bounded by
+	// --activity-log-max-size, plus what is written while this reads).
+	var offset int64
+	for {
+		part, err := activitylog.Read(r.Context(), s.store.Reader(), id, offset)
+		if err != nil {
+			fmt.Fprintf(w, "\n[… the rest of this log could not be read: %v]\n", s.paths.Error(err))
+			return
+		}
+		if part.Text == "" {
+			return
+		}
+		if _, err := io.WriteString(w, s.paths.Text(part.Text)); err != nil {
+			return // the reader went away
+		}
+		offset = part.Next
+	}
 }

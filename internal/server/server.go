@@ -32,6 +32,8 @@ import (
 	"github.com/glenv/glenv/internal/jobs"
 	"github.com/glenv/glenv/internal/lifecycle"
 	"github.com/glenv/glenv/internal/proxy"
+	"github.com/glenv/glenv/internal/redact"
+	"github.com/glenv/glenv/internal/retention"
 	"github.com/glenv/glenv/internal/runtime"
 	"github.com/glenv/glenv/internal/secret"
 	"github.com/glenv/glenv/internal/store"
@@ -50,6 +52,7 @@ type Server struct {
 	box      *secret.Box
 	runtime  *runtime.Runtime // nil with --runtime record
 	services *data.Services
+	paths    *redact.Paths // host paths kept out of what people outside see
 }
 
 // New opens everything glenv needs; Run serves until ctx ends.
@@ -90,6 +93,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		s.services = &data.Services{URL: cfg.ServicesDatabaseURL, Dir: filepath.Join(cfg.DataDir, "postgresql")}
 		s.runtime, err = runtime.New(runtime.Options{Dir: filepath.Join(cfg.DataDir, "runtime"),
 			Hide: []string{cfg.DataDir, cfg.SecretKeyFile}, UnsafeNoSandbox: cfg.UnsafeNoSandbox,
+			DenyEgress: cfg.EnvironmentEgress == "deny", Limits: cfg.EnvironmentLimits, DiskReserve: cfg.DiskReserve,
 			Databases: s.services, Logger: log,
 			OnGiveUp: func(envID int64, reason string) {
 				if err := s.queue.MarkFailed(context.Background(), envID, reason); err != nil {
@@ -102,17 +106,24 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		}
 		rt, backends = s.runtime, s.runtime
 	}
+	s.paths = hostPaths(cfg.DataDir, cfg.SecretKeyFile)
+	rt = redactingRuntime{rt: rt, paths: s.paths}
 	health := feedback.NewHealth()
 	fb := feedback.Deps{Store: st, Token: tokenFor, EnvURL: s.envURL, PublicURL: cfg.PublicURL, LogURL: s.logURL,
 		Health: health, Logger: log}
+	keep := retention.New(st, retention.Settings{DeliveryBodies: cfg.DeliveryBodyRetention,
+		DeletedEnvironments: cfg.DeletedEnvironmentRetention, LogMaxSize: cfg.ActivityLogMaxSize, Logs: cfg.ActivityLogRetention}, log)
 	s.queue, err = jobs.NewQueue(st, jobs.Deps{RemoteFor: remoteFor, TokenFor: tokenFor, Runtime: rt, Logger: log,
-		Register: []func(*river.Workers){feedback.Register(fb)}, Feedback: true},
+		Register: []func(*river.Workers){feedback.Register(fb), retention.Register(keep)}, Feedback: true},
 		jobs.QueueConfig{ReconcileInterval: cfg.ReconcileInterval, RescueAfter: cfg.JobRescueAfter, Logger: log})
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("start job queue: %w", err)
 	}
 	s.queue.River.PeriodicJobs().AddMany(feedback.PeriodicJobs(cfg.ReconcileInterval))
+	if cfg.RetentionInterval > 0 { // zero only in a Config that skipped Validate
+		s.queue.River.PeriodicJobs().AddMany(retention.PeriodicJobs(cfg.RetentionInterval))
+	}
 	svc := &integration.Service{Store: st, Box: box, PublicURL: cfg.PublicURL, Applier: s.queue, Log: log}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -139,12 +150,22 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("GET /{$}", s.home)
-	environments := proxy.New(proxy.Options{EnvDomain: cfg.EnvDomain, Backends: backends, Next: mux, Logger: log, Gate: people.EnvGate,
+	scheme := "http"
+	if strings.HasPrefix(cfg.PublicURL, "https://") {
+		scheme = "https"
+	}
+	environments := proxy.New(proxy.Options{EnvDomain: cfg.EnvDomain, Backends: backends, Logger: log,
+		Next: bodyDeadline(controlPlaneBodyWithin, mux), PublicScheme: scheme, Gate: people.EnvGate,
 		Lookup: func(ctx context.Context, host string) (store.Environment, error) {
 			return store.GetEnvironmentByHost(ctx, st.Reader(), host)
 		}})
+	// No ReadTimeout or WriteTimeout for the whole server: environments
+	// stream and take uploads, and logs are followed for hours. Headers
+	// must arrive in 10 s; control-plane bodies are bounded by bodyDeadline
+	// and the receiver's own deadline.
 	s.http = &http.Server{Handler: environments, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	return s, nil
 }
 
@@ -284,6 +305,13 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if ok, err := s.store.Migrated(ctx); err != nil || !ok {
 		http.Error(w, "database migrations not applied", http.StatusServiceUnavailable)
 		return
+	}
+	// A full disk fails every webhook: say so before it is full.
+	if s.cfg.DiskReserve > 0 {
+		if err := runtime.CheckFree(s.cfg.DataDir, s.cfg.DiskReserve); err != nil {
+			http.Error(w, "disk: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
 	}
 	fmt.Fprintln(w, "ready")
 }

@@ -24,7 +24,9 @@ const (
 	ActivityCancelled = "cancelled"
 )
 
-// Activity is one unit of work on an environment or integration.
+// Activity is one unit of work on an environment or integration. Its log
+// lives apart, in append-only chunks (logchunks.go): no query that loads
+// activities loads their logs.
 type Activity struct {
 	ID              int64     `json:"id"`
 	IntegrationName string    `json:"integration"`
@@ -36,20 +38,19 @@ type Activity struct {
 	Result          string    `json:"result"`
 	SHA             string    `json:"sha,omitempty"`
 	Description     string    `json:"description"`
-	Log             string    `json:"-"`
 	CreatedAt       time.Time `json:"created_at"`
 	StartedAt       time.Time `json:"started_at"`
 	CompletedAt     time.Time `json:"completed_at"`
 }
 
 const activityCols = `id, integration_name, environment_id, environment_name, delivery_id, kind, state, result, sha,
-	description, log, created_at, started_at, completed_at`
+	description, created_at, started_at, completed_at`
 
 func scanActivity(row interface{ Scan(...any) error }) (Activity, error) {
 	var a Activity
 	var c, s, d int64
 	err := row.Scan(&a.ID, &a.IntegrationName, &a.EnvironmentID, &a.EnvironmentName, &a.DeliveryID, &a.Kind, &a.State,
-		&a.Result, &a.SHA, &a.Description, &a.Log, &c, &s, &d)
+		&a.Result, &a.SHA, &a.Description, &c, &s, &d)
 	if errors.Is(err, sql.ErrNoRows) {
 		return a, ErrNotFound
 	}
@@ -61,10 +62,10 @@ func scanActivity(row interface{ Scan(...any) error }) (Activity, error) {
 func InsertActivity(ctx context.Context, q Querier, a *Activity) error {
 	a.CreatedAt = Now()
 	return q.QueryRowContext(ctx, `INSERT INTO activities (integration_name, environment_id, environment_name,
-		delivery_id, kind, state, result, sha, description, log, created_at, started_at, completed_at)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) RETURNING id`,
+		delivery_id, kind, state, result, sha, description, created_at, started_at, completed_at)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) RETURNING id`,
 		a.IntegrationName, a.EnvironmentID, a.EnvironmentName, a.DeliveryID, a.Kind, a.State, a.Result, a.SHA,
-		a.Description, a.Log, micros(a.CreatedAt), micros(a.StartedAt), micros(a.CompletedAt)).Scan(&a.ID)
+		a.Description, micros(a.CreatedAt), micros(a.StartedAt), micros(a.CompletedAt)).Scan(&a.ID)
 }
 
 // SetActivityState moves an activity to state, stamping start and completion.
@@ -77,13 +78,15 @@ func SetActivityState(ctx context.Context, q Querier, id int64, state, result st
 	return err
 }
 
-// AppendActivityLog adds text to an activity's log.
+// AppendActivityLog adds text to an activity's log, synchronously, as one
+// chunk. Workers should write through internal/activitylog instead, which
+// batches lines and never blocks its caller on the database.
 func AppendActivityLog(ctx context.Context, q Querier, id int64, text string) error {
-	_, err := q.ExecContext(ctx, `UPDATE activities SET log = log || $1 WHERE id = $2`, text, id)
+	_, err := AppendLog(ctx, q, id, text)
 	return err
 }
 
-// GetActivity returns one activity with its log.
+// GetActivity returns one activity (without its log: see ReadLog).
 func GetActivity(ctx context.Context, q Querier, id int64) (Activity, error) {
 	return scanActivity(q.QueryRowContext(ctx, `SELECT `+activityCols+` FROM activities WHERE id = $1`, id))
 }

@@ -28,26 +28,34 @@ type Delivery struct {
 	EventUUID       string    `json:"event_uuid"`
 	WebhookUUID     string    `json:"webhook_uuid"`
 	Headers         string    `json:"headers"`
-	Body            string    `json:"-"`
+	Body            string    `json:"-"` // loaded by GetDelivery only
 	Status          string    `json:"status"`
 	Result          string    `json:"result"`
 	DuplicateOf     int64     `json:"duplicate_of,omitempty"`
 	ReceivedAt      time.Time `json:"received_at"`
 	ProcessedAt     time.Time `json:"processed_at"`
+	// BodyDroppedAt is when retention dropped the body (zero: kept).
+	BodyDroppedAt time.Time `json:"body_dropped_at,omitzero"`
 }
 
-const deliveryCols = `id, COALESCE(integration_id, 0), integration_name, event, idempotency_key, event_uuid, webhook_uuid,
-	headers, body, status, result, duplicate_of, received_at, processed_at`
+// deliveryListCols are what a list shows: everything but the body (up to
+// 25 MB each).
+const deliveryListCols = `id, COALESCE(integration_id, 0), integration_name, event, idempotency_key, event_uuid, webhook_uuid,
+	headers, status, result, duplicate_of, received_at, processed_at, body_dropped_at`
 
-func scanDelivery(row interface{ Scan(...any) error }) (Delivery, error) {
+func scanDelivery(row interface{ Scan(...any) error }, withBody bool) (Delivery, error) {
 	var d Delivery
-	var rec, proc int64
-	err := row.Scan(&d.ID, &d.IntegrationID, &d.IntegrationName, &d.Event, &d.IdempotencyKey, &d.EventUUID,
-		&d.WebhookUUID, &d.Headers, &d.Body, &d.Status, &d.Result, &d.DuplicateOf, &rec, &proc)
+	var rec, proc, dropped int64
+	dest := []any{&d.ID, &d.IntegrationID, &d.IntegrationName, &d.Event, &d.IdempotencyKey, &d.EventUUID,
+		&d.WebhookUUID, &d.Headers, &d.Status, &d.Result, &d.DuplicateOf, &rec, &proc, &dropped}
+	if withBody {
+		dest = append(dest, &d.Body)
+	}
+	err := row.Scan(dest...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return d, ErrNotFound
 	}
-	d.ReceivedAt, d.ProcessedAt = fromMicros(rec), fromMicros(proc)
+	d.ReceivedAt, d.ProcessedAt, d.BodyDroppedAt = fromMicros(rec), fromMicros(proc), fromMicros(dropped)
 	return d, err
 }
 
@@ -199,9 +207,15 @@ func deliveryValues(chunk []*Delivery, dedupe func(*Delivery) any) (string, []an
 	return b.String(), args
 }
 
-// GetDelivery returns a delivery by id.
+// GetDelivery returns a delivery by id, with its body.
 func GetDelivery(ctx context.Context, q Querier, id int64) (Delivery, error) {
-	return scanDelivery(q.QueryRowContext(ctx, `SELECT `+deliveryCols+` FROM deliveries WHERE id = $1`, id))
+	return scanDelivery(q.QueryRowContext(ctx, `SELECT `+deliveryListCols+`, body FROM deliveries WHERE id = $1`, id), true)
+}
+
+// GetDeliveryWithoutBody returns a delivery by id as lists show it, for
+// views that never show the body.
+func GetDeliveryWithoutBody(ctx context.Context, q Querier, id int64) (Delivery, error) {
+	return scanDelivery(q.QueryRowContext(ctx, `SELECT `+deliveryListCols+` FROM deliveries WHERE id = $1`, id), false)
 }
 
 // FinishDelivery records the outcome of processing a delivery.
@@ -211,9 +225,10 @@ func FinishDelivery(ctx context.Context, q Querier, id int64, status, result str
 	return err
 }
 
-// ListDeliveries returns the newest deliveries of an integration ("" = all).
+// ListDeliveries returns the newest deliveries of an integration ("" = all),
+// without their bodies.
 func ListDeliveries(ctx context.Context, q Querier, integration string, limit int) ([]Delivery, error) {
-	query := `SELECT ` + deliveryCols + ` FROM deliveries WHERE ($1 = '' OR integration_name = $1) ORDER BY id DESC LIMIT $2`
+	query := `SELECT ` + deliveryListCols + ` FROM deliveries WHERE ($1 = '' OR integration_name = $1) ORDER BY id DESC LIMIT $2`
 	rows, err := q.QueryContext(ctx, query, integration, limit)
 	if err != nil {
 		return nil, err
@@ -221,7 +236,7 @@ func ListDeliveries(ctx context.Context, q Querier, integration string, limit in
 	defer rows.Close()
 	out := []Delivery{}
 	for rows.Next() {
-		d, err := scanDelivery(rows)
+		d, err := scanDelivery(rows, false)
 		if err != nil {
 			return nil, err
 		}

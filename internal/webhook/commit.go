@@ -4,13 +4,15 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/glenv/glenv/internal/store"
 )
 
 // Persist stores a batch of deliveries, and enqueues the processing job of
 // each accepted, non-duplicate one with queue set, in ONE transaction; it
-// reports per delivery whether it was a duplicate.
+// reports per delivery whether it was a duplicate. It must honour ctx: its
+// deadline is what keeps a hung database from hanging every webhook.
 type Persist func(ctx context.Context, batch []*store.Delivery, queue []bool) (dup []bool, err error)
 
 // committer is a group commit: concurrent deliveries wait for one shared
@@ -18,15 +20,23 @@ type Persist func(ctx context.Context, batch []*store.Delivery, queue []bool) (d
 // every 202 still means "on disk".
 type committer struct {
 	persist Persist
+	timeout time.Duration // deadline of one batch's transaction
 	in      chan *pending
+	quit    chan struct{} // closed first on close: senders stop waiting
 	done    chan struct{}
 	wg      sync.WaitGroup
+
+	// mu guards closed and the send on in: a request that arrives during
+	// the drain is refused instead of sending on a closed channel.
+	mu       sync.RWMutex
+	closed   bool
+	quitOnce sync.Once
 }
 
 type pending struct {
 	d     *store.Delivery
 	queue bool
-	ctx   context.Context
+	ctx   context.Context // the request's: once it is over, the delivery is not stored
 	reply chan result
 }
 
@@ -40,8 +50,9 @@ const maxBatch = 256
 // newCommitter starts flushers goroutines that each commit one batch at a
 // time: one suits SQLite's single writer; PostgreSQL commits batches in
 // parallel, which hides its round trips.
-func newCommitter(p Persist, flushers int) *committer {
-	c := &committer{persist: p, in: make(chan *pending, 4096), done: make(chan struct{})}
+func newCommitter(p Persist, flushers int, timeout time.Duration) *committer {
+	c := &committer{persist: p, timeout: timeout, in: make(chan *pending, 4096),
+		quit: make(chan struct{}), done: make(chan struct{})}
 	for i := 0; i < max(flushers, 1); i++ {
 		c.wg.Add(1)
 		go func() {
@@ -58,19 +69,41 @@ func newCommitter(p Persist, flushers int) *committer {
 
 var errClosed = errors.New("webhook receiver is shutting down")
 
+// errUnconfirmed: the request's deadline passed before its batch committed.
+var errUnconfirmed = errors.New("the delivery was not confirmed stored before the deadline")
+
+// submit hands d to the group commit and waits for its outcome until ctx
+// ends. ctx must carry the request's deadline.
 func (c *committer) submit(ctx context.Context, d *store.Delivery, queue bool) (bool, error) {
 	p := &pending{d: d, queue: queue, ctx: ctx, reply: make(chan result, 1)}
+	if err := c.send(ctx, p); err != nil {
+		return false, err
+	}
+	select {
+	case r := <-p.reply:
+		return r.dup, r.err
+	case <-ctx.Done():
+		// A batch that was not flushed yet skips this delivery (see flush),
+		// so the 503 the caller sends is true unless the flush was already
+		// under way; the message says so.
+		return false, errUnconfirmed
+	}
+}
+
+func (c *committer) send(ctx context.Context, p *pending) error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return errClosed
+	}
 	select {
 	case c.in <- p:
-	case <-c.done:
-		return false, errClosed
+		return nil
+	case <-c.quit:
+		return errClosed
 	case <-ctx.Done():
-		return false, ctx.Err()
+		return errUnconfirmed
 	}
-	// Once handed over, wait for the outcome even if the client went away:
-	// the delivery may be committed, and the answer must say so truthfully.
-	r := <-p.reply
-	return r.dup, r.err
 }
 
 func (c *committer) loop() {
@@ -96,13 +129,29 @@ func (c *committer) loop() {
 	}
 }
 
-func (c *committer) flush(batch []*pending) {
+func (c *committer) flush(all []*pending) {
+	// A delivery whose request already ended was answered 503 (or its
+	// client is gone without an answer): storing it now would make that
+	// answer a lie, so it is dropped.
+	batch := all[:0]
+	for _, p := range all {
+		if err := p.ctx.Err(); err != nil {
+			p.reply <- result{err: errUnconfirmed}
+			continue
+		}
+		batch = append(batch, p)
+	}
+	if len(batch) == 0 {
+		return
+	}
 	ds := make([]*store.Delivery, len(batch))
 	qs := make([]bool, len(batch))
 	for i, p := range batch {
 		ds[i], qs[i] = p.d, p.queue
 	}
-	dups, err := c.persist(context.Background(), ds, qs)
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	dups, err := c.persist(ctx, ds, qs)
+	cancel()
 	for i, p := range batch {
 		r := result{err: err}
 		if err == nil {
@@ -112,7 +161,22 @@ func (c *committer) flush(batch []*pending) {
 	}
 }
 
-func (c *committer) close() {
-	close(c.in)
-	<-c.done
+// close stops taking deliveries and waits up to wait for the batches
+// already handed over; it reports whether they all finished.
+func (c *committer) close(wait time.Duration) bool {
+	c.quitOnce.Do(func() { close(c.quit) })
+	c.mu.Lock() // waits only for senders, and they leave at once through quit
+	if !c.closed {
+		c.closed = true
+		close(c.in)
+	}
+	c.mu.Unlock()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-c.done:
+		return true
+	case <-t.C:
+		return false
+	}
 }

@@ -8,11 +8,11 @@ package webhook
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -21,6 +21,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/glenv/glenv/internal/store"
 )
@@ -37,6 +38,37 @@ type Secrets interface {
 	WebhookSecret(ctx context.Context, integration string) (id int64, secret string, err error)
 }
 
+// Limits bound what one request may cost. GitLab waits 10 s for an answer
+// (webhook_timeout, config/initializers/1_settings.rb) and never sends a
+// failed delivery again (WebHookService#execute rescues HTTP errors,
+// app/services/web_hook_service.rb), so every wait ends well before that and
+// a 503 says what was lost.
+type Limits struct {
+	// Answer is the deadline of a whole request (look-up, body, commit).
+	Answer time.Duration
+	// Flush is the deadline of one group-commit transaction.
+	Flush time.Duration
+	// InFlightBytes bounds the request bodies held in memory at once.
+	InFlightBytes int64
+	// WaitForMemory is how long a body waits for room before a 503.
+	WaitForMemory time.Duration
+}
+
+// DefaultLimits answer within 7 s and hold at most 128 MiB of bodies (five
+// bodies of GitLab's maximum size, thousands of ordinary pushes).
+var DefaultLimits = Limits{Answer: 7 * time.Second, Flush: 4 * time.Second, InFlightBytes: 128 << 20, WaitForMemory: time.Second}
+
+// Options configure a Receiver.
+type Options struct {
+	Secrets Secrets
+	Persist Persist
+	// Flushers is how many batches commit at once (1 for SQLite).
+	Flushers   int
+	Log        *slog.Logger
+	Registerer prometheus.Registerer // nil: no metrics
+	Limits     Limits                // zero fields take DefaultLimits
+}
+
 // Receiver is the http.Handler for /hooks/gitlab/{integration}.
 type Receiver struct {
 	secrets Secrets
@@ -45,6 +77,8 @@ type Receiver struct {
 	cache   sync.Map // name → cached
 	ttl     time.Duration
 	metric  *prometheus.CounterVec
+	lim     Limits
+	memory  *semaphore.Weighted
 }
 
 type cached struct {
@@ -54,21 +88,50 @@ type cached struct {
 }
 
 // New builds a receiver that persists through persist (see Persist) with
-// flushers batches committing at once.
+// flushers batches committing at once, within DefaultLimits.
 func New(secrets Secrets, persist Persist, flushers int, log *slog.Logger, reg prometheus.Registerer) *Receiver {
-	r := &Receiver{secrets: secrets, commit: newCommitter(persist, flushers), log: log, ttl: 2 * time.Second,
+	return NewReceiver(Options{Secrets: secrets, Persist: persist, Flushers: flushers, Log: log, Registerer: reg})
+}
+
+// NewReceiver builds a receiver from o.
+func NewReceiver(o Options) *Receiver {
+	lim := o.Limits
+	d := DefaultLimits
+	if lim.Answer <= 0 {
+		lim.Answer = d.Answer
+	}
+	if lim.Flush <= 0 {
+		lim.Flush = d.Flush
+	}
+	if lim.InFlightBytes < MaxBody {
+		lim.InFlightBytes = max(d.InFlightBytes, MaxBody)
+	}
+	if lim.WaitForMemory <= 0 {
+		lim.WaitForMemory = d.WaitForMemory
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	r := &Receiver{secrets: o.Secrets, commit: newCommitter(o.Persist, o.Flushers, lim.Flush), log: o.Log, ttl: 2 * time.Second,
+		lim: lim, memory: semaphore.NewWeighted(lim.InFlightBytes),
 		metric: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "glenv_webhook_deliveries_total",
-			Help: "Webhook requests by outcome (accepted, duplicate, ignored, unauthorized, too_large, bad_request, unknown_integration, error).",
+			Help: "Webhook requests by outcome (accepted, duplicate, ignored, unauthorized, too_large, bad_request, unknown_integration, busy, error); integrations that do not exist count as _unknown.",
 		}, []string{"integration", "outcome"})}
-	if reg != nil {
-		reg.MustRegister(r.metric)
+	if o.Registerer != nil {
+		o.Registerer.MustRegister(r.metric)
 	}
 	return r
 }
 
-// Close stops the group committer after the in-flight batch.
-func (r *Receiver) Close() { r.commit.close() }
+// Close stops taking deliveries and waits, at most a flush deadline and a
+// second, for the batches already handed over: a hung database cannot hang
+// the shutdown.
+func (r *Receiver) Close() {
+	if !r.commit.close(r.lim.Flush + time.Second) {
+		r.log.Warn("webhook: stopped waiting for the database; deliveries still being committed were answered 503")
+	}
+}
 
 // Forget drops a cached secret (after an integration is updated or deleted).
 func (r *Receiver) Forget(integration string) { r.cache.Delete(integration) }
@@ -98,32 +161,59 @@ func reply(w http.ResponseWriter, code int, a answer) {
 	_ = json.NewEncoder(w).Encode(a)
 }
 
+// noRetry ends every 503: GitLab does not send a failed delivery again
+// (app/services/web_hook_service.rb); a 5xx also counts towards disabling
+// the hook (app/models/concerns/web_hooks/auto_disabling.rb).
+const noRetry = " GitLab does not retry webhook deliveries: glenv's periodic reconcile repairs what this event would have done, or redeliver it from the project's Settings → Webhooks → Recent events."
+
+// unknownSecret is compared against when the integration does not exist, so
+// that answer takes the same path as a wrong token.
+var unknownSecret = []byte(newUnguessable())
+
 // ServeHTTP handles one delivery. The integration name is the last path element.
 func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	name := req.PathValue("integration")
-	outcome := "error"
-	defer func() { r.metric.WithLabelValues(metricName(name, outcome), outcome).Inc() }()
+	outcome, known := "error", false
+	defer func() {
+		// Only integrations that exist are labels: any path would otherwise
+		// make a new series.
+		label := "_unknown"
+		if known {
+			label = name
+		}
+		r.metric.WithLabelValues(label, outcome).Inc()
+	}()
 	if req.Method != http.MethodPost {
 		outcome = "bad_request"
 		w.Header().Set("Allow", "POST")
 		reply(w, http.StatusMethodNotAllowed, answer{Status: "rejected", Message: "webhooks are delivered with POST"})
 		return
 	}
-	integ, err := r.lookup(req.Context(), name)
-	if errors.Is(err, store.ErrNotFound) {
+	deadline := time.Now().Add(r.lim.Answer)
+	ctx, cancel := context.WithDeadline(req.Context(), deadline)
+	defer cancel()
+	integ, err := r.lookup(ctx, name)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
 		outcome = "unknown_integration"
-		reply(w, http.StatusNotFound, answer{Status: "rejected", Message: fmt.Sprintf("no integration named %q: check the hook URL (glenv integration:list)", name)})
-		return
-	}
-	if err != nil {
+		integ.secret = string(unknownSecret)
+	case err != nil:
 		r.log.Error("webhook: look up integration", "integration", name, "err", err)
-		reply(w, http.StatusServiceUnavailable, answer{Status: "error", Message: "glenv cannot read its database; GitLab may retry"})
+		reply(w, http.StatusServiceUnavailable, answer{Status: "error", Message: "glenv cannot read its database right now; the delivery was not stored." + noRetry})
 		return
+	default:
+		known = true
 	}
 	token := req.Header.Get("X-Gitlab-Token")
-	if subtle.ConstantTimeCompare([]byte(token), []byte(integ.secret)) != 1 {
-		outcome = "unauthorized"
-		reply(w, http.StatusUnauthorized, answer{Status: "rejected", Message: "X-Gitlab-Token does not match the integration's webhook secret: run `glenv integration:validate " + name + "` to re-install the hook"})
+	// An empty secret would match a missing token; integrations always get
+	// one, so an empty one is refused rather than trusted. An unknown
+	// integration is answered exactly like a wrong token: the answer must
+	// not tell which integrations exist.
+	if subtle.ConstantTimeCompare([]byte(token), []byte(integ.secret)) != 1 || integ.secret == "" || !known {
+		if known {
+			outcome = "unauthorized"
+		}
+		reply(w, http.StatusUnauthorized, answer{Status: "rejected", Message: "X-Gitlab-Token does not match the integration's webhook secret: check the hook URL and run `glenv integration:validate " + name + "` to re-install the hook"})
 		return
 	}
 	if req.ContentLength > MaxBody {
@@ -131,7 +221,29 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		reply(w, http.StatusRequestEntityTooLarge, answer{Status: "rejected", Message: "body exceeds GitLab's 25 MB webhook limit"})
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, MaxBody))
+	size := req.ContentLength
+	if size < 0 {
+		size = MaxBody // unsized (chunked): room for the largest body
+	}
+	if !r.reserve(ctx, size) {
+		outcome = "busy"
+		w.Header().Set("Retry-After", "5")
+		reply(w, http.StatusServiceUnavailable, answer{Status: "error", Message: "glenv is receiving too many large deliveries at once; the delivery was not stored." + noRetry})
+		return
+	}
+	defer r.memory.Release(size)
+	// The body must arrive before the request's deadline; a slow sender
+	// does not hold memory and a connection for longer.
+	_ = http.NewResponseController(w).SetReadDeadline(deadline)
+	// A declared length is read into one buffer of that size; an unsized
+	// body grows as it comes (its reservation is already the maximum).
+	initial := int64(64 << 10)
+	if req.ContentLength >= 0 {
+		initial = req.ContentLength + 1
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, initial))
+	_, err = buf.ReadFrom(http.MaxBytesReader(w, req.Body, MaxBody))
+	body := buf.Bytes()
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
 		outcome = "too_large"
@@ -140,7 +252,7 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	if err != nil {
 		outcome = "bad_request"
-		reply(w, http.StatusBadRequest, answer{Status: "rejected", Message: "could not read the body: " + err.Error()})
+		reply(w, http.StatusBadRequest, answer{Status: "rejected", Message: "could not read the body before the deadline: " + err.Error()})
 		return
 	}
 	if msg := checkBody(body); msg != "" {
@@ -161,10 +273,14 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		d.Status = store.DeliveryProcessed
 		d.Result = fmt.Sprintf("event %q has no effect on environments: recorded only", event)
 	}
-	dup, err := r.commit.submit(req.Context(), d, queue)
+	dup, err := r.commit.submit(ctx, d, queue)
 	if err != nil {
 		r.log.Error("webhook: store delivery", "integration", name, "err", err)
-		reply(w, http.StatusServiceUnavailable, answer{Status: "error", Message: "glenv could not store the delivery; it was not accepted"})
+		msg := "glenv could not store the delivery (its database is slow or unreachable); it was not accepted."
+		if errors.Is(err, errClosed) {
+			msg = "glenv is shutting down; the delivery was not stored."
+		}
+		reply(w, http.StatusServiceUnavailable, answer{Status: "error", Message: msg + noRetry})
 		return
 	}
 	switch {
@@ -180,6 +296,19 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 }
 
+// reserve takes room for size bytes of body, waiting at most WaitForMemory.
+func (r *Receiver) reserve(ctx context.Context, size int64) bool {
+	wait, cancel := context.WithTimeout(ctx, r.lim.WaitForMemory)
+	defer cancel()
+	return r.memory.Acquire(wait, size) == nil
+}
+
+func newUnguessable() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%x", b)
+}
+
 // checkBody returns why body is not a delivery glenv can store, or "".
 func checkBody(body []byte) string {
 	if !utf8.Valid(body) {
@@ -189,10 +318,9 @@ func checkBody(body []byte) string {
 	if trimmed := bytes.TrimLeft(body, " \t\r\n"); len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(body) {
 		return "body is not a JSON object: send GitLab's webhook payload as JSON"
 	}
-	if strings.Contains(string(body), `\u0000`) {
-		// PostgreSQL text cannot hold NUL; no GitLab payload carries one.
-		return "body contains a NUL character"
-	}
+	// json.Valid refuses raw control characters, so the body holds no NUL
+	// byte and fits a PostgreSQL text column as received; a "\u0000"
+	// escape is six printable characters and is stored as such.
 	return ""
 }
 
@@ -215,12 +343,4 @@ func limit(s string, n int) string {
 		return s[:n]
 	}
 	return s
-}
-
-// metricName bounds label cardinality: names of unknown integrations are not labels.
-func metricName(name string, outcome string) string {
-	if outcome == "unknown_integration" || len(name) > 36 {
-		return "_unknown"
-	}
-	return name
 }

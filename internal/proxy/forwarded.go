@@ -1,0 +1,54 @@
+package proxy
+
+import (
+	"io"
+	"net"
+	"net/http/httputil"
+	"sync"
+)
+
+// clientHeaders are what a client could claim about itself or the way its
+// request came: an app must be able to trust them, so only glenv sets them.
+var clientHeaders = []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
+	"X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Server", "X-Forwarded-Ssl", "X-Real-Ip",
+	"X-Client-Ip", "True-Client-Ip", "X-Cluster-Client-Ip", "Cf-Connecting-Ip", "Fastly-Client-Ip", "X-Original-Forwarded-For"}
+
+// forwarded sets the forwarding headers from the connection and the public
+// scheme, after dropping whatever the client sent under those names.
+func forwarded(pr *httputil.ProxyRequest, scheme string) {
+	for _, h := range clientHeaders {
+		pr.Out.Header.Del(h)
+	}
+	if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
+		pr.Out.Header.Set("X-Forwarded-For", ip)
+		pr.Out.Header.Set("X-Real-Ip", ip)
+	}
+	pr.Out.Header.Set("X-Forwarded-Host", pr.In.Host)
+	pr.Out.Header.Set("X-Forwarded-Proto", scheme)
+}
+
+// clientBody remembers why reading the client's request body failed, so a
+// bad body is answered 400 instead of blamed on the app.
+type clientBody struct {
+	io.ReadCloser
+	mu  sync.Mutex
+	err error
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		b.mu.Lock()
+		if b.err == nil {
+			b.err = err
+		}
+		b.mu.Unlock()
+	}
+	return n, err
+}
+
+func (b *clientBody) failed() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}

@@ -1,0 +1,141 @@
+package retention_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/glenv/glenv/internal/activitylog"
+	"github.com/glenv/glenv/internal/retention"
+	"github.com/glenv/glenv/internal/store"
+	"github.com/glenv/glenv/internal/store/storetest"
+)
+
+func TestCutoffs(t *testing.T) {
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	day := 24 * time.Hour
+	tests := []struct {
+		name string
+		s    retention.Settings
+		want retention.Cutoffs
+	}{
+		{"bodies go N days after receipt, tombstones N days after the delete, logs N days after completion",
+			retention.Settings{DeliveryBodies: 7 * day, DeletedEnvironments: 30 * day, Logs: 90 * day},
+			retention.Cutoffs{Bodies: now.Add(-7 * day), Tombstones: now.Add(-30 * day), Logs: now.Add(-90 * day)}},
+		{"a zero age keeps that kind forever", retention.Settings{DeliveryBodies: 0, DeletedEnvironments: day},
+			retention.Cutoffs{Tombstones: now.Add(-day)}},
+		{"nothing set keeps everything", retention.Settings{}, retention.Cutoffs{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := retention.CutoffsAt(now, tt.s); got != tt.want {
+				t.Fatalf("CutoffsAt = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// One pass over a database with something of each kind: old bodies of done
+// deliveries go (headers and results stay), a waiting delivery keeps its
+// body, an old tombstone goes with its activities and logs, a recent one
+// stays, and a log over the cap keeps its tail. Batches of one prove the
+// passes loop over a backlog.
+func TestAPassDropsWhatIsOldAndKeepsWhatIsNot(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		in := &store.Integration{Name: "app", Type: "gitlab", BaseURL: "https://gitlab.example.com", ProjectID: 42,
+			ProjectPath: "group/app", DefaultBranch: "main", TokenSealed: "v1:x", WebhookSecretSealed: "v1:y", Space: "root"}
+		if err := store.CreateIntegration(ctx, s.DB, in); err != nil {
+			t.Fatal(err)
+		}
+		var deliveries []int64
+		for i, status := range []string{store.DeliveryProcessed, store.DeliveryProcessed, store.DeliveryAccepted} {
+			d := &store.Delivery{IntegrationName: "app", Event: "Push Hook", Headers: `{"X-Gitlab-Event":"Push Hook"}`,
+				Body: strings.Repeat("b", 1000+i), Status: store.DeliveryAccepted}
+			if _, err := store.InsertDelivery(ctx, s.DB, d); err != nil {
+				t.Fatal(err)
+			}
+			if status != store.DeliveryAccepted {
+				if err := store.FinishDelivery(ctx, s.DB, d.ID, status, "done"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			deliveries = append(deliveries, d.ID)
+		}
+		env := func(name string, deletedAgo time.Duration) (envID, activityID int64) {
+			e := &store.Environment{IntegrationID: in.ID, IntegrationName: "app", ProjectID: 42, Name: name, Slug: name,
+				Host: name + "--app", Kind: "branch", Ref: name, State: store.StateActive}
+			if deletedAgo > 0 {
+				e.State, e.DeletedAt = store.StateDeleted, store.Now().Add(-deletedAgo)
+			}
+			if err := store.SaveEnvironment(ctx, s.DB, e); err != nil {
+				t.Fatal(err)
+			}
+			a := store.Activity{IntegrationName: "app", EnvironmentID: e.ID, Kind: store.ActivityDeploy, State: store.ActivityComplete}
+			if err := store.InsertActivity(ctx, s.DB, &a); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 20 {
+				if _, err := store.AppendLog(ctx, s.DB, a.ID, strings.Repeat(string(rune('a'+i)), 99)+"\n"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return e.ID, a.ID
+		}
+		oldEnv, _ := env("old", 10*24*time.Hour)
+		recentEnv, recentAct := env("recent", time.Hour)
+		_, liveAct := env("live", 0)
+		_, oldAct := env("live-for-long", 0)
+		if _, err := s.DB.ExecContext(ctx, `UPDATE activities SET completed_at = $1 WHERE id = $2`, store.Now().Add(-100*24*time.Hour).UnixMicro(), oldAct); err != nil {
+			t.Fatal(err)
+		}
+
+		r := retention.New(s, retention.Settings{DeliveryBodies: time.Nanosecond, DeletedEnvironments: 24 * time.Hour,
+			LogMaxSize: 500, Logs: 90 * 24 * time.Hour, Batch: 1}, nil)
+		rep, err := r.Run(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.BodiesDropped != 2 || rep.EnvironmentsPurged != 1 || rep.LogsDropped != 1 || rep.LogsCapped != 2 || rep.LogBytesCut != 2*1500 {
+			t.Fatalf("report %+v; want 2 bodies, 1 environment, 1 old log dropped, 2 logs capped by 1500 bytes each", rep)
+		}
+		p, err := activitylog.Read(ctx, s.Reader(), oldAct, 0)
+		if err != nil || !strings.HasPrefix(p.Text, "[… 2000 bytes cut") || !strings.HasSuffix(p.Text, "…]\n") || p.Next != 2000 {
+			t.Errorf("log of an activity completed 100 days ago: %q (next %d) %v; want only the notice", p.Text, p.Next, err)
+		}
+		var activities int
+		if err := s.Reader().QueryRowContext(ctx, `SELECT COUNT(*) FROM activities WHERE id = $1`, oldAct).Scan(&activities); err != nil || activities != 1 {
+			t.Errorf("the activity whose log was dropped went too: %d %v", activities, err)
+		}
+		for i, id := range deliveries {
+			d, err := store.GetDelivery(ctx, s.Reader(), id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			waiting := i == 2
+			if (d.Body != "") != waiting || d.Headers == "" || (!waiting && d.Result != "done") {
+				t.Errorf("delivery %d (%s): body %d bytes, headers %q, result %q", id, d.Status, len(d.Body), d.Headers, d.Result)
+			}
+		}
+		if _, err := store.GetEnvironmentOrTombstone(ctx, s.Reader(), oldEnv); err != store.ErrNotFound {
+			t.Errorf("the old tombstone is still there: %v", err)
+		}
+		if e, err := store.GetEnvironmentOrTombstone(ctx, s.Reader(), recentEnv); err != nil || e.DeletedAt.IsZero() {
+			t.Errorf("the recent tombstone went: %v", err)
+		}
+		for _, id := range []int64{recentAct, liveAct} {
+			p, err := activitylog.Read(ctx, s.Reader(), id, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(p.Text, "[… 1500 bytes cut") || !strings.HasSuffix(p.Text, strings.Repeat("t", 99)+"\n") || p.Next != 2000 {
+				t.Errorf("log of activity %d after the pass: %q (next %d)", id, p.Text, p.Next)
+			}
+		}
+		// A second pass finds nothing more to do.
+		if rep, err := r.Run(ctx); err != nil || rep != (retention.Report{}) {
+			t.Fatalf("second pass: %+v %v", rep, err)
+		}
+	})
+}

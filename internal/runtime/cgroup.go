@@ -1,0 +1,368 @@
+package runtime
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/glenv/glenv/internal/limits"
+)
+
+// cgroups puts every sandboxed command (a build step, hooks.clone, an app)
+// in a cgroup of its own under a base glenv owns, with the environment's
+// memory, process and CPU limits: the limits hold for all its processes
+// together, not for each one, and removing the cgroup ends every process
+// in it, including those that left the process group. Both hierarchies are
+// supported: cgroup v2 (one tree) and v1 (a tree per controller; this
+// machine's kernel mounts v1), detected from /proc/self/mountinfo.
+type cgroups struct {
+	v2 bool
+	// bases are glenv's directories: v1 one per controller (memory, pids,
+	// cpu), v2 one.
+	bases []string
+	seq   atomic.Int64
+}
+
+// cgroup is one command's.
+type cgroup struct {
+	v2   bool
+	dirs []string // same order as cgroups.bases
+}
+
+// controllers glenv limits.
+var controllers = []string{"memory", "pids", "cpu"}
+
+// cgroupPlan is where glenv's cgroups go, decided from the mount table and
+// glenv's own cgroup membership; pure, so it is table-tested.
+type cgroupPlan struct {
+	v2    bool
+	bases []string // v1: in the order of controllers
+}
+
+// planCgroups places glenv's base cgroup named name under glenv's own
+// cgroup in each hierarchy it needs. mountinfo is /proc/self/mountinfo,
+// self is /proc/self/cgroup.
+func planCgroups(mountinfo, self, name string) (cgroupPlan, error) {
+	type mnt struct{ root, point, fstype, opts string }
+	var mounts []mnt
+	for _, line := range strings.Split(mountinfo, "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		if !ok {
+			continue
+		}
+		f, g := strings.Fields(pre), strings.Fields(post)
+		if len(f) < 5 || len(g) < 3 {
+			continue
+		}
+		mounts = append(mounts, mnt{root: unescapeMount(f[3]), point: unescapeMount(f[4]), fstype: g[0], opts: g[2]})
+	}
+	own := map[string]string{} // controller ("" for v2) → path
+	for _, line := range strings.Split(self, "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		if parts[1] == "" && parts[0] == "0" {
+			own[""] = parts[2]
+			continue
+		}
+		for _, c := range strings.Split(parts[1], ",") {
+			own[c] = parts[2]
+		}
+	}
+	join := func(m mnt, path string) string {
+		rel := path
+		if m.root != "/" {
+			rel = strings.TrimPrefix(path, m.root)
+		}
+		return filepath.Join(m.point, rel, name)
+	}
+	for _, m := range mounts {
+		if m.fstype == "cgroup2" && m.point == "/sys/fs/cgroup" {
+			path, ok := own[""]
+			if !ok {
+				return cgroupPlan{}, errors.New("cgroup v2 is mounted but /proc/self/cgroup has no 0:: line")
+			}
+			return cgroupPlan{v2: true, bases: []string{join(m, path)}}, nil
+		}
+	}
+	var plan cgroupPlan
+	for _, c := range controllers {
+		found := false
+		for _, m := range mounts {
+			if m.fstype != "cgroup" || !hasOption(m.opts, c) {
+				continue
+			}
+			path, ok := own[c]
+			if !ok {
+				return cgroupPlan{}, fmt.Errorf("cgroup v1 %s controller is mounted at %s but glenv is in no %s cgroup", c, m.point, c)
+			}
+			plan.bases = append(plan.bases, join(m, path))
+			found = true
+			break
+		}
+		if !found {
+			return cgroupPlan{}, fmt.Errorf("no cgroup v2 at /sys/fs/cgroup and no cgroup v1 %s controller is mounted", c)
+		}
+	}
+	return plan, nil
+}
+
+func hasOption(opts, o string) bool {
+	for _, x := range strings.Split(opts, ",") {
+		if x == o {
+			return true
+		}
+	}
+	return false
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// openCgroups prepares glenv's base cgroups (name is unique to the runtime
+// dir, so a restarted glenv finds and clears its own leftovers). It returns
+// why cgroups cannot be used here instead when they cannot.
+func openCgroups(name string) (*cgroups, error) {
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	self, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return nil, err
+	}
+	plan, err := planCgroups(string(mi), string(self), name)
+	if err != nil {
+		return nil, err
+	}
+	cg := &cgroups{v2: plan.v2, bases: plan.bases}
+	for _, b := range cg.bases {
+		if err := os.Mkdir(b, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("create cgroup %s: %w (glenv needs write access to its cgroup: run it as root or in a delegated cgroup)", b, err)
+		}
+	}
+	if cg.v2 {
+		// Controllers must be enabled on the way down: in glenv's own
+		// cgroup for the base, and in the base for the commands'.
+		enable := "+memory +pids +cpu"
+		parent := filepath.Dir(cg.bases[0])
+		err := os.WriteFile(filepath.Join(parent, "cgroup.subtree_control"), []byte(enable), 0)
+		if errors.Is(err, syscall.EBUSY) {
+			// v2 lets no cgroup both hold processes and delegate
+			// controllers: glenv moves itself into a leaf of its own
+			// cgroup (as systemd's Delegate=yes intends) and tries again.
+			leaf := filepath.Join(parent, "glenv-main")
+			if err := os.Mkdir(leaf, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+				return nil, fmt.Errorf("create cgroup %s: %w", leaf, err)
+			}
+			if err := os.WriteFile(filepath.Join(leaf, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0); err != nil {
+				return nil, fmt.Errorf("move glenv into %s: %w", leaf, err)
+			}
+			err = os.WriteFile(filepath.Join(parent, "cgroup.subtree_control"), []byte(enable), 0)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("enable memory, pids and cpu controllers in %s: %w (cgroup v2 lets a cgroup holding processes delegate none; run glenv in a cgroup of its own, e.g. systemd's Delegate=yes)", parent, err)
+		}
+		if err := os.WriteFile(filepath.Join(cg.bases[0], "cgroup.subtree_control"), []byte(enable), 0); err != nil {
+			return nil, fmt.Errorf("enable controllers in %s: %w", cg.bases[0], err)
+		}
+	}
+	// Leftovers of an earlier run of this runtime: nothing of them may live on.
+	entries, _ := os.ReadDir(cg.bases[0])
+	for _, e := range entries {
+		if e.IsDir() {
+			cg.child(e.Name()).remove()
+		}
+	}
+	return cg, nil
+}
+
+// close removes glenv's base cgroups once nothing runs in them (Close).
+func (cg *cgroups) close() {
+	for _, b := range cg.bases {
+		_ = syscall.Rmdir(b)
+	}
+}
+
+func (cg *cgroups) child(name string) *cgroup {
+	c := &cgroup{v2: cg.v2}
+	for _, b := range cg.bases {
+		c.dirs = append(c.dirs, filepath.Join(b, name))
+	}
+	return c
+}
+
+// create makes the cgroup of one command of the environment with uid, with
+// lim applied.
+func (cg *cgroups) create(uid int, lim limits.Limits) (*cgroup, error) {
+	name := fmt.Sprintf("u%d-%d", uid, cg.seq.Add(1))
+	c := cg.child(name)
+	for _, d := range c.dirs {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			c.remove()
+			return nil, fmt.Errorf("create cgroup %s: %w", d, err)
+		}
+	}
+	if err := c.apply(lim); err != nil {
+		c.remove()
+		return nil, err
+	}
+	return c, nil
+}
+
+// apply writes the limits.
+func (c *cgroup) apply(lim limits.Limits) error {
+	type setting struct{ dir, file, value string }
+	var s []setting
+	mem, pids, cpu := c.dirs[0], c.dirs[0], c.dirs[0]
+	if !c.v2 {
+		mem, pids, cpu = c.dirs[0], c.dirs[1], c.dirs[2]
+	}
+	if lim.Memory > 0 {
+		v := strconv.FormatInt(lim.Memory, 10)
+		if c.v2 {
+			s = append(s, setting{mem, "memory.max", v}, setting{mem, "memory.swap.max", "0"})
+		} else {
+			s = append(s, setting{mem, "memory.limit_in_bytes", v}, setting{mem, "memory.memsw.limit_in_bytes", v})
+		}
+	}
+	if lim.Processes > 0 {
+		s = append(s, setting{pids, "pids.max", strconv.Itoa(lim.Processes)})
+	}
+	if lim.CPU > 0 {
+		const period = 100000
+		quota := strconv.Itoa(max(1000, int(lim.CPU*period)))
+		if c.v2 {
+			s = append(s, setting{cpu, "cpu.max", quota + " " + strconv.Itoa(period)})
+		} else {
+			s = append(s, setting{cpu, "cpu.cfs_period_us", strconv.Itoa(period)}, setting{cpu, "cpu.cfs_quota_us", quota})
+		}
+	}
+	for _, x := range s {
+		p := filepath.Join(x.dir, x.file)
+		if err := os.WriteFile(p, []byte(x.value), 0); err != nil {
+			if errors.Is(err, os.ErrNotExist) && (x.file == "memory.memsw.limit_in_bytes" || x.file == "memory.swap.max") {
+				continue // no swap accounting: there is no swap to escape to either
+			}
+			return fmt.Errorf("set %s to %s: %w", p, x.value, err)
+		}
+	}
+	return nil
+}
+
+// procsFiles are the files a process writes its pid to to join the cgroup.
+func (c *cgroup) procsFiles() []string {
+	var out []string
+	for _, d := range c.dirs {
+		out = append(out, filepath.Join(d, "cgroup.procs"))
+	}
+	return out
+}
+
+// pids lists the processes in the cgroup.
+func (c *cgroup) pids() []int {
+	var out []int
+	b, err := os.ReadFile(filepath.Join(c.dirs[0], "cgroup.procs"))
+	if err != nil {
+		return nil
+	}
+	for _, f := range strings.Fields(string(b)) {
+		if n, err := strconv.Atoi(f); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// kill ends every process in the cgroup and waits (a bounded while) until
+// none is left. A process forking while it is killed is caught by the
+// next round; the pids limit bounds how many there can be.
+func (c *cgroup) kill() {
+	if c.v2 {
+		if err := os.WriteFile(filepath.Join(c.dirs[0], "cgroup.kill"), []byte("1"), 0); err == nil {
+			c.waitEmpty(5 * time.Second)
+			return
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		pids := c.pids()
+		if len(pids) == 0 {
+			return
+		}
+		for _, p := range pids {
+			_ = syscall.Kill(p, syscall.SIGKILL)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (c *cgroup) waitEmpty(d time.Duration) {
+	deadline := time.Now().Add(d)
+	for len(c.pids()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// remove kills what is left in the cgroup and deletes it.
+func (c *cgroup) remove() {
+	c.kill()
+	for _, d := range c.dirs {
+		deadline := time.Now().Add(2 * time.Second)
+		for {
+			err := syscall.Rmdir(d)
+			if err == nil || errors.Is(err, syscall.ENOENT) || time.Now().After(deadline) {
+				break
+			}
+			// EBUSY until the last killed process is reaped.
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+// oomKills is how many processes the kernel killed in the cgroup for
+// going over its memory limit.
+func (c *cgroup) oomKills() int {
+	file, key := filepath.Join(c.dirs[0], "memory.oom_control"), "oom_kill"
+	if c.v2 {
+		file = filepath.Join(c.dirs[0], "memory.events")
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, _ := strings.Cut(sc.Text(), " ")
+		if k == key {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			return n
+		}
+	}
+	return 0
+}

@@ -1,0 +1,123 @@
+package runtime
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/glenv/glenv/internal/limits"
+	"github.com/glenv/glenv/internal/store"
+)
+
+// withDefaultLimits fills the server defaults nobody set.
+func withDefaultLimits(l limits.Limits) limits.Limits {
+	if l.Memory == 0 {
+		l.Memory = 1 << 30
+	}
+	if l.Processes == 0 {
+		l.Processes = 512
+	}
+	if l.CPU == 0 {
+		l.CPU = 1
+	}
+	if l.Disk == 0 {
+		l.Disk = 2 << 30
+	}
+	return l
+}
+
+// setupIsolation finds pasta and makes glenv's cgroups; what is missing is
+// logged once here and said again in each deploy's log.
+func (r *Runtime) setupIsolation(dir string) {
+	if r.opts.DisableIsolation || r.opts.DisableSandbox {
+		r.sb.cgWhy = "isolation is disabled"
+		return
+	}
+	if pasta, err := lookPath("pasta", r.opts.Path); err == nil {
+		run := filepath.Join(dir, "tmp")
+		r.sb.net = &network{pasta: pasta, egress: !r.opts.DenyEgress, asRoot: r.sb.asRoot, runDir: run}
+	}
+	// The base cgroup is named after the runtime dir: two glenvs on one
+	// machine never share one, and a restarted glenv clears its own.
+	sum := sha256.Sum256([]byte(dir))
+	cg, err := openCgroups("glenv-" + hex.EncodeToString(sum[:6]))
+	if err != nil {
+		r.sb.cgWhy = err.Error()
+		r.log.Warn("no cgroups: memory and process limits hold per process only (prlimit) and CPU is not limited", "reason", err)
+		return
+	}
+	r.sb.cg = cg
+}
+
+// refuseUnsandboxed refuses to run any code without the sandbox unless
+// --unsafe-no-sandbox says so: a branch or tag is as much someone's
+// unreviewed code as a merge request.
+func (r *Runtime) refuseUnsandboxed(env store.Environment) error {
+	if r.sb.enabled() || r.opts.UnsafeNoSandbox {
+		return nil
+	}
+	what := "branch"
+	switch env.Kind {
+	case "mr":
+		what = "merge request"
+	case "tag":
+		what = "tag"
+	}
+	why := "bubblewrap (bwrap) is not available here; install the bubblewrap package"
+	if r.opts.DisableSandbox {
+		why = "the sandbox is disabled"
+	} else if reason := r.sandboxWhy; reason != "" {
+		why = reason
+	}
+	return fmt.Errorf("refusing to run %s code without a sandbox: %s, or start glenv with --unsafe-no-sandbox to run it unsandboxed", what, why)
+}
+
+// applyLimits resolves the environment's limits from its .glenv.yml and
+// the server's, and makes them its commands' from now on.
+func (r *Runtime) applyLimits(cfg AppConfig, uid int, logf func(string, ...any)) error {
+	lim, err := r.opts.Limits.Resolve(cfg.Limits)
+	if err != nil {
+		var le *limits.Error
+		if errors.As(err, &le) {
+			return &ConfigError{Problems: le.Problems}
+		}
+		return err
+	}
+	if r.sb.cg == nil && r.sb.prlimit == "" {
+		return fmt.Errorf("cannot enforce limits (%s): cgroups are not usable here (%s) and prlimit is not installed; install util-linux, or run glenv where it can create cgroups (as root, or in a delegated cgroup v2)", lim, r.sb.cgWhy)
+	}
+	r.sb.setLimits(uid, lim)
+	logf("%s", r.sb.describe(lim))
+	if r.sb.net == nil && r.sb.enabled() {
+		logf("warning: no network namespace (isolation disabled): the app shares the host's network")
+	}
+	return nil
+}
+
+// check runs j to the end and returns its output: the probe that the
+// sandbox works here.
+func (sb *sandbox) check(j job) (string, error) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return "", err
+	}
+	read := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(io.LimitReader(pr, 64<<10))
+		_, _ = io.Copy(io.Discard, pr)
+		pr.Close()
+		read <- string(b)
+	}()
+	l := sb.command(j)
+	l.out = pw
+	err = l.Start()
+	if err == nil {
+		err = l.Wait()
+	}
+	pw.Close()
+	return <-read, err
+}

@@ -1,0 +1,224 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// network connects a sandbox's network namespace (bwrap --unshare-net: its
+// own loopback, nothing else) to the world with pasta, from Debian's passt
+// package. pasta is a userspace network: it needs no root, no veth pair,
+// no forwarding or NAT rules on the host (so it works the same whether
+// glenv runs as root or not and leaves the host's firewall alone), and it
+// forwards exactly the ports it is told:
+//
+//   - -t 127.0.0.1/PORT: glenv (on the host's loopback) reaches the app's
+//     PORT on the namespace's loopback, and nothing else of it;
+//   - -T PGPORT: the app reaches the services PostgreSQL on the host's
+//     127.0.0.1:PGPORT, and no other port of the host's loopback (-T, -u
+//     and -U otherwise default to "auto", every bound port: hence none);
+//   - --no-map-gw: the gateway address does not lead to the host either;
+//   - --config-net (egress allowed only): the namespace gets an interface
+//     and a default route, so connections to the outside world leave
+//     through pasta's ordinary sockets. Without it the interface stays
+//     down and only the forwarded ports exist.
+//
+// slirp4netns was the alternative; it forwards to the namespace's
+// interface address instead of its loopback (apps would have to listen on
+// 0.0.0.0) and reaches the host's loopback all or nothing.
+type network struct {
+	pasta  string
+	egress bool
+	asRoot bool
+	runDir string // pasta's pid files
+}
+
+// attach connects the network namespace of the sandbox whose first
+// process is pid: port (0 = none) forwarded from the host's 127.0.0.1,
+// dbPorts of the host's loopback reachable from inside. It returns once
+// pasta serves, with the function that stops it.
+func (n *network) attach(ctx context.Context, pid, port int, dbPorts []int) (stop func(), err error) {
+	// bwrap adds 127.0.0.1 to the namespace's lo and brings it up while
+	// its first process starts; pasta brings lo up too, and whichever
+	// comes second fails (bwrap: "loopback: Failed RTM_NEWADDR"). pasta
+	// goes once bwrap's loopback is there.
+	if err := waitLoopback(ctx, pid); err != nil {
+		return nil, err
+	}
+	// pasta changes its uid before it opens namespaces by path, and may
+	// then no longer look into the sandbox's /proc: glenv opens them and
+	// hands them over as /proc/self/fd/N. Under root the sandbox has no
+	// user namespace of its own (bwrap works in the host's).
+	var files []*os.File
+	kinds := []string{"net"}
+	if !n.asRoot {
+		kinds = []string{"user", "net"}
+	}
+	for _, kind := range kinds {
+		f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/ns/" + kind)
+		if err != nil {
+			closeFiles(files)
+			return nil, fmt.Errorf("network: open the sandbox's %s namespace: %w", kind, err)
+		}
+		files = append(files, f)
+	}
+	defer closeFiles(files)
+	pidFile := filepath.Join(n.runDir, "pasta-"+strconv.Itoa(pid)+".pid")
+	defer os.Remove(pidFile)
+	args := n.args(port, dbPorts, pidFile)
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, n.pasta, args...)
+	cmd.ExtraFiles = files
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	// pasta forks into the background once the namespace is connected
+	// and its ports listen: the foreground process exiting 0 is the
+	// signal that the app may start.
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("network: pasta could not connect the sandbox (%v): %s", err, pastaHint(out.String()))
+	}
+	b, err := os.ReadFile(pidFile)
+	daemon, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || daemon <= 1 {
+		return nil, fmt.Errorf("network: pasta started but wrote no pid to %s", pidFile)
+	}
+	return func() { stopPasta(daemon) }, nil
+}
+
+func (n *network) args(port int, dbPorts []int, pidFile string) []string {
+	var args []string
+	if n.asRoot {
+		// Root pasta would switch to nobody, who may not enter a network
+		// namespace of the host's user namespace; it keeps uid 0 but
+		// drops what it does not need and isolates itself (an empty
+		// mount namespace, seccomp).
+		args = append(args, "--runas", "0", "--netns", "/proc/self/fd/3")
+	} else {
+		args = append(args, "--userns", "/proc/self/fd/3", "--netns", "/proc/self/fd/4")
+	}
+	args = append(args, "--quiet", "--pid", pidFile,
+		"--no-map-gw", "-u", "none", "-U", "none")
+	if n.egress {
+		args = append(args, "--config-net")
+	}
+	if port > 0 {
+		args = append(args, "-t", "127.0.0.1/"+strconv.Itoa(port))
+	} else {
+		args = append(args, "-t", "none")
+	}
+	if len(dbPorts) > 0 {
+		ps := make([]string, len(dbPorts))
+		for i, p := range dbPorts {
+			ps[i] = strconv.Itoa(p)
+		}
+		args = append(args, "-T", strings.Join(ps, ","))
+	} else {
+		args = append(args, "-T", "none")
+	}
+	return args
+}
+
+// waitLoopback waits until the namespace of pid routes 127.0.0.1, which
+// it does once its lo has the address and is up.
+func waitLoopback(ctx context.Context, pid int) error {
+	path := "/proc/" + strconv.Itoa(pid) + "/net/fib_trie"
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("network: the sandbox ended before its loopback was up (%v); its message is in the output above", err)
+		}
+		if bytes.Contains(b, []byte("127.0.0.1")) {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("network: the sandbox's loopback did not come up within 10s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// stopPasta kills pasta and waits (a bounded while) until it is gone, so
+// its ports are closed when the launch's Wait returns. pasta daemonized:
+// it is not glenv's child, so glenv watches /proc rather than waiting.
+func stopPasta(pid int) {
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		// Gone, or a zombie (exited: its sockets are closed).
+		if err != nil || statState(string(b)) == "Z" {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// statState is the state field of /proc/PID/stat ("pid (comm) S ...").
+func statState(stat string) string {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 || i+3 > len(stat) {
+		return ""
+	}
+	return stat[i+2 : i+3]
+}
+
+func closeFiles(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
+}
+
+func pastaHint(out string) string {
+	out = strings.TrimSpace(out)
+	if strings.Contains(out, "tun") {
+		out += "; pasta needs /dev/net/tun (mode 0666 as udev sets it, or glenv running as root)"
+	}
+	if strings.Contains(out, "External interface not usable") {
+		out += "; pasta needs a network interface with a default route on the host"
+	}
+	if out == "" {
+		out = "no output"
+	}
+	return out
+}
+
+// dbPorts are the ports of the host's loopback the command's database URLs
+// (DATABASE_URL*) point at: the only ones its namespace forwards.
+func dbPorts(env []string) []int {
+	var ports []int
+	seen := map[int]bool{}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		if k != "DATABASE_URL" && !strings.HasPrefix(k, "DATABASE_URL_") {
+			continue
+		}
+		u, err := url.Parse(v)
+		if err != nil {
+			continue
+		}
+		host, port := u.Hostname(), u.Port()
+		if port == "" {
+			port = "5432"
+		}
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			continue // elsewhere: reached (or not) like the rest of the world
+		}
+		if p, err := strconv.Atoi(port); err == nil && p > 0 && !seen[p] {
+			seen[p] = true
+			ports = append(ports, p)
+		}
+	}
+	return ports
+}

@@ -1,0 +1,47 @@
+package server
+
+import (
+	"context"
+
+	"github.com/glenv/glenv/internal/jobs"
+	"github.com/glenv/glenv/internal/redact"
+	"github.com/glenv/glenv/internal/store"
+)
+
+// redactingRuntime is the one boundary where the runtime's errors and log
+// lines become activity results and logs, which GitLab notes, commit
+// statuses and public log links show: host paths are replaced there (see
+// internal/redact), so nothing downstream has to remember to.
+type redactingRuntime struct {
+	rt    jobs.Runtime
+	paths *redact.Paths
+}
+
+func (r redactingRuntime) Deploy(ctx context.Context, req jobs.DeployRequest) error {
+	if log := req.Log; log != nil {
+		req.Log = func(line string) { log(r.paths.Text(line)) }
+	}
+	return r.paths.Error(r.rt.Deploy(ctx, req))
+}
+
+func (r redactingRuntime) Remove(ctx context.Context, env store.Environment, log func(string)) error {
+	if log != nil {
+		inner := log
+		log = func(line string) { inner(r.paths.Text(line)) }
+	}
+	return r.paths.Error(r.rt.Remove(ctx, env, log))
+}
+
+// ResetData passes environment:sync --data through to runtimes that keep data.
+func (r redactingRuntime) ResetData(ctx context.Context, envID int64) error {
+	if d, ok := r.rt.(jobs.DataResetter); ok {
+		return r.paths.Error(d.ResetData(ctx, envID))
+	}
+	return nil
+}
+
+// hostPaths are the directories glenv's texts must not show.
+func hostPaths(dataDir, secretKeyFile string) *redact.Paths {
+	names := map[string]string{dataDir: "<data-dir>", secretKeyFile: "<secret-key-file>"}
+	return redact.NewPaths(names)
+}

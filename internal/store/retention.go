@@ -1,0 +1,78 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"time"
+)
+
+// Queries for internal/retention. Each works on at most limit rows so that
+// no transaction grows with the backlog; the caller loops until a pass
+// returns fewer.
+
+// DropDeliveryBodies empties the bodies of up to limit deliveries received
+// before before that are done with (processed, failed or duplicates: a
+// delivery still waiting for its job keeps its body), keeping headers and
+// results, and stamps body_dropped_at. It returns how many it dropped.
+func DropDeliveryBodies(ctx context.Context, q Querier, before time.Time, limit int) (int, error) {
+	res, err := q.ExecContext(ctx, `UPDATE deliveries SET body = '', body_dropped_at = $1
+		WHERE id IN (SELECT id FROM deliveries WHERE body_dropped_at = 0 AND received_at < $2 AND status <> $3
+			ORDER BY received_at LIMIT $4)`, micros(Now()), micros(before), DeliveryAccepted, limit)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+// PurgeDeletedEnvironments forgets up to limit environments deleted before
+// before: the tombstone, its activities, their logs and its feedback
+// bookkeeping, in one transaction so nothing is left half-removed. It
+// returns how many environments it removed.
+func PurgeDeletedEnvironments(ctx context.Context, tx *sql.Tx, before time.Time, limit int) (int, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id FROM environments WHERE deleted_at > 0 AND deleted_at < $1
+		ORDER BY deleted_at LIMIT $2`, micros(before), limit)
+	if err != nil {
+		return 0, err
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Close(); err != nil {
+		return 0, err
+	}
+	purged := 0
+	for _, id := range ids {
+		// The tombstone goes first, still guarded: one brought back meanwhile
+		// (an environment re-created under its name) keeps everything.
+		res, err := tx.ExecContext(ctx, `DELETE FROM environments WHERE id = $1 AND deleted_at > 0 AND deleted_at < $2`, id, micros(before))
+		if err != nil {
+			return 0, err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return 0, err
+		}
+		if n == 0 {
+			continue
+		}
+		for _, stmt := range []string{
+			`DELETE FROM activity_log_chunks WHERE activity_id IN (SELECT id FROM activities WHERE environment_id = $1)`,
+			`DELETE FROM feedback_deploys WHERE environment_id = $1`,
+			`DELETE FROM feedback_environments WHERE environment_id = $1`,
+			`DELETE FROM activities WHERE environment_id = $1`,
+		} {
+			if _, err := tx.ExecContext(ctx, stmt, id); err != nil {
+				return 0, err
+			}
+		}
+		purged++
+	}
+	return purged, nil
+}
