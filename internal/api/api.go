@@ -5,7 +5,6 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,8 +12,8 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 
+	"github.com/glenv/glenv/internal/auth"
 	"github.com/glenv/glenv/internal/integration"
 	"github.com/glenv/glenv/internal/jobs"
 	"github.com/glenv/glenv/internal/store"
@@ -23,6 +22,7 @@ import (
 // API serves /api/v1.
 type API struct {
 	Store        *store.Store
+	Auth         *auth.Service
 	Integrations *integration.Service
 	Queue        *jobs.Queue
 	Log          *slog.Logger
@@ -38,83 +38,68 @@ type Error struct {
 	Field string `json:"field,omitempty"`
 }
 
-type ctxKey struct{}
-
-// TokenFrom returns the authenticated API token of a request.
-func TokenFrom(ctx context.Context) (store.APIToken, bool) {
-	t, ok := ctx.Value(ctxKey{}).(store.APIToken)
-	return t, ok
-}
-
-// Authenticate checks a bearer (or PRIVATE-TOKEN) API token and returns it.
-func Authenticate(ctx context.Context, s *store.Store, r *http.Request) (store.APIToken, bool) {
-	v := r.Header.Get("PRIVATE-TOKEN")
-	if h := r.Header.Get("Authorization"); v == "" && len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		v = strings.TrimSpace(h[7:])
-	}
-	if v == "" {
-		return store.APIToken{}, false
-	}
-	t, err := store.Authenticate(ctx, s.Reader(), v)
-	return t, err == nil
-}
-
 // Handler returns the routes under /api/v1.
 func (a *API) Handler() http.Handler {
+	if a.Auth == nil {
+		// Tokens only (tests that build an API by hand): no sessions'
+		// secrets, no GitLab-derived roles.
+		a.Auth = &auth.Service{Store: a.Store, Log: a.Log}
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/me", a.me)
-	mux.HandleFunc("POST /api/v1/integrations", a.addIntegration)
+	mux.HandleFunc("DELETE /api/v1/me/connections/{host}", a.disconnect)
+	mux.HandleFunc("POST /api/v1/integrations", a.guardAddIntegration(a.addIntegration))
 	mux.HandleFunc("GET /api/v1/integrations", a.listIntegrations)
-	mux.HandleFunc("GET /api/v1/integrations/{name}", a.getIntegration)
-	mux.HandleFunc("PATCH /api/v1/integrations/{name}", a.updateIntegration)
-	mux.HandleFunc("DELETE /api/v1/integrations/{name}", a.deleteIntegration)
-	mux.HandleFunc("POST /api/v1/integrations/{name}/validate", a.validateIntegration)
-	mux.HandleFunc("POST /api/v1/integrations/{name}/reconcile", a.reconcileIntegration)
+	mux.HandleFunc("GET /api/v1/integrations/{name}", a.guardIntegration(auth.ActRead, a.getIntegration))
+	mux.HandleFunc("PATCH /api/v1/integrations/{name}", a.guardIntegration(auth.ActAdmin, a.updateIntegration))
+	mux.HandleFunc("DELETE /api/v1/integrations/{name}", a.guardIntegration(auth.ActAdmin, a.deleteIntegration))
+	mux.HandleFunc("POST /api/v1/integrations/{name}/validate", a.guardIntegration(auth.ActAdmin, a.validateIntegration))
+	mux.HandleFunc("POST /api/v1/integrations/{name}/reconcile", a.guardIntegration(auth.ActWrite, a.reconcileIntegration))
 	mux.HandleFunc("GET /api/v1/environments", a.listEnvironments)
-	mux.HandleFunc("GET /api/v1/environments/{id}", a.getEnvironment)
-	mux.HandleFunc("POST /api/v1/environments/{id}/{op}", a.environmentOp)
-	mux.HandleFunc("GET /api/v1/environments/{id}/logs", a.appLog)
-	mux.HandleFunc("DELETE /api/v1/environments/{id}", a.deleteEnvironment)
+	mux.HandleFunc("GET /api/v1/environments/{id}", a.guardEnvironment(auth.ActRead, a.getEnvironment))
+	mux.HandleFunc("POST /api/v1/environments/{id}/{op}", a.guardEnvironment(auth.ActWrite, a.environmentOp))
+	mux.HandleFunc("GET /api/v1/environments/{id}/logs", a.guardEnvironment(auth.ActRead, a.appLog))
+	mux.HandleFunc("DELETE /api/v1/environments/{id}", a.guardEnvironment(auth.ActWrite, a.deleteEnvironment))
 	mux.HandleFunc("GET /api/v1/activities", a.listActivities)
-	mux.HandleFunc("GET /api/v1/activities/{id}", a.getActivity)
-	mux.HandleFunc("GET /api/v1/activities/{id}/log", a.activityLog)
+	mux.HandleFunc("GET /api/v1/activities/{id}", a.guardActivity(a.getActivity))
+	mux.HandleFunc("GET /api/v1/activities/{id}/log", a.guardActivity(a.activityLog))
 	mux.HandleFunc("GET /api/v1/deliveries", a.listDeliveries)
-	mux.HandleFunc("GET /api/v1/deliveries/{id}", a.getDelivery)
-	mux.HandleFunc("POST /api/v1/tokens", a.adminOnly(a.createToken))
-	mux.HandleFunc("GET /api/v1/tokens", a.adminOnly(a.listTokens))
-	mux.HandleFunc("DELETE /api/v1/tokens/{id}", a.adminOnly(a.revokeToken))
+	mux.HandleFunc("GET /api/v1/deliveries/{id}", a.guardDelivery(a.getDelivery))
+	mux.HandleFunc("POST /api/v1/tokens", a.createToken)
+	mux.HandleFunc("GET /api/v1/tokens", a.listTokens)
+	mux.HandleFunc("DELETE /api/v1/tokens/{id}", a.revokeToken)
+	a.peopleRoutes(mux)
 	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusNotFound, Error{Error: fmt.Sprintf("no API route %s %s: see the README for /api/v1", r.Method, r.URL.Path)})
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := Authenticate(r.Context(), a.Store, r)
-		if !ok {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="glenv"`)
-			writeErr(w, http.StatusUnauthorized, Error{Error: "missing or invalid API token: send Authorization: Bearer <token> (glenv --api-token / GLENV_API_TOKEN)"})
+		p, err := a.Auth.Authenticate(r.Context(), r, false)
+		if err != nil {
+			if errors.Is(err, auth.ErrNoCredentials) || errors.Is(err, auth.ErrBadToken) || errors.Is(err, auth.ErrTokenExpired) || errors.Is(err, auth.ErrBadSession) {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="glenv"`)
+				writeErr(w, http.StatusUnauthorized, Error{Error: "missing or invalid API token or session: " + err.Error()})
+				return
+			}
+			a.fail(w, r, "authentication", err)
 			return
 		}
-		mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, tok)))
+		if err := a.Auth.CheckCSRF(p, r); err != nil {
+			writeErr(w, http.StatusForbidden, Error{Error: err.Error()})
+			return
+		}
+		mux.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), p)))
 	})
 }
 
+// adminOnly lets h run for admins of root only.
 func (a *API) adminOnly(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if t, _ := TokenFrom(r.Context()); t.Role != store.RoleAdmin {
-			writeErr(w, http.StatusForbidden, Error{Error: "this needs an admin API token"})
+		if !isAdmin(r) {
+			writeErr(w, http.StatusForbidden, Error{Error: "this needs an admin: an admin API token, or a user made admin with glenv user:update USER --admin"})
 			return
 		}
 		h(w, r)
 	}
-}
-
-func isAdmin(r *http.Request) bool {
-	t, _ := TokenFrom(r.Context())
-	return t.Role == store.RoleAdmin
-}
-
-func (a *API) me(w http.ResponseWriter, r *http.Request) {
-	t, _ := TokenFrom(r.Context())
-	writeJSON(w, http.StatusOK, t)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -130,9 +115,14 @@ func writeErr(w http.ResponseWriter, code int, e Error) { writeJSON(w, code, e) 
 // fail maps an error onto a status and a body that says what to do.
 func (a *API) fail(w http.ResponseWriter, r *http.Request, what string, err error) {
 	var fe *integration.FieldError
+	var afe *auth.FieldError
 	switch {
 	case errors.As(err, &fe):
 		writeErr(w, http.StatusBadRequest, Error{Error: fe.Error(), Field: fe.Field})
+	case errors.As(err, &afe):
+		writeErr(w, http.StatusBadRequest, Error{Error: afe.Error(), Field: afe.Field})
+	case errors.Is(err, auth.ErrGitLab):
+		writeErr(w, http.StatusBadGateway, Error{Error: err.Error()})
 	case errors.Is(err, store.ErrNotFound):
 		writeErr(w, http.StatusNotFound, Error{Error: what + " not found"})
 	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrStale):

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/glenv/glenv/internal/jobs"
@@ -53,8 +54,9 @@ func (a *API) listEnvironments(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	out := []envView{}
+	readable := a.readable(r)
 	for _, e := range envs {
-		if name == "" || e.Name == name {
+		if (name == "" || e.Name == name) && readable(e.IntegrationName) {
 			out = append(out, a.view(e))
 		}
 	}
@@ -128,6 +130,8 @@ func (a *API) listActivities(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, "activities", err)
 		return
 	}
+	readable := a.readable(r)
+	acts = slices.DeleteFunc(acts, func(act store.Activity) bool { return !readable(act.IntegrationName) })
 	writeJSON(w, http.StatusOK, acts)
 }
 
@@ -163,6 +167,8 @@ func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, "deliveries", err)
 		return
 	}
+	readable := a.readable(r)
+	ds = slices.DeleteFunc(ds, func(d store.Delivery) bool { return !readable(d.IntegrationName) })
 	writeJSON(w, http.StatusOK, ds)
 }
 

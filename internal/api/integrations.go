@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/glenv/glenv/internal/auth"
 	"github.com/glenv/glenv/internal/gitlab"
 	"github.com/glenv/glenv/internal/integration"
 	"github.com/glenv/glenv/internal/store"
@@ -20,9 +21,10 @@ func isGitLabError(err error) bool {
 
 // mayChangeIntegration is the one rule for who may add, update, validate or
 // delete an integration: these hold its GitLab token and point glenv at a
-// GitLab URL, so for now only admin tokens may. Per-space roles replace this
-// function, and only this function.
-func mayChangeIntegration(r *http.Request, name string) bool { return isAdmin(r) }
+// GitLab URL, so only admins of its space may (and of the space a change
+// moves it to). The route's guard (access.go) decided it with auth.Can
+// before the handler ran.
+func mayChangeIntegration(r *http.Request, name string) bool { return changeAllowed(r, name) }
 
 // refuseChange answers 403 unless the caller may change the integration
 // called name ("" for a new one); it runs before the body is read.
@@ -69,7 +71,11 @@ func (a *API) listIntegrations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := make([]integration.Result, 0, len(ins))
+	readable := a.readable(r)
 	for _, in := range ins {
+		if !readable(in.Name) {
+			continue
+		}
 		out = append(out, integration.Result{Integration: in, HookURL: a.Integrations.HookURL(in.Name), Warnings: []string{}, Environments: []string{}, WouldDelete: []string{}})
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -84,8 +90,8 @@ func (a *API) getIntegration(w http.ResponseWriter, r *http.Request) {
 	}
 	res := integration.Result{Integration: in, HookURL: a.Integrations.HookURL(name), Warnings: []string{}, Environments: []string{}, WouldDelete: []string{}}
 	if r.URL.Query().Get("show_secret") == "true" {
-		if !isAdmin(r) {
-			writeErr(w, http.StatusForbidden, Error{Error: "only admin API tokens can read the webhook secret"})
+		if !auth.Can(principal(r), auth.ActAdmin, in.Space) {
+			writeErr(w, http.StatusForbidden, Error{Error: "only admins of space " + in.Space + " can read the webhook secret"})
 			return
 		}
 		if res.WebhookSecret, err = a.Integrations.RevealSecret(r.Context(), name); err != nil {

@@ -261,9 +261,9 @@ func activityCommands(cf *clientFlags, getenv Env) []*cobra.Command {
 }
 
 func tokenCommands(cf *clientFlags, getenv Env) []*cobra.Command {
-	var name, role string
+	var name, role, scope, expiresAt string
 	create := &cobra.Command{
-		Use: "token:create", Short: "Create an API token (admin); the value is printed once", Args: cobra.NoArgs,
+		Use: "token:create", Short: "Create an API token with at most your roles; the value is printed once", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := cf.client(getenv)
 			if err != nil {
@@ -273,7 +273,7 @@ func tokenCommands(cf *clientFlags, getenv Env) []*cobra.Command {
 				store.APIToken
 				Token string `json:"token"`
 			}
-			if err := c.do(http.MethodPost, "/api/v1/tokens", map[string]string{"name": name, "role": role}, &out); err != nil {
+			if err := c.do(http.MethodPost, "/api/v1/tokens", map[string]string{"name": name, "role": role, "scope": scope, "expires_at": expiresAt}, &out); err != nil {
 				return err
 			}
 			if cf.format == "json" {
@@ -286,7 +286,9 @@ func tokenCommands(cf *clientFlags, getenv Env) []*cobra.Command {
 		},
 	}
 	create.Flags().StringVar(&name, "name", "", "what the token is for, e.g. ci-bot")
-	create.Flags().StringVar(&role, "role", "member", "admin or member")
+	create.Flags().StringVar(&role, "role", "member", "admin or member (admin only for admins)")
+	create.Flags().StringVar(&scope, "scope", "api", "api (read and write) or read_api (reads only), as GitLab's scopes")
+	create.Flags().StringVar(&expiresAt, "expires-at", "", "date the token stops working, YYYY-MM-DD (default: never)")
 	list := &cobra.Command{
 		Use: "token:list", Short: "List API tokens (admin)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -21,7 +21,7 @@ type integrationFlags struct {
 	labels []string
 	yes    bool
 	// string and bool flags that are sent only when given
-	userFacingURL, space, description, buildTags                       string
+	userFacingURL, space, description, buildTags, environmentAccess    string
 	fetch, prune, buildMRs, buildDraftMRs, cloneParentData, buildForks bool
 }
 
@@ -30,6 +30,7 @@ func (f *integrationFlags) bind(fs *pflag.FlagSet, add bool) {
 	fs.StringVar(&f.in.BaseURL, "base-url", "", "GitLab API host URL, may be internal (default https://gitlab.com)")
 	fs.StringVar(&f.userFacingURL, "user-facing-url", "", "GitLab URL for links shown to people (default: --base-url)")
 	fs.StringVar(&f.space, "space", "root", "space the integration belongs to")
+	fs.StringVar(&f.environmentAccess, "environment-access", "public", "who may open its environments: public, signed-in, or members (Reporter or above on the GitLab project)")
 	fs.StringArrayVar(&f.labels, "label", nil, "label (repeatable), e.g. --label team:web")
 	fs.StringVar(&f.description, "description", "", "markdown description")
 	fs.BoolVar(&f.fetch, "fetch-branches", true, "create an environment for every branch")
@@ -63,6 +64,7 @@ func (f *integrationFlags) input(fs *pflag.FlagSet) integration.Input {
 		return nil
 	}
 	in.UserFacingURL, in.Space, in.Description, in.BuildTags = str("user-facing-url", f.userFacingURL), str("space", f.space), str("description", f.description), str("build-tags", f.buildTags)
+	in.EnvironmentAccess = str("environment-access", f.environmentAccess)
 	in.FetchBranches, in.PruneBranches, in.BuildMergeRequests = bl("fetch-branches", f.fetch), bl("prune-branches", f.prune), bl("build-merge-requests", f.buildMRs)
 	in.BuildDraftMergeRequests, in.MergeRequestsCloneParentData, in.BuildForks = bl("build-draft-merge-requests", f.buildDraftMRs), bl("merge-requests-clone-parent-data", f.cloneParentData), bl("build-forks", f.buildForks)
 	if fs.Changed("label") {

@@ -53,6 +53,9 @@ func NewRoot(getenv Env, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comma
 	for _, c := range tokenCommands(cf, getenv) {
 		root.AddCommand(c)
 	}
+	for _, group := range [][]*cobra.Command{gitlabHostCommands(cf, getenv), spaceCommands(cf, getenv), userCommands(cf, getenv), auditCommands(cf, getenv)} {
+		root.AddCommand(group...)
+	}
 	return root
 }
 

@@ -38,6 +38,9 @@ type Config struct {
 	// when its .glenv.yml asks for none, and the most it may ask for.
 	ServicesConnectionLimit int
 	UnsafeNoSandbox         bool
+	// Admins are host/username pairs (comma-separated) who are admins when
+	// they sign in with GitLab.
+	Admins string
 
 	// Retention: what glenv keeps, and for how long (internal/retention).
 	// A zero age keeps things forever.
@@ -102,6 +105,7 @@ func (c *Config) settings(getenv func(string) string) []setting {
 		{name: "runtime", str: &c.Runtime, def: "process", help: "process: build and run each environment's app from its .glenv.yml; record: only record deploys (tests, dry runs)"},
 		{name: "services-database-url", str: &c.ServicesDatabaseURL, secret: true, help: "PostgreSQL for apps' services.postgresql databases (a role with CREATEDB and CREATEROLE); empty = glenv runs its own in <data-dir>/postgresql (needs the postgresql package)"},
 		{name: "services-database-connection-limit", integer: &c.ServicesConnectionLimit, def: "20", help: "connections each environment may hold to one of its services.postgresql databases: the default, and the most a .glenv.yml connection_limit may ask for"},
+		{name: "admins", str: &c.Admins, help: "comma-separated GitLab accounts that are glenv admins when they sign in, as host/username, e.g. gitlab.example.com/alice"},
 		{name: "unsafe-no-sandbox", boolean: &c.UnsafeNoSandbox, def: "false", help: "run merge request, branch and tag code even where bubblewrap or pasta is missing, unsandboxed, with glenv's own user (it can then read glenv's data)"},
 		{name: "delivery-body-retention", dur: &c.DeliveryBodyRetention, def: "7d", help: "drop webhook deliveries' bodies this long after they were received (once processed), keeping headers and results (0 = keep forever)"},
 		{name: "deleted-environment-retention", dur: &c.DeletedEnvironmentRetention, def: "30d", help: "forget deleted environments (and their activities and logs) this long after they were deleted (0 = keep forever)"},
@@ -267,6 +271,11 @@ func (c *Config) Validate() error {
 	if c.ServicesDatabaseURL != "" && !strings.HasPrefix(c.ServicesDatabaseURL, "postgres://") && !strings.HasPrefix(c.ServicesDatabaseURL, "postgresql://") {
 		return fmt.Errorf("--services-database-url: must be a postgres://user:password@host:port/db URL")
 	}
+	for _, a := range c.AdminList() {
+		if host, user, ok := strings.Cut(a, "/"); !ok || host == "" || user == "" || strings.Contains(user, "/") {
+			return fmt.Errorf("--admins: %q must be host/username, e.g. gitlab.example.com/alice", a)
+		}
+	}
 	switch c.LogFormat {
 	case "text", "json":
 	default:
@@ -382,4 +391,15 @@ func (c *Config) validateRetention() error {
 		return fmt.Errorf("--retention-interval: must be a duration of at least 1s, e.g. 1h")
 	}
 	return nil
+}
+
+// AdminList is --admins split into host/username pairs.
+func (c *Config) AdminList() []string {
+	var out []string
+	for _, a := range strings.Split(c.Admins, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, strings.ToLower(a))
+		}
+	}
+	return out
 }

@@ -20,7 +20,7 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/glenv/glenv/internal/api"
+	"github.com/glenv/glenv/internal/auth"
 	"github.com/glenv/glenv/internal/gitlabapi"
 	"github.com/glenv/glenv/internal/jobs"
 	"github.com/glenv/glenv/internal/store"
@@ -36,16 +36,23 @@ type handler struct {
 	log    *slog.Logger
 	envURL func(store.Environment) string
 	routes gitlabapi.Router[func(*request)]
+	auth   *auth.Service
 }
 
 // New returns the handler for /api/v4/. envURL gives the URL glenv serves an
 // environment at; GitLab's answers no longer show it (external_url is the
 // user's own value or null, issue 15), so it is kept only for callers.
 func New(s *store.Store, q *jobs.Queue, log *slog.Logger, envURL func(store.Environment) string) http.Handler {
+	return NewWithAuth(s, q, log, envURL, &auth.Service{Store: s, Log: log})
+}
+
+// NewWithAuth is New with the server's authentication (internal/auth):
+// scopes, roles, GitLab-derived roles and CI job tokens.
+func NewWithAuth(s *store.Store, q *jobs.Queue, log *slog.Logger, envURL func(store.Environment) string, a *auth.Service) http.Handler {
 	if log == nil {
 		log = slog.Default()
 	}
-	h := &handler{store: s, queue: q, log: log, envURL: envURL}
+	h := &handler{store: s, queue: q, log: log, envURL: envURL, auth: a}
 	h.routes = h.routeTable()
 	return h
 }
@@ -70,10 +77,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if !h.authenticate(r) {
-		gitlabapi.Unauthorized(w)
+	who, ok := h.auth.V4Authenticate(w, r)
+	if !ok {
 		return
 	}
+	r = r.WithContext(auth.WithPrincipal(r.Context(), who))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
 		gitlabapi.RequestTooLarge(w)
@@ -84,22 +92,6 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	handle(&request{w: w, r: r, vars: vars, p: p})
-}
-
-// authenticate accepts a glenv API token wherever GitLab accepts a personal
-// access token: PRIVATE-TOKEN, Authorization: Bearer, or the private_token /
-// access_token query parameters.
-func (h *handler) authenticate(r *http.Request) bool {
-	if _, ok := api.Authenticate(r.Context(), h.store, r); ok {
-		return true
-	}
-	for _, key := range []string{"private_token", "access_token"} {
-		if v := r.URL.Query().Get(key); v != "" {
-			_, err := store.Authenticate(r.Context(), h.store.Reader(), v)
-			return err == nil
-		}
-	}
-	return false
 }
 
 // project is a GitLab project as glenv knows it: the integrations that
@@ -129,6 +121,11 @@ func (h *handler) project(rq *request) (*project, bool) {
 		gitlabapi.NotFound(rq.w, "Project")
 		return nil, false
 	}
+	allowed, ok := h.auth.V4Allow(rq.w, rq.r, ins)
+	if !ok {
+		return nil, false
+	}
+	rq.r = allowed
 	p := &project{integrations: ins}
 	for _, in := range ins {
 		p.ids = append(p.ids, in.ID)

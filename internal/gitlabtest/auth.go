@@ -125,7 +125,8 @@ func (s *Server) authenticate(rq *request, rule scopeRule) bool {
 		return false
 	}
 	now := s.now()
-	if rec.ExpiresAt != nil && !now.Before(midnightUTC(*rec.ExpiresAt)) {
+	// OAuth tokens expire at their exact time, personal ones at midnight UTC.
+	if rec.ExpiresAt != nil && ((rec.OAuth && !now.Before(*rec.ExpiresAt)) || (!rec.OAuth && !now.Before(midnightUTC(*rec.ExpiresAt)))) {
 		invalidToken(rq, "Token is expired. You can either do re-authorization or token refresh.")
 		return false
 	}

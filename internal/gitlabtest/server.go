@@ -52,6 +52,8 @@ type Server struct {
 	rate      rateLimit
 	calls     []Call
 	hookTests map[[2]int64][]time.Time
+	oauthSt   *oauthState     // oauth.go
+	jobs      map[string]*Job // jobs.go, by CI_JOB_TOKEN
 }
 
 // idSeq hands out the global ids GitLab assigns from database sequences.
@@ -123,6 +125,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.throttle(rec) {
+		return
+	}
+	if s.serveOAuth(rec, r, path, body) || s.serveJob(rec, r, path) {
 		return
 	}
 	if s.ServeGit(rec, r, path, body) {

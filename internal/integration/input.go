@@ -39,6 +39,8 @@ type Input struct {
 	MergeRequestsCloneParentData *bool    `json:"merge_requests_clone_parent_data,omitempty"`
 	BuildTags                    *string  `json:"build_tags,omitempty"`
 	BuildForks                   *bool    `json:"build_forks,omitempty"`
+	// EnvironmentAccess: public (default), signed-in or members (internal/auth).
+	EnvironmentAccess *string `json:"environment_access,omitempty"`
 	// Confirm accepts the planned deletions of prune-branches (--yes).
 	Confirm bool `json:"confirm,omitempty"`
 	// DryRun validates and plans without writing anything or touching GitLab's hooks.
@@ -106,6 +108,9 @@ func (in *Input) validateCommon() error {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fieldErr("user_facing_url", "%q must be an absolute http(s) URL people can open, e.g. https://gitlab.example.com", *in.UserFacingURL)
 		}
+	}
+	if a := in.EnvironmentAccess; a != nil && *a != "public" && *a != "signed-in" && *a != "members" {
+		return fieldErr("environment_access", "%q must be public, signed-in (anyone who signed in to glenv) or members (Reporter or above on the GitLab project)", *a)
 	}
 	if in.Space != nil && !spaceRE.MatchString(*in.Space) {
 		return fieldErr("space", "%q must be 1–36 characters of a-z, 0-9 and '-' (default: root)", *in.Space)

@@ -132,6 +132,7 @@ func applyOptions(in *store.Integration, x Input) {
 		in.UserFacingURL = in.BaseURL
 	}
 	in.Space = strOr(x.Space, in.Space)
+	in.EnvironmentAccess = strOr(x.EnvironmentAccess, in.EnvironmentAccess)
 	if x.Labels != nil {
 		in.Labels = dedupe(x.Labels)
 	}

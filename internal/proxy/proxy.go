@@ -41,6 +41,10 @@ type Options struct {
 	// Next serves every request that is not for an environment.
 	Next   http.Handler
 	Logger *slog.Logger
+	// Gate, when set, sees every environment request first (private
+	// previews, internal/auth): it returns the request to serve, or false
+	// when it answered itself.
+	Gate func(w http.ResponseWriter, r *http.Request, label string) (*http.Request, bool)
 	// PublicScheme is the scheme people reach glenv by ("https" when
 	// --public-url is https, even where TLS ends in front of glenv); apps
 	// see it as X-Forwarded-Proto. Default "http".
@@ -136,6 +140,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		p.opts.Next.ServeHTTP(w, r)
 		return
+	}
+	if p.opts.Gate != nil {
+		if r, ok = p.opts.Gate(w, r, label); !ok {
+			return
+		}
 	}
 	if addr, release, ok := p.opts.Backends.Acquire(label); ok {
 		defer release()

@@ -24,6 +24,7 @@ import (
 
 	"github.com/glenv/glenv/internal/activitylog"
 	"github.com/glenv/glenv/internal/api"
+	"github.com/glenv/glenv/internal/auth"
 	"github.com/glenv/glenv/internal/config"
 	"github.com/glenv/glenv/internal/data"
 	"github.com/glenv/glenv/internal/envapi"
@@ -138,7 +139,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	}
 	s.receiver = webhook.New(svc, s.persist, flushers, log, reg)
 	svc.Changed = s.receiver.Forget
-	a := &api.API{Store: st, Integrations: svc, Queue: s.queue, Log: log, EnvURL: s.envURL}
+	people := &auth.Service{Store: st, Box: box, PublicURL: cfg.PublicURL, Admins: cfg.AdminList(), Log: log, EnvURL: s.envURL}
+	a := &api.API{Store: st, Auth: people, Integrations: svc, Queue: s.queue, Log: log, EnvURL: s.envURL}
 	if s.runtime != nil {
 		a.AppLog = s.runtime.AppLog
 	}
@@ -146,7 +148,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	mux := http.NewServeMux()
 	mux.Handle("/hooks/gitlab/{integration}", s.receiver)
 	mux.Handle("/api/v1/", a.Handler())
-	mux.Handle("/api/v4/", envapi.New(st, s.queue, log, s.envURL))
+	mux.Handle("/api/v4/", envapi.NewWithAuth(st, s.queue, log, s.envURL, people))
+	people.Routes(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /logs/{id}", s.publicLog)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
@@ -157,7 +160,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		scheme = "https"
 	}
 	environments := proxy.New(proxy.Options{EnvDomain: cfg.EnvDomain, Backends: backends, Logger: log,
-		Next: bodyDeadline(controlPlaneBodyWithin, mux), PublicScheme: scheme,
+		Next: bodyDeadline(controlPlaneBodyWithin, mux), PublicScheme: scheme, Gate: people.EnvGate,
 		Lookup: func(ctx context.Context, host string) (store.Environment, error) {
 			return store.GetEnvironmentByHost(ctx, st.Reader(), host)
 		}})

@@ -37,12 +37,13 @@ type Integration struct {
 	TokenExpiresAt               string    `json:"token_expires_at"`
 	CreatedAt                    time.Time `json:"created_at"`
 	UpdatedAt                    time.Time `json:"updated_at"`
+	EnvironmentAccess            string    `json:"environment_access"` // public, signed-in or members (internal/auth)
 }
 
 const integrationCols = `id, name, type, base_url, user_facing_url, gitlab_project, project_id, project_path,
 	default_branch, token_enc, webhook_secret_enc, space, labels, description, fetch_branches, prune_branches,
 	build_merge_requests, build_draft_merge_requests, merge_requests_clone_parent_data, build_tags, build_forks,
-	hook_id, token_expires_at, created_at, updated_at`
+	hook_id, token_expires_at, created_at, updated_at, environment_access`
 
 func scanIntegration(row interface{ Scan(...any) error }) (Integration, error) {
 	var in Integration
@@ -52,7 +53,7 @@ func scanIntegration(row interface{ Scan(...any) error }) (Integration, error) {
 		&in.ProjectPath, &in.DefaultBranch, &in.TokenSealed, &in.WebhookSecretSealed, &in.Space, &labels,
 		&in.Description, &in.FetchBranches, &in.PruneBranches, &in.BuildMergeRequests, &in.BuildDraftMergeRequests,
 		&in.MergeRequestsCloneParentData, &in.BuildTags, &in.BuildForks, &in.HookID, &in.TokenExpiresAt,
-		&created, &updated)
+		&created, &updated, &in.EnvironmentAccess)
 	if errors.Is(err, sql.ErrNoRows) {
 		return in, ErrNotFound
 	}
@@ -85,13 +86,14 @@ func CreateIntegration(ctx context.Context, q Querier, in *Integration) error {
 	err := q.QueryRowContext(ctx, `INSERT INTO integrations (name, type, base_url, user_facing_url, gitlab_project,
 		project_id, project_path, default_branch, token_enc, webhook_secret_enc, space, labels, description,
 		fetch_branches, prune_branches, build_merge_requests, build_draft_merge_requests,
-		merge_requests_clone_parent_data, build_tags, build_forks, hook_id, token_expires_at, created_at, updated_at)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24) RETURNING id`,
+		merge_requests_clone_parent_data, build_tags, build_forks, hook_id, token_expires_at, created_at, updated_at,
+		environment_access)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25) RETURNING id`,
 		in.Name, in.Type, in.BaseURL, in.UserFacingURL, in.GitLabProject, in.ProjectID, in.ProjectPath,
 		in.DefaultBranch, in.TokenSealed, in.WebhookSecretSealed, in.Space, labelsJSON(in.Labels), in.Description,
 		in.FetchBranches, in.PruneBranches, in.BuildMergeRequests, in.BuildDraftMergeRequests,
 		in.MergeRequestsCloneParentData, in.BuildTags, in.BuildForks, in.HookID, in.TokenExpiresAt,
-		micros(now), micros(now)).Scan(&in.ID)
+		micros(now), micros(now), accessOrPublic(in.EnvironmentAccess)).Scan(&in.ID)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("integration %q: %w", in.Name, ErrConflict)
 	}
@@ -105,11 +107,11 @@ func UpdateIntegration(ctx context.Context, q Querier, in *Integration) error {
 		project_id=$4, project_path=$5, default_branch=$6, token_enc=$7, webhook_secret_enc=$8, space=$9, labels=$10,
 		description=$11, fetch_branches=$12, prune_branches=$13, build_merge_requests=$14,
 		build_draft_merge_requests=$15, merge_requests_clone_parent_data=$16, build_tags=$17, build_forks=$18,
-		hook_id=$19, token_expires_at=$20, updated_at=$21 WHERE id=$22`,
+		hook_id=$19, token_expires_at=$20, updated_at=$21, environment_access=$23 WHERE id=$22`,
 		in.BaseURL, in.UserFacingURL, in.GitLabProject, in.ProjectID, in.ProjectPath, in.DefaultBranch,
 		in.TokenSealed, in.WebhookSecretSealed, in.Space, labelsJSON(in.Labels), in.Description, in.FetchBranches,
 		in.PruneBranches, in.BuildMergeRequests, in.BuildDraftMergeRequests, in.MergeRequestsCloneParentData,
-		in.BuildTags, in.BuildForks, in.HookID, in.TokenExpiresAt, micros(in.UpdatedAt), in.ID)
+		in.BuildTags, in.BuildForks, in.HookID, in.TokenExpiresAt, micros(in.UpdatedAt), in.ID, accessOrPublic(in.EnvironmentAccess))
 	if err != nil {
 		return err
 	}
@@ -192,4 +194,13 @@ func SetDefaultBranch(ctx context.Context, q Querier, integrationID int64, branc
 	}
 	n, err := res.RowsAffected()
 	return n > 0, err
+}
+
+// accessOrPublic: an integration that says nothing is public, as before
+// private previews existed.
+func accessOrPublic(v string) string {
+	if v == "" {
+		return "public"
+	}
+	return v
 }

@@ -1,0 +1,111 @@
+package auth
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/glenv/glenv/internal/gitlabapi"
+	"github.com/glenv/glenv/internal/store"
+)
+
+// jobTokenHeader is how CI jobs authenticate: JOB-TOKEN: $CI_JOB_TOKEN.
+const jobTokenHeader = "JOB-TOKEN"
+
+// V4Authenticate finds the caller of glenv's GitLab-compatible /api/v4 as
+// GitLab's API guard does, answering refusals with GitLab's bodies: a
+// missing or unknown token 401, a token of the wrong scope 403
+// insufficient_scope. A JOB-TOKEN is verified later, against the GitLab of
+// the project asked for (V4Allow).
+func (s *Service) V4Authenticate(w http.ResponseWriter, r *http.Request) (Principal, bool) {
+	s.init()
+	if v := r.Header.Get(jobTokenHeader); v != "" {
+		return Principal{Kind: KindJob, jobToken: v}, true
+	}
+	if TokenValue(r, true) == "" {
+		gitlabapi.Unauthorized(w)
+		return Principal{}, false
+	}
+	p, err := s.Authenticate(r.Context(), r, true)
+	switch {
+	case errors.Is(err, ErrTokenExpired):
+		invalidToken(w, "Token is expired. You can either do re-authorization or token refresh.")
+		return p, false
+	case err != nil:
+		gitlabapi.Unauthorized(w)
+		return p, false
+	}
+	if !isRead(r) && p.Scope == store.ScopeReadAPI {
+		insufficientScope(w)
+		return p, false
+	}
+	return p, true
+}
+
+func isRead(r *http.Request) bool { return r.Method == http.MethodGet || r.Method == http.MethodHead }
+
+// invalidToken is GitLab's answer to an expired or revoked token
+// (lib/gitlab/auth/auth_finders.rb, via Rack::OAuth2's Bearer::Unauthorized).
+func invalidToken(w http.ResponseWriter, description string) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="Protected by OAuth 2.0", error="invalid_token", error_description="`+description+`"`)
+	gitlabapi.WriteJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": description})
+}
+
+// insufficientScope is GitLab's answer to a token without the scope a
+// route needs (lib/api/api_guard.rb rescues InsufficientScopeError with
+// Rack::OAuth2's Bearer::Forbidden(:insufficient_scope, …, scope:)). Writes
+// accept only api: read_api counts for GET and HEAD alone (lib/api/api.rb
+// `allow_access_with_scope :read_api, if: -> (request) { request.get? || request.head? }`).
+func insufficientScope(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="Protected by OAuth 2.0", error="insufficient_scope", error_description="The request requires higher privileges than provided by the access token.", scope="api"`)
+	gitlabapi.WriteJSON(w, http.StatusForbidden, map[string]string{
+		"error":             "insufficient_scope",
+		"error_description": "The request requires higher privileges than provided by the access token.",
+		"scope":             "api",
+	})
+}
+
+// V4Allow decides whether the caller of r may read (GET) or change the
+// environments of the project its integrations connect, answering as GitLab
+// does: a project the caller cannot read is 404 Project Not Found, a write
+// without the role 403 Forbidden. A JOB-TOKEN is verified here, with the
+// project's GitLab (GET /api/v4/job), and allows that job's project only.
+func (s *Service) V4Allow(w http.ResponseWriter, r *http.Request, ins []store.Integration) (*http.Request, bool) {
+	p, _ := From(r.Context())
+	if p.Kind == KindJob && p.JobProjectID == 0 {
+		var err error
+		p, err = s.JobPrincipal(r.Context(), p.jobToken, ins[0].BaseURL)
+		if err != nil {
+			if !errors.Is(err, ErrBadJobToken) {
+				s.Log.Warn("verify job token", "gitlab", ins[0].BaseURL, "err", err)
+			}
+			gitlabapi.Unauthorized(w)
+			return r, false
+		}
+		r = r.WithContext(WithPrincipal(r.Context(), p))
+	}
+	action := ActWrite
+	if isRead(r) {
+		action = ActRead
+	}
+	canRead, canDo := false, false
+	for _, in := range ins {
+		read, _ := s.CanIntegration(r.Context(), p, ActRead, in)
+		do := read
+		if action != ActRead && read {
+			do, _ = s.CanIntegration(r.Context(), p, action, in)
+		}
+		canRead, canDo = canRead || read, canDo || do
+	}
+	switch {
+	case !canRead:
+		gitlabapi.NotFound(w, "Project")
+		return r, false
+	case !canDo:
+		gitlabapi.Forbidden(w)
+		return r, false
+	}
+	if !isRead(r) {
+		s.Audit(r.Context(), r, p, "api/v4:"+r.Method, r.URL.Path, "")
+	}
+	return r, true
+}
