@@ -46,6 +46,8 @@ hooks:
 		{name: "a build step must be a string", yml: "run: x\nhealth: /\nbuild:\n  - make\n  - {a: b}\n", want: []string{"build[1] (line 5):", "one shell command string"}},
 		{name: "service names are lower case", yml: "run: x\nhealth: /\nservices:\n  files: [Uploads]\n", want: []string{"services.files[0]", "lower-case letters"}},
 		{name: "glenv's own variables cannot be set", yml: "run: x\nhealth: /\nenv:\n  PORT: 80\n", want: []string{"env.PORT (line 4): is set by glenv itself"}},
+		{name: "image names the container of --runtime kubernetes", yml: "image: python:3.13-slim\nrun: x\nhealth: /\n"},
+		{name: "image must be an image reference", yml: "image: 'python 3'\nrun: x\nhealth: /\n", want: []string{"image (line 1):", "give an image reference"}},
 		{name: "broken YAML says how to fix the syntax", yml: "run: [x\nhealth: /\n", want: []string{"is not valid YAML"}},
 	}
 	for _, tt := range tests {
