@@ -54,6 +54,9 @@ func TestBadSettingsNameTheFlag(t *testing.T) {
 		{"unknown log level", nil, []string{"--log-level", "loud"}, "--log-level"},
 		{"unknown log format", nil, []string{"--log-format", "xml"}, "--log-format"},
 		{"empty listen", nil, []string{"--listen", ""}, "--listen"},
+		{"unknown runtime names the choices", nil, []string{"--runtime", "nomad"}, "must be process, kubernetes or record"},
+		{"kubernetes flags without the kubernetes runtime", nil, []string{"--kubernetes-ingress-class", "nginx"}, "--kubernetes-ingress-class"},
+		{"kubernetes runtime needs a fetch image", nil, []string{"--runtime", "kubernetes", "--kubernetes-fetch-image", ""}, "--kubernetes-fetch-image"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -66,5 +69,16 @@ func TestBadSettingsNameTheFlag(t *testing.T) {
 				t.Fatalf("err = %v, want it to name %s", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestKubernetesSettings(t *testing.T) {
+	c, err := parse(t, map[string]string{"HOME": "/h", "GLENV_KUBECONFIG": "/etc/glenv/kubeconfig"},
+		"--runtime", "kubernetes", "--kubernetes-ingress-class", "nginx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Runtime != "kubernetes" || c.Kubeconfig != "/etc/glenv/kubeconfig" || c.KubernetesIngressClass != "nginx" || c.KubernetesFetchImage != "busybox:1.37" {
+		t.Fatalf("kubernetes settings = %+v", c)
 	}
 }
