@@ -145,9 +145,15 @@ func NamespaceObject(s Spec) *corev1.Namespace {
 }
 
 // SecretObject holds everything secret the pod needs.
+// It sets data, not stringData: with server-side apply a key dropped from
+// stringData would stay in data, and a removed variable must go.
 func SecretObject(s Spec) *corev1.Secret {
+	data := make(map[string][]byte, len(s.Secret))
+	for k, v := range s.Secret {
+		data[k] = []byte(v)
+	}
 	return &corev1.Secret{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}, ObjectMeta: s.stableMeta(SecretName),
-		Type: corev1.SecretTypeOpaque, StringData: s.Secret}
+		Type: corev1.SecretTypeOpaque, Data: data}
 }
 
 func filesClaim(name string) string { return "files-" + strings.ReplaceAll(name, "_", "-") }

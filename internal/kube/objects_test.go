@@ -74,8 +74,8 @@ func TestObjects(t *testing.T) {
 				}
 			}
 			sec := SecretObject(s)
-			if sec.StringData["API_KEY"] != "s3cret" || sec.StringData[TreeURLKey] == "" {
-				t.Errorf("Secret data %v", sec.StringData)
+			if string(sec.Data["API_KEY"]) != "s3cret" || len(sec.Data[TreeURLKey]) == 0 {
+				t.Errorf("Secret data %v", sec.Data)
 			}
 			app := DeploymentObject(s).Spec.Template.Spec.Containers[0]
 			if len(app.EnvFrom) != 1 || app.EnvFrom[0].SecretRef.Name != SecretName {

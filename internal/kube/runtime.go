@@ -227,6 +227,16 @@ func (r *Runtime) applyAll(ctx context.Context, envID int64, s Spec) (*appsv1.De
 		if r.unchanged(envID, key, sum) {
 			continue
 		}
+		if c, ok := o.(*corev1.PersistentVolumeClaim); ok {
+			// A claim is made once and then left alone: its spec is
+			// immutable, and the clone source it was made from is not
+			// known after a restart.
+			if _, err := r.c.CoreV1().PersistentVolumeClaims(c.Namespace).Create(ctx, c, metav1.CreateOptions{FieldManager: FieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
+				return nil, fmt.Errorf("create %s: %w", key, explain(err))
+			}
+			r.remember(envID, key, sum)
+			continue
+		}
 		got, err := r.apply(ctx, s, o, body)
 		if err != nil {
 			return nil, fmt.Errorf("apply %s: %w", key, explain(err))
@@ -256,8 +266,6 @@ func (r *Runtime) apply(ctx context.Context, s Spec, o any, body []byte) (any, e
 		return r.c.CoreV1().Namespaces().Patch(ctx, o.Name, types.ApplyPatchType, body, po)
 	case *corev1.Secret:
 		return r.c.CoreV1().Secrets(ns).Patch(ctx, o.Name, types.ApplyPatchType, body, po)
-	case *corev1.PersistentVolumeClaim:
-		return r.c.CoreV1().PersistentVolumeClaims(ns).Patch(ctx, o.Name, types.ApplyPatchType, body, po)
 	case *appsv1.Deployment:
 		return r.c.AppsV1().Deployments(ns).Patch(ctx, o.Name, types.ApplyPatchType, body, po)
 	case *corev1.Service:
