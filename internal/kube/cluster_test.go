@@ -59,7 +59,9 @@ type kubeWorld struct {
 	gitURL  string
 }
 
-func newKubeWorld(t *testing.T) *kubeWorld {
+func newKubeWorld(t *testing.T) *kubeWorld { return newKubeWorldTB(t) }
+
+func newKubeWorldTB(t testing.TB) *kubeWorld {
 	t.Helper()
 	w := &kubeWorld{cluster: kubetest.Start(t), calls: &Counter{}}
 	cfg := rest.CopyConfig(w.cluster.Config)
