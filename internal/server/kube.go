@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -75,7 +76,7 @@ func (s *Server) kubeTree(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "cannot open the integration's token", http.StatusInternalServerError)
 		return
 	}
-	if err := s.source.Fetch(r.Context(), in.ProjectID, in.BaseURL+"/"+in.ProjectPath+".git", token, sha); err != nil {
+	if err := s.source.Fetch(r.Context(), in.ProjectID, strings.TrimRight(in.BaseURL, "/")+"/"+in.ProjectPath+".git", token, sha); err != nil {
 		s.log.Warn("tree for kubernetes checkout", "integration", name, "sha", sha, "err", err)
 		http.Error(w, "cannot fetch the commit from GitLab", http.StatusBadGateway)
 		return

@@ -206,7 +206,9 @@ func (s *Server) envURL(e store.Environment) string {
 		scheme = "https"
 	}
 	port := ""
-	if _, p, err := net.SplitHostPort(strings.TrimPrefix(strings.TrimPrefix(s.cfg.PublicURL, "https://"), "http://")); err == nil {
+	if _, p, err := net.SplitHostPort(strings.TrimPrefix(strings.TrimPrefix(s.cfg.PublicURL, "https://"), "http://")); err == nil && s.cfg.Runtime != "kubernetes" {
+		// On Kubernetes the cluster's Ingress serves environments, on its
+		// own ports, not glenv's listener.
 		port = ":" + p
 	}
 	return fmt.Sprintf("%s://%s.%s%s/", scheme, e.Host, s.cfg.EnvDomain, port)
