@@ -335,6 +335,13 @@ func (r *Runtime) waitRolledOut(ctx context.Context, d *appsv1.Deployment) error
 		}
 		w, err := r.c.AppsV1().Deployments(d.Namespace).Watch(ctx, metav1.ListOptions{
 			FieldSelector: "metadata.name=" + d.Name, ResourceVersion: d.ResourceVersion, AllowWatchBookmarks: true})
+		if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+			// Too old to resume from: read where it stands now.
+			if d, err = r.c.AppsV1().Deployments(d.Namespace).Get(ctx, d.Name, metav1.GetOptions{}); err != nil {
+				return fmt.Errorf("read Deployment: %w", err)
+			}
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("watch Deployment %s/%s: %w", d.Namespace, d.Name, err)
 		}
