@@ -369,7 +369,14 @@ func nextDeployment(ctx context.Context, w watch.Interface, last *appsv1.Deploym
 			case watch.Deleted:
 				return nil, errors.New("the Deployment was deleted during the rollout")
 			case watch.Error:
-				return nil, fmt.Errorf("watch Deployment: %v", apierrors.FromObject(ev.Object))
+				err := apierrors.FromObject(ev.Object)
+				if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+					// Watch again from now: it starts with the current state.
+					last = last.DeepCopy()
+					last.ResourceVersion = ""
+					return last, nil
+				}
+				return nil, fmt.Errorf("watch Deployment: %v", err)
 			case watch.Bookmark:
 				if m, ok := ev.Object.(metav1.Object); ok {
 					last = last.DeepCopy()
