@@ -41,6 +41,12 @@ type Config struct {
 	// Admins are host/username pairs (comma-separated) who are admins when
 	// they sign in with GitLab.
 	Admins string
+	// Kubeconfig, with --runtime kubernetes, is the cluster to run
+	// environments on (empty: the in-cluster service account).
+	Kubeconfig             string
+	KubernetesIngressClass string
+	KubernetesStorageClass string
+	KubernetesFetchImage   string
 
 	// Retention: what glenv keeps, and for how long (internal/retention).
 	// A zero age keeps things forever.
@@ -102,7 +108,11 @@ func (c *Config) settings(getenv func(string) string) []setting {
 		{name: "job-rescue-after", dur: &c.JobRescueAfter, def: "6m", help: "how long a job may run before it counts as lost (its process died) and is run again"},
 		{name: "log-level", str: &c.LogLevel, def: "info", help: "debug, info, warn or error"},
 		{name: "log-format", str: &c.LogFormat, def: "text", help: "text or json"},
-		{name: "runtime", str: &c.Runtime, def: "process", help: "process: build and run each environment's app from its .glenv.yml; record: only record deploys (tests, dry runs)"},
+		{name: "runtime", str: &c.Runtime, def: "process", help: "process: build and run each environment's app from its .glenv.yml; kubernetes: run each in its own namespace on a cluster; record: only record deploys (tests, dry runs)"},
+		{name: "kubeconfig", str: &c.Kubeconfig, help: "with --runtime kubernetes: kubeconfig file of the cluster; empty = the in-cluster service account"},
+		{name: "kubernetes-ingress-class", str: &c.KubernetesIngressClass, help: "with --runtime kubernetes: ingressClassName of environments' Ingresses; empty = the cluster's default class"},
+		{name: "kubernetes-storage-class", str: &c.KubernetesStorageClass, help: "with --runtime kubernetes: storage class of services.files volumes (a CSI class that can clone); empty = the cluster's default"},
+		{name: "kubernetes-fetch-image", str: &c.KubernetesFetchImage, def: "busybox:1.37", help: "with --runtime kubernetes: image of the init container that downloads the tree (needs sh, wget and tar)"},
 		{name: "services-database-url", str: &c.ServicesDatabaseURL, secret: true, help: "PostgreSQL for apps' services.postgresql databases (a role with CREATEDB and CREATEROLE); empty = glenv runs its own in <data-dir>/postgresql (needs the postgresql package)"},
 		{name: "services-database-connection-limit", integer: &c.ServicesConnectionLimit, def: "20", help: "connections each environment may hold to one of its services.postgresql databases: the default, and the most a .glenv.yml connection_limit may ask for"},
 		{name: "admins", str: &c.Admins, help: "comma-separated GitLab accounts that are glenv admins when they sign in, as host/username, e.g. gitlab.example.com/alice"},
@@ -264,9 +274,15 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--log-level %q: must be one of debug, info, warn, error", c.LogLevel)
 	}
 	switch c.Runtime {
-	case "process", "record":
+	case "process", "record", "kubernetes":
 	default:
-		return fmt.Errorf("--runtime %q: must be process or record", c.Runtime)
+		return fmt.Errorf("--runtime %q: must be process, kubernetes or record", c.Runtime)
+	}
+	if c.Runtime != "kubernetes" && (c.Kubeconfig != "" || c.KubernetesIngressClass != "" || c.KubernetesStorageClass != "") {
+		return fmt.Errorf("--kubeconfig, --kubernetes-ingress-class and --kubernetes-storage-class: only apply with --runtime kubernetes; add --runtime kubernetes or drop them")
+	}
+	if c.Runtime == "kubernetes" && c.KubernetesFetchImage == "" {
+		return fmt.Errorf("--kubernetes-fetch-image: must name an image with sh, wget and tar, e.g. busybox:1.37")
 	}
 	if c.ServicesDatabaseURL != "" && !strings.HasPrefix(c.ServicesDatabaseURL, "postgres://") && !strings.HasPrefix(c.ServicesDatabaseURL, "postgresql://") {
 		return fmt.Errorf("--services-database-url: must be a postgres://user:password@host:port/db URL")

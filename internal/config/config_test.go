@@ -63,6 +63,9 @@ func TestBadSettingsNameTheFlag(t *testing.T) {
 		{"a cpu that is not a number", nil, []string{"--environment-cpu", "fast"}, "--environment-cpu \"fast\""},
 		{"a default above its ceiling", nil, []string{"--environment-disk", "20G"}, "--environment-disk: the default is above its ceiling --environment-max-disk"},
 		{"a reserve that is not a size", nil, []string{"--disk-reserve", "-1"}, "--disk-reserve"},
+		{"unknown runtime names the choices", nil, []string{"--runtime", "nomad"}, "must be process, kubernetes or record"},
+		{"kubernetes flags without the kubernetes runtime", nil, []string{"--kubernetes-ingress-class", "nginx"}, "--kubernetes-ingress-class"},
+		{"kubernetes runtime needs a fetch image", nil, []string{"--runtime", "kubernetes", "--kubernetes-fetch-image", ""}, "--kubernetes-fetch-image"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -179,5 +182,16 @@ func TestEnvironmentLimitFlags(t *testing.T) {
 	if c.EnvironmentLimits.Default.Memory != 512<<20 || c.EnvironmentLimits.Max.Memory != 8<<30 || c.EnvironmentLimits.Max.CPU != 0 ||
 		c.EnvironmentEgress != "deny" || c.DiskReserve != 256<<20 {
 		t.Fatalf("from flags and environment: %+v reserve %d egress %q", c.EnvironmentLimits, c.DiskReserve, c.EnvironmentEgress)
+	}
+}
+
+func TestKubernetesSettings(t *testing.T) {
+	c, err := parse(t, map[string]string{"HOME": "/h", "GLENV_KUBECONFIG": "/etc/glenv/kubeconfig"},
+		"--runtime", "kubernetes", "--kubernetes-ingress-class", "nginx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Runtime != "kubernetes" || c.Kubeconfig != "/etc/glenv/kubeconfig" || c.KubernetesIngressClass != "nginx" || c.KubernetesFetchImage != "busybox:1.37" {
+		t.Fatalf("kubernetes settings = %+v", c)
 	}
 }

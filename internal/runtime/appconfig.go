@@ -32,6 +32,9 @@ var schemaJSON []byte
 
 // AppConfig is a validated .glenv.yml.
 type AppConfig struct {
+	// Image is the container image of --runtime kubernetes; the process
+	// runtime ignores it.
+	Image    string
 	Build    []string
 	Run      string
 	Health   string
@@ -119,7 +122,7 @@ func ParseAppConfig(data []byte) (AppConfig, error) {
 		return AppConfig{}, &ConfigError{Problems: problems(ve, &root)}
 	}
 	m := inst.(map[string]any)
-	cfg := AppConfig{Run: str(m["run"]), Health: str(m["health"]), Env: map[string]string{}}
+	cfg := AppConfig{Image: str(m["image"]), Run: str(m["run"]), Health: str(m["health"]), Env: map[string]string{}}
 	switch b := m["build"].(type) {
 	case string:
 		cfg.Build = []string{b}

@@ -54,6 +54,8 @@ hooks:
 		{name: "an unknown limit is named with the limits allowed", yml: "run: x\nhealth: /\nlimits:\n  swap: 1G\n", want: []string{"limits", "use only limits.memory, limits.processes, limits.cpu and limits.disk"}},
 		{name: "processes must be a whole number", yml: "run: x\nhealth: /\nlimits:\n  processes: 2.5\n", want: []string{"limits.processes (line 4):", "whole number"}},
 		{name: "cpu must be above zero", yml: "run: x\nhealth: /\nlimits:\n  cpu: 0\n", want: []string{"limits.cpu (line 4):", "0.5, 1 or 2"}},
+		{name: "image names the container of --runtime kubernetes", yml: "image: python:3.13-slim\nrun: x\nhealth: /\n"},
+		{name: "image must be an image reference", yml: "image: 'python 3'\nrun: x\nhealth: /\n", want: []string{"image (line 1):", "give an image reference"}},
 		{name: "broken YAML says how to fix the syntax", yml: "run: [x\nhealth: /\n", want: []string{"is not valid YAML"}},
 	}
 	for _, tt := range tests {

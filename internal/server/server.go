@@ -32,6 +32,7 @@ import (
 	"github.com/glenv/glenv/internal/gitlab"
 	"github.com/glenv/glenv/internal/integration"
 	"github.com/glenv/glenv/internal/jobs"
+	"github.com/glenv/glenv/internal/kube"
 	"github.com/glenv/glenv/internal/lifecycle"
 	"github.com/glenv/glenv/internal/proxy"
 	"github.com/glenv/glenv/internal/redact"
@@ -52,13 +53,29 @@ type Server struct {
 	http     *http.Server
 	listener net.Listener
 	box      *secret.Box
-	runtime  *runtime.Runtime // nil with --runtime record
+	runtime  *runtime.Runtime // nil with --runtime record or kubernetes
 	services *data.Services
 	paths    *redact.Paths // host paths kept out of what people outside see
+	source   *kube.Source  // --runtime kubernetes: commits served to checkout containers
+
+	// KubeTransport wraps the Kubernetes client's transport (tests count
+	// the calls through it).
+	KubeTransport func(http.RoundTripper) http.RoundTripper
+}
+
+// Options are what tests may add to a Server.
+type Options struct {
+	// KubeTransport wraps the Kubernetes client's transport.
+	KubeTransport func(http.RoundTripper) http.RoundTripper
 }
 
 // New opens everything glenv needs; Run serves until ctx ends.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
+	return NewWith(ctx, cfg, log, Options{})
+}
+
+// NewWith is New with test options.
+func NewWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Options) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("--data-dir %s: %w", cfg.DataDir, err)
 	}
@@ -75,7 +92,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		st.Close()
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, store: st}
+	s := &Server{cfg: cfg, log: log, store: st, KubeTransport: opts.KubeTransport}
 	tokenFor := func(in store.Integration) (string, error) { return box.Open(in.TokenSealed) }
 	remoteFor := func(in store.Integration) (jobs.Remote, error) {
 		token, err := tokenFor(in)
@@ -108,6 +125,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 			return nil, err
 		}
 		rt, backends = s.runtime, s.runtime
+	}
+	if cfg.Runtime == "kubernetes" {
+		// Environments are reached through the cluster's Ingress, not
+		// glenv's proxy: their hosts here answer with the status page.
+		k, err := s.newKube(cfg, log)
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		rt = k
 	}
 	s.paths = hostPaths(cfg.DataDir, cfg.SecretKeyFile)
 	rt = redactingRuntime{rt: rt, paths: s.paths}
@@ -152,6 +179,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	people.Routes(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /logs/{id}", s.publicLog)
+	if s.source != nil {
+		mux.HandleFunc("GET "+kube.TreePath+"{integration}/{sha}", s.kubeTree)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("GET /{$}", s.home)
@@ -204,7 +234,9 @@ func (s *Server) envURL(e store.Environment) string {
 		scheme = "https"
 	}
 	port := ""
-	if _, p, err := net.SplitHostPort(strings.TrimPrefix(strings.TrimPrefix(s.cfg.PublicURL, "https://"), "http://")); err == nil {
+	if _, p, err := net.SplitHostPort(strings.TrimPrefix(strings.TrimPrefix(s.cfg.PublicURL, "https://"), "http://")); err == nil && s.cfg.Runtime != "kubernetes" {
+		// On Kubernetes the cluster's Ingress serves environments, on its
+		// own ports, not glenv's listener.
 		port = ":" + p
 	}
 	return fmt.Sprintf("%s://%s.%s%s/", scheme, e.Host, s.cfg.EnvDomain, port)
@@ -262,6 +294,8 @@ func (s *Server) Run(ctx context.Context) error {
 	qerr := s.queue.Stop(drain)
 	if s.runtime != nil {
 		s.runtime.Close()
+	}
+	if s.services != nil {
 		_ = s.services.Close()
 	}
 	serr := s.store.Close()

@@ -1,0 +1,237 @@
+package kube_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/glenv/glenv/internal/gitlabtest"
+	"github.com/glenv/glenv/internal/kube"
+	"github.com/glenv/glenv/internal/kube/kubetest"
+	"github.com/glenv/glenv/internal/runtime"
+	"github.com/glenv/glenv/internal/store"
+)
+
+// Counter is an http.RoundTripper counting the requests glenv sends to the
+// Kubernetes API (a watch counts once, when it opens).
+type Counter struct {
+	next  http.RoundTripper
+	mu    sync.Mutex
+	calls []string
+}
+
+func (c *Counter) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	c.calls = append(c.calls, r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery)
+	c.mu.Unlock()
+	return c.next.RoundTrip(r)
+}
+
+// Take returns the calls since the last Take.
+func (c *Counter) Take() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.calls
+	c.calls = nil
+	return out
+}
+
+type kubeWorld struct {
+	cluster *kubetest.Cluster
+	calls   *Counter
+	rt      *kube.Runtime
+	gl      *gitlabtest.Server
+	project gitlabtest.Project
+	token   string
+	gitURL  string
+}
+
+func newKubeWorld(t *testing.T) *kubeWorld { return newKubeWorldTB(t) }
+
+func newKubeWorldTB(t testing.TB) *kubeWorld {
+	t.Helper()
+	w := &kubeWorld{cluster: kubetest.Start(t), calls: &Counter{}}
+	cfg := rest.CopyConfig(w.cluster.Config)
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { w.calls.next = rt; return w.calls }
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.gl = gitlabtest.New(t)
+	t.Cleanup(w.gl.RemoveRepos)
+	dev := w.gl.AddUser(gitlabtest.User{Username: "glenv-bot"})
+	w.project = w.gl.AddProject(gitlabtest.Project{PathWithNamespace: "group/app", Members: map[int64]int{dev.ID: 40}})
+	w.token = w.gl.AddToken(gitlabtest.Token{UserID: dev.ID, Scopes: []string{"api"}})
+	hs := httptest.NewServer(w.gl.GitHandler())
+	t.Cleanup(hs.Close)
+	w.gitURL = hs.URL
+	w.rt, err = kube.New(kube.Options{Client: client, Source: &kube.Source{Dir: t.TempDir()}, EnvDomain: "preview.test",
+		IngressClass: "nginx", TreeURL: func(integration, sha string) string {
+			return "http://glenv.test" + kube.TreePath + integration + "/" + sha + "?sig=test"
+		},
+		Secrets: func(store.Integration) map[string]string { return map[string]string{"API_KEY": "s3cret"} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func (w *kubeWorld) request(env store.Environment, sha string) runtime.DeployRequest {
+	return runtime.DeployRequest{
+		Integration: store.Integration{Name: "app", BaseURL: w.gitURL, ProjectPath: "group/app", ProjectID: w.project.ID},
+		Token:       w.token, Env: env, SHA: sha, Log: func(string) {},
+	}
+}
+
+const glenvYML = "image: python:3.13-slim\nbuild: pip install -r requirements.txt\nrun: python3 -m http.server $PORT\nhealth: /healthz\n"
+
+func TestAMergeRequestRunsInItsNamespaceRollsOnPushAndIsGoneOnRemove(t *testing.T) {
+	w := newKubeWorld(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	c := w.cluster.Client
+	sha1 := w.gl.Commit(t, w.project.ID, gitlabtest.Commit{Branch: "feature", Files: map[string]string{".glenv.yml": glenvYML, "requirements.txt": ""}})
+	env := store.Environment{ID: 7, Name: "mr-7", Slug: "mr-7", Kind: "mr", MRIID: 7, IntegrationName: "app", Host: "mr-7--app"}
+	if err := w.rt.Deploy(ctx, w.request(env, sha1)); err != nil {
+		t.Fatalf("first deploy: %v", err)
+	}
+	first := w.calls.Take()
+	ns := "glenv-mr-7--app"
+	nsObj, err := c.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nsObj.Labels[kube.LabelIntegration] != "app" || nsObj.Labels[kube.LabelMR] != "7" || nsObj.Labels[kube.LabelSHA] != sha1 {
+		t.Errorf("namespace labels %v", nsObj.Labels)
+	}
+	d, err := c.AppsV1().Deployments(ns).Get(ctx, kube.AppName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done, _ := kube.Rollout(d); !done || d.Spec.Template.Annotations[kube.AnnotationSHA] != sha1 {
+		t.Fatalf("after Deploy the Deployment is not rolled out at %s: %+v", sha1, d.Status)
+	}
+	if _, err := c.CoreV1().Services(ns).Get(ctx, kube.AppName, metav1.GetOptions{}); err != nil {
+		t.Errorf("Service: %v", err)
+	}
+	ing, err := c.NetworkingV1().Ingresses(ns).Get(ctx, kube.AppName, metav1.GetOptions{})
+	if err != nil || ing.Spec.Rules[0].Host != "mr-7--app.preview.test" || *ing.Spec.IngressClassName != "nginx" {
+		t.Errorf("Ingress %+v %v", ing, err)
+	}
+	sec, err := c.CoreV1().Secrets(ns).Get(ctx, kube.SecretName, metav1.GetOptions{})
+	if err != nil || string(sec.Data["API_KEY"]) != "s3cret" {
+		t.Errorf("Secret: %v", err)
+	}
+	t.Logf("first deploy: %d Kubernetes API calls", len(first))
+
+	// A steady push: a new SHA rolls the Deployment, with few calls.
+	sha2 := w.gl.Commit(t, w.project.ID, gitlabtest.Commit{Branch: "feature", Files: map[string]string{"app.py": "print(2)\n"}})
+	if err := w.rt.Deploy(ctx, w.request(env, sha2)); err != nil {
+		t.Fatalf("second deploy: %v", err)
+	}
+	steady := w.calls.Take()
+	if len(steady) > 5 {
+		t.Errorf("a steady push made %d Kubernetes API calls, want at most 5:\n%s", len(steady), strings.Join(steady, "\n"))
+	}
+	t.Logf("steady push: %d Kubernetes API calls:\n%s", len(steady), strings.Join(steady, "\n"))
+	d, err = c.AppsV1().Deployments(ns).Get(ctx, kube.AppName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done, _ := kube.Rollout(d); !done || d.Spec.Template.Labels[kube.LabelSHA] != sha2 {
+		t.Fatalf("the push did not roll the Deployment to %s: %v %+v", sha2, d.Spec.Template.Labels, d.Status)
+	}
+
+	// Remove deletes the namespace and returns once it is gone.
+	if err := w.rt.Remove(ctx, env, nil); err != nil {
+		t.Fatalf("remove: %v", err)
+	}
+	if _, err := c.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("namespace %s still there after Remove: %v", ns, err)
+	}
+}
+
+func TestFilesAreClaimsClonedFromTheParentsAndABadImageIsRefused(t *testing.T) {
+	w := newKubeWorld(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	c := w.cluster.Client
+
+	noImage := w.gl.Commit(t, w.project.ID, gitlabtest.Commit{Branch: "plain", Files: map[string]string{".glenv.yml": "run: x\nhealth: /\n"}})
+	env := store.Environment{ID: 9, Name: "mr-9", Slug: "mr-9", Kind: "mr", MRIID: 9, IntegrationName: "app", Host: "mr-9--app"}
+	var ce *runtime.ConfigError
+	if err := w.rt.Deploy(ctx, w.request(env, noImage)); !errors.As(err, &ce) || !strings.Contains(err.Error(), "image: required") {
+		t.Fatalf("deploy without image: %v, want a config error naming image", err)
+	}
+
+	// No storage provisioner runs here, so the claims stay pending and
+	// the Deployment never becomes available: the deploy is cancelled
+	// once the claims are seen.
+	sha := w.gl.Commit(t, w.project.ID, gitlabtest.Commit{Branch: "files",
+		Files: map[string]string{".glenv.yml": glenvYML + "services:\n  files: [uploads]\n"}})
+	parent := store.Environment{ID: 1, Name: "main", Slug: "main", Host: "main--app"}
+	req := w.request(env, sha)
+	req.Parent, req.CloneParentData = &parent, true
+	watcher, err := c.CoreV1().PersistentVolumeClaims("glenv-mr-9--app").Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Stop()
+	dctx, dcancel := context.WithCancel(ctx)
+	derr := make(chan error, 1)
+	go func() { derr <- w.rt.Deploy(dctx, req) }()
+	var claim *corev1.PersistentVolumeClaim
+	for claim == nil {
+		select {
+		case ev := <-watcher.ResultChan():
+			if ev.Type == watch.Added {
+				claim = ev.Object.(*corev1.PersistentVolumeClaim)
+			}
+		case err := <-derr:
+			t.Fatalf("deploy ended before its claims appeared: %v", err)
+		case <-ctx.Done():
+			t.Fatal("no claim appeared within 3m")
+		}
+	}
+	dcancel()
+	select {
+	case err := <-derr:
+		if err == nil {
+			t.Error("a deploy whose volumes cannot bind reported success")
+		}
+	case <-ctx.Done():
+		t.Fatal("the cancelled deploy did not return")
+	}
+	ref := claim.Spec.DataSourceRef
+	if claim.Name != "files-uploads" || ref == nil || ref.Kind != "PersistentVolumeClaim" || ref.Name != "files-uploads" {
+		t.Fatalf("claim %s dataSourceRef %+v, want a clone of the parent's files-uploads", claim.Name, ref)
+	}
+	if ref.Namespace != nil && *ref.Namespace != "glenv-main--app" {
+		t.Fatalf("claim clones from namespace %q, want the parent's", *ref.Namespace)
+	}
+	var mounted atomic.Bool
+	d, err := c.AppsV1().Deployments("glenv-mr-9--app").Get(ctx, kube.AppName, metav1.GetOptions{})
+	if err == nil {
+		for _, v := range d.Spec.Template.Spec.Volumes {
+			if v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == "files-uploads" {
+				mounted.Store(true)
+			}
+		}
+	}
+	if !mounted.Load() {
+		t.Fatalf("the Deployment does not mount files-uploads: %v", err)
+	}
+}

@@ -1,0 +1,501 @@
+package kube
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/glenv/glenv/internal/gitsha"
+	"github.com/glenv/glenv/internal/runtime"
+	"github.com/glenv/glenv/internal/store"
+)
+
+// Options configure the Kubernetes runtime.
+type Options struct {
+	Client kubernetes.Interface
+	Source *Source
+	// EnvDomain makes an environment's host: <host label>.<EnvDomain>.
+	EnvDomain    string
+	IngressClass string
+	StorageClass string
+	FetchImage   string
+	FilesSize    string
+	// TreeURL is the signed, expiring URL the checkout container downloads
+	// the commit's tree from.
+	TreeURL func(integration string, sha string) string
+	// Databases serves services.postgresql on the services server; nil
+	// refuses such apps with a message saying how to provide one.
+	Databases runtime.Databases
+	// Secrets are variables for an integration's builds and apps.
+	Secrets func(store.Integration) map[string]string
+	Logger  *slog.Logger
+}
+
+// FieldManager owns every field glenv sets through server-side apply.
+const FieldManager = "glenv"
+
+// Runtime deploys environments to Kubernetes. Safe for concurrent use.
+type Runtime struct {
+	opts Options
+	c    kubernetes.Interface
+	log  *slog.Logger
+
+	mu sync.Mutex
+	// applied remembers, per environment, a hash of each object last
+	// applied, so a steady push sends only what changed (the Deployment,
+	// the Secret with its fresh tree URL, the namespace's SHA label).
+	// Lost on restart, which costs one full apply.
+	applied map[int64]map[string]string
+}
+
+// New returns a runtime on opts.Client.
+func New(opts Options) (*Runtime, error) {
+	if opts.Client == nil || opts.Source == nil || opts.TreeURL == nil {
+		return nil, errors.New("kube: Client, Source and TreeURL must be set")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Runtime{opts: opts, c: opts.Client, log: opts.Logger, applied: map[int64]map[string]string{}}, nil
+}
+
+// Deploy reads the commit's .glenv.yml, applies the environment's objects
+// and returns once the Deployment rolled out the new SHA (Available, every
+// replica updated) or failed (ProgressDeadlineExceeded).
+func (r *Runtime) Deploy(ctx context.Context, req runtime.DeployRequest) error {
+	logf := func(format string, args ...any) {
+		if req.Log != nil {
+			req.Log(time.Now().UTC().Format("15:04:05.000") + " " + fmt.Sprintf(format, args...) + "\n")
+		}
+	}
+	env, in := req.Env, req.Integration
+	url := strings.TrimRight(in.BaseURL, "/") + "/" + in.ProjectPath + ".git"
+	if err := r.opts.Source.Fetch(ctx, in.ProjectID, url, req.Token, req.SHA); err != nil {
+		return err
+	}
+	raw, err := r.opts.Source.ReadFile(ctx, in.ProjectID, req.SHA, runtime.ConfigFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return runtime.MissingConfig(req.SHA)
+	}
+	if err != nil {
+		return err
+	}
+	cfg, err := runtime.ParseAppConfig(raw)
+	if err != nil {
+		return err
+	}
+	if cfg.Image == "" {
+		return &runtime.ConfigError{Problems: []string{"image: required with --runtime kubernetes (the container the checkout runs in); add e.g. `image: python:3.13-slim`"}}
+	}
+	ns := Namespace(env.Host)
+	fresh, err := r.fresh(ctx, env.ID, ns)
+	if err != nil {
+		return err
+	}
+	// A fork's code cannot be told apart from the project's own MR code
+	// here, so with build-forks on every MR is treated as a fork's.
+	noSecrets := env.Kind == "mr" && in.BuildForks
+	secret := map[string]string{TreeURLKey: r.opts.TreeURL(in.Name, req.SHA)}
+	if r.opts.Secrets != nil && !noSecrets {
+		for k, v := range r.opts.Secrets(in) {
+			secret[k] = v
+		}
+	}
+	var parent *store.Environment
+	if fresh && req.CloneParentData && req.Parent != nil && !noSecrets {
+		parent = req.Parent
+	}
+	dbs, err := r.databases(ctx, env.ID, cfg.Postgres, cfg.ConnectionLimits, parent, secret, logf)
+	if err != nil {
+		return err
+	}
+	spec := Spec{Integration: in.Name, EnvName: env.Name, Slug: env.Slug, HostLabel: env.Host,
+		Host: env.Host + "." + r.opts.EnvDomain, MRIID: env.MRIID, SHA: req.SHA,
+		Image: cfg.Image, FetchImage: r.opts.FetchImage, Build: cfg.Build, Run: cfg.Run, Health: cfg.Health,
+		Env: cfg.Env, Files: cfg.Files, FilesSize: r.opts.FilesSize, Databases: dbs, Secret: secret,
+		IngressClass: r.opts.IngressClass, StorageClass: r.opts.StorageClass}
+	if parent != nil && len(cfg.Files) > 0 {
+		spec.CloneFrom = Namespace(parent.Host)
+		logf("cloning files %s from %s's volumes", strings.Join(cfg.Files, ", "), parent.Name)
+	}
+	d, err := r.applyAll(ctx, env.ID, spec)
+	if err != nil {
+		r.forget(env.ID)
+		return err
+	}
+	logf("applied %s in namespace %s; waiting for the Deployment to roll out", gitsha.Short(req.SHA), ns)
+	started := time.Now()
+	if err := r.waitRolledOut(ctx, d); err != nil {
+		return err
+	}
+	logf("serving %s (rolled out in %s)", gitsha.Short(req.SHA), time.Since(started).Round(time.Millisecond))
+	return nil
+}
+
+// fresh reports whether the environment has no namespace yet (its data is
+// then cloned from the parent). An environment applied by this process
+// exists: no call.
+func (r *Runtime) fresh(ctx context.Context, envID int64, ns string) (bool, error) {
+	r.mu.Lock()
+	_, known := r.applied[envID]
+	r.mu.Unlock()
+	if known {
+		return false, nil
+	}
+	_, err := r.c.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read namespace %s: %w", ns, err)
+	}
+	return false, nil
+}
+
+// databases makes the services.postgresql databases (cloned from the
+// parent's on the first deploy) and puts their URLs in the Secret.
+func (r *Runtime) databases(ctx context.Context, envID int64, names []string, connLimits map[string]int, parent *store.Environment,
+	secret map[string]string, logf func(string, ...any)) ([]string, error) {
+	var dbs []string
+	for i, name := range names {
+		if r.opts.Databases == nil {
+			return nil, fmt.Errorf("services.postgresql: no PostgreSQL for services; start glenv with --services-database-url")
+		}
+		db := dbName(envID, name)
+		dbs = append(dbs, db)
+		var url string
+		var err error
+		if parent != nil {
+			url, err = r.opts.Databases.Clone(ctx, db, dbName(parent.ID, name), connLimits[name])
+			if err == nil {
+				logf("cloned database %s from %s", name, parent.Name)
+			}
+		} else {
+			url, err = r.opts.Databases.Ensure(ctx, db, connLimits[name])
+		}
+		if err != nil {
+			return nil, fmt.Errorf("services.postgresql %s: %w", name, err)
+		}
+		if i == 0 {
+			secret["DATABASE_URL"] = url
+		}
+		secret["DATABASE_URL_"+strings.ToUpper(name)] = url
+	}
+	return dbs, nil
+}
+
+// dbName is the same name the process runtime gives: g<env id>_<name>.
+func dbName(envID int64, name string) string {
+	return "g" + strconv.FormatInt(envID, 10) + "_" + name
+}
+
+// applyAll server-side applies every object whose content changed since
+// this process last applied it, namespace first, and returns the Deployment
+// as the API server has it.
+func (r *Runtime) applyAll(ctx context.Context, envID int64, s Spec) (*appsv1.Deployment, error) {
+	objs := []any{NamespaceObject(s), SecretObject(s)}
+	for _, c := range Claims(s) {
+		objs = append(objs, c)
+	}
+	dep := DeploymentObject(s)
+	objs = append(objs, dep, ServiceObject(s), IngressObject(s))
+	var applied *appsv1.Deployment
+	for _, o := range objs {
+		body, err := json.Marshal(o)
+		if err != nil {
+			return nil, err
+		}
+		key, sum := objectKey(o), hash(body)
+		if r.unchanged(envID, key, sum) {
+			continue
+		}
+		if c, ok := o.(*corev1.PersistentVolumeClaim); ok {
+			// A claim is made once and then left alone: its spec is
+			// immutable, and the clone source it was made from is not
+			// known after a restart.
+			if _, err := r.c.CoreV1().PersistentVolumeClaims(c.Namespace).Create(ctx, c, metav1.CreateOptions{FieldManager: FieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
+				return nil, fmt.Errorf("create %s: %w", key, explain(err))
+			}
+			r.remember(envID, key, sum)
+			continue
+		}
+		got, err := r.apply(ctx, s, o, body)
+		if err != nil {
+			return nil, fmt.Errorf("apply %s: %w", key, explain(err))
+		}
+		if d, ok := got.(*appsv1.Deployment); ok {
+			applied = d
+		}
+		r.remember(envID, key, sum)
+	}
+	if applied == nil {
+		// The Deployment was unchanged (a redeploy of the same SHA): its
+		// current state says whether it is rolled out.
+		var err error
+		if applied, err = r.c.AppsV1().Deployments(Namespace(s.HostLabel)).Get(ctx, AppName, metav1.GetOptions{}); err != nil {
+			return nil, fmt.Errorf("read Deployment: %w", err)
+		}
+	}
+	return applied, nil
+}
+
+func (r *Runtime) apply(ctx context.Context, s Spec, o any, body []byte) (any, error) {
+	ns := Namespace(s.HostLabel)
+	force := true
+	po := metav1.PatchOptions{FieldManager: FieldManager, Force: &force}
+	switch o := o.(type) {
+	case *corev1.Namespace:
+		return r.c.CoreV1().Namespaces().Patch(ctx, o.Name, types.ApplyPatchType, body, po)
+	case *corev1.Secret:
+		return r.c.CoreV1().Secrets(ns).Patch(ctx, o.Name, types.ApplyPatchType, body, po)
+	case *appsv1.Deployment:
+		return r.c.AppsV1().Deployments(ns).Patch(ctx, o.Name, types.ApplyPatchType, body, po)
+	case *corev1.Service:
+		return r.c.CoreV1().Services(ns).Patch(ctx, o.Name, types.ApplyPatchType, body, po)
+	case *networkingv1.Ingress:
+		return r.c.NetworkingV1().Ingresses(ns).Patch(ctx, o.Name, types.ApplyPatchType, body, po)
+	}
+	return nil, fmt.Errorf("kube: cannot apply %T", o)
+}
+
+func objectKey(o any) string {
+	m, _ := o.(metav1.ObjectMetaAccessor)
+	name := ""
+	if m != nil {
+		name = m.GetObjectMeta().GetName()
+	}
+	return fmt.Sprintf("%T/%s", o, name)
+}
+
+func hash(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func (r *Runtime) unchanged(envID int64, key, sum string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.applied[envID][key] == sum
+}
+
+func (r *Runtime) remember(envID int64, key, sum string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.applied[envID] == nil {
+		r.applied[envID] = map[string]string{}
+	}
+	r.applied[envID][key] = sum
+}
+
+func (r *Runtime) forget(envID int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.applied, envID)
+}
+
+// explain adds what to do to the API server's most common refusals.
+func explain(err error) error {
+	switch {
+	case apierrors.IsForbidden(err):
+		return fmt.Errorf("%w; give glenv's service account the RBAC rules listed in the README (Running on Kubernetes)", err)
+	case apierrors.IsInvalid(err):
+		return fmt.Errorf("%w; check image, health and services in .glenv.yml", err)
+	}
+	return err
+}
+
+// waitRolledOut watches the Deployment (one watch, no polling) until
+// rollout decides it.
+func (r *Runtime) waitRolledOut(ctx context.Context, d *appsv1.Deployment) error {
+	for {
+		done, failure := Rollout(d)
+		if failure != "" {
+			return errors.New(failure)
+		}
+		if done {
+			return nil
+		}
+		w, err := r.c.AppsV1().Deployments(d.Namespace).Watch(ctx, metav1.ListOptions{
+			FieldSelector: "metadata.name=" + d.Name, ResourceVersion: d.ResourceVersion, AllowWatchBookmarks: true})
+		if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+			// Too old to resume from: read where it stands now.
+			if d, err = r.c.AppsV1().Deployments(d.Namespace).Get(ctx, d.Name, metav1.GetOptions{}); err != nil {
+				return fmt.Errorf("read Deployment: %w", err)
+			}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("watch Deployment %s/%s: %w", d.Namespace, d.Name, err)
+		}
+		next, err := nextDeployment(ctx, w, d)
+		w.Stop()
+		if err != nil {
+			return err
+		}
+		d = next
+	}
+}
+
+// nextDeployment returns the Deployment once it is decided, or its latest
+// state when the watch ends (the API server closes watches now and then).
+func nextDeployment(ctx context.Context, w watch.Interface, last *appsv1.Deployment) (*appsv1.Deployment, error) {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				return last, nil
+			}
+			switch ev.Type {
+			case watch.Deleted:
+				return nil, errors.New("the Deployment was deleted during the rollout")
+			case watch.Error:
+				err := apierrors.FromObject(ev.Object)
+				if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+					// Watch again from now: it starts with the current state.
+					last = last.DeepCopy()
+					last.ResourceVersion = ""
+					return last, nil
+				}
+				return nil, fmt.Errorf("watch Deployment: %v", err)
+			case watch.Bookmark:
+				if m, ok := ev.Object.(metav1.Object); ok {
+					last = last.DeepCopy()
+					last.ResourceVersion = m.GetResourceVersion()
+				}
+			case watch.Added, watch.Modified:
+				d, ok := ev.Object.(*appsv1.Deployment)
+				if !ok {
+					continue
+				}
+				last = d
+				if done, failure := Rollout(d); done || failure != "" {
+					return d, nil
+				}
+			}
+		}
+	}
+}
+
+// Remove deletes the environment's namespace (and so everything in it),
+// waits until it is gone, then drops its databases.
+func (r *Runtime) Remove(ctx context.Context, env store.Environment, log func(string)) error {
+	logf := func(format string, args ...any) {
+		if log != nil {
+			log(time.Now().UTC().Format("15:04:05.000") + " " + fmt.Sprintf(format, args...) + "\n")
+		}
+	}
+	r.forget(env.ID)
+	name := Namespace(env.Host)
+	nsc := r.c.CoreV1().Namespaces()
+	ns, err := nsc.Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		logf("namespace %s is already gone", name)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read namespace %s: %w", name, explain(err))
+	}
+	var dbs []string
+	if v := ns.Annotations[AnnotationDatabases]; v != "" {
+		dbs = strings.Split(v, ",")
+	}
+	if ns.DeletionTimestamp == nil {
+		bg := metav1.DeletePropagationBackground
+		if err := nsc.Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &bg}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete namespace %s: %w", name, explain(err))
+		}
+	}
+	logf("deleting namespace %s; waiting until it is gone", name)
+	if err := r.waitGone(ctx, ns); err != nil {
+		return err
+	}
+	var errs []error
+	for _, db := range dbs {
+		if r.opts.Databases == nil {
+			errs = append(errs, fmt.Errorf("database %s: no PostgreSQL configured to drop it from", db))
+			continue
+		}
+		if err := r.opts.Databases.Drop(ctx, db); err != nil {
+			errs = append(errs, fmt.Errorf("drop database %s: %w", db, err))
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	logf("removed %s: namespace %s and its databases are gone", env.Name, name)
+	return nil
+}
+
+// waitGone watches the namespace from the version read before the delete
+// until its Deleted event.
+func (r *Runtime) waitGone(ctx context.Context, ns *corev1.Namespace) error {
+	rv := ns.ResourceVersion
+	for {
+		w, err := r.c.CoreV1().Namespaces().Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + ns.Name,
+			ResourceVersion: rv, AllowWatchBookmarks: true})
+		if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+			// Too old to resume from: read where it stands now.
+			cur, gerr := r.c.CoreV1().Namespaces().Get(ctx, ns.Name, metav1.GetOptions{})
+			if apierrors.IsNotFound(gerr) {
+				return nil
+			}
+			if gerr != nil {
+				return gerr
+			}
+			rv = cur.ResourceVersion
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("watch namespace %s: %w", ns.Name, err)
+		}
+		gone, next, err := untilDeleted(ctx, w, rv)
+		w.Stop()
+		if err != nil || gone {
+			return err
+		}
+		rv = next
+	}
+}
+
+func untilDeleted(ctx context.Context, w watch.Interface, rv string) (bool, string, error) {
+	for {
+		select {
+		case <-ctx.Done():
+			return false, rv, context.Cause(ctx)
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				return false, rv, nil
+			}
+			switch ev.Type {
+			case watch.Deleted:
+				return true, rv, nil
+			case watch.Error:
+				return false, rv, fmt.Errorf("watch namespace: %v", apierrors.FromObject(ev.Object))
+			default:
+				if m, ok := ev.Object.(metav1.Object); ok {
+					rv = m.GetResourceVersion()
+				}
+			}
+		}
+	}
+}
