@@ -32,7 +32,7 @@ func TestAPushToAnActiveMergeRequestCostsFiveCalls(t *testing.T) {
 		q.notify(env)
 		d1.start()
 		q.notify(env)
-		time.Sleep(300 * time.Millisecond) // the deploy runs
+		q.idle(5 * time.Second) // GitLab has seen the deploy running
 		d1.succeed()
 		q.notify(env)
 		q.idle(5 * time.Second)
@@ -41,10 +41,12 @@ func TestAPushToAnActiveMergeRequestCostsFiveCalls(t *testing.T) {
 			commit := sha(fmt.Sprint("push", i))
 			d := w.push(env, commit)
 			q.notify(env)
-			time.Sleep(10 * time.Millisecond)
 			d.start()
 			q.notify(env)
-			time.Sleep(400 * time.Millisecond)
+			// The deploy runs until GitLab has seen it running: waiting on
+			// the queue, not on time, keeps a loaded machine from folding
+			// running and success into one sync.
+			q.idle(5 * time.Second)
 			d.succeed()
 			q.notify(env)
 			q.idle(5 * time.Second)
