@@ -33,6 +33,12 @@ func TestKillNineLosesNoAcceptedDelivery(t *testing.T) {
 			var wg sync.WaitGroup
 			killed := make(chan struct{})
 			var once sync.Once
+			// Payloads are built here: a fixture that fails to load fails
+			// the test on its own goroutine, never inside a sender.
+			bodies := make([]payload, total)
+			for i := range bodies {
+				bodies[i] = pushPayload(t, pid, fmt.Sprintf("burst-%04d", i), zeroSHA, sha(fmt.Sprint("b", i)))
+			}
 			for s := 0; s < senders; s++ {
 				wg.Add(1)
 				go func() {
@@ -42,7 +48,7 @@ func TestKillNineLosesNoAcceptedDelivery(t *testing.T) {
 						if i >= total {
 							return
 						}
-						code, err := deliverQuiet(g, secret, pushPayload(t, pid, fmt.Sprintf("burst-%04d", i), zeroSHA, sha(fmt.Sprint("b", i))), fmt.Sprintf("burst-key-%d", i))
+						code, err := deliverQuiet(g, secret, bodies[i], fmt.Sprintf("burst-key-%d", i))
 						if err == nil && code == 202 {
 							ackedBranch[i] = true
 							if acked.Add(1) == total/2 {
@@ -53,8 +59,16 @@ func TestKillNineLosesNoAcceptedDelivery(t *testing.T) {
 				}()
 			}
 			wg.Wait()
-			<-killed
-			<-g.exited
+			select {
+			case <-killed:
+			default:
+				t.Fatalf("only %d of %d deliveries were acknowledged, so the kill never landed", acked.Load(), total)
+			}
+			select {
+			case <-g.exited:
+			case <-time.After(30 * time.Second):
+				t.Fatal("glenv did not exit within 30s of SIGKILL")
+			}
 			n := acked.Load()
 			if n < total/2 || n == total {
 				t.Fatalf("acked %d of %d: the kill did not land mid-burst", n, total)
