@@ -7,19 +7,13 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/glenv/glenv/internal/api/view"
 	"github.com/glenv/glenv/internal/jobs"
 	"github.com/glenv/glenv/internal/store"
 )
 
-// envView is an environment as the native API shows it.
-type envView struct {
-	store.Environment
-	URL         string `json:"url"`
-	GitLabState string `json:"gitlab_state"`
-}
-
-func (a *API) view(e store.Environment) envView {
-	return envView{Environment: e, URL: a.EnvURL(e), GitLabState: store.GitLabState(e.State)}
+func (a *API) view(e store.Environment) view.Environment {
+	return view.NewEnvironment(e, a.EnvURL(e))
 }
 
 // listEnvironments answers ?integration=NAME[&name=ENV].
@@ -53,7 +47,7 @@ func (a *API) listEnvironments(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	out := []envView{}
+	out := []view.Environment{}
 	readable := a.readable(r)
 	for _, e := range envs {
 		if (name == "" || e.Name == name) && readable(e.IntegrationName) {
@@ -132,7 +126,7 @@ func (a *API) listActivities(w http.ResponseWriter, r *http.Request) {
 	}
 	readable := a.readable(r)
 	acts = slices.DeleteFunc(acts, func(act store.Activity) bool { return !readable(act.IntegrationName) })
-	writeJSON(w, http.StatusOK, acts)
+	writeJSON(w, http.StatusOK, view.Activities(acts))
 }
 
 // activity loads the activity named by the path, or answers the error.
@@ -152,7 +146,7 @@ func (a *API) activity(w http.ResponseWriter, r *http.Request) (store.Activity, 
 
 func (a *API) getActivity(w http.ResponseWriter, r *http.Request) {
 	if act, ok := a.activity(w, r); ok {
-		writeJSON(w, http.StatusOK, act)
+		writeJSON(w, http.StatusOK, view.NewActivity(act))
 	}
 }
 
@@ -169,7 +163,7 @@ func (a *API) listDeliveries(w http.ResponseWriter, r *http.Request) {
 	}
 	readable := a.readable(r)
 	ds = slices.DeleteFunc(ds, func(d store.Delivery) bool { return !readable(d.IntegrationName) })
-	writeJSON(w, http.StatusOK, ds)
+	writeJSON(w, http.StatusOK, view.Deliveries(ds))
 }
 
 func (a *API) getDelivery(w http.ResponseWriter, r *http.Request) {
@@ -188,5 +182,5 @@ func (a *API) getDelivery(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, "activities", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"delivery": d, "activities": acts})
+	writeJSON(w, http.StatusOK, map[string]any{"delivery": view.NewDelivery(d), "activities": view.Activities(acts)})
 }

@@ -10,15 +10,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/glenv/glenv/internal/api/view"
 	"github.com/glenv/glenv/internal/gitsha"
 	"github.com/glenv/glenv/internal/store"
 )
 
-type envView struct {
-	store.Environment
-	URL         string `json:"url"`
-	GitLabState string `json:"gitlab_state"`
-}
+type envView = view.Environment
 
 // resolveEnv finds an environment by name within an integration; with no
 // --integration it uses the only integration there is.
@@ -86,7 +83,7 @@ func environmentCommands(cf *clientFlags, getenv Env) []*cobra.Command {
 			}
 			var rows [][]string
 			for _, e := range envs {
-				rows = append(rows, []string{e.Name, e.IntegrationName, e.State, e.Parent, gitsha.Short(e.HeadSHA), gitsha.Short(e.DeployedSHA), e.URL})
+				rows = append(rows, []string{e.Name, e.Integration, e.State, e.Parent, gitsha.Short(e.HeadSHA), gitsha.Short(e.DeployedSHA), e.URL})
 			}
 			table(cmd.OutOrStdout(), []string{"NAME", "INTEGRATION", "STATE", "PARENT", "HEAD", "DEPLOYED", "URL"}, rows)
 			return nil
@@ -174,7 +171,7 @@ func printEnv(cmd *cobra.Command, cf *clientFlags, e envView) error {
 	if cf.format == "json" {
 		return printJSON(cmd.OutOrStdout(), e)
 	}
-	rows := [][]string{{"id", strconv.FormatInt(e.ID, 10)}, {"name", e.Name}, {"integration", e.IntegrationName},
+	rows := [][]string{{"id", strconv.FormatInt(e.ID, 10)}, {"name", e.Name}, {"integration", e.Integration},
 		{"kind", e.Kind}, {"state", e.State}, {"gitlab_state", e.GitLabState}, {"ref", e.Ref}, {"parent", e.Parent},
 		{"head_sha", e.HeadSHA}, {"deployed_sha", e.DeployedSHA}, {"slug", e.Slug}, {"tier", e.Tier},
 		{"detached", fmt.Sprint(e.Detached)}, {"created_at", fmtTime(e.CreatedAt)}, {"updated_at", fmtTime(e.UpdatedAt)},
@@ -204,7 +201,7 @@ func activityCommands(cf *clientFlags, getenv Env) []*cobra.Command {
 				}
 				q.Set("environment_id", strconv.FormatInt(e.ID, 10))
 			}
-			var acts []store.Activity
+			var acts []view.Activity
 			if err := c.do(http.MethodGet, "/api/v1/activities?"+q.Encode(), nil, &acts); err != nil {
 				return err
 			}
@@ -213,7 +210,7 @@ func activityCommands(cf *clientFlags, getenv Env) []*cobra.Command {
 			}
 			var rows [][]string
 			for _, a := range acts {
-				rows = append(rows, []string{strconv.FormatInt(a.ID, 10), a.Kind, a.State, a.IntegrationName, a.EnvironmentName,
+				rows = append(rows, []string{strconv.FormatInt(a.ID, 10), a.Kind, a.State, a.Integration, a.Environment,
 					gitsha.Short(a.SHA), fmtTime(a.CreatedAt), oneLine(a.Description)})
 			}
 			table(cmd.OutOrStdout(), []string{"ID", "KIND", "STATE", "INTEGRATION", "ENVIRONMENT", "SHA", "CREATED", "DESCRIPTION"}, rows)
@@ -230,7 +227,7 @@ func activityCommands(cf *clientFlags, getenv Env) []*cobra.Command {
 			if err != nil {
 				return err
 			}
-			var a store.Activity
+			var a view.Activity
 			if err := c.do(http.MethodGet, "/api/v1/activities/"+url.PathEscape(args[0]), nil, &a); err != nil {
 				return err
 			}
@@ -238,8 +235,8 @@ func activityCommands(cf *clientFlags, getenv Env) []*cobra.Command {
 				return printJSON(cmd.OutOrStdout(), a)
 			}
 			table(cmd.OutOrStdout(), []string{"PROPERTY", "VALUE"}, [][]string{{"id", strconv.FormatInt(a.ID, 10)},
-				{"kind", a.Kind}, {"state", a.State}, {"result", a.Result}, {"integration", a.IntegrationName},
-				{"environment", a.EnvironmentName}, {"sha", a.SHA}, {"delivery_id", strconv.FormatInt(a.DeliveryID, 10)},
+				{"kind", a.Kind}, {"state", a.State}, {"result", a.Result}, {"integration", a.Integration},
+				{"environment", a.Environment}, {"sha", a.SHA}, {"delivery_id", strconv.FormatInt(a.DeliveryID, 10)},
 				{"description", a.Description}, {"created_at", fmtTime(a.CreatedAt)}, {"started_at", fmtTime(a.StartedAt)},
 				{"completed_at", fmtTime(a.CompletedAt)}})
 			return nil
@@ -334,7 +331,7 @@ func tokenCommands(cf *clientFlags, getenv Env) []*cobra.Command {
 
 // printDeployLog prints the log of the environment's latest deploy.
 func printDeployLog(cmd *cobra.Command, c *client, e envView) error {
-	var acts []store.Activity
+	var acts []view.Activity
 	if err := c.do(http.MethodGet, fmt.Sprintf("/api/v1/activities?environment_id=%d&kind=deploy&limit=1", e.ID), nil, &acts); err != nil {
 		return err
 	}
