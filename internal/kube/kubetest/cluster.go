@@ -47,8 +47,8 @@ type Cluster struct {
 }
 
 // Start starts a cluster for t and stops it when t ends. Without the
-// binaries it skips with a message, or fails under CI=true, where .ci/run
-// builds them.
+// binaries it skips with a message, or fails under CI=true when
+// GLENV_KUBE_BIN names a folder that lacks them.
 func Start(t testing.TB) *Cluster {
 	t.Helper()
 	bin := os.Getenv("GLENV_KUBE_BIN")
@@ -65,7 +65,8 @@ func Start(t testing.TB) *Cluster {
 	}
 	if missing != "" {
 		msg := fmt.Sprintf("no Kubernetes control plane: %s not found (GLENV_KUBE_BIN=%q); build it with `scripts/kube-binaries` and export GLENV_KUBE_BIN=<the dir it prints>", missing, bin)
-		if os.Getenv("CI") == "true" {
+		if os.Getenv("CI") == "true" && bin != "" {
+			// .ci/run promised a control plane: a missing part is a failure.
 			t.Fatal(msg)
 		}
 		t.Skip(msg)
