@@ -459,6 +459,10 @@ func TestAPIv4ScopesAndJobTokens(t *testing.T) {
 		raw, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(raw)
 	}
+	// A running environment, so that a stop changes something (GitLab
+	// answers 400 to a stop of a stopped one).
+	w.g.mustRun("environment:activate", "feature/login", "--integration", "app")
+	w.g.waitEnv("app", "feature/login", func(e envJSON, ok bool) bool { return ok && e.State == "active" })
 	stop := fmt.Sprintf("/environments/%d/stop", envs["feature/login"].ID)
 	if code, body := v4("GET", "/environments", "PRIVATE-TOKEN", read.Token); code != 200 {
 		t.Fatalf("read_api token cannot read: %d %s", code, body)
