@@ -212,6 +212,18 @@ func TestSignInWithGitLabAndRolesFromGitLab(t *testing.T) {
 	}
 	// Only admins see the webhook secret; a GitLab Developer is none.
 	dev.api("GET", "/api/v1/integrations/app?show_secret=true", nil, nil, 403)
+	// Readers see what an integration is, not how it is wired to GitLab.
+	var seen struct {
+		HookURL     string `json:"hook_url"`
+		Integration struct {
+			Name    string `json:"name"`
+			BaseURL string `json:"base_url"`
+		} `json:"integration"`
+	}
+	dev.api("GET", "/api/v1/integrations/app", nil, &seen, 200)
+	if seen.Integration.Name != "app" || seen.Integration.BaseURL != "" || seen.HookURL != "" {
+		t.Fatalf("a non-admin sees the integration's connection details: %+v", seen)
+	}
 
 	// A Reporter reads but is refused a redeploy, with what to do.
 	rep := w.browser(w.rep)
@@ -266,6 +278,10 @@ func TestSignInWithGitLabAndRolesFromGitLab(t *testing.T) {
 	boss.api("GET", "/api/v1/integrations/app?show_secret=true", nil, &in, 200)
 	if in.WebhookSecret == "" {
 		t.Fatal("admin got no webhook secret")
+	}
+	boss.api("GET", "/api/v1/integrations/app", nil, &seen, 200)
+	if seen.Integration.BaseURL == "" || seen.HookURL == "" {
+		t.Fatalf("an admin does not see the integration's connection details: %+v", seen)
 	}
 
 	// A removed user's session cookie stops working at once.

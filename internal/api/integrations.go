@@ -76,7 +76,8 @@ func (a *API) listIntegrations(w http.ResponseWriter, r *http.Request) {
 		if !readable(in.Name) {
 			continue
 		}
-		out = append(out, integration.Result{Integration: in, HookURL: a.Integrations.HookURL(in.Name), Warnings: []string{}, Environments: []string{}, WouldDelete: []string{}})
+		res := integration.Result{Integration: in, HookURL: a.Integrations.HookURL(in.Name), Warnings: []string{}, Environments: []string{}, WouldDelete: []string{}}
+		out = append(out, forCaller(r, res))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -99,7 +100,20 @@ func (a *API) getIntegration(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, res)
+	writeJSON(w, http.StatusOK, forCaller(r, res))
+}
+
+// forCaller leaves out an integration's connection details (the API host,
+// the hook and the token's expiry) for callers who are not admins of its
+// space: readers see what it is and how it behaves, admins how it is
+// wired to GitLab (Spacelift's split between read and admin).
+func forCaller(r *http.Request, res integration.Result) integration.Result {
+	if auth.Can(principal(r), auth.ActAdmin, res.Integration.Space) {
+		return res
+	}
+	res.Integration.BaseURL, res.Integration.HookID, res.Integration.TokenExpiresAt = "", 0, ""
+	res.HookURL = ""
+	return res
 }
 
 func (a *API) updateIntegration(w http.ResponseWriter, r *http.Request) {
