@@ -21,7 +21,7 @@ type integrationFlags struct {
 	labels []string
 	yes    bool
 	// string and bool flags that are sent only when given
-	userFacingURL, space, description, buildTags                       string
+	userFacingURL, space, description, buildTags, pauseAfter           string
 	fetch, prune, buildMRs, buildDraftMRs, cloneParentData, buildForks bool
 }
 
@@ -39,6 +39,7 @@ func (f *integrationFlags) bind(fs *pflag.FlagSet, add bool) {
 	fs.BoolVar(&f.cloneParentData, "merge-requests-clone-parent-data", true, "clone the parent's data into merge request environments")
 	fs.StringVar(&f.buildTags, "build-tags", "", "glob of tags that get environments, e.g. v* (default off)")
 	fs.BoolVar(&f.buildForks, "build-forks", false, "build merge requests from forks")
+	fs.StringVar(&f.pauseAfter, "pause-after", "off", "pause an active environment after this long without a request, e.g. 4h or 2d; the next visit wakes it")
 	fs.BoolVarP(&f.yes, "yes", "y", false, "answer yes to questions (prune-branches deletions)")
 	if add {
 		fs.StringVar(&f.in.Type, "type", "", "integration type: gitlab")
@@ -65,6 +66,7 @@ func (f *integrationFlags) input(fs *pflag.FlagSet) integration.Input {
 	in.UserFacingURL, in.Space, in.Description, in.BuildTags = str("user-facing-url", f.userFacingURL), str("space", f.space), str("description", f.description), str("build-tags", f.buildTags)
 	in.FetchBranches, in.PruneBranches, in.BuildMergeRequests = bl("fetch-branches", f.fetch), bl("prune-branches", f.prune), bl("build-merge-requests", f.buildMRs)
 	in.BuildDraftMergeRequests, in.MergeRequestsCloneParentData, in.BuildForks = bl("build-draft-merge-requests", f.buildDraftMRs), bl("merge-requests-clone-parent-data", f.cloneParentData), bl("build-forks", f.buildForks)
+	in.PauseAfter = str("pause-after", f.pauseAfter)
 	if fs.Changed("label") {
 		in.Labels = f.labels
 		if in.Labels == nil {
@@ -266,6 +268,7 @@ func printIntegration(cmd *cobra.Command, cf *clientFlags, res integration.Resul
 		{"build_merge_requests", fmt.Sprint(in.BuildMergeRequests)}, {"build_draft_merge_requests", fmt.Sprint(in.BuildDraftMergeRequests)},
 		{"merge_requests_clone_parent_data", fmt.Sprint(in.MergeRequestsCloneParentData)}, {"build_tags", in.BuildTags},
 		{"build_forks", fmt.Sprint(in.BuildForks)}, {"hook_id", fmt.Sprint(in.HookID)}, {"token_expires_at", in.TokenExpiresAt},
+		{"pause_after", in.PauseAfter.String()},
 	}
 	if len(res.Environments) > 0 {
 		rows = append(rows, []string{"environments_created", strings.Join(res.Environments, ", ")})

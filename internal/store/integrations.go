@@ -12,47 +12,51 @@ import (
 // Integration is a named connection from glenv to one GitLab project.
 // Secrets are kept sealed here; callers open them with the secret box.
 type Integration struct {
-	ID                           int64     `json:"id"`
-	Name                         string    `json:"name"`
-	Type                         string    `json:"type"`
-	BaseURL                      string    `json:"base_url"`
-	UserFacingURL                string    `json:"user_facing_url"`
-	GitLabProject                string    `json:"gitlab_project"`
-	ProjectID                    int64     `json:"project_id"`
-	ProjectPath                  string    `json:"project_path"`
-	DefaultBranch                string    `json:"default_branch"`
-	TokenSealed                  string    `json:"-"`
-	WebhookSecretSealed          string    `json:"-"`
-	Space                        string    `json:"space"`
-	Labels                       []string  `json:"labels"`
-	Description                  string    `json:"description"`
-	FetchBranches                bool      `json:"fetch_branches"`
-	PruneBranches                bool      `json:"prune_branches"`
-	BuildMergeRequests           bool      `json:"build_merge_requests"`
-	BuildDraftMergeRequests      bool      `json:"build_draft_merge_requests"`
-	MergeRequestsCloneParentData bool      `json:"merge_requests_clone_parent_data"`
-	BuildTags                    string    `json:"build_tags"`
-	BuildForks                   bool      `json:"build_forks"`
-	HookID                       int64     `json:"hook_id"`
-	TokenExpiresAt               string    `json:"token_expires_at"`
-	CreatedAt                    time.Time `json:"created_at"`
-	UpdatedAt                    time.Time `json:"updated_at"`
+	ID                           int64    `json:"id"`
+	Name                         string   `json:"name"`
+	Type                         string   `json:"type"`
+	BaseURL                      string   `json:"base_url"`
+	UserFacingURL                string   `json:"user_facing_url"`
+	GitLabProject                string   `json:"gitlab_project"`
+	ProjectID                    int64    `json:"project_id"`
+	ProjectPath                  string   `json:"project_path"`
+	DefaultBranch                string   `json:"default_branch"`
+	TokenSealed                  string   `json:"-"`
+	WebhookSecretSealed          string   `json:"-"`
+	Space                        string   `json:"space"`
+	Labels                       []string `json:"labels"`
+	Description                  string   `json:"description"`
+	FetchBranches                bool     `json:"fetch_branches"`
+	PruneBranches                bool     `json:"prune_branches"`
+	BuildMergeRequests           bool     `json:"build_merge_requests"`
+	BuildDraftMergeRequests      bool     `json:"build_draft_merge_requests"`
+	MergeRequestsCloneParentData bool     `json:"merge_requests_clone_parent_data"`
+	BuildTags                    string   `json:"build_tags"`
+	BuildForks                   bool     `json:"build_forks"`
+	HookID                       int64    `json:"hook_id"`
+	TokenExpiresAt               string   `json:"token_expires_at"`
+	// PauseAfter pauses an active environment that served no request for
+	// this long (0: never); issue 17.
+	PauseAfter PauseAfter `json:"pause_after"`
+	CreatedAt  time.Time  `json:"created_at"`
+	UpdatedAt  time.Time  `json:"updated_at"`
 }
 
 const integrationCols = `id, name, type, base_url, user_facing_url, gitlab_project, project_id, project_path,
 	default_branch, token_enc, webhook_secret_enc, space, labels, description, fetch_branches, prune_branches,
 	build_merge_requests, build_draft_merge_requests, merge_requests_clone_parent_data, build_tags, build_forks,
-	hook_id, token_expires_at, created_at, updated_at`
+	hook_id, token_expires_at, created_at, updated_at, pause_after_seconds`
 
 func scanIntegration(row interface{ Scan(...any) error }) (Integration, error) {
 	var in Integration
 	var labels string
-	var created, updated int64
+	var created, updated, pauseAfter int64
 	err := row.Scan(&in.ID, &in.Name, &in.Type, &in.BaseURL, &in.UserFacingURL, &in.GitLabProject, &in.ProjectID,
 		&in.ProjectPath, &in.DefaultBranch, &in.TokenSealed, &in.WebhookSecretSealed, &in.Space, &labels,
 		&in.Description, &in.FetchBranches, &in.PruneBranches, &in.BuildMergeRequests, &in.BuildDraftMergeRequests,
 		&in.MergeRequestsCloneParentData, &in.BuildTags, &in.BuildForks, &in.HookID, &in.TokenExpiresAt,
-		&created, &updated)
+		&created, &updated, &pauseAfter)
+	in.PauseAfter = PauseAfter(time.Duration(pauseAfter) * time.Second)
 	if errors.Is(err, sql.ErrNoRows) {
 		return in, ErrNotFound
 	}
@@ -85,13 +89,14 @@ func CreateIntegration(ctx context.Context, q Querier, in *Integration) error {
 	err := q.QueryRowContext(ctx, `INSERT INTO integrations (name, type, base_url, user_facing_url, gitlab_project,
 		project_id, project_path, default_branch, token_enc, webhook_secret_enc, space, labels, description,
 		fetch_branches, prune_branches, build_merge_requests, build_draft_merge_requests,
-		merge_requests_clone_parent_data, build_tags, build_forks, hook_id, token_expires_at, created_at, updated_at)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24) RETURNING id`,
+		merge_requests_clone_parent_data, build_tags, build_forks, hook_id, token_expires_at, created_at, updated_at,
+		pause_after_seconds)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25) RETURNING id`,
 		in.Name, in.Type, in.BaseURL, in.UserFacingURL, in.GitLabProject, in.ProjectID, in.ProjectPath,
 		in.DefaultBranch, in.TokenSealed, in.WebhookSecretSealed, in.Space, labelsJSON(in.Labels), in.Description,
 		in.FetchBranches, in.PruneBranches, in.BuildMergeRequests, in.BuildDraftMergeRequests,
 		in.MergeRequestsCloneParentData, in.BuildTags, in.BuildForks, in.HookID, in.TokenExpiresAt,
-		micros(now), micros(now)).Scan(&in.ID)
+		micros(now), micros(now), in.PauseAfter.seconds()).Scan(&in.ID)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("integration %q: %w", in.Name, ErrConflict)
 	}
@@ -105,11 +110,11 @@ func UpdateIntegration(ctx context.Context, q Querier, in *Integration) error {
 		project_id=$4, project_path=$5, default_branch=$6, token_enc=$7, webhook_secret_enc=$8, space=$9, labels=$10,
 		description=$11, fetch_branches=$12, prune_branches=$13, build_merge_requests=$14,
 		build_draft_merge_requests=$15, merge_requests_clone_parent_data=$16, build_tags=$17, build_forks=$18,
-		hook_id=$19, token_expires_at=$20, updated_at=$21 WHERE id=$22`,
+		hook_id=$19, token_expires_at=$20, updated_at=$21, pause_after_seconds=$23 WHERE id=$22`,
 		in.BaseURL, in.UserFacingURL, in.GitLabProject, in.ProjectID, in.ProjectPath, in.DefaultBranch,
 		in.TokenSealed, in.WebhookSecretSealed, in.Space, labelsJSON(in.Labels), in.Description, in.FetchBranches,
 		in.PruneBranches, in.BuildMergeRequests, in.BuildDraftMergeRequests, in.MergeRequestsCloneParentData,
-		in.BuildTags, in.BuildForks, in.HookID, in.TokenExpiresAt, micros(in.UpdatedAt), in.ID)
+		in.BuildTags, in.BuildForks, in.HookID, in.TokenExpiresAt, micros(in.UpdatedAt), in.ID, in.PauseAfter.seconds())
 	if err != nil {
 		return err
 	}
