@@ -39,6 +39,20 @@ const (
 func TestAPausedEnvironmentRunsNothingAndAVisitWakesIt(t *testing.T) {
 	g, _, _ := processWorld(t, "")
 	host := "main--app"
+
+	// --pause-after is an integration setting, checked and shown.
+	if _, stderr, code := g.run("", "integration:update", "app", "--pause-after", "10s"); code == 0 || !strings.Contains(stderr, "pause_after") || !strings.Contains(stderr, "at least 1m") {
+		t.Fatalf("--pause-after 10s: exit %d, %q", code, stderr)
+	}
+	var upd struct {
+		Integration struct {
+			PauseAfter string `json:"pause_after"`
+		} `json:"integration"`
+	}
+	g.mustJSON(&upd, "integration:update", "app", "--pause-after", "4h")
+	if upd.Integration.PauseAfter != "4h0m0s" {
+		t.Fatalf("pause_after after the update: %q", upd.Integration.PauseAfter)
+	}
 	if code, _, body := g.visit(host, browser, browserHTML); code != 200 {
 		t.Fatalf("before the pause: %d %q", code, body)
 	}
