@@ -40,3 +40,18 @@ func TestParsePauseAfter(t *testing.T) {
 		t.Fatalf("JSON %s", b)
 	}
 }
+
+// Issue 17: a paused environment is "available" to GitLab tools, and a
+// filter on available finds it.
+func TestAPausedEnvironmentIsAvailableInGitLabTerms(t *testing.T) {
+	if got := GitLabState(StatePaused); got != "available" {
+		t.Fatalf("GitLabState(paused) = %q, want available", got)
+	}
+	found := false
+	for _, s := range statesFor("available") {
+		found = found || s == StatePaused
+	}
+	if !found {
+		t.Fatal("filtering on available misses paused environments")
+	}
+}
