@@ -29,7 +29,7 @@ func Decide(now time.Time, cands []store.IdleCandidate, inMemory func(host strin
 		if c.PauseAfter <= 0 {
 			continue
 		}
-		since := latest(c.LastRequest, c.UpdatedAt)
+		since := latest(c.LastRequest, c.ActiveSince)
 		if inMemory != nil {
 			since = latest(since, inMemory(c.Host))
 		}

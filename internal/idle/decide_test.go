@@ -11,7 +11,7 @@ func TestDecide(t *testing.T) {
 	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
 	ago := func(d time.Duration) time.Time { return now.Add(-d) }
 	cand := func(pauseAfter time.Duration, lastRequest, updated time.Time) store.IdleCandidate {
-		return store.IdleCandidate{EnvironmentID: 1, Host: "feature--app", PauseAfter: pauseAfter, LastRequest: lastRequest, UpdatedAt: updated}
+		return store.IdleCandidate{EnvironmentID: 1, Host: "feature--app", PauseAfter: pauseAfter, LastRequest: lastRequest, ActiveSince: updated}
 	}
 	tests := []struct {
 		name     string

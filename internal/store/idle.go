@@ -77,17 +77,21 @@ type IdleCandidate struct {
 	PauseAfter    time.Duration
 	// LastRequest is the last counted request persisted (zero: none yet).
 	LastRequest time.Time
-	// UpdatedAt is the environment's last change (a deploy made it active
-	// then at the latest): idleness counts from it when nothing was visited.
-	UpdatedAt time.Time
+	// ActiveSince is when its last deploy completed (its creation when
+	// none is recorded): idleness counts from it when nobody came since.
+	ActiveSince time.Time
 }
 
 // IdleCandidates lists active, attached environments whose integration
 // pauses idle ones.
 func IdleCandidates(ctx context.Context, q Querier) ([]IdleCandidate, error) {
-	rows, err := q.QueryContext(ctx, `SELECT e.id, e.host, i.pause_after_seconds, e.last_request_at, e.updated_at
+	// The last completed deploy, not updated_at: other writes (parents,
+	// tiers) touch updated_at and must not keep an environment awake.
+	rows, err := q.QueryContext(ctx, `SELECT e.id, e.host, i.pause_after_seconds, e.last_request_at,
+		COALESCE((SELECT MAX(a.completed_at) FROM activities a WHERE a.environment_id = e.id AND a.kind = $2 AND a.state = $3), 0),
+		e.created_at
 		FROM environments e JOIN integrations i ON i.id = e.integration_id
-		WHERE e.state = $1 AND e.deleted_at = 0 AND i.pause_after_seconds > 0 ORDER BY e.id`, StateActive)
+		WHERE e.state = $1 AND e.deleted_at = 0 AND i.pause_after_seconds > 0 ORDER BY e.id`, StateActive, ActivityDeploy, ActivityComplete)
 	if err != nil {
 		return nil, err
 	}
@@ -95,15 +99,15 @@ func IdleCandidates(ctx context.Context, q Querier) ([]IdleCandidate, error) {
 	var out []IdleCandidate
 	for rows.Next() {
 		var c IdleCandidate
-		var secs, last, updated int64
-		if err := rows.Scan(&c.EnvironmentID, &c.Host, &secs, &last, &updated); err != nil {
+		var secs, last, deployed, created int64
+		if err := rows.Scan(&c.EnvironmentID, &c.Host, &secs, &last, &deployed, &created); err != nil {
 			return nil, err
 		}
 		c.PauseAfter = time.Duration(secs) * time.Second
 		if last > 0 {
 			c.LastRequest = fromMicros(last)
 		}
-		c.UpdatedAt = fromMicros(updated)
+		c.ActiveSince = fromMicros(max(deployed, created))
 		out = append(out, c)
 	}
 	return out, rows.Err()
