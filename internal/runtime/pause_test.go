@@ -49,6 +49,7 @@ func TestPauseStopsTheAppAndKeepsItsBuildAndData(t *testing.T) {
 	if err := w.rt.Deploy(t.Context(), w.request(env, sha, &wake)); err != nil {
 		t.Fatalf("wake: %v\n%s", err, wake.String())
 	}
+	t.Logf("wake log:\n%s", wake.String())
 	if !strings.Contains(wake.String(), "reusing build") || strings.Contains(wake.String(), "build step") {
 		t.Fatalf("waking built again:\n%s", wake.String())
 	}
