@@ -164,6 +164,8 @@ func environmentCommands(cf *clientFlags, getenv Env) []*cobra.Command {
 		op("deactivate", "Stop an environment's app and keep it inactive"),
 		op("redeploy", "Deploy the environment's head again"),
 		op("delete", "Delete an environment (never the default branch's)"),
+		op("pause", "Stop an active environment's app and keep its build and data; the next visit or environment:resume starts it"),
+		op("resume", "Start a paused environment again from its build"),
 		syncCmd, logs}
 }
 

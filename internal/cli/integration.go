@@ -21,8 +21,8 @@ type integrationFlags struct {
 	labels []string
 	yes    bool
 	// string and bool flags that are sent only when given
-	userFacingURL, space, description, buildTags, environmentAccess    string
-	fetch, prune, buildMRs, buildDraftMRs, cloneParentData, buildForks bool
+	userFacingURL, space, description, buildTags, environmentAccess, pauseAfter string
+	fetch, prune, buildMRs, buildDraftMRs, cloneParentData, buildForks          bool
 }
 
 func (f *integrationFlags) bind(fs *pflag.FlagSet, add bool) {
@@ -40,6 +40,7 @@ func (f *integrationFlags) bind(fs *pflag.FlagSet, add bool) {
 	fs.BoolVar(&f.cloneParentData, "merge-requests-clone-parent-data", true, "clone the parent's data into merge request environments")
 	fs.StringVar(&f.buildTags, "build-tags", "", "glob of tags that get environments, e.g. v* (default off)")
 	fs.BoolVar(&f.buildForks, "build-forks", false, "build merge requests from forks")
+	fs.StringVar(&f.pauseAfter, "pause-after", "off", "pause an active environment after this long without a request, e.g. 4h or 2d; the next visit wakes it")
 	fs.BoolVarP(&f.yes, "yes", "y", false, "answer yes to questions (prune-branches deletions)")
 	if add {
 		fs.StringVar(&f.in.Type, "type", "", "integration type: gitlab")
@@ -67,6 +68,7 @@ func (f *integrationFlags) input(fs *pflag.FlagSet) integration.Input {
 	in.EnvironmentAccess = str("environment-access", f.environmentAccess)
 	in.FetchBranches, in.PruneBranches, in.BuildMergeRequests = bl("fetch-branches", f.fetch), bl("prune-branches", f.prune), bl("build-merge-requests", f.buildMRs)
 	in.BuildDraftMergeRequests, in.MergeRequestsCloneParentData, in.BuildForks = bl("build-draft-merge-requests", f.buildDraftMRs), bl("merge-requests-clone-parent-data", f.cloneParentData), bl("build-forks", f.buildForks)
+	in.PauseAfter = str("pause-after", f.pauseAfter)
 	if fs.Changed("label") {
 		in.Labels = f.labels
 		if in.Labels == nil {
@@ -268,6 +270,7 @@ func printIntegration(cmd *cobra.Command, cf *clientFlags, res integration.Resul
 		{"build_merge_requests", fmt.Sprint(in.BuildMergeRequests)}, {"build_draft_merge_requests", fmt.Sprint(in.BuildDraftMergeRequests)},
 		{"merge_requests_clone_parent_data", fmt.Sprint(in.MergeRequestsCloneParentData)}, {"build_tags", in.BuildTags},
 		{"build_forks", fmt.Sprint(in.BuildForks)}, {"hook_id", fmt.Sprint(in.HookID)}, {"token_expires_at", in.TokenExpiresAt},
+		{"pause_after", in.PauseAfter.String()},
 	}
 	if len(res.Environments) > 0 {
 		rows = append(rows, []string{"environments_created", strings.Join(res.Environments, ", ")})

@@ -92,8 +92,11 @@ func (v noteView) headline() (string, string) {
 		return "🗑️", "deleted (the merge request was closed or merged)"
 	case store.StateStopping:
 		return "⏹️", "stopping"
-	case store.StateInactive, store.StatePaused:
+	case store.StateInactive:
 		return "⏸️", "stopped"
+	case store.StatePaused:
+		// Issue 17: paused while idle, woken by the next visit.
+		return "💤", "paused while idle (the next visit wakes it)"
 	}
 	if v.Newest == nil {
 		return "⏳", "waiting for a deploy"

@@ -18,6 +18,7 @@ import (
 
 	"github.com/glenv/glenv/internal/gitlab"
 	"github.com/glenv/glenv/internal/slug"
+	"github.com/glenv/glenv/internal/store"
 )
 
 // Input is what a caller asks for in integration:add or :update. Nil
@@ -41,6 +42,8 @@ type Input struct {
 	BuildForks                   *bool    `json:"build_forks,omitempty"`
 	// EnvironmentAccess: public (default), signed-in or members (internal/auth).
 	EnvironmentAccess *string `json:"environment_access,omitempty"`
+	// PauseAfter is --pause-after: "4h", "2d" or "off".
+	PauseAfter *string `json:"pause_after,omitempty"`
 	// Confirm accepts the planned deletions of prune-branches (--yes).
 	Confirm bool `json:"confirm,omitempty"`
 	// DryRun validates and plans without writing anything or touching GitLab's hooks.
@@ -135,6 +138,11 @@ func (in *Input) validateCommon() error {
 		}
 		if _, err := path.Match(*in.BuildTags, ""); err != nil {
 			return fieldErr("build_tags", "%q is not a valid glob (use *, ? and [a-z], e.g. v*): %v", *in.BuildTags, err)
+		}
+	}
+	if in.PauseAfter != nil {
+		if _, err := store.ParsePauseAfter(*in.PauseAfter); err != nil {
+			return fieldErr("pause_after", "%s", strings.TrimPrefix(err.Error(), "pause_after "))
 		}
 	}
 	return nil

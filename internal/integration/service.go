@@ -144,6 +144,10 @@ func applyOptions(in *store.Integration, x Input) {
 	in.MergeRequestsCloneParentData = boolOr(x.MergeRequestsCloneParentData, in.MergeRequestsCloneParentData)
 	in.BuildTags = strOr(x.BuildTags, in.BuildTags)
 	in.BuildForks = boolOr(x.BuildForks, in.BuildForks)
+	if x.PauseAfter != nil {
+		// Validated before (validateCommon).
+		in.PauseAfter, _ = store.ParsePauseAfter(*x.PauseAfter)
+	}
 }
 
 func dedupe(l []string) []string {

@@ -280,6 +280,11 @@ func Transition(s Subject, in Input) Outcome {
 		if !live(s.State) {
 			return refuse("environment %s is %s: a new head is recorded, not deployed", s.Name, stateWords(s.State))
 		}
+		if s.State == StatePaused {
+			// Issue 17: a push leaves a paused environment paused; the next
+			// visit (wake) deploys the head recorded now.
+			return refuse("environment %s is paused: the new head is recorded and deployed when it is next visited", s.Name)
+		}
 		return deploy(in.CloneParentData, false)
 
 	case TriggerRedeploy:

@@ -224,9 +224,8 @@ func TestTransition(t *testing.T) {
 		{name: "a visit to an active environment changes nothing",
 			s: subject(StateActive), in: Input{Trigger: TriggerWake},
 			want: Outcome{State: StateActive, Deployed: shaA}},
-		{name: "a push to a paused environment deploys it",
-			s: subject(StatePaused), in: Input{Trigger: TriggerDeployRequested},
-			want: Outcome{State: StateBuilding, Deployed: shaA, Starts: ActivityDeploy, Effects: deployEffect(false, false)}},
+		{name: "a push to a paused environment records the head and leaves it paused until visited",
+			s: subject(StatePaused), in: Input{Trigger: TriggerDeployRequested}, refused: "deployed when it is next visited"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -49,6 +49,15 @@ type Options struct {
 	// --public-url is https, even where TLS ends in front of glenv); apps
 	// see it as X-Forwarded-Proto. Default "http".
 	PublicScheme string
+	// Visits records requests that count as someone using an environment
+	// (not bots' nor health checks'), for idle pause; nil records nothing.
+	Visits interface{ Seen(host string) }
+	// Wake starts a paused environment again for a visit (the environments
+	// service's Wake); nil leaves paused environments paused.
+	Wake func(ctx context.Context, envID int64) (bool, error)
+	// WakeWait bounds how long a request that accepts no HTML waits for a
+	// waking environment before a 503 with Retry-After (default 30s).
+	WakeWait time.Duration
 }
 
 // Proxy is an http.Handler.
@@ -57,6 +66,7 @@ type Proxy struct {
 	suffix string
 	scheme string
 	rp     *httputil.ReverseProxy
+	waking waking
 }
 
 type addrKey struct{}
@@ -67,6 +77,9 @@ type bodyKey struct{}
 func New(opts Options) *Proxy {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.WakeWait <= 0 {
+		opts.WakeWait = 30 * time.Second
 	}
 	if opts.Next == nil {
 		opts.Next = http.NotFoundHandler()
@@ -146,27 +159,39 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// After the gate: a visitor it refuses neither counts nor wakes.
+	counts := countsAsVisit(r)
 	if addr, release, ok := p.opts.Backends.Acquire(label); ok {
-		defer release()
-		ctx := context.WithValue(r.Context(), addrKey{}, addr)
-		if r.Body != nil && r.Body != http.NoBody {
-			// The error handler sees ReverseProxy's copy of the request, so
-			// the body's fate travels in the context.
-			cb := &clientBody{ReadCloser: r.Body}
-			ctx = context.WithValue(ctx, bodyKey{}, cb)
-			r = r.WithContext(ctx)
-			r.Body = cb
-		} else {
-			r = r.WithContext(ctx)
-		}
-		p.rp.ServeHTTP(w, r)
+		p.serve(w, r, label, addr, release, counts)
 		return
 	}
-	p.statusPage(w, r, label)
+	p.statusPage(w, r, label, counts)
 }
 
-// statusPage answers for a host no process serves.
-func (p *Proxy) statusPage(w http.ResponseWriter, r *http.Request, label string) {
+// serve forwards r to the environment's process at addr.
+func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, label, addr string, release func(), counts bool) {
+	defer release()
+	p.waking.done(label)
+	if counts && p.opts.Visits != nil {
+		p.opts.Visits.Seen(label)
+	}
+	ctx := context.WithValue(r.Context(), addrKey{}, addr)
+	if r.Body != nil && r.Body != http.NoBody {
+		// The error handler sees ReverseProxy's copy of the request, so
+		// the body's fate travels in the context.
+		cb := &clientBody{ReadCloser: r.Body}
+		ctx = context.WithValue(ctx, bodyKey{}, cb)
+		r = r.WithContext(ctx)
+		r.Body = cb
+	} else {
+		r = r.WithContext(ctx)
+	}
+	p.rp.ServeHTTP(w, r)
+}
+
+// statusPage answers for a host no process serves; a visit to a paused
+// environment wakes it.
+func (p *Proxy) statusPage(w http.ResponseWriter, r *http.Request, label string, counts bool) {
 	if p.opts.Lookup == nil {
 		p.notFound(w, r)
 		return
@@ -178,6 +203,12 @@ func (p *Proxy) statusPage(w http.ResponseWriter, r *http.Request, label string)
 	}
 	if err != nil {
 		page(w, http.StatusServiceUnavailable, "glenv cannot read its database", "<p>Try again in a moment.</p>")
+		return
+	}
+	if counts && p.opts.Visits != nil {
+		p.opts.Visits.Seen(label)
+	}
+	if p.wake(w, r, label, env, counts) {
 		return
 	}
 	name, integ := html.EscapeString(env.Name), html.EscapeString(env.IntegrationName)
@@ -195,7 +226,7 @@ func (p *Proxy) statusPage(w http.ResponseWriter, r *http.Request, label string)
 	case store.StateFailed:
 		what = fmt.Sprintf("<p>Its last deploy failed. Read why with <code>glenv environment:logs %s --integration %s</code>, fix it and push, or retry with <code>glenv environment:redeploy %s --integration %s</code>.</p>", name, integ, name, integ)
 	case store.StatePaused:
-		what = fmt.Sprintf("<p>It was paused; resume it with <code>glenv environment:activate %s --integration %s</code>.</p>", name, integ)
+		what = fmt.Sprintf("<p>It was paused because nobody used it; a visit in a browser wakes it, or resume it with <code>glenv environment:resume %s --integration %s</code>.</p>", name, integ)
 	case store.StateStopping:
 		what = "<p>It is being stopped.</p>"
 	default:

@@ -40,6 +40,14 @@ func (r redactingRuntime) ResetData(ctx context.Context, envID int64) error {
 	return nil
 }
 
+// Pause stops a paused environment's app when the runtime can (jobs.AppPauser).
+func (r redactingRuntime) Pause(ctx context.Context, envID int64) error {
+	if p, ok := r.rt.(jobs.AppPauser); ok {
+		return r.paths.Error(p.Pause(ctx, envID))
+	}
+	return nil
+}
+
 // hostPaths are the directories glenv's texts must not show.
 func hostPaths(dataDir, secretKeyFile string) *redact.Paths {
 	names := map[string]string{dataDir: "<data-dir>", secretKeyFile: "<secret-key-file>"}

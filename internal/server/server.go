@@ -30,6 +30,7 @@ import (
 	"github.com/glenv/glenv/internal/envapi"
 	"github.com/glenv/glenv/internal/feedback"
 	"github.com/glenv/glenv/internal/gitlab"
+	"github.com/glenv/glenv/internal/idle"
 	"github.com/glenv/glenv/internal/integration"
 	"github.com/glenv/glenv/internal/jobs"
 	"github.com/glenv/glenv/internal/kube"
@@ -56,6 +57,7 @@ type Server struct {
 	runtime  *runtime.Runtime // nil with --runtime record or kubernetes
 	services *data.Services
 	paths    *redact.Paths // host paths kept out of what people outside see
+	visits   *idle.Visits  // last counted request per environment (--pause-after)
 	source   *kube.Source  // --runtime kubernetes: commits served to checkout containers
 
 	// KubeTransport wraps the Kubernetes client's transport (tests count
@@ -143,9 +145,11 @@ func NewWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Opti
 		Health: health, Logger: log}
 	keep := retention.New(st, retention.Settings{DeliveryBodies: cfg.DeliveryBodyRetention,
 		DeletedEnvironments: cfg.DeletedEnvironmentRetention, LogMaxSize: cfg.ActivityLogMaxSize, Logs: cfg.ActivityLogRetention}, log)
+	s.visits = idle.NewVisits(nil)
+	idleCheck := &idle.Checker{Store: st, Visits: s.visits, Log: log}
 	logs := activitylog.New(st, activitylog.Options{MaxSize: cfg.ActivityLogMaxSize, Logger: log})
 	s.queue, err = jobs.NewQueue(st, jobs.Deps{RemoteFor: remoteFor, TokenFor: tokenFor, Runtime: rt, Logger: log, Logs: logs,
-		Register: []func(*river.Workers){feedback.Register(fb), retention.Register(keep), envapi.Register(st, &s.queue, log)}, Feedback: true},
+		Register: []func(*river.Workers){feedback.Register(fb), retention.Register(keep), envapi.Register(st, &s.queue, log), idle.Register(idleCheck)}, Feedback: true},
 		jobs.QueueConfig{ReconcileInterval: cfg.ReconcileInterval, RescueAfter: cfg.JobRescueAfter, Logger: log})
 	if err != nil {
 		st.Close()
@@ -156,6 +160,8 @@ func NewWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Opti
 		s.queue.River.PeriodicJobs().AddMany(retention.PeriodicJobs(cfg.RetentionInterval))
 	}
 	s.queue.River.PeriodicJobs().AddMany(envapi.PeriodicJobs())
+	idleCheck.Pauser = s.queue
+	s.queue.River.PeriodicJobs().AddMany(idle.PeriodicJobs())
 	svc := &integration.Service{Store: st, Box: box, PublicURL: cfg.PublicURL, Applier: s.queue, Log: log}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -193,7 +199,8 @@ func NewWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Opti
 		Next: bodyDeadline(controlPlaneBodyWithin, mux), PublicScheme: scheme, Gate: people.EnvGate,
 		Lookup: func(ctx context.Context, host string) (store.Environment, error) {
 			return store.GetEnvironmentByHost(ctx, st.Reader(), host)
-		}})
+		},
+		Visits: s.visits, Wake: s.queue.Wake})
 	// No ReadTimeout or WriteTimeout for the whole server: environments
 	// stream and take uploads, and logs are followed for hours. Headers
 	// must arrive in 10 s; control-plane bodies are bounded by bodyDeadline
@@ -276,6 +283,13 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.runtime != nil {
 		go s.restore(ctx, start)
 	}
+	visitsDone := make(chan struct{})
+	visitsCtx, stopVisits := context.WithCancel(context.Background())
+	defer stopVisits()
+	go func() {
+		defer close(visitsDone)
+		s.visits.Run(visitsCtx, s.store, time.Minute, s.log)
+	}()
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.listener) }()
 	s.log.Info("glenv serving", "listen", s.Addr(), "public_url", s.cfg.PublicURL, "env_domain", s.cfg.EnvDomain)
@@ -291,6 +305,8 @@ func (s *Server) Run(ctx context.Context) error {
 	defer cancel()
 	herr := s.http.Shutdown(drain)
 	s.receiver.Close()
+	stopVisits() // writes the last requests once more
+	<-visitsDone
 	qerr := s.queue.Stop(drain)
 	if s.runtime != nil {
 		s.runtime.Close()

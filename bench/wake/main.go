@@ -1,0 +1,263 @@
+// Command wake measures idle pause and wake (issue 17) in one run: a
+// visit to a paused environment until the app's first 200 through glenv's
+// proxy, against the app's own start (its `run` command started directly
+// until its health path answers), and the memory glenv keeps for paused
+// environments (its RSS with N paused environments against one, and the
+// processes they leave: none). The wake is what the wake's deploy job
+// does, a deploy of the built tree, called directly: River's poll interval
+// (50 ms on SQLite, 10 ms on PostgreSQL) comes on top in glenv serve.
+//
+//	go run ./bench/wake [-n 10] [-paused 100]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/glenv/glenv/internal/gitlabtest"
+	"github.com/glenv/glenv/internal/proxy"
+	"github.com/glenv/glenv/internal/runtime"
+	"github.com/glenv/glenv/internal/store"
+)
+
+func main() {
+	n := flag.Int("n", 10, "wakes (and app starts) measured")
+	paused := flag.Int("paused", 100, "environments deployed then paused for the memory figure")
+	flag.Parse()
+	ctx := context.Background()
+
+	gl := gitlabtest.NewServer()
+	defer gl.Close()
+	defer gl.RemoveRepos()
+	bot := gl.AddUser(gitlabtest.User{Username: "bot"})
+	p := gl.AddProject(gitlabtest.Project{PathWithNamespace: "group/app", Members: map[int64]int{bot.ID: 40}})
+	token := gl.AddToken(gitlabtest.Token{UserID: bot.ID, Scopes: []string{"api"}})
+	hs := &http.Server{Handler: gl.GitHandler()}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(err)
+	go hs.Serve(l)
+	defer hs.Close()
+	tb := &tb{}
+	defer tb.cleanup()
+	abs, err := filepath.Abs("examples/static")
+	must(err)
+	sha := gl.Commit(tb, p.ID, gitlabtest.Commit{Dir: abs})
+
+	own := make([]time.Duration, 0, *n)
+	for range *n {
+		own = append(own, startDirect(abs))
+	}
+
+	dir, err := os.MkdirTemp("", "bench-wake-")
+	must(err)
+	defer os.RemoveAll(dir)
+	rt, err := runtime.New(runtime.Options{Dir: dir, StopGrace: 2 * time.Second, UnsafeNoSandbox: true})
+	must(err)
+	defer rt.Close()
+	envs := sync.Map{} // host → store.Environment
+	envOf := func(id int64) store.Environment {
+		e := store.Environment{ID: id, Name: "env" + strconv.FormatInt(id, 10), Kind: "branch", IntegrationName: "app",
+			Host: "env" + strconv.FormatInt(id, 10) + "--app", Ref: "main", State: store.StateActive}
+		envs.Store(e.Host, e)
+		return e
+	}
+	req := func(env store.Environment) runtime.DeployRequest {
+		return runtime.DeployRequest{Integration: store.Integration{Name: "app", BaseURL: "http://" + l.Addr().String(), ProjectPath: "group/app", ProjectID: p.ID},
+			Token: token, Env: env, SHA: sha, Log: func(string) {}}
+	}
+	setState := func(env store.Environment, state string) {
+		env.State = state
+		envs.Store(env.Host, env)
+	}
+	px := proxy.New(proxy.Options{EnvDomain: "localhost", Backends: rt,
+		Lookup: func(_ context.Context, host string) (store.Environment, error) {
+			if e, ok := envs.Load(host); ok {
+				return e.(store.Environment), nil
+			}
+			return store.Environment{}, store.ErrNotFound
+		},
+		Wake: func(_ context.Context, id int64) (bool, error) {
+			env := envOf(id)
+			setState(env, store.StateBuilding)
+			go func() { must(rt.Deploy(ctx, req(env))); setState(env, store.StateActive) }()
+			return true, nil
+		}})
+	front := httptest.NewServer(px)
+	defer front.Close()
+
+	// Wake: pause, then one API-style request that waits for the app.
+	env := envOf(1)
+	must(rt.Deploy(ctx, req(env))) // fetch and build once
+	wakes := make([]time.Duration, 0, *n)
+	for range *n {
+		must(rt.Pause(ctx, env.ID))
+		setState(env, store.StatePaused)
+		start := time.Now()
+		code := get(front.URL, env.Host)
+		if code != 200 {
+			must(fmt.Errorf("wake answered %d", code))
+		}
+		wakes = append(wakes, time.Since(start))
+	}
+	sandbox := "no sandbox"
+	if rt.Sandboxed() {
+		sandbox = "sandboxed"
+	}
+	fmt.Printf("wake: a visit to a paused environment → first 200 from the app (examples/static, %s), median of %d\n", sandbox, *n)
+	fmt.Printf("  %-36s %9s %9s\n", "", "median", "max")
+	fmt.Printf("  %-36s %9s %9s\n", "app's own start (run → health 2xx)", med(own), slices.Max(own).Round(time.Millisecond))
+	fmt.Printf("  %-36s %9s %9s   +%s over the app's own start (goal ≤ +200ms): %s\n", "wake on visit → first 200", med(wakes),
+		slices.Max(wakes).Round(time.Millisecond), (med(wakes) - med(own)).Round(time.Millisecond), verdict(med(wakes)-med(own) <= 200*time.Millisecond))
+
+	// Memory: RSS with one paused environment, then with -paused of them.
+	must(rt.Pause(ctx, env.ID))
+	base := rss()
+	for i := range *paused {
+		e := envOf(int64(100 + i))
+		must(rt.Deploy(ctx, req(e)))
+		must(rt.Pause(ctx, e.ID))
+	}
+	after := rss()
+	left := children(os.Getpid())
+	fmt.Printf("memory: %d paused environments: RSS %s → %s (+%s; goal ≤ +10 MB: %s), processes left: %d\n", *paused,
+		mb(base), mb(after), mb(after-base), verdict(after-base <= 10<<20), left)
+}
+
+func get(base, host string) int {
+	r, _ := http.NewRequest(http.MethodGet, base+"/", nil)
+	r.Host = host + ".localhost"
+	r.Header.Set("User-Agent", "bench/wake")
+	resp, err := http.DefaultClient.Do(r)
+	must(err)
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
+}
+
+// rss is this process's resident set after a full collection.
+func rss() int64 {
+	debug.FreeOSMemory()
+	b, err := os.ReadFile("/proc/self/status")
+	must(err)
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// children counts the live processes whose parent is pid.
+func children(pid int) int {
+	n := 0
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		f := strings.Fields(s[i+2:])
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) && f[0] != "Z" {
+			n++
+		}
+	}
+	return n
+}
+
+func mb(b int64) string { return fmt.Sprintf("%.1f MB", float64(b)/(1<<20)) }
+
+// startDirect runs the app's `run` command as a plain child process and
+// returns how long it took to answer its health path.
+func startDirect(dir string) time.Duration {
+	port := freePort()
+	start := time.Now()
+	cmd := exec.Command("/bin/sh", "-c", "python3 -m http.server $PORT --bind 127.0.0.1")
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "PORT=" + strconv.Itoa(port)}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	must(cmd.Start())
+	url := "http://127.0.0.1:" + strconv.Itoa(port) + "/"
+	delay := 20 * time.Millisecond
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode/100 == 2 {
+				break
+			}
+		}
+		time.Sleep(delay)
+		delay = min(2*delay, 250*time.Millisecond)
+	}
+	d := time.Since(start)
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	cmd.Wait()
+	return d
+}
+
+func med(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2].Round(time.Millisecond)
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "NOT met"
+}
+
+func must(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench/wake:", err)
+		os.Exit(1)
+	}
+}
+
+// tb lets the double's test helpers run in a program.
+type tb struct {
+	testing.TB
+	dirs []string
+}
+
+func (t *tb) Helper() {}
+func (t *tb) TempDir() string {
+	d, err := os.MkdirTemp("", "bench-wake-commit-")
+	must(err)
+	t.dirs = append(t.dirs, d)
+	return d
+}
+func (t *tb) Fatal(args ...any)                 { must(fmt.Errorf("%s", fmt.Sprint(args...))) }
+func (t *tb) Fatalf(format string, args ...any) { must(fmt.Errorf(format, args...)) }
+func (t *tb) cleanup() {
+	for _, d := range t.dirs {
+		os.RemoveAll(d)
+	}
+}
