@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/glenv/glenv/internal/store"
 	"github.com/glenv/glenv/internal/store/storetest"
@@ -41,6 +42,16 @@ func TestIntegrationsRoundTripAndNamesAreUnique(t *testing.T) {
 		again, _ := store.GetIntegration(ctx, s.Reader(), "app")
 		if again.BuildTags != "v*" {
 			t.Fatalf("update not stored: %+v", again)
+		}
+		// integration:update writes through the conditional update: every
+		// setting it can change must land, private previews and pausing too.
+		again.EnvironmentAccess, again.PauseAfter = "members", store.PauseAfter(4*time.Hour)
+		if err := store.UpdateIntegrationIfUnchanged(ctx, s.DB, &again, again.UpdatedAt); err != nil {
+			t.Fatal(err)
+		}
+		third, _ := store.GetIntegration(ctx, s.Reader(), "app")
+		if third.EnvironmentAccess != "members" || third.PauseAfter != store.PauseAfter(4*time.Hour) {
+			t.Fatalf("conditional update lost settings: access %q, pause after %v", third.EnvironmentAccess, third.PauseAfter)
 		}
 		if _, err := store.GetIntegration(ctx, s.Reader(), "nope"); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("missing integration err = %v", err)
