@@ -19,8 +19,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"testing"
 	"time"
+
+	"github.com/glenv/glenv/bench/internal/progtb"
 
 	"github.com/glenv/glenv/internal/gitlabtest"
 	"github.com/glenv/glenv/internal/jobs"
@@ -47,8 +48,8 @@ func main() {
 	must(err)
 	go hs.Serve(l)
 	defer hs.Close()
-	tb := &tb{}
-	defer tb.cleanup()
+	tb := progtb.New("bench/isolation")
+	defer tb.RemoveAll()
 	abs, err := filepath.Abs(*appDir)
 	must(err)
 	shaA := gl.Commit(tb, p.ID, gitlabtest.Commit{Dir: abs})
@@ -147,26 +148,5 @@ func must(err error) {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench/isolation:", err)
 		os.Exit(1)
-	}
-}
-
-// tb lets the double's test helpers run in a program.
-type tb struct {
-	testing.TB
-	dirs []string
-}
-
-func (t *tb) Helper() {}
-func (t *tb) TempDir() string {
-	d, err := os.MkdirTemp("", "bench-isolation-commit-")
-	must(err)
-	t.dirs = append(t.dirs, d)
-	return d
-}
-func (t *tb) Fatal(args ...any)                 { must(fmt.Errorf("%s", fmt.Sprint(args...))) }
-func (t *tb) Fatalf(format string, args ...any) { must(fmt.Errorf(format, args...)) }
-func (t *tb) cleanup() {
-	for _, d := range t.dirs {
-		os.RemoveAll(d)
 	}
 }
