@@ -9,20 +9,20 @@ import (
 	"testing"
 )
 
-// TB is a testing.TB for a program named Name (e.g. "bench/runtime").
+// TB is a testing.TB for the program named by New (e.g. "bench/runtime").
 type TB struct {
 	testing.TB
-	Name string
+	prog string
 	dirs []string
 }
 
 // New returns a TB for the program name.
-func New(name string) *TB { return &TB{Name: name} }
+func New(name string) *TB { return &TB{prog: name} }
 
 // Must ends the program with err, if any.
 func (t *TB) Must(err error) {
 	if err != nil {
-		fmt.Fprintln(os.Stderr, t.Name+":", err)
+		fmt.Fprintln(os.Stderr, t.prog+":", err)
 		os.Exit(1)
 	}
 }
