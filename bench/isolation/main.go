@@ -21,7 +21,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/glenv/glenv/bench/internal/progtb"
+	"github.com/glenv/glenv/bench/internal/benchkit"
 
 	"github.com/glenv/glenv/internal/gitlabtest"
 	"github.com/glenv/glenv/internal/jobs"
@@ -48,7 +48,7 @@ func main() {
 	must(err)
 	go hs.Serve(l)
 	defer hs.Close()
-	tb := progtb.New("bench/isolation")
+	tb := benchkit.New("bench/isolation")
 	defer tb.RemoveAll()
 	abs, err := filepath.Abs(*appDir)
 	must(err)

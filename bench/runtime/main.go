@@ -15,14 +15,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"syscall"
 	"time"
 
-	"github.com/glenv/glenv/bench/internal/progtb"
+	"github.com/glenv/glenv/bench/internal/benchkit"
 
 	"github.com/glenv/glenv/internal/gitlabtest"
 	"github.com/glenv/glenv/internal/runtime"
@@ -46,7 +43,7 @@ func main() {
 	must(err)
 	go hs.Serve(l)
 	defer hs.Close()
-	tb := progtb.New("bench/runtime")
+	tb := benchkit.New("bench/runtime")
 	defer tb.RemoveAll()
 	abs, err := filepath.Abs(*appDir)
 	must(err)
@@ -56,11 +53,11 @@ func main() {
 	// The app's own start: its `run` command started directly.
 	own := make([]time.Duration, 0, *n)
 	for range *n {
-		own = append(own, startDirect(abs))
+		own = append(own, tb.StartDirect(abs))
 	}
 	fmt.Printf("runtime: redeploy of an already-built tree vs the app's own start (%s), median of %d\n", *appDir, *n)
 	fmt.Printf("  %-34s %9s %9s\n", "", "median", "max")
-	fmt.Printf("  %-34s %9s %9s\n", "app's own start (run → health 2xx)", med(own), slices.Max(own).Round(time.Millisecond))
+	fmt.Printf("  %-34s %9s %9s\n", "app's own start (run → health 2xx)", benchkit.Median(own), slices.Max(own).Round(time.Millisecond))
 	for _, sandboxed := range []bool{true, false} {
 		dir, err := os.MkdirTemp("", "bench-runtime-")
 		must(err)
@@ -94,60 +91,11 @@ func main() {
 		if !sandboxed {
 			label = "glenv redeploy, no sandbox"
 		}
-		fmt.Printf("  %-34s %9s %9s   +%s over the app's own start (goal ≤ +1s): %s\n", label, med(times), slices.Max(times).Round(time.Millisecond),
-			(med(times) - med(own)).Round(time.Millisecond), verdict(med(times)-med(own) <= time.Second))
+		fmt.Printf("  %-34s %9s %9s   +%s over the app's own start (goal ≤ +1s): %s\n", label, benchkit.Median(times), slices.Max(times).Round(time.Millisecond),
+			(benchkit.Median(times) - benchkit.Median(own)).Round(time.Millisecond), benchkit.Verdict(benchkit.Median(times)-benchkit.Median(own) <= time.Second))
 		rt.Close()
 		os.RemoveAll(dir)
 	}
-}
-
-// startDirect runs the app's `run` command as a plain child process and
-// returns how long it took to answer its health path.
-func startDirect(dir string) time.Duration {
-	port := freePort()
-	start := time.Now()
-	cmd := exec.Command("/bin/sh", "-c", "python3 -m http.server $PORT --bind 127.0.0.1")
-	cmd.Dir = dir
-	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "PORT=" + strconv.Itoa(port)}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	must(cmd.Start())
-	url := "http://127.0.0.1:" + strconv.Itoa(port) + "/"
-	delay := 20 * time.Millisecond
-	for {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode/100 == 2 {
-				break
-			}
-		}
-		time.Sleep(delay)
-		delay = min(2*delay, 250*time.Millisecond)
-	}
-	d := time.Since(start)
-	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	cmd.Wait()
-	return d
-}
-
-func med(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2].Round(time.Millisecond)
-}
-
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func verdict(ok bool) string {
-	if ok {
-		return "met"
-	}
-	return "NOT met"
 }
 
 func must(err error) {

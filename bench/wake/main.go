@@ -19,17 +19,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
-	"github.com/glenv/glenv/bench/internal/progtb"
+	"github.com/glenv/glenv/bench/internal/benchkit"
 
 	"github.com/glenv/glenv/internal/gitlabtest"
 	"github.com/glenv/glenv/internal/proxy"
@@ -54,7 +52,7 @@ func main() {
 	must(err)
 	go hs.Serve(l)
 	defer hs.Close()
-	tb := progtb.New("bench/wake")
+	tb := benchkit.New("bench/wake")
 	defer tb.RemoveAll()
 	abs, err := filepath.Abs("examples/static")
 	must(err)
@@ -62,7 +60,7 @@ func main() {
 
 	own := make([]time.Duration, 0, *n)
 	for range *n {
-		own = append(own, startDirect(abs))
+		own = append(own, tb.StartDirect(abs))
 	}
 
 	dir, err := os.MkdirTemp("", "bench-wake-")
@@ -122,9 +120,9 @@ func main() {
 	}
 	fmt.Printf("wake: a visit to a paused environment → first 200 from the app (examples/static, %s), median of %d\n", sandbox, *n)
 	fmt.Printf("  %-36s %9s %9s\n", "", "median", "max")
-	fmt.Printf("  %-36s %9s %9s\n", "app's own start (run → health 2xx)", med(own), slices.Max(own).Round(time.Millisecond))
-	fmt.Printf("  %-36s %9s %9s   +%s over the app's own start (goal ≤ +200ms): %s\n", "wake on visit → first 200", med(wakes),
-		slices.Max(wakes).Round(time.Millisecond), (med(wakes) - med(own)).Round(time.Millisecond), verdict(med(wakes)-med(own) <= 200*time.Millisecond))
+	fmt.Printf("  %-36s %9s %9s\n", "app's own start (run → health 2xx)", benchkit.Median(own), slices.Max(own).Round(time.Millisecond))
+	fmt.Printf("  %-36s %9s %9s   +%s over the app's own start (goal ≤ +200ms): %s\n", "wake on visit → first 200", benchkit.Median(wakes),
+		slices.Max(wakes).Round(time.Millisecond), (benchkit.Median(wakes) - benchkit.Median(own)).Round(time.Millisecond), benchkit.Verdict(benchkit.Median(wakes)-benchkit.Median(own) <= 200*time.Millisecond))
 
 	// Memory: RSS with one paused environment, then with -paused of them.
 	must(rt.Pause(ctx, env.ID))
@@ -137,7 +135,7 @@ func main() {
 	after := rss()
 	left := children(os.Getpid())
 	fmt.Printf("memory: %d paused environments: RSS %s → %s (+%s; goal ≤ +10 MB: %s), processes left: %d\n", *paused,
-		mb(base), mb(after), mb(after-base), verdict(after-base <= 10<<20), left)
+		mb(base), mb(after), mb(after-base), benchkit.Verdict(after-base <= 10<<20), left)
 }
 
 func get(base, host string) int {
@@ -185,55 +183,6 @@ func children(pid int) int {
 }
 
 func mb(b int64) string { return fmt.Sprintf("%.1f MB", float64(b)/(1<<20)) }
-
-// startDirect runs the app's `run` command as a plain child process and
-// returns how long it took to answer its health path.
-func startDirect(dir string) time.Duration {
-	port := freePort()
-	start := time.Now()
-	cmd := exec.Command("/bin/sh", "-c", "python3 -m http.server $PORT --bind 127.0.0.1")
-	cmd.Dir = dir
-	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "PORT=" + strconv.Itoa(port)}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	must(cmd.Start())
-	url := "http://127.0.0.1:" + strconv.Itoa(port) + "/"
-	delay := 20 * time.Millisecond
-	for {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode/100 == 2 {
-				break
-			}
-		}
-		time.Sleep(delay)
-		delay = min(2*delay, 250*time.Millisecond)
-	}
-	d := time.Since(start)
-	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	cmd.Wait()
-	return d
-}
-
-func med(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2].Round(time.Millisecond)
-}
-
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func verdict(ok bool) string {
-	if ok {
-		return "met"
-	}
-	return "NOT met"
-}
 
 func must(err error) {
 	if err != nil {

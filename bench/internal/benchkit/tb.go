@@ -1,7 +1,7 @@
-// Package progtb lets test helpers (the GitLab double's) run inside a bench
+// Package benchkit holds what bench programs share: it lets test helpers (the GitLab double's) run inside a bench
 // program: a testing.TB whose failures end the program with a message and
 // whose temporary directories are removed by Cleanup.
-package progtb
+package benchkit
 
 import (
 	"fmt"
