@@ -161,12 +161,21 @@ func TestAMergeRequestServesItsCommitAndANewCommitReplacesItWithoutAFailedReques
 			}
 		}()
 	}
-	time.Sleep(100 * time.Millisecond)
+	servedAtLeast := func(n int64) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); ok.Load() < n; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("only %d requests served in 30s; first failure: %v", ok.Load(), firstFailure.Load())
+			}
+		}
+	}
+	servedAtLeast(20) // traffic flows before the redeploy starts
 	logs.Reset()
 	if err := w.rt.Deploy(t.Context(), w.request(env, sha2, &logs)); err != nil {
 		t.Fatalf("redeploy: %v\n%s", err, logs.String())
 	}
-	time.Sleep(300 * time.Millisecond) // the old process stops after the switch
+	// Traffic goes on across the switch and the old process's stop.
+	servedAtLeast(ok.Load() + 50)
 	close(stop)
 	wg.Wait()
 	if failed.Load() > 0 {
