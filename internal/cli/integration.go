@@ -21,8 +21,8 @@ type integrationFlags struct {
 	labels []string
 	yes    bool
 	// string and bool flags that are sent only when given
-	userFacingURL, space, description, buildTags, environmentAccess, pauseAfter string
-	fetch, prune, buildMRs, buildDraftMRs, cloneParentData, buildForks          bool
+	userFacingURL, space, description, buildTags, environmentAccess, pauseAfter  string
+	fetch, prune, buildMRs, buildDraftMRs, cloneParentData, buildForks, prebuild bool
 }
 
 func (f *integrationFlags) bind(fs *pflag.FlagSet, add bool) {
@@ -40,6 +40,7 @@ func (f *integrationFlags) bind(fs *pflag.FlagSet, add bool) {
 	fs.BoolVar(&f.cloneParentData, "merge-requests-clone-parent-data", true, "clone the parent's data into merge request environments")
 	fs.StringVar(&f.buildTags, "build-tags", "", "glob of tags that get environments, e.g. v* (default off)")
 	fs.BoolVar(&f.buildForks, "build-forks", false, "build merge requests from forks")
+	fs.BoolVar(&f.prebuild, "prebuild-branches", false, "build the head of inactive branch environments on every push, without running it, so activating one starts at once")
 	fs.StringVar(&f.pauseAfter, "pause-after", "off", "pause an active environment after this long without a request, e.g. 4h or 2d; the next visit wakes it")
 	fs.BoolVarP(&f.yes, "yes", "y", false, "answer yes to questions (prune-branches deletions)")
 	if add {
@@ -69,6 +70,7 @@ func (f *integrationFlags) input(fs *pflag.FlagSet) integration.Input {
 	in.FetchBranches, in.PruneBranches, in.BuildMergeRequests = bl("fetch-branches", f.fetch), bl("prune-branches", f.prune), bl("build-merge-requests", f.buildMRs)
 	in.BuildDraftMergeRequests, in.MergeRequestsCloneParentData, in.BuildForks = bl("build-draft-merge-requests", f.buildDraftMRs), bl("merge-requests-clone-parent-data", f.cloneParentData), bl("build-forks", f.buildForks)
 	in.PauseAfter = str("pause-after", f.pauseAfter)
+	in.PrebuildBranches = bl("prebuild-branches", f.prebuild)
 	if fs.Changed("label") {
 		in.Labels = f.labels
 		if in.Labels == nil {
@@ -270,7 +272,7 @@ func printIntegration(cmd *cobra.Command, cf *clientFlags, res integration.Resul
 		{"build_merge_requests", fmt.Sprint(in.BuildMergeRequests)}, {"build_draft_merge_requests", fmt.Sprint(in.BuildDraftMergeRequests)},
 		{"merge_requests_clone_parent_data", fmt.Sprint(in.MergeRequestsCloneParentData)}, {"build_tags", in.BuildTags},
 		{"build_forks", fmt.Sprint(in.BuildForks)}, {"hook_id", fmt.Sprint(in.HookID)}, {"token_expires_at", in.TokenExpiresAt},
-		{"pause_after", in.PauseAfter.String()},
+		{"pause_after", in.PauseAfter.String()}, {"prebuild_branches", fmt.Sprint(in.PrebuildBranches)},
 	}
 	if len(res.Environments) > 0 {
 		rows = append(rows, []string{"environments_created", strings.Join(res.Environments, ", ")})

@@ -44,6 +44,8 @@ type Input struct {
 	EnvironmentAccess *string `json:"environment_access,omitempty"`
 	// PauseAfter is --pause-after: "4h", "2d" or "off".
 	PauseAfter *string `json:"pause_after,omitempty"`
+	// PrebuildBranches is --prebuild-branches (default off).
+	PrebuildBranches *bool `json:"prebuild_branches,omitempty"`
 	// Confirm accepts the planned deletions of prune-branches (--yes).
 	Confirm bool `json:"confirm,omitempty"`
 	// DryRun validates and plans without writing anything or touching GitLab's hooks.

@@ -144,6 +144,7 @@ func applyOptions(in *store.Integration, x Input) {
 	in.MergeRequestsCloneParentData = boolOr(x.MergeRequestsCloneParentData, in.MergeRequestsCloneParentData)
 	in.BuildTags = strOr(x.BuildTags, in.BuildTags)
 	in.BuildForks = boolOr(x.BuildForks, in.BuildForks)
+	in.PrebuildBranches = boolOr(x.PrebuildBranches, in.PrebuildBranches)
 	if x.PauseAfter != nil {
 		// Validated before (validateCommon).
 		in.PauseAfter, _ = store.ParsePauseAfter(*x.PauseAfter)
