@@ -62,13 +62,25 @@ const (
 	TriggerResume Trigger = "resume"
 	// TriggerWake starts a paused environment again because someone visited it.
 	TriggerWake Trigger = "wake"
+	// TriggerPrebuild builds the head of an inactive branch environment
+	// without running it (--prebuild-branches, issue 17); it stays inactive.
+	TriggerPrebuild Trigger = "prebuild"
+	// TriggerPrebuildStarted: the prebuild job picked up its prebuild.
+	TriggerPrebuildStarted Trigger = "prebuild started"
+	// TriggerPrebuildSucceeded / TriggerPrebuildFailed: the prebuild job's
+	// build is ready, or could not be made (Input.Reason). Neither changes
+	// the environment's state: a failed prebuild is the next activation's
+	// build failing early, not a failed environment.
+	TriggerPrebuildSucceeded Trigger = "prebuild succeeded"
+	TriggerPrebuildFailed    Trigger = "prebuild failed"
 )
 
 // Triggers lists every trigger, in the order the transition table shows them.
 var Triggers = []Trigger{TriggerCreate, TriggerDeployRequested, TriggerRedeploy, TriggerDeployStarted,
 	TriggerDeploySucceeded, TriggerDeployFailed, TriggerDeploySuperseded, TriggerDeployTimedOut, TriggerLost,
 	TriggerStop, TriggerDeactivate, TriggerActivate, TriggerDelete, TriggerDeleteStopped, TriggerRemoved,
-	TriggerSyncData, TriggerAppGaveUp, TriggerRestart, TriggerPause, TriggerResume, TriggerWake}
+	TriggerSyncData, TriggerAppGaveUp, TriggerRestart, TriggerPause, TriggerResume, TriggerWake,
+	TriggerPrebuild, TriggerPrebuildStarted, TriggerPrebuildSucceeded, TriggerPrebuildFailed}
 
 // States lists every state; "" is an environment that does not exist.
 var States = []string{"", StateInactive, StateBuilding, StateDeploying, StateActive, StateFailed, StatePaused,
@@ -86,6 +98,9 @@ const (
 	ActivitySync = "sync"
 	// ActivityPause stops an idle environment's app.
 	ActivityPause = "pause"
+	// ActivityPrebuild fetches and builds an inactive environment's head
+	// without running it.
+	ActivityPrebuild = "prebuild"
 
 	ActivityPending   = "pending"
 	ActivityRunning   = "running"
@@ -154,6 +169,8 @@ type Input struct {
 	Force bool
 	// Reason says why, for failures and give-ups.
 	Reason string
+	// Prebuild says the job a lost trigger reports gone was a prebuild (lost).
+	Prebuild bool
 }
 
 // EffectKind is work an outcome asks for, carried out by a job after the
@@ -170,6 +187,8 @@ const (
 	EffectStartApp EffectKind = "start app"
 	// EffectStopApp stops the app and keeps its build and data.
 	EffectStopApp EffectKind = "stop app"
+	// EffectPrebuild fetches and builds the head without running it (a prebuild job).
+	EffectPrebuild EffectKind = "prebuild"
 )
 
 // Effect is one piece of work an outcome asks for.
@@ -234,6 +253,9 @@ func Transition(s Subject, in Input) Outcome {
 			o.Deployed, o.Tombstone = "", state == StateDeleted
 		}
 		return o
+	}
+	prebuild := func() Outcome {
+		return Outcome{State: s.State, Deployed: s.DeployedSHA, Starts: ActivityPrebuild, Effects: []Effect{{Kind: EffectPrebuild}}}
 	}
 	own := in.Activity != 0 && in.Activity == s.Pending
 	superseded := func(why string) Outcome {
@@ -338,6 +360,13 @@ func Transition(s Subject, in Input) Outcome {
 		return superseded("superseded by " + shortOr(s.HeadSHA, "a newer request"))
 
 	case TriggerLost:
+		if in.Prebuild {
+			// A prebuild whose job is gone: the head is still wanted built.
+			if s.State == StateInactive && s.Kind == KindBranch && s.Ref != "" && !s.Detached {
+				return prebuild()
+			}
+			return superseded("the prebuild's job was gone and the environment is " + stateWords(s.State))
+		}
 		switch s.State {
 		case StateBuilding, StateDeploying:
 			return deploy(s.Parent != "", false)
@@ -441,6 +470,36 @@ func Transition(s Subject, in Input) Outcome {
 			return keep
 		}
 		return deploy(false, false)
+
+	case TriggerPrebuild:
+		switch {
+		case s.State != StateInactive:
+			// An active environment builds its head by deploying it.
+			return refuse("environment %s is %s: only an inactive environment is prebuilt", s.Name, stateWords(s.State))
+		case s.Kind != KindBranch || s.Ref == "":
+			return refuse("environment %s is not a branch's: only branch environments are prebuilt (--prebuild-branches)", s.Name)
+		case s.Detached:
+			return refuse("environment %s is detached from its deleted integration", s.Name)
+		}
+		return prebuild()
+
+	case TriggerPrebuildStarted:
+		switch {
+		case !own:
+			return superseded("superseded before it started")
+		case s.State != StateInactive:
+			return superseded(fmt.Sprintf("superseded: the environment is %s", stateWords(s.State)))
+		}
+		return Outcome{State: s.State, Deployed: s.DeployedSHA, Activity: ActivityRunning}
+
+	case TriggerPrebuildSucceeded, TriggerPrebuildFailed:
+		if !own || s.State != StateInactive {
+			return superseded("superseded by " + shortOr(s.HeadSHA, "a newer request"))
+		}
+		if in.Trigger == TriggerPrebuildFailed {
+			return Outcome{State: s.State, Deployed: s.DeployedSHA, Activity: ActivityFailed, Result: in.Reason}
+		}
+		return Outcome{State: s.State, Deployed: s.DeployedSHA, Activity: ActivityComplete, Result: "prebuilt " + shortOr(in.SHA, "")}
 	}
 	return refuse("unknown trigger %q", in.Trigger)
 }

@@ -15,7 +15,7 @@ import (
 // envFiles is what glenv keeps on disk for one environment, outside
 // everything the environment's sandbox can see except data/:
 //
-//	envs/<id>/state.json  what runs (SHA, build) and what it holds (databases)
+//	envs/<id>/state.json  what runs (SHA, build), what it holds (databases), its prebuild
 //	envs/<id>/data/       services.files, HOME; /data in the sandbox
 //	envs/<id>/data.ok     the data was prepared (and cloned, and hooked)
 //	envs/<id>/app.log     the app's output
@@ -24,6 +24,10 @@ type envState struct {
 	Build     string   `json:"build"`
 	PrevBuild string   `json:"prev_build,omitempty"`
 	Databases []string `json:"databases,omitempty"`
+	// Prebuild is the build a prebuild made for the environment's head
+	// while it runs nothing (--prebuild-branches): kept from pruning so
+	// activating it reuses the build.
+	Prebuild string `json:"prebuild,omitempty"`
 }
 
 func (r *Runtime) envDir(id int64) string {
@@ -147,7 +151,7 @@ func (r *Runtime) buildsInUse() (map[string]bool, error) {
 		if err != nil {
 			return nil, err
 		}
-		keep[st.Build], keep[st.PrevBuild] = true, true
+		keep[st.Build], keep[st.PrevBuild], keep[st.Prebuild] = true, true, true
 	}
 	return keep, nil
 }

@@ -17,6 +17,9 @@ func (r *Runtime) switchStage(d *deploy, a *app, p *proc) error {
 		st.PrevBuild = st.Build
 	}
 	st.SHA, st.Build = d.req.SHA, d.buildKey
+	if st.Prebuild == d.buildKey {
+		st.Prebuild = "" // deployed: the state names it as the build now
+	}
 	if err := r.saveState(d.env.ID, st); err != nil {
 		p.stop(0)
 		r.ports.free(p.port)
