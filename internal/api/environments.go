@@ -16,6 +16,20 @@ func (a *API) view(e store.Environment) view.Environment {
 	return view.NewEnvironment(e, a.EnvURL(e))
 }
 
+// viewOne is view with what costs a query per environment: its latest
+// prebuild (shown by environment:get and the environment's page).
+func (a *API) viewOne(r *http.Request, e store.Environment) (view.Environment, error) {
+	v := a.view(e)
+	acts, err := store.ListActivities(r.Context(), a.Store.Reader(), store.ActivityFilter{EnvironmentID: e.ID, Kind: store.ActivityPrebuild, Limit: 1})
+	if err != nil {
+		return v, err
+	}
+	if len(acts) == 1 {
+		v.Prebuild = view.NewPrebuild(acts[0], e.HeadSHA)
+	}
+	return v, nil
+}
+
 // listEnvironments answers ?integration=NAME[&name=ENV].
 func (a *API) listEnvironments(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
@@ -51,7 +65,14 @@ func (a *API) listEnvironments(w http.ResponseWriter, r *http.Request) {
 	readable := a.readable(r)
 	for _, e := range envs {
 		if (name == "" || e.Name == name) && readable(e.IntegrationName) {
-			out = append(out, a.view(e))
+			v := a.view(e)
+			if name != "" {
+				if v, err = a.viewOne(r, e); err != nil {
+					a.fail(w, r, "environment "+e.Name, err)
+					return
+				}
+			}
+			out = append(out, v)
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -68,7 +89,12 @@ func (a *API) getEnvironment(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, fmt.Sprintf("environment %d", id), err)
 		return
 	}
-	writeJSON(w, http.StatusOK, a.view(e))
+	v, err := a.viewOne(r, e)
+	if err != nil {
+		a.fail(w, r, fmt.Sprintf("environment %d", id), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
 }
 
 func (a *API) environmentOp(w http.ResponseWriter, r *http.Request) {

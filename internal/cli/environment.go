@@ -178,6 +178,14 @@ func printEnv(cmd *cobra.Command, cf *clientFlags, e envView) error {
 		{"head_sha", e.HeadSHA}, {"deployed_sha", e.DeployedSHA}, {"slug", e.Slug}, {"tier", e.Tier},
 		{"detached", fmt.Sprint(e.Detached)}, {"created_at", fmtTime(e.CreatedAt)}, {"updated_at", fmtTime(e.UpdatedAt)},
 		{"url", e.URL}}
+	if p := e.Prebuild; p != nil {
+		// "ready" only when the prebuild is of the current head.
+		words := p.Status + " for " + gitsha.Short(p.SHA)
+		if p.Ready {
+			words = "ready for the head " + gitsha.Short(p.SHA) + ": activating reuses it"
+		}
+		rows = append(rows, []string{"prebuild", words})
+	}
 	table(cmd.OutOrStdout(), []string{"PROPERTY", "VALUE"}, rows)
 	return nil
 }

@@ -139,6 +139,7 @@ func (q *Environments) apply(ctx context.Context, tx *sql.Tx, in store.Integrati
 	default:
 		return false, "", fmt.Errorf("unknown lifecycle action %q", a.Type)
 	}
+	newHead := a.SHA != "" && (a.SHA != env.HeadSHA || !live)
 	if a.SHA != "" {
 		env.HeadSHA = a.SHA
 	}
@@ -179,6 +180,13 @@ func (q *Environments) apply(ctx context.Context, tx *sql.Tx, in store.Integrati
 			DeliveryID: deliveryID, SHA: a.SHA, Description: a.Reason, Kind: store.ActivitySync, State: store.ActivityComplete}
 		if err := store.InsertActivity(ctx, tx, &act); err != nil {
 			return false, "", err
+		}
+		if newHead {
+			// The head of an inactive branch environment moved: prebuild it
+			// when the integration asks (--prebuild-branches).
+			if err := q.prebuildAfter(ctx, tx, in, &env, rec); err != nil {
+				return false, "", err
+			}
 		}
 	}
 	return true, "", nil

@@ -56,7 +56,9 @@ func (w *deployWorker) Work(ctx context.Context, job *river.Job[DeployArgs]) err
 	req.Log, closeLog = w.q.activityLog(ctx, a.ActivityID)
 	dctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	go w.watchSupersede(dctx, cancel, env.ID, a.ActivityID)
+	go w.watchSupersede(dctx, cancel, env.ID, func(cur store.Environment) bool {
+		return cur.PendingActivityID == a.ActivityID && cur.State == store.StateDeploying
+	})
 	derr := w.deps.Runtime.Deploy(dctx, req)
 	// The whole log is stored before the activity is marked finished, so a
 	// follower that sees it finished has every line.
@@ -118,10 +120,11 @@ func (w *deployWorker) finish(ctx context.Context, a DeployArgs, trigger lifecyc
 
 var errSuperseded = errors.New("superseded by a newer request")
 
-// watchSupersede cancels a running deploy once the environment no longer
-// waits for it (a newer push, a stop, a delete, a sync), so the newer work
-// need not wait for a build nobody wants.
-func (w *deployWorker) watchSupersede(ctx context.Context, cancel context.CancelCauseFunc, envID, activityID int64) {
+// watchSupersede cancels a running deploy (or prebuild) once the
+// environment is gone or wanted no longer says it is wanted (a newer push,
+// a stop, a delete, a sync took over), so the newer work need not wait for
+// a build nobody wants.
+func (w *deployWorker) watchSupersede(ctx context.Context, cancel context.CancelCauseFunc, envID int64, wanted func(store.Environment) bool) {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -130,7 +133,7 @@ func (w *deployWorker) watchSupersede(ctx context.Context, cancel context.Cancel
 			return
 		case <-t.C:
 			cur, err := store.GetEnvironmentByID(ctx, w.q.store.Reader(), envID)
-			if errors.Is(err, store.ErrNotFound) || err == nil && (cur.PendingActivityID != activityID || cur.State != store.StateDeploying) {
+			if errors.Is(err, store.ErrNotFound) || err == nil && !wanted(cur) {
 				cancel(errSuperseded)
 				return
 			}

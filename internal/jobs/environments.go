@@ -104,7 +104,7 @@ func (q *Environments) transition(ctx context.Context, tx *sql.Tx, env *store.En
 func (q *Environments) start(ctx context.Context, tx *sql.Tx, env *store.Environment, o lifecycle.Outcome, rec record) error {
 	act := store.Activity{IntegrationName: env.IntegrationName, EnvironmentID: env.ID, EnvironmentName: env.Name,
 		DeliveryID: rec.DeliveryID, SHA: rec.SHA, Description: rec.Description, Kind: o.Starts, State: store.ActivityPending}
-	if act.SHA == "" && o.Starts == store.ActivityDeploy {
+	if act.SHA == "" && (o.Starts == store.ActivityDeploy || o.Starts == store.ActivityPrebuild) {
 		act.SHA = env.HeadSHA
 	}
 	if err := store.InsertActivity(ctx, tx, &act); err != nil {
@@ -130,6 +130,8 @@ func (q *Environments) start(ctx context.Context, tx *sql.Tx, env *store.Environ
 			job = DeleteArgs{EnvironmentID: env.ID, ActivityID: act.ID, KeepEnvironment: e.Keep}
 		case lifecycle.EffectStopApp:
 			job = PauseArgs{EnvironmentID: env.ID, ActivityID: act.ID}
+		case lifecycle.EffectPrebuild:
+			job = PrebuildArgs{EnvironmentID: env.ID, SHA: env.HeadSHA, ActivityID: act.ID}
 		default:
 			continue // carried out by the caller after the commit (start app)
 		}

@@ -58,15 +58,18 @@ func (q *Environments) Repair(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// Inactive environments wait for a job only while they are prebuilt.
 	rows, err := q.store.Reader().QueryContext(ctx, `SELECT e.id, e.pending_activity_id, COALESCE(a.kind, '')
 		FROM environments e LEFT JOIN activities a ON a.id = e.pending_activity_id
-		WHERE e.deleted_at = 0 AND e.state IN ($1, $2, $3)`, waitingStates[0], waitingStates[1], waitingStates[2])
+		WHERE e.deleted_at = 0 AND (e.state IN ($1, $2, $3)
+			OR e.state = $4 AND e.pending_activity_id <> 0 AND a.kind = $5 AND a.state IN ('pending', 'running'))`,
+		waitingStates[0], waitingStates[1], waitingStates[2], store.StateInactive, store.ActivityPrebuild)
 	if err != nil {
 		return 0, fmt.Errorf("find environments waiting for a job: %w", err)
 	}
 	type lost struct {
-		id   int64
-		keep bool
+		id             int64
+		keep, prebuild bool
 	}
 	var found []lost
 	for rows.Next() {
@@ -77,7 +80,7 @@ func (q *Environments) Repair(ctx context.Context) (int, error) {
 			return 0, err
 		}
 		if pending == 0 || !alive[pending] {
-			found = append(found, lost{id, kind == store.ActivityStop})
+			found = append(found, lost{id, kind == store.ActivityStop, kind == store.ActivityPrebuild})
 		}
 	}
 	rows.Close()
@@ -106,7 +109,7 @@ func (q *Environments) Repair(ctx context.Context) (int, error) {
 			if err != nil {
 				return err
 			}
-			o, err := q.transition(ctx, tx, &env, def, lifecycle.Input{Trigger: lifecycle.TriggerLost, Keep: l.keep},
+			o, err := q.transition(ctx, tx, &env, def, lifecycle.Input{Trigger: lifecycle.TriggerLost, Keep: l.keep, Prebuild: l.prebuild},
 				record{Description: fmt.Sprintf("repair: the job of this environment's %s was gone; driven again", env.State)})
 			if err == nil && o.Starts != "" {
 				n++
@@ -124,8 +127,8 @@ func (q *Environments) Repair(ctx context.Context) (int, error) {
 // job still to run (or running).
 func (q *Environments) jobActivities(ctx context.Context) (map[int64]bool, error) {
 	rows, err := q.store.Reader().QueryContext(ctx, `SELECT `+argsText(q.store)+` FROM river_job
-		WHERE kind IN ($1, $2, $3) AND state IN ('available', 'scheduled', 'running', 'retryable', 'pending')`,
-		DeployArgs{}.Kind(), DeleteArgs{}.Kind(), PauseArgs{}.Kind())
+		WHERE kind IN ($1, $2, $3, $4) AND state IN ('available', 'scheduled', 'running', 'retryable', 'pending')`,
+		DeployArgs{}.Kind(), DeleteArgs{}.Kind(), PauseArgs{}.Kind(), PrebuildArgs{}.Kind())
 	if err != nil {
 		return nil, fmt.Errorf("list environment jobs: %w", err)
 	}

@@ -131,6 +131,7 @@ func NewQueue(s *store.Store, deps Deps, cfg QueueConfig) (*Environments, error)
 	river.AddWorker(workers, &deployWorker{q: q, deps: deps})
 	river.AddWorker(workers, &deleteWorker{q: q, deps: deps})
 	river.AddWorker(workers, &pauseWorker{q: q, deps: deps})
+	river.AddWorker(workers, &prebuildWorker{q: q, deps: deps})
 	river.AddWorker(workers, &repairWorker{q: q})
 	river.AddWorker(workers, &reconcileWorker{q: q, deps: deps})
 	for _, register := range deps.Register {

@@ -48,6 +48,19 @@ func (r redactingRuntime) Pause(ctx context.Context, envID int64) error {
 	return nil
 }
 
+// Prebuild builds without running when the runtime can (jobs.Prebuilder);
+// otherwise the prebuild completes with nothing done.
+func (r redactingRuntime) Prebuild(ctx context.Context, req jobs.DeployRequest) error {
+	p, ok := r.rt.(jobs.Prebuilder)
+	if !ok {
+		return nil
+	}
+	if log := req.Log; log != nil {
+		req.Log = func(line string) { log(r.paths.Text(line)) }
+	}
+	return r.paths.Error(p.Prebuild(ctx, req))
+}
+
 // hostPaths are the directories glenv's texts must not show.
 func hostPaths(dataDir, secretKeyFile string) *redact.Paths {
 	names := map[string]string{dataDir: "<data-dir>", secretKeyFile: "<secret-key-file>"}

@@ -18,6 +18,8 @@ const (
 	ActivityStop   = lifecycle.ActivityStop
 	ActivityDelete = lifecycle.ActivityDelete
 	ActivityPause  = lifecycle.ActivityPause
+	// ActivityPrebuild builds an inactive environment's head without running it.
+	ActivityPrebuild = lifecycle.ActivityPrebuild
 
 	ActivityPending   = lifecycle.ActivityPending
 	ActivityRunning   = lifecycle.ActivityRunning

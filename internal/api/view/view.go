@@ -38,6 +38,37 @@ type Environment struct {
 	// GitLab's words (available, stopping, stopped).
 	URL         string `json:"url"`
 	GitLabState string `json:"gitlab_state"`
+	// Prebuild is the environment's latest prebuild (--prebuild-branches),
+	// shown for one environment; absent when it has none.
+	Prebuild *Prebuild `json:"prebuild,omitempty"`
+}
+
+// Prebuild says whether an inactive environment's head is built already,
+// so activating it starts in the time of a redeploy.
+type Prebuild struct {
+	ActivityID int64  `json:"activity_id"`
+	SHA        string `json:"sha"`
+	// Status is building, ready, failed or cancelled.
+	Status string `json:"status"`
+	// Ready is true when a prebuild of the environment's current head is ready.
+	Ready      bool      `json:"ready"`
+	Result     string    `json:"result,omitempty"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+}
+
+// NewPrebuild shows a, the latest prebuild of an environment whose head is head.
+func NewPrebuild(a store.Activity, head string) *Prebuild {
+	p := &Prebuild{ActivityID: a.ID, SHA: a.SHA, Result: a.Result, FinishedAt: a.CompletedAt}
+	switch a.State {
+	case store.ActivityPending, store.ActivityRunning:
+		p.Status = "building"
+	case store.ActivityComplete:
+		p.Status = "ready"
+	default:
+		p.Status = a.State
+	}
+	p.Ready = p.Status == "ready" && a.SHA != "" && a.SHA == head
+	return p
 }
 
 // NewEnvironment shows e, served at url.
