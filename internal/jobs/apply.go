@@ -156,15 +156,21 @@ func (q *Environments) apply(ctx context.Context, tx *sql.Tx, in store.Integrati
 		env.State = state
 	}
 	o := lifecycle.Outcome{}
+	saved := false // the row in the database is env as it is now
 	if trigger.Trigger != "" {
+		subj := subjectOf(env, in.DefaultBranch)
 		o, err = q.transition(ctx, tx, &env, in.DefaultBranch, trigger, rec)
-		if errors.Is(err, ErrRefused) {
+		switch {
+		case errors.Is(err, ErrRefused):
 			// A deploy requested of an environment that runs nothing records
 			// the head only; a delete of the default branch's is refused.
 			if a.Type == lifecycle.ActionDelete {
 				return false, a.Env + ": " + o.Refused, nil
 			}
 			o, err = lifecycle.Outcome{}, nil
+		case err == nil:
+			// transition writes the whole row when the outcome changes it.
+			saved = o.Changed(subj)
 		}
 		if err != nil {
 			return false, "", err
@@ -172,8 +178,10 @@ func (q *Environments) apply(ctx context.Context, tx *sql.Tx, in store.Integrati
 	}
 	if o.Starts == "" {
 		// No job: the head, marks or new environment are the whole change.
-		if err := store.SaveEnvironment(ctx, tx, &env); err != nil {
-			return false, "", err
+		if !saved {
+			if err := store.SaveEnvironment(ctx, tx, &env); err != nil {
+				return false, "", err
+			}
 		}
 		act := store.Activity{IntegrationName: in.Name, EnvironmentID: env.ID, EnvironmentName: env.Name,
 			DeliveryID: deliveryID, SHA: a.SHA, Description: a.Reason, Kind: store.ActivitySync, State: store.ActivityComplete}

@@ -184,12 +184,19 @@ func (w *deliveryWorker) Work(ctx context.Context, job *river.Job[ProcessDeliver
 // delivery's CPU), so they are only taken when a batch has to be redone.
 func (w *deliveryWorker) processBatch(ctx context.Context, ids []int64, isolated bool) error {
 	return w.q.store.TxDeferrable(ctx, func(tx *sql.Tx) error {
+		// The batch's deliveries share their integration's row, read once
+		// (a default branch moved by one of them is updated in it). Not
+		// when isolated: a rolled-back savepoint would leave it stale.
+		var ins map[string]*store.Integration
+		if !isolated {
+			ins = map[string]*store.Integration{}
+		}
 		for _, id := range ids {
 			var err error
 			if isolated {
 				err = w.processIsolated(ctx, tx, id)
 			} else {
-				err = w.process(ctx, tx, id)
+				err = w.process(ctx, tx, id, ins)
 			}
 			if err != nil {
 				return fmt.Errorf("delivery %d: %w", id, err)
@@ -212,7 +219,7 @@ func (w *deliveryWorker) processIsolated(ctx context.Context, tx *sql.Tx, id int
 	if _, err := tx.ExecContext(ctx, `SAVEPOINT delivery`); err != nil {
 		return err
 	}
-	err := w.process(ctx, tx, id)
+	err := w.process(ctx, tx, id, nil)
 	if errors.Is(err, store.ErrConflict) {
 		if _, rerr := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT delivery`); rerr != nil {
 			return rerr
@@ -227,7 +234,9 @@ func (w *deliveryWorker) processIsolated(ctx context.Context, tx *sql.Tx, id int
 	return err
 }
 
-func (w *deliveryWorker) process(ctx context.Context, tx *sql.Tx, id int64) error {
+// process decides and applies one delivery; ins, when not nil, caches
+// integrations by name for the transaction.
+func (w *deliveryWorker) process(ctx context.Context, tx *sql.Tx, id int64, ins map[string]*store.Integration) error {
 	{
 		d, err := store.GetDelivery(ctx, tx, id)
 		if errors.Is(err, store.ErrNotFound) {
@@ -240,7 +249,7 @@ func (w *deliveryWorker) process(ctx context.Context, tx *sql.Tx, id int64) erro
 			return nil
 		}
 		result := ""
-		in, err := store.GetIntegration(ctx, tx, d.IntegrationName)
+		in, err := w.integration(ctx, tx, d.IntegrationName, ins)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			result = "integration deleted before the delivery was processed: no effect"
@@ -256,6 +265,9 @@ func (w *deliveryWorker) process(ctx context.Context, tx *sql.Tx, id int64) erro
 				if moved, err := refreshDefaultBranch(ctx, tx, &in, ev.DefaultBranch); err != nil {
 					return err
 				} else if moved {
+					if ins != nil {
+						ins[in.Name] = &in
+					}
 					w.deps.Logger.Info("default branch changed", "integration", in.Name, "default_branch", in.DefaultBranch)
 				}
 			}
@@ -272,6 +284,18 @@ func (w *deliveryWorker) process(ctx context.Context, tx *sql.Tx, id int64) erro
 		w.deps.Logger.Debug("delivery processed", "delivery", d.ID, "integration", d.IntegrationName, "result", result)
 		return store.FinishDelivery(ctx, tx, d.ID, store.DeliveryProcessed, result)
 	}
+}
+
+// integration reads an integration by name, from ins when it holds it.
+func (w *deliveryWorker) integration(ctx context.Context, tx *sql.Tx, name string, ins map[string]*store.Integration) (store.Integration, error) {
+	if in, ok := ins[name]; ok {
+		return *in, nil
+	}
+	in, err := store.GetIntegration(ctx, tx, name)
+	if err == nil && ins != nil {
+		ins[name] = &in
+	}
+	return in, err
 }
 
 // eventEnvs loads the one environment an event can concern (tombstone
