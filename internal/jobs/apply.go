@@ -146,8 +146,11 @@ func (q *Environments) apply(ctx context.Context, tx *sql.Tx, in store.Integrati
 		env.MRUpdatedAt = a.MRUpdatedAt
 	}
 	env.SeenSHAs, _ = mergeSeen(env.SeenSHAs, a.SeenSHAs)
-	if env.ID == 0 || env.State == "" {
+	if (env.ID == 0 || env.State == "") && trigger.Trigger == "" {
 		// The row must exist (and have an id) before an activity names it.
+		// A transition writes it itself before it names it in an activity
+		// (and a refused one is written below): one write less per new
+		// environment, the costliest statement of a delivery.
 		state := env.State
 		env.State = store.StateInactive
 		if err := store.SaveEnvironment(ctx, tx, &env); err != nil {
