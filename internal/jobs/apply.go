@@ -82,10 +82,7 @@ func (q *Environments) Apply(ctx context.Context, tx *sql.Tx, in store.Integrati
 func (q *Environments) apply(ctx context.Context, tx *sql.Tx, in store.Integration, a lifecycle.Action, deliveryID int64) (changed bool, ignored string, err error) {
 	var env store.Environment
 	if a.Env != "" {
-		if err := q.lockByName(ctx, tx, in.Name, a.Env); err != nil {
-			return false, "", err
-		}
-		env, err = store.GetEnvironment(ctx, tx, in.Name, a.Env)
+		env, err = store.LockEnvironment(ctx, tx, q.store.Dialect, in.Name, a.Env)
 	}
 	exists := a.Env != "" && err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {

@@ -188,15 +188,24 @@ func (w *deliveryWorker) processBatch(ctx context.Context, ids []int64, isolated
 		// (a default branch moved by one of them is updated in it). Not
 		// when isolated: a rolled-back savepoint would leave it stale.
 		var ins map[string]*store.Integration
+		var ds map[int64]store.Delivery
 		if !isolated {
 			ins = map[string]*store.Integration{}
+			var err error
+			if ds, err = store.GetDeliveries(ctx, tx, ids); err != nil {
+				return err
+			}
 		}
 		for _, id := range ids {
 			var err error
 			if isolated {
 				err = w.processIsolated(ctx, tx, id)
 			} else {
-				err = w.process(ctx, tx, id, ins)
+				d, ok := ds[id]
+				if !ok {
+					continue // gone (retention): nothing to do
+				}
+				err = w.process(ctx, tx, &d, ins)
 			}
 			if err != nil {
 				return fmt.Errorf("delivery %d: %w", id, err)
@@ -219,7 +228,14 @@ func (w *deliveryWorker) processIsolated(ctx context.Context, tx *sql.Tx, id int
 	if _, err := tx.ExecContext(ctx, `SAVEPOINT delivery`); err != nil {
 		return err
 	}
-	err := w.process(ctx, tx, id, nil)
+	d, err := store.GetDelivery(ctx, tx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		_, err = tx.ExecContext(ctx, `RELEASE SAVEPOINT delivery`)
+		return err
+	}
+	if err == nil {
+		err = w.process(ctx, tx, &d, nil)
+	}
 	if errors.Is(err, store.ErrConflict) {
 		if _, rerr := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT delivery`); rerr != nil {
 			return rerr
@@ -234,17 +250,10 @@ func (w *deliveryWorker) processIsolated(ctx context.Context, tx *sql.Tx, id int
 	return err
 }
 
-// process decides and applies one delivery; ins, when not nil, caches
-// integrations by name for the transaction.
-func (w *deliveryWorker) process(ctx context.Context, tx *sql.Tx, id int64, ins map[string]*store.Integration) error {
+// process decides and applies one delivery, read in tx; ins, when not nil,
+// caches integrations by name for the transaction.
+func (w *deliveryWorker) process(ctx context.Context, tx *sql.Tx, d *store.Delivery, ins map[string]*store.Integration) error {
 	{
-		d, err := store.GetDelivery(ctx, tx, id)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
 		if d.Status != store.DeliveryAccepted {
 			return nil
 		}
