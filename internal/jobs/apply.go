@@ -82,10 +82,7 @@ func (q *Environments) Apply(ctx context.Context, tx *sql.Tx, in store.Integrati
 func (q *Environments) apply(ctx context.Context, tx *sql.Tx, in store.Integration, a lifecycle.Action, deliveryID int64) (changed bool, ignored string, err error) {
 	var env store.Environment
 	if a.Env != "" {
-		if err := q.lockByName(ctx, tx, in.Name, a.Env); err != nil {
-			return false, "", err
-		}
-		env, err = store.GetEnvironment(ctx, tx, in.Name, a.Env)
+		env, err = store.LockEnvironment(ctx, tx, q.store.Dialect, in.Name, a.Env)
 	}
 	exists := a.Env != "" && err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -147,8 +144,11 @@ func (q *Environments) apply(ctx context.Context, tx *sql.Tx, in store.Integrati
 		env.MRUpdatedAt = a.MRUpdatedAt
 	}
 	env.SeenSHAs, _ = mergeSeen(env.SeenSHAs, a.SeenSHAs)
-	if env.ID == 0 || env.State == "" {
+	if (env.ID == 0 || env.State == "") && trigger.Trigger == "" {
 		// The row must exist (and have an id) before an activity names it.
+		// A transition writes it itself before it names it in an activity
+		// (and a refused one is written below): one write less per new
+		// environment, the costliest statement of a delivery.
 		state := env.State
 		env.State = store.StateInactive
 		if err := store.SaveEnvironment(ctx, tx, &env); err != nil {
@@ -157,15 +157,21 @@ func (q *Environments) apply(ctx context.Context, tx *sql.Tx, in store.Integrati
 		env.State = state
 	}
 	o := lifecycle.Outcome{}
+	saved := false // the row in the database is env as it is now
 	if trigger.Trigger != "" {
+		subj := subjectOf(env, in.DefaultBranch)
 		o, err = q.transition(ctx, tx, &env, in.DefaultBranch, trigger, rec)
-		if errors.Is(err, ErrRefused) {
+		switch {
+		case errors.Is(err, ErrRefused):
 			// A deploy requested of an environment that runs nothing records
 			// the head only; a delete of the default branch's is refused.
 			if a.Type == lifecycle.ActionDelete {
 				return false, a.Env + ": " + o.Refused, nil
 			}
 			o, err = lifecycle.Outcome{}, nil
+		case err == nil:
+			// transition writes the whole row when the outcome changes it.
+			saved = o.Changed(subj)
 		}
 		if err != nil {
 			return false, "", err
@@ -173,8 +179,10 @@ func (q *Environments) apply(ctx context.Context, tx *sql.Tx, in store.Integrati
 	}
 	if o.Starts == "" {
 		// No job: the head, marks or new environment are the whole change.
-		if err := store.SaveEnvironment(ctx, tx, &env); err != nil {
-			return false, "", err
+		if !saved {
+			if err := store.SaveEnvironment(ctx, tx, &env); err != nil {
+				return false, "", err
+			}
 		}
 		act := store.Activity{IntegrationName: in.Name, EnvironmentID: env.ID, EnvironmentName: env.Name,
 			DeliveryID: deliveryID, SHA: a.SHA, Description: a.Reason, Kind: store.ActivitySync, State: store.ActivityComplete}

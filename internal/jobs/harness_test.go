@@ -73,14 +73,14 @@ func (r *fakeRuntime) ResetData(ctx context.Context, envID int64) error {
 // the environments service built but River not started: tests run the
 // workers' Work themselves, one job at a time.
 type world struct {
-	t  *testing.T
+	t  testing.TB
 	s  *store.Store
 	q  *Environments
 	rt *fakeRuntime
 	in store.Integration
 }
 
-func newWorld(t *testing.T, s *store.Store) *world {
+func newWorld(t testing.TB, s *store.Store) *world {
 	t.Helper()
 	ctx := context.Background()
 	in := store.Integration{Name: "app", Type: "gitlab", BaseURL: "http://gitlab.invalid", UserFacingURL: "http://gitlab.invalid",

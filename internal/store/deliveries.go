@@ -212,6 +212,37 @@ func GetDelivery(ctx context.Context, q Querier, id int64) (Delivery, error) {
 	return scanDelivery(q.QueryRowContext(ctx, `SELECT `+deliveryListCols+`, body FROM deliveries WHERE id = $1`, id), true)
 }
 
+// GetDeliveries returns the deliveries of ids that exist, with their
+// bodies, by id: one round trip for a batch a worker processes.
+func GetDeliveries(ctx context.Context, q Querier, ids []int64) (map[int64]Delivery, error) {
+	out := make(map[int64]Delivery, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var b strings.Builder
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "$%d", i+1)
+		args[i] = id
+	}
+	rows, err := q.QueryContext(ctx, `SELECT `+deliveryListCols+`, body FROM deliveries WHERE id IN (`+b.String()+`)`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		d, err := scanDelivery(rows, true)
+		if err != nil {
+			return nil, err
+		}
+		out[d.ID] = d
+	}
+	return out, rows.Err()
+}
+
 // GetDeliveryWithoutBody returns a delivery by id as lists show it, for
 // views that never show the body.
 func GetDeliveryWithoutBody(ctx context.Context, q Querier, id int64) (Delivery, error) {

@@ -154,6 +154,17 @@ func GetEnvironment(ctx context.Context, q Querier, integration, name string) (E
 	return scanEnv(q.QueryRowContext(ctx, `SELECT `+envCols+` FROM environments WHERE integration_name = $1 AND name = $2`, integration, name))
 }
 
+// LockEnvironment is GetEnvironment that also locks the row until the
+// transaction ends, in one round trip. On SQLite, whose one writer already
+// excludes every other, it is GetEnvironment.
+func LockEnvironment(ctx context.Context, q Querier, d Dialect, integration, name string) (Environment, error) {
+	query := `SELECT ` + envCols + ` FROM environments WHERE integration_name = $1 AND name = $2`
+	if d == Postgres {
+		query += ` FOR UPDATE`
+	}
+	return scanEnv(q.QueryRowContext(ctx, query, integration, name))
+}
+
 // GetEnvironmentByID returns a live (not deleted) environment by id.
 func GetEnvironmentByID(ctx context.Context, q Querier, id int64) (Environment, error) {
 	return scanEnv(q.QueryRowContext(ctx, `SELECT `+envCols+` FROM environments WHERE id = $1 AND deleted_at = 0`, id))

@@ -43,7 +43,8 @@ type Store struct {
 	Dialect Dialect
 	// Location is a printable description of the database, without passwords.
 	Location string
-	gate     *gate // SQLite only: urgent writes first
+	gate     *gate         // SQLite only: urgent writes first
+	ckpt     *checkpointer // SQLite only: WAL checkpoints off the writer
 }
 
 // Open connects to the database named by databaseURL ("" = SQLite file
@@ -95,7 +96,8 @@ func open(databaseURL, dataDir string) (*Store, error) {
 		}
 		dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
 			"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
-		w, err := openCachedSQLite(dsn)
+		// The writer never checkpoints: see checkpoint.go.
+		w, err := openCachedSQLite(dsn + fmt.Sprintf("&_pragma=wal_autocheckpoint(0)&_pragma=journal_size_limit(%d)", walSizeLimit))
 		if err != nil {
 			return nil, err
 		}
@@ -108,7 +110,13 @@ func open(databaseURL, dataDir string) (*Store, error) {
 			return nil, err
 		}
 		r.SetMaxOpenConns(8)
-		return &Store{DB: w, read: r, Dialect: SQLite, Location: path, gate: newGate()}, nil
+		ckpt, err := startCheckpointer(dsn, path)
+		if err != nil {
+			w.Close()
+			r.Close()
+			return nil, err
+		}
+		return &Store{DB: w, read: r, Dialect: SQLite, Location: path, gate: newGate(), ckpt: ckpt}, nil
 	default:
 		return nil, fmt.Errorf("--database-url %q: must be empty (SQLite in the data dir), sqlite:///path/to/glenv.db or postgres://user:pass@host/db", redact(databaseURL))
 	}
@@ -130,6 +138,9 @@ func (s *Store) Close() error {
 	err := s.DB.Close()
 	if s.read != s.DB {
 		err = errors.Join(err, s.read.Close())
+	}
+	if s.ckpt != nil {
+		err = errors.Join(err, s.ckpt.close())
 	}
 	return err
 }

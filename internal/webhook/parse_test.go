@@ -128,12 +128,17 @@ func TestLenientDecoderAgreesWithClientGo(t *testing.T) {
 				t.Errorf("%s: client-go %+v, lenient %+v", tt.file, got, lenient)
 			}
 		case *gitlab.PushEvent, *gitlab.TagEvent:
-			var lenient pushFields
-			if msg := decodeLenient(body, &lenient); msg != "" {
+			lenient, msg := readPush(body)
+			if msg != "" {
 				t.Fatalf("%s: %s", tt.file, msg)
 			}
-			if lenient.Ref == "" || lenient.After == "" || lenient.ProjectID == 0 {
-				t.Errorf("%s: lenient decoder missed fields: %+v", tt.file, lenient)
+			var std pushFields // encoding/json, which client-go's types go through
+			if msg := decodeLenient(body, &std); msg != "" || !reflect.DeepEqual(std, lenient) {
+				t.Errorf("%s: encoding/json %+v (%s), readPush %+v", tt.file, std, msg, lenient)
+			}
+			want := clientGoPush(e)
+			if lenient.Ref != want.Ref || lenient.Before != want.Before || lenient.After != want.After || lenient.ProjectID != want.ProjectID {
+				t.Errorf("%s: client-go %+v, readPush %+v", tt.file, want, lenient)
 			}
 		default:
 			t.Errorf("%s: unexpected client-go type %T", tt.file, e)
@@ -363,4 +368,14 @@ func TestDecideFixtures(t *testing.T) {
 	if got := lifecycle.Decide(ev, opt, map[string]lifecycle.Env{}); got[0].Type != lifecycle.ActionIgnore || !strings.Contains(got[0].Reason, "fork") {
 		t.Errorf("merge_request_open.json for project 1: got %+v, want ignored as a fork", got)
 	}
+}
+
+func clientGoPush(e any) pushFields {
+	switch e := e.(type) {
+	case *gitlab.PushEvent:
+		return pushFields{ProjectID: e.ProjectID, Ref: e.Ref, Before: e.Before, After: e.After}
+	case *gitlab.TagEvent:
+		return pushFields{ProjectID: e.ProjectID, Ref: e.Ref, Before: e.Before, After: e.After}
+	}
+	return pushFields{}
 }
