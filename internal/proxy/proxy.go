@@ -58,6 +58,9 @@ type Options struct {
 	// WakeWait bounds how long a request that accepts no HTML waits for a
 	// waking environment before a 503 with Retry-After (default 30s).
 	WakeWait time.Duration
+	// DisableLeanPath sends every request through httputil.ReverseProxy,
+	// for bench/proxy to compare the two paths.
+	DisableLeanPath bool
 }
 
 // Proxy is an http.Handler.
