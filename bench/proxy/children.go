@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -31,10 +32,10 @@ type child struct {
 	addr string
 }
 
-func startChild(role, addr, upstream string) *child {
+func startChild(role, addr, upstream, profile string) *child {
 	self, err := os.Executable()
 	must(err)
-	cmd := exec.Command(self, "-role", role, "-listen", addr, "-upstream", upstream)
+	cmd := exec.Command(self, "-role", role, "-listen", addr, "-upstream", upstream, "-cpuprofile", profile)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	must(err)
@@ -65,7 +66,13 @@ func (c *child) stop() {
 
 // runRole is the child's side: serve the role on listen, answer CPU
 // questions on stdin, exit when stdin closes.
-func runRole(role, listen, upstream string) {
+func runRole(role, listen, upstream, profile string) {
+	if profile != "" {
+		f, err := os.Create(profile)
+		must(err)
+		must(pprof.StartCPUProfile(f))
+		defer pprof.StopCPUProfile()
+	}
 	l, err := net.Listen("tcp", listen)
 	must(err)
 	switch role {
@@ -95,7 +102,6 @@ func runRole(role, listen, upstream string) {
 		must(syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
 		fmt.Println(ru.Utime.Nano()/1e3 + ru.Stime.Nano()/1e3)
 	}
-	os.Exit(0)
 }
 
 // forward is the best any proxy could do without reading HTTP: each client

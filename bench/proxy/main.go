@@ -15,7 +15,7 @@
 // Figures are min / median / max over the rounds; ratios and added
 // latencies are taken within a round, then summarised.
 //
-//	go run ./bench/proxy [-d 5s] [-c 32] [-rounds 3] [-rate 2000]
+//	go run ./bench/proxy [-d 5s] [-c 32] [-rounds 3] [-rate 2000] [-cpuprofile proxy.pprof]
 package main
 
 import (
@@ -35,19 +35,20 @@ func main() {
 	c := flag.Int("c", 32, "connections (clients)")
 	rounds := flag.Int("rounds", 3, "rounds; each measures every path under both loads")
 	rate := flag.Int("rate", 2000, "requests per second in all for the paced load; 0 skips it")
+	profile := flag.String("cpuprofile", "", "write a CPU profile of glenv's proxy (its lean path on) to this file")
 	flag.Parse()
 	if *role != "" {
-		runRole(*role, *listen, *upstream)
+		runRole(*role, *listen, *upstream, *profile)
 		return
 	}
 
-	app := startChild("app", freeAddr(), "")
+	app := startChild("app", freeAddr(), "", "")
 	defer app.stop()
-	fwd := startChild("forwarder", freeAddr(), app.addr)
+	fwd := startChild("forwarder", freeAddr(), app.addr, "")
 	defer fwd.stop()
-	px := startChild("proxy", freeAddr(), app.addr)
+	px := startChild("proxy", freeAddr(), app.addr, *profile)
 	defer px.stop()
-	rp := startChild("proxy-reverseproxy", freeAddr(), app.addr)
+	rp := startChild("proxy-reverseproxy", freeAddr(), app.addr, "")
 	defer rp.stop()
 	const host = "app--bench.localhost"
 	targets := []target{

@@ -69,7 +69,9 @@ type Proxy struct {
 	suffix string
 	scheme string
 	rp     *httputil.ReverseProxy
+	up     upstreams // the lean path's connections
 	waking waking
+	onLean func() // tests: called for each request on the lean path
 }
 
 type addrKey struct{}
@@ -117,23 +119,30 @@ func New(opts Options) *Proxy {
 		FlushInterval: 0,
 		ErrorLog:      slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			if errors.Is(err, context.Canceled) {
-				return // the client went away
-			}
-			if cb, ok := r.Context().Value(bodyKey{}).(*clientBody); ok && cb.failed() != nil {
-				// The client's body was bad (malformed chunks, cut short):
-				// the client's fault, not the app's.
-				page(w, http.StatusBadRequest, "Bad request body",
-					"<p>glenv could not read the request body ("+html.EscapeString(cb.failed().Error())+"); the app was not given it. Send a well-formed body.</p>")
-				return
-			}
-			opts.Logger.Warn("environment app did not answer", "host", r.Host, "err", err)
-			page(w, http.StatusBadGateway, "The app is not answering",
-				"<p>glenv could not reach the environment's app ("+html.EscapeString(err.Error())+").</p>"+
-					"<p>See its output with <code>glenv environment:logs</code>, or redeploy it with <code>glenv environment:redeploy</code>.</p>")
+			cb, _ := r.Context().Value(bodyKey{}).(*clientBody)
+			p.proxyError(w, r, err, cb)
 		},
 	}
 	return p
+}
+
+// proxyError answers a request the app could not be asked, or did not
+// answer: the client's fault (a bad body) is a 400, the app's a 502.
+func (p *Proxy) proxyError(w http.ResponseWriter, r *http.Request, err error, cb *clientBody) {
+	if errors.Is(err, context.Canceled) {
+		return // the client went away
+	}
+	if cb != nil && cb.failed() != nil {
+		// The client's body was bad (malformed chunks, cut short): the
+		// client's fault, not the app's.
+		page(w, http.StatusBadRequest, "Bad request body",
+			"<p>glenv could not read the request body ("+html.EscapeString(cb.failed().Error())+"); the app was not given it. Send a well-formed body.</p>")
+		return
+	}
+	p.opts.Logger.Warn("environment app did not answer", "host", r.Host, "err", err)
+	page(w, http.StatusBadGateway, "The app is not answering",
+		"<p>glenv could not reach the environment's app ("+html.EscapeString(err.Error())+").</p>"+
+			"<p>See its output with <code>glenv environment:logs</code>, or redeploy it with <code>glenv environment:redeploy</code>.</p>")
 }
 
 // Label returns the environment host label of a Host header value, or
@@ -177,6 +186,10 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, label, addr string
 	p.waking.done(label)
 	if counts && p.opts.Visits != nil {
 		p.opts.Visits.Seen(label)
+	}
+	if !p.opts.DisableLeanPath && lean(r) {
+		p.serveLean(w, r, addr)
+		return
 	}
 	ctx := context.WithValue(r.Context(), addrKey{}, addr)
 	if r.Body != nil && r.Body != http.NoBody {
