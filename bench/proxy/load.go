@@ -25,12 +25,60 @@ type target struct {
 	proc *child // whose CPU counts for this path
 }
 
+// sample is one stretch of load on one path.
+type sample struct {
+	lats    []time.Duration
+	errors  int64
+	cpu     time.Duration // of the path's process
+	elapsed time.Duration
+}
+
 type result struct {
 	requests  int64
 	rps       float64
 	p50, p99  time.Duration
 	errors    int64
 	cpuPerReq time.Duration
+}
+
+// summary merges the samples of one path in one round.
+func summary(ss []sample) result {
+	var all []time.Duration
+	var r result
+	var cpu, elapsed time.Duration
+	for _, s := range ss {
+		all = append(all, s.lats...)
+		r.errors += s.errors
+		cpu += s.cpu
+		elapsed += s.elapsed
+	}
+	slices.Sort(all)
+	r.requests = int64(len(all))
+	if len(all) == 0 {
+		return r
+	}
+	r.rps = float64(len(all)) / elapsed.Seconds()
+	r.p50, r.p99 = all[len(all)/2], all[len(all)*99/100]
+	r.cpuPerReq = cpu / time.Duration(len(all))
+	return r
+}
+
+// interleaved measures each target for d in turns of slice, the order
+// rotating, so whatever else runs on the machine meanwhile weighs on every
+// path alike. It returns one result per target.
+func interleaved(targets []target, d, slice time.Duration, measure func(target, time.Duration) sample) []result {
+	ss := make([][]sample, len(targets))
+	for turn := 0; time.Duration(turn)*slice < d; turn++ {
+		for j := range targets {
+			i := (j + turn) % len(targets)
+			ss[i] = append(ss[i], measure(targets[i], min(slice, d-time.Duration(turn)*slice)))
+		}
+	}
+	rs := make([]result, len(targets))
+	for i := range targets {
+		rs[i] = summary(ss[i])
+	}
+	return rs
 }
 
 type client struct {
@@ -83,7 +131,7 @@ func (k *client) close() {
 
 // saturate runs c clients for d, each sending its next request as soon as
 // the previous answer arrived.
-func saturate(t target, c int, d time.Duration) result {
+func saturate(t target, c int, d time.Duration) sample {
 	return run(t, c, d, func(k *client, stop time.Time, lats *[]time.Duration, errs *atomic.Int64) {
 		for time.Now().Before(stop) {
 			start := time.Now()
@@ -103,7 +151,7 @@ func saturate(t target, c int, d time.Duration) result {
 // scheduled arrival when its client was still busy with the previous one
 // (no coordinated omission), otherwise from when it was sent (the load
 // generator's timer lateness is not the path's).
-func paced(t target, c int, d time.Duration, rate int) result {
+func paced(t target, c int, d time.Duration, rate int) sample {
 	mean := time.Duration(float64(time.Second) * float64(c) / float64(rate))
 	return run(t, c, d, func(k *client, stop time.Time, lats *[]time.Duration, errs *atomic.Int64) {
 		next := time.Now().Add(time.Duration(rand.Int64N(int64(mean))))
@@ -123,7 +171,7 @@ func paced(t target, c int, d time.Duration, rate int) result {
 	})
 }
 
-func run(t target, c int, d time.Duration, loop func(k *client, stop time.Time, lats *[]time.Duration, errs *atomic.Int64)) result {
+func run(t target, c int, d time.Duration, loop func(k *client, stop time.Time, lats *[]time.Duration, errs *atomic.Int64)) sample {
 	clients := make([]*client, c)
 	for i := range clients {
 		clients[i] = newClient(t)
@@ -150,14 +198,5 @@ func run(t target, c int, d time.Duration, loop func(k *client, stop time.Time, 
 	wg.Wait()
 	elapsed := time.Since(began)
 	cpu := t.proc.cpu() - cpu0
-	all := slices.Concat(lats...)
-	slices.Sort(all)
-	r := result{requests: int64(len(all)), errors: errs.Load()}
-	if len(all) == 0 {
-		return r
-	}
-	r.rps = float64(len(all)) / elapsed.Seconds()
-	r.p50, r.p99 = all[len(all)/2], all[len(all)*99/100]
-	r.cpuPerReq = cpu / time.Duration(len(all))
-	return r
+	return sample{lats: slices.Concat(lats...), errors: errs.Load(), cpu: cpu, elapsed: elapsed}
 }

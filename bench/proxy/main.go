@@ -5,12 +5,16 @@
 // (everything through httputil.ReverseProxy). Each runs in a process of its
 // own; the app is a plain net/http server answering 13 bytes.
 //
-// Two loads, each measured for every path in every round, the order of the
-// paths rotating from round to round, after a warm-up of each:
+// Two loads, each measured for every path in every round, after a warm-up
+// of each; within a round the paths take turns in stretches of -slice (the
+// order rotating), so what else runs on the machine weighs on each alike:
 //   - saturated: c connections sending as fast as answers come; throughput
 //     and the CPU the path's own process spends per request;
 //   - paced: -rate requests per second in all from c connections, open
 //     loop with Poisson arrivals from random offsets; p50 and p99.
+//
+// Then a Python http.server app speaking HTTP/1.1, with Nagle's algorithm
+// on (its default) and off, reached directly and through both paths.
 //
 // Figures are min / median / max over the rounds; ratios and added
 // latencies are taken within a round, then summarised.
@@ -34,7 +38,9 @@ func main() {
 	d := flag.Duration("d", 5*time.Second, "duration of each measurement")
 	c := flag.Int("c", 32, "connections (clients)")
 	rounds := flag.Int("rounds", 3, "rounds; each measures every path under both loads")
+	slice := flag.Duration("slice", 500*time.Millisecond, "the paths take turns in stretches this long")
 	rate := flag.Int("rate", 2000, "requests per second in all for the paced load; 0 skips it")
+	pythonN := flag.Int("python", 20, "requests to a Python http.server app with and without Nagle's algorithm; 0 skips it")
 	profile := flag.String("cpuprofile", "", "write a CPU profile of glenv's proxy (its lean path on) to this file")
 	flag.Parse()
 	if *role != "" {
@@ -57,28 +63,23 @@ func main() {
 		{name: "glenv proxy", addr: px.addr, host: host, proc: px},
 		{name: "  ReverseProxy only", addr: rp.addr, host: host, proc: rp},
 	}
-	for _, t := range targets { // warm: connections, buffers, the heap
-		saturate(t, *c, time.Second)
-		if *rate > 0 {
-			paced(t, *c, time.Second/2, *rate)
-		}
-	}
-	sat := make([][]result, len(targets)) // [target][round]
+	saturated := func(t target, d time.Duration) sample { return saturate(t, *c, d) }
+	atRate := func(t target, d time.Duration) sample { return paced(t, *c, d, *rate) }
+	interleaved(targets, time.Second, *slice, saturated) // warm: connections, buffers, the heap
+	sat := make([][]result, len(targets))                // [target][round]
 	pac := make([][]result, len(targets))
-	for round := range *rounds {
-		for j := range targets {
-			i := (j + round) % len(targets)
-			sat[i] = append(sat[i], saturate(targets[i], *c, *d))
+	for range *rounds {
+		for i, r := range interleaved(targets, *d, *slice, saturated) {
+			sat[i] = append(sat[i], r)
 		}
 		if *rate > 0 {
-			for j := range targets {
-				i := (j + round) % len(targets)
-				pac[i] = append(pac[i], paced(targets[i], *c, *d, *rate))
+			for i, r := range interleaved(targets, *d, *slice, atRate) {
+				pac[i] = append(pac[i], r)
 			}
 		}
 	}
 
-	fmt.Printf("proxy: %d connections, %s per measurement, %d rounds interleaved, small responses (13 B); min / median / max\n", *c, *d, *rounds)
+	fmt.Printf("proxy: %d connections, %s per path per round in turns of %s, %d rounds, small responses (13 B); min / median / max\n", *c, *d, *slice, *rounds)
 	fmt.Printf("(load generator, paths and app share this machine's %d CPUs; CPU is each path's own process)\n\n", runtime.NumCPU())
 	fmt.Printf("saturated\n  %-20s %-24s %-22s %-22s %s\n", "path", "req/s", "CPU µs per request", "× tcp forwarder", "errors")
 	for i, t := range targets {
@@ -103,6 +104,9 @@ func main() {
 		}
 		added := median(perRound(pac[2], pac[0], func(a, b result) float64 { return us(a.p99 - b.p99) }))
 		fmt.Printf("  glenv proxy p99 ≤ +500 µs over direct (median %+.0f µs): %s\n", added, verdict(added <= 500))
+	}
+	if *pythonN > 0 {
+		python(*pythonN)
 	}
 	for i := range targets {
 		if errors(sat[i])+errors(pac[i]) > 0 {

@@ -178,6 +178,7 @@ func (p *Proxy) roundTrip(w http.ResponseWriter, r *http.Request, c *upConn, bod
 	if err := c.bw.Flush(); err != nil {
 		return nil, err
 	}
+	c.quickAck()
 	for n := 0; ; n++ {
 		c.expectHeader()
 		resp, err := http.ReadResponse(c.br, r)
