@@ -94,7 +94,7 @@ func New(opts Options) *Proxy {
 		p.scheme = "https"
 	}
 	transport := &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           dialNoDelay,
 		MaxIdleConns:          1024,
 		MaxIdleConnsPerHost:   256,
 		IdleConnTimeout:       60 * time.Second,
@@ -129,15 +129,17 @@ func New(opts Options) *Proxy {
 // proxyError answers a request the app could not be asked, or did not
 // answer: the client's fault (a bad body) is a 400, the app's a 502.
 func (p *Proxy) proxyError(w http.ResponseWriter, r *http.Request, err error, cb *clientBody) {
-	if errors.Is(err, context.Canceled) {
-		return // the client went away
-	}
 	if cb != nil && cb.failed() != nil {
 		// The client's body was bad (malformed chunks, cut short): the
-		// client's fault, not the app's.
+		// client's fault, not the app's. Checked first: a body cut short
+		// also cancels the request, and a client that stopped sending may
+		// still be reading.
 		page(w, http.StatusBadRequest, "Bad request body",
 			"<p>glenv could not read the request body ("+html.EscapeString(cb.failed().Error())+"); the app was not given it. Send a well-formed body.</p>")
 		return
+	}
+	if errors.Is(err, context.Canceled) {
+		return // the client went away
 	}
 	p.opts.Logger.Warn("environment app did not answer", "host", r.Host, "err", err)
 	page(w, http.StatusBadGateway, "The app is not answering",

@@ -101,15 +101,24 @@ func (u *upstreams) get(ctx context.Context, addr string, replay bool) (*upConn,
 	return dial(ctx, addr)
 }
 
+// dialNoDelay dials an app for either path.
+func dialNoDelay(ctx context.Context, network, addr string) (net.Conn, error) {
+	nc, err := dialer.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	// Go's default, said out loud: a request goes out as soon as it is
+	// written, never held back by Nagle's algorithm for an ACK.
+	nc.(*net.TCPConn).SetNoDelay(true)
+	return nc, nil
+}
+
 func dial(ctx context.Context, addr string) (*upConn, error) {
-	nc, err := dialer.DialContext(ctx, "tcp", addr)
+	nc, err := dialNoDelay(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	tcp := nc.(*net.TCPConn)
-	// Go's default, said out loud: a request goes out as soon as it is
-	// written, never held back by Nagle's algorithm for an ACK.
-	tcp.SetNoDelay(true)
 	c := &upConn{addr: addr, tcp: tcp}
 	c.lim.c = tcp
 	c.br = bufio.NewReaderSize(&c.lim, 4<<10)
