@@ -171,6 +171,14 @@ func paced(t target, c int, d time.Duration, rate int) sample {
 	})
 }
 
+// alongside paces t and also at the same time, each at rate.
+func alongside(t, also target, c int, d time.Duration, rate int) (result, result) {
+	done := make(chan sample)
+	go func() { done <- paced(also, c, d, rate) }()
+	s := paced(t, c, d, rate)
+	return summary([]sample{s}), summary([]sample{<-done})
+}
+
 func run(t target, c int, d time.Duration, loop func(k *client, stop time.Time, lats *[]time.Duration, errs *atomic.Int64)) sample {
 	clients := make([]*client, c)
 	for i := range clients {
