@@ -116,11 +116,10 @@ func (p *Proxy) serveLean(w http.ResponseWriter, r *http.Request, addr string) {
 	if r.ContentLength > 0 {
 		body = &clientBody{ReadCloser: r.Body}
 	}
-	replay := replayable(r)
-	c, err := p.up.get(ctx, addr, replay)
+	c, err := p.up.get(ctx, addr)
 	if err == nil {
 		err = p.exchange(ctx, w, r, c, body)
-		if err != nil && c.reused && c.lim.read == 0 && replay {
+		if err != nil && c.reused && c.lim.read == 0 && replayable(r) {
 			// The app closed an idle connection as the request went out
 			// on it; http.Transport sends such requests again on a new
 			// connection.
@@ -343,8 +342,15 @@ func removeHopByHop(h http.Header) {
 	}
 }
 
+// copyHeader adds src's values to dst's, as ReverseProxy does, sharing
+// src's slices where dst has none (src is the app's answer, read for this
+// request only).
 func copyHeader(dst, src http.Header) {
 	for k, vv := range src {
-		dst[k] = append(dst[k], vv...)
+		if have := dst[k]; have != nil {
+			dst[k] = append(have, vv...)
+		} else {
+			dst[k] = vv
+		}
 	}
 }

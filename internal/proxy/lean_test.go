@@ -391,7 +391,7 @@ func TestTheConnectionPoolIsBounded(t *testing.T) {
 	addr := l.Addr().String()
 	var cs []*upConn
 	for range maxIdlePerHost + 2 {
-		c, err := u.get(context.Background(), addr, true)
+		c, err := u.get(context.Background(), addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -416,4 +416,71 @@ func TestTheConnectionPoolIsBounded(t *testing.T) {
 			t.Fatalf("%d apps, %d connections left", len(u.idle), u.n)
 		}
 	})
+}
+
+// TestASecondAnswerToOneRequestReachesNobody: an app that answers one
+// request twice must not have its extra answer handed to the next client
+// (who may be someone else) on a reused connection; the lean path checks
+// every idle connection before using it and drops it. (http.Transport
+// notices such bytes only when its read goroutine runs before the next
+// request is written: here, with the extra answer sent just before, the
+// ReverseProxy path hands it on, so only the lean path is tested.)
+func TestASecondAnswerToOneRequestReachesNobody(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	sendExtra, extraSent := make(chan bool), make(chan struct{})
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					answer := "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nanswer"
+					extra := "HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\nunsolicited"
+					switch req.URL.Path {
+					case "/extra-at-once": // in the same write as the answer
+						io.WriteString(c, answer+extra)
+					case "/extra-later": // once the answer reached the client
+						io.WriteString(c, answer)
+						if <-sendExtra {
+							io.WriteString(c, extra)
+						}
+						close(extraSent)
+					default:
+						io.WriteString(c, answer)
+					}
+				}
+			}()
+		}
+	}()
+	ps := newPaths(t, l.Addr().String())
+	for name, s := range map[string]*httptest.Server{"lean": ps.lean} {
+		for _, path := range []string{"/extra-at-once", "/extra-later"} {
+			sendExtra, extraSent = make(chan bool, 1), make(chan struct{})
+			first := transcript(t, s, "GET "+path+" HTTP/1.1\r\nHost: main--app.preview.example.com\r\n\r\n")
+			if path == "/extra-later" {
+				sendExtra <- true
+				select {
+				case <-extraSent:
+				case <-time.After(10 * time.Second):
+					t.Fatal("the app did not send its extra answer")
+				}
+			}
+			next := transcript(t, s, "GET /next HTTP/1.1\r\nHost: main--app.preview.example.com\r\n\r\n")
+			if !strings.Contains(first, "\nanswer\n") || !strings.Contains(next, "\nanswer\n") {
+				t.Fatalf("%s %s: first answer:\n%s\nthe next request's answer:\n%s", name, path, first, next)
+			}
+		}
+	}
 }

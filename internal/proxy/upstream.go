@@ -76,10 +76,9 @@ type upstreams struct {
 	sweep *time.Timer
 }
 
-// get returns an idle connection to addr, or a new one. A request that
-// cannot be sent again (replay false) gets one checked to be still open:
-// the others are sent again on a new connection if the app closed it.
-func (u *upstreams) get(ctx context.Context, addr string, replay bool) (*upConn, error) {
+// get returns an idle connection to addr that is still open and quiet, or
+// a new one.
+func (u *upstreams) get(ctx context.Context, addr string) (*upConn, error) {
 	for {
 		u.mu.Lock()
 		list := u.idle[addr]
@@ -92,7 +91,7 @@ func (u *upstreams) get(ctx context.Context, addr string, replay bool) (*upConn,
 		u.idle[addr] = list[:len(list)-1]
 		u.n--
 		u.mu.Unlock()
-		if replay || c.alive() {
+		if c.alive() {
 			c.reused = true
 			return c, nil
 		}
@@ -127,8 +126,11 @@ func dial(ctx context.Context, addr string) (*upConn, error) {
 }
 
 // alive peeks at an idle connection without blocking: an app that closed
-// it (its keep-alive timeout, a restart) shows as EOF or an error, and one
-// that sent bytes nobody asked for is not trusted with the next request.
+// it (its keep-alive timeout, a restart) shows as EOF or an error. One
+// that sent bytes nobody asked for (a second answer to one request) is
+// not trusted with the next request, whose client would get them as its
+// answer: http.Transport closes such connections too ("Unsolicited
+// response received on idle HTTP channel").
 func (c *upConn) alive() bool {
 	if c.br.Buffered() > 0 {
 		return false
@@ -166,6 +168,10 @@ func (c *upConn) quickAck() {
 // put keeps c for the next request to its app, or closes it when the pool
 // is full.
 func (u *upstreams) put(c *upConn) {
+	if c.br.Buffered() > 0 {
+		c.tcp.Close() // more than the answer came: see alive
+		return
+	}
 	c.idleAt = time.Now()
 	u.mu.Lock()
 	if u.n >= maxIdle || len(u.idle[c.addr]) >= maxIdlePerHost {
