@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -20,7 +19,7 @@ import (
 // Requests that need more (upgrades, chunked or large bodies, Expect,
 // trailers, queries ReverseProxy rewrites) stay on ReverseProxy; any
 // response is handled here, streaming ones flushed as ReverseProxy does.
-// Both paths answer a client alike; proxy_test.go runs the same requests
+// Both paths answer a client alike; lean_test.go runs the same requests
 // through both and compares.
 
 // leanMaxBody is the largest request body the lean path takes. It writes
@@ -141,7 +140,8 @@ func (p *Proxy) serveLean(w http.ResponseWriter, r *http.Request, addr string) {
 }
 
 // exchange sends r on c and copies the answer to w. It returns an error
-// only when nothing was written to w yet; c is then closed.
+// only when no final answer was begun (1xx ones may have been passed on);
+// c is then closed.
 func (p *Proxy) exchange(ctx context.Context, w http.ResponseWriter, r *http.Request, c *upConn, body *clientBody) error {
 	// The client going away interrupts whatever waits on the app.
 	stop := context.AfterFunc(ctx, func() { c.tcp.SetDeadline(aLongTimeAgo) })
@@ -234,12 +234,7 @@ func writeHead(bw *bufio.Writer, r *http.Request, scheme string) {
 			field(bw, k, v)
 		}
 	}
-	if ip, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		field(bw, "X-Forwarded-For", ip)
-		field(bw, "X-Real-Ip", ip)
-	}
-	field(bw, "X-Forwarded-Host", r.Host)
-	field(bw, "X-Forwarded-Proto", scheme)
+	forwardedHeaders(r, scheme, func(k, v string) { field(bw, k, v) })
 	// http.Transport says Content-Length: 0 only for methods that expect
 	// a body.
 	if r.ContentLength > 0 || r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch {
