@@ -159,6 +159,8 @@ func (c *upConn) alive() bool {
 // back until that acknowledgement comes, and on a reused connection Linux
 // delays it: 44 ms per request. The flag does not stick (the kernel
 // leaves quick-ack mode again by itself), so it is set before every answer.
+// It helps only where glenv is the app's peer: in a network namespace the
+// app talks to pasta, whose acknowledgements glenv does not choose.
 func (c *upConn) quickAck() {
 	if rc, err := c.tcp.SyscallConn(); err == nil {
 		rc.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_QUICKACK, 1) })
