@@ -3,6 +3,7 @@ package proxy
 import (
 	"io"
 	"net"
+	"net/http"
 	"net/http/httputil"
 	"sync"
 )
@@ -19,12 +20,18 @@ func forwarded(pr *httputil.ProxyRequest, scheme string) {
 	for _, h := range clientHeaders {
 		pr.Out.Header.Del(h)
 	}
-	if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
-		pr.Out.Header.Set("X-Forwarded-For", ip)
-		pr.Out.Header.Set("X-Real-Ip", ip)
+	forwardedHeaders(pr.In, scheme, pr.Out.Header.Set)
+}
+
+// forwardedHeaders gives the headers glenv tells an app about a request
+// in: both paths set them (the lean path writes them as they come).
+func forwardedHeaders(in *http.Request, scheme string, set func(k, v string)) {
+	if ip, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
+		set("X-Forwarded-For", ip)
+		set("X-Real-Ip", ip)
 	}
-	pr.Out.Header.Set("X-Forwarded-Host", pr.In.Host)
-	pr.Out.Header.Set("X-Forwarded-Proto", scheme)
+	set("X-Forwarded-Host", in.Host)
+	set("X-Forwarded-Proto", scheme)
 }
 
 // clientBody remembers why reading the client's request body failed, so a

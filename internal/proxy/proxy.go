@@ -58,6 +58,9 @@ type Options struct {
 	// WakeWait bounds how long a request that accepts no HTML waits for a
 	// waking environment before a 503 with Retry-After (default 30s).
 	WakeWait time.Duration
+	// DisableLeanPath sends every request through httputil.ReverseProxy,
+	// for bench/proxy to compare the two paths.
+	DisableLeanPath bool
 }
 
 // Proxy is an http.Handler.
@@ -66,7 +69,9 @@ type Proxy struct {
 	suffix string
 	scheme string
 	rp     *httputil.ReverseProxy
+	up     upstreams // the lean path's connections
 	waking waking
+	onLean func() // tests: called for each request on the lean path
 }
 
 type addrKey struct{}
@@ -89,7 +94,7 @@ func New(opts Options) *Proxy {
 		p.scheme = "https"
 	}
 	transport := &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           dialNoDelay,
 		MaxIdleConns:          1024,
 		MaxIdleConnsPerHost:   256,
 		IdleConnTimeout:       60 * time.Second,
@@ -114,23 +119,32 @@ func New(opts Options) *Proxy {
 		FlushInterval: 0,
 		ErrorLog:      slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			if errors.Is(err, context.Canceled) {
-				return // the client went away
-			}
-			if cb, ok := r.Context().Value(bodyKey{}).(*clientBody); ok && cb.failed() != nil {
-				// The client's body was bad (malformed chunks, cut short):
-				// the client's fault, not the app's.
-				page(w, http.StatusBadRequest, "Bad request body",
-					"<p>glenv could not read the request body ("+html.EscapeString(cb.failed().Error())+"); the app was not given it. Send a well-formed body.</p>")
-				return
-			}
-			opts.Logger.Warn("environment app did not answer", "host", r.Host, "err", err)
-			page(w, http.StatusBadGateway, "The app is not answering",
-				"<p>glenv could not reach the environment's app ("+html.EscapeString(err.Error())+").</p>"+
-					"<p>See its output with <code>glenv environment:logs</code>, or redeploy it with <code>glenv environment:redeploy</code>.</p>")
+			cb, _ := r.Context().Value(bodyKey{}).(*clientBody)
+			p.proxyError(w, r, err, cb)
 		},
 	}
 	return p
+}
+
+// proxyError answers a request the app could not be asked, or did not
+// answer: the client's fault (a bad body) is a 400, the app's a 502.
+func (p *Proxy) proxyError(w http.ResponseWriter, r *http.Request, err error, cb *clientBody) {
+	if cb != nil && cb.failed() != nil {
+		// The client's body was bad (malformed chunks, cut short): the
+		// client's fault, not the app's. Checked first: a body cut short
+		// also cancels the request, and a client that stopped sending may
+		// still be reading.
+		page(w, http.StatusBadRequest, "Bad request body",
+			"<p>glenv could not read the request body ("+html.EscapeString(cb.failed().Error())+"); the app was not given it. Send a well-formed body.</p>")
+		return
+	}
+	if errors.Is(err, context.Canceled) {
+		return // the client went away
+	}
+	p.opts.Logger.Warn("environment app did not answer", "host", r.Host, "err", err)
+	page(w, http.StatusBadGateway, "The app is not answering",
+		"<p>glenv could not reach the environment's app ("+html.EscapeString(err.Error())+").</p>"+
+			"<p>See its output with <code>glenv environment:logs</code>, or redeploy it with <code>glenv environment:redeploy</code>.</p>")
 }
 
 // Label returns the environment host label of a Host header value, or
@@ -174,6 +188,10 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, label, addr string
 	p.waking.done(label)
 	if counts && p.opts.Visits != nil {
 		p.opts.Visits.Seen(label)
+	}
+	if !p.opts.DisableLeanPath && lean(r) {
+		p.serveLean(w, r, addr)
+		return
 	}
 	ctx := context.WithValue(r.Context(), addrKey{}, addr)
 	if r.Body != nil && r.Body != http.NoBody {

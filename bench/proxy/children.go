@@ -1,0 +1,169 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime/pprof"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/glenv/glenv/internal/proxy"
+	"github.com/glenv/glenv/internal/store"
+)
+
+// Each path under test runs in a process of its own (this program started
+// again with -role), as an environment's app and glenv do, so the CPU each
+// spends is its own: the parent asks for it over the child's stdin and the
+// child answers with getrusage, all threads included.
+
+// child is a running role process.
+type child struct {
+	cmd  *exec.Cmd
+	in   io.WriteCloser
+	out  *bufio.Reader
+	addr string
+}
+
+func startChild(role, addr, upstream, profile string) *child {
+	self, err := os.Executable()
+	must(err)
+	cmd := exec.Command(self, "-role", role, "-listen", addr, "-upstream", upstream, "-cpuprofile", profile)
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	must(err)
+	out, err := cmd.StdoutPipe()
+	must(err)
+	must(cmd.Start())
+	c := &child{cmd: cmd, in: in, out: bufio.NewReader(out), addr: addr}
+	waitUp(addr)
+	return c
+}
+
+// cpu is the CPU time the child has used so far.
+func (c *child) cpu() time.Duration {
+	_, err := io.WriteString(c.in, "cpu\n")
+	must(err)
+	line, err := c.out.ReadString('\n')
+	must(err)
+	var us int64
+	_, err = fmt.Sscan(strings.TrimSpace(line), &us)
+	must(err)
+	return time.Duration(us) * time.Microsecond
+}
+
+func (c *child) stop() {
+	c.in.Close() // the child exits when its stdin closes
+	c.cmd.Wait()
+}
+
+// runRole is the child's side: serve the role on listen, answer CPU
+// questions on stdin, exit when stdin closes.
+func runRole(role, listen, upstream, profile string) {
+	if profile != "" {
+		f, err := os.Create(profile)
+		must(err)
+		must(pprof.StartCPUProfile(f))
+		defer pprof.StopCPUProfile()
+	}
+	l, err := net.Listen("tcp", listen)
+	must(err)
+	switch role {
+	case "app":
+		body := []byte("hello, glenv\n")
+		go http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			w.Write(body)
+		}))
+	case "forwarder":
+		go forward(l, upstream)
+	case "proxy", "proxy-reverseproxy":
+		p := proxy.New(proxy.Options{EnvDomain: "localhost", Backends: fixed{addr: upstream},
+			DisableLeanPath: role == "proxy-reverseproxy",
+			Lookup: func(context.Context, string) (store.Environment, error) {
+				return store.Environment{}, store.ErrNotFound
+			}})
+		// As internal/server configures glenv's listener.
+		srv := &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+		go srv.Serve(l)
+	default:
+		must(fmt.Errorf("unknown role %q", role))
+	}
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		var ru syscall.Rusage
+		must(syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
+		fmt.Println(ru.Utime.Nano()/1e3 + ru.Stime.Nano()/1e3)
+	}
+}
+
+// forward is the best any proxy could do without reading HTTP: each client
+// connection gets one upstream connection and bytes are copied both ways
+// (io.Copy between TCP connections splices on Linux).
+func forward(l net.Listener, upstream string) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			u, err := net.Dial("tcp", upstream)
+			if err != nil {
+				return
+			}
+			defer u.Close()
+			done := make(chan struct{})
+			go func() {
+				io.Copy(u, c)
+				u.(*net.TCPConn).CloseWrite()
+				close(done)
+			}()
+			io.Copy(c, u)
+			c.(*net.TCPConn).CloseWrite()
+			<-done
+		}()
+	}
+}
+
+// fixed is a Backends with the runtime's cost: a lookup and a counter.
+type fixed struct{ addr string }
+
+var inflight atomic.Int64
+
+func (f fixed) Acquire(host string) (string, func(), bool) {
+	inflight.Add(1)
+	return f.addr, func() { inflight.Add(-1) }, true
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(err)
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func waitUp(addr string) {
+	for range 250 {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	must(fmt.Errorf("nothing listens on %s after 5s", addr))
+}
+
+func must(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench/proxy:", err)
+		os.Exit(1)
+	}
+}

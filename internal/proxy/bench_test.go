@@ -1,0 +1,55 @@
+package proxy
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// BenchmarkProxy forwards small GETs over keep-alive connections through
+// each path; bench/proxy compares them with the app direct and a TCP
+// forwarder, each in a process of its own.
+func BenchmarkProxy(b *testing.B) {
+	body := []byte("hello, glenv\n")
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write(body)
+	}))
+	defer app.Close()
+	for _, tc := range []struct {
+		name    string
+		disable bool
+	}{{"lean", false}, {"reverseproxy", true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			p := New(Options{EnvDomain: "localhost", DisableLeanPath: tc.disable,
+				Backends: backends{"app": strings.TrimPrefix(app.URL, "http://")}})
+			s := httptest.NewServer(p)
+			defer s.Close()
+			req := []byte("GET / HTTP/1.1\r\nHost: app.localhost\r\nUser-Agent: bench\r\n\r\n")
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				c, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for pb.Next() {
+					c.Write(req)
+					resp, err := http.ReadResponse(br, nil)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			})
+		})
+	}
+}
