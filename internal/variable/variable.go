@@ -26,6 +26,8 @@ const (
 
 // Variable is one definition.
 type Variable struct {
+	// ID is the stored row's, when it has one.
+	ID    int64
 	Name  string
 	Value string
 	Level Level
