@@ -51,7 +51,7 @@ type Options struct {
 	// as for the process runtime. The build and the app share the Secret
 	// app-env here, so both get the app's (run-visible) variables.
 	Variables func(ctx context.Context, in store.Integration, env store.Environment, repo map[string]string, fork bool) (variable.Deploy, error)
-	Logger  *slog.Logger
+	Logger    *slog.Logger
 }
 
 // FieldManager owns every field glenv sets through server-side apply.
