@@ -170,4 +170,3 @@ func sortedNames(m map[string]variable.Resolved) []string {
 	slices.Sort(names)
 	return names
 }
-
