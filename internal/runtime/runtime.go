@@ -343,18 +343,20 @@ type deploy struct {
 	noSecrets bool
 	uid       int // the environment's uid when glenv is root
 
-	repo    string    // fetch: the cache repository holding req.SHA
-	cfg     AppConfig // configure
-	st      envState  // configure: what the environment ran and holds
-	secrets map[string]string
-	vars    *variable.Deploy // configure: the variables, when Options.Variables is set
-	// sensitive are the values redacted from every line logged (set by
-	// configure before any command runs).
+	repo     string    // fetch: the cache repository holding req.SHA
+	cfg      AppConfig // configure
+	st       envState  // configure: what the environment ran and holds
+	secrets  map[string]string
+	buildKey string // build
+	buildDir string
+	appEnv   []string  // prepare data: the app's variables
+	started  time.Time // start: when the new process was started
+
+	// vars are the variables (configure, when Options.Variables is set);
+	// sensitive the values redacted from every line logged, set before
+	// any command runs.
+	vars      *variable.Deploy
 	sensitive []string
-	buildKey  string // build
-	buildDir  string
-	appEnv    []string  // prepare data: the app's variables
-	started   time.Time // start: when the new process was started
 }
 
 // newDeploy checks that req may run here and sets up its logging.
