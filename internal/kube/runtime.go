@@ -47,11 +47,12 @@ type Options struct {
 	Databases runtime.Databases
 	// Secrets are variables for an integration's builds and apps.
 	Secrets func(store.Integration) map[string]string
+	Logger  *slog.Logger
+
 	// Variables resolves an environment's variables (internal/variables),
 	// as for the process runtime. The build and the app share the Secret
 	// app-env here, so both get the app's (run-visible) variables.
 	Variables func(ctx context.Context, in store.Integration, env store.Environment, repo map[string]string, fork bool) (variable.Deploy, error)
-	Logger    *slog.Logger
 }
 
 // FieldManager owns every field glenv sets through server-side apply.
