@@ -69,7 +69,18 @@ func (a *API) guardVariables(h variableHandler) http.HandlerFunc {
 		if lv.Environment != "" {
 			target += "/" + lv.Environment
 		}
-		target += "/" + r.PathValue("var")
+		name := r.PathValue("var")
+		if r.Method == http.MethodPost {
+			var body struct {
+				Name string `json:"name"`
+			}
+			_ = json.Unmarshal(peekBody(r), &body)
+			name = body.Name
+		}
+		if len(name) > variable.MaxNameLength {
+			name = name[:variable.MaxNameLength] + "…" // a refused name; the trail stays bounded
+		}
+		target += "/" + name
 		a.audited(w, r, "variable:"+verb, target, func(w http.ResponseWriter, r *http.Request) { h(w, r, lv) })
 	}
 }
