@@ -100,6 +100,13 @@ func VariablesOfIntegration(ctx context.Context, q Querier, integrationID int64)
 	return listVariables(ctx, q, `SELECT `+variableCols+` FROM variables WHERE integration_id = $1 ORDER BY environment, name`, integrationID)
 }
 
+// VariablesNamed lists the definitions of one name at every level of an
+// integration: all a change of that name can alter.
+func VariablesNamed(ctx context.Context, q Querier, integrationID int64, name string) ([]Variable, error) {
+	return listVariables(ctx, q, `SELECT `+variableCols+` FROM variables WHERE integration_id = $1 AND name = $2 ORDER BY environment`,
+		integrationID, name)
+}
+
 // CountVariablesAt counts one level's variables (for the bound per level).
 func CountVariablesAt(ctx context.Context, q Querier, integrationID int64, environment string) (int, error) {
 	var n int

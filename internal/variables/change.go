@@ -14,8 +14,9 @@ import (
 // variable as it then is (opened), nil when deleted.
 type edit func(ctx context.Context, tx *sql.Tx, in store.Integration, cur *store.Variable) (*store.Variable, error)
 
-// change runs fn in one transaction with what it needs to know which
-// environments resolve differently afterwards, and enqueues their
+// change runs fn on the variable called name at lv in one transaction,
+// with what it needs to know which environments resolve differently
+// afterwards, and enqueues their
 // redeploys in the same transaction: the change and its redeploys commit
 // together or not at all.
 func (s *Service) change(ctx context.Context, lv Level, name string, fn edit) (Change, error) {
@@ -25,7 +26,9 @@ func (s *Service) change(ctx context.Context, lv Level, name string, fn edit) (C
 		if err != nil {
 			return err
 		}
-		rows, err := store.VariablesOfIntegration(ctx, tx, in.ID)
+		// A change touches one name: only that name's definitions can
+		// resolve differently anywhere, so only they are read and compared.
+		rows, err := store.VariablesNamed(ctx, tx, in.ID, name)
 		if err != nil {
 			return err
 		}
