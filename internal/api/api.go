@@ -17,6 +17,7 @@ import (
 	"github.com/glenv/glenv/internal/integration"
 	"github.com/glenv/glenv/internal/jobs"
 	"github.com/glenv/glenv/internal/store"
+	"github.com/glenv/glenv/internal/variables"
 )
 
 // API serves /api/v1.
@@ -30,6 +31,8 @@ type API struct {
 	EnvURL func(store.Environment) string
 	// AppLog returns the path of an environment's app output (nil: none kept).
 	AppLog func(envID int64) string
+	// Variables manages variables (nil: their routes answer 503).
+	Variables *variables.Service
 }
 
 // Error is the body of every error answer.
@@ -69,6 +72,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/tokens", a.listTokens)
 	mux.HandleFunc("DELETE /api/v1/tokens/{id}", a.revokeToken)
 	a.peopleRoutes(mux)
+	a.variableRoutes(mux)
 	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusNotFound, Error{Error: fmt.Sprintf("no API route %s %s: see the README for /api/v1", r.Method, r.URL.Path)})
 	})

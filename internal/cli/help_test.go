@@ -17,7 +17,7 @@ func TestHelpWithSecretsInTheEnvironmentShowsNone(t *testing.T) {
 		"GLENV_API_TOKEN":             "api-token-from-env-0123456789",
 	}
 	secrets := []string{"admin-token-from-env", "db-password-from-env", "services-password-from-env", "api-token-from-env"}
-	for _, args := range [][]string{{"serve", "--help"}, {"integration:list", "--help"}, {"activity:log", "--help"}, {"--help"}} {
+	for _, args := range [][]string{{"serve", "--help"}, {"integration:list", "--help"}, {"activity:log", "--help"}, {"variable:create", "--help"}, {"variable:update", "--help"}, {"--help"}} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			var out, errOut bytes.Buffer
 			root := NewRoot(func(k string) string { return env[k] }, strings.NewReader(""), &out, &errOut)

@@ -1,5 +1,5 @@
 // Package cli is glenv's command line: `glenv serve` and the Platform.sh-style
-// client commands (integration:*, environment:*, activity:*, token:*) that
+// client commands (integration:*, environment:*, variable:*, activity:*, token:*) that
 // talk to a glenv server over /api/v1. Commands print tables by default and
 // JSON with --format json; errors go to stderr with a non-zero exit.
 package cli
@@ -53,6 +53,7 @@ func NewRoot(getenv Env, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comma
 	for _, c := range tokenCommands(cf, getenv) {
 		root.AddCommand(c)
 	}
+	root.AddCommand(variableCommands(cf, getenv)...)
 	for _, group := range [][]*cobra.Command{gitlabHostCommands(cf, getenv), spaceCommands(cf, getenv), userCommands(cf, getenv), auditCommands(cf, getenv)} {
 		root.AddCommand(group...)
 	}

@@ -84,6 +84,11 @@ func (q *Environments) transition(ctx context.Context, tx *sql.Tx, env *store.En
 	env.State, env.DeployedSHA = o.State, o.Deployed
 	if o.Tombstone {
 		env.DeletedAt = store.Now()
+		// An environment's own variables go with it (a branch created
+		// again later starts without them, as on Platform.sh).
+		if err := store.DeleteEnvironmentVariables(ctx, tx, env.IntegrationID, env.Name); err != nil {
+			return o, err
+		}
 	} else if o.State != store.StateDeleted {
 		env.DeletedAt = time.Time{}
 	}

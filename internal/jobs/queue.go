@@ -29,6 +29,9 @@ type Environments struct {
 	deps  Deps
 	// jobTimeout is how long a job may run before its context ends.
 	jobTimeout time.Duration
+	// VariablesDebounce is how long a redeploy for changed variables waits
+	// for more changes (default VariablesDebounce).
+	VariablesDebounce time.Duration
 }
 
 // Queue is the environments service's former name.

@@ -134,6 +134,7 @@ func NewQueue(s *store.Store, deps Deps, cfg QueueConfig) (*Environments, error)
 	river.AddWorker(workers, &prebuildWorker{q: q, deps: deps})
 	river.AddWorker(workers, &repairWorker{q: q})
 	river.AddWorker(workers, &reconcileWorker{q: q, deps: deps})
+	river.AddWorker(workers, &variablesRedeployWorker{q: q})
 	for _, register := range deps.Register {
 		register(workers)
 	}

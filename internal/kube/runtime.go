@@ -26,6 +26,7 @@ import (
 	"github.com/glenv/glenv/internal/gitsha"
 	"github.com/glenv/glenv/internal/runtime"
 	"github.com/glenv/glenv/internal/store"
+	"github.com/glenv/glenv/internal/variable"
 )
 
 // Options configure the Kubernetes runtime.
@@ -47,6 +48,11 @@ type Options struct {
 	// Secrets are variables for an integration's builds and apps.
 	Secrets func(store.Integration) map[string]string
 	Logger  *slog.Logger
+
+	// Variables resolves an environment's variables (internal/variables),
+	// as for the process runtime. The build and the app share the Secret
+	// app-env here, so both get the app's (run-visible) variables.
+	Variables func(ctx context.Context, in store.Integration, env store.Environment, repo map[string]string, fork bool) (variable.Deploy, error)
 }
 
 // FieldManager owns every field glenv sets through server-side apply.
@@ -119,6 +125,22 @@ func (r *Runtime) Deploy(ctx context.Context, req runtime.DeployRequest) error {
 			secret[k] = v
 		}
 	}
+	repoEnv := cfg.Env
+	if r.opts.Variables != nil {
+		vs, err := r.opts.Variables(ctx, in, env, cfg.Env, noSecrets)
+		if err != nil {
+			return fmt.Errorf("read the environment's variables: %w", err)
+		}
+		if vs.Withheld > 0 {
+			logf("%d sensitive variable(s) withheld: merge request code that may come from a fork (build-forks) never gets sensitive variables", vs.Withheld)
+		}
+		// vs.Run holds .glenv.yml's env below the variables. A container's
+		// own env beats its envFrom, so everything goes into the Secret.
+		for k, v := range vs.Run {
+			secret[k] = v
+		}
+		repoEnv = nil
+	}
 	var parent *store.Environment
 	if fresh && req.CloneParentData && req.Parent != nil && !noSecrets {
 		parent = req.Parent
@@ -130,7 +152,7 @@ func (r *Runtime) Deploy(ctx context.Context, req runtime.DeployRequest) error {
 	spec := Spec{Integration: in.Name, EnvName: env.Name, Slug: env.Slug, HostLabel: env.Host,
 		Host: env.Host + "." + r.opts.EnvDomain, MRIID: env.MRIID, SHA: req.SHA,
 		Image: cfg.Image, FetchImage: r.opts.FetchImage, Build: cfg.Build, Run: cfg.Run, Health: cfg.Health,
-		Env: cfg.Env, Files: cfg.Files, FilesSize: r.opts.FilesSize, Databases: dbs, Secret: secret,
+		Env: repoEnv, Files: cfg.Files, FilesSize: r.opts.FilesSize, Databases: dbs, Secret: secret,
 		IngressClass: r.opts.IngressClass, StorageClass: r.opts.StorageClass}
 	if parent != nil && len(cfg.Files) > 0 {
 		spec.CloneFrom = Namespace(parent.Host)

@@ -23,14 +23,30 @@ func (r *Runtime) buildStage(ctx context.Context, d *deploy) (err error) {
 	if err := r.applyLimits(d.cfg, d.uid, d.logf); err != nil {
 		return err
 	}
-	d.buildKey, d.buildDir, err = r.build(ctx, d.req, d.repo, d.cfg, d.secrets, d.uid, d.logf, d.log)
+	vars := buildVars{env: d.buildEnv(), secrets: d.secrets, redact: d.redact}
+	if d.vars != nil {
+		vars.digest = d.vars.BuildDigest
+	}
+	d.buildKey, d.buildDir, err = r.build(ctx, d.req, d.repo, d.cfg, vars, d.uid, d.logf, d.log)
 	return err
+}
+
+// buildVars are what a build's steps get beyond glenv's own variables:
+// env (.glenv.yml's, with the build-visible variables over it), the
+// integration's Secrets, and digest, a keyed digest of env that makes a
+// build with other values another build without naming the values.
+// redact hides secrets in the steps' output (nil: the token only).
+type buildVars struct {
+	env, secrets map[string]string
+	digest       string
+	redact       func(string) string
 }
 
 // build returns the build of the commit's tree with cfg's build settings,
 // running the build commands when no such build exists yet.
-func (r *Runtime) build(ctx context.Context, req DeployRequest, repo string, cfg AppConfig, secrets map[string]string,
+func (r *Runtime) build(ctx context.Context, req DeployRequest, repo string, cfg AppConfig, vars buildVars,
 	uid int, logf func(string, ...any), log func(string)) (key, dir string, err error) {
+	secrets := vars.secrets
 	tree, err := r.treeOf(ctx, repo, req.SHA)
 	if err != nil {
 		return "", "", err
@@ -41,7 +57,8 @@ func (r *Runtime) build(ctx context.Context, req DeployRequest, repo string, cfg
 		Env         map[string]string
 		Secrets     []string
 		Sandbox     bool
-	}{req.Integration.Name, cfg.Build, cfg.Env, sortedKeys(secrets), r.sb.enabled()})
+		Variables   string `json:",omitempty"`
+	}{req.Integration.Name, cfg.Build, cfg.Env, sortedKeys(secrets), r.sb.enabled(), vars.digest})
 	sum := sha256.Sum256(append([]byte(tree+"\n"), settings...))
 	key = hex.EncodeToString(sum[:12])
 	dir = filepath.Join(r.dir, "builds", key)
@@ -77,7 +94,7 @@ func (r *Runtime) build(ctx context.Context, req DeployRequest, repo string, cfg
 		return "", "", err
 	}
 	env := []string{"HOME=" + r.sb.homePath(hostHome), "GLENV_SHA=" + req.SHA, "GLENV_ENVIRONMENT=" + req.Env.Name}
-	for k, v := range cfg.Env {
+	for k, v := range vars.env {
 		env = append(env, k+"="+v)
 	}
 	for k, v := range secrets {
@@ -86,7 +103,11 @@ func (r *Runtime) build(ctx context.Context, req DeployRequest, repo string, cfg
 	for i, step := range cfg.Build {
 		logf("build step %d/%d: %s", i+1, len(cfg.Build), step)
 		cmd := r.sb.command(job{shell: step, appDir: dir, appWritable: true, home: hostHome, env: env, uid: uid})
-		if err := runToEnd(ctx, cmd, log, func(s string) string { return redact(s, req.Token) }); err != nil {
+		redactor := vars.redact
+		if redactor == nil {
+			redactor = func(s string) string { return redact(s, req.Token) }
+		}
+		if err := runToEnd(ctx, cmd, log, redactor); err != nil {
 			_ = os.RemoveAll(dir)
 			if ctx.Err() != nil {
 				return "", "", context.Cause(ctx)

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 
@@ -34,6 +35,16 @@ func (r *Runtime) configure(ctx context.Context, d *deploy) (unchanged bool, err
 	}
 	if r.opts.Secrets != nil && !d.noSecrets {
 		d.secrets = r.opts.Secrets(d.req.Integration)
+	}
+	if r.opts.Variables != nil {
+		vs, err := r.opts.Variables(ctx, d.req.Integration, d.env, d.cfg.Env, d.noSecrets)
+		if err != nil {
+			return false, fmt.Errorf("read the environment's variables: %w", err)
+		}
+		d.vars, d.sensitive = &vs, vs.Sensitive
+		if vs.Withheld > 0 {
+			d.logf("%d sensitive variable(s) withheld: merge request code that may come from a fork (build-forks) never gets sensitive variables", vs.Withheld)
+		}
 	}
 	return false, nil
 }

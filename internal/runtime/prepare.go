@@ -225,7 +225,7 @@ func (r *Runtime) dataVars(d *deploy, j job, urls map[string]string) []string {
 		}
 		vars = append(vars, "DATABASE_URL_"+strings.ToUpper(name)+"="+urls[name])
 	}
-	for k, v := range d.cfg.Env {
+	for k, v := range d.runEnv() {
 		vars = append(vars, k+"="+v)
 	}
 	return vars

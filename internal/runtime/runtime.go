@@ -25,6 +25,7 @@ import (
 
 	"github.com/glenv/glenv/internal/limits"
 	"github.com/glenv/glenv/internal/store"
+	"github.com/glenv/glenv/internal/variable"
 )
 
 // Options configure a Runtime.
@@ -83,6 +84,12 @@ type Options struct {
 	// Secrets are variables for the builds and apps of an integration;
 	// merge request code that may come from a fork gets none.
 	Secrets func(store.Integration) map[string]string
+	// Variables resolves an environment's variables for one deploy
+	// (internal/variables): its build's and its app's, over .glenv.yml's
+	// env (repo), and the sensitive values to redact from every log. fork
+	// is merge request code that may come from a fork: it gets no
+	// sensitive variable. nil: .glenv.yml's env only.
+	Variables func(ctx context.Context, in store.Integration, env store.Environment, repo map[string]string, fork bool) (variable.Deploy, error)
 	// Path is PATH for git, builds and apps; default the usual system dirs.
 	Path   string
 	Logger *slog.Logger
@@ -289,11 +296,13 @@ func (r *Runtime) Acquire(host string) (addr string, release func(), ok bool) {
 // (prepare.go), start (start.go) and switch (switch.go). A stage that fails
 // ends the deploy; what the earlier ones made is kept for the next one
 // (the fetched commit, the build) or undone by the stage itself.
-func (r *Runtime) Deploy(ctx context.Context, req DeployRequest) error {
+func (r *Runtime) Deploy(ctx context.Context, req DeployRequest) (err error) {
 	d, err := r.newDeploy(req)
 	if err != nil {
 		return err
 	}
+	// The error becomes the activity's result, which GitLab shows.
+	defer func() { err = d.redactErr(err) }()
 	unlock, err := r.locks.lock(ctx, "env:"+strconv.FormatInt(d.env.ID, 10))
 	if err != nil {
 		return err
@@ -342,6 +351,12 @@ type deploy struct {
 	buildDir string
 	appEnv   []string  // prepare data: the app's variables
 	started  time.Time // start: when the new process was started
+
+	// vars are the variables (configure, when Options.Variables is set);
+	// sensitive the values redacted from every line logged, set before
+	// any command runs.
+	vars      *variable.Deploy
+	sensitive []string
 }
 
 // newDeploy checks that req may run here and sets up its logging.
@@ -349,7 +364,7 @@ func (r *Runtime) newDeploy(req DeployRequest) (*deploy, error) {
 	d := &deploy{req: req, env: req.Env}
 	d.log = func(s string) {
 		if req.Log != nil {
-			req.Log(redact(s, req.Token))
+			req.Log(d.redact(s))
 		}
 	}
 	d.logf = func(format string, args ...any) {
@@ -369,9 +384,53 @@ func (r *Runtime) newDeploy(req DeployRequest) (*deploy, error) {
 	return d, nil
 }
 
-// redactor hides the deploy's token in text that may be logged.
-func (d *deploy) redactor() func(string) string {
-	return func(s string) string { return redact(s, d.req.Token) }
+// redactor hides the deploy's token and sensitive values in text that
+// may be logged.
+func (d *deploy) redactor() func(string) string { return d.redact }
+
+// redactErr is err with its text redacted; errors.Is and As still see
+// the original.
+func (d *deploy) redactErr(err error) error {
+	if err == nil || len(d.sensitive) == 0 {
+		return err
+	}
+	if text := d.redact(err.Error()); text != err.Error() {
+		return &redactedErr{err: err, text: text}
+	}
+	return err
+}
+
+type redactedErr struct {
+	err  error
+	text string
+}
+
+func (r *redactedErr) Error() string { return r.text }
+func (r *redactedErr) Unwrap() error { return r.err }
+
+func (d *deploy) redact(s string) string {
+	s = redact(s, d.req.Token)
+	for _, v := range d.sensitive {
+		s = strings.ReplaceAll(s, v, "[REDACTED]")
+	}
+	return s
+}
+
+// buildEnv and runEnv are the variables of the build steps and of the
+// app and hooks.clone beyond glenv's own: .glenv.yml's env, with the
+// variables over it when they are resolved.
+func (d *deploy) buildEnv() map[string]string {
+	if d.vars != nil {
+		return d.vars.Build
+	}
+	return d.cfg.Env
+}
+
+func (d *deploy) runEnv() map[string]string {
+	if d.vars != nil {
+		return d.vars.Run
+	}
+	return d.cfg.Env
 }
 
 // Remove stops the environment's processes and deletes its directory,

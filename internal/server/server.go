@@ -41,6 +41,7 @@ import (
 	"github.com/glenv/glenv/internal/runtime"
 	"github.com/glenv/glenv/internal/secret"
 	"github.com/glenv/glenv/internal/store"
+	"github.com/glenv/glenv/internal/variables"
 	"github.com/glenv/glenv/internal/webhook"
 )
 
@@ -59,6 +60,7 @@ type Server struct {
 	paths    *redact.Paths // host paths kept out of what people outside see
 	visits   *idle.Visits  // last counted request per environment (--pause-after)
 	source   *kube.Source  // --runtime kubernetes: commits served to checkout containers
+	vars     *variables.Service
 
 	// KubeTransport wraps the Kubernetes client's transport (tests count
 	// the calls through it).
@@ -108,6 +110,7 @@ func NewWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Opti
 		return remote{c}, nil
 	}
 	s.box = box
+	s.vars = &variables.Service{Store: st, Box: box}
 	var rt jobs.Runtime = jobs.RecordRuntime{}
 	var backends proxy.Backends = noBackends{}
 	if cfg.Runtime == "process" {
@@ -116,7 +119,7 @@ func NewWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Opti
 		s.runtime, err = runtime.New(runtime.Options{Dir: filepath.Join(cfg.DataDir, "runtime"),
 			Hide: []string{cfg.DataDir, cfg.SecretKeyFile}, UnsafeNoSandbox: cfg.UnsafeNoSandbox,
 			DenyEgress: cfg.EnvironmentEgress == "deny", Limits: cfg.EnvironmentLimits, DiskReserve: cfg.DiskReserve,
-			Databases: s.services, Logger: log,
+			Databases: s.services, Logger: log, Variables: s.vars.ForDeploy,
 			OnGiveUp: func(envID int64, reason string) {
 				if err := s.queue.AppGaveUp(context.Background(), envID, reason); err != nil {
 					log.Warn("mark environment failed", "environment_id", envID, "err", err)
@@ -161,6 +164,7 @@ func NewWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Opti
 	}
 	s.queue.River.PeriodicJobs().AddMany(envapi.PeriodicJobs())
 	idleCheck.Pauser = s.queue
+	s.vars.Redeploy = s.queue
 	s.queue.River.PeriodicJobs().AddMany(idle.PeriodicJobs())
 	svc := &integration.Service{Store: st, Box: box, PublicURL: cfg.PublicURL, Applier: s.queue, Log: log}
 	reg := prometheus.NewRegistry()
@@ -173,7 +177,7 @@ func NewWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Opti
 	s.receiver = webhook.New(svc, s.persist, flushers, log, reg)
 	svc.Changed = s.receiver.Forget
 	people := &auth.Service{Store: st, Box: box, PublicURL: cfg.PublicURL, Admins: cfg.AdminList(), Log: log, EnvURL: s.envURL}
-	a := &api.API{Store: st, Auth: people, Integrations: svc, Queue: s.queue, Log: log, EnvURL: s.envURL}
+	a := &api.API{Store: st, Auth: people, Integrations: svc, Queue: s.queue, Log: log, EnvURL: s.envURL, Variables: s.vars}
 	if s.runtime != nil {
 		a.AppLog = s.runtime.AppLog
 	}

@@ -1,9 +1,9 @@
 // Package variable decides which variables an environment's build and app
-// see (issue 17, part B): names follow POSIX rules, and Resolve applies the
-// precedence — repository values (.glenv.yml env) below integration
-// variables, below environment variables inherited down the parent chain,
-// below the environment's own — without I/O. Storage, the secret box, the
-// CLI and /api/v1 are not wired to it yet.
+// see (issue 17, item 1): names follow POSIX rules, values and counts are
+// bounded, and Resolve applies the precedence — repository values
+// (.glenv.yml env) below integration variables, below environment
+// variables inherited down the parent chain, below the environment's own —
+// without I/O. Storage, sealing and redeploys are internal/variables'.
 package variable
 
 import (
@@ -26,6 +26,8 @@ const (
 
 // Variable is one definition.
 type Variable struct {
+	// ID is the stored row's, when it has one.
+	ID    int64
 	Name  string
 	Value string
 	Level Level
@@ -79,33 +81,45 @@ type Resolved struct {
 // byEnv the environment-level variables by environment name. The nearest
 // definition wins: the environment's own, then each ancestor's inheritable
 // ones, then the integration's, then the repository's. Code from a fork
-// gets the repository's values only.
+// never gets a sensitive variable: where the nearest definition is
+// sensitive, the name is left unset for it (not filled from a farther one).
 func Resolve(phase Phase, repo map[string]string, integration []Variable, byEnv map[string][]Variable, chain []string, fork bool) map[string]Resolved {
 	out := map[string]Resolved{}
 	for name, value := range repo {
 		out[name] = Resolved{Variable: Variable{Name: name, Value: value, Level: LevelRepository, VisibleBuild: true, VisibleRun: true}}
 	}
-	if fork {
-		return out
-	}
-	visible := func(v Variable) bool {
-		if phase == Build {
-			return v.VisibleBuild
-		}
-		return v.VisibleRun
-	}
-	set := func(v Variable, from string) {
-		if visible(v) {
-			out[v.Name] = Resolved{Variable: v, From: from}
+	for name, v := range Effective(integration, byEnv, chain) {
+		if v.Visible(phase) && !(fork && v.Sensitive) {
+			out[name] = v
 		} else {
-			// A nearer definition hidden from this phase hides the farther
-			// ones too (the repository's included): the nearest definition
-			// is the one that counts, and it says "not in this phase".
-			delete(out, v.Name)
+			// A nearer definition hidden from this phase (or from a fork)
+			// hides the farther ones too, the repository's included: the
+			// nearest definition is the one that counts, and it says "not
+			// here".
+			delete(out, name)
 		}
 	}
+	return out
+}
+
+// Visible reports whether phase sees v.
+func (v Variable) Visible(phase Phase) bool {
+	if phase == Build {
+		return v.VisibleBuild
+	}
+	return v.VisibleRun
+}
+
+// Effective returns the nearest definition of every name for the
+// environment chain[0], whatever the phase: the integration's, overridden
+// by each ancestor's inheritable ones from the farthest down, overridden by
+// the environment's own. Two environments with equal Effective sets (see
+// Same) resolve to the same values in every phase, whatever their
+// repository says.
+func Effective(integration []Variable, byEnv map[string][]Variable, chain []string) map[string]Resolved {
+	out := map[string]Resolved{}
 	for _, v := range integration {
-		set(v, "")
+		out[v.Name] = Resolved{Variable: v}
 	}
 	// Farthest ancestor first, so nearer ones overwrite.
 	for i := len(chain) - 1; i >= 0; i-- {
@@ -113,8 +127,40 @@ func Resolve(phase Phase, repo map[string]string, integration []Variable, byEnv 
 			if i > 0 && !v.Inheritable {
 				continue
 			}
-			set(v, chain[i])
+			out[v.Name] = Resolved{Variable: v, From: chain[i]}
 		}
 	}
 	return out
+}
+
+// Same reports whether two Effective sets give an environment the same
+// variables: same names, values, visibility and sensitivity (which decides
+// what a fork sees). Where a definition comes from does not matter.
+func Same(a, b map[string]Resolved) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for name, x := range a {
+		y, ok := b[name]
+		if !ok || x.Value != y.Value || x.Sensitive != y.Sensitive || x.VisibleBuild != y.VisibleBuild || x.VisibleRun != y.VisibleRun {
+			return false
+		}
+	}
+	return true
+}
+
+// MaxChain bounds how far up the parent chain variables are inherited; it
+// also ends a chain that loops (a parent recorded wrongly).
+const MaxChain = 64
+
+// Chain is env followed by its ancestors, nearest first, from a map of
+// each environment's parent.
+func Chain(env string, parents map[string]string) []string {
+	chain := []string{env}
+	seen := map[string]bool{env: true}
+	for cur := parents[env]; cur != "" && !seen[cur] && len(chain) < MaxChain; cur = parents[cur] {
+		chain = append(chain, cur)
+		seen[cur] = true
+	}
+	return chain
 }

@@ -36,6 +36,7 @@ func TestValidName(t *testing.T) {
 
 func TestResolve(t *testing.T) {
 	both := func(v Variable) Variable { v.VisibleBuild, v.VisibleRun = true, true; return v }
+	sensitive := func(v Variable) Variable { v.Sensitive = true; return v }
 	integ := func(name, value string) Variable {
 		return both(Variable{Name: name, Value: value, Level: LevelIntegration})
 	}
@@ -82,10 +83,20 @@ func TestResolve(t *testing.T) {
 			repo: map[string]string{"KEY": "repo"}, integ: []Variable{integ("KEY", "integration")},
 			byEnv: map[string][]Variable{"mr-7": {{Name: "KEY", Value: "own", Level: LevelEnvironment, VisibleRun: true}}},
 			want:  map[string]string{}, wantOff: []string{"KEY"}},
-		{name: "code from a fork gets repository values only", fork: true,
-			repo: map[string]string{"MODE": "repo"}, integ: []Variable{integ("SECRET", "s"), integ("MODE", "integration")},
-			byEnv: map[string][]Variable{"mr-7": {env("mr-7", "OWN", "o", false)}},
-			want:  map[string]string{"MODE": "repo"}, wantOff: []string{"SECRET", "OWN"}},
+		{name: "code from a fork never gets a sensitive variable", fork: true,
+			repo: map[string]string{"MODE": "repo"}, integ: []Variable{sensitive(integ("SECRET", "s")), integ("MODE", "integration")},
+			byEnv: map[string][]Variable{"mr-7": {sensitive(env("mr-7", "OWN", "o", false))}},
+			want:  map[string]string{"MODE": "integration"}, wantOff: []string{"SECRET", "OWN"}},
+		{name: "a sensitive nearest definition hides farther ones from a fork", fork: true,
+			repo: map[string]string{"KEY": "repo"}, integ: []Variable{integ("KEY", "integration")},
+			byEnv: map[string][]Variable{"main": {sensitive(env("main", "KEY", "secret", true))}},
+			want:  map[string]string{}, wantOff: []string{"KEY"}},
+		{name: "code that is not a fork's gets sensitive variables",
+			integ: []Variable{sensitive(integ("SECRET", "s"))},
+			want:  map[string]string{"SECRET": "s"}},
+		{name: "an environment's own variable beats an inheritable ancestor's",
+			byEnv: map[string][]Variable{"main": {env("main", "MODE", "main", true)}, "mr-7": {env("mr-7", "MODE", "own", true)}},
+			want:  map[string]string{"MODE": "own"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -102,6 +113,78 @@ func TestResolve(t *testing.T) {
 			}
 			if len(got) != len(tt.want) {
 				t.Errorf("got %d variables %v, want %d", len(got), got, len(tt.want))
+			}
+		})
+	}
+}
+
+func TestChain(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     string
+		parents map[string]string
+		want    string
+	}{
+		{"an environment without a parent is its own chain", "main", map[string]string{}, "main"},
+		{"ancestors follow nearest first", "mr-7", map[string]string{"mr-7": "feature", "feature": "main"}, "mr-7 feature main"},
+		{"a loop ends the chain", "a", map[string]string{"a": "b", "b": "a"}, "a b"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := strings.Join(Chain(tt.env, tt.parents), " "); got != tt.want {
+				t.Fatalf("Chain = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSame(t *testing.T) {
+	v := func(value string, sensitive, build, run bool) map[string]Resolved {
+		return map[string]Resolved{"K": {Variable: Variable{Name: "K", Value: value, Sensitive: sensitive, VisibleBuild: build, VisibleRun: run}}}
+	}
+	tests := []struct {
+		name string
+		a, b map[string]Resolved
+		same bool
+	}{
+		{"equal definitions are the same", v("x", false, true, true), v("x", false, true, true), true},
+		{"a new value differs", v("x", false, true, true), v("y", false, true, true), false},
+		{"a visibility change differs", v("x", false, true, true), v("x", false, true, false), false},
+		{"a sensitivity change differs (forks see it or not)", v("x", false, true, true), v("x", true, true, true), false},
+		{"a name added differs", v("x", false, true, true), map[string]Resolved{}, false},
+		{"where it comes from does not matter",
+			map[string]Resolved{"K": {Variable: Variable{Name: "K", Value: "x", Level: LevelIntegration}}},
+			map[string]Resolved{"K": {Variable: Variable{Name: "K", Value: "x", Level: LevelEnvironment}, From: "main"}}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Same(tt.a, tt.b); got != tt.same {
+				t.Fatalf("Same = %v, want %v", got, tt.same)
+			}
+		})
+	}
+}
+
+func TestValidValue(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		ok   bool
+	}{
+		{"an empty value", "", true},
+		{"a multi-line value", "line 1\nline 2", true},
+		{"64 KiB", strings.Repeat("a", MaxValueBytes), true},
+		{"more than 64 KiB is refused", strings.Repeat("a", MaxValueBytes+1), false},
+		{"a NUL byte is refused", "a\x00b", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := ValidValue(tt.in)
+			if (err == nil) != tt.ok {
+				t.Fatalf("ValidValue = %v, want ok %v", err, tt.ok)
+			}
+			if err != nil && !strings.HasPrefix(err.Error(), "value") {
+				t.Fatalf("the error does not name the field: %v", err)
 			}
 		})
 	}
