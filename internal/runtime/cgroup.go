@@ -267,10 +267,10 @@ func (c *cgroup) ensure(lim limits.Limits) error {
 			return fmt.Errorf("create cgroup %s: %w", d, err)
 		}
 	}
-	if c.v2 {
+	if enable := v2Controllers(lim); c.v2 && enable != "" {
 		p := filepath.Join(c.dirs[0], "cgroup.subtree_control")
-		if err := os.WriteFile(p, []byte("+memory +pids +cpu"), 0); err != nil {
-			return fmt.Errorf("enable controllers in %s: %w", p, err)
+		if err := os.WriteFile(p, []byte(enable), 0); err != nil {
+			return fmt.Errorf("enable controllers %s in %s: %w", enable, p, err)
 		}
 	}
 	return c.apply(lim)
@@ -301,22 +301,28 @@ func (c *cgroup) children() []*cgroup {
 	return out
 }
 
-// apply writes the limits.
-func (c *cgroup) apply(lim limits.Limits) error {
-	type setting struct{ dir, file, value string }
+// setting is one value written to one cgroup file.
+type setting struct{ dir, file, value string }
+
+// cgroupSettings are the files that give a cgroup (dirs: v2 one, v1 the
+// memory, pids and cpu ones) the limits lim, in the order to write them;
+// curMemory is v1's memory.limit_in_bytes now. Pure, so it is table-tested
+// for both versions on any machine.
+func cgroupSettings(v2 bool, dirs []string, lim limits.Limits, curMemory int64) []setting {
 	var s []setting
-	mem, pids, cpu := c.dirs[0], c.dirs[0], c.dirs[0]
-	if !c.v2 {
-		mem, pids, cpu = c.dirs[0], c.dirs[1], c.dirs[2]
+	mem, pids, cpu := dirs[0], dirs[0], dirs[0]
+	if !v2 {
+		mem, pids, cpu = dirs[0], dirs[1], dirs[2]
 	}
 	if lim.Memory > 0 {
 		v := strconv.FormatInt(lim.Memory, 10)
-		if c.v2 {
+		switch {
+		case v2:
 			s = append(s, setting{mem, "memory.max", v}, setting{mem, "memory.swap.max", "0"})
-		} else if cur, _ := readInt(filepath.Join(mem, "memory.limit_in_bytes")); lim.Memory > cur {
+		case lim.Memory > curMemory:
 			// v1 keeps memory+swap at least memory: raising, memsw goes first.
 			s = append(s, setting{mem, "memory.memsw.limit_in_bytes", v}, setting{mem, "memory.limit_in_bytes", v})
-		} else {
+		default:
 			s = append(s, setting{mem, "memory.limit_in_bytes", v}, setting{mem, "memory.memsw.limit_in_bytes", v})
 		}
 	}
@@ -326,12 +332,39 @@ func (c *cgroup) apply(lim limits.Limits) error {
 	if lim.CPU > 0 {
 		const period = 100000
 		quota := strconv.Itoa(max(1000, int(lim.CPU*period)))
-		if c.v2 {
+		if v2 {
 			s = append(s, setting{cpu, "cpu.max", quota + " " + strconv.Itoa(period)})
 		} else {
 			s = append(s, setting{cpu, "cpu.cfs_period_us", strconv.Itoa(period)}, setting{cpu, "cpu.cfs_quota_us", quota})
 		}
 	}
+	return s
+}
+
+// v2Controllers is what cgroup.subtree_control must enable in a v2
+// cgroup for its children to be given lim: only the controllers a limit
+// needs, so a hierarchy where some are bound to v1 still works for the rest.
+func v2Controllers(lim limits.Limits) string {
+	var c []string
+	if lim.Memory > 0 {
+		c = append(c, "+memory")
+	}
+	if lim.Processes > 0 {
+		c = append(c, "+pids")
+	}
+	if lim.CPU > 0 {
+		c = append(c, "+cpu")
+	}
+	return strings.Join(c, " ")
+}
+
+// apply writes the limits.
+func (c *cgroup) apply(lim limits.Limits) error {
+	var cur int64
+	if !c.v2 && lim.Memory > 0 {
+		cur, _ = readInt(filepath.Join(c.dirs[0], "memory.limit_in_bytes"))
+	}
+	s := cgroupSettings(c.v2, c.dirs, lim, cur)
 	for _, x := range s {
 		p := filepath.Join(x.dir, x.file)
 		if err := os.WriteFile(p, []byte(x.value), 0); err != nil {
