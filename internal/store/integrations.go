@@ -41,22 +41,28 @@ type Integration struct {
 	// PauseAfter pauses an active environment that served no request for
 	// this long (0: never).
 	PauseAfter PauseAfter `json:"pause_after"`
+	// Ceilings cap its environments' limits below the server's.
+	Ceilings
 }
 
 const integrationCols = `id, name, type, base_url, user_facing_url, gitlab_project, project_id, project_path,
 	default_branch, token_enc, webhook_secret_enc, space, labels, description, fetch_branches, prune_branches,
 	build_merge_requests, build_draft_merge_requests, merge_requests_clone_parent_data, build_tags, build_forks,
-	hook_id, token_expires_at, created_at, updated_at, environment_access, pause_after_seconds`
+	hook_id, token_expires_at, created_at, updated_at, environment_access, pause_after_seconds,
+	environment_max_memory, environment_max_processes, environment_max_millicpu, environment_max_disk,
+	services_database_connection_limit`
 
 func scanIntegration(row interface{ Scan(...any) error }) (Integration, error) {
 	var in Integration
 	var labels string
-	var created, updated, pauseAfter int64
+	var created, updated, pauseAfter, millicpu int64
 	err := row.Scan(&in.ID, &in.Name, &in.Type, &in.BaseURL, &in.UserFacingURL, &in.GitLabProject, &in.ProjectID,
 		&in.ProjectPath, &in.DefaultBranch, &in.TokenSealed, &in.WebhookSecretSealed, &in.Space, &labels,
 		&in.Description, &in.FetchBranches, &in.PruneBranches, &in.BuildMergeRequests, &in.BuildDraftMergeRequests,
 		&in.MergeRequestsCloneParentData, &in.BuildTags, &in.BuildForks, &in.HookID, &in.TokenExpiresAt,
-		&created, &updated, &in.EnvironmentAccess, &pauseAfter)
+		&created, &updated, &in.EnvironmentAccess, &pauseAfter,
+		&in.MaxMemory, &in.MaxProcesses, &millicpu, &in.MaxDisk, &in.DatabaseConnectionLimit)
+	in.MaxCPU = float64(millicpu) / 1000
 	in.PauseAfter = PauseAfter(time.Duration(pauseAfter) * time.Second)
 	if errors.Is(err, sql.ErrNoRows) {
 		return in, ErrNotFound
@@ -91,13 +97,16 @@ func CreateIntegration(ctx context.Context, q Querier, in *Integration) error {
 		project_id, project_path, default_branch, token_enc, webhook_secret_enc, space, labels, description,
 		fetch_branches, prune_branches, build_merge_requests, build_draft_merge_requests,
 		merge_requests_clone_parent_data, build_tags, build_forks, hook_id, token_expires_at, created_at, updated_at,
-		environment_access, pause_after_seconds)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26) RETURNING id`,
+		environment_access, pause_after_seconds, environment_max_memory, environment_max_processes,
+		environment_max_millicpu, environment_max_disk, services_database_connection_limit)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,
+		$27,$28,$29,$30,$31) RETURNING id`,
 		in.Name, in.Type, in.BaseURL, in.UserFacingURL, in.GitLabProject, in.ProjectID, in.ProjectPath,
 		in.DefaultBranch, in.TokenSealed, in.WebhookSecretSealed, in.Space, labelsJSON(in.Labels), in.Description,
 		in.FetchBranches, in.PruneBranches, in.BuildMergeRequests, in.BuildDraftMergeRequests,
 		in.MergeRequestsCloneParentData, in.BuildTags, in.BuildForks, in.HookID, in.TokenExpiresAt,
-		micros(now), micros(now), accessOrPublic(in.EnvironmentAccess), in.PauseAfter.seconds()).Scan(&in.ID)
+		micros(now), micros(now), accessOrPublic(in.EnvironmentAccess), in.PauseAfter.seconds(),
+		int64(in.MaxMemory), in.MaxProcesses, in.millicpu(), int64(in.MaxDisk), in.DatabaseConnectionLimit).Scan(&in.ID)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("integration %q: %w", in.Name, ErrConflict)
 	}
@@ -111,12 +120,15 @@ func UpdateIntegration(ctx context.Context, q Querier, in *Integration) error {
 		project_id=$4, project_path=$5, default_branch=$6, token_enc=$7, webhook_secret_enc=$8, space=$9, labels=$10,
 		description=$11, fetch_branches=$12, prune_branches=$13, build_merge_requests=$14,
 		build_draft_merge_requests=$15, merge_requests_clone_parent_data=$16, build_tags=$17, build_forks=$18,
-		hook_id=$19, token_expires_at=$20, updated_at=$21, environment_access=$23, pause_after_seconds=$24 WHERE id=$22`,
+		hook_id=$19, token_expires_at=$20, updated_at=$21, environment_access=$23, pause_after_seconds=$24,
+		environment_max_memory=$25, environment_max_processes=$26, environment_max_millicpu=$27,
+		environment_max_disk=$28, services_database_connection_limit=$29 WHERE id=$22`,
 		in.BaseURL, in.UserFacingURL, in.GitLabProject, in.ProjectID, in.ProjectPath, in.DefaultBranch,
 		in.TokenSealed, in.WebhookSecretSealed, in.Space, labelsJSON(in.Labels), in.Description, in.FetchBranches,
 		in.PruneBranches, in.BuildMergeRequests, in.BuildDraftMergeRequests, in.MergeRequestsCloneParentData,
 		in.BuildTags, in.BuildForks, in.HookID, in.TokenExpiresAt, micros(in.UpdatedAt), in.ID, accessOrPublic(in.EnvironmentAccess),
-		in.PauseAfter.seconds())
+		in.PauseAfter.seconds(), int64(in.MaxMemory), in.MaxProcesses, in.millicpu(), int64(in.MaxDisk),
+		in.DatabaseConnectionLimit)
 	if err != nil {
 		return err
 	}
