@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/glenv/glenv/internal/integration"
+	"github.com/glenv/glenv/internal/limits"
 )
 
 // integrationFlags are the settable fields of add and update.
@@ -22,6 +23,9 @@ type integrationFlags struct {
 	yes    bool
 	// string and bool flags that are sent only when given
 	userFacingURL, space, description, buildTags, environmentAccess, pauseAfter  string
+	maxMemory, maxDisk                                                           string
+	maxProcesses, connectionLimit                                                int
+	maxCPU                                                                       float64
 	fetch, prune, buildMRs, buildDraftMRs, cloneParentData, buildForks, prebuild bool
 }
 
@@ -42,6 +46,11 @@ func (f *integrationFlags) bind(fs *pflag.FlagSet, add bool) {
 	fs.BoolVar(&f.buildForks, "build-forks", false, "build merge requests from forks")
 	fs.BoolVar(&f.prebuild, "prebuild-branches", false, "build the head of inactive branch environments on every push, without running it, so activating one starts at once")
 	fs.StringVar(&f.pauseAfter, "pause-after", "off", "pause an active environment after this long without a request, e.g. 4h or 2d; the next visit wakes it")
+	fs.StringVar(&f.maxMemory, "environment-max-memory", "0", "the most limits.memory an environment of this integration may ask for, e.g. 2G; 0 = the server's --environment-max-memory")
+	fs.IntVar(&f.maxProcesses, "environment-max-processes", 0, "the most limits.processes an environment of this integration may ask for; 0 = the server's")
+	fs.Float64Var(&f.maxCPU, "environment-max-cpu", 0, "the most limits.cpu an environment of this integration may ask for, e.g. 0.5; 0 = the server's")
+	fs.StringVar(&f.maxDisk, "environment-max-disk", "0", "the most limits.disk an environment of this integration may ask for, e.g. 5G; 0 = the server's")
+	fs.IntVar(&f.connectionLimit, "services-database-connection-limit", 0, "connections each environment of this integration may hold to one of its databases: the default and the most connection_limit may ask for; 0 = the server's")
 	fs.BoolVarP(&f.yes, "yes", "y", false, "answer yes to questions (prune-branches deletions)")
 	if add {
 		fs.StringVar(&f.in.Type, "type", "", "integration type: gitlab")
@@ -71,6 +80,16 @@ func (f *integrationFlags) input(fs *pflag.FlagSet) integration.Input {
 	in.BuildDraftMergeRequests, in.MergeRequestsCloneParentData, in.BuildForks = bl("build-draft-merge-requests", f.buildDraftMRs), bl("merge-requests-clone-parent-data", f.cloneParentData), bl("build-forks", f.buildForks)
 	in.PauseAfter = str("pause-after", f.pauseAfter)
 	in.PrebuildBranches = bl("prebuild-branches", f.prebuild)
+	in.EnvironmentMaxMemory, in.EnvironmentMaxDisk = str("environment-max-memory", f.maxMemory), str("environment-max-disk", f.maxDisk)
+	if fs.Changed("environment-max-processes") {
+		in.EnvironmentMaxProcesses = &f.maxProcesses
+	}
+	if fs.Changed("environment-max-cpu") {
+		in.EnvironmentMaxCPU = &f.maxCPU
+	}
+	if fs.Changed("services-database-connection-limit") {
+		in.ServicesDatabaseConnectionLimit = &f.connectionLimit
+	}
 	if fs.Changed("label") {
 		in.Labels = f.labels
 		if in.Labels == nil {
@@ -273,6 +292,11 @@ func printIntegration(cmd *cobra.Command, cf *clientFlags, res integration.Resul
 		{"merge_requests_clone_parent_data", fmt.Sprint(in.MergeRequestsCloneParentData)}, {"build_tags", in.BuildTags},
 		{"build_forks", fmt.Sprint(in.BuildForks)}, {"hook_id", fmt.Sprint(in.HookID)}, {"token_expires_at", in.TokenExpiresAt},
 		{"pause_after", in.PauseAfter.String()}, {"prebuild_branches", fmt.Sprint(in.PrebuildBranches)},
+		{"environment_max_memory", ceiling(limits.FormatSize(int64(in.MaxMemory)), in.MaxMemory == 0)},
+		{"environment_max_processes", ceiling(fmt.Sprint(in.MaxProcesses), in.MaxProcesses == 0)},
+		{"environment_max_cpu", ceiling(fmt.Sprint(in.MaxCPU), in.MaxCPU == 0)},
+		{"environment_max_disk", ceiling(limits.FormatSize(int64(in.MaxDisk)), in.MaxDisk == 0)},
+		{"services_database_connection_limit", ceiling(fmt.Sprint(in.DatabaseConnectionLimit), in.DatabaseConnectionLimit == 0)},
 	}
 	if len(res.Environments) > 0 {
 		rows = append(rows, []string{"environments_created", strings.Join(res.Environments, ", ")})
@@ -283,6 +307,14 @@ func printIntegration(cmd *cobra.Command, cf *clientFlags, res integration.Resul
 	rows = append(rows, []string{"hook_url", res.HookURL})
 	table(w, []string{"PROPERTY", "VALUE"}, rows)
 	return nil
+}
+
+// ceiling shows an integration ceiling, or that the server's applies.
+func ceiling(v string, serverWide bool) string {
+	if serverWide {
+		return "server's"
+	}
+	return v
 }
 
 func oneLine(s string) string {

@@ -46,6 +46,13 @@ type Input struct {
 	PauseAfter *string `json:"pause_after,omitempty"`
 	// PrebuildBranches is --prebuild-branches (default off).
 	PrebuildBranches *bool `json:"prebuild_branches,omitempty"`
+	// Ceilings of the integration's environments' .glenv.yml limits, each
+	// named after the serve flag it narrows; 0 (or "0") is the server's.
+	EnvironmentMaxMemory            *string  `json:"environment_max_memory,omitempty"` // a size: "2G"
+	EnvironmentMaxProcesses         *int     `json:"environment_max_processes,omitempty"`
+	EnvironmentMaxCPU               *float64 `json:"environment_max_cpu,omitempty"`
+	EnvironmentMaxDisk              *string  `json:"environment_max_disk,omitempty"` // a size: "10G"
+	ServicesDatabaseConnectionLimit *int     `json:"services_database_connection_limit,omitempty"`
 	// Confirm accepts the planned deletions of prune-branches (--yes).
 	Confirm bool `json:"confirm,omitempty"`
 	// DryRun validates and plans without writing anything or touching GitLab's hooks.

@@ -32,6 +32,9 @@ func (s *Service) Update(ctx context.Context, name string, x Input) (Result, err
 	if err := x.validateCommon(); err != nil {
 		return res, err
 	}
+	if err := s.checkCeilings(x); err != nil {
+		return res, err
+	}
 	seen := in.UpdatedAt
 	if x.BaseURL != "" {
 		if err := gitlab.ValidateBaseURL(x.BaseURL); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/glenv/glenv/internal/gitlab"
 	"github.com/glenv/glenv/internal/jobs"
 	"github.com/glenv/glenv/internal/lifecycle"
+	"github.com/glenv/glenv/internal/limits"
 	"github.com/glenv/glenv/internal/secret"
 	"github.com/glenv/glenv/internal/store"
 )
@@ -35,6 +36,11 @@ type Service struct {
 	Log    *slog.Logger
 	// Changed is told when an integration's secret or existence changes (the receiver's cache).
 	Changed func(name string)
+	// Limits and ConnectionLimit are the server's ceilings
+	// (--environment-max-*, --services-database-connection-limit): an
+	// integration's own may not exceed them (0: no check).
+	Limits          limits.Server
+	ConnectionLimit int
 }
 
 // Result is what add, update and validate report.
@@ -149,6 +155,7 @@ func applyOptions(in *store.Integration, x Input) {
 		// Validated before (validateCommon).
 		in.PauseAfter, _ = store.ParsePauseAfter(*x.PauseAfter)
 	}
+	in.Ceilings = x.ceilings(in.Ceilings)
 }
 
 func dedupe(l []string) []string {
@@ -169,6 +176,9 @@ func dedupe(l []string) []string {
 func (s *Service) Add(ctx context.Context, x Input) (Result, error) {
 	var res Result
 	if err := x.validateAdd(); err != nil {
+		return res, err
+	}
+	if err := s.checkCeilings(x); err != nil {
 		return res, err
 	}
 	existing, err := store.GetIntegration(ctx, s.Store.Reader(), x.Name)

@@ -1,7 +1,8 @@
 // Package limits is what one environment may use of the machine: memory,
 // processes, CPU and disk. It parses sizes as .glenv.yml and the serve
 // flags write them ("512M", "2G") and resolves what an environment asks for
-// against the server's defaults and ceilings. It decides; it enforces
+// against the server's defaults and ceilings, narrowed by an integration's
+// own ceilings. It decides; it enforces
 // nothing (internal/runtime does, with cgroups and a disk watchdog).
 package limits
 
@@ -86,10 +87,15 @@ func FormatSize(n int64) string {
 
 // Server is what a server allows: the limits an environment gets when its
 // .glenv.yml asks for none, and the most it may ask for (0 = no ceiling).
-// The ceilings are server-wide; one per integration can come later.
+// The ceilings are server-wide, or an integration's own where
+// ForIntegration narrowed them.
 type Server struct {
 	Default Limits
 	Max     Limits
+	// Integration names the integration whose own ceilings are in Max
+	// where Own is non-zero (ForIntegration); errors name it.
+	Integration string
+	Own         Limits
 }
 
 // Resolve is the environment's limits: each value it asked for, else the
@@ -105,7 +111,7 @@ func (s Server) Resolve(ask Limits) (Limits, error) {
 		case ask.Memory < MinMemory:
 			problems = append(problems, fmt.Sprintf("limits.memory: %s is under the minimum %s; ask for at least %s", FormatSize(ask.Memory), FormatSize(MinMemory), FormatSize(MinMemory)))
 		case s.Max.Memory > 0 && ask.Memory > s.Max.Memory:
-			problems = append(problems, fmt.Sprintf("limits.memory: %s is over this server's ceiling %s (--environment-max-memory); ask for at most %s", FormatSize(ask.Memory), FormatSize(s.Max.Memory), FormatSize(s.Max.Memory)))
+			problems = append(problems, fmt.Sprintf("limits.memory: %s is over %s; ask for at most %s", FormatSize(ask.Memory), s.ceiling("memory", FormatSize(s.Max.Memory), s.Own.Memory > 0), FormatSize(s.Max.Memory)))
 		}
 		out.Memory = ask.Memory
 	}
@@ -114,7 +120,7 @@ func (s Server) Resolve(ask Limits) (Limits, error) {
 		case ask.Processes < MinProcesses:
 			problems = append(problems, fmt.Sprintf("limits.processes: %d is under the minimum %d; ask for at least %d", ask.Processes, MinProcesses, MinProcesses))
 		case s.Max.Processes > 0 && ask.Processes > s.Max.Processes:
-			problems = append(problems, fmt.Sprintf("limits.processes: %d is over this server's ceiling %d (--environment-max-processes); ask for at most %d", ask.Processes, s.Max.Processes, s.Max.Processes))
+			problems = append(problems, fmt.Sprintf("limits.processes: %d is over %s; ask for at most %d", ask.Processes, s.ceiling("processes", strconv.Itoa(s.Max.Processes), s.Own.Processes > 0), s.Max.Processes))
 		}
 		out.Processes = ask.Processes
 	}
@@ -123,7 +129,7 @@ func (s Server) Resolve(ask Limits) (Limits, error) {
 		case ask.CPU < MinCPU:
 			problems = append(problems, fmt.Sprintf("limits.cpu: %g is under the minimum %g; ask for at least %g", ask.CPU, MinCPU, MinCPU))
 		case s.Max.CPU > 0 && ask.CPU > s.Max.CPU:
-			problems = append(problems, fmt.Sprintf("limits.cpu: %g is over this server's ceiling %g (--environment-max-cpu); ask for at most %g", ask.CPU, s.Max.CPU, s.Max.CPU))
+			problems = append(problems, fmt.Sprintf("limits.cpu: %g is over %s; ask for at most %g", ask.CPU, s.ceiling("cpu", strconv.FormatFloat(s.Max.CPU, 'g', -1, 64), s.Own.CPU > 0), s.Max.CPU))
 		}
 		out.CPU = ask.CPU
 	}
@@ -132,7 +138,7 @@ func (s Server) Resolve(ask Limits) (Limits, error) {
 		case ask.Disk < MinDisk:
 			problems = append(problems, fmt.Sprintf("limits.disk: %s is under the minimum %s; ask for at least %s", FormatSize(ask.Disk), FormatSize(MinDisk), FormatSize(MinDisk)))
 		case s.Max.Disk > 0 && ask.Disk > s.Max.Disk:
-			problems = append(problems, fmt.Sprintf("limits.disk: %s is over this server's ceiling %s (--environment-max-disk); ask for at most %s", FormatSize(ask.Disk), FormatSize(s.Max.Disk), FormatSize(s.Max.Disk)))
+			problems = append(problems, fmt.Sprintf("limits.disk: %s is over %s; ask for at most %s", FormatSize(ask.Disk), s.ceiling("disk", FormatSize(s.Max.Disk), s.Own.Disk > 0), FormatSize(s.Max.Disk)))
 		}
 		out.Disk = ask.Disk
 	}

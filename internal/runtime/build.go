@@ -20,7 +20,7 @@ import (
 func (r *Runtime) buildStage(ctx context.Context, d *deploy) (err error) {
 	// The environment's limits (cgroups) hold for its build steps as for
 	// its app.
-	if err := r.applyLimits(d.cfg, d.uid, d.logf); err != nil {
+	if err := r.applyLimits(d.req.Integration, d.cfg, d.uid, d.logf); err != nil {
 		return err
 	}
 	vars := buildVars{env: d.buildEnv(), secrets: d.secrets, redact: d.redact}

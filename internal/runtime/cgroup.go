@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -15,22 +16,32 @@ import (
 	"github.com/glenv/glenv/internal/limits"
 )
 
-// cgroups puts every sandboxed command (a build step, hooks.clone, an app)
-// in a cgroup of its own under a base glenv owns, with the environment's
-// memory, process and CPU limits: the limits hold for all its processes
-// together, not for each one, and removing the cgroup ends every process
-// in it, including those that left the process group. Both hierarchies are
-// supported: cgroup v2 (one tree) and v1 (a tree per controller; this
+// cgroups gives every environment a cgroup of its own under a base glenv
+// owns, holding the environment's memory, process and CPU limits, and puts
+// each sandboxed command of it (a build step, hooks.clone, an app) in a
+// child cgroup of that one: the limits hold for all the environment's
+// processes together (its build beside its app, the old and the new app
+// of a redeploy), not for each command, and removing a command's cgroup
+// ends every process in it, including those that left the process group.
+// Both hierarchies are supported: cgroup v2 (one tree, controllers enabled
+// on the way down with cgroup.subtree_control) and v1 (a tree per
+// controller, each with the same environment/command layout; this
 // machine's kernel mounts v1), detected from /proc/self/mountinfo.
+//
+//	<base>/env-<uid>/        limits of the environment (uid is its own)
+//	<base>/env-<uid>/c<n>/   one command; no limits of its own
 type cgroups struct {
 	v2 bool
 	// bases are glenv's directories: v1 one per controller (memory, pids,
 	// cpu), v2 one.
 	bases []string
 	seq   atomic.Int64
+	// mu keeps two commands of one environment starting at once from
+	// writing its limits in between each other.
+	mu sync.Mutex
 }
 
-// cgroup is one command's.
+// cgroup is one environment's or one command's.
 type cgroup struct {
 	v2   bool
 	dirs []string // same order as cgroups.bases
@@ -216,37 +227,102 @@ func (cg *cgroups) child(name string) *cgroup {
 	return c
 }
 
-// create makes the cgroup of one command of the environment with uid, with
-// lim applied.
+// envCgroupName is the cgroup of the environment whose commands run as
+// uid (one uid per environment, see sandbox.uidFor).
+func envCgroupName(uid int) string { return "env-" + strconv.Itoa(uid) }
+
+// env is the cgroup of the environment with uid (which may not exist).
+func (cg *cgroups) env(uid int) *cgroup { return cg.child(envCgroupName(uid)) }
+
+// create makes the cgroup of one command of the environment with uid,
+// inside the environment's cgroup, which it creates when needed and
+// gives lim: the environment's limits as its latest deploy resolved them.
 func (cg *cgroups) create(uid int, lim limits.Limits) (*cgroup, error) {
-	name := fmt.Sprintf("u%d-%d", uid, cg.seq.Add(1))
-	c := cg.child(name)
+	env := cg.env(uid)
+	cg.mu.Lock()
+	err := env.ensure(lim)
+	cg.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	c := env.sub("c" + strconv.FormatInt(cg.seq.Add(1), 10))
 	for _, d := range c.dirs {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			c.remove()
 			return nil, fmt.Errorf("create cgroup %s: %w", d, err)
 		}
 	}
-	if err := c.apply(lim); err != nil {
-		c.remove()
-		return nil, err
-	}
 	return c, nil
 }
 
-// apply writes the limits.
-func (c *cgroup) apply(lim limits.Limits) error {
-	type setting struct{ dir, file, value string }
+// removeEnv ends every process of the environment with uid and removes its
+// cgroup (the environment is removed).
+func (cg *cgroups) removeEnv(uid int) { cg.env(uid).remove() }
+
+// ensure creates the environment's cgroup if it does not exist yet (v2:
+// with the controllers enabled for its commands' cgroups) and sets lim.
+func (c *cgroup) ensure(lim limits.Limits) error {
+	for _, d := range c.dirs {
+		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("create cgroup %s: %w", d, err)
+		}
+	}
+	if enable := v2Controllers(lim); c.v2 && enable != "" {
+		p := filepath.Join(c.dirs[0], "cgroup.subtree_control")
+		if err := os.WriteFile(p, []byte(enable), 0); err != nil {
+			return fmt.Errorf("enable controllers %s in %s: %w", enable, p, err)
+		}
+	}
+	return c.apply(lim)
+}
+
+// sub is the child cgroup name of c.
+func (c *cgroup) sub(name string) *cgroup {
+	s := &cgroup{v2: c.v2}
+	for _, d := range c.dirs {
+		s.dirs = append(s.dirs, filepath.Join(d, name))
+	}
+	return s
+}
+
+// children are c's child cgroups, in any of its hierarchies.
+func (c *cgroup) children() []*cgroup {
+	seen := map[string]bool{}
+	var out []*cgroup
+	for _, d := range c.dirs {
+		entries, _ := os.ReadDir(d)
+		for _, e := range entries {
+			if e.IsDir() && !seen[e.Name()] {
+				seen[e.Name()] = true
+				out = append(out, c.sub(e.Name()))
+			}
+		}
+	}
+	return out
+}
+
+// setting is one value written to one cgroup file.
+type setting struct{ dir, file, value string }
+
+// cgroupSettings are the files that give a cgroup (dirs: v2 one, v1 the
+// memory, pids and cpu ones) the limits lim, in the order to write them;
+// curMemory is v1's memory.limit_in_bytes now. Pure, so it is table-tested
+// for both versions on any machine.
+func cgroupSettings(v2 bool, dirs []string, lim limits.Limits, curMemory int64) []setting {
 	var s []setting
-	mem, pids, cpu := c.dirs[0], c.dirs[0], c.dirs[0]
-	if !c.v2 {
-		mem, pids, cpu = c.dirs[0], c.dirs[1], c.dirs[2]
+	mem, pids, cpu := dirs[0], dirs[0], dirs[0]
+	if !v2 {
+		mem, pids, cpu = dirs[0], dirs[1], dirs[2]
 	}
 	if lim.Memory > 0 {
 		v := strconv.FormatInt(lim.Memory, 10)
-		if c.v2 {
+		switch {
+		case v2:
 			s = append(s, setting{mem, "memory.max", v}, setting{mem, "memory.swap.max", "0"})
-		} else {
+		case lim.Memory > curMemory:
+			// v1 keeps memory+swap at least memory: raising, memsw goes first.
+			s = append(s, setting{mem, "memory.memsw.limit_in_bytes", v}, setting{mem, "memory.limit_in_bytes", v})
+		default:
 			s = append(s, setting{mem, "memory.limit_in_bytes", v}, setting{mem, "memory.memsw.limit_in_bytes", v})
 		}
 	}
@@ -256,22 +332,61 @@ func (c *cgroup) apply(lim limits.Limits) error {
 	if lim.CPU > 0 {
 		const period = 100000
 		quota := strconv.Itoa(max(1000, int(lim.CPU*period)))
-		if c.v2 {
+		if v2 {
 			s = append(s, setting{cpu, "cpu.max", quota + " " + strconv.Itoa(period)})
 		} else {
 			s = append(s, setting{cpu, "cpu.cfs_period_us", strconv.Itoa(period)}, setting{cpu, "cpu.cfs_quota_us", quota})
 		}
 	}
+	return s
+}
+
+// v2Controllers is what cgroup.subtree_control must enable in a v2
+// cgroup for its children to be given lim: only the controllers a limit
+// needs, so a hierarchy where some are bound to v1 still works for the rest.
+func v2Controllers(lim limits.Limits) string {
+	var c []string
+	if lim.Memory > 0 {
+		c = append(c, "+memory")
+	}
+	if lim.Processes > 0 {
+		c = append(c, "+pids")
+	}
+	if lim.CPU > 0 {
+		c = append(c, "+cpu")
+	}
+	return strings.Join(c, " ")
+}
+
+// apply writes the limits.
+func (c *cgroup) apply(lim limits.Limits) error {
+	var cur int64
+	if !c.v2 && lim.Memory > 0 {
+		cur, _ = readInt(filepath.Join(c.dirs[0], "memory.limit_in_bytes"))
+	}
+	s := cgroupSettings(c.v2, c.dirs, lim, cur)
 	for _, x := range s {
 		p := filepath.Join(x.dir, x.file)
 		if err := os.WriteFile(p, []byte(x.value), 0); err != nil {
 			if errors.Is(err, os.ErrNotExist) && (x.file == "memory.memsw.limit_in_bytes" || x.file == "memory.swap.max") {
 				continue // no swap accounting: there is no swap to escape to either
 			}
+			if errors.Is(err, syscall.EBUSY) {
+				return fmt.Errorf("set %s to %s: the environment's running processes use more than that and the kernel could not reclaim it; raise limits.memory, or redeploy once the app uses less", p, x.value)
+			}
 			return fmt.Errorf("set %s to %s: %w", p, x.value, err)
 		}
 	}
 	return nil
+}
+
+// readInt reads a cgroup file holding one number.
+func readInt(p string) (int64, error) {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
 }
 
 // procsFiles are the files a process writes its pid to to join the cgroup.
@@ -328,8 +443,12 @@ func (c *cgroup) waitEmpty(d time.Duration) {
 	}
 }
 
-// remove kills what is left in the cgroup and deletes it.
+// remove kills what is left in the cgroup and its children and deletes
+// them, the children first (a cgroup with children cannot be removed).
 func (c *cgroup) remove() {
+	for _, s := range c.children() {
+		s.remove()
+	}
 	c.kill()
 	for _, d := range c.dirs {
 		deadline := time.Now().Add(2 * time.Second)

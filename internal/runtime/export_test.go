@@ -9,3 +9,15 @@ func HasCgroups(r *Runtime) bool { return r.sb.cg != nil }
 
 // PruneBuilds prunes r's builds now and says why it pruned nothing.
 func PruneBuilds(r *Runtime) error { return r.prune() }
+
+// EnvCgroupDirs are the cgroup directories of the environment with envID
+// (v1: one per controller: memory, pids, cpu); nil without cgroups.
+func EnvCgroupDirs(r *Runtime, envID int64) []string {
+	if r.sb.cg == nil {
+		return nil
+	}
+	return r.sb.cg.env(r.sb.uidFor(envID)).dirs
+}
+
+// CgroupV2 reports whether r's cgroups are v2.
+func CgroupV2(r *Runtime) bool { return r.sb.cg != nil && r.sb.cg.v2 }

@@ -76,10 +76,15 @@ func (r *Runtime) refuseUnsandboxed(env store.Environment) error {
 	return fmt.Errorf("refusing to run %s code without a sandbox: %s, or start glenv with --unsafe-no-sandbox to run it unsandboxed", what, why)
 }
 
-// applyLimits resolves the environment's limits from its .glenv.yml and
-// the server's, and makes them its commands' from now on.
-func (r *Runtime) applyLimits(cfg AppConfig, uid int, logf func(string, ...any)) error {
-	lim, err := r.opts.Limits.Resolve(cfg.Limits)
+// applyLimits resolves the environment's limits from its .glenv.yml, its
+// integration's ceilings and the server's, and makes them its commands'
+// from now on.
+func (r *Runtime) applyLimits(in store.Integration, cfg AppConfig, uid int, logf func(string, ...any)) error {
+	srv := r.opts.Limits.ForIntegration(in.Name, in.Ceilings.Limits())
+	if srv.Own != (limits.Limits{}) {
+		logf("ceilings of integration %s: %s (the server's for the rest)", in.Name, srv.Own)
+	}
+	lim, err := srv.Resolve(cfg.Limits)
 	if err != nil {
 		var le *limits.Error
 		if errors.As(err, &le) {
@@ -96,6 +101,24 @@ func (r *Runtime) applyLimits(cfg AppConfig, uid int, logf func(string, ...any))
 		logf("warning: no network namespace (isolation disabled): the app shares the host's network")
 	}
 	return nil
+}
+
+// connectionLimit is the CONNECTION LIMIT to ask internal/data for, for a
+// database whose .glenv.yml asked for requested (0: nothing) under the
+// integration's ceiling (0: none of its own; the server's then decides,
+// see data.roleLimit). The integration's ceiling is also the default.
+func connectionLimit(service string, requested int, in store.Integration) (int, error) {
+	ceiling := in.DatabaseConnectionLimit
+	switch {
+	case ceiling <= 0:
+		return requested, nil
+	case requested == 0:
+		return ceiling, nil
+	case requested > ceiling:
+		return 0, &ConfigError{Problems: []string{fmt.Sprintf("services.postgresql %s connection_limit: %d is over integration %s's ceiling of %d connections (glenv integration:update %s --services-database-connection-limit); ask for at most %d",
+			service, requested, in.Name, ceiling, in.Name, ceiling)}}
+	}
+	return requested, nil
 }
 
 // check runs j to the end and returns its output: the probe that the

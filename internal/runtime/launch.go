@@ -151,7 +151,7 @@ func (l *launch) Wait() error {
 		return &stopError{why: *why, err: err, final: true}
 	}
 	if oom > 0 {
-		return &stopError{err: err, why: fmt.Sprintf("%s: the kernel killed %d of its processes because together they went over the memory limit %s (limits.memory in .glenv.yml)",
+		return &stopError{err: err, why: fmt.Sprintf("%s: the kernel killed %d of its processes because the environment's processes (build, hooks and app) together went over the memory limit %s (limits.memory in .glenv.yml)",
 			exitStatus(err), oom, limits.FormatSize(l.lim.Memory))}
 	}
 	return err

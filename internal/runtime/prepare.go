@@ -191,9 +191,11 @@ func (r *Runtime) databases(ctx context.Context, d *deploy, parent *store.Enviro
 				return nil, err
 			}
 		}
-		limit := d.cfg.ConnectionLimits[name]
+		limit, err := connectionLimit(name, d.cfg.ConnectionLimits[name], d.req.Integration)
+		if err != nil {
+			return nil, err
+		}
 		var url string
-		var err error
 		if parent != nil {
 			started := time.Now()
 			url, err = r.opts.Databases.Clone(ctx, db, dbName(parent.ID, name), limit)

@@ -497,6 +497,10 @@ func (r *Runtime) Remove(ctx context.Context, env store.Environment, log func(st
 	}
 	r.pruneBuilds()
 	r.sb.byUID.Delete(r.sb.uidFor(env.ID))
+	if r.sb.cg != nil {
+		// Nothing of it runs any more; its cgroup (and limits) go too.
+		r.sb.cg.removeEnv(r.sb.uidFor(env.ID))
+	}
 	logf("removed %s: no process, port, directory or database left", env.Name)
 	return nil
 }

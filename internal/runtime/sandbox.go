@@ -21,8 +21,8 @@ import (
 // and no_new_privs. When glenv runs as root the command drops to an
 // unprivileged uid of the environment's own (setpriv) before it runs. The
 // network namespace is connected by pasta (network); the limits are a
-// cgroup per command (cgroups), or per-process rlimits (prlimit) where no
-// cgroup can be made, never nothing.
+// cgroup per environment with one child per command (cgroups), or
+// per-process rlimits (prlimit) where no cgroup can be made, never nothing.
 type sandbox struct {
 	bwrap    string // path of bwrap; "" runs commands directly
 	setpriv  string
@@ -101,7 +101,7 @@ func (sb *sandbox) limitsFor(uid int) limits.Limits {
 func (sb *sandbox) describe(lim limits.Limits) string {
 	switch {
 	case sb.cg != nil:
-		return fmt.Sprintf("limits: %s (each command of it in a cgroup: all its processes together)", lim)
+		return fmt.Sprintf("limits: %s (one cgroup for the whole environment: its build steps, hooks and app together)", lim)
 	case sb.prlimit != "":
 		return fmt.Sprintf("limits: memory %s and processes %d per process only (prlimit): cgroups are not usable here (%s); cpu is not limited", limits.FormatSize(lim.Memory), lim.Processes, sb.cgWhy)
 	default:

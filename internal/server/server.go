@@ -167,6 +167,7 @@ func NewWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Opti
 	s.vars.Redeploy = s.queue
 	s.queue.River.PeriodicJobs().AddMany(idle.PeriodicJobs())
 	svc := &integration.Service{Store: st, Box: box, PublicURL: cfg.PublicURL, Applier: s.queue, Log: log}
+	svc.Limits, svc.ConnectionLimit = cfg.EnvironmentLimits, cfg.ServicesConnectionLimit
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newStoreCollector(st), health)

@@ -24,12 +24,15 @@ func UpdateIntegrationIfUnchanged(ctx context.Context, q Querier, in *Integratio
 		project_id=$4, project_path=$5, default_branch=$6, token_enc=$7, webhook_secret_enc=$8, space=$9, labels=$10,
 		description=$11, fetch_branches=$12, prune_branches=$13, build_merge_requests=$14,
 		build_draft_merge_requests=$15, merge_requests_clone_parent_data=$16, build_tags=$17, build_forks=$18,
-		hook_id=$19, token_expires_at=$20, updated_at=$21, pause_after_seconds=$24, environment_access=$25, prebuild_branches=$26 WHERE id=$22 AND updated_at=$23`,
+		hook_id=$19, token_expires_at=$20, updated_at=$21, pause_after_seconds=$24, environment_access=$25,
+		environment_max_memory=$26, environment_max_processes=$27, environment_max_millicpu=$28,
+		environment_max_disk=$29, services_database_connection_limit=$30, prebuild_branches=$31 WHERE id=$22 AND updated_at=$23`,
 		in.BaseURL, in.UserFacingURL, in.GitLabProject, in.ProjectID, in.ProjectPath, in.DefaultBranch,
 		in.TokenSealed, in.WebhookSecretSealed, in.Space, labelsJSON(in.Labels), in.Description, in.FetchBranches,
 		in.PruneBranches, in.BuildMergeRequests, in.BuildDraftMergeRequests, in.MergeRequestsCloneParentData,
 		in.BuildTags, in.BuildForks, in.HookID, in.TokenExpiresAt, micros(now), in.ID, micros(seen), in.PauseAfter.seconds(),
-		accessOrPublic(in.EnvironmentAccess), in.PrebuildBranches)
+		accessOrPublic(in.EnvironmentAccess), int64(in.MaxMemory), in.MaxProcesses, in.millicpu(), int64(in.MaxDisk),
+		in.DatabaseConnectionLimit, in.PrebuildBranches)
 	if err != nil {
 		return err
 	}

@@ -44,22 +44,28 @@ type Integration struct {
 	// PrebuildBranches builds the head of inactive branch environments on
 	// every push without running it (--prebuild-branches).
 	PrebuildBranches bool `json:"prebuild_branches"`
+	// Ceilings cap its environments' limits below the server's.
+	Ceilings
 }
 
 const integrationCols = `id, name, type, base_url, user_facing_url, gitlab_project, project_id, project_path,
 	default_branch, token_enc, webhook_secret_enc, space, labels, description, fetch_branches, prune_branches,
 	build_merge_requests, build_draft_merge_requests, merge_requests_clone_parent_data, build_tags, build_forks,
-	hook_id, token_expires_at, created_at, updated_at, environment_access, pause_after_seconds, prebuild_branches`
+	hook_id, token_expires_at, created_at, updated_at, environment_access, pause_after_seconds,
+	environment_max_memory, environment_max_processes, environment_max_millicpu, environment_max_disk,
+	services_database_connection_limit, prebuild_branches`
 
 func scanIntegration(row interface{ Scan(...any) error }) (Integration, error) {
 	var in Integration
 	var labels string
-	var created, updated, pauseAfter int64
+	var created, updated, pauseAfter, millicpu int64
 	err := row.Scan(&in.ID, &in.Name, &in.Type, &in.BaseURL, &in.UserFacingURL, &in.GitLabProject, &in.ProjectID,
 		&in.ProjectPath, &in.DefaultBranch, &in.TokenSealed, &in.WebhookSecretSealed, &in.Space, &labels,
 		&in.Description, &in.FetchBranches, &in.PruneBranches, &in.BuildMergeRequests, &in.BuildDraftMergeRequests,
 		&in.MergeRequestsCloneParentData, &in.BuildTags, &in.BuildForks, &in.HookID, &in.TokenExpiresAt,
-		&created, &updated, &in.EnvironmentAccess, &pauseAfter, &in.PrebuildBranches)
+		&created, &updated, &in.EnvironmentAccess, &pauseAfter,
+		&in.MaxMemory, &in.MaxProcesses, &millicpu, &in.MaxDisk, &in.DatabaseConnectionLimit, &in.PrebuildBranches)
+	in.MaxCPU = float64(millicpu) / 1000
 	in.PauseAfter = PauseAfter(time.Duration(pauseAfter) * time.Second)
 	if errors.Is(err, sql.ErrNoRows) {
 		return in, ErrNotFound
@@ -94,13 +100,16 @@ func CreateIntegration(ctx context.Context, q Querier, in *Integration) error {
 		project_id, project_path, default_branch, token_enc, webhook_secret_enc, space, labels, description,
 		fetch_branches, prune_branches, build_merge_requests, build_draft_merge_requests,
 		merge_requests_clone_parent_data, build_tags, build_forks, hook_id, token_expires_at, created_at, updated_at,
-		environment_access, pause_after_seconds, prebuild_branches)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27) RETURNING id`,
+		environment_access, pause_after_seconds, environment_max_memory, environment_max_processes,
+		environment_max_millicpu, environment_max_disk, services_database_connection_limit, prebuild_branches)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,
+		$27,$28,$29,$30,$31,$32) RETURNING id`,
 		in.Name, in.Type, in.BaseURL, in.UserFacingURL, in.GitLabProject, in.ProjectID, in.ProjectPath,
 		in.DefaultBranch, in.TokenSealed, in.WebhookSecretSealed, in.Space, labelsJSON(in.Labels), in.Description,
 		in.FetchBranches, in.PruneBranches, in.BuildMergeRequests, in.BuildDraftMergeRequests,
 		in.MergeRequestsCloneParentData, in.BuildTags, in.BuildForks, in.HookID, in.TokenExpiresAt,
-		micros(now), micros(now), accessOrPublic(in.EnvironmentAccess), in.PauseAfter.seconds(), in.PrebuildBranches).Scan(&in.ID)
+		micros(now), micros(now), accessOrPublic(in.EnvironmentAccess), in.PauseAfter.seconds(),
+		int64(in.MaxMemory), in.MaxProcesses, in.millicpu(), int64(in.MaxDisk), in.DatabaseConnectionLimit, in.PrebuildBranches).Scan(&in.ID)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("integration %q: %w", in.Name, ErrConflict)
 	}
@@ -114,12 +123,15 @@ func UpdateIntegration(ctx context.Context, q Querier, in *Integration) error {
 		project_id=$4, project_path=$5, default_branch=$6, token_enc=$7, webhook_secret_enc=$8, space=$9, labels=$10,
 		description=$11, fetch_branches=$12, prune_branches=$13, build_merge_requests=$14,
 		build_draft_merge_requests=$15, merge_requests_clone_parent_data=$16, build_tags=$17, build_forks=$18,
-		hook_id=$19, token_expires_at=$20, updated_at=$21, environment_access=$23, pause_after_seconds=$24, prebuild_branches=$25 WHERE id=$22`,
+		hook_id=$19, token_expires_at=$20, updated_at=$21, environment_access=$23, pause_after_seconds=$24,
+		environment_max_memory=$25, environment_max_processes=$26, environment_max_millicpu=$27,
+		environment_max_disk=$28, services_database_connection_limit=$29, prebuild_branches=$30 WHERE id=$22`,
 		in.BaseURL, in.UserFacingURL, in.GitLabProject, in.ProjectID, in.ProjectPath, in.DefaultBranch,
 		in.TokenSealed, in.WebhookSecretSealed, in.Space, labelsJSON(in.Labels), in.Description, in.FetchBranches,
 		in.PruneBranches, in.BuildMergeRequests, in.BuildDraftMergeRequests, in.MergeRequestsCloneParentData,
 		in.BuildTags, in.BuildForks, in.HookID, in.TokenExpiresAt, micros(in.UpdatedAt), in.ID, accessOrPublic(in.EnvironmentAccess),
-		in.PauseAfter.seconds(), in.PrebuildBranches)
+		in.PauseAfter.seconds(), int64(in.MaxMemory), in.MaxProcesses, in.millicpu(), int64(in.MaxDisk),
+		in.DatabaseConnectionLimit, in.PrebuildBranches)
 	if err != nil {
 		return err
 	}
