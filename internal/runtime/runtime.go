@@ -302,25 +302,35 @@ func (r *Runtime) Deploy(ctx context.Context, req DeployRequest) error {
 	if err := os.MkdirAll(r.envDir(d.env.ID), 0o700); err != nil {
 		return err
 	}
+	d.phases = newPhases()
 	if err := r.fetchSource(ctx, d); err != nil {
 		return err
 	}
+	d.phases.done("fetch")
 	if unchanged, err := r.configure(ctx, d); err != nil || unchanged {
 		return err
 	}
+	d.phases.done("configure")
 	if err := r.buildStage(ctx, d); err != nil {
 		return err
 	}
+	d.phases.done("build")
 	// Until the state names it, nothing else protects the build from pruning.
 	defer r.pins.unpin(d.buildKey)
 	if err := r.prepareData(ctx, d); err != nil {
 		return err
 	}
+	d.phases.done("data")
 	a, p, err := r.start(ctx, d)
 	if err != nil {
 		return err
 	}
-	return r.switchStage(d, a, p)
+	if err := r.switchStage(d, a, p); err != nil {
+		return err
+	}
+	d.phases.done("switch")
+	d.logf("%s%s", PhasesPrefix, d.phases)
+	return nil
 }
 
 // deploy is one Deploy as it moves through its stages: each stage reads
@@ -342,6 +352,7 @@ type deploy struct {
 	buildDir string
 	appEnv   []string  // prepare data: the app's variables
 	started  time.Time // start: when the new process was started
+	phases   *phases   // how long each stage took, for the log
 }
 
 // newDeploy checks that req may run here and sets up its logging.

@@ -32,6 +32,7 @@ func (r *Runtime) start(ctx context.Context, d *deploy) (*app, *proc, error) {
 		return nil, nil, fmt.Errorf("start `%s`: %w", cfg.Run, err)
 	}
 	d.logf("started `%s` on 127.0.0.1:%d; waiting for GET %s to answer 2xx", cfg.Run, port, cfg.Health)
+	d.phases.done("sandbox")
 	if err := waitHealthy(ctx, p, cfg.Health, r.opts.HealthTimeout); err != nil {
 		p.out.setLive(nil)
 		p.stop(0)
@@ -40,5 +41,6 @@ func (r *Runtime) start(ctx context.Context, d *deploy) (*app, *proc, error) {
 	}
 	p.out.setLive(nil)
 	d.started = started
+	d.phases.done("health")
 	return a, p, nil
 }
