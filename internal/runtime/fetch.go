@@ -62,10 +62,13 @@ func (r *Runtime) fetch(ctx context.Context, projectID int64, url, token, sha st
 			return "", err
 		}
 	}
-	if _, err := r.git(ctx, repo, "", "cat-file", "-e", sha+"^{commit}"); err == nil {
+	if fetched(repo, sha) {
 		log(fmt.Sprintf("commit %s is already fetched\n", gitsha.Short(sha)))
 		return repo, nil
 	}
+	// One git process: a commit not fetched by glenv before is fetched
+	// without asking git first whether it has it (a commit it had under
+	// another name costs a fetch that transfers nothing).
 	log(fmt.Sprintf("fetching %s from %s\n", gitsha.Short(sha), url))
 	_, err = r.git(ctx, repo, token, "-c", "protocol.version=2", "fetch", "--quiet", "--no-tags",
 		"--no-write-fetch-head", "--depth=1", url, "+"+sha+":refs/glenv/"+sha)
@@ -76,6 +79,35 @@ func (r *Runtime) fetch(ctx context.Context, projectID int64, url, token, sha st
 		return "", explainFetch(err, url, sha)
 	}
 	return repo, nil
+}
+
+// fetched reports whether glenv fetched sha into repo before: each fetch
+// names its commit refs/glenv/<sha>, a file until git packs it into
+// packed-refs. Read here rather than by a git process, which costs more
+// than the rest of a redeploy's fetch stage.
+func fetched(repo, sha string) bool {
+	if !isHex(sha) {
+		return false
+	}
+	ref := "refs/glenv/" + sha
+	if _, err := os.Stat(filepath.Join(repo, ref)); err == nil {
+		return true
+	}
+	packed, err := os.ReadFile(filepath.Join(repo, "packed-refs"))
+	return err == nil && bytes.Contains(packed, []byte(sha+" "+ref+"\n"))
+}
+
+// isHex reports whether s is a full SHA-1 or SHA-256 object name.
+func isHex(s string) bool {
+	if len(s) != 40 && len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // explainFetch turns git's answer into what to do about it.
