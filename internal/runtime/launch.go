@@ -58,7 +58,10 @@ func (l *launch) start(ctx context.Context) error {
 		}
 		l.cg = cg
 	}
-	isolated := sb.enabled() && sb.net != nil
+	// A namespace made ahead is connected already: the command starts in
+	// it, with nothing to wait for.
+	prepared := l.j.net
+	isolated := sb.enabled() && sb.net != nil && prepared == nil
 	argv, err := sb.argv(l.j, l.lim, l.cg)
 	if err != nil {
 		l.cleanup()
@@ -87,7 +90,11 @@ func (l *launch) start(ctx context.Context) error {
 		defer infoR.Close()
 		defer blockW.Close()
 	}
-	err = cmd.Start()
+	if prepared != nil {
+		err = startIn(prepared.ns, cmd)
+	} else {
+		err = cmd.Start()
+	}
 	if isolated {
 		infoW.Close()
 		blockR.Close()
@@ -97,6 +104,10 @@ func (l *launch) start(ctx context.Context) error {
 		return err
 	}
 	if !isolated {
+		if prepared != nil {
+			// pasta is the launch's now: it stops with the command.
+			l.stopNet, prepared.stop = prepared.stop, nil
+		}
 		sb.active.Store(l, struct{}{})
 		return nil
 	}

@@ -303,6 +303,9 @@ func (r *Runtime) Deploy(ctx context.Context, req DeployRequest) error {
 		return err
 	}
 	d.phases = newPhases()
+	// The app's network is made while the code is fetched and built.
+	d.ahead = r.netAhead(ctx)
+	defer d.ahead.release(r)
 	if err := r.fetchSource(ctx, d); err != nil {
 		return err
 	}
@@ -353,6 +356,7 @@ type deploy struct {
 	appEnv   []string  // prepare data: the app's variables
 	started  time.Time // start: when the new process was started
 	phases   *phases   // how long each stage took, for the log
+	ahead    *netAhead // the app's network, made while the deploy runs
 }
 
 // newDeploy checks that req may run here and sets up its logging.
