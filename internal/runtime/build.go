@@ -31,7 +31,7 @@ func (r *Runtime) buildStage(ctx context.Context, d *deploy) (err error) {
 // running the build commands when no such build exists yet.
 func (r *Runtime) build(ctx context.Context, req DeployRequest, repo string, cfg AppConfig, secrets map[string]string,
 	uid int, logf func(string, ...any), log func(string)) (key, dir string, err error) {
-	tree, err := r.treeOf(ctx, repo, req.SHA)
+	tree, err := r.cachedTree(ctx, repo, req.SHA)
 	if err != nil {
 		return "", "", err
 	}

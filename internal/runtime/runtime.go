@@ -114,6 +114,8 @@ type Runtime struct {
 	locks  keyLocks
 	ports  ports
 	pins   pins
+	// commits remembers each fetched commit's tree and .glenv.yml.
+	commits commitCache
 
 	mu    sync.RWMutex
 	envs  map[int64]*running
