@@ -22,16 +22,25 @@ import (
 // 127.0.0.1 and nothing else. Without root glenv cannot make a namespace
 // outside bwrap's user namespace, and does as before.
 
-// netNS is a network namespace glenv made, connected by pasta.
+// netNS is a network namespace glenv made, being connected by pasta.
 type netNS struct {
-	ns   *os.File // /proc/thread-self/ns/net of the thread that made it
-	port int
-	stop func() // pasta
+	ns    *os.File // /proc/thread-self/ns/net of the thread that made it
+	port  int
+	ready chan struct{} // closed once pasta connected it, or failed to
+	err   error         // why pasta failed
+	stop  func()        // pasta, once ready; the launch takes it over
 }
 
-// close stops pasta and lets the namespace go (it lives on while the app
-// started in it runs).
+// wait waits until pasta serves the namespace.
+func (n *netNS) wait() error {
+	<-n.ready
+	return n.err
+}
+
+// close stops pasta (unless a launch took it over) and lets the namespace
+// go (it lives on while a command started in it runs).
 func (n *netNS) close() {
+	<-n.ready
 	if n.stop != nil {
 		n.stop()
 		n.stop = nil
@@ -39,19 +48,21 @@ func (n *netNS) close() {
 	n.ns.Close()
 }
 
-// prepareNet makes a namespace forwarding port, with no database ports:
-// an app with services.postgresql falls back to bwrap's own namespace.
+// prepareNet makes a namespace at once and has pasta connect it, forwarding
+// port and no database port (an app with services.postgresql falls back to
+// bwrap's own namespace), in the background: a sandbox can be started in
+// the namespace meanwhile, and its command let run once wait returns.
 func (n *network) prepareNet(ctx context.Context, port int) (*netNS, error) {
 	ns, err := newNetNS()
 	if err != nil {
 		return nil, err
 	}
-	stop, err := n.connect(ctx, []*os.File{ns}, port, nil)
-	if err != nil {
-		ns.Close()
-		return nil, err
-	}
-	return &netNS{ns: ns, port: port, stop: stop}, nil
+	nn := &netNS{ns: ns, port: port, ready: make(chan struct{})}
+	go func() {
+		defer close(nn.ready)
+		nn.stop, nn.err = n.connect(ctx, []*os.File{ns}, port, nil)
+	}()
+	return nn, nil
 }
 
 // newNetNS makes an empty network namespace and returns a handle on it. The
@@ -115,19 +126,16 @@ func onThreadIn[T any](ns *os.File, fn func() (T, error)) (T, error) {
 	return r.v, r.err
 }
 
-// netAhead is the app's namespace being made while the deploy fetches and
-// builds.
+// netAhead is the app's namespace, made when the deploy starts and
+// connected while it fetches and builds.
 type netAhead struct {
-	port int
-	done chan struct{}
 	ns   *netNS
-	err  error
 	used bool
 }
 
-// netAhead starts making a namespace for the deploy's app, or returns nil
-// where glenv cannot (not root, no sandbox or no pasta).
-func (r *Runtime) netAhead(ctx context.Context) *netAhead {
+// netAhead makes a namespace for the deploy's app, or returns nil where
+// glenv cannot (not root, no sandbox or no pasta) or could not.
+func (r *Runtime) netAhead(ctx context.Context, logf func(string, ...any)) *netAhead {
 	if !r.sb.enabled() || r.sb.net == nil || !r.sb.asRoot {
 		return nil
 	}
@@ -135,26 +143,22 @@ func (r *Runtime) netAhead(ctx context.Context) *netAhead {
 	if err != nil {
 		return nil
 	}
-	a := &netAhead{port: port, done: make(chan struct{})}
-	go func() {
-		defer close(a.done)
-		a.ns, a.err = r.sb.net.prepareNet(ctx, port)
-	}()
-	return a
+	ns, err := r.sb.net.prepareNet(ctx, port)
+	if err != nil {
+		r.ports.free(port)
+		logf("warning: the app's network could not be made ahead (%v); its sandbox makes its own", err)
+		return nil
+	}
+	return &netAhead{ns: ns}
 }
 
-// take waits for the namespace and hands it and its port to the caller,
-// who then owns both; nil when it could not be made (err says why).
-func (a *netAhead) take() (*netNS, int, error) {
+// take hands the namespace and its port to the caller, who then owns both.
+func (a *netAhead) take() (*netNS, int) {
 	if a == nil {
-		return nil, 0, nil
-	}
-	<-a.done
-	if a.err != nil {
-		return nil, 0, a.err
+		return nil, 0
 	}
 	a.used = true
-	return a.ns, a.port, nil
+	return a.ns, a.ns.port
 }
 
 // release frees what the deploy did not take, in the background: a deploy
@@ -164,10 +168,7 @@ func (a *netAhead) release(r *Runtime) {
 		return
 	}
 	go func() {
-		<-a.done
-		if a.ns != nil {
-			a.ns.close()
-		}
-		r.ports.free(a.port)
+		a.ns.close()
+		r.ports.free(a.ns.port)
 	}()
 }

@@ -306,7 +306,7 @@ func (r *Runtime) Deploy(ctx context.Context, req DeployRequest) error {
 	}
 	d.phases = newPhases()
 	// The app's network is made while the code is fetched and built.
-	d.ahead = r.netAhead(ctx)
+	d.ahead = r.netAhead(ctx, d.logf)
 	defer d.ahead.release(r)
 	if err := r.fetchSource(ctx, d); err != nil {
 		return err

@@ -148,11 +148,16 @@ func (sb *sandbox) argv(j job, lim limits.Limits, cg *cgroup) (argv []string, er
 		} else {
 			argv = append(argv, "--unshare-user")
 		}
-		if sb.net != nil && j.net == nil {
+		switch {
+		case sb.net != nil && j.net == nil:
 			// fd 3: bwrap says the sandbox's pid; fd 4: it waits there
 			// until pasta has connected its network, so the command never
 			// runs without it.
 			argv = append(argv, "--unshare-net", "--info-fd", "3", "--block-fd", "4")
+		case j.net != nil:
+			// Started inside a namespace made ahead (prenet.go): fd 3, it
+			// waits there until pasta has connected it.
+			argv = append(argv, "--block-fd", "3")
 		}
 		for _, d := range append(systemDirs, sb.readOnly...) {
 			fi, err := os.Lstat(d)

@@ -21,10 +21,7 @@ func (r *Runtime) start(ctx context.Context, d *deploy) (*app, *proc, error) {
 	var ns *netNS
 	var port int
 	if len(cfg.Postgres) == 0 {
-		var err error
-		if ns, port, err = d.ahead.take(); err != nil {
-			d.logf("warning: the app's network could not be made ahead (%v); its sandbox makes its own", err)
-		}
+		ns, port = d.ahead.take()
 	}
 	if ns != nil {
 		// Launched, the app holds the namespace and pasta; unlaunched,
