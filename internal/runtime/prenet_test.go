@@ -115,3 +115,27 @@ func TestAnAppInANamespaceMadeAheadReachesNothingOnTheHost(t *testing.T) {
 		}
 	})
 }
+
+// With --environment-egress deny, an app in a namespace made ahead serves
+// but reaches nothing outside, as in bwrap's own.
+func TestANamespaceMadeAheadDeniesEgress(t *testing.T) {
+	// Not parallel: outsideServer's namespace is named after the process,
+	// and TestEgressCanBeDenied makes one too.
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("this test makes a network namespace with ip netns and needs root, as CI has")
+		}
+		t.Skip("needs root to make a network namespace for the outside world")
+	}
+	outside := outsideServer(t)
+	w := newWorld(t, runtime.Options{DenyEgress: true})
+	requireSandbox(t, w.rt)
+	env, _ := w.deployProbeAhead(t, 93, "mr")
+	host, port := hostPort(t, outside)
+	if got := w.probe(t, env, "/connect?host="+host+"&port="+port); !strings.HasPrefix(got, "failed") {
+		t.Fatalf("connecting to %s: %q, want failed", outside, got)
+	}
+	if got := w.probe(t, env, "/"); got != "probe "+env.Name {
+		t.Fatalf("%s answers %q", env.Name, got)
+	}
+}
