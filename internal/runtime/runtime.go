@@ -116,6 +116,10 @@ type Runtime struct {
 	pins   pins
 	// commits remembers each fetched commit's tree and .glenv.yml.
 	commits commitCache
+	// maintaining holds the cache repositories git maintenance runs on;
+	// Close waits for upkeep.
+	maintaining sync.Map
+	upkeep      sync.WaitGroup
 
 	mu    sync.RWMutex
 	envs  map[int64]*running
@@ -520,4 +524,5 @@ func (r *Runtime) Close() {
 		}()
 	}
 	wg.Wait()
+	r.upkeep.Wait()
 }
