@@ -35,3 +35,21 @@ func TestPhasesListStagesInOrder(t *testing.T) {
 	var none *phases
 	none.done("fetch") // a stage run outside Deploy times nothing
 }
+
+func TestHasFlag(t *testing.T) {
+	info := []byte("processor\t: 0\nflags\t\t: fpu sse2 avx avx2 bmi2\nbugs\t\t: spectre\n")
+	for _, tc := range []struct {
+		name, flag string
+		want       bool
+	}{
+		{"a CPU flag listed is found", "avx2", true},
+		{"a flag that is only a prefix of one listed is not", "avx5", false},
+		{"a word of another line is not a flag", "spectre", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := hasFlag(info, tc.flag); got != tc.want {
+				t.Fatalf("hasFlag(%q) = %v", tc.flag, got)
+			}
+		})
+	}
+}
