@@ -70,6 +70,7 @@ func main() {
 	must(err)
 	defer rt.Close()
 	envs := sync.Map{} // host → store.Environment
+	wakeLogs := make(chan string, *n+1)
 	envOf := func(id int64) store.Environment {
 		e := store.Environment{ID: id, Name: "env" + strconv.FormatInt(id, 10), Kind: "branch", IntegrationName: "app",
 			Host: "env" + strconv.FormatInt(id, 10) + "--app", Ref: "main", State: store.StateActive}
@@ -94,7 +95,17 @@ func main() {
 		Wake: func(_ context.Context, id int64) (bool, error) {
 			env := envOf(id)
 			setState(env, store.StateBuilding)
-			go func() { must(rt.Deploy(ctx, req(env))); setState(env, store.StateActive) }()
+			go func() {
+				var log strings.Builder
+				var mu sync.Mutex
+				r := req(env)
+				r.Log = func(s string) { mu.Lock(); log.WriteString(s); mu.Unlock() }
+				must(rt.Deploy(ctx, r))
+				setState(env, store.StateActive)
+				mu.Lock()
+				wakeLogs <- log.String()
+				mu.Unlock()
+			}()
 			return true, nil
 		}})
 	front := httptest.NewServer(px)
@@ -114,6 +125,21 @@ func main() {
 		}
 		wakes = append(wakes, time.Since(start))
 	}
+	phases := map[string][]time.Duration{}
+	var order []string
+	for range wakes {
+		for _, f := range strings.Split(phaseLine(<-wakeLogs), ", ") {
+			name, d, _ := strings.Cut(f, " ")
+			v, err := time.ParseDuration(d)
+			if err != nil {
+				continue
+			}
+			if _, seen := phases[name]; !seen {
+				order = append(order, name)
+			}
+			phases[name] = append(phases[name], v)
+		}
+	}
 	sandbox := "no sandbox"
 	if rt.Sandboxed() {
 		sandbox = "sandboxed"
@@ -123,6 +149,12 @@ func main() {
 	fmt.Printf("  %-36s %9s %9s\n", "app's own start (run → health 2xx)", benchkit.Median(own), slices.Max(own).Round(time.Millisecond))
 	fmt.Printf("  %-36s %9s %9s   +%s over the app's own start (goal ≤ +200ms): %s\n", "wake on visit → first 200", benchkit.Median(wakes),
 		slices.Max(wakes).Round(time.Millisecond), (benchkit.Median(wakes) - benchkit.Median(own)).Round(time.Millisecond), benchkit.Verdict(benchkit.Median(wakes)-benchkit.Median(own) <= 200*time.Millisecond))
+
+	fmt.Printf("  the wake's deploy, phase by phase (median, max):")
+	for _, name := range order {
+		fmt.Printf(" %s %s/%s", name, benchkit.Median(phases[name]), slices.Max(phases[name]).Round(time.Millisecond))
+	}
+	fmt.Println()
 
 	// Memory: RSS with one paused environment, then with -paused of them.
 	must(rt.Pause(ctx, env.ID))
@@ -147,6 +179,13 @@ func get(base, host string) int {
 	defer resp.Body.Close()
 	io.Copy(io.Discard, resp.Body)
 	return resp.StatusCode
+}
+
+// phaseLine is what follows runtime.PhasesPrefix in a deploy's log.
+func phaseLine(log string) string {
+	_, rest, _ := strings.Cut(log, runtime.PhasesPrefix)
+	line, _, _ := strings.Cut(rest, "\n")
+	return line
 }
 
 // rss is this process's resident set after a full collection.

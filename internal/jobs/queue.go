@@ -8,6 +8,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -32,6 +33,9 @@ type Environments struct {
 	// VariablesDebounce is how long a redeploy for changed variables waits
 	// for more changes (default VariablesDebounce).
 	VariablesDebounce time.Duration
+	// local is told of the jobs glenv commits on SQLite (nudge.go); nil
+	// on PostgreSQL, where LISTEN/NOTIFY tells River.
+	local *localListener
 }
 
 // Queue is the environments service's former name.
@@ -50,10 +54,13 @@ type QueueConfig struct {
 	// RepairInterval is how often the repair sweep looks for environments
 	// whose job is gone (default 1m; it also runs at start).
 	RepairInterval time.Duration
+	// PollInterval is how often River looks for jobs it was not told of
+	// (default 50ms on SQLite, 10ms on PostgreSQL).
+	PollInterval time.Duration
 }
 
 func (q *Environments) insertTx(ctx context.Context, tx *sql.Tx, args river.JobArgs, opts *river.InsertOpts) error {
-	_, err := q.River.InsertTx(ctx, tx, args, opts)
+	_, err := q.InsertTx(ctx, tx, args, opts)
 	if err != nil {
 		return fmt.Errorf("enqueue %s job: %w", args.Kind(), err)
 	}
@@ -70,8 +77,9 @@ func (q *Environments) notify(ctx context.Context, tx *sql.Tx, envID int64) erro
 	return feedback.Notify(ctx, tx, q.River, envID)
 }
 
-// pollInterval is how often River looks for new jobs (it cannot LISTEN over
-// database/sql). On SQLite each look takes the one writer, so less often.
+// pollInterval is how often River looks for new jobs it was not told of
+// (nudge.go says how it is told). On SQLite each look takes the one
+// writer, so less often.
 func pollInterval(s *store.Store) time.Duration {
 	if s.Dialect == store.SQLite {
 		return 50 * time.Millisecond
@@ -86,8 +94,9 @@ func deliveryWorkers(s *store.Store) int {
 	return 2
 }
 
-// newClient builds the River client over the store's driver.
-func newClient(s *store.Store, workers *river.Workers, cfg QueueConfig, periodic []*river.PeriodicJob) (*river.Client[*sql.Tx], error) {
+// newClient builds the River client over the store's driver, with a
+// listener so that committed jobs are fetched at once (nudge.go).
+func newClient(s *store.Store, workers *river.Workers, cfg QueueConfig, periodic []*river.PeriodicJob) (*river.Client[*sql.Tx], *localListener, error) {
 	n := cfg.Workers
 	if n == 0 {
 		n = 8
@@ -102,21 +111,25 @@ func newClient(s *store.Store, workers *river.Workers, cfg QueueConfig, periodic
 		// log keeps River's warnings and errors only.
 		Logger:            slog.New(atLeast{cfg.Logger.Handler(), slog.LevelWarn}),
 		FetchCooldown:     5 * time.Millisecond,
-		FetchPollInterval: pollInterval(s),
+		FetchPollInterval: cmp.Or(cfg.PollInterval, pollInterval(s)),
 		// Jobs stuck in "running" after a kill -9 are rescued and retried; a
 		// delivery's processing is idempotent (see processDelivery).
 		RescueStuckJobsAfter: rescue,
 		JobTimeout:           jobTimeout(cfg),
 		MaxAttempts:          25,
 	}
-	if s.Dialect == store.SQLite {
-		// River's SQLite driver is poll-only: no LISTEN/NOTIFY.
-		rc.PollOnly = true
-	} else {
-		// database/sql cannot LISTEN; River polls, tuned short above.
-		rc.PollOnly = true
+	driver, listens, err := s.RiverListenDriver()
+	if err != nil {
+		return nil, nil, err
 	}
-	return river.NewClient(s.RiverDriver(), rc)
+	var local *localListener
+	if !listens {
+		// SQLite: River hears glenv's own commits (nudge.go).
+		local = newLocalListener()
+		driver = localDriver{Driver: driver, listener: local}
+	}
+	c, err := river.NewClient(driver, rc)
+	return c, local, err
 }
 
 func rescueAfter(cfg QueueConfig) time.Duration {

@@ -144,11 +144,11 @@ func NewQueue(s *store.Store, deps Deps, cfg QueueConfig) (*Environments, error)
 			func() (river.JobArgs, *river.InsertOpts) { return ReconcileArgs{}, nil },
 			&river.PeriodicJobOpts{RunOnStart: false}))
 	}
-	c, err := newClient(s, workers, cfg, periodic)
+	c, local, err := newClient(s, workers, cfg, periodic)
 	if err != nil {
 		return nil, err
 	}
-	q.River = c
+	q.River, q.local = c, local
 	return q, nil
 }
 

@@ -47,7 +47,7 @@ type buildVars struct {
 func (r *Runtime) build(ctx context.Context, req DeployRequest, repo string, cfg AppConfig, vars buildVars,
 	uid int, logf func(string, ...any), log func(string)) (key, dir string, err error) {
 	secrets := vars.secrets
-	tree, err := r.treeOf(ctx, repo, req.SHA)
+	tree, err := r.cachedTree(ctx, repo, req.SHA)
 	if err != nil {
 		return "", "", err
 	}

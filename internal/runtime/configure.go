@@ -16,7 +16,7 @@ import (
 // already runs and the push touched nothing under the file's paths: the
 // deploy ends there, keeping it.
 func (r *Runtime) configure(ctx context.Context, d *deploy) (unchanged bool, err error) {
-	raw, err := r.readFile(ctx, d.repo, d.req.SHA, ConfigFile)
+	raw, err := r.cachedFile(ctx, d.repo, d.req.SHA, ConfigFile)
 	if errors.Is(err, os.ErrNotExist) {
 		return false, MissingConfig(d.req.SHA)
 	}

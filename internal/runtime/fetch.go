@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/glenv/glenv/internal/gitsha"
 )
@@ -62,20 +63,74 @@ func (r *Runtime) fetch(ctx context.Context, projectID int64, url, token, sha st
 			return "", err
 		}
 	}
-	if _, err := r.git(ctx, repo, "", "cat-file", "-e", sha+"^{commit}"); err == nil {
+	if fetched(repo, sha) {
 		log(fmt.Sprintf("commit %s is already fetched\n", gitsha.Short(sha)))
 		return repo, nil
 	}
+	// One git process: a commit not fetched by glenv before is fetched
+	// without asking git first whether it has it (a commit it had under
+	// another name costs a fetch that transfers nothing).
 	log(fmt.Sprintf("fetching %s from %s\n", gitsha.Short(sha), url))
+	// The repository's upkeep (git maintenance, which fetch would run and
+	// wait for) runs after the fetch instead, off the deploy's path.
 	_, err = r.git(ctx, repo, token, "-c", "protocol.version=2", "fetch", "--quiet", "--no-tags",
-		"--no-write-fetch-head", "--depth=1", url, "+"+sha+":refs/glenv/"+sha)
+		"--no-write-fetch-head", "--no-auto-maintenance", "--depth=1", url, "+"+sha+":refs/glenv/"+sha)
 	if err != nil {
 		if ctx.Err() != nil {
 			return "", context.Cause(ctx)
 		}
 		return "", explainFetch(err, url, sha)
 	}
+	r.upkeep.Add(1)
+	go func() {
+		defer r.upkeep.Done()
+		r.maintain(repo)
+	}()
 	return repo, nil
+}
+
+// maintain runs git's automatic upkeep of a cache repository (packing the
+// loose objects fetches leave, when there are enough of them), one at a
+// time per repository; git's own lock keeps it apart from fetches.
+func (r *Runtime) maintain(repo string) {
+	if _, busy := r.maintaining.LoadOrStore(repo, true); busy {
+		return
+	}
+	defer r.maintaining.Delete(repo)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if _, err := r.git(ctx, repo, "", "maintenance", "run", "--auto", "--quiet"); err != nil {
+		r.log.Warn("git maintenance of a cache repository", "repo", repo, "err", err)
+	}
+}
+
+// fetched reports whether glenv fetched sha into repo before: each fetch
+// names its commit refs/glenv/<sha>, a file until git packs it into
+// packed-refs. Read here rather than by a git process, which costs more
+// than the rest of a redeploy's fetch stage.
+func fetched(repo, sha string) bool {
+	if !isHex(sha) {
+		return false
+	}
+	ref := "refs/glenv/" + sha
+	if _, err := os.Stat(filepath.Join(repo, ref)); err == nil {
+		return true
+	}
+	packed, err := os.ReadFile(filepath.Join(repo, "packed-refs"))
+	return err == nil && bytes.Contains(packed, []byte(sha+" "+ref+"\n"))
+}
+
+// isHex reports whether s is a full SHA-1 or SHA-256 object name.
+func isHex(s string) bool {
+	if len(s) != 40 && len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // explainFetch turns git's answer into what to do about it.

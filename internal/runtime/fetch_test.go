@@ -103,3 +103,36 @@ func TestReadFileTellsAMissingFileFromEverythingElse(t *testing.T) {
 		})
 	}
 }
+
+func TestFetchedKnowsGlenvsOwnRefs(t *testing.T) {
+	sha := strings.Repeat("ab", 20)
+	other := strings.Repeat("cd", 20)
+	loose := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(loose, "refs", "glenv"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(loose, "refs", "glenv", sha), []byte(sha+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	packed := t.TempDir()
+	if err := os.WriteFile(filepath.Join(packed, "packed-refs"), []byte("# pack-refs with: peeled fully-peeled sorted \n"+sha+" refs/glenv/"+sha+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, repo, sha string
+		want            bool
+	}{
+		{"a commit glenv fetched is found by its ref file", loose, sha, true},
+		{"a commit whose ref git packed is found in packed-refs", packed, sha, true},
+		{"a commit glenv never fetched is fetched", loose, other, false},
+		{"an empty repository has nothing", t.TempDir(), sha, false},
+		{"a name that is not an object name never becomes a path", loose, "../../" + sha[:34], false},
+		{"an abbreviated name is not trusted", loose, sha[:12], false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := fetched(tc.repo, tc.sha); got != tc.want {
+				t.Fatalf("fetched = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -58,7 +58,10 @@ func (l *launch) start(ctx context.Context) error {
 		}
 		l.cg = cg
 	}
-	isolated := sb.enabled() && sb.net != nil
+	// A namespace made ahead (prenet.go) is being connected already: the
+	// sandbox starts in it at once and its command runs once pasta serves.
+	prepared := l.j.net
+	isolated := sb.enabled() && sb.net != nil && prepared == nil
 	argv, err := sb.argv(l.j, l.lim, l.cg)
 	if err != nil {
 		l.cleanup()
@@ -72,37 +75,52 @@ func (l *launch) start(ctx context.Context) error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	l.cmd = cmd
 	var infoR, infoW, blockR, blockW *os.File
-	if isolated {
-		if infoR, infoW, err = os.Pipe(); err != nil {
+	if isolated || prepared != nil {
+		if blockR, blockW, err = os.Pipe(); err != nil {
 			l.cleanup()
 			return err
 		}
-		if blockR, blockW, err = os.Pipe(); err != nil {
-			infoR.Close()
-			infoW.Close()
+		defer blockW.Close()
+		cmd.ExtraFiles = []*os.File{blockR}
+	}
+	if isolated {
+		if infoR, infoW, err = os.Pipe(); err != nil {
+			blockR.Close()
 			l.cleanup()
 			return err
 		}
 		cmd.ExtraFiles = []*os.File{infoW, blockR}
 		defer infoR.Close()
-		defer blockW.Close()
 	}
-	err = cmd.Start()
-	if isolated {
+	if prepared != nil {
+		err = startIn(prepared.ns, cmd)
+	} else {
+		err = cmd.Start()
+	}
+	if infoW != nil {
 		infoW.Close()
+	}
+	if blockR != nil {
 		blockR.Close()
 	}
 	if err != nil {
 		l.cleanup()
 		return err
 	}
-	if !isolated {
+	if !isolated && prepared == nil {
 		sb.active.Store(l, struct{}{})
 		return nil
 	}
-	pid, err := sandboxPid(infoR)
-	if err == nil {
-		l.stopNet, err = sb.net.attach(ctx, pid, l.j.port, dbPorts(l.j.env))
+	if prepared != nil {
+		if err = prepared.wait(); err == nil {
+			// pasta is the launch's now: it stops with the command.
+			l.stopNet, prepared.stop = prepared.stop, nil
+		}
+	} else {
+		var pid int
+		if pid, err = sandboxPid(infoR); err == nil {
+			l.stopNet, err = sb.net.attach(ctx, pid, l.j.port, dbPorts(l.j.env))
+		}
 	}
 	if err != nil {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -73,7 +74,17 @@ func (n *network) attach(ctx context.Context, pid, port int, dbPorts []int) (sto
 		files = append(files, f)
 	}
 	defer closeFiles(files)
-	pidFile := filepath.Join(n.runDir, "pasta-"+strconv.Itoa(pid)+".pid")
+	return n.connect(ctx, files, port, dbPorts)
+}
+
+// pastaSeq names pasta's pid files apart.
+var pastaSeq atomic.Int64
+
+// connect runs pasta on the namespaces in files (the user namespace first
+// when there is one, then the network namespace) and returns once it
+// serves, with the function that stops it.
+func (n *network) connect(ctx context.Context, files []*os.File, port int, dbPorts []int) (stop func(), err error) {
+	pidFile := filepath.Join(n.runDir, "pasta-"+strconv.FormatInt(pastaSeq.Add(1), 10)+".pid")
 	defer os.Remove(pidFile)
 	args := n.args(port, dbPorts, pidFile)
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)

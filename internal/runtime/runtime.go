@@ -121,6 +121,12 @@ type Runtime struct {
 	locks  keyLocks
 	ports  ports
 	pins   pins
+	// commits remembers each fetched commit's tree and .glenv.yml.
+	commits commitCache
+	// maintaining holds the cache repositories git maintenance runs on;
+	// Close waits for upkeep.
+	maintaining sync.Map
+	upkeep      sync.WaitGroup
 
 	mu    sync.RWMutex
 	envs  map[int64]*running
@@ -311,25 +317,38 @@ func (r *Runtime) Deploy(ctx context.Context, req DeployRequest) (err error) {
 	if err := os.MkdirAll(r.envDir(d.env.ID), 0o700); err != nil {
 		return err
 	}
+	d.phases = newPhases()
+	// The app's network is made while the code is fetched and built.
+	d.ahead = r.netAhead(ctx, d.logf)
+	defer d.ahead.release(r)
 	if err := r.fetchSource(ctx, d); err != nil {
 		return err
 	}
+	d.phases.done("fetch")
 	if unchanged, err := r.configure(ctx, d); err != nil || unchanged {
 		return err
 	}
+	d.phases.done("configure")
 	if err := r.buildStage(ctx, d); err != nil {
 		return err
 	}
+	d.phases.done("build")
 	// Until the state names it, nothing else protects the build from pruning.
 	defer r.pins.unpin(d.buildKey)
 	if err := r.prepareData(ctx, d); err != nil {
 		return err
 	}
+	d.phases.done("data")
 	a, p, err := r.start(ctx, d)
 	if err != nil {
 		return err
 	}
-	return r.switchStage(d, a, p)
+	if err := r.switchStage(d, a, p); err != nil {
+		return err
+	}
+	d.phases.done("switch")
+	d.logf("%s%s", PhasesPrefix, d.phases)
+	return nil
 }
 
 // deploy is one Deploy as it moves through its stages: each stage reads
@@ -357,6 +376,9 @@ type deploy struct {
 	// any command runs.
 	vars      *variable.Deploy
 	sensitive []string
+
+	phases *phases   // how long each stage took, for the log
+	ahead  *netAhead // the app's network, made while the deploy runs
 }
 
 // newDeploy checks that req may run here and sets up its logging.
@@ -566,4 +588,5 @@ func (r *Runtime) Close() {
 		}()
 	}
 	wg.Wait()
+	r.upkeep.Wait()
 }

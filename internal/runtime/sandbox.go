@@ -60,6 +60,9 @@ type job struct {
 	env         []string
 	uid         int // the environment's uid when glenv is root
 	port        int // the port the app serves on, forwarded from the host; 0 = none
+	// net is the namespace made ahead for the app (prenet.go), forwarding
+	// port; nil: bwrap makes one and pasta connects it at start.
+	net *netNS
 }
 
 func (sb *sandbox) enabled() bool { return sb.bwrap != "" }
@@ -145,11 +148,16 @@ func (sb *sandbox) argv(j job, lim limits.Limits, cg *cgroup) (argv []string, er
 		} else {
 			argv = append(argv, "--unshare-user")
 		}
-		if sb.net != nil {
+		switch {
+		case sb.net != nil && j.net == nil:
 			// fd 3: bwrap says the sandbox's pid; fd 4: it waits there
 			// until pasta has connected its network, so the command never
 			// runs without it.
 			argv = append(argv, "--unshare-net", "--info-fd", "3", "--block-fd", "4")
+		case j.net != nil:
+			// Started inside a namespace made ahead (prenet.go): fd 3, it
+			// waits there until pasta has connected it.
+			argv = append(argv, "--block-fd", "3")
 		}
 		for _, d := range append(systemDirs, sb.readOnly...) {
 			fi, err := os.Lstat(d)

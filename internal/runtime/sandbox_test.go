@@ -16,9 +16,12 @@ func TestSandboxCommandLine(t *testing.T) {
 	root := func() *sandbox {
 		return &sandbox{bwrap: "bwrap", setpriv: "setpriv", prlimit: "prlimit", asRoot: true, net: &network{}}
 	}
+	ahead := j
+	ahead.net = &netNS{}
 	for _, tc := range []struct {
 		name    string
 		sb      *sandbox
+		j       *job // default j
 		cg      *cgroup
 		want    []string // in this order
 		without []string
@@ -34,6 +37,8 @@ func TestSandboxCommandLine(t *testing.T) {
 			without: []string{"setpriv", "--cap-add"}},
 		{name: "the command waits in a network namespace of its own until pasta connected it",
 			sb: root(), cg: cg, want: []string{"--unshare-net --info-fd 3 --block-fd 4"}},
+		{name: "in a namespace made ahead the command waits until pasta connected it, and bwrap makes no other",
+			sb: root(), j: &ahead, cg: cg, want: []string{"--block-fd 3"}, without: []string{"--unshare-net", "--info-fd"}},
 		{name: "without isolation the command shares the host's network",
 			sb: &sandbox{bwrap: "bwrap", setpriv: "setpriv", prlimit: "prlimit", asRoot: true}, cg: cg, without: []string{"--unshare-net"}},
 		{name: "the shim joins every controller's cgroup before bwrap runs",
@@ -49,7 +54,11 @@ func TestSandboxCommandLine(t *testing.T) {
 			err: "install util-linux"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			argv, err := tc.sb.argv(j, lim, tc.cg)
+			jj := j
+			if tc.j != nil {
+				jj = *tc.j
+			}
+			argv, err := tc.sb.argv(jj, lim, tc.cg)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), "no cgroup v1 pids controller") {
 					t.Fatalf("got %q, %v; want an error with %q and why cgroups are unusable", argv, err, tc.err)

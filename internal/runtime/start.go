@@ -16,9 +16,22 @@ func (r *Runtime) start(ctx context.Context, d *deploy) (*app, *proc, error) {
 	for k, v := range d.secrets {
 		appEnv = append(appEnv, k+"="+v)
 	}
-	port, err := r.ports.take()
-	if err != nil {
-		return nil, nil, err
+	// The namespace made ahead forwards no database port: an app with
+	// services.postgresql gets bwrap's own, connected at its start.
+	var ns *netNS
+	var port int
+	if len(cfg.Postgres) == 0 {
+		ns, port = d.ahead.take()
+	}
+	if ns != nil {
+		// Launched, the app holds the namespace and pasta; unlaunched,
+		// both end here.
+		defer ns.close()
+	} else {
+		var err error
+		if port, err = r.ports.take(); err != nil {
+			return nil, nil, err
+		}
 	}
 	a := &app{r: r, name: env.Name, envID: env.ID, integ: d.req.Integration.Name, run: cfg.Run, health: cfg.Health,
 		job: job{shell: cfg.Run, appDir: d.buildDir, dataDir: r.dataDir(env.ID), uid: d.uid, env: appEnv, port: port},
@@ -26,12 +39,13 @@ func (r *Runtime) start(ctx context.Context, d *deploy) (*app, *proc, error) {
 		logPath: filepath.Join(r.envDir(env.ID), "app.log"),
 		log:     r.log.With("integration", d.req.Integration.Name, "environment", env.Name)}
 	started := time.Now()
-	p, err := a.launch(port, d.log)
+	p, err := a.launchIn(ns, port, d.log)
 	if err != nil {
 		r.ports.free(port)
 		return nil, nil, fmt.Errorf("start `%s`: %w", cfg.Run, err)
 	}
 	d.logf("started `%s` on 127.0.0.1:%d; waiting for GET %s to answer 2xx", cfg.Run, port, cfg.Health)
+	d.phases.done("sandbox")
 	if err := waitHealthy(ctx, p, cfg.Health, r.opts.HealthTimeout); err != nil {
 		p.out.setLive(nil)
 		p.stop(0)
@@ -40,5 +54,6 @@ func (r *Runtime) start(ctx context.Context, d *deploy) (*app, *proc, error) {
 	}
 	p.out.setLive(nil)
 	d.started = started
+	d.phases.done("health")
 	return a, p, nil
 }

@@ -92,6 +92,11 @@ type app struct {
 // launch starts the app on port with its output going to the app log (and
 // to live, while a deploy watches it).
 func (a *app) launch(port int, live func(string)) (*proc, error) {
+	return a.launchIn(nil, port, live)
+}
+
+// launchIn is launch in a namespace made ahead for port (nil: bwrap's own).
+func (a *app) launchIn(ns *netNS, port int, live func(string)) (*proc, error) {
 	out, err := newOutput(a.logPath)
 	if err != nil {
 		return nil, err
@@ -99,7 +104,7 @@ func (a *app) launch(port int, live func(string)) (*proc, error) {
 	out.setLive(live)
 	j := a.job
 	j.env = append(slices.Clip(a.job.env), "PORT="+strconv.Itoa(port))
-	j.port = port
+	j.port, j.net = port, ns
 	p, err := start(a.r.sb.command(j), out, a.redact)
 	if err != nil {
 		out.close()

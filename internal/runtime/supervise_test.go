@@ -287,7 +287,7 @@ func TestACrashLoopingAppBacksOffAndGivesUp(t *testing.T) {
 
 func TestRemovingAnAppBeingRestartedLeavesNoProcess(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
+	for i, tc := range []struct {
 		name    string
 		delay   time.Duration
 		restart string
@@ -296,10 +296,13 @@ func TestRemovingAnAppBeingRestartedLeavesNoProcess(t *testing.T) {
 		{"during the backoff", 2 * time.Second, "none", "starting it again in 2s"},
 		{"during the health check of a restart", 50 * time.Millisecond, "slow", "` again on 127.0.0.1:"},
 	} {
+		// A marker of its own: the subtests run at once, and each looks
+		// for its own processes only.
+		marker := "rm" + strconv.Itoa(i) + "-60"
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			w := newWorld(t, runtime.Options{Restart: runtime.RestartPolicy{Delay: tc.delay}})
-			env := w.deploySupervised(t, 60, "rm-60", tc.restart)
+			env := w.deploySupervised(t, 60, marker, tc.restart)
 			w.exit(t, env.Host, 1)
 			waitFor(t, tc.when, 10*time.Second, func() bool { return strings.Contains(w.appLog(60), tc.when) })
 			if err := w.rt.Remove(t.Context(), env, nil); err != nil {
@@ -308,10 +311,10 @@ func TestRemovingAnAppBeingRestartedLeavesNoProcess(t *testing.T) {
 			if n := runtime.Supervisors(w.rt); n != 0 {
 				t.Fatalf("%d supervisors left after Remove", n)
 			}
-			noProcessesLeft(t, "rm-60")
+			noProcessesLeft(t, marker)
 			// Past the backoff nothing came back either.
 			time.Sleep(tc.delay + 500*time.Millisecond)
-			noProcessesLeft(t, "rm-60")
+			noProcessesLeft(t, marker)
 			if _, err := os.Stat(filepath.Join(w.dataDir, "runtime", "envs", "60")); !errors.Is(err, os.ErrNotExist) {
 				t.Fatalf("the environment's directory is back: %v", err)
 			}

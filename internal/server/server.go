@@ -234,7 +234,7 @@ func (s *Server) persist(ctx context.Context, batch []*store.Delivery, queue []b
 		if len(ids) == 0 {
 			return nil
 		}
-		_, err = s.queue.River.InsertTx(ctx, tx, jobs.ProcessDeliveryArgs{DeliveryIDs: ids}, nil)
+		_, err = s.queue.InsertTx(ctx, tx, jobs.ProcessDeliveryArgs{DeliveryIDs: ids}, nil)
 		return err
 	})
 	return dups, err

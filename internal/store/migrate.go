@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
@@ -26,6 +27,28 @@ func (s *Store) RiverDriver() riverdriver.Driver[*sql.Tx] {
 		return riversqlite.New(s.DB)
 	}
 	return riverdatabasesql.New(s.DB)
+}
+
+// RiverListenDriver is RiverDriver for a River client that works jobs: on
+// PostgreSQL it LISTENs on a pgx pool of its own, so a job committed by
+// any glenv on the database (NOTIFY at commit) is fetched at once instead
+// of at the next poll. ok is false on SQLite, which has no LISTEN.
+func (s *Store) RiverListenDriver() (d riverdriver.Driver[*sql.Tx], ok bool, err error) {
+	if s.Dialect == SQLite {
+		return s.RiverDriver(), false, nil
+	}
+	if s.listen == nil {
+		cfg, err := pgxpool.ParseConfig(s.listenURL)
+		if err != nil {
+			return nil, false, fmt.Errorf("--database-url: %w", err)
+		}
+		// River holds one connection for LISTEN; a second covers a reconnect.
+		cfg.MaxConns = 2
+		if s.listen, err = pgxpool.NewWithConfig(context.Background(), cfg); err != nil {
+			return nil, false, fmt.Errorf("--database-url: %w", err)
+		}
+	}
+	return riverdatabasesql.NewWithPgxListener(s.DB, s.listen), true, nil
 }
 
 func (s *Store) identity() string {

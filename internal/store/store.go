@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL driver "pgx"
 	_ "modernc.org/sqlite"             // SQLite driver "sqlite"
 )
@@ -45,6 +46,11 @@ type Store struct {
 	Location string
 	gate     *gate         // SQLite only: urgent writes first
 	ckpt     *checkpointer // SQLite only: WAL checkpoints off the writer
+	commits  afterCommit
+	// listen is the pool River LISTENs on (PostgreSQL only), made on first
+	// use by RiverDriver and closed with the store.
+	listenURL string
+	listen    *pgxpool.Pool
 }
 
 // Open connects to the database named by databaseURL ("" = SQLite file
@@ -75,7 +81,7 @@ func open(databaseURL, dataDir string) (*Store, error) {
 		}
 		db.SetMaxOpenConns(20)
 		db.SetMaxIdleConns(20)
-		return &Store{DB: db, read: db, Dialect: Postgres, Location: redact(databaseURL), gate: newGate()}, nil
+		return &Store{DB: db, read: db, Dialect: Postgres, Location: redact(databaseURL), gate: newGate(), listenURL: databaseURL}, nil
 	case databaseURL == "", strings.HasPrefix(databaseURL, "sqlite://"), strings.HasPrefix(databaseURL, "file:"):
 		path := filepath.Join(dataDir, "glenv.db")
 		if databaseURL != "" {
@@ -136,6 +142,9 @@ func redact(raw string) string {
 // Close closes the pools.
 func (s *Store) Close() error {
 	err := s.DB.Close()
+	if s.listen != nil {
+		s.listen.Close()
+	}
 	if s.read != s.DB {
 		err = errors.Join(err, s.read.Close())
 	}
@@ -156,9 +165,12 @@ func (s *Store) Tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	}
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
+		s.ended(tx, false)
 		return err
 	}
-	return tx.Commit()
+	err = tx.Commit()
+	s.ended(tx, err == nil)
+	return err
 }
 
 // Querier is what both *sql.DB and *sql.Tx offer; queries take one so they

@@ -1,0 +1,174 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	goruntime "runtime"
+
+	"golang.org/x/sys/unix"
+)
+
+// A deploy's network namespace is made ahead (netns.go says what it is):
+// connecting one with pasta is the slowest part of starting a sandbox, and
+// nothing in it depends on the build. So when glenv runs as root, a deploy
+// makes its app's namespace, connected and forwarding the app's port,
+// while it fetches and builds; the app's sandbox is then started inside it
+// (bwrap without --unshare-net) instead of making one and waiting for
+// pasta. The namespace is the same as the one bwrap would make: its own
+// loopback, pasta's interface, the app's port forwarded from the host's
+// 127.0.0.1 and nothing else. Without root glenv cannot make a namespace
+// outside bwrap's user namespace, and does as before.
+
+// netNS is a network namespace glenv made, being connected by pasta.
+type netNS struct {
+	ns    *os.File // /proc/thread-self/ns/net of the thread that made it
+	port  int
+	ready chan struct{} // closed once pasta connected it, or failed to
+	err   error         // why pasta failed
+	stop  func()        // pasta, once ready; the launch takes it over
+}
+
+// wait waits until pasta serves the namespace.
+func (n *netNS) wait() error {
+	<-n.ready
+	return n.err
+}
+
+// close stops pasta (unless a launch took it over) and lets the namespace
+// go (it lives on while a command started in it runs).
+func (n *netNS) close() {
+	<-n.ready
+	if n.stop != nil {
+		n.stop()
+		n.stop = nil
+	}
+	n.ns.Close()
+}
+
+// prepareNet makes a namespace at once and has pasta connect it, forwarding
+// port and no database port (an app with services.postgresql falls back to
+// bwrap's own namespace), in the background: a sandbox can be started in
+// the namespace meanwhile, and its command let run once wait returns.
+func (n *network) prepareNet(ctx context.Context, port int) (*netNS, error) {
+	ns, err := newNetNS()
+	if err != nil {
+		return nil, err
+	}
+	nn := &netNS{ns: ns, port: port, ready: make(chan struct{})}
+	go func() {
+		defer close(nn.ready)
+		nn.stop, nn.err = n.connect(ctx, []*os.File{ns}, port, nil)
+	}()
+	return nn, nil
+}
+
+// newNetNS makes an empty network namespace and returns a handle on it. The
+// namespace is made on a thread of its own that then goes back to the
+// host's namespace, so no other goroutine ever runs in it.
+func newNetNS() (*os.File, error) {
+	return onThreadIn(nil, func() (*os.File, error) {
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			return nil, fmt.Errorf("network: make a namespace: %w", err)
+		}
+		return os.Open("/proc/thread-self/ns/net")
+	})
+}
+
+// startIn starts cmd inside the network namespace ns: the child is forked
+// from a thread that has entered ns (a child inherits its thread's
+// namespaces) and that then returns to the host's. The thread lives on,
+// so the child's Pdeathsig (bound to the thread that forked it) fires only
+// when glenv itself dies.
+func startIn(ns *os.File, cmd *exec.Cmd) error {
+	_, err := onThreadIn(ns, func() (struct{}, error) { return struct{}{}, cmd.Start() })
+	return err
+}
+
+// onThreadIn runs fn on a locked thread, in ns when it is set, and puts
+// the thread back in the host's network namespace afterwards. A thread
+// that cannot go back is never reused: its goroutine ends locked, and Go
+// ends the thread with it.
+func onThreadIn[T any](ns *os.File, fn func() (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		goruntime.LockOSThread()
+		host, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			goruntime.UnlockOSThread()
+			done <- result{err: fmt.Errorf("network: %w", err)}
+			return
+		}
+		defer host.Close()
+		if ns != nil {
+			if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+				goruntime.UnlockOSThread()
+				done <- result{err: fmt.Errorf("network: enter the namespace: %w", err)}
+				return
+			}
+		}
+		v, err := fn()
+		if berr := unix.Setns(int(host.Fd()), unix.CLONE_NEWNET); berr != nil {
+			// Stay locked: this thread must never run other goroutines.
+			done <- result{v: v, err: errors.Join(err, fmt.Errorf("network: leave the namespace: %w", berr))}
+			return
+		}
+		goruntime.UnlockOSThread()
+		done <- result{v: v, err: err}
+	}()
+	r := <-done
+	return r.v, r.err
+}
+
+// netAhead is the app's namespace, made when the deploy starts and
+// connected while it fetches and builds.
+type netAhead struct {
+	ns   *netNS
+	used bool
+}
+
+// netAhead makes a namespace for the deploy's app, or returns nil where
+// glenv cannot (not root, no sandbox or no pasta) or could not.
+func (r *Runtime) netAhead(ctx context.Context, logf func(string, ...any)) *netAhead {
+	if !r.sb.enabled() || r.sb.net == nil || !r.sb.asRoot {
+		return nil
+	}
+	port, err := r.ports.take()
+	if err != nil {
+		return nil
+	}
+	ns, err := r.sb.net.prepareNet(ctx, port)
+	if err != nil {
+		r.ports.free(port)
+		logf("warning: the app's network could not be made ahead (%v); its sandbox makes its own", err)
+		return nil
+	}
+	return &netAhead{ns: ns}
+}
+
+// take hands the namespace and its port to the caller, who then owns both.
+func (a *netAhead) take() (*netNS, int) {
+	if a == nil {
+		return nil, 0
+	}
+	a.used = true
+	return a.ns, a.ns.port
+}
+
+// release frees what the deploy did not take, in the background: a deploy
+// that failed early does not wait for pasta.
+func (a *netAhead) release(r *Runtime) {
+	if a == nil || a.used {
+		return
+	}
+	go func() {
+		a.ns.close()
+		r.ports.free(a.ns.port)
+	}()
+}
