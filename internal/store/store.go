@@ -143,11 +143,16 @@ func (s *Store) Tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
+	defer forgetTx(tx)
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	runAfterCommit(tx)
+	return nil
 }
 
 // Querier is what both *sql.DB and *sql.Tx offer; queries take one so they
