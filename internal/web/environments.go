@@ -114,6 +114,7 @@ type envRow struct {
 	URL      string
 	Page     string // the dashboard page
 	RefURL   string // the branch, MR or tag in GitLab
+	RefLabel string // !iid for a merge request, else the ref
 	SHAURL   string
 	Last     *store.Activity
 	Now      time.Time
@@ -121,7 +122,10 @@ type envRow struct {
 }
 
 func (w *Web) row(e store.Environment, in store.Integration, last *store.Activity) envRow {
-	r := envRow{E: e, URL: w.EnvURL(e), Page: envPage(e), Last: last, Now: time.Now()}
+	r := envRow{E: e, URL: w.EnvURL(e), Page: envPage(e), Last: last, Now: time.Now(), RefLabel: e.Ref}
+	if e.Kind == "mr" {
+		r.RefLabel = fmt.Sprintf("!%d", e.MRIID)
+	}
 	if base := projectURL(in); base != "" {
 		r.RefURL = refURL(base, e)
 		if e.DeployedSHA != "" {
