@@ -144,7 +144,8 @@ func NewWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Opti
 	rt = redactingRuntime{rt: rt, paths: s.paths}
 	health := feedback.NewHealth()
 	fb := feedback.Deps{Store: st, Token: tokenFor, EnvURL: s.envURL, PublicURL: cfg.PublicURL, LogURL: s.logURL,
-		Health: health, Logger: log}
+		Health: health, Logger: log,
+		DashboardURL: func(e store.Environment) string { return web.EnvironmentPath(cfg.PublicURL, e) }}
 	keep := retention.New(st, retention.Settings{DeliveryBodies: cfg.DeliveryBodyRetention,
 		DeletedEnvironments: cfg.DeletedEnvironmentRetention, LogMaxSize: cfg.ActivityLogMaxSize, Logs: cfg.ActivityLogRetention}, log)
 	s.visits = idle.NewVisits(nil)
