@@ -13,7 +13,9 @@ import (
 // the environment's page on glenv's dashboard, as well as to the app.
 func TestGitLabLinksToTheDashboardAsWellAsTheApp(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *store.Store) {
-		page := func(e store.Environment) string { return "http://glenv/environments/" + e.IntegrationName + "/" + e.Name }
+		page := func(e store.Environment) string {
+			return "http://glenv/environments/" + e.IntegrationName + "/" + e.Name
+		}
 		w := newWorld(t, st, func(d *feedback.Deps) { d.DashboardURL = page })
 		env, d1 := w.openMR(7, "feature", sha("a"))
 		d1.start()
