@@ -34,14 +34,14 @@ func (w *Web) open(rw http.ResponseWriter, q *request) {
 		}
 	}
 	if len(ins) == 0 {
-		add := "/integrations/new?url=" + url.QueryEscape("https://"+t.Host+"/"+t.Project)
+		add := "/integrations/new?url=" + url.QueryEscape(t.ProjectURL())
 		if prebuild {
 			http.Redirect(rw, q.r, add, http.StatusSeeOther)
 			return
 		}
 		w.render(rw, q, http.StatusNotFound, "unknown", "No integration for "+t.Project, struct {
-			Project, Host, Add string
-		}{t.Project, t.Host, add})
+			Project, Host, Add, Base string
+		}{t.Project, t.Host, add, t.Scheme + "://" + t.Host})
 		return
 	}
 	for _, in := range ins {

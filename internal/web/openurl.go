@@ -10,8 +10,8 @@ import (
 
 // Target is what a GitLab URL points at, as far as environments go.
 type Target struct {
-	// Host is the GitLab host (with port), Project the project's full path.
-	Host, Project string
+	// Scheme, Host (with port) and Project (its full path) name the project.
+	Scheme, Host, Project string
 	// MRIID is set for a merge request URL.
 	MRIID int64
 	// Refs are the branch names the URL may mean, longest first: GitLab's
@@ -21,6 +21,9 @@ type Target struct {
 	// SHA is set for a commit URL.
 	SHA string
 }
+
+// ProjectURL is the project's page in GitLab.
+func (t Target) ProjectURL() string { return t.Scheme + "://" + t.Host + "/" + t.Project }
 
 // Kind says which environment the target opens.
 func (t Target) Kind() string {
@@ -55,7 +58,7 @@ func ParseGitLabURL(raw string) (Target, error) {
 	if project == "" || !strings.Contains(project, "/") {
 		return Target{}, fmt.Errorf("url: %q names no project: give the project's URL (https://host/group/project) or a page inside it", raw)
 	}
-	t := Target{Host: strings.ToLower(u.Host), Project: project}
+	t := Target{Scheme: u.Scheme, Host: strings.ToLower(u.Host), Project: project}
 	parts := strings.Split(rest, "/")
 	if rest == "" {
 		return t, nil

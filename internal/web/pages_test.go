@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -231,5 +232,57 @@ func TestALogStreamResumesFromTheLastEventID(t *testing.T) {
 				}
 			})
 		}
+	})
+}
+
+func TestOpeningAGitLabURLGoesToItsEnvironment(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		d := newDashboard(t, st)
+		in := store.Integration{Name: "app", Type: "gitlab", BaseURL: "http://gitlab.internal", UserFacingURL: "https://gitlab.example.com",
+			ProjectID: 5, ProjectPath: "group/app", DefaultBranch: "main", Space: auth.Root}
+		if err := store.CreateIntegration(context.Background(), st.DB, &in); err != nil {
+			t.Fatal(err)
+		}
+		d.save(t, store.Environment{IntegrationName: "app", Name: "main", Kind: "branch", Ref: "main", State: store.StateActive, HeadSHA: strings.Repeat("a", 40)})
+		d.save(t, store.Environment{IntegrationName: "app", Name: "feature/login", Kind: "branch", Ref: "feature/login", State: store.StateInactive, HeadSHA: strings.Repeat("b", 40)})
+		d.save(t, store.Environment{IntegrationName: "app", Name: "mr-7", Kind: "mr", MRIID: 7, Ref: "feature/login", State: store.StateActive})
+		gl := "https://gitlab.example.com/group/app"
+		for _, c := range []struct{ name, url, to string }{
+			{"a merge request opens mr-<iid>", gl + "/-/merge_requests/7/diffs", "/environments/app/mr-7"},
+			{"a branch opens its environment", gl + "/-/tree/feature/login", "/environments/app/feature/login"},
+			{"a file in a branch opens the branch's", gl + "/-/blob/feature/login/README.md", "/environments/app/feature/login"},
+			{"a commit opens the branch that has it", gl + "/-/commit/bbbbbbbb", "/environments/app/feature/login"},
+			{"a project opens its default branch's", gl, "/environments/app/main"},
+			{"the API host works too", "http://gitlab.internal/group/app/-/merge_requests/7", "/environments/app/mr-7"},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				req := httptest.NewRequest(http.MethodGet, "/open?url="+url.QueryEscape(c.url), nil)
+				req.Header.Set("Authorization", "Bearer "+d.token)
+				rec := httptest.NewRecorder()
+				d.h.ServeHTTP(rec, req)
+				if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != c.to {
+					t.Errorf("%s: %d to %q, want %s", c.url, rec.Code, rec.Header().Get("Location"), c.to)
+				}
+			})
+		}
+		t.Run("an inactive environment offers activation to who may", func(t *testing.T) {
+			_, body := d.get(t, "/environments/app/feature/login")
+			if !strings.Contains(body, "Activate it to build and start it") || !strings.Contains(body, `data-op="activate"`) {
+				t.Errorf("no activation offered:\n%s", body)
+			}
+		})
+		t.Run("an unknown project says which integration to add", func(t *testing.T) {
+			code, body := d.get(t, "/open?url="+url.QueryEscape("https://gitlab.example.com/group/other/-/merge_requests/1"))
+			if code != http.StatusNotFound || !strings.Contains(body, "glenv integration:add --type=gitlab --base-url https://gitlab.example.com --gitlab-project group/other") ||
+				!strings.Contains(body, "/integrations/new?url=https%3A%2F%2Fgitlab.example.com%2Fgroup%2Fother") {
+				t.Errorf("%d\n%s", code, body)
+			}
+		})
+		t.Run("a missing environment says what creates it", func(t *testing.T) {
+			code, body := d.get(t, "/open?url="+url.QueryEscape(gl+"/-/merge_requests/8"))
+			if code != http.StatusNotFound || !strings.Contains(body, "no environment exists for merge request !8") {
+				t.Errorf("%d\n%s", code, body)
+			}
+		})
 	})
 }
