@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -298,5 +299,28 @@ func TestDashboardInABrowser(t *testing.T) {
 		}
 		dev.screenshot("open-merge-request")
 		dev.noJSErrors()
+	})
+
+	t.Run("a maintainer connects a project by its URL after #prebuild/ and its default branch builds", func(t *testing.T) {
+		other := w.gl.AddProject(gitlabtest.Project{PathWithNamespace: "group/other", DefaultBranch: "main", Members: map[int64]int{w.maint.ID: 40, w.dev.ID: 30}})
+		app, _ := filepath.Abs("testdata/app")
+		w.gl.Commit(t, other.ID, gitlabtest.Commit{Branch: "main", Dir: app})
+		mt := newBrowser(t)
+		mt.signIn(w, w.maint)
+		var selected string
+		mt.run("open the prebuild link", chromedp.Navigate(w.URL+"/#prebuild/"+w.gl.URL+"/group/other"),
+			waitJS(`location.pathname === '/integrations/new' && document.querySelector('select[name="project"]') !== null`),
+			chromedp.Evaluate(`document.querySelector('select[name="project"]').selectedOptions[0].textContent`, &selected))
+		if !strings.HasSuffix(selected, "/group/other") {
+			t.Fatalf("the form has %q selected, want group/other", selected)
+		}
+		mt.run("connect it", chromedp.SendKeys(`input[name="token"]`, w.glToken, chromedp.ByQuery),
+			chromedp.Click(`form[action="/integrations/new"] button`, chromedp.ByQuery), arrivedAt("/integrations/new"),
+			waitJS(`document.body.textContent.includes('Connected group/other')`))
+		mt.screenshot("prebuild-connected")
+		w.waitEnvOf("other", "main", func(e envJSON) bool { return e.State != "inactive" })
+		mt.run("see its integration", chromedp.Navigate(w.URL+"/integrations"), waitJS(`document.body.textContent.includes('group/other')`))
+		mt.screenshot("integrations")
+		mt.noJSErrors()
 	})
 }

@@ -80,7 +80,9 @@ func newWorld(t testing.TB, o worldOptions) *world {
 	addr := freeAddr(t)
 	w.URL = "http://" + addr
 	env := map[string]string{"GLENV_LISTEN": addr, "GLENV_DATA_DIR": t.TempDir(), "GLENV_ADMIN_TOKEN": adminToken,
-		"GLENV_RUNTIME": o.runtime, "GLENV_DATABASE_URL": o.dbURL, "GLENV_LOG_LEVEL": "info"}
+		"GLENV_RUNTIME": o.runtime, "GLENV_DATABASE_URL": o.dbURL, "GLENV_LOG_LEVEL": "info",
+		// The maintainer is a glenv admin: adding integrations needs one.
+		"GLENV_ADMINS": auth.HostOf(w.gl.URL) + "/maint"}
 	var cfg config.Config
 	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
 	cfg.Bind(fs, func(k string) string { return env[k] })
@@ -177,11 +179,13 @@ type envJSON struct {
 	HeadSHA     string `json:"head_sha"`
 }
 
-// env reads an environment through /api/v1.
-func (w *world) env(name string) (envJSON, bool) {
+// env reads an environment of integration app through /api/v1.
+func (w *world) env(name string) (envJSON, bool) { return w.envOf("app", name) }
+
+func (w *world) envOf(integration, name string) (envJSON, bool) {
 	w.t.Helper()
 	var envs []envJSON
-	w.api(http.MethodGet, "/api/v1/environments?integration=app&name="+url.QueryEscape(name), nil, &envs)
+	w.api(http.MethodGet, "/api/v1/environments?integration="+url.QueryEscape(integration)+"&name="+url.QueryEscape(name), nil, &envs)
 	if len(envs) == 0 {
 		return envJSON{}, false
 	}
@@ -192,9 +196,14 @@ func (w *world) env(name string) (envJSON, bool) {
 // the API as it changes (deadline 90 s: a deploy builds and starts an app).
 func (w *world) waitEnv(name string, ok func(envJSON) bool) envJSON {
 	w.t.Helper()
+	return w.waitEnvOf("app", name, ok)
+}
+
+func (w *world) waitEnvOf(integration, name string, ok func(envJSON) bool) envJSON {
+	w.t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		e, found := w.env(name)
+		e, found := w.envOf(integration, name)
 		if found && ok(e) {
 			return e
 		}
