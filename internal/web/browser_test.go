@@ -115,11 +115,28 @@ func (b *browser) run(what string, actions ...chromedp.Action) {
 	}
 }
 
-// waitJS waits until a JavaScript expression is true in the page (the
-// browser re-evaluates it as the page changes).
+// waitJS waits until a JavaScript expression is true in the page. It asks
+// again every 20 ms, through navigations (a form's answer, a redirect),
+// where an evaluation fails until the new page is there.
 func waitJS(expr string) chromedp.Action {
-	var ok bool
-	return chromedp.Poll(expr, &ok, chromedp.WithPollingTimeout(45*time.Second))
+	return chromedp.ActionFunc(func(ctx context.Context) error {
+		var last error
+		for {
+			var ok bool
+			err := chromedp.Evaluate(`document.readyState !== 'loading' && !!(`+expr+`)`, &ok).Do(ctx)
+			if err == nil && ok {
+				return nil
+			}
+			if err != nil {
+				last = err
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("never true: %s (last error %v): %w", expr, last, ctx.Err())
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	})
 }
 
 // screenshot saves what the page shows now.
@@ -292,7 +309,7 @@ func TestDashboardInABrowser(t *testing.T) {
 		w.api("POST", "/api/v1/integrations/app/reconcile", nil, nil)
 		w.waitEnv("mr-7", func(e envJSON) bool { return true })
 		var h1 string
-		dev.run("open by prefix", chromedp.Navigate(w.URL+"/#"+w.gl.URL+"/group/app/-/merge_requests/7"),
+		dev.run("open by prefix", chromedp.Navigate(w.URL+"/#"+w.gl.URL+"/group/app/-/merge_requests/7"), arrivedAt("/environments/app/mr-7"),
 			waitJS(`location.pathname === '/environments/app/mr-7'`), textOf("h1", &h1))
 		if !strings.HasPrefix(h1, "mr-7") {
 			t.Errorf("opened %q, want mr-7's page", h1)
@@ -308,7 +325,7 @@ func TestDashboardInABrowser(t *testing.T) {
 		mt := newBrowser(t)
 		mt.signIn(w, w.maint)
 		var selected string
-		mt.run("open the prebuild link", chromedp.Navigate(w.URL+"/#prebuild/"+w.gl.URL+"/group/other"),
+		mt.run("open the prebuild link", chromedp.Navigate(w.URL+"/#prebuild/"+w.gl.URL+"/group/other"), arrivedAt("/integrations/new"),
 			waitJS(`location.pathname === '/integrations/new' && document.querySelector('select[name="project"]') !== null`),
 			chromedp.Evaluate(`document.querySelector('select[name="project"]').selectedOptions[0].textContent`, &selected))
 		if !strings.HasSuffix(selected, "/group/other") {
