@@ -27,6 +27,10 @@ type Deps struct {
 	PublicURL string
 	// LogURL links to an activity's log; default <PublicURL>/api/v1/activities/<id>/log.
 	LogURL func(activityID int64) string
+	// DashboardURL is an environment's page on glenv's dashboard (nil:
+	// none): the MR note links it beside the app, and statuses of deploys
+	// in progress point there, where the log follows live.
+	DashboardURL func(store.Environment) string
 	// Health receives the hook and token checks (optional); register it
 	// with Prometheus.
 	Health *Health

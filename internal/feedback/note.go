@@ -26,6 +26,7 @@ type noteView struct {
 	// it at another SHA (nil when there is none).
 	Newest, Previous *store.FeedbackDeploy
 	LogURL           string // Newest's log
+	DashboardURL     string // the environment's page on glenv's dashboard
 }
 
 // settledView reports whether the note shows an outcome rather than work in
@@ -53,6 +54,9 @@ func (v noteView) body() string {
 	b.WriteString("| | |\n|---|---|\n")
 	if env.State != store.StateDeleted && v.EnvURL != "" {
 		fmt.Fprintf(&b, "| **URL** | %s |\n", v.EnvURL)
+	}
+	if env.State != store.StateDeleted && v.DashboardURL != "" {
+		fmt.Fprintf(&b, "| **Dashboard** | [%s on glenv](%s) |\n", env.Name, v.DashboardURL)
 	}
 	fmt.Fprintf(&b, "| **State** | %s |\n", env.State)
 	if env.DeployedSHA != "" && env.State != store.StateDeleted {

@@ -309,7 +309,7 @@ func (p *pass) commitStatus(d *store.FeedbackDeploy) error {
 			return err
 		}
 	}
-	err := p.gl.SetCommitStatus(p.ctx, p.in.ProjectID, statusFor(p.env, *d, p.envURL, p.deps.LogURL(d.ActivityID)))
+	err := p.gl.SetCommitStatus(p.ctx, p.in.ProjectID, statusFor(p.env, *d, p.statusURL(*d), p.deps.LogURL(d.ActivityID)))
 	if err != nil && !errors.Is(err, gitlab.ErrAlreadyInState) {
 		return err
 	}
@@ -497,6 +497,9 @@ func (p *pass) note(deploys []store.FeedbackDeploy) error {
 	fe := p.fe
 	v := newNoteView(p.env, deploys)
 	v.EnvURL = p.envURL
+	if p.deps.DashboardURL != nil {
+		v.DashboardURL = p.deps.DashboardURL(p.env)
+	}
 	v.ProjectURL = projectURL(p.in)
 	if v.Newest != nil {
 		v.LogURL = p.deps.LogURL(v.Newest.ActivityID)
@@ -561,4 +564,17 @@ func projectURL(in store.Integration) string {
 		return ""
 	}
 	return strings.TrimRight(base, "/") + "/" + in.ProjectPath
+}
+
+// statusURL is a status's target_url while the deploy is not failed: the
+// dashboard's page while it is queued or running (its log follows live
+// there; the app is not up yet), the app once it is.
+func (p *pass) statusURL(d store.FeedbackDeploy) string {
+	if p.deps.DashboardURL == nil || (d.State != store.ActivityPending && d.State != store.ActivityRunning) {
+		return p.envURL
+	}
+	if u := p.deps.DashboardURL(p.env); utf8.RuneCountInString(u) <= gitlab.StatusField {
+		return u
+	}
+	return p.envURL
 }

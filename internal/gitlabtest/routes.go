@@ -27,6 +27,7 @@ func (s *Server) routeTable() gitlabapi.Router[route] {
 	endpoint(get, "user", scopeUser, s.getCurrentUser)
 	endpoint(get, "personal_access_tokens/self", scopeAny, s.getTokenSelf)
 
+	endpoint(get, "projects", scopeAPI, s.listProjects)
 	endpoint(get, "projects/:id", scopeAPI, s.getProject)
 	endpoint(get, "projects/:id/members/all/:user_id", scopeAPI, s.getMemberAll)
 

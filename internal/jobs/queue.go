@@ -71,6 +71,10 @@ func (q *Environments) insertTx(ctx context.Context, tx *sql.Tx, args river.JobA
 // still waiting, River's uniqueness folds this one into it, so only the
 // newest state reaches GitLab.
 func (q *Environments) notify(ctx context.Context, tx *sql.Tx, envID int64) error {
+	if q.deps.Changed != nil {
+		changed := q.deps.Changed
+		q.store.AfterCommit(tx, func() { changed(envID) })
+	}
 	if !q.deps.Feedback {
 		return nil
 	}

@@ -115,6 +115,9 @@ type Deps struct {
 	// Feedback queues a feedback.SyncArgs job whenever a deploy or delete
 	// changes state (its worker must be among Register).
 	Feedback bool
+	// Changed hears, after the commit, of every environment whose state
+	// changed (the dashboard's live updates); it must not block.
+	Changed func(envID int64)
 }
 
 // NewQueue builds the queue and its workers.

@@ -42,6 +42,7 @@ import (
 	"github.com/glenv/glenv/internal/secret"
 	"github.com/glenv/glenv/internal/store"
 	"github.com/glenv/glenv/internal/variables"
+	"github.com/glenv/glenv/internal/web"
 	"github.com/glenv/glenv/internal/webhook"
 )
 
@@ -61,6 +62,7 @@ type Server struct {
 	visits   *idle.Visits  // last counted request per environment (--pause-after)
 	source   *kube.Source  // --runtime kubernetes: commits served to checkout containers
 	vars     *variables.Service
+	hub      *web.Hub // the dashboard's change feed of environment states
 
 	// KubeTransport wraps the Kubernetes client's transport (tests count
 	// the calls through it).
@@ -145,14 +147,17 @@ func NewWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Opti
 	rt = redactingRuntime{rt: rt, paths: s.paths}
 	health := feedback.NewHealth()
 	fb := feedback.Deps{Store: st, Token: tokenFor, EnvURL: s.envURL, PublicURL: cfg.PublicURL, LogURL: s.logURL,
-		Health: health, Logger: log}
+		Health: health, Logger: log,
+		DashboardURL: func(e store.Environment) string { return web.EnvironmentPath(cfg.PublicURL, e) }}
 	keep := retention.New(st, retention.Settings{DeliveryBodies: cfg.DeliveryBodyRetention,
 		DeletedEnvironments: cfg.DeletedEnvironmentRetention, LogMaxSize: cfg.ActivityLogMaxSize, Logs: cfg.ActivityLogRetention}, log)
 	s.visits = idle.NewVisits(nil)
 	idleCheck := &idle.Checker{Store: st, Visits: s.visits, Log: log}
 	logs := activitylog.New(st, activitylog.Options{MaxSize: cfg.ActivityLogMaxSize, Logger: log})
+	s.hub = web.NewHub(st, log)
 	s.queue, err = jobs.NewQueue(st, jobs.Deps{RemoteFor: remoteFor, TokenFor: tokenFor, Runtime: rt, Logger: log, Logs: logs,
-		Register: []func(*river.Workers){feedback.Register(fb), retention.Register(keep), envapi.Register(st, &s.queue, log), idle.Register(idleCheck)}, Feedback: true},
+		Register: []func(*river.Workers){feedback.Register(fb), retention.Register(keep), envapi.Register(st, &s.queue, log), idle.Register(idleCheck)}, Feedback: true,
+		Changed: s.hub.Changed},
 		jobs.QueueConfig{ReconcileInterval: cfg.ReconcileInterval, RescueAfter: cfg.JobRescueAfter, Logger: log})
 	if err != nil {
 		st.Close()
@@ -185,7 +190,8 @@ func NewWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Opti
 
 	mux := http.NewServeMux()
 	mux.Handle("/hooks/gitlab/{integration}", s.receiver)
-	mux.Handle("/api/v1/", a.Handler())
+	apiV1 := a.Handler()
+	mux.Handle("/api/v1/", apiV1)
 	mux.Handle("/api/v4/", envapi.NewWithAuth(st, s.queue, log, s.envURL, people))
 	people.Routes(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -195,7 +201,12 @@ func NewWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Opti
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.HandleFunc("GET /{$}", s.home)
+	dashboard := &web.Web{Store: st, Auth: people, API: apiV1, Hub: s.hub, Log: log, PublicURL: cfg.PublicURL,
+		EnvURL: s.envURL, AppLog: a.AppLog, Health: health}
+	if err := dashboard.Routes(mux, s.home); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("dashboard: %w", err)
+	}
 	scheme := "http"
 	if strings.HasPrefix(cfg.PublicURL, "https://") {
 		scheme = "https"
@@ -288,6 +299,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.runtime != nil {
 		go s.restore(ctx, start)
 	}
+	go s.hub.Run(ctx)
 	visitsDone := make(chan struct{})
 	visitsCtx, stopVisits := context.WithCancel(context.Background())
 	defer stopVisits()
