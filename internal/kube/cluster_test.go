@@ -2,16 +2,16 @@ package kube_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
@@ -63,7 +63,7 @@ func newKubeWorld(t *testing.T) *kubeWorld { return newKubeWorldTB(t) }
 
 func newKubeWorldTB(t testing.TB) *kubeWorld {
 	t.Helper()
-	w := &kubeWorld{cluster: kubetest.Start(t), calls: &Counter{}}
+	w := &kubeWorld{cluster: kubetest.Shared(t), calls: &Counter{}}
 	cfg := rest.CopyConfig(w.cluster.Config)
 	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { w.calls.next = rt; return w.calls }
 	client, err := kubernetes.NewForConfig(cfg)
@@ -135,6 +135,15 @@ func TestAMergeRequestRunsInItsNamespaceRollsOnPushAndIsGoneOnRemove(t *testing.
 	if err != nil || string(sec.Data["API_KEY"]) != "s3cret" {
 		t.Errorf("Secret: %v", err)
 	}
+	// Secrets only in Secrets: the Deployment as the API server stores it
+	// (what `kubectl get -o yaml` shows anyone who may read Deployments)
+	// holds neither a variable's value nor the signed tree URL.
+	spec, _ := json.Marshal(d)
+	for _, secret := range []string{"s3cret", string(sec.Data[kube.TreeURLKey])} {
+		if secret == "" || strings.Contains(string(spec), secret) {
+			t.Errorf("the Deployment's spec holds the secret %q (or the Secret lacks it):\n%s", secret, spec)
+		}
+	}
 	t.Logf("first deploy: %d Kubernetes API calls", len(first))
 
 	// A steady push: a new SHA rolls the Deployment, with few calls.
@@ -179,13 +188,13 @@ func TestFilesAreClaimsClonedFromTheParentsAndABadImageIsRefused(t *testing.T) {
 
 	// No storage provisioner runs here, so the claims stay pending and
 	// the Deployment never becomes available: the deploy is cancelled
-	// once the claims are seen.
+	// once the Deployment (applied after the claims) is seen.
 	sha := w.gl.Commit(t, w.project.ID, gitlabtest.Commit{Branch: "files",
 		Files: map[string]string{".glenv.yml": glenvYML + "services:\n  files: [uploads]\n"}})
 	parent := store.Environment{ID: 1, Name: "main", Slug: "main", Host: "main--app"}
 	req := w.request(env, sha)
 	req.Parent, req.CloneParentData = &parent, true
-	watcher, err := c.CoreV1().PersistentVolumeClaims("glenv-mr-9--app").Watch(ctx, metav1.ListOptions{})
+	watcher, err := c.AppsV1().Deployments("glenv-mr-9--app").Watch(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,17 +202,23 @@ func TestFilesAreClaimsClonedFromTheParentsAndABadImageIsRefused(t *testing.T) {
 	dctx, dcancel := context.WithCancel(ctx)
 	derr := make(chan error, 1)
 	go func() { derr <- w.rt.Deploy(dctx, req) }()
-	var claim *corev1.PersistentVolumeClaim
-	for claim == nil {
+	var d *appsv1.Deployment
+	for d == nil {
 		select {
-		case ev := <-watcher.ResultChan():
+		case ev, ok := <-watcher.ResultChan():
+			if !ok {
+				t.Fatal("the Deployments' watch ended before the Deployment appeared")
+			}
+			if ev.Type == watch.Error {
+				t.Fatalf("watching the Deployments: %v", apierrors.FromObject(ev.Object))
+			}
 			if ev.Type == watch.Added {
-				claim = ev.Object.(*corev1.PersistentVolumeClaim)
+				d = ev.Object.(*appsv1.Deployment)
 			}
 		case err := <-derr:
-			t.Fatalf("deploy ended before its claims appeared: %v", err)
+			t.Fatalf("deploy ended before its Deployment appeared: %v", err)
 		case <-ctx.Done():
-			t.Fatal("no claim appeared within 3m")
+			t.Fatal("no Deployment appeared within 3m")
 		}
 	}
 	dcancel()
@@ -215,23 +230,24 @@ func TestFilesAreClaimsClonedFromTheParentsAndABadImageIsRefused(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the cancelled deploy did not return")
 	}
+	claim, err := c.CoreV1().PersistentVolumeClaims("glenv-mr-9--app").Get(ctx, "files-uploads", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the claim files-uploads: %v", err)
+	}
 	ref := claim.Spec.DataSourceRef
-	if claim.Name != "files-uploads" || ref == nil || ref.Kind != "PersistentVolumeClaim" || ref.Name != "files-uploads" {
+	if ref == nil || ref.Kind != "PersistentVolumeClaim" || ref.Name != "files-uploads" {
 		t.Fatalf("claim %s dataSourceRef %+v, want a clone of the parent's files-uploads", claim.Name, ref)
 	}
-	if ref.Namespace != nil && *ref.Namespace != "glenv-main--app" {
-		t.Fatalf("claim clones from namespace %q, want the parent's", *ref.Namespace)
+	if ref.Namespace == nil || *ref.Namespace != "glenv-main--app" {
+		t.Fatalf("claim clones from namespace %v, want the parent's glenv-main--app", ref.Namespace)
 	}
-	var mounted atomic.Bool
-	d, err := c.AppsV1().Deployments("glenv-mr-9--app").Get(ctx, kube.AppName, metav1.GetOptions{})
-	if err == nil {
-		for _, v := range d.Spec.Template.Spec.Volumes {
-			if v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == "files-uploads" {
-				mounted.Store(true)
-			}
+	mounted := false
+	for _, v := range d.Spec.Template.Spec.Volumes {
+		if v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == "files-uploads" {
+			mounted = true
 		}
 	}
-	if !mounted.Load() {
-		t.Fatalf("the Deployment does not mount files-uploads: %v", err)
+	if !mounted {
+		t.Fatalf("the Deployment does not mount files-uploads: %+v", d.Spec.Template.Spec.Volumes)
 	}
 }
