@@ -57,13 +57,14 @@ type kubeWorld struct {
 	project gitlabtest.Project
 	token   string
 	gitURL  string
+	logf    func(string, ...any)
 }
 
 func newKubeWorld(t *testing.T) *kubeWorld { return newKubeWorldTB(t) }
 
 func newKubeWorldTB(t testing.TB) *kubeWorld {
 	t.Helper()
-	w := &kubeWorld{cluster: kubetest.Shared(t), calls: &Counter{}}
+	w := &kubeWorld{cluster: kubetest.Shared(t), calls: &Counter{}, logf: t.Logf}
 	cfg := rest.CopyConfig(w.cluster.Config)
 	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { w.calls.next = rt; return w.calls }
 	client, err := kubernetes.NewForConfig(cfg)
@@ -92,7 +93,7 @@ func newKubeWorldTB(t testing.TB) *kubeWorld {
 func (w *kubeWorld) request(env store.Environment, sha string) runtime.DeployRequest {
 	return runtime.DeployRequest{
 		Integration: store.Integration{Name: "app", BaseURL: w.gitURL, ProjectPath: "group/app", ProjectID: w.project.ID},
-		Token:       w.token, Env: env, SHA: sha, Log: func(string) {},
+		Token:       w.token, Env: env, SHA: sha, Log: func(s string) { w.logf("%s", s) },
 	}
 }
 
@@ -165,7 +166,7 @@ func TestAMergeRequestRunsInItsNamespaceRollsOnPushAndIsGoneOnRemove(t *testing.
 	}
 
 	// Remove deletes the namespace and returns once it is gone.
-	if err := w.rt.Remove(ctx, env, nil); err != nil {
+	if err := w.rt.Remove(ctx, env, func(s string) { t.Log(s) }); err != nil {
 		t.Fatalf("remove: %v", err)
 	}
 	if _, err := c.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
