@@ -34,6 +34,11 @@ func (s *Server) newKube(cfg config.Config, log *slog.Logger) (*kube.Runtime, er
 		return nil, fmt.Errorf("--runtime kubernetes: no --kubeconfig given and not running in a cluster (%v); pass --kubeconfig", err)
 	}
 	rc.UserAgent = "glenv"
+	// client-go's default (5 requests/s, bursts of 10) would queue a burst
+	// of MR events behind glenv's own rate limit: 1,000 new environments
+	// cost about 7,000 requests. The API server's priority and fairness
+	// still protects it.
+	rc.QPS, rc.Burst = 100, 200
 	if s.KubeTransport != nil {
 		rc.WrapTransport = s.KubeTransport
 	}

@@ -261,6 +261,11 @@ current-context: test
 		"--service-account-private-key-file", saKey, "--use-service-account-credentials=false",
 		// No front proxy here: do not look for its client CA.
 		"--authentication-skip-lookup",
+		// These controllers wait until their informers have seen their
+		// own writes; without etcd progress notifications (etcd 3.4,
+		// watch cache off) an informer's version only moves with its
+		// own events, so they requeue with back-off for seconds.
+		"--feature-gates=StaleControllerConsistencyReplicaSet=false,StaleControllerConsistencyJob=false",
 		// The burst benchmark creates hundreds of Deployments at once.
 		"--kube-api-qps=200", "--kube-api-burst=400", "--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
 		"--concurrent-namespace-syncs=10",
@@ -294,6 +299,9 @@ current-context: test
 	}
 	return c, nil
 }
+
+// Dir holds the processes' logs (<name>.log) while the cluster runs.
+func (c *Cluster) Dir() string { return c.dir }
 
 // start runs a control-plane process, its output in dir/<name>.log.
 func (c *Cluster) start(dir, name, path string, args ...string) error {
