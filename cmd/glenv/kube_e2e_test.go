@@ -97,6 +97,13 @@ func TestOnKubernetesAMergeRequestGetsANamespaceRollsOnPushAndIsGoneOnClose(t *t
 		t.Errorf("no success status glenv/mr-1 on %s: %+v", sha1, gl.Statuses(pid, sha1))
 	}
 
+	// environment:logs reads the serving pod's log through the API
+	// server. kwok's node has no kubelet to answer, so the answer is the
+	// API server's refusal, naming the pod glenv asked.
+	if _, stderr, code := g.run("", "environment:logs", "mr-1", "-i", "app"); code == 0 || !strings.Contains(stderr, "pod "+ns+"/app-") {
+		t.Errorf("environment:logs on kwok: exit %d, stderr %q; want the pod's log asked for", code, stderr)
+	}
+
 	// A push rolls the Deployment to the new SHA.
 	sha2 := gl.Commit(t, pid, gitlabtest.Commit{Branch: "feature-x", Files: map[string]string{"index.html": "mr 2\n"}})
 	gl.SetMergeRequest(pid, gitlabtest.MergeRequest{IID: 1, Title: "MR 1", SourceBranch: "feature-x", TargetBranch: "main", SHA: sha2})

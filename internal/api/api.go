@@ -5,6 +5,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,6 +31,11 @@ type API struct {
 	EnvURL func(store.Environment) string
 	// AppLog returns the path of an environment's app output (nil: none kept).
 	AppLog func(envID int64) string
+	// AppLogStream reads an environment's app output where it is not a
+	// file glenv writes (--runtime kubernetes: the pod's log); follow
+	// keeps the stream open while the app runs. It returns ErrNoAppLog
+	// when nothing runs yet.
+	AppLogStream func(ctx context.Context, env store.Environment, follow bool) (io.ReadCloser, error)
 }
 
 // Error is the body of every error answer.

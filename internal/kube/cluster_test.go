@@ -147,6 +147,27 @@ func TestAMergeRequestRunsInItsNamespaceRollsOnPushAndIsGoneOnRemove(t *testing.
 	}
 	t.Logf("first deploy: %d Kubernetes API calls", len(first))
 
+	// environment:logs --follow asks the API server for the serving pod's
+	// app container, followed. kwok's pods run nothing and its node has
+	// no kubelet to answer, so what is tested is the request glenv sends
+	// and that a failure comes back as an error, not a hang.
+	lctx, lcancel := context.WithTimeout(ctx, 20*time.Second)
+	stream, err := w.rt.Logs(lctx, env, true)
+	if err == nil {
+		stream.Close()
+	}
+	lcancel()
+	var logCall string
+	for _, call := range w.calls.Take() {
+		if strings.Contains(call, "/log?") {
+			logCall = call
+		}
+	}
+	if !strings.HasPrefix(logCall, "GET /api/v1/namespaces/"+ns+"/pods/app-") || !strings.Contains(logCall, "container=app") || !strings.Contains(logCall, "follow=true") {
+		t.Errorf("environment:logs --follow sent %q, want GET …/pods/app-…/log?container=app&follow=true (err %v)", logCall, err)
+	}
+	t.Logf("logs --follow on kwok: %v", err)
+
 	// A steady push: a new SHA rolls the Deployment, with few calls.
 	sha2 := w.gl.Commit(t, w.project.ID, gitlabtest.Commit{Branch: "feature", Files: map[string]string{"app.py": "print(2)\n"}})
 	if err := w.rt.Deploy(ctx, w.request(env, sha2)); err != nil {

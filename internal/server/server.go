@@ -59,6 +59,7 @@ type Server struct {
 	paths    *redact.Paths // host paths kept out of what people outside see
 	visits   *idle.Visits  // last counted request per environment (--pause-after)
 	source   *kube.Source  // --runtime kubernetes: commits served to checkout containers
+	kube     *kube.Runtime // --runtime kubernetes
 
 	// KubeTransport wraps the Kubernetes client's transport (tests count
 	// the calls through it).
@@ -136,7 +137,7 @@ func NewWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Opti
 			st.Close()
 			return nil, err
 		}
-		rt = k
+		rt, s.kube = k, k
 	}
 	s.paths = hostPaths(cfg.DataDir, cfg.SecretKeyFile)
 	rt = redactingRuntime{rt: rt, paths: s.paths}
@@ -176,6 +177,9 @@ func NewWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Opti
 	a := &api.API{Store: st, Auth: people, Integrations: svc, Queue: s.queue, Log: log, EnvURL: s.envURL}
 	if s.runtime != nil {
 		a.AppLog = s.runtime.AppLog
+	}
+	if s.kube != nil {
+		a.AppLogStream = s.kubeLogs
 	}
 
 	mux := http.NewServeMux()
