@@ -67,3 +67,25 @@ func TestLogOptions(t *testing.T) {
 		}
 	})
 }
+
+func TestCloneDropped(t *testing.T) {
+	parentNS := "glenv-main--app"
+	asked := &corev1.PersistentVolumeClaim{Spec: corev1.PersistentVolumeClaimSpec{
+		DataSourceRef: &corev1.TypedObjectReference{Kind: "PersistentVolumeClaim", Name: "files-uploads", Namespace: &parentNS}}}
+	plain := &corev1.PersistentVolumeClaim{}
+	for _, tc := range []struct {
+		name          string
+		asked, stored *corev1.PersistentVolumeClaim
+		want          bool
+	}{
+		{"an API server without CrossNamespaceVolumeDataSource stores the clone without its source", asked, plain, true},
+		{"an API server with it keeps the source", asked, asked, false},
+		{"a claim that asked for no clone lost nothing", plain, plain, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := kube.CloneDropped(tc.asked, tc.stored); got != tc.want {
+				t.Fatalf("CloneDropped = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
