@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/glenv/glenv/internal/gitlabtest"
+	"github.com/glenv/glenv/internal/kube/kubetest"
 	"github.com/glenv/glenv/internal/store/storetest"
 )
 
@@ -33,7 +34,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "build glenv: %v\n%s", err, out)
 		os.Exit(1)
 	}
-	code := m.Run()
+	// kubetest.Main stops the Kubernetes control plane the kube tests
+	// share, if one of them started it.
+	code := kubetest.Main(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

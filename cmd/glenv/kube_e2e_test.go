@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"archive/tar"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -21,7 +22,7 @@ import (
 // node) makes the environment active with feedback in GitLab, a push rolls
 // the Deployment, and closing the MR leaves no namespace.
 func TestOnKubernetesAMergeRequestGetsANamespaceRollsOnPushAndIsGoneOnClose(t *testing.T) {
-	cluster := kubetest.Start(t)
+	cluster := kubetest.Shared(t)
 	c := cluster.Client
 	ctx := t.Context()
 	gl := newGitLab(t)
@@ -33,13 +34,13 @@ func TestOnKubernetesAMergeRequestGetsANamespaceRollsOnPushAndIsGoneOnClose(t *t
 	g.mustJSON(&res, addArgs(gl)...)
 	g.waitEnvLong("app", "main", func(e envJSON, ok bool) bool { return ok && e.State == "active" && e.DeployedSHA == shaMain })
 
-	sha1 := gl.Commit(t, pid, gitlabtest.Commit{Branch: "feature-x", Files: map[string]string{"index.html": "mr 1\n"}})
+	sha1 := gl.Commit(t, pid, gitlabtest.Commit{Branch: "feature-x", Files: map[string]string{".glenv.yml": yml, "index.html": "mr 1\n"}})
 	t0 := time.Now().Add(-time.Hour)
 	gl.SetMergeRequest(pid, gitlabtest.MergeRequest{IID: 1, Title: "MR 1", SourceBranch: "feature-x", TargetBranch: "main", SHA: sha1})
 	if code, body := g.deliver("app", res.WebhookSecret, "Merge Request Hook", mrPayload(t, pid, "merge_request_open.json", 1, sha1, t0), ""); code != 202 {
 		t.Fatalf("MR open: %d %s", code, body)
 	}
-	g.waitEnvLong("app", "mr-1", func(e envJSON, ok bool) bool { return ok && e.State == "active" && e.DeployedSHA == sha1 })
+	waitKubeEnv(g, "mr-1", sha1)
 
 	ns := kube.Namespace("mr-1--app")
 	nsObj, err := c.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
@@ -96,6 +97,13 @@ func TestOnKubernetesAMergeRequestGetsANamespaceRollsOnPushAndIsGoneOnClose(t *t
 		t.Errorf("no success status glenv/mr-1 on %s: %+v", sha1, gl.Statuses(pid, sha1))
 	}
 
+	// environment:logs reads the serving pod's log through the API
+	// server. kwok's node has no kubelet to answer, so the answer is the
+	// API server's refusal, naming the pod glenv asked.
+	if _, stderr, code := g.run("", "environment:logs", "mr-1", "-i", "app"); code == 0 || !strings.Contains(stderr, "pod "+ns+"/app-") {
+		t.Errorf("environment:logs on kwok: exit %d, stderr %q; want the pod's log asked for", code, stderr)
+	}
+
 	// A push rolls the Deployment to the new SHA.
 	sha2 := gl.Commit(t, pid, gitlabtest.Commit{Branch: "feature-x", Files: map[string]string{"index.html": "mr 2\n"}})
 	gl.SetMergeRequest(pid, gitlabtest.MergeRequest{IID: 1, Title: "MR 1", SourceBranch: "feature-x", TargetBranch: "main", SHA: sha2})
@@ -103,7 +111,7 @@ func TestOnKubernetesAMergeRequestGetsANamespaceRollsOnPushAndIsGoneOnClose(t *t
 		mrPayload(t, pid, "merge_request_update.json", 1, sha2, t0.Add(time.Minute)).mr("action", "update", "oldrev", sha1), ""); code != 202 {
 		t.Fatalf("MR update: %d %s", code, body)
 	}
-	g.waitEnvLong("app", "mr-1", func(e envJSON, ok bool) bool { return ok && e.State == "active" && e.DeployedSHA == sha2 })
+	waitKubeEnv(g, "mr-1", sha2)
 	d, err = c.AppsV1().Deployments(ns).Get(ctx, kube.AppName, metav1.GetOptions{})
 	if err != nil || d.Spec.Template.Annotations[kube.AnnotationSHA] != sha2 {
 		t.Fatalf("Deployment not rolled to %s: %v %v", sha2, d.Spec.Template.Annotations, err)
@@ -148,4 +156,22 @@ func tarFiles(t *testing.T, url string) map[string]string {
 		b, _ := io.ReadAll(tr)
 		files[h.Name] = string(b)
 	}
+}
+
+// waitKubeEnv waits until the environment serves sha; when it fails
+// instead, the test ends with its deploy's log.
+func waitKubeEnv(g *glenv, name, sha string) envJSON {
+	g.t.Helper()
+	return g.waitEnvLong("app", name, func(e envJSON, ok bool) bool {
+		if ok && e.State == "failed" {
+			var acts []activityJSON
+			g.apiGet(fmt.Sprintf("/api/v1/activities?environment_id=%d", e.ID), &acts)
+			var logs strings.Builder
+			for _, a := range acts {
+				fmt.Fprintf(&logs, "--- %s %s %s: %s\n%s\n", a.Kind, a.State, a.SHA, a.Result, g.activityLog(a.ID))
+			}
+			g.t.Fatalf("the deploy of %s on %s failed:\n%s", sha[:8], name, logs.String())
+		}
+		return ok && e.State == "active" && e.DeployedSHA == sha
+	})
 }

@@ -5,6 +5,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,6 +34,11 @@ type API struct {
 	AppLog func(envID int64) string
 	// Variables manages variables (nil: their routes answer 503).
 	Variables *variables.Service
+	// AppLogStream reads an environment's app output where it is not a
+	// file glenv writes (--runtime kubernetes: the pod's log); follow
+	// keeps the stream open while the app runs. It returns ErrNoAppLog
+	// when nothing runs yet.
+	AppLogStream func(ctx context.Context, env store.Environment, follow bool) (io.ReadCloser, error)
 }
 
 // Error is the body of every error answer.

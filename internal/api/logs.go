@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -67,13 +68,18 @@ func (a *API) appLog(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, "environment", err)
 		return
 	}
-	if _, err := store.GetEnvironmentByID(r.Context(), a.Store.Reader(), id); err != nil {
+	env, err := store.GetEnvironmentByID(r.Context(), a.Store.Reader(), id)
+	if err != nil {
 		a.fail(w, r, fmt.Sprintf("environment %d", id), err)
 		return
 	}
 	offset, err := offsetParam(r)
 	if err != nil {
 		a.fail(w, r, "log", err)
+		return
+	}
+	if a.AppLogStream != nil {
+		a.appLogStream(w, r, env, offset)
 		return
 	}
 	var page []byte
@@ -98,4 +104,54 @@ func readFrom(path string, offset int64, limit int64) []byte {
 	}
 	page, _ := io.ReadAll(io.LimitReader(f, limit))
 	return page
+}
+
+// ErrNoAppLog is an environment with nothing running to read output from:
+// its log is empty (environment:logs then shows the deploy log).
+var ErrNoAppLog = errors.New("no app runs yet")
+
+// appLogStream answers from AppLogStream. With ?follow=1 the answer is
+// the stream itself, flushed as it comes and without HeaderNextOffset
+// (it ends when the app's pod does); without, a page from ?offset= of what
+// the app wrote so far.
+func (a *API) appLogStream(w http.ResponseWriter, r *http.Request, env store.Environment, offset int64) {
+	follow := r.URL.Query().Get("follow") == "1"
+	rc, err := a.AppLogStream(r.Context(), env, follow)
+	if errors.Is(err, ErrNoAppLog) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set(HeaderNextOffset, strconv.FormatInt(offset, 10))
+		return
+	}
+	if err != nil {
+		writeErr(w, http.StatusBadGateway, Error{Error: err.Error()})
+		return
+	}
+	defer rc.Close()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if !follow {
+		if _, err := io.CopyN(io.Discard, rc, offset); err != nil {
+			w.Header().Set(HeaderNextOffset, strconv.FormatInt(offset, 10))
+			return // the log is shorter than offset (a new pod): nothing new
+		}
+		page, _ := io.ReadAll(io.LimitReader(rc, 4<<20))
+		w.Header().Set(HeaderNextOffset, strconv.FormatInt(offset+int64(len(page)), 10))
+		_, _ = w.Write(page)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	flush := http.NewResponseController(w)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := rc.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return
+			}
+			_ = flush.Flush()
+		}
+		if err != nil {
+			return
+		}
+	}
 }

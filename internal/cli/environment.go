@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/glenv/glenv/internal/api"
 	"github.com/glenv/glenv/internal/api/view"
 	"github.com/glenv/glenv/internal/gitsha"
 	"github.com/glenv/glenv/internal/store"
@@ -120,6 +122,33 @@ func environmentCommands(cf *clientFlags, getenv Env) []*cobra.Command {
 	logs := envCmd("environment:logs", "Print the environment's app output (or, before it runs, its latest deploy log)", func(cmd *cobra.Command, c *client, e envView) error {
 		var offset int64
 		for {
+			if follow {
+				// A server that streams (Kubernetes: the pod's log,
+				// followed) answers without a next offset and ends
+				// when the pod does; one that pages answers a page.
+				hdr, err := c.streamText(cmd.Context(), fmt.Sprintf("/api/v1/environments/%d/logs?offset=%d&follow=1", e.ID, offset), cmd.OutOrStdout())
+				if errors.Is(err, context.Canceled) {
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				next := hdr.Get(api.HeaderNextOffset)
+				if next == "" {
+					return nil
+				}
+				n, _ := strconv.ParseInt(next, 10, 64)
+				if n != offset {
+					offset = n
+					continue // a page: more may be waiting right now
+				}
+				select {
+				case <-cmd.Context().Done():
+					return nil
+				case <-time.After(followPoll):
+				}
+				continue
+			}
 			out, hdr, err := c.getText(fmt.Sprintf("/api/v1/environments/%d/logs?offset=%d", e.ID, offset))
 			if err != nil {
 				return err

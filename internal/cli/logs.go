@@ -1,11 +1,14 @@
 package cli
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -77,4 +80,41 @@ func (c *client) getText(path string) (string, http.Header, error) {
 	var hdr http.Header
 	err := c.doWith(http.MethodGet, path, nil, &text, &hdr)
 	return text, hdr, err
+}
+
+// streamText GETs path and copies the answer to w as it arrives (an app's
+// log followed on Kubernetes stays open while the pod runs), with no
+// overall timeout: it ends with the answer or ctx.
+func (c *client) streamText(ctx context.Context, path string, w io.Writer) (http.Header, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	hc := *c.http
+	hc.Timeout = 0
+	resp, err := hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("cannot reach the glenv server at %s: %v (is `glenv serve` running? see --server)", c.base, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		var e struct {
+			Error string `json:"error"`
+		}
+		msg := strings.TrimSpace(string(raw))
+		if json.Unmarshal(raw, &e) == nil && e.Error != "" {
+			msg = e.Error
+		}
+		return resp.Header, &apiError{status: resp.StatusCode, msg: msg, body: raw}
+	}
+	_, err = io.Copy(w, resp.Body)
+	if ctx.Err() != nil {
+		return resp.Header, ctx.Err()
+	}
+	return resp.Header, err
 }

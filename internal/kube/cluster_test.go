@@ -2,16 +2,16 @@ package kube_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
@@ -57,13 +57,14 @@ type kubeWorld struct {
 	project gitlabtest.Project
 	token   string
 	gitURL  string
+	logf    func(string, ...any)
 }
 
 func newKubeWorld(t *testing.T) *kubeWorld { return newKubeWorldTB(t) }
 
 func newKubeWorldTB(t testing.TB) *kubeWorld {
 	t.Helper()
-	w := &kubeWorld{cluster: kubetest.Start(t), calls: &Counter{}}
+	w := &kubeWorld{cluster: kubetest.Shared(t), calls: &Counter{}, logf: t.Logf}
 	cfg := rest.CopyConfig(w.cluster.Config)
 	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper { w.calls.next = rt; return w.calls }
 	client, err := kubernetes.NewForConfig(cfg)
@@ -92,7 +93,7 @@ func newKubeWorldTB(t testing.TB) *kubeWorld {
 func (w *kubeWorld) request(env store.Environment, sha string) runtime.DeployRequest {
 	return runtime.DeployRequest{
 		Integration: store.Integration{Name: "app", BaseURL: w.gitURL, ProjectPath: "group/app", ProjectID: w.project.ID},
-		Token:       w.token, Env: env, SHA: sha, Log: func(string) {},
+		Token:       w.token, Env: env, SHA: sha, Log: func(s string) { w.logf("%s", s) },
 	}
 }
 
@@ -135,7 +136,37 @@ func TestAMergeRequestRunsInItsNamespaceRollsOnPushAndIsGoneOnRemove(t *testing.
 	if err != nil || string(sec.Data["API_KEY"]) != "s3cret" {
 		t.Errorf("Secret: %v", err)
 	}
+	// Secrets only in Secrets: the Deployment as the API server stores it
+	// (what `kubectl get -o yaml` shows anyone who may read Deployments)
+	// holds neither a variable's value nor the signed tree URL.
+	spec, _ := json.Marshal(d)
+	for _, secret := range []string{"s3cret", string(sec.Data[kube.TreeURLKey])} {
+		if secret == "" || strings.Contains(string(spec), secret) {
+			t.Errorf("the Deployment's spec holds the secret %q (or the Secret lacks it):\n%s", secret, spec)
+		}
+	}
 	t.Logf("first deploy: %d Kubernetes API calls", len(first))
+
+	// environment:logs --follow asks the API server for the serving pod's
+	// app container, followed. kwok's pods run nothing and its node has
+	// no kubelet to answer, so what is tested is the request glenv sends
+	// and that a failure comes back as an error, not a hang.
+	lctx, lcancel := context.WithTimeout(ctx, 20*time.Second)
+	stream, err := w.rt.Logs(lctx, env, true)
+	if err == nil {
+		stream.Close()
+	}
+	lcancel()
+	var logCall string
+	for _, call := range w.calls.Take() {
+		if strings.Contains(call, "/log?") {
+			logCall = call
+		}
+	}
+	if !strings.HasPrefix(logCall, "GET /api/v1/namespaces/"+ns+"/pods/app-") || !strings.Contains(logCall, "container=app") || !strings.Contains(logCall, "follow=true") {
+		t.Errorf("environment:logs --follow sent %q, want GET …/pods/app-…/log?container=app&follow=true (err %v)", logCall, err)
+	}
+	t.Logf("logs --follow on kwok: %v", err)
 
 	// A steady push: a new SHA rolls the Deployment, with few calls.
 	sha2 := w.gl.Commit(t, w.project.ID, gitlabtest.Commit{Branch: "feature", Files: map[string]string{"app.py": "print(2)\n"}})
@@ -156,7 +187,7 @@ func TestAMergeRequestRunsInItsNamespaceRollsOnPushAndIsGoneOnRemove(t *testing.
 	}
 
 	// Remove deletes the namespace and returns once it is gone.
-	if err := w.rt.Remove(ctx, env, nil); err != nil {
+	if err := w.rt.Remove(ctx, env, func(s string) { t.Log(s) }); err != nil {
 		t.Fatalf("remove: %v", err)
 	}
 	if _, err := c.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
@@ -179,13 +210,13 @@ func TestFilesAreClaimsClonedFromTheParentsAndABadImageIsRefused(t *testing.T) {
 
 	// No storage provisioner runs here, so the claims stay pending and
 	// the Deployment never becomes available: the deploy is cancelled
-	// once the claims are seen.
+	// once the Deployment (applied after the claims) is seen.
 	sha := w.gl.Commit(t, w.project.ID, gitlabtest.Commit{Branch: "files",
 		Files: map[string]string{".glenv.yml": glenvYML + "services:\n  files: [uploads]\n"}})
 	parent := store.Environment{ID: 1, Name: "main", Slug: "main", Host: "main--app"}
 	req := w.request(env, sha)
 	req.Parent, req.CloneParentData = &parent, true
-	watcher, err := c.CoreV1().PersistentVolumeClaims("glenv-mr-9--app").Watch(ctx, metav1.ListOptions{})
+	watcher, err := c.AppsV1().Deployments("glenv-mr-9--app").Watch(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,17 +224,23 @@ func TestFilesAreClaimsClonedFromTheParentsAndABadImageIsRefused(t *testing.T) {
 	dctx, dcancel := context.WithCancel(ctx)
 	derr := make(chan error, 1)
 	go func() { derr <- w.rt.Deploy(dctx, req) }()
-	var claim *corev1.PersistentVolumeClaim
-	for claim == nil {
+	var d *appsv1.Deployment
+	for d == nil {
 		select {
-		case ev := <-watcher.ResultChan():
+		case ev, ok := <-watcher.ResultChan():
+			if !ok {
+				t.Fatal("the Deployments' watch ended before the Deployment appeared")
+			}
+			if ev.Type == watch.Error {
+				t.Fatalf("watching the Deployments: %v", apierrors.FromObject(ev.Object))
+			}
 			if ev.Type == watch.Added {
-				claim = ev.Object.(*corev1.PersistentVolumeClaim)
+				d = ev.Object.(*appsv1.Deployment)
 			}
 		case err := <-derr:
-			t.Fatalf("deploy ended before its claims appeared: %v", err)
+			t.Fatalf("deploy ended before its Deployment appeared: %v", err)
 		case <-ctx.Done():
-			t.Fatal("no claim appeared within 3m")
+			t.Fatal("no Deployment appeared within 3m")
 		}
 	}
 	dcancel()
@@ -215,23 +252,24 @@ func TestFilesAreClaimsClonedFromTheParentsAndABadImageIsRefused(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the cancelled deploy did not return")
 	}
+	claim, err := c.CoreV1().PersistentVolumeClaims("glenv-mr-9--app").Get(ctx, "files-uploads", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the claim files-uploads: %v", err)
+	}
 	ref := claim.Spec.DataSourceRef
-	if claim.Name != "files-uploads" || ref == nil || ref.Kind != "PersistentVolumeClaim" || ref.Name != "files-uploads" {
+	if ref == nil || ref.Kind != "PersistentVolumeClaim" || ref.Name != "files-uploads" {
 		t.Fatalf("claim %s dataSourceRef %+v, want a clone of the parent's files-uploads", claim.Name, ref)
 	}
-	if ref.Namespace != nil && *ref.Namespace != "glenv-main--app" {
-		t.Fatalf("claim clones from namespace %q, want the parent's", *ref.Namespace)
+	if ref.Namespace == nil || *ref.Namespace != "glenv-main--app" {
+		t.Fatalf("claim clones from namespace %v, want the parent's glenv-main--app", ref.Namespace)
 	}
-	var mounted atomic.Bool
-	d, err := c.AppsV1().Deployments("glenv-mr-9--app").Get(ctx, kube.AppName, metav1.GetOptions{})
-	if err == nil {
-		for _, v := range d.Spec.Template.Spec.Volumes {
-			if v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == "files-uploads" {
-				mounted.Store(true)
-			}
+	mounted := false
+	for _, v := range d.Spec.Template.Spec.Volumes {
+		if v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == "files-uploads" {
+			mounted = true
 		}
 	}
-	if !mounted.Load() {
-		t.Fatalf("the Deployment does not mount files-uploads: %v", err)
+	if !mounted {
+		t.Fatalf("the Deployment does not mount files-uploads: %+v", d.Spec.Template.Spec.Volumes)
 	}
 }

@@ -310,3 +310,12 @@ func IngressObject(s Spec) *networkingv1.Ingress {
 	}
 	return ing
 }
+
+// CloneDropped reports a claim asked to clone another namespace's claim
+// that the API server stored without its dataSourceRef: it does so,
+// silently, when its CrossNamespaceVolumeDataSource feature gate is off
+// (pkg/api/persistentvolumeclaim/util.go, DropDisabledFields), and the
+// claim is then provisioned empty.
+func CloneDropped(asked, stored *corev1.PersistentVolumeClaim) bool {
+	return asked.Spec.DataSourceRef != nil && asked.Spec.DataSourceRef.Namespace != nil && stored.Spec.DataSourceRef == nil
+}

@@ -158,7 +158,7 @@ func (r *Runtime) Deploy(ctx context.Context, req runtime.DeployRequest) error {
 		spec.CloneFrom = Namespace(parent.Host)
 		logf("cloning files %s from %s's volumes", strings.Join(cfg.Files, ", "), parent.Name)
 	}
-	d, err := r.applyAll(ctx, env.ID, spec)
+	d, err := r.applyAll(ctx, env.ID, spec, logf)
 	if err != nil {
 		r.forget(env.ID)
 		return err
@@ -232,7 +232,7 @@ func dbName(envID int64, name string) string {
 // applyAll server-side applies every object whose content changed since
 // this process last applied it, namespace first, and returns the Deployment
 // as the API server has it.
-func (r *Runtime) applyAll(ctx context.Context, envID int64, s Spec) (*appsv1.Deployment, error) {
+func (r *Runtime) applyAll(ctx context.Context, envID int64, s Spec, logf func(string, ...any)) (*appsv1.Deployment, error) {
 	objs := []any{NamespaceObject(s), SecretObject(s)}
 	for _, c := range Claims(s) {
 		objs = append(objs, c)
@@ -253,8 +253,12 @@ func (r *Runtime) applyAll(ctx context.Context, envID int64, s Spec) (*appsv1.De
 			// A claim is made once and then left alone: its spec is
 			// immutable, and the clone source it was made from is not
 			// known after a restart.
-			if _, err := r.c.CoreV1().PersistentVolumeClaims(c.Namespace).Create(ctx, c, metav1.CreateOptions{FieldManager: FieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
+			got, err := r.c.CoreV1().PersistentVolumeClaims(c.Namespace).Create(ctx, c, metav1.CreateOptions{FieldManager: FieldManager})
+			if err != nil && !apierrors.IsAlreadyExists(err) {
 				return nil, fmt.Errorf("create %s: %w", key, explain(err))
+			}
+			if err == nil && CloneDropped(c, got) {
+				logf("the API server dropped the clone source of %s (its CrossNamespaceVolumeDataSource feature is off): %s starts empty", c.Name, c.Name)
 			}
 			r.remember(envID, key, sum)
 			continue

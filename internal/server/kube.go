@@ -1,8 +1,10 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/glenv/glenv/internal/api"
 	"github.com/glenv/glenv/internal/config"
 	"github.com/glenv/glenv/internal/data"
 	"github.com/glenv/glenv/internal/kube"
@@ -34,6 +37,11 @@ func (s *Server) newKube(cfg config.Config, log *slog.Logger) (*kube.Runtime, er
 		return nil, fmt.Errorf("--runtime kubernetes: no --kubeconfig given and not running in a cluster (%v); pass --kubeconfig", err)
 	}
 	rc.UserAgent = "glenv"
+	// client-go's default (5 requests/s, bursts of 10) would queue a burst
+	// of MR events behind glenv's own rate limit: 1,000 new environments
+	// cost about 7,000 requests. The API server's priority and fairness
+	// still protects it.
+	rc.QPS, rc.Burst = 100, 200
 	if s.KubeTransport != nil {
 		rc.WrapTransport = s.KubeTransport
 	}
@@ -86,4 +94,14 @@ func (s *Server) kubeTree(w http.ResponseWriter, r *http.Request) {
 	if err := s.source.Archive(r.Context(), in.ProjectID, sha, w); err != nil {
 		s.log.Warn("tree for kubernetes checkout", "integration", name, "sha", sha, "err", err)
 	}
+}
+
+// kubeLogs reads an environment's app output from its pod, for
+// environment:logs [--follow].
+func (s *Server) kubeLogs(ctx context.Context, env store.Environment, follow bool) (io.ReadCloser, error) {
+	rc, err := s.kube.Logs(ctx, env, follow)
+	if errors.Is(err, kube.ErrNoPod) {
+		return nil, api.ErrNoAppLog
+	}
+	return rc, err
 }

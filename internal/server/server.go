@@ -62,7 +62,8 @@ type Server struct {
 	visits   *idle.Visits  // last counted request per environment (--pause-after)
 	source   *kube.Source  // --runtime kubernetes: commits served to checkout containers
 	vars     *variables.Service
-	hub      *web.Hub // the dashboard's change feed of environment states
+	hub      *web.Hub      // the dashboard's change feed of environment states
+	kube     *kube.Runtime // --runtime kubernetes
 
 	// KubeTransport wraps the Kubernetes client's transport (tests count
 	// the calls through it).
@@ -141,7 +142,7 @@ func NewWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Opti
 			st.Close()
 			return nil, err
 		}
-		rt = k
+		rt, s.kube = k, k
 	}
 	s.paths = hostPaths(cfg.DataDir, cfg.SecretKeyFile)
 	rt = redactingRuntime{rt: rt, paths: s.paths}
@@ -186,6 +187,9 @@ func NewWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Opti
 	a := &api.API{Store: st, Auth: people, Integrations: svc, Queue: s.queue, Log: log, EnvURL: s.envURL, Variables: s.vars}
 	if s.runtime != nil {
 		a.AppLog = s.runtime.AppLog
+	}
+	if s.kube != nil {
+		a.AppLogStream = s.kubeLogs
 	}
 
 	mux := http.NewServeMux()

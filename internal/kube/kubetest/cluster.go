@@ -3,6 +3,9 @@
 // simulating one node whose pods become Running and Ready (nothing runs in
 // them). The binaries come from scripts/kube-binaries through
 // GLENV_KUBE_BIN; etcd from Debian's etcd-server.
+//
+// A package starts one control plane for all its tests (Main and Shared);
+// each test works in namespaces of its own.
 package kubetest
 
 import (
@@ -14,6 +17,7 @@ import (
 	_ "embed"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -21,6 +25,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -44,152 +50,325 @@ type Cluster struct {
 	Kubeconfig string
 	Config     *rest.Config
 	Client     kubernetes.Interface
+
+	dir    string
+	procs  []*proc
+	rmdirs []string // outside dir: removed by stop
 }
 
-// Start starts a cluster for t and stops it when t ends. Without the
-// binaries it skips with a message, or fails under CI=true when
-// GLENV_KUBE_BIN names a folder that lacks them.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	log  *os.File
+}
+
+var shared struct {
+	once    sync.Once
+	cluster *Cluster
+	err     error
+}
+
+// Main runs a package's tests and then stops the control plane Shared
+// started, if any test asked for one:
+//
+//	func TestMain(m *testing.M) { os.Exit(kubetest.Main(m)) }
+func Main(m *testing.M) int {
+	code := m.Run()
+	if c := shared.cluster; c != nil {
+		c.stop()
+		os.RemoveAll(c.dir)
+	}
+	return code
+}
+
+// Shared returns the package's control plane, started by the first test
+// that asks (a package without Main leaks it until the test binary exits).
+// Tests share it, so each uses namespaces of its own. Without the binaries
+// it skips with a message, or fails under CI=true.
+func Shared(t testing.TB) *Cluster {
+	t.Helper()
+	need(t)
+	shared.once.Do(func() {
+		dir, err := os.MkdirTemp("", "glenv-kubetest")
+		if err != nil {
+			shared.err = err
+			return
+		}
+		shared.cluster, shared.err = launch(context.Background(), dir)
+		if shared.err != nil {
+			os.RemoveAll(dir)
+		}
+	})
+	if shared.err != nil {
+		t.Fatalf("start the Kubernetes control plane: %v", shared.err)
+	}
+	c := shared.cluster
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(c.tails())
+		}
+	})
+	return c
+}
+
+// Start starts a control plane of t's own and stops it when t ends; Shared
+// is cheaper.
 func Start(t testing.TB) *Cluster {
+	t.Helper()
+	need(t)
+	c, err := launch(t.Context(), t.TempDir())
+	if err != nil {
+		t.Fatalf("start the Kubernetes control plane: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(c.tails())
+		}
+		c.stop()
+	})
+	return c
+}
+
+// binaries are the control plane's parts GLENV_KUBE_BIN must hold.
+var binaries = []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}
+
+// need skips t, or fails it under CI=true, when a part of the control plane
+// is missing.
+func need(t testing.TB) {
 	t.Helper()
 	bin := os.Getenv("GLENV_KUBE_BIN")
 	missing := ""
-	for _, b := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"} {
+	for _, b := range binaries {
 		if _, err := os.Stat(filepath.Join(bin, b)); bin == "" || err != nil {
 			missing = b
 			break
 		}
 	}
-	etcd, err := exec.LookPath("etcd")
-	if err != nil {
+	if _, err := exec.LookPath("etcd"); err != nil {
 		missing = "etcd (Debian package etcd-server)"
 	}
-	if missing != "" {
-		msg := fmt.Sprintf("no Kubernetes control plane: %s not found (GLENV_KUBE_BIN=%q); build it with `scripts/kube-binaries` and export GLENV_KUBE_BIN=<the dir it prints>", missing, bin)
-		if os.Getenv("CI") == "true" && bin != "" {
-			// .ci/run promised a control plane: a missing part is a failure.
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+	if missing == "" {
+		return
 	}
-	dir := t.TempDir()
-	write := func(name string, data []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, data, 0o600); err != nil {
-			t.Fatal(err)
+	msg := fmt.Sprintf("no Kubernetes control plane: %s not found (GLENV_KUBE_BIN=%q); build it with `scripts/kube-binaries` and export GLENV_KUBE_BIN=<the dir it prints>", missing, bin)
+	if os.Getenv("CI") == "true" {
+		// .ci/run builds the control plane: a missing part is a failure.
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
+// launch starts etcd, the API server, the controller-manager, the scheduler
+// and kwok with one fake node, and returns once the API server is ready and
+// the node exists.
+func launch(ctx context.Context, dir string) (_ *Cluster, err error) {
+	bin := os.Getenv("GLENV_KUBE_BIN")
+	etcd, err := exec.LookPath("etcd")
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{dir: dir}
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("%w\n%s", err, c.tails())
+			c.stop()
 		}
-		return p
+	}()
+	write := func(name string, data []byte) (string, error) {
+		p := filepath.Join(dir, name)
+		return p, os.WriteFile(p, data, 0o600)
 	}
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	pub, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	saKey := write("sa.key", pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}))
-	saPub := write("sa.pub", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}))
+	saKey, err := write("sa.key", pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}))
+	if err != nil {
+		return nil, err
+	}
+	saPub, err := write("sa.pub", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}))
+	if err != nil {
+		return nil, err
+	}
 	tok := make([]byte, 16)
 	_, _ = rand.Read(tok)
 	token := hex.EncodeToString(tok)
-	tokens := write("tokens.csv", []byte(token+",glenv-test,glenv-test,system:masters\n"))
-	stages := write("kwok-stages.yaml", kwokStages)
-
-	ports := freePorts(t, 7)
+	tokens, err := write("tokens.csv", []byte(token+",glenv-test,glenv-test,system:masters\n"))
+	if err != nil {
+		return nil, err
+	}
+	stages, err := write("kwok-stages.yaml", kwokStages)
+	if err != nil {
+		return nil, err
+	}
+	ports, err := freePorts(7)
+	if err != nil {
+		return nil, err
+	}
 	clientURL := "http://127.0.0.1:" + strconv.Itoa(ports[0])
 	peerURL := "http://127.0.0.1:" + strconv.Itoa(ports[1])
-	start(t, dir, "etcd", etcd, "--data-dir", filepath.Join(dir, "etcd"), "--listen-client-urls", clientURL,
+	// etcd 3.4 has no --unsafe-no-fsync: its data goes to memory
+	// (/dev/shm) where there is one, so a write costs no disk flush.
+	etcdDir := filepath.Join(dir, "etcd")
+	if d, err := os.MkdirTemp("/dev/shm", "glenv-kubetest-etcd"); err == nil {
+		etcdDir = d
+		c.rmdirs = append(c.rmdirs, d)
+	}
+	if err := c.start(dir, "etcd", etcd, "--data-dir", etcdDir, "--listen-client-urls", clientURL,
 		"--advertise-client-urls", clientURL, "--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
-		"--initial-cluster", "default="+peerURL, "--name", "default", "--listen-metrics-urls", "http://127.0.0.1:"+strconv.Itoa(ports[6]))
+		"--initial-cluster", "default="+peerURL, "--name", "default", "--listen-metrics-urls", "http://127.0.0.1:"+strconv.Itoa(ports[6])); err != nil {
+		return nil, err
+	}
 	apiPort := ports[2]
-	start(t, dir, "kube-apiserver", filepath.Join(bin, "kube-apiserver"), "--etcd-servers", clientURL,
+	if err := c.start(dir, "kube-apiserver", filepath.Join(bin, "kube-apiserver"), "--etcd-servers", clientURL,
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port", strconv.Itoa(apiPort),
 		"--cert-dir", filepath.Join(dir, "certs"), "--service-account-issuer=https://kubernetes.default.svc",
 		"--service-account-key-file", saPub, "--service-account-signing-key-file", saKey, "--token-auth-file", tokens,
 		"--authorization-mode=RBAC,Node", "--service-cluster-ip-range=10.96.0.0/16",
 		// On 127.0.0.1 the apiserver exits at start without this.
-		"--endpoint-reconciler-type=none")
+		"--endpoint-reconciler-type=none",
+		// Debian's etcd 3.4 has no progress notifications
+		// (RequestWatchProgress), so the watch cache of a resource
+		// nobody wrote yet never reaches the current revision: a
+		// watch or list of it from "now" waits and then fails with
+		// "Too large resource version". Reading etcd directly is
+		// what makes watches of fresh namespaces work here.
+		"--watch-cache=false",
+		// Cloning a parent's services.files claim into another
+		// namespace (dataSourceRef.namespace) is behind this alpha
+		// gate; without it the API server drops the dataSourceRef.
+		"--feature-gates=CrossNamespaceVolumeDataSource=true"); err != nil {
+		return nil, err
+	}
 	host := "https://127.0.0.1:" + strconv.Itoa(apiPort)
-	waitReady(t, dir, host, token)
-	kubeconfig := write("kubeconfig", fmt.Appendf(nil, `apiVersion: v1
+	if err := waitReady(ctx, host, token); err != nil {
+		return nil, err
+	}
+	c.Kubeconfig, err = write("kubeconfig", fmt.Appendf(nil, `apiVersion: v1
 kind: Config
 clusters: [{name: test, cluster: {server: %q, insecure-skip-tls-verify: true}}]
 users: [{name: test, user: {token: %q}}]
 contexts: [{name: test, context: {cluster: test, user: test}}]
 current-context: test
 `, host, token))
-	kc := "--kubeconfig=" + kubeconfig
-	start(t, dir, "kube-controller-manager", filepath.Join(bin, "kube-controller-manager"), kc,
-		"--authentication-kubeconfig="+kubeconfig, "--authorization-kubeconfig="+kubeconfig, "--leader-elect=false",
-		"--service-account-private-key-file", saKey, "--use-service-account-credentials=false",
-		"--bind-address=127.0.0.1", "--secure-port", strconv.Itoa(ports[3]))
-	start(t, dir, "kube-scheduler", filepath.Join(bin, "kube-scheduler"), kc,
-		"--authentication-kubeconfig="+kubeconfig, "--authorization-kubeconfig="+kubeconfig, "--leader-elect=false",
-		"--bind-address=127.0.0.1", "--secure-port", strconv.Itoa(ports[4]))
-	start(t, dir, "kwok", filepath.Join(bin, "kwok"), kc, "--manage-all-nodes=false",
-		"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake", "--node-ip=10.0.0.1", "--cidr=10.0.0.1/24",
-		"--server-address", "127.0.0.1:"+strconv.Itoa(ports[5]), "--config", stages)
-
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
+	kc := "--kubeconfig=" + c.Kubeconfig
+	if err := c.start(dir, "kube-controller-manager", filepath.Join(bin, "kube-controller-manager"), kc,
+		"--authentication-kubeconfig="+c.Kubeconfig, "--authorization-kubeconfig="+c.Kubeconfig, "--leader-elect=false",
+		"--service-account-private-key-file", saKey, "--use-service-account-credentials=false",
+		// No front proxy here: do not look for its client CA.
+		"--authentication-skip-lookup",
+		// These controllers wait until their informers have seen their
+		// own writes; without etcd progress notifications (etcd 3.4,
+		// watch cache off) an informer's version only moves with its
+		// own events, so they requeue with back-off for seconds.
+		"--feature-gates=StaleControllerConsistencyReplicaSet=false,StaleControllerConsistencyJob=false",
+		// The burst benchmark creates hundreds of Deployments at once.
+		"--kube-api-qps=200", "--kube-api-burst=400", "--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
+		"--concurrent-namespace-syncs=10",
+		"--bind-address=127.0.0.1", "--secure-port", strconv.Itoa(ports[3])); err != nil {
+		return nil, err
+	}
+	if err := c.start(dir, "kube-scheduler", filepath.Join(bin, "kube-scheduler"), kc,
+		"--authentication-kubeconfig="+c.Kubeconfig, "--authorization-kubeconfig="+c.Kubeconfig, "--leader-elect=false",
+		"--authentication-skip-lookup",
+		"--bind-address=127.0.0.1", "--secure-port", strconv.Itoa(ports[4])); err != nil {
+		return nil, err
+	}
+	if err := c.start(dir, "kwok", filepath.Join(bin, "kwok"), kc, "--manage-all-nodes=false",
+		"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake", "--node-ip=10.0.0.1", "--cidr=10.0.0.1/16",
+		"--server-address", "127.0.0.1:"+strconv.Itoa(ports[5]), "--config", stages); err != nil {
+		return nil, err
+	}
+	if c.Config, err = clientcmd.BuildConfigFromFlags("", c.Kubeconfig); err != nil {
+		return nil, err
+	}
+	c.Config.QPS, c.Config.Burst = 200, 400
+	if c.Client, err = kubernetes.NewForConfig(c.Config); err != nil {
+		return nil, err
 	}
 	var node corev1.Node
 	if err := yaml.Unmarshal(nodeYAML, &node); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	if _, err := client.CoreV1().Nodes().Create(t.Context(), &node, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("create the kwok node: %v", err)
+	if _, err := c.Client.CoreV1().Nodes().Create(ctx, &node, metav1.CreateOptions{}); err != nil {
+		return nil, fmt.Errorf("create the kwok node: %w", err)
 	}
-	return &Cluster{Kubeconfig: kubeconfig, Config: cfg, Client: client}
+	return c, nil
 }
 
-// start runs a control-plane process, its output in dir/<name>.log (shown
-// when the test fails), and stops it when the test ends.
-func start(t testing.TB, dir, name, path string, args ...string) {
-	t.Helper()
-	logPath := filepath.Join(dir, name+".log")
-	logf, err := os.Create(logPath)
+// Dir holds the processes' logs (<name>.log) while the cluster runs.
+func (c *Cluster) Dir() string { return c.dir }
+
+// start runs a control-plane process, its output in dir/<name>.log.
+func (c *Cluster) start(dir, name, path string, args ...string) error {
+	logf, err := os.Create(filepath.Join(dir, name+".log"))
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	cmd := exec.Command(path, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	// client-go 1.3x opens informers with a watch-list request, which
+	// needs the watch cache turned off above: ask for list+watch at once
+	// instead of failing first every time.
+	cmd.Env = append(os.Environ(), "KUBE_FEATURE_WatchListClient=false")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
+		logf.Close()
+		return fmt.Errorf("start %s: %w", name, err)
 	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+	c.procs = append(c.procs, &proc{name: name, cmd: cmd, log: logf})
+	return nil
+}
+
+// stop ends the processes, last started first.
+func (c *Cluster) stop() {
+	for i := len(c.procs) - 1; i >= 0; i-- {
+		p := c.procs[i]
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
 		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
+		go func() { _ = p.cmd.Wait(); close(done) }()
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 			<-done
 		}
-		logf.Close()
-		if t.Failed() {
-			if b, err := os.ReadFile(logPath); err == nil {
-				if len(b) > 4000 {
-					b = b[len(b)-4000:]
-				}
-				t.Logf("--- tail of %s.log:\n%s", name, b)
-			}
+		p.log.Close()
+	}
+	c.procs = nil
+	for _, d := range c.rmdirs {
+		os.RemoveAll(d)
+	}
+	c.rmdirs = nil
+}
+
+// tails is the end of every process's log, for a failed test.
+func (c *Cluster) tails() string {
+	var b strings.Builder
+	for _, p := range c.procs {
+		log, err := os.ReadFile(p.log.Name())
+		if err != nil {
+			continue
 		}
-	})
+		if len(log) > 3000 {
+			log = log[len(log)-3000:]
+		}
+		fmt.Fprintf(&b, "--- tail of %s.log:\n%s\n", p.name, log)
+	}
+	return b.String()
 }
 
 // waitReady waits for the apiserver's /readyz: a process outside the test
 // has no event to wait on, so this asks until a deadline.
-func waitReady(t testing.TB, dir, host, token string) {
-	t.Helper()
+func waitReady(ctx context.Context, host, token string) error {
 	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
-	tick := time.NewTicker(250 * time.Millisecond)
+	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, host+"/readyz", nil)
@@ -197,35 +376,32 @@ func waitReady(t testing.TB, dir, host, token string) {
 		if resp, err := c.Do(req); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
 		}
 		select {
 		case <-ctx.Done():
-			b, _ := os.ReadFile(filepath.Join(dir, "kube-apiserver.log"))
-			if len(b) > 4000 {
-				b = b[len(b)-4000:]
-			}
-			t.Fatalf("kube-apiserver not ready within 3m; its log ends:\n%s", b)
+			return errors.New("kube-apiserver not ready within 3m")
 		case <-tick.C:
 		}
 	}
 }
 
-func freePorts(t testing.TB, n int) []int {
-	t.Helper()
+func freePorts(n int) ([]int, error) {
 	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
 	var ports []int
 	for range n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		ls = append(ls, l)
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
+	return ports, nil
 }
