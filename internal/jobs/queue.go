@@ -47,6 +47,9 @@ type QueueConfig struct {
 	// RepairInterval is how often the repair sweep looks for environments
 	// whose job is gone (default 1m; it also runs at start).
 	RepairInterval time.Duration
+	// OwnQueue is this replica's own River queue, where the runtime jobs of
+	// the environments it runs are sent (Deps.Placement); "" for none.
+	OwnQueue string
 }
 
 func (q *Environments) insertTx(ctx context.Context, tx *sql.Tx, args river.JobArgs, opts *river.InsertOpts) error {
@@ -90,9 +93,13 @@ func newClient(s *store.Store, workers *river.Workers, cfg QueueConfig, periodic
 		n = 8
 	}
 	rescue := rescueAfter(cfg)
+	queues := map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: n},
+		QueueDeliveries: {MaxWorkers: deliveryWorkers(s)}}
+	if cfg.OwnQueue != "" {
+		queues[cfg.OwnQueue] = river.QueueConfig{MaxWorkers: n}
+	}
 	rc := &river.Config{
-		Queues: map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: n},
-			QueueDeliveries: {MaxWorkers: deliveryWorkers(s)}},
+		Queues: queues,
 		Workers:      workers,
 		PeriodicJobs: periodic,
 		// River reports its own bookkeeping at info every few seconds; glenv's

@@ -115,6 +115,20 @@ type Deps struct {
 	// Feedback queues a feedback.SyncArgs job whenever a deploy or delete
 	// changes state (its worker must be among Register).
 	Feedback bool
+	// Placement sends an environment's deploy, pause and remove jobs to the
+	// replica that runs it (several replicas with the process runtime:
+	// internal/replica); nil lets any worker take them.
+	Placement Placement
+}
+
+// Placement says where an environment's runtime jobs run.
+type Placement interface {
+	// Queue is the River queue of the replica that runs environment id,
+	// made its owner inside tx when it has no live one.
+	Queue(ctx context.Context, tx *sql.Tx, id int64) (string, error)
+	// Claim reports whether this replica runs environment id at start: it
+	// owns it, or it is the first to claim one that has no owner.
+	Claim(ctx context.Context, id int64) (bool, error)
 }
 
 // NewQueue builds the queue and its workers.

@@ -1,0 +1,34 @@
+package replica
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/glenv/glenv/internal/store"
+)
+
+// QueueName is the River queue of replica id: the runtime jobs of the
+// environments it runs wait there, and only it works them.
+func QueueName(id int64) string { return "replica_" + strconv.FormatInt(id, 10) }
+
+// Split sorts replicas into the live (a heartbeat within deadAfter of now)
+// and the dead. self is always live: it is the one asking.
+func Split(replicas []store.Replica, self int64, now time.Time, deadAfter time.Duration) (live, dead []store.Replica) {
+	for _, r := range replicas {
+		if r.ID == self || now.Sub(r.HeartbeatAt) < deadAfter {
+			live = append(live, r)
+		} else {
+			dead = append(dead, r)
+		}
+	}
+	return live, dead
+}
+
+// IDs are the replicas' ids, in order.
+func IDs(replicas []store.Replica) []int64 {
+	out := make([]int64, len(replicas))
+	for i, r := range replicas {
+		out[i] = r.ID
+	}
+	return out
+}
