@@ -99,7 +99,7 @@ func newClient(s *store.Store, workers *river.Workers, cfg QueueConfig, periodic
 		queues[cfg.OwnQueue] = river.QueueConfig{MaxWorkers: n}
 	}
 	rc := &river.Config{
-		Queues: queues,
+		Queues:       queues,
 		Workers:      workers,
 		PeriodicJobs: periodic,
 		// River reports its own bookkeeping at info every few seconds; glenv's

@@ -10,7 +10,9 @@ import (
 
 func TestSplit(t *testing.T) {
 	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
-	at := func(id int64, ago time.Duration) store.Replica { return store.Replica{ID: id, HeartbeatAt: now.Add(-ago)} }
+	at := func(id int64, ago time.Duration) store.Replica {
+		return store.Replica{ID: id, HeartbeatAt: now.Add(-ago)}
+	}
 	tests := []struct {
 		name       string
 		replicas   []store.Replica
