@@ -50,6 +50,9 @@ type QueueConfig struct {
 	// OwnQueue is this replica's own River queue, where the runtime jobs of
 	// the environments it runs are sent (Deps.Placement); "" for none.
 	OwnQueue string
+	// ClientID names this process in River (its leader election shows
+	// which replica leads); "" lets River make one up.
+	ClientID string
 }
 
 func (q *Environments) insertTx(ctx context.Context, tx *sql.Tx, args river.JobArgs, opts *river.InsertOpts) error {

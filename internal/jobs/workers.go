@@ -153,7 +153,9 @@ func NewQueue(s *store.Store, deps Deps, cfg QueueConfig) (*Environments, error)
 	periodic := []*river.PeriodicJob{repairJob(cfg.RepairInterval)}
 	if cfg.ReconcileInterval > 0 {
 		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(cfg.ReconcileInterval),
-			func() (river.JobArgs, *river.InsertOpts) { return ReconcileArgs{}, nil },
+			func() (river.JobArgs, *river.InsertOpts) {
+				return ReconcileArgs{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: cfg.ReconcileInterval}}
+			},
 			&river.PeriodicJobOpts{RunOnStart: false}))
 	}
 	c, err := newClient(s, workers, cfg, periodic)

@@ -19,6 +19,7 @@ func forwarded(pr *httputil.ProxyRequest, scheme string) {
 	for _, h := range clientHeaders {
 		pr.Out.Header.Del(h)
 	}
+	dropReplicaHeaders(pr.Out.Header)
 	if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
 		pr.Out.Header.Set("X-Forwarded-For", ip)
 		pr.Out.Header.Set("X-Real-Ip", ip)

@@ -58,6 +58,9 @@ type Options struct {
 	// WakeWait bounds how long a request that accepts no HTML waits for a
 	// waking environment before a 503 with Retry-After (default 30s).
 	WakeWait time.Duration
+	// Replicas relays requests for environments another glenv replica
+	// runs to it; nil with one replica.
+	Replicas Replicas
 }
 
 // Proxy is an http.Handler.
@@ -67,6 +70,9 @@ type Proxy struct {
 	scheme string
 	rp     *httputil.ReverseProxy
 	waking waking
+
+	relayOnce sync.Once
+	relayRP   *httputil.ReverseProxy // to other replicas (Options.Replicas)
 }
 
 type addrKey struct{}
@@ -154,7 +160,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.opts.Next.ServeHTTP(w, r)
 		return
 	}
-	if p.opts.Gate != nil {
+	// A request another replica relayed here passed its gate there (which
+	// may have taken glenv's own cookies off it) and is never relayed again.
+	relayed, ok := p.relayed(w, r)
+	if !ok {
+		return
+	}
+	if p.opts.Gate != nil && !relayed {
 		if r, ok = p.opts.Gate(w, r, label); !ok {
 			return
 		}
@@ -164,6 +176,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if addr, release, ok := p.opts.Backends.Acquire(label); ok {
 		p.serve(w, r, label, addr, release, counts)
 		return
+	}
+	if p.opts.Replicas != nil && !relayed {
+		if addr, ok := p.opts.Replicas.Owner(r.Context(), label); ok {
+			p.relay(w, r, addr)
+			return
+		}
 	}
 	p.statusPage(w, r, label, counts)
 }

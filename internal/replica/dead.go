@@ -32,3 +32,16 @@ func IDs(replicas []store.Replica) []int64 {
 	}
 	return out
 }
+
+// Pick is the live replica a new environment goes to: the one running the
+// fewest, the lowest id among equals, so environments spread over the
+// replicas as they are created.
+func Pick(counts map[int64]int, live []int64) int64 {
+	var best int64
+	for _, id := range live {
+		if best == 0 || counts[id] < counts[best] || counts[id] == counts[best] && id < best {
+			best = id
+		}
+	}
+	return best
+}

@@ -45,3 +45,24 @@ func orEmpty(ids []int64) []int64 {
 	}
 	return ids
 }
+
+func TestPick(t *testing.T) {
+	tests := []struct {
+		name   string
+		counts map[int64]int
+		live   []int64
+		want   int64
+	}{
+		{name: "a new environment goes to the live replica running the fewest", counts: map[int64]int{1: 3, 2: 1, 3: 2}, live: []int64{1, 2, 3}, want: 2},
+		{name: "a replica running none is the least loaded", counts: map[int64]int{1: 1}, live: []int64{1, 2}, want: 2},
+		{name: "among equals the lowest id, so the choice is stable", counts: map[int64]int{}, live: []int64{3, 1, 2}, want: 1},
+		{name: "dead replicas' counts do not matter: only live ones are candidates", counts: map[int64]int{9: 0, 1: 5}, live: []int64{1}, want: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Pick(tt.counts, tt.live); got != tt.want {
+				t.Fatalf("Pick = %d, want %d", got, tt.want)
+			}
+		})
+	}
+}

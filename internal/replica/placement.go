@@ -12,8 +12,9 @@ import (
 type Placement struct{ R *Registry }
 
 // Queue is the queue of environment id's owner. An environment with no
-// owner, or whose owner is not live, becomes this replica's: it is the one
-// deploying it (issue 16: "owner column, set when a replica deploys it").
+// owner, or whose owner is not live, is given one as its deploy is queued
+// (issue 16: "owner column, set when a replica deploys it"): the live
+// replica running the fewest environments.
 func (p Placement) Queue(ctx context.Context, tx *sql.Tx, id int64) (string, error) {
 	owner, err := store.EnvironmentOwner(ctx, tx, id)
 	if err != nil {
@@ -24,10 +25,17 @@ func (p Placement) Queue(ctx context.Context, tx *sql.Tx, id int64) (string, err
 			return QueueName(owner), nil
 		}
 	}
-	if err := store.SetEnvironmentOwner(ctx, tx, id, p.R.ID()); err != nil {
+	counts, err := store.OwnedCounts(ctx, tx)
+	if err != nil {
 		return "", err
 	}
-	return p.R.Queue(), nil
+	if owner = Pick(counts, p.R.LiveIDs()); owner == 0 {
+		owner = p.R.ID()
+	}
+	if err := store.SetEnvironmentOwner(ctx, tx, id, owner); err != nil {
+		return "", err
+	}
+	return QueueName(owner), nil
 }
 
 // Claim reports whether this replica starts environment id again at start.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -117,6 +118,18 @@ func (g *Registry) Live(id int64) (store.Replica, bool) {
 	defer g.mu.RUnlock()
 	r, ok := g.live[id]
 	return r, ok
+}
+
+// LiveIDs are the live replicas' ids (this one included), in order.
+func (g *Registry) LiveIDs() []int64 {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	ids := make([]int64, 0, len(g.live))
+	for id := range g.live {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // Run heartbeats until ctx ends. At every beat it reads the others and

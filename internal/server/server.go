@@ -59,6 +59,7 @@ type Server struct {
 	paths    *redact.Paths // host paths kept out of what people outside see
 	visits   *idle.Visits  // last counted request per environment (--pause-after)
 	source   *kube.Source  // --runtime kubernetes: commits served to checkout containers
+	replicas replicas      // several serve replicas (PostgreSQL), or SQLite's single-serve lock
 
 	// KubeTransport wraps the Kubernetes client's transport (tests count
 	// the calls through it).
@@ -85,8 +86,13 @@ func NewWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Opti
 	if err != nil {
 		return nil, err
 	}
+	unlock, err := lockSQLite(cfg)
+	if err != nil {
+		return nil, err
+	}
 	st, err := store.Open(ctx, cfg.DatabaseURL, cfg.DataDir)
 	if err != nil {
+		unlock()
 		return nil, err
 	}
 	log.Info("database ready", "dialect", st.Dialect, "location", st.Location)
@@ -94,7 +100,7 @@ func NewWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Opti
 		st.Close()
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, store: st, KubeTransport: opts.KubeTransport}
+	s := &Server{cfg: cfg, log: log, store: st, KubeTransport: opts.KubeTransport, replicas: replicas{unlock: unlock}}
 	tokenFor := func(in store.Integration) (string, error) { return box.Open(in.TokenSealed) }
 	remoteFor := func(in store.Integration) (jobs.Remote, error) {
 		token, err := tokenFor(in)
@@ -148,11 +154,18 @@ func NewWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Opti
 	s.visits = idle.NewVisits(nil)
 	idleCheck := &idle.Checker{Store: st, Visits: s.visits, Log: log}
 	logs := activitylog.New(st, activitylog.Options{MaxSize: cfg.ActivityLogMaxSize, Logger: log})
-	s.queue, err = jobs.NewQueue(st, jobs.Deps{RemoteFor: remoteFor, TokenFor: tokenFor, Runtime: rt, Logger: log, Logs: logs,
-		Register: []func(*river.Workers){feedback.Register(fb), retention.Register(keep), envapi.Register(st, &s.queue, log), idle.Register(idleCheck)}, Feedback: true},
-		jobs.QueueConfig{ReconcileInterval: cfg.ReconcileInterval, RescueAfter: cfg.JobRescueAfter, Logger: log})
+	deps := jobs.Deps{RemoteFor: remoteFor, TokenFor: tokenFor, Runtime: rt, Logger: log, Logs: logs,
+		Register: []func(*river.Workers){feedback.Register(fb), retention.Register(keep), envapi.Register(st, &s.queue, log), idle.Register(idleCheck)}, Feedback: true}
+	queueCfg := jobs.QueueConfig{ReconcileInterval: cfg.ReconcileInterval, RescueAfter: cfg.JobRescueAfter, Logger: log}
+	if err := joinReplicas(ctx, st, cfg, log, &s.replicas, &deps, &queueCfg); err != nil {
+		st.Close()
+		s.replicas.close()
+		return nil, err
+	}
+	s.queue, err = jobs.NewQueue(st, deps, queueCfg)
 	if err != nil {
 		st.Close()
+		s.replicas.close()
 		return nil, fmt.Errorf("start job queue: %w", err)
 	}
 	s.queue.River.PeriodicJobs().AddMany(feedback.PeriodicJobs(cfg.ReconcileInterval))
@@ -200,7 +213,7 @@ func NewWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Opti
 		Lookup: func(ctx context.Context, host string) (store.Environment, error) {
 			return store.GetEnvironmentByHost(ctx, st.Reader(), host)
 		},
-		Visits: s.visits, Wake: s.queue.Wake})
+		Visits: s.visits, Wake: s.queue.Wake, Replicas: s.replicas.relays(box)})
 	// No ReadTimeout or WriteTimeout for the whole server: environments
 	// stream and take uploads, and logs are followed for hours. Headers
 	// must arrive in 10 s; control-plane bodies are bounded by bodyDeadline
@@ -265,6 +278,11 @@ func (s *Server) Listen() error {
 // Run serves until ctx is cancelled, then drains: no new requests, in-flight
 // ones finish, accepted deliveries are committed, running jobs end.
 func (s *Server) Run(ctx context.Context) error {
+	defer s.replicas.close()
+	// The other replicas may declare this one dead (it stopped
+	// heartbeating for too long) and run its environments: it stops then.
+	ctx, lost := context.WithCancel(ctx)
+	defer lost()
 	if s.listener == nil {
 		if err := s.Listen(); err != nil {
 			return err
@@ -290,6 +308,8 @@ func (s *Server) Run(ctx context.Context) error {
 		defer close(visitsDone)
 		s.visits.Run(visitsCtx, s.store, time.Minute, s.log)
 	}()
+	replicasDone := make(chan struct{})
+	go func() { defer close(replicasDone); s.replicas.run(ctx, s.queue, lost) }()
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.listener) }()
 	s.log.Info("glenv serving", "listen", s.Addr(), "public_url", s.cfg.PublicURL, "env_domain", s.cfg.EnvDomain)
@@ -308,6 +328,7 @@ func (s *Server) Run(ctx context.Context) error {
 	stopVisits() // writes the last requests once more
 	<-visitsDone
 	qerr := s.queue.Stop(drain)
+	<-replicasDone
 	if s.runtime != nil {
 		s.runtime.Close()
 	}

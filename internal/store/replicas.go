@@ -157,3 +157,23 @@ func notFound(err error) error {
 	}
 	return err
 }
+
+// OwnedCounts counts the live environments each replica runs.
+func OwnedCounts(ctx context.Context, q Querier) (map[int64]int, error) {
+	rows, err := q.QueryContext(ctx, `SELECT owner_replica_id, COUNT(*) FROM environments
+		WHERE deleted_at = 0 AND owner_replica_id <> 0 GROUP BY owner_replica_id`)
+	if err != nil {
+		return nil, fmt.Errorf("count environments per replica: %w", err)
+	}
+	defer rows.Close()
+	out := map[int64]int{}
+	for rows.Next() {
+		var id int64
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, err
+		}
+		out[id] = n
+	}
+	return out, rows.Err()
+}
