@@ -102,6 +102,7 @@ func newClient(s *store.Store, workers *river.Workers, cfg QueueConfig, periodic
 		queues[cfg.OwnQueue] = river.QueueConfig{MaxWorkers: n}
 	}
 	rc := &river.Config{
+		ID:           cfg.ClientID,
 		Queues:       queues,
 		Workers:      workers,
 		PeriodicJobs: periodic,
