@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -281,8 +282,10 @@ func (s *Server) Run(ctx context.Context) error {
 	defer s.replicas.close()
 	// The other replicas may declare this one dead (it stopped
 	// heartbeating for too long) and run its environments: it stops then.
-	ctx, lost := context.WithCancel(ctx)
-	defer lost()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wasLost atomic.Bool
+	lost := func() { wasLost.Store(true); cancel() }
 	if s.listener == nil {
 		if err := s.Listen(); err != nil {
 			return err
@@ -337,7 +340,12 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	serr := s.store.Close()
 	s.log.Info("stopped")
-	return errors.Join(herr, qerr, serr)
+	var lerr error
+	if wasLost.Load() {
+		// Exit non-zero, so a supervisor starts this replica again.
+		lerr = errors.New("the other replicas declared this one dead (no heartbeat for --replica-dead-after) and run its environments now; start it again to rejoin")
+	}
+	return errors.Join(herr, qerr, serr, lerr)
 }
 
 // restore starts the apps of active environments again after a restart:
