@@ -61,7 +61,7 @@ func TestThreeReplicasLoseNoDeliveryAndTakeOverAKilledOnesEnvironments(t *testin
 	keyFile := filepath.Join(t.TempDir(), "secret.key") // one key for every replica
 	const interval = 5 * time.Second
 	env := []string{"GLENV_RUNTIME=process", "GLENV_SECRET_KEY_FILE=" + keyFile,
-		"GLENV_REPLICA_HEARTBEAT=250ms", "GLENV_REPLICA_DEAD_AFTER=2s",
+		"GLENV_REPLICA_HEARTBEAT=300ms", "GLENV_REPLICA_DEAD_AFTER=3s",
 		"GLENV_RECONCILE_INTERVAL=" + interval.String(), "GLENV_RETENTION_INTERVAL=" + interval.String(),
 		"GLENV_JOB_RESCUE_AFTER=20s"}
 	started := time.Now()
@@ -218,6 +218,7 @@ func TestThreeReplicasLoseNoDeliveryAndTakeOverAKilledOnesEnvironments(t *testin
 
 	// Every acknowledged delivery applied exactly once.
 	waitProcessed(t, survivors[0], dbURL)
+	t.Logf("every delivery processed %s after the kill", time.Since(killedAt).Round(time.Millisecond))
 	perDelivery := map[string]int{}
 	rows, err := db.QueryContext(ctx, `SELECT environment_name, COUNT(*) FROM activities WHERE delivery_id <> 0 AND environment_name LIKE 'burst-%' GROUP BY environment_name`)
 	if err != nil {

@@ -14,9 +14,11 @@ import (
 // one replica ever takes a dead one over). The jobs still waiting on the
 // dead replica's queue are cancelled, since nobody works that queue any
 // more, and each environment goes through the owner-lost trigger, which
-// deploys again what ran there on its new owner. It returns how many
-// environments changed owner.
-func (q *Environments) TakeOver(ctx context.Context, tx *sql.Tx, dead int64, deadQueue string, owners []int64) (int, error) {
+// deploys again what ran there on its new owner. The shared jobs it was
+// working (a batch of deliveries, a feedback sync) are made retryable now
+// rather than after --job-rescue-after: they are idempotent, and nobody
+// will finish them. It returns how many environments changed owner.
+func (q *Environments) TakeOver(ctx context.Context, tx *sql.Tx, dead int64, deadQueue, deadClient string, owners []int64) (int, error) {
 	if len(owners) == 0 {
 		return 0, fmt.Errorf("take over replica %d: no live replica to take its environments", dead)
 	}
@@ -30,6 +32,13 @@ func (q *Environments) TakeOver(ctx context.Context, tx *sql.Tx, dead int64, dea
 		if _, err := tx.ExecContext(ctx, `UPDATE river_job SET state = 'cancelled', finalized_at = now()
 			WHERE queue = $1 AND state IN ('available', 'scheduled', 'running', 'retryable', 'pending')`, deadQueue); err != nil {
 			return 0, fmt.Errorf("cancel the jobs of replica %d: %w", dead, err)
+		}
+	}
+	if deadClient != "" && q.store.Dialect == store.Postgres {
+		// What River's rescuer does after --job-rescue-after, done now.
+		if _, err := tx.ExecContext(ctx, `UPDATE river_job SET state = 'retryable', scheduled_at = now()
+			WHERE state = 'running' AND attempted_by[array_length(attempted_by, 1)] = $1`, deadClient); err != nil {
+			return 0, fmt.Errorf("retry the jobs replica %d was working: %w", dead, err)
 		}
 	}
 	for i, id := range ids {

@@ -11,6 +11,10 @@ import (
 // environments it runs wait there, and only it works them.
 func QueueName(id int64) string { return "replica_" + strconv.FormatInt(id, 10) }
 
+// ClientID is replica id's name in River: the leader election and the
+// jobs it works (attempted_by) show it.
+func ClientID(id int64) string { return "glenv-replica-" + strconv.FormatInt(id, 10) }
+
 // Split sorts replicas into the live (a heartbeat within deadAfter of now)
 // and the dead. self is always live: it is the one asking.
 func Split(replicas []store.Replica, self int64, now time.Time, deadAfter time.Duration) (live, dead []store.Replica) {

@@ -15,7 +15,7 @@ import (
 
 // TakeOver gives a dead replica's environments to the live ones inside tx
 // (jobs.Environments.TakeOver).
-type TakeOver func(ctx context.Context, tx *sql.Tx, dead int64, deadQueue string, owners []int64) (int, error)
+type TakeOver func(ctx context.Context, tx *sql.Tx, dead int64, deadQueue, deadClient string, owners []int64) (int, error)
 
 // Options tune a Registry.
 type Options struct {
@@ -132,11 +132,27 @@ func (g *Registry) LiveIDs() []int64 {
 	return ids
 }
 
-// Run heartbeats until ctx ends. At every beat it reads the others and
-// takes over the dead ones it is first to remove. lost is called (once)
-// when this replica's own row is gone: the others declared it dead and
-// run its environments now, so it must stop.
+// Run heartbeats until ctx ends and, beside it, reads the others at every
+// beat and takes over the dead ones it is first to remove. The beat has its
+// own loop and its own connection, so neither a slow take-over nor a pool
+// busy with a burst of webhooks makes this replica look dead. lost is
+// called (once) when this replica's own row is gone: the others declared
+// it dead and run its environments now, so it must stop.
 func (g *Registry) Run(ctx context.Context, takeOver TakeOver, lost func()) {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		g.watch(ctx, takeOver)
+	}()
+	defer func() { <-done }()
+	var conn *sql.Conn
+	defer func() {
+		if conn != nil {
+			conn.Close()
+		}
+	}()
 	t := time.NewTicker(g.opts.Heartbeat)
 	defer t.Stop()
 	for {
@@ -145,9 +161,20 @@ func (g *Registry) Run(ctx context.Context, takeOver TakeOver, lost func()) {
 			return
 		case <-t.C:
 		}
-		ok, err := store.HeartbeatReplica(ctx, g.st.DB, g.self.ID, store.Now())
+		if conn == nil {
+			var err error
+			if conn, err = g.st.DB.Conn(ctx); err != nil {
+				g.opts.Logger.Warn("replica heartbeat: connect", "err", err)
+				continue
+			}
+		}
+		beat, cancel := context.WithTimeout(ctx, g.opts.DeadAfter/2)
+		ok, err := store.HeartbeatReplica(beat, conn, g.self.ID, store.Now())
+		cancel()
 		if err != nil {
 			g.opts.Logger.Warn("replica heartbeat", "err", err)
+			conn.Close() // a broken connection is replaced at the next beat
+			conn = nil
 			continue
 		}
 		if !ok {
@@ -155,8 +182,23 @@ func (g *Registry) Run(ctx context.Context, takeOver TakeOver, lost func()) {
 			lost()
 			return
 		}
+	}
+}
+
+// watch reads the replicas at every beat and takes over the dead ones.
+func (g *Registry) watch(ctx context.Context, takeOver TakeOver) {
+	t := time.NewTicker(g.opts.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 		if err := g.refresh(ctx); err != nil {
-			g.opts.Logger.Warn("read replicas", "err", err)
+			if ctx.Err() == nil {
+				g.opts.Logger.Warn("read replicas", "err", err)
+			}
 			continue
 		}
 		if err := g.reap(ctx, takeOver); err != nil && ctx.Err() == nil {
@@ -202,7 +244,7 @@ func (g *Registry) reap(ctx context.Context, takeOver TakeOver) error {
 			if removed, err = store.RemoveDeadReplica(ctx, tx, d.ID, now.Add(-g.opts.DeadAfter)); err != nil || !removed {
 				return err
 			}
-			moved, err = takeOver(ctx, tx, d.ID, QueueName(d.ID), owners)
+			moved, err = takeOver(ctx, tx, d.ID, QueueName(d.ID), ClientID(d.ID), owners)
 			return err
 		})
 		if err != nil {

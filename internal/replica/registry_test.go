@@ -17,7 +17,7 @@ func TestRegistry(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
 		opts := func(addr string) Options {
-			return Options{Address: addr, Heartbeat: 50 * time.Millisecond, DeadAfter: 300 * time.Millisecond}
+			return Options{Address: addr, Heartbeat: 50 * time.Millisecond, DeadAfter: 2 * time.Second}
 		}
 		t.Run("a dead replica is taken over by exactly one of the replicas that find it dead", func(t *testing.T) {
 			dead, err := store.RegisterReplica(ctx, s.DB, "10.0.0.9:8080", store.Now().Add(-time.Minute))
@@ -34,7 +34,7 @@ func TestRegistry(t *testing.T) {
 			}
 			var calls atomic.Int32
 			var got atomic.Int64
-			takeOver := func(ctx context.Context, tx *sql.Tx, id int64, queue string, owners []int64) (int, error) {
+			takeOver := func(ctx context.Context, tx *sql.Tx, id int64, queue, client string, owners []int64) (int, error) {
 				calls.Add(1)
 				got.Store(id)
 				if queue != QueueName(dead.ID) || len(owners) != 3 {
@@ -108,7 +108,7 @@ func TestRegistry(t *testing.T) {
 			lost := make(chan struct{})
 			run, stop := context.WithCancel(ctx)
 			defer stop()
-			go r.Run(run, func(context.Context, *sql.Tx, int64, string, []int64) (int, error) { return 0, nil }, func() { close(lost) })
+			go r.Run(run, func(context.Context, *sql.Tx, int64, string, string, []int64) (int, error) { return 0, nil }, func() { close(lost) })
 			select {
 			case <-lost:
 			case <-time.After(10 * time.Second):

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 
 	"github.com/glenv/glenv/internal/config"
@@ -42,7 +41,7 @@ func joinReplicas(ctx context.Context, st *store.Store, cfg config.Config, log *
 		return err
 	}
 	r.registry = reg
-	qc.ClientID = fmt.Sprintf("glenv-replica-%d", reg.ID())
+	qc.ClientID = replica.ClientID(reg.ID())
 	if cfg.Runtime == "process" {
 		r.owning = true
 		deps.Placement = replica.Placement{R: reg}
