@@ -244,7 +244,8 @@ func TestThreeReplicasLoseNoDeliveryAndTakeOverAKilledOnesEnvironments(t *testin
 	// Periodic jobs: at most one per interval, across replicas and the
 	// leader change (River buckets a periodic job by its scheduled time).
 	periodic := map[string]time.Duration{"reconcile": interval, "feedback_sweep": interval, "feedback_health": interval,
-		"retention": interval, "repair_environments": time.Minute, "pause_idle_environments": time.Minute}
+		"retention": interval, "repair_environments": time.Minute, "pause_idle_environments": time.Minute,
+		"envapi_delete_scheduled": 10 * time.Minute}
 	counted := map[string]int{}
 	rows, err = db.QueryContext(ctx, `SELECT kind, scheduled_at FROM river_job WHERE kind = ANY($1) AND args::text IN ('{}', '{"integration": ""}', '{"integration":""}')`,
 		keys(periodic))
