@@ -70,6 +70,13 @@ type Config struct {
 	EnvironmentLimits limits.Server
 	DiskReserve       int64
 	limitFlags        limitFlags
+
+	// Several replicas on one PostgreSQL (internal/replica): where the
+	// others reach this one, how often it heartbeats, and how long a
+	// silent one lives before the others take its environments over.
+	ReplicaAddress   string
+	ReplicaHeartbeat time.Duration
+	ReplicaDeadAfter time.Duration
 }
 
 type binding struct {
@@ -131,6 +138,9 @@ func (c *Config) settings(getenv func(string) string) []setting {
 		{name: "environment-max-cpu", str: &c.limitFlags.maxCPU, def: "2", help: "the most limits.cpu an environment may ask for"},
 		{name: "environment-disk", str: &c.limitFlags.disk, def: "2G", help: "disk of an environment whose .glenv.yml sets no limits.disk; over it, it is stopped"},
 		{name: "environment-max-disk", str: &c.limitFlags.maxDisk, def: "10G", help: "the most limits.disk an environment may ask for"},
+		{name: "replica-address", str: &c.ReplicaAddress, help: "with PostgreSQL: host:port where the other glenv replicas reach this one, to forward requests for the environments it runs; default --listen"},
+		{name: "replica-heartbeat", dur: &c.ReplicaHeartbeat, def: "2s", help: "with PostgreSQL: how often this replica records that it is alive"},
+		{name: "replica-dead-after", dur: &c.ReplicaDeadAfter, def: "10s", help: "with PostgreSQL: a replica silent this long is dead, and the others deploy its environments again"},
 		{name: "disk-reserve", str: &c.limitFlags.diskReserve, def: "1G", help: "free space kept on the data dir's filesystem: below it /readyz says not ready and the environment writing the most is stopped"},
 	}
 }
@@ -307,6 +317,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--environment-egress %q: must be allow or deny", c.EnvironmentEgress)
 	}
 	if err := c.parseLimits(); err != nil {
+		return err
+	}
+	if err := c.validateReplicas(); err != nil {
 		return err
 	}
 	return c.validateRetention()

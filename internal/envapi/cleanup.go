@@ -35,7 +35,10 @@ const deleteBatch = 100
 // River.PeriodicJobs().AddMany.
 func PeriodicJobs() []*river.PeriodicJob {
 	return []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(deleteScheduledEvery),
-		func() (river.JobArgs, *river.InsertOpts) { return DeleteScheduledArgs{}, nil },
+		func() (river.JobArgs, *river.InsertOpts) {
+			// Once per interval across replicas (issue 16).
+			return DeleteScheduledArgs{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: deleteScheduledEvery}}
+		},
 		&river.PeriodicJobOpts{RunOnStart: true})}
 }
 

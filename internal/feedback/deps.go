@@ -106,14 +106,17 @@ func Register(deps Deps) func(*river.Workers) {
 
 // PeriodicJobs are feedback's periodic jobs: the sweep that catches
 // environments a lost notification left behind, and the hook and token
-// health check. Both run at start and every interval.
+// health check. Both run at start and every interval; once per interval
+// across replicas (River enqueues periodic jobs on its leader only, and a
+// new leader's run at start joins the interval's job if one exists).
 func PeriodicJobs(interval time.Duration) []*river.PeriodicJob {
 	opts := &river.PeriodicJobOpts{RunOnStart: true}
+	once := &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: interval}}
 	return []*river.PeriodicJob{
 		river.NewPeriodicJob(river.PeriodicInterval(interval),
-			func() (river.JobArgs, *river.InsertOpts) { return SweepArgs{}, nil }, opts),
+			func() (river.JobArgs, *river.InsertOpts) { return SweepArgs{}, once }, opts),
 		river.NewPeriodicJob(river.PeriodicInterval(interval),
-			func() (river.JobArgs, *river.InsertOpts) { return HealthArgs{}, nil }, opts),
+			func() (river.JobArgs, *river.InsertOpts) { return HealthArgs{}, once }, opts),
 	}
 }
 

@@ -89,8 +89,10 @@ const Interval = time.Minute
 func PeriodicJobs() []*river.PeriodicJob {
 	return []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(Interval),
 		func() (river.JobArgs, *river.InsertOpts) {
-			return Args{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
+			// Once per interval across replicas too (a new River leader
+			// schedules its own next run): completed jobs of the interval count.
+			return Args{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByPeriod: Interval, ByState: []rivertype.JobState{
 				rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
-				rivertype.JobStateRetryable, rivertype.JobStateScheduled}}}
+				rivertype.JobStateRetryable, rivertype.JobStateScheduled, rivertype.JobStateCompleted}}}
 		}, nil)}
 }

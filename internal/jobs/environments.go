@@ -111,6 +111,9 @@ func (q *Environments) start(ctx context.Context, tx *sql.Tx, env *store.Environ
 		DeliveryID: rec.DeliveryID, SHA: rec.SHA, Description: rec.Description, Kind: o.Starts, State: store.ActivityPending}
 	if act.SHA == "" && (o.Starts == store.ActivityDeploy || o.Starts == store.ActivityPrebuild) {
 		act.SHA = env.HeadSHA
+		if len(o.Effects) > 0 && o.Effects[0].Redeployed && env.DeployedSHA != "" {
+			act.SHA = env.DeployedSHA
+		}
 	}
 	if err := store.InsertActivity(ctx, tx, &act); err != nil {
 		return err
@@ -130,7 +133,11 @@ func (q *Environments) start(ctx context.Context, tx *sql.Tx, env *store.Environ
 		var job river.JobArgs
 		switch e.Kind {
 		case lifecycle.EffectDeploy:
-			job = DeployArgs{EnvironmentID: env.ID, SHA: env.HeadSHA, ActivityID: act.ID, CloneParentData: e.CloneParentData, ResetData: e.ResetData}
+			sha := env.HeadSHA
+			if e.Redeployed && env.DeployedSHA != "" {
+				sha = env.DeployedSHA
+			}
+			job = DeployArgs{EnvironmentID: env.ID, SHA: sha, ActivityID: act.ID, CloneParentData: e.CloneParentData, ResetData: e.ResetData}
 		case lifecycle.EffectRemove:
 			job = DeleteArgs{EnvironmentID: env.ID, ActivityID: act.ID, KeepEnvironment: e.Keep}
 		case lifecycle.EffectStopApp:
@@ -140,11 +147,28 @@ func (q *Environments) start(ctx context.Context, tx *sql.Tx, env *store.Environ
 		default:
 			continue // carried out by the caller after the commit (start app)
 		}
-		if err := q.insertTx(ctx, tx, job, nil); err != nil {
+		opts, err := q.placed(ctx, tx, env.ID)
+		if err != nil {
+			return err
+		}
+		if err := q.insertTx(ctx, tx, job, opts); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// placed puts an environment's runtime jobs on the queue of the replica
+// that runs it (several replicas, process runtime), or anywhere.
+func (q *Environments) placed(ctx context.Context, tx *sql.Tx, envID int64) (*river.InsertOpts, error) {
+	if q.deps.Placement == nil {
+		return nil, nil
+	}
+	queue, err := q.deps.Placement.Queue(ctx, tx, envID)
+	if err != nil {
+		return nil, fmt.Errorf("place the jobs of environment %d: %w", envID, err)
+	}
+	return &river.InsertOpts{Queue: queue}, nil
 }
 
 func isFinal(activityState string) bool {

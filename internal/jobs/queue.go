@@ -57,6 +57,12 @@ type QueueConfig struct {
 	// PollInterval is how often River looks for jobs it was not told of
 	// (default 50ms on SQLite, 10ms on PostgreSQL).
 	PollInterval time.Duration
+	// OwnQueue is this replica's own River queue, where the runtime jobs of
+	// the environments it runs are sent (Deps.Placement); "" for none.
+	OwnQueue string
+	// ClientID names this process in River (its leader election shows
+	// which replica leads); "" lets River make one up.
+	ClientID string
 }
 
 func (q *Environments) insertTx(ctx context.Context, tx *sql.Tx, args river.JobArgs, opts *river.InsertOpts) error {
@@ -106,9 +112,14 @@ func newClient(s *store.Store, workers *river.Workers, cfg QueueConfig, periodic
 		n = 8
 	}
 	rescue := rescueAfter(cfg)
+	queues := map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: n},
+		QueueDeliveries: {MaxWorkers: deliveryWorkers(s)}}
+	if cfg.OwnQueue != "" {
+		queues[cfg.OwnQueue] = river.QueueConfig{MaxWorkers: n}
+	}
 	rc := &river.Config{
-		Queues: map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: n},
-			QueueDeliveries: {MaxWorkers: deliveryWorkers(s)}},
+		ID:           cfg.ClientID,
+		Queues:       queues,
 		Workers:      workers,
 		PeriodicJobs: periodic,
 		// River reports its own bookkeeping at info every few seconds; glenv's

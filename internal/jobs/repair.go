@@ -176,6 +176,17 @@ func (q *Environments) Restart(ctx context.Context) ([]store.Environment, error)
 	var start []store.Environment
 	var errs []error
 	for _, id := range ids {
+		if q.deps.Placement != nil {
+			// Several replicas: each restores only what it runs.
+			mine, err := q.deps.Placement.Claim(ctx, id)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if !mine {
+				continue
+			}
+		}
 		env, o, err := q.Trigger(ctx, id, lifecycle.Input{Trigger: lifecycle.TriggerRestart},
 			record{Description: "glenv restarted during the deploy: deploying again"})
 		if err != nil {

@@ -118,6 +118,20 @@ type Deps struct {
 	// Changed hears, after the commit, of every environment whose state
 	// changed (the dashboard's live updates); it must not block.
 	Changed func(envID int64)
+	// Placement sends an environment's deploy, pause and remove jobs to the
+	// replica that runs it (several replicas with the process runtime:
+	// internal/replica); nil lets any worker take them.
+	Placement Placement
+}
+
+// Placement says where an environment's runtime jobs run.
+type Placement interface {
+	// Queue is the River queue of the replica that runs environment id,
+	// made its owner inside tx when it has no live one.
+	Queue(ctx context.Context, tx *sql.Tx, id int64) (string, error)
+	// Claim reports whether this replica runs environment id at start: it
+	// owns it, or it is the first to claim one that has no owner.
+	Claim(ctx context.Context, id int64) (bool, error)
 }
 
 // NewQueue builds the queue and its workers.
@@ -144,7 +158,9 @@ func NewQueue(s *store.Store, deps Deps, cfg QueueConfig) (*Environments, error)
 	periodic := []*river.PeriodicJob{repairJob(cfg.RepairInterval)}
 	if cfg.ReconcileInterval > 0 {
 		periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(cfg.ReconcileInterval),
-			func() (river.JobArgs, *river.InsertOpts) { return ReconcileArgs{}, nil },
+			func() (river.JobArgs, *river.InsertOpts) {
+				return ReconcileArgs{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: cfg.ReconcileInterval}}
+			},
 			&river.PeriodicJobOpts{RunOnStart: false}))
 	}
 	c, local, err := newClient(s, workers, cfg, periodic)

@@ -73,6 +73,11 @@ const (
 	// build failing early, not a failed environment.
 	TriggerPrebuildSucceeded Trigger = "prebuild succeeded"
 	TriggerPrebuildFailed    Trigger = "prebuild failed"
+	// TriggerOwnerLost: the glenv replica that ran the environment (process
+	// runtime) stopped heartbeating, and another replica takes it over. Its
+	// build, app and files were on the lost replica, so what ran there is
+	// built and deployed again on the new one.
+	TriggerOwnerLost Trigger = "owner lost"
 )
 
 // Triggers lists every trigger, in the order the transition table shows them.
@@ -80,7 +85,7 @@ var Triggers = []Trigger{TriggerCreate, TriggerDeployRequested, TriggerRedeploy,
 	TriggerDeploySucceeded, TriggerDeployFailed, TriggerDeploySuperseded, TriggerDeployTimedOut, TriggerLost,
 	TriggerStop, TriggerDeactivate, TriggerActivate, TriggerDelete, TriggerDeleteStopped, TriggerRemoved,
 	TriggerSyncData, TriggerAppGaveUp, TriggerRestart, TriggerPause, TriggerResume, TriggerWake,
-	TriggerPrebuild, TriggerPrebuildStarted, TriggerPrebuildSucceeded, TriggerPrebuildFailed}
+	TriggerPrebuild, TriggerPrebuildStarted, TriggerPrebuildSucceeded, TriggerPrebuildFailed, TriggerOwnerLost}
 
 // States lists every state; "" is an environment that does not exist.
 var States = []string{"", StateInactive, StateBuilding, StateDeploying, StateActive, StateFailed, StatePaused,
@@ -201,6 +206,9 @@ type Effect struct {
 	ResetData bool
 	// Keep removes the app but keeps the environment (deactivate, stop).
 	Keep bool
+	// Redeployed deploys the environment's deployed SHA rather than its
+	// head: what ran on a lost replica runs again as it was (owner lost).
+	Redeployed bool
 }
 
 // Outcome is what a trigger does to an environment.
@@ -500,6 +508,27 @@ func Transition(s Subject, in Input) Outcome {
 			return Outcome{State: s.State, Deployed: s.DeployedSHA, Activity: ActivityFailed, Result: in.Reason}
 		}
 		return Outcome{State: s.State, Deployed: s.DeployedSHA, Activity: ActivityComplete, Result: "prebuilt " + shortOr(in.SHA, "")}
+
+	case TriggerOwnerLost:
+		// Issue 16: "when an owner's heartbeat stops, its environments are
+		// deployed again on the others from their last deployed SHA". The
+		// files it held were on the lost replica too: cloned again from the
+		// parent, as for a new environment. A paused, inactive or failed
+		// environment runs nothing and only changes owner.
+		switch s.State {
+		case StateActive:
+			if s.DeployedSHA == "" || s.Ref == "" {
+				return keep
+			}
+			o := deploy(s.Parent != "", false)
+			o.Effects[0].Redeployed = true
+			return o
+		case StateBuilding, StateDeploying:
+			return deploy(s.Parent != "", false)
+		case StateStopping:
+			return remove(StateStopping, in.Keep)
+		}
+		return keep
 	}
 	return refuse("unknown trigger %q", in.Trigger)
 }

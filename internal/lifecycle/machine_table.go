@@ -62,6 +62,9 @@ func tableCell(s Subject, o Outcome) string {
 		if e.Keep {
 			mods = append(mods, "keep env")
 		}
+		if e.Redeployed {
+			mods = append(mods, "deployed SHA")
+		}
 		if len(mods) > 0 {
 			w += " (" + strings.Join(mods, ", ") + ")"
 		}

@@ -20,6 +20,7 @@ func forwarded(pr *httputil.ProxyRequest, scheme string) {
 	for _, h := range clientHeaders {
 		pr.Out.Header.Del(h)
 	}
+	dropReplicaHeaders(pr.Out.Header)
 	forwardedHeaders(pr.In, scheme, pr.Out.Header.Set)
 }
 

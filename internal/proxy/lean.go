@@ -227,7 +227,7 @@ func writeHead(bw *bufio.Writer, r *http.Request, scheme string) {
 	bw.WriteString(r.Host)
 	bw.WriteString("\r\n")
 	for k, vv := range r.Header {
-		if dropped[k] {
+		if dropped[k] || strings.HasPrefix(k, ReplicaHeaderPrefix) {
 			continue
 		}
 		for _, v := range vv {

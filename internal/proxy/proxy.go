@@ -61,6 +61,9 @@ type Options struct {
 	// DisableLeanPath sends every request through httputil.ReverseProxy,
 	// for bench/proxy to compare the two paths.
 	DisableLeanPath bool
+	// Replicas relays requests for environments another glenv replica
+	// runs to it; nil with one replica.
+	Replicas Replicas
 }
 
 // Proxy is an http.Handler.
@@ -72,6 +75,9 @@ type Proxy struct {
 	up     upstreams // the lean path's connections
 	waking waking
 	onLean func() // tests: called for each request on the lean path
+
+	relayOnce sync.Once
+	relayRP   *httputil.ReverseProxy // to other replicas (Options.Replicas)
 }
 
 type addrKey struct{}
@@ -168,7 +174,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.opts.Next.ServeHTTP(w, r)
 		return
 	}
-	if p.opts.Gate != nil {
+	// A request another replica relayed here passed its gate there (which
+	// may have taken glenv's own cookies off it) and is never relayed again.
+	relayed, ok := p.relayed(w, r)
+	if !ok {
+		return
+	}
+	if p.opts.Gate != nil && !relayed {
 		if r, ok = p.opts.Gate(w, r, label); !ok {
 			return
 		}
@@ -178,6 +190,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if addr, release, ok := p.opts.Backends.Acquire(label); ok {
 		p.serve(w, r, label, addr, release, counts)
 		return
+	}
+	if p.opts.Replicas != nil && !relayed {
+		if addr, ok := p.opts.Replicas.Owner(r.Context(), label); ok {
+			p.relay(w, r, addr)
+			return
+		}
 	}
 	p.statusPage(w, r, label, counts)
 }

@@ -239,8 +239,12 @@ func Register(r *Retention) func(*river.Workers) {
 	return func(w *river.Workers) { river.AddWorker(w, &worker{r: r}) }
 }
 
-// PeriodicJobs runs retention at start and every interval.
+// PeriodicJobs runs retention at start and every interval, once per
+// interval across replicas (a new River leader's run at start joins the
+// interval's job).
 func PeriodicJobs(interval time.Duration) []*river.PeriodicJob {
 	return []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(interval),
-		func() (river.JobArgs, *river.InsertOpts) { return Args{}, nil }, &river.PeriodicJobOpts{RunOnStart: true})}
+		func() (river.JobArgs, *river.InsertOpts) {
+			return Args{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: interval}}
+		}, &river.PeriodicJobOpts{RunOnStart: true})}
 }

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,6 +65,7 @@ type Server struct {
 	vars     *variables.Service
 	hub      *web.Hub      // the dashboard's change feed of environment states
 	kube     *kube.Runtime // --runtime kubernetes
+	replicas replicas      // several serve replicas (PostgreSQL), or SQLite's single-serve lock
 
 	// KubeTransport wraps the Kubernetes client's transport (tests count
 	// the calls through it).
@@ -90,8 +92,13 @@ func NewWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Opti
 	if err != nil {
 		return nil, err
 	}
+	unlock, err := lockSQLite(cfg)
+	if err != nil {
+		return nil, err
+	}
 	st, err := store.Open(ctx, cfg.DatabaseURL, cfg.DataDir)
 	if err != nil {
+		unlock()
 		return nil, err
 	}
 	log.Info("database ready", "dialect", st.Dialect, "location", st.Location)
@@ -99,7 +106,7 @@ func NewWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Opti
 		st.Close()
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, store: st, KubeTransport: opts.KubeTransport}
+	s := &Server{cfg: cfg, log: log, store: st, KubeTransport: opts.KubeTransport, replicas: replicas{unlock: unlock}}
 	tokenFor := func(in store.Integration) (string, error) { return box.Open(in.TokenSealed) }
 	remoteFor := func(in store.Integration) (jobs.Remote, error) {
 		token, err := tokenFor(in)
@@ -156,12 +163,19 @@ func NewWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Opti
 	idleCheck := &idle.Checker{Store: st, Visits: s.visits, Log: log}
 	logs := activitylog.New(st, activitylog.Options{MaxSize: cfg.ActivityLogMaxSize, Logger: log})
 	s.hub = web.NewHub(st, log)
-	s.queue, err = jobs.NewQueue(st, jobs.Deps{RemoteFor: remoteFor, TokenFor: tokenFor, Runtime: rt, Logger: log, Logs: logs,
+	deps := jobs.Deps{RemoteFor: remoteFor, TokenFor: tokenFor, Runtime: rt, Logger: log, Logs: logs,
 		Register: []func(*river.Workers){feedback.Register(fb), retention.Register(keep), envapi.Register(st, &s.queue, log), idle.Register(idleCheck)}, Feedback: true,
-		Changed: s.hub.Changed},
-		jobs.QueueConfig{ReconcileInterval: cfg.ReconcileInterval, RescueAfter: cfg.JobRescueAfter, Logger: log})
+		Changed: s.hub.Changed}
+	queueCfg := jobs.QueueConfig{ReconcileInterval: cfg.ReconcileInterval, RescueAfter: cfg.JobRescueAfter, Logger: log}
+	if err := joinReplicas(ctx, st, cfg, log, &s.replicas, &deps, &queueCfg); err != nil {
+		st.Close()
+		s.replicas.close()
+		return nil, err
+	}
+	s.queue, err = jobs.NewQueue(st, deps, queueCfg)
 	if err != nil {
 		st.Close()
+		s.replicas.close()
 		return nil, fmt.Errorf("start job queue: %w", err)
 	}
 	s.queue.River.PeriodicJobs().AddMany(feedback.PeriodicJobs(cfg.ReconcileInterval))
@@ -220,7 +234,7 @@ func NewWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Opti
 		Lookup: func(ctx context.Context, host string) (store.Environment, error) {
 			return store.GetEnvironmentByHost(ctx, st.Reader(), host)
 		},
-		Visits: s.visits, Wake: s.queue.Wake})
+		Visits: s.visits, Wake: s.queue.Wake, Replicas: s.replicas.relays(box)})
 	// No ReadTimeout or WriteTimeout for the whole server: environments
 	// stream and take uploads, and logs are followed for hours. Headers
 	// must arrive in 10 s; control-plane bodies are bounded by bodyDeadline
@@ -285,6 +299,13 @@ func (s *Server) Listen() error {
 // Run serves until ctx is cancelled, then drains: no new requests, in-flight
 // ones finish, accepted deliveries are committed, running jobs end.
 func (s *Server) Run(ctx context.Context) error {
+	defer s.replicas.close()
+	// The other replicas may declare this one dead (it stopped
+	// heartbeating for too long) and run its environments: it stops then.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wasLost atomic.Bool
+	lost := func() { wasLost.Store(true); cancel() }
 	if s.listener == nil {
 		if err := s.Listen(); err != nil {
 			return err
@@ -311,6 +332,8 @@ func (s *Server) Run(ctx context.Context) error {
 		defer close(visitsDone)
 		s.visits.Run(visitsCtx, s.store, time.Minute, s.log)
 	}()
+	replicasDone := make(chan struct{})
+	go func() { defer close(replicasDone); s.replicas.run(ctx, s.queue, lost) }()
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.listener) }()
 	s.log.Info("glenv serving", "listen", s.Addr(), "public_url", s.cfg.PublicURL, "env_domain", s.cfg.EnvDomain)
@@ -329,6 +352,7 @@ func (s *Server) Run(ctx context.Context) error {
 	stopVisits() // writes the last requests once more
 	<-visitsDone
 	qerr := s.queue.Stop(drain)
+	<-replicasDone
 	if s.runtime != nil {
 		s.runtime.Close()
 	}
@@ -337,7 +361,12 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	serr := s.store.Close()
 	s.log.Info("stopped")
-	return errors.Join(herr, qerr, serr)
+	var lerr error
+	if wasLost.Load() {
+		// Exit non-zero, so a supervisor starts this replica again.
+		lerr = errors.New("the other replicas declared this one dead (no heartbeat for --replica-dead-after) and run its environments now; start it again to rejoin")
+	}
+	return errors.Join(herr, qerr, serr, lerr)
 }
 
 // restore starts the apps of active environments again after a restart:

@@ -72,6 +72,22 @@ func Open(ctx context.Context, databaseURL, dataDir string) (*Store, error) {
 	return s, nil
 }
 
+// SQLiteFile is the SQLite database file databaseURL names ("" when it
+// names PostgreSQL, or a SQLite URL without a file).
+func SQLiteFile(databaseURL, dataDir string) string {
+	switch {
+	case databaseURL == "":
+		return filepath.Join(dataDir, "glenv.db")
+	case strings.HasPrefix(databaseURL, "sqlite://"), strings.HasPrefix(databaseURL, "file:"):
+		path := strings.TrimPrefix(strings.TrimPrefix(databaseURL, "sqlite://"), "file:")
+		if i := strings.IndexByte(path, '?'); i >= 0 {
+			path = path[:i]
+		}
+		return path
+	}
+	return ""
+}
+
 func open(databaseURL, dataDir string) (*Store, error) {
 	switch {
 	case strings.HasPrefix(databaseURL, "postgres://"), strings.HasPrefix(databaseURL, "postgresql://"):
@@ -83,13 +99,7 @@ func open(databaseURL, dataDir string) (*Store, error) {
 		db.SetMaxIdleConns(20)
 		return &Store{DB: db, read: db, Dialect: Postgres, Location: redact(databaseURL), gate: newGate(), listenURL: databaseURL}, nil
 	case databaseURL == "", strings.HasPrefix(databaseURL, "sqlite://"), strings.HasPrefix(databaseURL, "file:"):
-		path := filepath.Join(dataDir, "glenv.db")
-		if databaseURL != "" {
-			path = strings.TrimPrefix(strings.TrimPrefix(databaseURL, "sqlite://"), "file:")
-			if i := strings.IndexByte(path, '?'); i >= 0 {
-				path = path[:i]
-			}
-		}
+		path := SQLiteFile(databaseURL, dataDir)
 		if path == "" {
 			return nil, fmt.Errorf("--database-url %q: name a file, e.g. sqlite:///var/lib/glenv/glenv.db", databaseURL)
 		}
