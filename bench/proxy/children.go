@@ -151,14 +151,14 @@ func freeAddr() string {
 }
 
 func waitUp(addr string) {
-	for range 250 {
+	for range 1500 { // 30 s: a loaded machine starts python slowly
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	must(fmt.Errorf("nothing listens on %s after 5s", addr))
+	must(fmt.Errorf("nothing listens on %s after 30s", addr))
 }
 
 func must(err error) {
