@@ -57,7 +57,8 @@ func main() {
 	dur := flag.Duration("for", 4*time.Second, "open loop: duration of one measurement")
 	e2e := flag.Int("e2e", 100, "deliveries for the webhook → environment latencies (0: skip)")
 	only := flag.String("db", "", "run only on this database: sqlite or postgres")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the glenv (processing on) measurements to this file")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of one target's first measurement to this file")
+	profiled := flag.String("profile", "glenv, processing on", "the target -cpuprofile profiles")
 	flag.Parse()
 	body := payload(8 << 10)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxIdleConns: 1024}}
@@ -116,7 +117,7 @@ func main() {
 		}
 		measure := func(t *target, run func(s *sender) sample) sample {
 			s := &sender{client: client, url: t.url, secret: t.secret, body: body}
-			profiling := prof != nil && t.settle != nil
+			profiling := prof != nil && t.name == *profiled
 			if profiling {
 				must(pprof.StartCPUProfile(prof))
 			}
