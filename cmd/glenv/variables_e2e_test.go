@@ -56,6 +56,19 @@ type activityDescJSON struct {
 	Result      string `json:"result"`
 }
 
+// waitLong is waitFor with room for a build and an app's start on a
+// loaded machine.
+func waitLong(t *testing.T, g *glenv, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after 60s\n%s", what, g.tail())
+		}
+		time.Sleep(100 * time.Millisecond) // polls the API the server advances
+	}
+}
+
 // variableDeploys lists an environment's deploys started by variable changes.
 func (g *glenv) variableDeploys(envID int64) []activityDescJSON {
 	var acts []activityDescJSON
@@ -83,7 +96,7 @@ func TestVariablesReachBuildsAndAppsAndASensitiveValueLeaksNowhere(t *testing.T)
 	g := startGlenv(t, "", "GLENV_RUNTIME=process")
 	var res integrationJSON
 	g.mustJSON(&res, addArgs(gl)...)
-	main := g.waitEnv("app", "main", func(e envJSON, ok bool) bool { return ok && e.State == "active" && e.DeployedSHA == shaMain })
+	main := g.waitEnvLong("app", "main", func(e envJSON, ok bool) bool { return ok && e.State == "active" && e.DeployedSHA == shaMain })
 	if idle := g.envs("app")["idle"]; idle.State != "inactive" {
 		t.Fatalf("idle is %q, want inactive", idle.State)
 	}
@@ -103,7 +116,7 @@ func TestVariablesReachBuildsAndAppsAndASensitiveValueLeaksNowhere(t *testing.T)
 			t.Fatalf("POST %s: %d %s", body, code, answer)
 		}
 	}
-	waitFor(t, g, "main's redeploy for the changed variables", func() bool {
+	waitLong(t, g, "main's redeploy for the changed variables", func() bool {
 		ds := g.variableDeploys(main.ID)
 		return len(ds) > 0 && ds[0].State == "complete"
 	})
@@ -132,7 +145,7 @@ func TestVariablesReachBuildsAndAppsAndASensitiveValueLeaksNowhere(t *testing.T)
 	if code, body := g.deliver("app", res.WebhookSecret, "Merge Request Hook", mrPayload(t, pid, "merge_request_open.json", 1, shaMR, time.Now().Add(-time.Hour)), ""); code != 202 {
 		t.Fatalf("MR open: %d %s", code, body)
 	}
-	mr := g.waitEnv("app", "mr-1", func(e envJSON, ok bool) bool { return ok && e.State == "active" && e.DeployedSHA == shaMR })
+	mr := g.waitEnvLong("app", "mr-1", func(e envJSON, ok bool) bool { return ok && e.State == "active" && e.DeployedSHA == shaMR })
 	if code, body, err := g.getEnv("mr-1--app"); err != nil || code != 200 || !strings.Contains(body, "MODE=from-variable") || !strings.Contains(body, "API_KEY_SHA=unset") {
 		t.Fatalf("fork code sees %d %q %v; want the plain variables and no API_KEY", code, body, err)
 	}
@@ -146,7 +159,7 @@ func TestVariablesReachBuildsAndAppsAndASensitiveValueLeaksNowhere(t *testing.T)
 	if code != 0 || json.Unmarshal([]byte(out), &ch) != nil || strings.Join(ch.Redeploys, " ") != "main" {
 		t.Fatalf("variable:update: %d %s %s; want a redeploy of main only", code, out, errs)
 	}
-	waitFor(t, g, "main's redeploy for the rotated value", func() bool {
+	waitLong(t, g, "main's redeploy for the rotated value", func() bool {
 		ds := g.variableDeploys(main.ID)
 		return len(ds) == 2 && ds[0].State == "complete"
 	})
