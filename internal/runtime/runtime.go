@@ -83,6 +83,11 @@ type Options struct {
 	// Secrets are variables for the builds and apps of an integration;
 	// merge request code that may come from a fork gets none.
 	Secrets func(store.Integration) map[string]string
+	// HostResolvConf is the resolver configuration environments' DNS
+	// follows (default /etc/resolv.conf). Another file is shown to pasta
+	// at /etc/resolv.conf in a mount namespace of its own, which needs
+	// root (tests use it to stand in for the host's resolver).
+	HostResolvConf string
 	// Path is PATH for git, builds and apps; default the usual system dirs.
 	Path   string
 	Logger *slog.Logger

@@ -179,6 +179,11 @@ func (sb *sandbox) argv(j job, lim limits.Limits, cg *cgroup) (argv []string, er
 		// count against its memory limit).
 		argv = append(argv, "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp",
 			"--perms", "1777", "--tmpfs", "/run")
+		if sb.net != nil && sb.net.resolvConf != "" {
+			// After /run: the host's /etc/resolv.conf may be a symlink
+			// into it (systemd-resolved), which bwrap then follows.
+			argv = append(argv, "--ro-bind", sb.net.resolvConf, "/etc/resolv.conf")
+		}
 		if j.appWritable {
 			argv = append(argv, "--bind", j.appDir, appMount)
 		} else {
