@@ -103,7 +103,7 @@ func (sb *sandbox) describe(lim limits.Limits) string {
 	case sb.cg != nil:
 		return fmt.Sprintf("limits: %s (one cgroup for the whole environment: its build steps, hooks and app together)", lim)
 	case sb.prlimit != "":
-		return fmt.Sprintf("limits: memory %s and processes %d per process only (prlimit): cgroups are not usable here (%s); cpu is not limited", limits.FormatSize(lim.Memory), lim.Processes, sb.cgWhy)
+		return fmt.Sprintf("warning: limits: memory %s and processes %d per process only (prlimit): cgroups are not usable here (%s); cpu is not limited", limits.FormatSize(lim.Memory), lim.Processes, sb.cgWhy)
 	default:
 		return "limits: none can be enforced"
 	}
