@@ -101,7 +101,7 @@ func (sb *sandbox) limitsFor(uid int) limits.Limits {
 func (sb *sandbox) describe(lim limits.Limits) string {
 	switch {
 	case sb.cg != nil:
-		return fmt.Sprintf("limits: %s (one cgroup for the whole environment: its build steps, hooks and app together)", lim)
+		return fmt.Sprintf("limits: %s (one cgroup for the whole environment: its build, hooks and app together)", lim)
 	case sb.prlimit != "":
 		return fmt.Sprintf("warning: limits: memory %s and processes %d per process only (prlimit): cgroups are not usable here (%s); cpu is not limited", limits.FormatSize(lim.Memory), lim.Processes, sb.cgWhy)
 	default:
