@@ -2,9 +2,10 @@
 // time (a redeploy of an already-built tree, until the new app answers its
 // health path) and proxy latency (requests to the app through glenv's
 // proxy), with the isolation (bubblewrap + a network namespace connected
-// by pasta + a cgroup per command) and without it (bubblewrap only, the
-// host's network, rlimits) — both in the same run. The repository comes
-// from the GitLab double over smart HTTP, as in production.
+// by pasta + a cgroup per environment, one child per command) and without
+// it (bubblewrap only, the host's network, rlimits) — both in the same run.
+// The repository comes from the GitLab double over smart HTTP, as in
+// production.
 //
 //	go run ./bench/isolation [-n 6] [-requests 400] [-app examples/static]
 package main

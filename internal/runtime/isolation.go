@@ -42,6 +42,7 @@ func (r *Runtime) setupIsolation(dir string) {
 	if pasta, err := lookPath("pasta", r.opts.Path); err == nil {
 		run := filepath.Join(dir, "tmp")
 		r.sb.net = &network{pasta: fastestPasta(pasta, r.opts.Path), egress: !r.opts.DenyEgress, asRoot: r.sb.asRoot, runDir: run}
+		r.setupDNS(dir)
 	}
 	// The base cgroup is named after the runtime dir: two glenvs on one
 	// machine never share one, and a restarted glenv clears its own.
@@ -78,6 +79,35 @@ func hasFlag(cpuinfo []byte, flag string) bool {
 		}
 	}
 	return false
+}
+
+// setupDNS makes name resolution work inside the network namespaces when
+// the host's resolver is on its loopback (planDNS).
+func (r *Runtime) setupDNS(dir string) {
+	host := r.opts.HostResolvConf
+	if host == "" {
+		host = "/etc/resolv.conf"
+	}
+	b, err := os.ReadFile(host)
+	if err != nil {
+		r.log.Warn("cannot read the host's resolver configuration: environments resolve names with the host's file as it is", "file", host, "err", err)
+		return
+	}
+	plan := planDNS(string(b), r.sb.net.egress)
+	if plan.resolvConf == "" {
+		return
+	}
+	path := filepath.Join(dir, "resolv.conf")
+	if err := os.WriteFile(path, []byte(plan.resolvConf), 0o644); err != nil {
+		r.log.Warn("cannot write the environments' resolv.conf: they cannot resolve names through the host's loopback resolver", "file", path, "err", err)
+		return
+	}
+	r.sb.net.dns, r.sb.net.resolvConf = plan.pastaArgs, path
+	if host != "/etc/resolv.conf" {
+		// pasta reads /etc/resolv.conf itself: it is shown this one there.
+		r.sb.net.hostResolvConf = host
+	}
+	r.log.Info("the host's DNS resolver is on its loopback: environments reach it through pasta at "+dnsForwardAddr+" (UDP port 53 only)", "file", host)
 }
 
 // refuseUnsandboxed refuses to run any code without the sandbox unless

@@ -42,6 +42,13 @@ type network struct {
 	egress bool
 	asRoot bool
 	runDir string // pasta's pid files
+	// dns are pasta's DNS forwarding arguments and resolvConf the file
+	// bound at the sandbox's /etc/resolv.conf ("" = the host's): planDNS.
+	dns        []string
+	resolvConf string
+	// hostResolvConf, when set, is shown to pasta at /etc/resolv.conf
+	// (Options.HostResolvConf).
+	hostResolvConf string
 }
 
 // attach connects the network namespace of the sandbox whose first
@@ -89,7 +96,12 @@ func (n *network) connect(ctx context.Context, files []*os.File, port int, dbPor
 	args := n.args(port, dbPorts, pidFile)
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, n.pasta, args...)
+	argv := append([]string{n.pasta}, args...)
+	if n.hostResolvConf != "" {
+		argv = append([]string{"unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+			`mount --bind "$0" /etc/resolv.conf && exec "$@"`, n.hostResolvConf}, argv...)
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.ExtraFiles = files
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -122,6 +134,7 @@ func (n *network) args(port int, dbPorts []int, pidFile string) []string {
 		"--no-map-gw", "-u", "none", "-U", "none")
 	if n.egress {
 		args = append(args, "--config-net")
+		args = append(args, n.dns...)
 	}
 	if port > 0 {
 		args = append(args, "-t", "127.0.0.1/"+strconv.Itoa(port))

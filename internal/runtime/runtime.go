@@ -90,6 +90,11 @@ type Options struct {
 	// is merge request code that may come from a fork: it gets no
 	// sensitive variable. nil: .glenv.yml's env only.
 	Variables func(ctx context.Context, in store.Integration, env store.Environment, repo map[string]string, fork bool) (variable.Deploy, error)
+	// HostResolvConf is the resolver configuration environments' DNS
+	// follows (default /etc/resolv.conf). Another file is shown to pasta
+	// at /etc/resolv.conf in a mount namespace of its own, which needs
+	// root (tests use it to stand in for the host's resolver).
+	HostResolvConf string
 	// Path is PATH for git, builds and apps; default the usual system dirs.
 	Path   string
 	Logger *slog.Logger

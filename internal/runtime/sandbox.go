@@ -104,9 +104,9 @@ func (sb *sandbox) limitsFor(uid int) limits.Limits {
 func (sb *sandbox) describe(lim limits.Limits) string {
 	switch {
 	case sb.cg != nil:
-		return fmt.Sprintf("limits: %s (one cgroup for the whole environment: its build steps, hooks and app together)", lim)
+		return fmt.Sprintf("limits: %s (one cgroup for the whole environment: its build, hooks and app together)", lim)
 	case sb.prlimit != "":
-		return fmt.Sprintf("limits: memory %s and processes %d per process only (prlimit): cgroups are not usable here (%s); cpu is not limited", limits.FormatSize(lim.Memory), lim.Processes, sb.cgWhy)
+		return fmt.Sprintf("warning: limits: memory %s and processes %d per process only (prlimit): cgroups are not usable here (%s); cpu is not limited", limits.FormatSize(lim.Memory), lim.Processes, sb.cgWhy)
 	default:
 		return "limits: none can be enforced"
 	}
@@ -187,6 +187,11 @@ func (sb *sandbox) argv(j job, lim limits.Limits, cg *cgroup) (argv []string, er
 		// count against its memory limit).
 		argv = append(argv, "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp",
 			"--perms", "1777", "--tmpfs", "/run")
+		if sb.net != nil && sb.net.resolvConf != "" {
+			// After /run: the host's /etc/resolv.conf may be a symlink
+			// into it (systemd-resolved), which bwrap then follows.
+			argv = append(argv, "--ro-bind", sb.net.resolvConf, "/etc/resolv.conf")
+		}
 		if j.appWritable {
 			argv = append(argv, "--bind", j.appDir, appMount)
 		} else {
