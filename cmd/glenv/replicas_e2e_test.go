@@ -243,7 +243,9 @@ func TestThreeReplicasLoseNoDeliveryAndTakeOverAKilledOnesEnvironments(t *testin
 
 	// Periodic jobs: at most one per interval, across replicas and the
 	// leader change (River buckets a periodic job by its scheduled time).
-	periodic := map[string]time.Duration{"reconcile": interval, "feedback_sweep": interval, "feedback_health": interval,
+	// (The hook health check is left out: it runs at each leader's start,
+	// since its result lives in that process's memory.)
+	periodic := map[string]time.Duration{"reconcile": interval, "feedback_sweep": interval,
 		"retention": interval, "repair_environments": time.Minute, "pause_idle_environments": time.Minute,
 		"envapi_delete_scheduled": 10 * time.Minute}
 	counted := map[string]int{}
@@ -269,7 +271,7 @@ func TestThreeReplicasLoseNoDeliveryAndTakeOverAKilledOnesEnvironments(t *testin
 		}
 	}
 	elapsed := time.Since(started)
-	for _, kind := range []string{"reconcile", "feedback_health", "retention"} {
+	for _, kind := range []string{"reconcile", "feedback_sweep", "retention"} {
 		if max := int(elapsed/interval) + 1; counted[kind] == 0 || counted[kind] > max {
 			t.Errorf("periodic job %s ran %d times in %s (every %s: between 1 and %d)", kind, counted[kind], elapsed.Round(time.Second), interval, max)
 		}

@@ -106,9 +106,9 @@ func Register(deps Deps) func(*river.Workers) {
 
 // PeriodicJobs are feedback's periodic jobs: the sweep that catches
 // environments a lost notification left behind, and the hook and token
-// health check. Both run at start and every interval; once per interval
-// across replicas (River enqueues periodic jobs on its leader only, and a
-// new leader's run at start joins the interval's job if one exists).
+// health check. Both run at start and every interval, on River's leader
+// only; the sweep once per interval across replicas (a new leader's run at
+// start joins the interval's job if one exists).
 func PeriodicJobs(interval time.Duration) []*river.PeriodicJob {
 	opts := &river.PeriodicJobOpts{RunOnStart: true}
 	once := &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: interval}}
@@ -116,7 +116,10 @@ func PeriodicJobs(interval time.Duration) []*river.PeriodicJob {
 		river.NewPeriodicJob(river.PeriodicInterval(interval),
 			func() (river.JobArgs, *river.InsertOpts) { return SweepArgs{}, once }, opts),
 		river.NewPeriodicJob(river.PeriodicInterval(interval),
-			func() (river.JobArgs, *river.InsertOpts) { return HealthArgs{}, once }, opts),
+			// The health check's result lives in the memory of the process
+			// that ran it (/metrics): a new leader runs it at its start even
+			// when the interval already had one, so its metrics are filled.
+			func() (river.JobArgs, *river.InsertOpts) { return HealthArgs{}, nil }, opts),
 	}
 }
 

@@ -68,6 +68,16 @@ func (r *replicas) run(ctx context.Context, q *jobs.Environments, lost func()) {
 	r.registry.Run(ctx, q.TakeOver, lost)
 }
 
+// leave marks this replica stopped before the database closes.
+func (r *replicas) leave(ctx context.Context, log *slog.Logger) {
+	if r.registry == nil {
+		return
+	}
+	if err := r.registry.Leave(ctx); err != nil {
+		log.Warn("mark replica stopped", "err", err)
+	}
+}
+
 func (r *replicas) close() {
 	if r.unlock != nil {
 		r.unlock()

@@ -353,6 +353,7 @@ func (s *Server) Run(ctx context.Context) error {
 	<-visitsDone
 	qerr := s.queue.Stop(drain)
 	<-replicasDone
+	s.replicas.leave(drain, s.log)
 	if s.runtime != nil {
 		s.runtime.Close()
 	}
