@@ -8,10 +8,12 @@
 // measured between pushes, so both see the same machine load.
 //
 // Phases: the webhook's ack (request → 202), the delivery's pickup and
-// processing (202 → deploy activity recorded), the deploy's pickup (→ its
-// job started), then the runtime's own phases from the deploy log (fetch,
-// configure, build, data, sandbox, health, switch), and the rest until the
-// first request served the new commit.
+// processing (202 → deploy activity recorded; below zero when it was
+// recorded before the 202 reached the client), the deploy's pickup (→ the
+// runtime's start), then the runtime's own phases from the deploy log
+// (fetch, configure, build, data, sandbox, health, switch; stamped to the
+// millisecond), and the rest until the first request (polled every 2 ms)
+// served the new commit.
 //
 //	go run ./bench/push [-rounds 3] [-n 5] [-db sqlite|postgres]
 package main

@@ -81,12 +81,23 @@ func (r *Runtime) fetch(ctx context.Context, projectID int64, url, token, sha st
 		}
 		return "", explainFetch(err, url, sha)
 	}
+	r.background(func() { r.maintain(repo) })
+	return repo, nil
+}
+
+// background runs fn in a goroutine Close waits for; none starts once
+// Close began.
+func (r *Runtime) background(fn func()) {
+	r.upkeepMu.Lock()
+	defer r.upkeepMu.Unlock()
+	if r.upkeepClosed {
+		return
+	}
 	r.upkeep.Add(1)
 	go func() {
 		defer r.upkeep.Done()
-		r.maintain(repo)
+		fn()
 	}()
-	return repo, nil
 }
 
 // maintain runs git's automatic upkeep of a cache repository (packing the

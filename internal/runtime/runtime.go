@@ -129,9 +129,11 @@ type Runtime struct {
 	// commits remembers each fetched commit's tree and .glenv.yml.
 	commits commitCache
 	// maintaining holds the cache repositories git maintenance runs on;
-	// Close waits for upkeep.
-	maintaining sync.Map
-	upkeep      sync.WaitGroup
+	// Close waits for upkeep, and none starts after it (upkeepClosed).
+	maintaining  sync.Map
+	upkeepMu     sync.Mutex
+	upkeepClosed bool
+	upkeep       sync.WaitGroup
 
 	mu    sync.RWMutex
 	envs  map[int64]*running
@@ -593,5 +595,8 @@ func (r *Runtime) Close() {
 		}()
 	}
 	wg.Wait()
+	r.upkeepMu.Lock()
+	r.upkeepClosed = true
+	r.upkeepMu.Unlock()
 	r.upkeep.Wait()
 }
