@@ -26,8 +26,8 @@ type adminData struct {
 // adminColumns are the fields each admin table shows, in order.
 var adminColumns = map[string][]string{
 	"spaces": {"name", "parent", "inherit", "description"},
-	"users":  {"id", "username", "name", "is_admin", "identities", "last_sign_in_at"},
-	"tokens": {"id", "name", "scope", "role", "user_id", "expires_at", "last_used_at", "revoked_at"},
+	"users":  {"id", "username", "name", "is_admin", "roles", "connections", "last_seen_at"},
+	"tokens": {"id", "name", "prefix", "scope", "role", "user_id", "expires_at", "last_used_at", "revoked_at"},
 	"hosts":  {"host", "url", "client_id", "created_at"},
 	"audit":  {"at", "actor", "action", "target", "detail", "remote_addr"},
 }

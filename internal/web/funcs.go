@@ -1,6 +1,7 @@
 package web
 
 import (
+	"encoding/json"
 	"fmt"
 	"html/template"
 	"time"
@@ -23,11 +24,20 @@ var funcs = template.FuncMap{
 		return to.Sub(from).Round(10 * time.Millisecond).String()
 	},
 	"field": func(m map[string]any, k string) any {
-		v, ok := m[k]
-		if !ok || v == nil {
+		switch v := m[k].(type) {
+		case nil:
 			return ""
+		case []any, map[string]any:
+			b, _ := json.Marshal(v)
+			return string(b)
+		case string:
+			if v == "0001-01-01T00:00:00Z" {
+				return "—" // a time that never happened (never used, never revoked)
+			}
+			return v
+		default:
+			return v
 		}
-		return v
 	},
 	"eventid": func(t time.Time) int64 { return t.UnixMicro() },
 }

@@ -286,3 +286,25 @@ func TestOpeningAGitLabURLGoesToItsEnvironment(t *testing.T) {
 		})
 	})
 }
+
+// Admin pages show /api/v1's lists to admins; /api/v1 refuses the rest.
+func TestAdminPagesAreForAdmins(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *store.Store) {
+		d := newDashboard(t, st)
+		ctx := context.Background()
+		store.InsertAuditEvent(ctx, st.DB, store.AuditEvent{Actor: "gitlab.example.com/alice", Action: "integration:add", Target: "integration:app"})
+		for _, what := range []string{"spaces", "users", "tokens", "hosts", "audit"} {
+			if code, body := d.get(t, "/admin/"+what); code != http.StatusOK || (what == "audit" && !strings.Contains(body, "integration:add")) {
+				t.Errorf("/admin/%s: %d", what, code)
+			}
+		}
+		member := "glenv_web_pages_member_token_0123456"
+		if _, err := store.CreateAPIToken(ctx, st.DB, "member", store.RoleMember, member); err != nil {
+			t.Fatal(err)
+		}
+		code, body := d.get(t, "/admin/audit", "Authorization", "Bearer "+member)
+		if code != http.StatusForbidden || !strings.Contains(body, "needs an admin") {
+			t.Errorf("a member reading the audit: %d", code)
+		}
+	})
+}
