@@ -23,7 +23,6 @@ package main
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"net/http"
@@ -33,6 +32,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/glenv/glenv/bench/internal/benchkit"
 )
 
 type target struct {
@@ -317,31 +318,9 @@ func dbName(u string) string {
 
 // payload is GitLab's push payload for a created branch, padded with commits to size.
 func payload(size int) []byte {
-	raw, err := os.ReadFile(filepath.Join(repoRoot(), "internal", "webhook", "testdata", "webhooks", "push_branch_created.json"))
+	b, err := benchkit.PushPayload(size)
 	must(err)
-	var p map[string]any
-	must(json.Unmarshal(raw, &p))
-	p["project_id"] = 1
-	p["project"].(map[string]any)["id"] = 1
-	commits := p["commits"].([]any)
-	for {
-		b, _ := json.Marshal(p)
-		if len(b) >= size {
-			return b
-		}
-		commits = append(commits, commits[0])
-		p["commits"] = commits
-	}
-}
-
-func repoRoot() string {
-	dir, _ := os.Getwd()
-	for d := dir; d != "/"; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-	}
-	return dir
+	return b
 }
 
 func must(err error) {

@@ -38,19 +38,11 @@ func main() {
 	flag.Parse()
 	ctx := context.Background()
 
-	gl := gitlabtest.NewServer()
-	defer gl.Close()
-	defer gl.RemoveRepos()
-	bot := gl.AddUser(gitlabtest.User{Username: "bot"})
-	p := gl.AddProject(gitlabtest.Project{PathWithNamespace: "group/app", Members: map[int64]int{bot.ID: 40}})
-	token := gl.AddToken(gitlabtest.Token{UserID: bot.ID, Scopes: []string{"api"}})
-	hs := &http.Server{Handler: gl.GitHandler()}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(err)
-	go hs.Serve(l)
-	defer hs.Close()
 	tb := benchkit.New("bench/isolation")
 	defer tb.RemoveAll()
+	gl := tb.GitLab()
+	defer gl.Close()
+	p, token := gl.Project, gl.Token
 	abs, err := filepath.Abs(*appDir)
 	must(err)
 	shaA := gl.Commit(tb, p.ID, gitlabtest.Commit{Dir: abs})
@@ -80,7 +72,7 @@ func main() {
 		}
 		env := store.Environment{ID: 1, Name: "main", Kind: "branch", Host: "main--app"}
 		req := func(sha string) jobs.DeployRequest {
-			return jobs.DeployRequest{Integration: store.Integration{Name: "app", BaseURL: "http://" + l.Addr().String(), ProjectPath: "group/app", ProjectID: p.ID},
+			return jobs.DeployRequest{Integration: store.Integration{Name: "app", BaseURL: gl.GitURL, ProjectPath: "group/app", ProjectID: p.ID},
 				Token: token, Env: env, SHA: sha, Log: func(string) {}}
 		}
 		// Fetch and build both commits once; then alternate between them.

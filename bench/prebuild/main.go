@@ -19,8 +19,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -41,19 +39,11 @@ func main() {
 	flag.Parse()
 	ctx := context.Background()
 
-	gl := gitlabtest.NewServer()
-	defer gl.Close()
-	defer gl.RemoveRepos()
-	bot := gl.AddUser(gitlabtest.User{Username: "bot"})
-	p := gl.AddProject(gitlabtest.Project{PathWithNamespace: "group/app", Members: map[int64]int{bot.ID: 40}})
-	token := gl.AddToken(gitlabtest.Token{UserID: bot.ID, Scopes: []string{"api"}})
-	hs := &http.Server{Handler: gl.GitHandler()}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(err)
-	go hs.Serve(l)
-	defer hs.Close()
 	tb := benchkit.New("bench/prebuild")
 	defer tb.RemoveAll()
+	gl := tb.GitLab()
+	defer gl.Close()
+	p, token := gl.Project, gl.Token
 	static, err := filepath.Abs("examples/static")
 	must(err)
 	commit := func(branch string, round int) string {
@@ -68,7 +58,7 @@ func main() {
 	rt, err := runtime.New(runtime.Options{Dir: dir, StopGrace: 2 * time.Second, UnsafeNoSandbox: true})
 	must(err)
 	defer rt.Close()
-	in := store.Integration{Name: "app", BaseURL: "http://" + l.Addr().String(), ProjectPath: "group/app", ProjectID: p.ID}
+	in := store.Integration{Name: "app", BaseURL: gl.GitURL, ProjectPath: "group/app", ProjectID: p.ID}
 	req := func(id int64, sha string) runtime.DeployRequest {
 		name := "env" + strconv.FormatInt(id, 10)
 		env := store.Environment{ID: id, Name: name, Kind: "branch", IntegrationName: "app", Host: name + "--app", Ref: name, State: store.StateBuilding}

@@ -33,6 +33,7 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/glenv/glenv/bench/internal/benchkit"
 	"github.com/glenv/glenv/internal/gitlabtest"
 )
 
@@ -52,7 +53,7 @@ func main() {
 	must(err)
 	defer os.RemoveAll(dir)
 	bin := filepath.Join(dir, "glenv")
-	out, err := exec.Command("go", "build", "-o", bin, filepath.Join(repoRoot(), "cmd", "glenv")).CombinedOutput()
+	out, err := exec.Command("go", "build", "-o", bin, filepath.Join(benchkit.RepoRoot(), "cmd", "glenv")).CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build glenv: %v\n%s", err, out)
 		os.Exit(1)
@@ -217,31 +218,9 @@ func freeAddr() string {
 
 // payload is GitLab's push payload for a created branch, padded with commits to size.
 func payload(size int) []byte {
-	raw, err := os.ReadFile(filepath.Join(repoRoot(), "internal", "webhook", "testdata", "webhooks", "push_branch_created.json"))
+	b, err := benchkit.PushPayload(size)
 	must(err)
-	var p map[string]any
-	must(json.Unmarshal(raw, &p))
-	p["project_id"] = 1
-	p["project"].(map[string]any)["id"] = 1
-	commits := p["commits"].([]any)
-	for {
-		b, _ := json.Marshal(p)
-		if len(b) >= size {
-			return b
-		}
-		commits = append(commits, commits[0])
-		p["commits"] = commits
-	}
-}
-
-func repoRoot() string {
-	dir, _ := os.Getwd()
-	for d := dir; d != "/"; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-	}
-	return dir
+	return b
 }
 
 // freshPostgres creates an empty database and returns its URL and how to drop it.

@@ -15,7 +15,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -41,19 +40,11 @@ func main() {
 	flag.Parse()
 	ctx := context.Background()
 
-	gl := gitlabtest.NewServer()
-	defer gl.Close()
-	defer gl.RemoveRepos()
-	bot := gl.AddUser(gitlabtest.User{Username: "bot"})
-	p := gl.AddProject(gitlabtest.Project{PathWithNamespace: "group/app", Members: map[int64]int{bot.ID: 40}})
-	token := gl.AddToken(gitlabtest.Token{UserID: bot.ID, Scopes: []string{"api"}})
-	hs := &http.Server{Handler: gl.GitHandler()}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(err)
-	go hs.Serve(l)
-	defer hs.Close()
 	tb := benchkit.New("bench/wake")
 	defer tb.RemoveAll()
+	gl := tb.GitLab()
+	defer gl.Close()
+	p, token := gl.Project, gl.Token
 	abs, err := filepath.Abs("examples/static")
 	must(err)
 	sha := gl.Commit(tb, p.ID, gitlabtest.Commit{Dir: abs})
@@ -78,7 +69,7 @@ func main() {
 		return e
 	}
 	req := func(env store.Environment) runtime.DeployRequest {
-		return runtime.DeployRequest{Integration: store.Integration{Name: "app", BaseURL: "http://" + l.Addr().String(), ProjectPath: "group/app", ProjectID: p.ID},
+		return runtime.DeployRequest{Integration: store.Integration{Name: "app", BaseURL: gl.GitURL, ProjectPath: "group/app", ProjectID: p.ID},
 			Token: token, Env: env, SHA: sha, Log: func(string) {}}
 	}
 	setState := func(env store.Environment, state string) {
