@@ -195,7 +195,10 @@ func TestThreeReplicasLoseNoDeliveryAndTakeOverAKilledOnesEnvironments(t *testin
 	killedAt := time.Now()
 
 	// The killed replica's environments come back on the others, at the
-	// SHA they had, and serve through every surviving replica.
+	// SHA they had, and serve through every surviving replica. They are
+	// active at that SHA before the takeover too (the row is unchanged
+	// until a survivor finds the victim dead): wait for the new owner first.
+	waitOwned(t, survivors[0], db, victimEnvs, victimID)
 	for _, name := range victimEnvs {
 		want := shaMR
 		if name == "main" {
@@ -333,6 +336,29 @@ func waitActive(t *testing.T, g *glenv, db *sql.DB, name, sha string) {
 			var result string
 			db.QueryRow(`SELECT description || ': ' || result FROM activities WHERE environment_name = $1 ORDER BY id DESC LIMIT 1`, name).Scan(&result)
 			t.Fatalf("environment %s is %q at %.8s, want active at %.8s; last activity: %s\n%s", name, state, deployed, sha, result, g.tail())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitOwned waits until every environment of names is active on a replica
+// other than dead (a survivor took it over and deployed it).
+func waitOwned(t *testing.T, g *glenv, db *sql.DB, names []string, dead int64) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		owners := environmentOwners(t, db) // active ones only
+		moved := true
+		for _, name := range names {
+			if owners[name] == dead || owners[name] == 0 {
+				moved = false
+			}
+		}
+		if moved {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v not active on another replica than the killed %d after 60s: %v\n%s", names, dead, owners, g.tail())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
