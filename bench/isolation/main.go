@@ -42,11 +42,10 @@ func main() {
 	defer tb.RemoveAll()
 	gl := tb.GitLab()
 	defer gl.Close()
-	p, token := gl.Project, gl.Token
 	abs, err := filepath.Abs(*appDir)
 	must(err)
-	shaA := gl.Commit(tb, p.ID, gitlabtest.Commit{Dir: abs})
-	shaB := gl.Commit(tb, p.ID, gitlabtest.Commit{Files: map[string]string{"bench.txt": "b"}})
+	shaA := gl.Commit(tb, gl.Project.ID, gitlabtest.Commit{Dir: abs})
+	shaB := gl.Commit(tb, gl.Project.ID, gitlabtest.Commit{Files: map[string]string{"bench.txt": "b"}})
 
 	fmt.Printf("isolation: what a network namespace + cgroups cost (%s); %d redeploys, %d proxied requests per mode\n", *appDir, *n, *requests)
 	fmt.Printf("  %-44s %10s %10s %10s %10s\n", "", "deploy p50", "deploy max", "proxy p50", "proxy p99")
@@ -71,10 +70,7 @@ func main() {
 			continue
 		}
 		env := store.Environment{ID: 1, Name: "main", Kind: "branch", Host: "main--app"}
-		req := func(sha string) jobs.DeployRequest {
-			return jobs.DeployRequest{Integration: store.Integration{Name: "app", BaseURL: gl.GitURL, ProjectPath: "group/app", ProjectID: p.ID},
-				Token: token, Env: env, SHA: sha, Log: func(string) {}}
-		}
+		req := func(sha string) jobs.DeployRequest { return gl.Request(env, sha) }
 		// Fetch and build both commits once; then alternate between them.
 		must(rt.Deploy(ctx, req(shaA)))
 		must(rt.Deploy(ctx, req(shaB)))

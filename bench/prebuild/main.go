@@ -43,12 +43,11 @@ func main() {
 	defer tb.RemoveAll()
 	gl := tb.GitLab()
 	defer gl.Close()
-	p, token := gl.Project, gl.Token
 	static, err := filepath.Abs("examples/static")
 	must(err)
 	commit := func(branch string, round int) string {
 		yml := fmt.Sprintf("build:\n  - sleep %g\nrun: python3 -m http.server $PORT --bind 127.0.0.1\nhealth: /\n", *build)
-		return gl.Commit(tb, p.ID, gitlabtest.Commit{Branch: branch, Dir: static,
+		return gl.Commit(tb, gl.Project.ID, gitlabtest.Commit{Branch: branch, Dir: static,
 			Files: map[string]string{".glenv.yml": yml, "round.txt": branch + strconv.Itoa(round) + "\n"}})
 	}
 
@@ -58,15 +57,14 @@ func main() {
 	rt, err := runtime.New(runtime.Options{Dir: dir, StopGrace: 2 * time.Second, UnsafeNoSandbox: true})
 	must(err)
 	defer rt.Close()
-	in := store.Integration{Name: "app", BaseURL: gl.GitURL, ProjectPath: "group/app", ProjectID: p.ID}
 	req := func(id int64, sha string) runtime.DeployRequest {
 		name := "env" + strconv.FormatInt(id, 10)
 		env := store.Environment{ID: id, Name: name, Kind: "branch", IntegrationName: "app", Host: name + "--app", Ref: name, State: store.StateBuilding}
-		logf := func(string) {}
+		r := gl.Request(env, sha)
 		if *showLog {
-			logf = func(s string) { fmt.Fprint(os.Stderr, name+" "+s) }
+			r.Log = func(s string) { fmt.Fprint(os.Stderr, name+" "+s) }
 		}
-		return runtime.DeployRequest{Integration: in, Token: token, Env: env, SHA: sha, Log: logf}
+		return r
 	}
 	timed := func(f func() error) time.Duration {
 		start := time.Now()

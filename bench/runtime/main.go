@@ -34,11 +34,10 @@ func main() {
 	defer tb.RemoveAll()
 	gl := tb.GitLab()
 	defer gl.Close()
-	p, token := gl.Project, gl.Token
 	abs, err := filepath.Abs(*appDir)
 	must(err)
-	shaA := gl.Commit(tb, p.ID, gitlabtest.Commit{Dir: abs})
-	shaB := gl.Commit(tb, p.ID, gitlabtest.Commit{Files: map[string]string{"bench.txt": "b"}})
+	shaA := gl.Commit(tb, gl.Project.ID, gitlabtest.Commit{Dir: abs})
+	shaB := gl.Commit(tb, gl.Project.ID, gitlabtest.Commit{Files: map[string]string{"bench.txt": "b"}})
 
 	// The app's own start: its `run` command started directly.
 	own := make([]time.Duration, 0, *n)
@@ -60,10 +59,7 @@ func main() {
 			continue
 		}
 		env := store.Environment{ID: 1, Name: "main", Kind: "branch", Host: "main--app"}
-		req := func(sha string) runtime.DeployRequest {
-			return runtime.DeployRequest{Integration: store.Integration{Name: "app", BaseURL: gl.GitURL, ProjectPath: "group/app", ProjectID: p.ID},
-				Token: token, Env: env, SHA: sha, Log: func(string) {}}
-		}
+		req := func(sha string) runtime.DeployRequest { return gl.Request(env, sha) }
 		// Fetch and build both commits once; then alternate between them.
 		must(rt.Deploy(ctx, req(shaA)))
 		must(rt.Deploy(ctx, req(shaB)))

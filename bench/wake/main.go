@@ -44,10 +44,9 @@ func main() {
 	defer tb.RemoveAll()
 	gl := tb.GitLab()
 	defer gl.Close()
-	p, token := gl.Project, gl.Token
 	abs, err := filepath.Abs("examples/static")
 	must(err)
-	sha := gl.Commit(tb, p.ID, gitlabtest.Commit{Dir: abs})
+	sha := gl.Commit(tb, gl.Project.ID, gitlabtest.Commit{Dir: abs})
 
 	own := make([]time.Duration, 0, *n)
 	for range *n {
@@ -68,10 +67,7 @@ func main() {
 		envs.Store(e.Host, e)
 		return e
 	}
-	req := func(env store.Environment) runtime.DeployRequest {
-		return runtime.DeployRequest{Integration: store.Integration{Name: "app", BaseURL: gl.GitURL, ProjectPath: "group/app", ProjectID: p.ID},
-			Token: token, Env: env, SHA: sha, Log: func(string) {}}
-	}
+	req := func(env store.Environment) runtime.DeployRequest { return gl.Request(env, sha) }
 	setState := func(env store.Environment, state string) {
 		env.State = state
 		envs.Store(env.Host, env)

@@ -5,6 +5,8 @@ import (
 	"net/http"
 
 	"github.com/glenv/glenv/internal/gitlabtest"
+	"github.com/glenv/glenv/internal/runtime"
+	"github.com/glenv/glenv/internal/store"
 )
 
 // GitLab is the GitLab double as the bench programs that deploy need it:
@@ -38,4 +40,11 @@ func (g *GitLab) Close() {
 	g.git.Close()
 	g.Server.Close()
 	g.RemoveRepos()
+}
+
+// Request is the runtime's request to deploy sha of the project to env,
+// with the token and no log (set Log to see one).
+func (g *GitLab) Request(env store.Environment, sha string) runtime.DeployRequest {
+	in := store.Integration{Name: "app", BaseURL: g.GitURL, ProjectPath: g.Project.PathWithNamespace, ProjectID: g.Project.ID}
+	return runtime.DeployRequest{Integration: in, Token: g.Token, Env: env, SHA: sha, Log: func(string) {}}
 }
