@@ -236,28 +236,8 @@ func startAckOnly(databaseURL, dir string) *ackOnly {
 	must(err)
 	q, err := jobs.NewQueue(st, jobs.Deps{Runtime: jobs.RecordRuntime{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, jobs.QueueConfig{})
 	must(err)
-	// internal/server's persist, word for word.
-	persist := func(ctx context.Context, batch []*store.Delivery, queue []bool) ([]bool, error) {
-		var dups []bool
-		err := st.TxUrgent(ctx, func(tx *sql.Tx) error {
-			var err error
-			if dups, err = store.InsertDeliveries(ctx, tx, batch); err != nil {
-				return err
-			}
-			var ids []int64
-			for i, d := range batch {
-				if queue[i] && !dups[i] {
-					ids = append(ids, d.ID)
-				}
-			}
-			if len(ids) == 0 {
-				return nil
-			}
-			_, err = q.River.InsertTx(ctx, tx, jobs.ProcessDeliveryArgs{DeliveryIDs: ids}, nil)
-			return err
-		})
-		return dups, err
-	}
+	// internal/server's persist: the same group commit.
+	persist := q.AcceptDeliveries
 	flushers := 1
 	if st.Dialect == store.Postgres {
 		flushers = 4

@@ -5,7 +5,6 @@ package server
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -245,28 +244,10 @@ func NewWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Opti
 	return s, nil
 }
 
-// persist stores a batch of deliveries and their jobs in one transaction (the
-// receiver's group commit).
+// persist is the receiver's group commit: the deliveries and their job in
+// one transaction (jobs.Environments.AcceptDeliveries).
 func (s *Server) persist(ctx context.Context, batch []*store.Delivery, queue []bool) ([]bool, error) {
-	var dups []bool
-	err := s.store.TxUrgent(ctx, func(tx *sql.Tx) error {
-		var err error
-		if dups, err = store.InsertDeliveries(ctx, tx, batch); err != nil {
-			return err
-		}
-		var ids []int64
-		for i, d := range batch {
-			if queue[i] && !dups[i] {
-				ids = append(ids, d.ID)
-			}
-		}
-		if len(ids) == 0 {
-			return nil
-		}
-		_, err = s.queue.InsertTx(ctx, tx, jobs.ProcessDeliveryArgs{DeliveryIDs: ids}, nil)
-		return err
-	})
-	return dups, err
+	return s.queue.AcceptDeliveries(ctx, batch, queue)
 }
 
 func (s *Server) envURL(e store.Environment) string {
