@@ -219,15 +219,6 @@ func (q *Environments) lock(ctx context.Context, tx *sql.Tx, id int64) error {
 	return err
 }
 
-// lockByName is lock for an environment known by integration and name.
-func (q *Environments) lockByName(ctx context.Context, tx *sql.Tx, integration, name string) error {
-	if q.store.Dialect != store.Postgres || name == "" {
-		return nil
-	}
-	_, err := tx.ExecContext(ctx, `SELECT 1 FROM environments WHERE integration_name = $1 AND name = $2 FOR UPDATE`, integration, name)
-	return err
-}
-
 // reload locks the environment and reads it again inside tx.
 func (q *Environments) reload(ctx context.Context, tx *sql.Tx, id int64) (store.Environment, error) {
 	if err := q.lock(ctx, tx, id); err != nil {
