@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // network connects a sandbox's network namespace (bwrap --unshare-net: its
@@ -67,21 +69,38 @@ func (n *network) attach(ctx context.Context, pid, port int, dbPorts []int) (sto
 	// then no longer look into the sandbox's /proc: glenv opens them and
 	// hands them over as /proc/self/fd/N. Under root the sandbox has no
 	// user namespace of its own (bwrap works in the host's).
-	var files []*os.File
-	kinds := []string{"net"}
-	if !n.asRoot {
-		kinds = []string{"user", "net"}
+	netns, err := os.Open("/proc/" + strconv.Itoa(pid) + "/ns/net")
+	if err != nil {
+		return nil, fmt.Errorf("network: open the sandbox's net namespace: %w", err)
 	}
-	for _, kind := range kinds {
-		f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/ns/" + kind)
+	files := []*os.File{netns}
+	if !n.asRoot {
+		// The user namespace that owns the network namespace, asked of
+		// the network namespace itself: /proc/PID/ns/user would race
+		// with bwrap, which (for --dev) maps root first, sets up the
+		// mounts and then unshares a second, nested user namespace to map
+		// the real uid back. Opened after that, it names the nested one,
+		// which holds no rights over the network namespace, and pasta
+		// fails with "Couldn't switch to pasta namespaces".
+		userns, err := ownerUserns(netns)
 		if err != nil {
-			closeFiles(files)
-			return nil, fmt.Errorf("network: open the sandbox's %s namespace: %w", kind, err)
+			netns.Close()
+			return nil, err
 		}
-		files = append(files, f)
+		files = []*os.File{userns, netns}
 	}
 	defer closeFiles(files)
 	return n.connect(ctx, files, port, dbPorts)
+}
+
+// ownerUserns opens the user namespace that owns the namespace ns
+// (ioctl NS_GET_USERNS, Linux 4.9).
+func ownerUserns(ns *os.File) (*os.File, error) {
+	fd, err := unix.IoctlRetInt(int(ns.Fd()), unix.NS_GET_USERNS)
+	if err != nil {
+		return nil, fmt.Errorf("network: find the user namespace that owns the sandbox's network namespace: %w", err)
+	}
+	return os.NewFile(uintptr(fd), "userns"), nil
 }
 
 // pastaSeq names pasta's pid files apart.

@@ -23,6 +23,7 @@ var unprivilegedTests = []string{
 	"TestAnEnvironmentReachesItsDatabaseAndNothingElseOnTheHost",
 	"TestAnEnvironmentHasNoCapabilitiesAndWritableHomeTmpAndRun",
 	"TestWithoutCgroupsTheLimitsHeldPerProcessAreSaidSo",
+	"TestPastaJoinsTheNetworkNamespaceOwnerHoweverLateGlenvLooks",
 }
 
 // glenv also runs as an ordinary user: bubblewrap then makes a user
