@@ -137,27 +137,39 @@ func TestVariablesReachBuildsAndAppsAndASensitiveValueLeaksNowhere(t *testing.T)
 		t.Fatalf("environment:logs shows no redacted line of the app:\n%s", logs)
 	}
 
-	// Fork code (build-forks: every merge request counts as one) gets no
-	// sensitive variable, and its deploy log says so.
+	// Fork code (a merge request from another project, built with
+	// build-forks) gets no variable at all, only its own .glenv.yml's, and
+	// its deploy log says so; the project's own merge request still gets
+	// them all.
 	g.mustRun("integration:update", "app", "--build-forks")
 	shaMR := gl.Commit(t, pid, gitlabtest.Commit{Branch: "feature-x", Files: variablesProbe, Message: "the merge request"})
-	gl.SetMergeRequest(pid, gitlabtest.MergeRequest{IID: 1, Title: "MR 1", SourceBranch: "feature-x", TargetBranch: "main", SHA: shaMR})
-	if code, body := g.deliver("app", res.WebhookSecret, "Merge Request Hook", mrPayload(t, pid, "merge_request_open.json", 1, shaMR, time.Now().Add(-time.Hour)), ""); code != 202 {
+	gl.SetMergeRequest(pid, gitlabtest.MergeRequest{IID: 1, Title: "MR 1", SourceBranch: "feature-x", TargetBranch: "main", SHA: shaMR, SourceProjectID: pid + 1000})
+	gl.SetMergeRequest(pid, gitlabtest.MergeRequest{IID: 2, Title: "MR 2", SourceBranch: "feature-x", TargetBranch: "main", SHA: shaMR})
+	fromFork := mrPayload(t, pid, "merge_request_open.json", 1, shaMR, time.Now().Add(-time.Hour)).mr("source_project_id", pid+1000)
+	if code, body := g.deliver("app", res.WebhookSecret, "Merge Request Hook", fromFork, ""); code != 202 {
+		t.Fatalf("MR open: %d %s", code, body)
+	}
+	if code, body := g.deliver("app", res.WebhookSecret, "Merge Request Hook", mrPayload(t, pid, "merge_request_open.json", 2, shaMR, time.Now().Add(-time.Hour)), ""); code != 202 {
 		t.Fatalf("MR open: %d %s", code, body)
 	}
 	mr := g.waitEnvLong("app", "mr-1", func(e envJSON, ok bool) bool { return ok && e.State == "active" && e.DeployedSHA == shaMR })
-	if code, body, err := g.getEnv("mr-1--app"); err != nil || code != 200 || !strings.Contains(body, "MODE=from-variable") || !strings.Contains(body, "API_KEY_SHA=unset") {
-		t.Fatalf("fork code sees %d %q %v; want the plain variables and no API_KEY", code, body, err)
+	if code, body, err := g.getEnv("mr-1--app"); err != nil || code != 200 || strings.TrimSpace(body) != "MODE=from-repo BUILD_ONLY=unset RUN_ONLY=unset API_KEY_SHA=unset" {
+		t.Fatalf("fork code sees %d %q %v; want its own .glenv.yml's MODE and none of glenv's variables", code, body, err)
 	}
 	mrDeploy, ok := g.deployActivity(mr.ID, shaMR)
-	if !ok || !strings.Contains(g.activityLog(mrDeploy.ID), "1 sensitive variable(s) withheld") {
-		t.Fatalf("the fork's deploy log does not say a sensitive variable was withheld:\n%s", g.activityLog(mrDeploy.ID))
+	if !ok || !strings.Contains(g.activityLog(mrDeploy.ID), "4 variable(s) withheld: code from a fork") {
+		t.Fatalf("the fork's deploy log does not say its variables were withheld:\n%s", g.activityLog(mrDeploy.ID))
+	}
+	g.waitEnvLong("app", "mr-2", func(e envJSON, ok bool) bool { return ok && e.State == "active" && e.DeployedSHA == shaMR })
+	if code, body, err := g.getEnv("mr-2--app"); err != nil || code != 200 ||
+		strings.TrimSpace(body) != "MODE=from-variable BUILD_ONLY=unset RUN_ONLY=r API_KEY_SHA="+hex.EncodeToString(sum[:]) {
+		t.Fatalf("the project's own merge request sees %d %q %v with build-forks on; want every variable", code, body, err)
 	}
 
 	// Rotating the sensitive value redeploys main, not the fork, which never sees it.
 	out, errs, code = g.run(rotated, "variable:update", "API_KEY", "--value", "-", "-i", "app", "--format", "json")
-	if code != 0 || json.Unmarshal([]byte(out), &ch) != nil || strings.Join(ch.Redeploys, " ") != "main" {
-		t.Fatalf("variable:update: %d %s %s; want a redeploy of main only", code, out, errs)
+	if code != 0 || json.Unmarshal([]byte(out), &ch) != nil || strings.Join(ch.Redeploys, " ") != "main mr-2" {
+		t.Fatalf("variable:update: %d %s %s; want a redeploy of main and mr-2, not the fork's mr-1", code, out, errs)
 	}
 	waitLong(t, g, "main's redeploy for the rotated value", func() bool {
 		ds := g.variableDeploys(main.ID)

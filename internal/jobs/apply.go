@@ -136,6 +136,10 @@ func (q *Environments) apply(ctx context.Context, tx *sql.Tx, in store.Integrati
 	default:
 		return false, "", fmt.Errorf("unknown lifecycle action %q", a.Type)
 	}
+	if a.Kind == lifecycle.KindMR && a.Type != lifecycle.ActionDelete {
+		// Every event about a merge request says where its code comes from.
+		env.FromFork = a.Fork
+	}
 	newHead := a.SHA != "" && (a.SHA != env.HeadSHA || !live)
 	if a.SHA != "" {
 		env.HeadSHA = a.SHA

@@ -116,9 +116,7 @@ func (r *Runtime) Deploy(ctx context.Context, req runtime.DeployRequest) error {
 	if err != nil {
 		return err
 	}
-	// A fork's code cannot be told apart from the project's own MR code
-	// here, so with build-forks on every MR is treated as a fork's.
-	noSecrets := env.Kind == "mr" && in.BuildForks
+	noSecrets := env.Kind == "mr" && env.FromFork
 	secret := map[string]string{TreeURLKey: r.opts.TreeURL(in.Name, req.SHA)}
 	if r.opts.Secrets != nil && !noSecrets {
 		for k, v := range r.opts.Secrets(in) {
@@ -132,7 +130,7 @@ func (r *Runtime) Deploy(ctx context.Context, req runtime.DeployRequest) error {
 			return fmt.Errorf("read the environment's variables: %w", err)
 		}
 		if vs.Withheld > 0 {
-			logf("%d sensitive variable(s) withheld: merge request code that may come from a fork (build-forks) never gets sensitive variables", vs.Withheld)
+			logf("%d variable(s) withheld: %s", vs.Withheld, runtime.ForkWithheld)
 		}
 		// vs.Run holds .glenv.yml's env below the variables. A container's
 		// own env beats its envFrom, so everything goes into the Secret.

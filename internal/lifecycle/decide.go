@@ -210,7 +210,7 @@ var mrActionPast = map[string]string{
 }
 
 func decideMergeRequest(mr MergeRequest, opt Options, envs map[string]Env) Action {
-	a := Action{Env: MRName(mr.IID), Kind: KindMR, Ref: mr.SourceBranch, Parent: mr.TargetBranch, MRIID: mr.IID}
+	a := Action{Env: MRName(mr.IID), Kind: KindMR, Ref: mr.SourceBranch, Parent: mr.TargetBranch, MRIID: mr.IID, Fork: isFork(mr, opt)}
 	what := fmt.Sprintf("merge request !%d %s", mr.IID, mr.Action)
 	if past, ok := mrActionPast[mr.Action]; ok {
 		what = fmt.Sprintf("merge request !%d %s", mr.IID, past)

@@ -264,9 +264,9 @@ func TestDecideMergeRequests(t *testing.T) {
 			want: ignored, wantReason: "from a fork (project 99), and build-forks is off",
 		},
 		{
-			name: "MR open from a fork with build-forks creates the environment",
+			name: "MR open from a fork with build-forks creates the environment, marked a fork's",
 			ev:   mrEvent("open", func(m *MergeRequest) { m.SourceProjectID = fork }), envs: envs(), opt: func(o *Options) { o.BuildForks = true },
-			want: created,
+			want: with(created, func(a *Action) { a.Fork = true }),
 		},
 		{
 			name: "MR whose source and target project is not the integration's counts as a fork",

@@ -124,6 +124,10 @@ type Action struct {
 	// CloneParentData copies Parent's data into the environment when it is created active.
 	CloneParentData bool
 	MRIID           int64
+	// Fork: a merge request from another project than the integration's
+	// (build-forks). Its code never gets glenv's variables, secrets or the
+	// parent's data (DESIGN: "never given to fork code").
+	Fork bool
 	// MRUpdatedAt is the new ordering mark to store for a merge request environment.
 	MRUpdatedAt time.Time
 	// SeenSHAs are added to the environment's seen set.

@@ -123,7 +123,7 @@ func reconcileBranch(opt Options, branch, sha string, envs map[string]Env) Actio
 }
 
 func reconcileMergeRequest(opt Options, mr MergeRequest, envs map[string]Env) Action {
-	a := Action{Env: MRName(mr.IID), Kind: KindMR, Ref: mr.SourceBranch, Parent: mr.TargetBranch, MRIID: mr.IID}
+	a := Action{Env: MRName(mr.IID), Kind: KindMR, Ref: mr.SourceBranch, Parent: mr.TargetBranch, MRIID: mr.IID, Fork: isFork(mr, opt)}
 	env, live, taken := lookup(envs, a.Env, KindMR)
 	if taken != "" || (!mr.UpdatedAt.IsZero() && mr.UpdatedAt.Before(env.MRUpdatedAt)) {
 		return Action{}

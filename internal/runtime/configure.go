@@ -43,7 +43,7 @@ func (r *Runtime) configure(ctx context.Context, d *deploy) (unchanged bool, err
 		}
 		d.vars, d.sensitive = &vs, vs.Sensitive
 		if vs.Withheld > 0 {
-			d.logf("%d sensitive variable(s) withheld: merge request code that may come from a fork (build-forks) never gets sensitive variables", vs.Withheld)
+			d.logf("%d variable(s) withheld: %s", vs.Withheld, ForkWithheld)
 		}
 	}
 	return false, nil

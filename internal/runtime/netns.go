@@ -110,8 +110,14 @@ var pastaSeq atomic.Int64
 // when there is one, then the network namespace) and returns once it
 // serves, with the function that stops it.
 func (n *network) connect(ctx context.Context, files []*os.File, port int, dbPorts []int) (stop func(), err error) {
+	// The pid file stays until pasta is stopped: a glenv killed meanwhile
+	// finds it on its next start (reapPasta).
 	pidFile := filepath.Join(n.runDir, "pasta-"+strconv.FormatInt(pastaSeq.Add(1), 10)+".pid")
-	defer os.Remove(pidFile)
+	defer func() {
+		if err != nil {
+			os.Remove(pidFile)
+		}
+	}()
 	args := n.args(port, dbPorts, pidFile)
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
@@ -135,7 +141,41 @@ func (n *network) connect(ctx context.Context, files []*os.File, port int, dbPor
 	if err != nil || daemon <= 1 {
 		return nil, fmt.Errorf("network: pasta started but wrote no pid to %s", pidFile)
 	}
-	return func() { stopPasta(daemon) }, nil
+	return func() { stopPasta(daemon); os.Remove(pidFile) }, nil
+}
+
+// reapPasta stops the pasta daemons a killed glenv left running, named by
+// the pid files in runDir it finds at its next start. pasta is a daemon:
+// it is no child of glenv and does not die with it, and it holds its
+// sandbox's network namespace (and forwarded port) open. A pid is only
+// killed while it is still that pasta: its command line names the file.
+func reapPasta(runDir string) (reaped int) {
+	files, _ := filepath.Glob(filepath.Join(runDir, "pasta-*.pid"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err == nil && pid > 1 && pastaOf(pid, f) {
+			stopPasta(pid)
+			reaped++
+		}
+		os.Remove(f)
+	}
+	return reaped
+}
+
+// pastaOf reports whether process pid runs with pidFile among its
+// arguments (pasta's --pid): a pid reused by another process is not.
+func pastaOf(pid int, pidFile string) bool {
+	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return false
+	}
+	for _, arg := range strings.Split(string(cmdline), "\x00") {
+		if arg == pidFile {
+			return true
+		}
+	}
+	return false
 }
 
 func (n *network) args(port int, dbPorts []int, pidFile string) []string {

@@ -41,7 +41,7 @@ func (r *Runtime) prepareData(ctx context.Context, d *deploy) error {
 	var parent *store.Environment
 	if fresh && d.req.CloneParentData && d.req.Parent != nil {
 		if d.noSecrets {
-			d.logf("not cloning %s's data: merge request code that may come from a fork (build-forks) gets no secrets", d.req.Parent.Name)
+			d.logf("not cloning %s's data: %s", d.req.Parent.Name, ForkWithheld)
 		} else {
 			parent = d.req.Parent
 		}
@@ -240,3 +240,7 @@ func (r *Runtime) dataDir(id int64) string { return filepath.Join(r.envDir(id), 
 func dbName(envID int64, name string) string {
 	return "g" + strconv.FormatInt(envID, 10) + "_" + name
 }
+
+// ForkWithheld says, in a deploy's log, why fork code went without
+// something glenv has: DESIGN.md's rule, for every runtime.
+const ForkWithheld = "code from a fork (a merge request from another project, built with build-forks) gets none of glenv's variables, secrets or its parent's data"

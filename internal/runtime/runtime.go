@@ -204,7 +204,11 @@ func New(opts Options) (*Runtime, error) {
 			return nil, fmt.Errorf("runtime dir: %w", err)
 		}
 	}
-	// Build homes and pid files a killed glenv left behind.
+	// Build homes and pid files a killed glenv left behind, and the pasta
+	// daemons those pid files name.
+	if n := reapPasta(filepath.Join(dir, "tmp")); n > 0 {
+		opts.Logger.Info("stopped the network helpers (pasta) a killed glenv left running", "count", n)
+	}
 	if olds, err := os.ReadDir(filepath.Join(dir, "tmp")); err == nil {
 		for _, o := range olds {
 			_ = os.RemoveAll(filepath.Join(dir, "tmp", o.Name()))
@@ -365,7 +369,7 @@ type deploy struct {
 	env  store.Environment
 	log  func(string)                  // raw output (build steps, hooks)
 	logf func(format string, a ...any) // one timestamped line
-	// noSecrets: merge request code that may come from a fork.
+	// noSecrets: merge request code from a fork (store.Environment.FromFork).
 	noSecrets bool
 	uid       int // the environment's uid when glenv is root
 
@@ -399,16 +403,13 @@ func (r *Runtime) newDeploy(req DeployRequest) (*deploy, error) {
 	d.logf = func(format string, args ...any) {
 		d.log(time.Now().UTC().Format("15:04:05.000") + " " + fmt.Sprintf(format, args...) + "\n")
 	}
-	untrusted := d.env.Kind == "mr"
 	if err := r.refuseUnsandboxed(d.env); err != nil {
 		return nil, err
 	}
 	if !r.sb.enabled() {
 		d.logf("warning: no sandbox; the build and app run as glenv's own user")
 	}
-	// A fork's code cannot be told apart from the project's own MR code
-	// here, so with build-forks on every MR is treated as a fork's.
-	d.noSecrets = untrusted && req.Integration.BuildForks
+	d.noSecrets = d.env.Kind == "mr" && d.env.FromFork
 	d.uid = r.sb.uidFor(d.env.ID)
 	return d, nil
 }

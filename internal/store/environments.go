@@ -46,6 +46,9 @@ type Environment struct {
 	ExternalURL     string    `json:"external_url"`
 	Description     string    `json:"description"`
 	MRIID           int64     `json:"mr_iid,omitempty"`
+	// FromFork: a merge request from another project than the
+	// integration's; its code gets no variables, secrets or parent data.
+	FromFork bool `json:"from_fork,omitempty"`
 	MRUpdatedAt     time.Time `json:"-"`
 	SeenSHAs        []string  `json:"-"`
 	CreatedAt       time.Time `json:"created_at"`
@@ -85,7 +88,7 @@ func statesFor(gitlabState string) []string {
 
 const envCols = `id, COALESCE(integration_id, 0), integration_name, project_id, name, slug, host, kind, ref, parent,
 	head_sha, deployed_sha, state, tier, external_url, description, mr_iid, mr_updated_at, seen_shas,
-	created_at, updated_at, deleted_at, pending_activity_id`
+	created_at, updated_at, deleted_at, pending_activity_id, from_fork`
 
 func scanEnv(row interface{ Scan(...any) error }) (Environment, error) {
 	var e Environment
@@ -93,7 +96,7 @@ func scanEnv(row interface{ Scan(...any) error }) (Environment, error) {
 	var mrUpd, created, updated, deleted int64
 	err := row.Scan(&e.ID, &e.IntegrationID, &e.IntegrationName, &e.ProjectID, &e.Name, &e.Slug, &e.Host, &e.Kind,
 		&e.Ref, &e.Parent, &e.HeadSHA, &e.DeployedSHA, &e.State, &e.Tier, &e.ExternalURL, &e.Description,
-		&e.MRIID, &mrUpd, &seen, &created, &updated, &deleted, &e.PendingActivityID)
+		&e.MRIID, &mrUpd, &seen, &created, &updated, &deleted, &e.PendingActivityID, &e.FromFork)
 	if errors.Is(err, sql.ErrNoRows) {
 		return e, ErrNotFound
 	}
@@ -130,19 +133,19 @@ func SaveEnvironment(ctx context.Context, q Querier, e *Environment) error {
 	}
 	err := q.QueryRowContext(ctx, `INSERT INTO environments (integration_id, integration_name, project_id, name, slug,
 		host, kind, ref, parent, head_sha, deployed_sha, state, tier, external_url, description, mr_iid, mr_updated_at,
-		seen_shas, created_at, updated_at, deleted_at, pending_activity_id)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22)
+		seen_shas, created_at, updated_at, deleted_at, pending_activity_id, from_fork)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23)
 		ON CONFLICT (integration_name, name) DO UPDATE SET integration_id=excluded.integration_id,
 		project_id=excluded.project_id, slug=excluded.slug, host=excluded.host, kind=excluded.kind, ref=excluded.ref,
 		parent=excluded.parent, head_sha=excluded.head_sha, deployed_sha=excluded.deployed_sha, state=excluded.state,
 		tier=excluded.tier, external_url=excluded.external_url, description=excluded.description,
 		mr_iid=excluded.mr_iid, mr_updated_at=excluded.mr_updated_at, seen_shas=excluded.seen_shas,
 		created_at=excluded.created_at, updated_at=excluded.updated_at, deleted_at=excluded.deleted_at,
-		pending_activity_id=excluded.pending_activity_id
+		pending_activity_id=excluded.pending_activity_id, from_fork=excluded.from_fork
 		RETURNING id`,
 		integ, e.IntegrationName, e.ProjectID, e.Name, e.Slug, e.Host, e.Kind, e.Ref, e.Parent, e.HeadSHA,
 		e.DeployedSHA, e.State, e.Tier, e.ExternalURL, e.Description, e.MRIID, micros(e.MRUpdatedAt),
-		seenJSON(e.SeenSHAs), micros(e.CreatedAt), micros(e.UpdatedAt), micros(e.DeletedAt), e.PendingActivityID).Scan(&e.ID)
+		seenJSON(e.SeenSHAs), micros(e.CreatedAt), micros(e.UpdatedAt), micros(e.DeletedAt), e.PendingActivityID, e.FromFork).Scan(&e.ID)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("environment %q (host %s): %w", e.Name, e.Host, ErrConflict)
 	}

@@ -45,6 +45,6 @@ type Deploy struct {
 	// BuildDigest names the build-visible values for the build cache key
 	// without revealing them (a keyed MAC): a changed value builds again.
 	BuildDigest string
-	// Withheld counts the sensitive variables fork code did not get.
+	// Withheld counts the variables fork code did not get.
 	Withheld int
 }

@@ -81,19 +81,22 @@ type Resolved struct {
 // byEnv the environment-level variables by environment name. The nearest
 // definition wins: the environment's own, then each ancestor's inheritable
 // ones, then the integration's, then the repository's. Code from a fork
-// never gets a sensitive variable: where the nearest definition is
-// sensitive, the name is left unset for it (not filled from a farther one).
+// gets none of them, only its own repository's values (DESIGN.md,
+// Variable: "never given to fork code"; GitLab likewise runs a fork's merge
+// request pipelines without the target project's CI/CD variables).
 func Resolve(phase Phase, repo map[string]string, integration []Variable, byEnv map[string][]Variable, chain []string, fork bool) map[string]Resolved {
 	out := map[string]Resolved{}
 	for name, value := range repo {
 		out[name] = Resolved{Variable: Variable{Name: name, Value: value, Level: LevelRepository, VisibleBuild: true, VisibleRun: true}}
 	}
+	if fork {
+		return out
+	}
 	for name, v := range Effective(integration, byEnv, chain) {
-		if v.Visible(phase) && !(fork && v.Sensitive) {
+		if v.Visible(phase) {
 			out[name] = v
 		} else {
-			// A nearer definition hidden from this phase (or from a fork)
-			// hides the farther ones too, the repository's included: the
+			// A nearer definition hidden from this phase hides the farther ones too, the repository's included: the
 			// nearest definition is the one that counts, and it says "not
 			// here".
 			delete(out, name)

@@ -108,7 +108,7 @@ func affected(in store.Integration, envs []store.Environment, before, after []st
 			continue
 		}
 		chain := variable.Chain(e.Name, ps)
-		fork := isFork(in, e)
+		fork := isFork(e)
 		if !variable.Same(forkView(variable.Effective(bi, be, chain), fork), forkView(variable.Effective(ai, ae, chain), fork)) {
 			ids, names = append(ids, e.ID), append(names, e.Name)
 		}
@@ -116,27 +116,19 @@ func affected(in store.Integration, envs []store.Environment, before, after []st
 	return ids, names
 }
 
-// isFork: merge request code that may come from a fork (build-forks), as
-// the runtime decides it (it cannot tell a fork's MR from the project's
-// own, so with build-forks every MR counts as a fork's).
-func isFork(in store.Integration, e store.Environment) bool {
-	return e.Kind == "mr" && in.BuildForks
+// isFork: merge request code from another project than the integration's,
+// as recorded from its merge request events.
+func isFork(e store.Environment) bool {
+	return e.Kind == "mr" && e.FromFork
 }
 
-// forkView is what fork code can tell of an Effective set: a sensitive
-// nearest definition only unsets its name.
+// forkView is what fork code can tell of an Effective set: nothing, as it
+// gets no variable.
 func forkView(eff map[string]variable.Resolved, fork bool) map[string]variable.Resolved {
-	if !fork {
-		return eff
+	if fork {
+		return nil
 	}
-	out := make(map[string]variable.Resolved, len(eff))
-	for name, r := range eff {
-		if r.Sensitive {
-			r = variable.Resolved{Variable: variable.Variable{Name: name, Sensitive: true}}
-		}
-		out[name] = r
-	}
-	return out
+	return eff
 }
 
 // split turns stored rows into the pure rules' shape: the integration's

@@ -19,7 +19,8 @@ const minLineRedaction = 8
 // ForDeploy resolves what one deploy of env gets: the build's and the
 // app's variables over the repository's values (repo, .glenv.yml env),
 // the sensitive values to redact, and a digest of the build's values for
-// the build cache key. Fork code (fork) gets no sensitive variable.
+// the build cache key. Fork code (fork) gets no variable: Withheld counts
+// them.
 func (s *Service) ForDeploy(ctx context.Context, in store.Integration, env store.Environment, repo map[string]string, fork bool) (variable.Deploy, error) {
 	q := s.Store.Reader()
 	rows, err := store.VariablesOfIntegration(ctx, q, in.ID)
@@ -51,11 +52,11 @@ func (s *Service) ForDeploy(ctx context.Context, in store.Integration, env store
 		out.Run[name] = r.Value
 	}
 	for _, r := range variable.Effective(integ, byEnv, chain) {
-		if !r.Sensitive {
-			continue
-		}
 		if fork {
 			out.Withheld++
+		}
+		if !r.Sensitive {
+			continue
 		}
 		out.Sensitive = append(out.Sensitive, redactions(r.Value)...)
 	}
