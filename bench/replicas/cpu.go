@@ -95,12 +95,12 @@ type meter struct {
 	waits    map[string]int
 	samples  int
 
-	start     map[int]time.Duration
-	busy0     time.Duration
-	total0    time.Duration
-	self0     time.Duration
-	stop      chan struct{}
-	done      chan struct{}
+	start  map[int]time.Duration
+	busy0  time.Duration
+	total0 time.Duration
+	self0  time.Duration
+	stop   chan struct{}
+	done   chan struct{}
 }
 
 func startMeter(adm *sql.DB, dbName string, procs []int) *meter {

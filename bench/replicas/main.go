@@ -82,8 +82,8 @@ type measurement struct {
 	rps      float64
 	errs     int64
 	idle     float64 // CPU ms per second of replicas and PostgreSQL before the burst
-	ack      usage // while the burst was acknowledged
-	all      usage // until every delivery's job had run too
+	ack      usage   // while the burst was acknowledged
+	all      usage   // until every delivery's job had run too
 	drained  bool
 	jobs     int // process_delivery jobs: one per group-commit batch
 	load     string
@@ -180,7 +180,9 @@ func summary(results map[int][]measurement, n int) {
 	fmt.Println("flat; on one machine whose CPUs a single replica already keeps busy, the replicas only share them.")
 }
 
-func perDelivery(d time.Duration, n int) float64 { return float64(d.Microseconds()) / 1000 / float64(n) }
+func perDelivery(d time.Duration, n int) float64 {
+	return float64(d.Microseconds()) / 1000 / float64(n)
+}
 
 func busyPct(u usage) float64 {
 	if u.machineTotal == 0 {
