@@ -79,6 +79,7 @@ type usage struct {
 	replicas, postgres, senders time.Duration
 	machineBusy, machineTotal   time.Duration
 	waits                       map[string]int // PostgreSQL wait events of the round's backends, sampled
+	locks                       map[string]int // heavyweight locks they waited for, sampled
 	samples                     int
 }
 
@@ -93,6 +94,7 @@ type meter struct {
 	mu       sync.Mutex
 	backends map[int][2]time.Duration // pid → CPU at first sight, last sight
 	waits    map[string]int
+	locks    map[string]int
 	samples  int
 
 	start  map[int]time.Duration
@@ -104,7 +106,7 @@ type meter struct {
 }
 
 func startMeter(adm *sql.DB, dbName string, procs []int) *meter {
-	m := &meter{adm: adm, dbName: dbName, procs: procs, backends: map[int][2]time.Duration{}, waits: map[string]int{},
+	m := &meter{adm: adm, dbName: dbName, procs: procs, backends: map[int][2]time.Duration{}, waits: map[string]int{}, locks: map[string]int{},
 		start: map[int]time.Duration{}, stop: make(chan struct{}), done: make(chan struct{})}
 	for _, p := range procs {
 		m.start[p], _ = procCPU(p)
@@ -173,6 +175,27 @@ func (m *meter) sample(first bool) {
 		}
 		m.waits[key]++
 	}
+	if !first {
+		m.sampleLocks(ctx)
+	}
+}
+
+// sampleLocks counts the locks the round's backends wait for, by kind: an
+// "object" lock on pg_database is the one NOTIFY takes at commit, which
+// serialises every committing transaction that notified in the database.
+func (m *meter) sampleLocks(ctx context.Context) {
+	rows, err := m.adm.QueryContext(ctx, `SELECT l.locktype || COALESCE(' ' || l.classid::regclass::text, '') || COALESCE(' ' || l.relation::regclass::text, '') || ' ' || l.mode
+		FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE NOT l.granted AND a.datname = $1`, m.dbName)
+	if err != nil {
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k string
+		if rows.Scan(&k) == nil {
+			m.locks[k]++
+		}
+	}
 }
 
 // snapshot is the usage since the start; the meter goes on.
@@ -193,6 +216,10 @@ func (m *meter) snapshot() usage {
 	u.waits = map[string]int{}
 	for k, v := range m.waits {
 		u.waits[k] = v
+	}
+	u.locks = map[string]int{}
+	for k, v := range m.locks {
+		u.locks[k] = v
 	}
 	u.samples = m.samples
 	return u

@@ -141,6 +141,9 @@ func (m measurement) print(round, k, n int) {
 	}
 	fmt.Printf("  group commit: %d batches, %.1f deliveries each; PostgreSQL active backends per sample: %s\n",
 		m.jobs, float64(n)/float64(max(m.jobs, 1)), topWaits(m.ack.waits, m.ack.samples, 4))
+	if len(m.ack.locks) > 0 {
+		fmt.Printf("  lock waits per sample: %s\n", topWaits(m.ack.locks, m.ack.samples, 3))
+	}
 	if m.perfFile != "" {
 		fmt.Printf("  profile: perf report -i %s --sort comm,dso,sym\n", m.perfFile)
 	}
