@@ -177,8 +177,15 @@ func summary(results map[int][]measurement, n int) {
 		verdict = "NOT met"
 	}
 	fmt.Printf("\n3 replicas vs 1 (medians): %.2fx — goal ≥ 2x %s on this machine\n", ratio, verdict)
-	fmt.Printf("CPU per delivery, 3 replicas vs 1 (medians): %.2fx; the machine was %.0f%% busy during the 1-replica bursts\n",
+	// CPUs the bench's own processes kept busy: CPU per delivery × rate.
+	own := func(m measurement) float64 {
+		return float64((m.ack.replicas + m.ack.postgres + m.ack.senders).Microseconds()) / 1e6 / float64(n) * m.rps
+	}
+	fmt.Printf("CPU per delivery, 3 replicas vs 1 (medians): %.2fx; the machine was %.0f%% busy during the 1-replica bursts,\n",
 		med(3, cpu)/med(1, cpu), med(1, busy))
+	fmt.Printf("of which the 1-replica run's own processes (replica, PostgreSQL, senders) kept %.2f of %d CPUs busy: 2x its rate\n",
+		med(1, own), runtime.NumCPU())
+	fmt.Printf("at the same CPU per delivery needs %.2f CPUs, at 3 replicas' %.2f\n", 2*med(1, own), 2*med(1, own)*med(3, cpu)/med(1, cpu))
 	fmt.Println("Throughput on separate machines scales with replicas while PostgreSQL keeps up, if the CPU per delivery stays")
 	fmt.Println("flat; on one machine whose CPUs a single replica already keeps busy, the replicas only share them.")
 }
