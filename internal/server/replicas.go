@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"log/slog"
+	"net/http"
 
 	"github.com/glenv/glenv/internal/config"
 	"github.com/glenv/glenv/internal/jobs"
@@ -57,6 +58,16 @@ func (r *replicas) relays(box *secret.Box) proxy.Replicas {
 		return nil
 	}
 	return &replica.Relays{R: r.registry, Box: box}
+}
+
+// appLogs relays requests for app output to the replica that runs the
+// environment, whose disk holds it (next alone unless environments have
+// owners).
+func (r *replicas) appLogs(box *secret.Box, next http.Handler) http.Handler {
+	if r.registry == nil || !r.owning {
+		return next
+	}
+	return &replica.AppLogs{Relays: &replica.Relays{R: r.registry, Box: box}, Next: next}
 }
 
 // run heartbeats until ctx ends; lost ends the serve when the others

@@ -229,7 +229,7 @@ func NewWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Opti
 		scheme = "https"
 	}
 	environments := proxy.New(proxy.Options{EnvDomain: cfg.EnvDomain, Backends: backends, Logger: log,
-		Next: bodyDeadline(controlPlaneBodyWithin, mux), PublicScheme: scheme, Gate: people.EnvGate,
+		Next: bodyDeadline(controlPlaneBodyWithin, s.replicas.appLogs(box, mux)), PublicScheme: scheme, Gate: people.EnvGate,
 		Lookup: func(ctx context.Context, host string) (store.Environment, error) {
 			return store.GetEnvironmentByHost(ctx, st.Reader(), host)
 		},
