@@ -170,6 +170,16 @@ func CopyJob(s Spec, file, image string) *batchv1.Job {
 	return &batchv1.Job{TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"}, ObjectMeta: m,
 		Spec: batchv1.JobSpec{
 			BackoffLimit: &backoff, ActiveDeadlineSeconds: &deadline, TTLSecondsAfterFinished: &ttl,
+			// tar failing is the copy's own fault (no space, an unreadable
+			// file): retrying cannot help, so the Job fails at once with
+			// the exit code in its reason. A pod lost with its node is
+			// retried without counting against the backoff limit.
+			PodFailurePolicy: &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{
+				{Action: batchv1.PodFailurePolicyActionIgnore, OnPodConditions: []batchv1.PodFailurePolicyOnPodConditionsPattern{
+					{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue}}},
+				{Action: batchv1.PodFailurePolicyActionFailJob, OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{
+					ContainerName: ptr("copy"), Operator: batchv1.PodFailurePolicyOnExitCodesOpNotIn, Values: []int32{0}}},
+			}},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: m.Labels},
 				Spec: corev1.PodSpec{
@@ -232,11 +242,21 @@ func retainPatch(pv *corev1.PersistentVolume, toNamespace, claim string) []byte 
 	return b
 }
 
-// handOverPatch binds a released volume ahead to the environment's claim
-// (a claimRef without uid: the PV controller binds the claim once it
-// exists) and gives it back its own reclaim policy, so deleting the
-// environment deletes its data.
-func handOverPatch(pv *corev1.PersistentVolume, toNamespace, claim string) []byte {
+// bindAheadPatch binds a released volume ahead to the environment's claim:
+// a claimRef without uid, which the PV controller completes once the claim
+// exists. The policy stays Retain until the claim is bound (releasePatch).
+func bindAheadPatch(toNamespace, claim string) []byte {
+	b, _ := json.Marshal(map[string]any{"spec": map[string]any{
+		"claimRef": map[string]any{"kind": "PersistentVolumeClaim", "apiVersion": "v1", "namespace": toNamespace, "name": claim,
+			"uid": nil, "resourceVersion": nil},
+	}})
+	return b
+}
+
+// releasePatch gives a handed-over, bound volume its own reclaim policy
+// back, so deleting the environment deletes its data, and drops glenv's
+// marks.
+func releasePatch(pv *corev1.PersistentVolume) []byte {
 	own := pv.Annotations[AnnotationReclaimPolicy]
 	if own == "" {
 		own = string(corev1.PersistentVolumeReclaimDelete)
@@ -246,14 +266,12 @@ func handOverPatch(pv *corev1.PersistentVolume, toNamespace, claim string) []byt
 			"labels":      map[string]any{LabelCopyTo: nil, LabelCopyClaim: nil},
 			"annotations": map[string]any{AnnotationReclaimPolicy: nil},
 		},
-		"spec": map[string]any{
-			"persistentVolumeReclaimPolicy": own,
-			"claimRef": map[string]any{"kind": "PersistentVolumeClaim", "apiVersion": "v1", "namespace": toNamespace, "name": claim,
-				"uid": nil, "resourceVersion": nil},
-		},
+		"spec": map[string]any{"persistentVolumeReclaimPolicy": own},
 	})
 	return b
 }
+
+func ptr[T any](v T) *T { return &v }
 
 func (s Spec) filesSize() string {
 	if s.FilesSize == "" {

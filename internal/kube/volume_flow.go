@@ -139,16 +139,17 @@ type cloneDecision struct {
 // is found by its labels and handed over again.
 func (r *Runtime) copyClaim(ctx context.Context, s Spec, c *corev1.PersistentVolumeClaim, logf func(string, ...any)) error {
 	to := c.Namespace
-	if _, err := r.c.CoreV1().PersistentVolumeClaims(to).Get(ctx, c.Name, metav1.GetOptions{}); err == nil {
-		return nil // made by an earlier attempt: a claim is made once
-	} else if !apierrors.IsNotFound(err) {
-		return fmt.Errorf("read claim %s/%s: %w", to, c.Name, explain(err))
-	}
+	pvs := r.c.CoreV1().PersistentVolumes()
 	pv, err := r.handingOver(ctx, to, c.Name)
 	if err != nil {
 		return err
 	}
 	if pv == nil {
+		if _, err := r.c.CoreV1().PersistentVolumeClaims(to).Get(ctx, c.Name, metav1.GetOptions{}); err == nil {
+			return nil // made whole by an earlier attempt: a claim is made once
+		} else if !apierrors.IsNotFound(err) {
+			return fmt.Errorf("read claim %s/%s: %w", to, c.Name, explain(err))
+		}
 		if pv, err = r.runCopy(ctx, s, c.Name, logf); err != nil {
 			return err
 		}
@@ -157,23 +158,40 @@ func (r *Runtime) copyClaim(ctx context.Context, s Spec, c *corev1.PersistentVol
 		// deleting its staging claim.
 		return err
 	}
-	if pv.Status.Phase == corev1.VolumeBound {
+	if ref := pv.Spec.ClaimRef; ref != nil && ref.Namespace == s.CloneFrom && pv.Status.Phase == corev1.VolumeBound {
 		// Still bound to the staging claim: wait for its deletion to
 		// release it (never hand over a volume a claim still holds).
 		if err := r.waitFor(ctx, pvWatch(r, pv.Name, pv.ResourceVersion), func(o any) (bool, error) {
-			p := o.(*corev1.PersistentVolume)
-			return p.Status.Phase == corev1.VolumeReleased || p.Status.Phase == corev1.VolumeAvailable, nil
+			return o.(*corev1.PersistentVolume).Status.Phase != corev1.VolumeBound, nil
 		}); err != nil {
 			return fmt.Errorf("wait for volume %s to be released by the staging claim: %w", pv.Name, err)
 		}
 	}
-	if _, err := r.c.CoreV1().PersistentVolumes().Patch(ctx, pv.Name, types.MergePatchType, handOverPatch(pv, to, c.Name), metav1.PatchOptions{FieldManager: FieldManager}); err != nil {
+	// Still at Retain: a released volume whose policy is Delete is deleted
+	// by its provisioner at once, even while glenv re-binds it.
+	if pv, err = pvs.Patch(ctx, pv.Name, types.MergePatchType, bindAheadPatch(to, c.Name), metav1.PatchOptions{FieldManager: FieldManager}); err != nil {
 		return fmt.Errorf("hand volume %s over to %s/%s: %w", pv.Name, to, c.Name, explain(err))
 	}
 	claim := HandedOverClaim(s, strings.TrimPrefix(c.Name, "files-"), pv.Name, pv.Spec.StorageClassName)
 	claim.Spec.Resources = c.Spec.Resources
-	if _, err := r.c.CoreV1().PersistentVolumeClaims(to).Create(ctx, claim, metav1.CreateOptions{FieldManager: FieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
+	got, err := r.c.CoreV1().PersistentVolumeClaims(to).Create(ctx, claim, metav1.CreateOptions{FieldManager: FieldManager})
+	if apierrors.IsAlreadyExists(err) {
+		got, err = r.c.CoreV1().PersistentVolumeClaims(to).Get(ctx, claim.Name, metav1.GetOptions{})
+	}
+	if err != nil {
 		return fmt.Errorf("create %s bound to the copied volume %s: %w", c.Name, pv.Name, explain(err))
+	}
+	if got.Status.Phase != corev1.ClaimBound {
+		if err := r.waitFor(ctx, claimWatch(r, to, c.Name, got.ResourceVersion), func(o any) (bool, error) {
+			return o.(*corev1.PersistentVolumeClaim).Status.Phase == corev1.ClaimBound, nil
+		}); err != nil {
+			return fmt.Errorf("wait for %s/%s to bind the copied volume %s: %w", to, c.Name, pv.Name, err)
+		}
+	}
+	// Bound now: the volume's own policy is safe to give back, and makes
+	// deleting the environment delete its data.
+	if _, err := pvs.Patch(ctx, pv.Name, types.MergePatchType, releasePatch(pv), metav1.PatchOptions{FieldManager: FieldManager}); err != nil {
+		return fmt.Errorf("give volume %s its reclaim policy back: %w", pv.Name, explain(err))
 	}
 	logf("%s holds a copy of %s/%s (volume %s)", c.Name, s.CloneFrom, c.Name, pv.Name)
 	return nil
