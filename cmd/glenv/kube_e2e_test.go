@@ -2,14 +2,18 @@ package main_test
 
 import (
 	"archive/tar"
+	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/glenv/glenv/internal/kube"
@@ -21,6 +25,16 @@ import (
 // and records their clone source).
 type kubeRuntime struct {
 	c kubernetes.Interface
+	// copies: the storage class's provisioner cannot clone, so auto
+	// copies main's volume with a Job instead of a CSI clone.
+	copies bool
+}
+
+func (k *kubeRuntime) class() string {
+	if k.copies {
+		return kubetest.StorageClassCopy
+	}
+	return kubetest.StorageClassClone
 }
 
 const kubeYML = "image: python:3.13-slim\nrun: python3 -m http.server $PORT\nhealth: /\nservices:\n  files: [uploads]\n"
@@ -28,17 +42,25 @@ const kubeYML = "image: python:3.13-slim\nrun: python3 -m http.server $PORT\nhea
 func (k *kubeRuntime) env(t *testing.T) []string {
 	cluster := kubetest.Shared(t)
 	k.c = cluster.Client
+	// Runs of the contract share the control plane and the names of
+	// their namespaces: start without an earlier run's.
+	t.Cleanup(func() {
+		_ = k.c.CoreV1().Namespaces().Delete(context.Background(), kube.Namespace("main--app"), metav1.DeleteOptions{})
+	})
+	if err := namespaceGone(t.Context(), k.c, kube.Namespace("main--app")); err != nil {
+		t.Fatalf("an earlier run's namespace: %v", err)
+	}
 	return []string{"GLENV_RUNTIME=kubernetes", "GLENV_KUBECONFIG=" + cluster.Kubeconfig, "GLENV_KUBERNETES_INGRESS_CLASS=nginx",
-		"GLENV_KUBERNETES_STORAGE_CLASS=" + kubetest.StorageClassClone}
+		"GLENV_KUBERNETES_STORAGE_CLASS=" + k.class(), "GLENV_KUBERNETES_VOLUME_CLONE=auto"}
 }
 
 func (k *kubeRuntime) files(marker string) map[string]string {
 	return map[string]string{".glenv.yml": kubeYML, "index.html": marker + "\n"}
 }
 
-// seed: the fake node mounts nothing, so the clone is checked by the
-// claim's data source and the volume the provisioner made from it.
-func (k *kubeRuntime) seed(*testing.T, *glenv, envJSON) bool { return false }
+// seed: the fake node mounts nothing, so the parent's data is checked by
+// the claim's clone source, or the copy Job, instead of a file.
+func (k *kubeRuntime) seed(*testing.T, *glenv, envJSON) {}
 
 func (k *kubeRuntime) opened(t *testing.T, g *glenv, mr envJSON, sha, marker string) {
 	t.Helper()
@@ -70,10 +92,14 @@ func (k *kubeRuntime) opened(t *testing.T, g *glenv, mr envJSON, sha, marker str
 	if claim.Labels[kube.LabelEnvironment] != "mr-1" || claim.Labels[kube.LabelIntegration] != "app" || claim.Labels[kube.LabelMR] != "1" {
 		t.Errorf("claim labels %v", claim.Labels)
 	}
-	if size.String() != "1Gi" || claim.Spec.StorageClassName == nil || *claim.Spec.StorageClassName != kubetest.StorageClassClone {
-		t.Errorf("claim size %s class %v, want 1Gi in %s", size.String(), claim.Spec.StorageClassName, kubetest.StorageClassClone)
+	if size.String() != "1Gi" || claim.Spec.StorageClassName == nil || *claim.Spec.StorageClassName != k.class() {
+		t.Errorf("claim size %s class %v, want 1Gi in %s", size.String(), claim.Spec.StorageClassName, k.class())
 	}
 	parentNS := kube.Namespace("main--app")
+	if k.copies {
+		k.copied(t, g, mr, sha, claim, parentNS)
+		return
+	}
 	ref := claim.Spec.DataSourceRef
 	if ref == nil || ref.Kind != "PersistentVolumeClaim" || ref.Name != "files-uploads" || ref.Namespace == nil || *ref.Namespace != parentNS {
 		t.Fatalf("claim dataSourceRef %+v, want main's %s/files-uploads", ref, parentNS)
@@ -105,6 +131,25 @@ func (k *kubeRuntime) opened(t *testing.T, g *glenv, mr envJSON, sha, marker str
 	// API server's refusal, naming the pod glenv asked.
 	if _, stderr, code := g.run("", "environment:logs", "mr-1", "-i", "app"); code == 0 || !strings.Contains(stderr, "pod "+ns+"/app-") {
 		t.Errorf("environment:logs on kwok: exit %d, stderr %q; want the pod's log asked for", code, stderr)
+	}
+}
+
+// copied asserts the MR's claim holds a volume of its own that a copy Job
+// filled from main's: bound ahead to it, no clone source, the deploy's log
+// saying so.
+func (k *kubeRuntime) copied(t *testing.T, g *glenv, mr envJSON, sha string, claim *corev1.PersistentVolumeClaim, parentNS string) {
+	t.Helper()
+	main, err := k.c.CoreV1().PersistentVolumeClaims(parentNS).Get(t.Context(), "files-uploads", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if claim.Spec.DataSourceRef != nil || claim.Status.Phase != corev1.ClaimBound || claim.Spec.VolumeName == "" || claim.Spec.VolumeName == main.Spec.VolumeName {
+		t.Fatalf("claim files-uploads: source %v, %s to %q (main's is %q); want no clone source, bound to a volume of its own",
+			claim.Spec.DataSourceRef, claim.Status.Phase, claim.Spec.VolumeName, main.Spec.VolumeName)
+	}
+	a, ok := g.deployActivity(mr.ID, sha)
+	if log := g.activityLog(a.ID); !ok || !strings.Contains(log, "copy Job "+parentNS+"/glenv-copy-") || !strings.Contains(log, "no CSI driver") {
+		t.Errorf("the deploy's log does not say main's volume was copied, and why:\n%s", log)
 	}
 }
 
@@ -169,3 +214,36 @@ func tarFiles(t *testing.T, url string) map[string]string {
 	}
 }
 
+// namespaceGone deletes a namespace, if there, and watches until it is gone.
+func namespaceGone(ctx context.Context, c kubernetes.Interface, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	ns, err := c.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := c.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	w, err := c.CoreV1().Namespaces().Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + name, ResourceVersion: ns.ResourceVersion})
+	if err != nil {
+		return err
+	}
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("namespace %s not gone within 2m", name)
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				return namespaceGone(ctx, c, name)
+			}
+			if ev.Type == watch.Deleted {
+				return nil
+			}
+		}
+	}
+}
