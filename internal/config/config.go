@@ -300,6 +300,9 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("--kubernetes-volume-clone %q: must be auto, csi or copy", c.KubernetesVolumeClone)
 	}
+	if c.Runtime != "kubernetes" && c.KubernetesVolumeClone != "auto" {
+		return fmt.Errorf("--kubernetes-volume-clone: only applies with --runtime kubernetes; add --runtime kubernetes or drop it")
+	}
 	if c.Runtime == "kubernetes" && c.KubernetesFetchImage == "" {
 		return fmt.Errorf("--kubernetes-fetch-image: must name an image with sh, wget and tar, e.g. busybox:1.37")
 	}

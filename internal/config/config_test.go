@@ -67,6 +67,7 @@ func TestBadSettingsNameTheFlag(t *testing.T) {
 		{"kubernetes flags without the kubernetes runtime", nil, []string{"--kubernetes-ingress-class", "nginx"}, "--kubernetes-ingress-class"},
 		{"kubernetes runtime needs a fetch image", nil, []string{"--runtime", "kubernetes", "--kubernetes-fetch-image", ""}, "--kubernetes-fetch-image"},
 		{"volume clone names its choices", nil, []string{"--runtime", "kubernetes", "--kubernetes-volume-clone", "rsync"}, "must be auto, csi or copy"},
+		{"volume clone without the kubernetes runtime", nil, []string{"--kubernetes-volume-clone", "copy"}, "--kubernetes-volume-clone: only applies with --runtime kubernetes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
