@@ -149,8 +149,15 @@ const (
 // copyScript copies /from into /to with tar: -c never follows a symlink
 // (it stores the link, so nothing outside /from is read and no entry has a
 // symlink in its path), -p keeps every mode. Owners cannot be kept by a
-// non-root copy: files belong to the copy's user and fsGroup.
-const copyScript = "set -eu -o pipefail\ncd /from\ntar -c -f - . | tar -x -p -f - -C /to\n"
+// non-root copy: files belong to the copy's user and fsGroup. A failing
+// tar -c fails the script through a mark in /tmp: pipefail is not POSIX
+// (dash, Debian's sh, has none), and the image may be any.
+const copyScript = `set -eu
+cd /from
+rm -f /tmp/copy-failed
+{ tar -c -f - . || touch /tmp/copy-failed; } | tar -x -p -f - -C /to
+test ! -e /tmp/copy-failed
+`
 
 // CopyJob copies the parent's claim (mounted read-only) into the staging
 // claim, in the parent's namespace, as a non-root user under the
@@ -195,13 +202,16 @@ func CopyJob(s Spec, file, image string) *batchv1.Job {
 								LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{LabelManagedBy: "glenv", "glenv.io/component": AppName}}}}}}},
 					Containers: []corev1.Container{{
 						Name: "copy", Image: image, Command: []string{"sh", "-c", copyScript},
-						VolumeMounts: []corev1.VolumeMount{{Name: "from", MountPath: "/from", ReadOnly: true}, {Name: "to", MountPath: "/to"}},
+						VolumeMounts: []corev1.VolumeMount{{Name: "from", MountPath: "/from", ReadOnly: true}, {Name: "to", MountPath: "/to"},
+							{Name: "tmp", MountPath: "/tmp"}},
 						SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: &no, RunAsNonRoot: &yes,
 							ReadOnlyRootFilesystem: &yes, Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}},
 					}},
 					Volumes: []corev1.Volume{
 						{Name: "from", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: claim, ReadOnly: true}}},
 						{Name: "to", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: m.Name}}},
+						// The root is read-only; the script's mark goes here.
+						{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: ptr(resource.MustParse("1Mi"))}}},
 					},
 				},
 			},
