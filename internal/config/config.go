@@ -47,6 +47,9 @@ type Config struct {
 	KubernetesIngressClass string
 	KubernetesStorageClass string
 	KubernetesFetchImage   string
+	// KubernetesVolumeClone is how services.files claims get the parent's
+	// data: auto, csi or copy (internal/kube/volume.go).
+	KubernetesVolumeClone string
 
 	// Retention: what glenv keeps, and for how long (internal/retention).
 	// A zero age keeps things forever.
@@ -119,6 +122,7 @@ func (c *Config) settings(getenv func(string) string) []setting {
 		{name: "kubeconfig", str: &c.Kubeconfig, help: "with --runtime kubernetes: kubeconfig file of the cluster; empty = the in-cluster service account"},
 		{name: "kubernetes-ingress-class", str: &c.KubernetesIngressClass, help: "with --runtime kubernetes: ingressClassName of environments' Ingresses; empty = the cluster's default class"},
 		{name: "kubernetes-storage-class", str: &c.KubernetesStorageClass, help: "with --runtime kubernetes: storage class of services.files volumes (a CSI class that can clone); empty = the cluster's default"},
+		{name: "kubernetes-volume-clone", str: &c.KubernetesVolumeClone, def: "auto", help: "with --runtime kubernetes: how services.files volumes get the parent's data: csi (a CSI clone, dataSourceRef), copy (a Job copies the parent's volume), auto (csi where the storage class's provisioner is a CSI driver, else copy)"},
 		{name: "kubernetes-fetch-image", str: &c.KubernetesFetchImage, def: "busybox:1.37", help: "with --runtime kubernetes: image of the init container that downloads the tree (needs sh, wget and tar)"},
 		{name: "services-database-url", str: &c.ServicesDatabaseURL, secret: true, help: "PostgreSQL for apps' services.postgresql databases (a role with CREATEDB and CREATEROLE); empty = glenv runs its own in <data-dir>/postgresql (needs the postgresql package)"},
 		{name: "services-database-connection-limit", integer: &c.ServicesConnectionLimit, def: "20", help: "connections each environment may hold to one of its services.postgresql databases: the default, and the most a .glenv.yml connection_limit may ask for"},
@@ -290,6 +294,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Runtime != "kubernetes" && (c.Kubeconfig != "" || c.KubernetesIngressClass != "" || c.KubernetesStorageClass != "") {
 		return fmt.Errorf("--kubeconfig, --kubernetes-ingress-class and --kubernetes-storage-class: only apply with --runtime kubernetes; add --runtime kubernetes or drop them")
+	}
+	switch c.KubernetesVolumeClone {
+	case "auto", "csi", "copy":
+	default:
+		return fmt.Errorf("--kubernetes-volume-clone %q: must be auto, csi or copy", c.KubernetesVolumeClone)
+	}
+	if c.Runtime != "kubernetes" && c.KubernetesVolumeClone != "auto" {
+		return fmt.Errorf("--kubernetes-volume-clone: only applies with --runtime kubernetes; add --runtime kubernetes or drop it")
 	}
 	if c.Runtime == "kubernetes" && c.KubernetesFetchImage == "" {
 		return fmt.Errorf("--kubernetes-fetch-image: must name an image with sh, wget and tar, e.g. busybox:1.37")

@@ -66,6 +66,8 @@ func TestBadSettingsNameTheFlag(t *testing.T) {
 		{"unknown runtime names the choices", nil, []string{"--runtime", "nomad"}, "must be process, kubernetes or record"},
 		{"kubernetes flags without the kubernetes runtime", nil, []string{"--kubernetes-ingress-class", "nginx"}, "--kubernetes-ingress-class"},
 		{"kubernetes runtime needs a fetch image", nil, []string{"--runtime", "kubernetes", "--kubernetes-fetch-image", ""}, "--kubernetes-fetch-image"},
+		{"volume clone names its choices", nil, []string{"--runtime", "kubernetes", "--kubernetes-volume-clone", "rsync"}, "must be auto, csi or copy"},
+		{"volume clone without the kubernetes runtime", nil, []string{"--kubernetes-volume-clone", "copy"}, "--kubernetes-volume-clone: only applies with --runtime kubernetes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -191,7 +193,7 @@ func TestKubernetesSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Runtime != "kubernetes" || c.Kubeconfig != "/etc/glenv/kubeconfig" || c.KubernetesIngressClass != "nginx" || c.KubernetesFetchImage != "busybox:1.37" {
+	if c.Runtime != "kubernetes" || c.Kubeconfig != "/etc/glenv/kubeconfig" || c.KubernetesIngressClass != "nginx" || c.KubernetesFetchImage != "busybox:1.37" || c.KubernetesVolumeClone != "auto" {
 		t.Fatalf("kubernetes settings = %+v", c)
 	}
 }

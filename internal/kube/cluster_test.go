@@ -11,10 +11,8 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -62,7 +60,9 @@ type kubeWorld struct {
 
 func newKubeWorld(t *testing.T) *kubeWorld { return newKubeWorldTB(t) }
 
-func newKubeWorldTB(t testing.TB) *kubeWorld {
+// newKubeWorldTB starts a world whose runtime's options the optional
+// functions adjust.
+func newKubeWorldTB(t testing.TB, adjust ...func(*kube.Options)) *kubeWorld {
 	t.Helper()
 	w := &kubeWorld{cluster: kubetest.Shared(t), calls: &Counter{}, logf: t.Logf}
 	cfg := rest.CopyConfig(w.cluster.Config)
@@ -79,11 +79,15 @@ func newKubeWorldTB(t testing.TB) *kubeWorld {
 	hs := httptest.NewServer(w.gl.GitHandler())
 	t.Cleanup(hs.Close)
 	w.gitURL = hs.URL
-	w.rt, err = kube.New(kube.Options{Client: client, Source: &kube.Source{Dir: t.TempDir()}, EnvDomain: "preview.test",
+	opts := kube.Options{Client: client, Source: &kube.Source{Dir: t.TempDir()}, EnvDomain: "preview.test",
 		IngressClass: "nginx", TreeURL: func(integration, sha string) string {
 			return "http://glenv.test" + kube.TreePath + integration + "/" + sha + "?sig=test"
 		},
-		Secrets: func(store.Integration) map[string]string { return map[string]string{"API_KEY": "s3cret"} }})
+		Secrets: func(store.Integration) map[string]string { return map[string]string{"API_KEY": "s3cret"} }}
+	for _, f := range adjust {
+		f(&opts)
+	}
+	w.rt, err = kube.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +200,7 @@ func TestAMergeRequestRunsInItsNamespaceRollsOnPushAndIsGoneOnRemove(t *testing.
 }
 
 func TestFilesAreClaimsClonedFromTheParentsAndABadImageIsRefused(t *testing.T) {
-	w := newKubeWorld(t)
+	w := newKubeWorldTB(t, func(o *kube.Options) { o.StorageClass = kubetest.StorageClassClone })
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	c := w.cluster.Client
@@ -208,49 +212,19 @@ func TestFilesAreClaimsClonedFromTheParentsAndABadImageIsRefused(t *testing.T) {
 		t.Fatalf("deploy without image: %v, want a config error naming image", err)
 	}
 
-	// No storage provisioner runs here, so the claims stay pending and
-	// the Deployment never becomes available: the deploy is cancelled
-	// once the Deployment (applied after the claims) is seen.
+	// The parent runs with its own files volume; the MR's is a CSI clone
+	// of it (the class's provisioner is a CSI driver), which the test
+	// provisioner makes and binds.
 	sha := w.gl.Commit(t, w.project.ID, gitlabtest.Commit{Branch: "files",
 		Files: map[string]string{".glenv.yml": glenvYML + "services:\n  files: [uploads]\n"}})
 	parent := store.Environment{ID: 1, Name: "main", Slug: "main", Host: "main--app"}
+	if err := w.rt.Deploy(ctx, w.request(parent, sha)); err != nil {
+		t.Fatalf("deploy the parent: %v", err)
+	}
 	req := w.request(env, sha)
 	req.Parent, req.CloneParentData = &parent, true
-	watcher, err := c.AppsV1().Deployments("glenv-mr-9--app").Watch(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer watcher.Stop()
-	dctx, dcancel := context.WithCancel(ctx)
-	derr := make(chan error, 1)
-	go func() { derr <- w.rt.Deploy(dctx, req) }()
-	var d *appsv1.Deployment
-	for d == nil {
-		select {
-		case ev, ok := <-watcher.ResultChan():
-			if !ok {
-				t.Fatal("the Deployments' watch ended before the Deployment appeared")
-			}
-			if ev.Type == watch.Error {
-				t.Fatalf("watching the Deployments: %v", apierrors.FromObject(ev.Object))
-			}
-			if ev.Type == watch.Added {
-				d = ev.Object.(*appsv1.Deployment)
-			}
-		case err := <-derr:
-			t.Fatalf("deploy ended before its Deployment appeared: %v", err)
-		case <-ctx.Done():
-			t.Fatal("no Deployment appeared within 3m")
-		}
-	}
-	dcancel()
-	select {
-	case err := <-derr:
-		if err == nil {
-			t.Error("a deploy whose volumes cannot bind reported success")
-		}
-	case <-ctx.Done():
-		t.Fatal("the cancelled deploy did not return")
+	if err := w.rt.Deploy(ctx, req); err != nil {
+		t.Fatalf("deploy the MR: %v", err)
 	}
 	claim, err := c.CoreV1().PersistentVolumeClaims("glenv-mr-9--app").Get(ctx, "files-uploads", metav1.GetOptions{})
 	if err != nil {
@@ -262,6 +236,17 @@ func TestFilesAreClaimsClonedFromTheParentsAndABadImageIsRefused(t *testing.T) {
 	}
 	if ref.Namespace == nil || *ref.Namespace != "glenv-main--app" {
 		t.Fatalf("claim clones from namespace %v, want the parent's glenv-main--app", ref.Namespace)
+	}
+	if claim.Status.Phase != "Bound" || *claim.Spec.StorageClassName != kubetest.StorageClassClone {
+		t.Fatalf("claim %s is %s in class %v, want Bound in %s", claim.Name, claim.Status.Phase, claim.Spec.StorageClassName, kubetest.StorageClassClone)
+	}
+	pv, err := c.CoreV1().PersistentVolumes().Get(ctx, claim.Spec.VolumeName, metav1.GetOptions{})
+	if err != nil || pv.Annotations[kubetest.AnnotationClonedFrom] != "glenv-main--app/files-uploads" {
+		t.Fatalf("the claim's volume %s: %v; want one the provisioner cloned from glenv-main--app/files-uploads", claim.Spec.VolumeName, err)
+	}
+	d, err := c.AppsV1().Deployments("glenv-mr-9--app").Get(ctx, kube.AppName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
 	}
 	mounted := false
 	for _, v := range d.Spec.Template.Spec.Volumes {

@@ -39,6 +39,9 @@ type Options struct {
 	StorageClass string
 	FetchImage   string
 	FilesSize    string
+	// VolumeClone says how services.files claims get the parent's data
+	// (volume.go); empty is auto.
+	VolumeClone VolumeClone
 	// TreeURL is the signed, expiring URL the checkout container downloads
 	// the commit's tree from.
 	TreeURL func(integration string, sha string) string
@@ -70,6 +73,8 @@ type Runtime struct {
 	// the Secret with its fresh tree URL, the namespace's SHA label).
 	// Lost on restart, which costs one full apply.
 	applied map[int64]map[string]string
+	// clone remembers how each storage class clones (volume_flow.go).
+	clone map[string]cloneDecision
 }
 
 // New returns a runtime on opts.Client.
@@ -248,15 +253,8 @@ func (r *Runtime) applyAll(ctx context.Context, envID int64, s Spec, logf func(s
 			continue
 		}
 		if c, ok := o.(*corev1.PersistentVolumeClaim); ok {
-			// A claim is made once and then left alone: its spec is
-			// immutable, and the clone source it was made from is not
-			// known after a restart.
-			got, err := r.c.CoreV1().PersistentVolumeClaims(c.Namespace).Create(ctx, c, metav1.CreateOptions{FieldManager: FieldManager})
-			if err != nil && !apierrors.IsAlreadyExists(err) {
-				return nil, fmt.Errorf("create %s: %w", key, explain(err))
-			}
-			if err == nil && CloneDropped(c, got) {
-				logf("the API server dropped the clone source of %s (its CrossNamespaceVolumeDataSource feature is off): %s starts empty", c.Name, c.Name)
+			if err := r.makeClaim(ctx, s, c, logf); err != nil {
+				return nil, err
 			}
 			r.remember(envID, key, sum)
 			continue

@@ -53,7 +53,8 @@ func (s *Server) newKube(cfg config.Config, log *slog.Logger) (*kube.Runtime, er
 	s.source = &kube.Source{Dir: filepath.Join(cfg.DataDir, "kube", "repos")}
 	return kube.New(kube.Options{Client: client, Source: s.source, EnvDomain: cfg.EnvDomain,
 		IngressClass: cfg.KubernetesIngressClass, StorageClass: cfg.KubernetesStorageClass, FetchImage: cfg.KubernetesFetchImage,
-		Databases: s.services, Logger: log, Variables: s.vars.ForDeploy,
+		VolumeClone: kube.VolumeClone(cfg.KubernetesVolumeClone),
+		Databases:   s.services, Logger: log, Variables: s.vars.ForDeploy,
 		TreeURL: func(integration, sha string) string {
 			return kube.SignTreeURL(s.box.MAC, cfg.PublicURL, integration, sha, time.Now().Add(kube.TreeURLLifetime))
 		}})

@@ -1,8 +1,9 @@
 // Package kubetest starts a real Kubernetes control plane for tests: etcd,
 // kube-apiserver, kube-controller-manager and kube-scheduler, with kwok
 // simulating one node whose pods become Running and Ready (nothing runs in
-// them). The binaries come from scripts/kube-binaries through
-// GLENV_KUBE_BIN; etcd from Debian's etcd-server.
+// them), and a storage provisioner (provisioner.go). The binaries come from
+// scripts/kube-binaries through GLENV_KUBE_BIN; etcd from Debian's
+// etcd-server.
 //
 // A package starts one control plane for all its tests (Main and Shared);
 // each test works in namespaces of its own.
@@ -54,6 +55,8 @@ type Cluster struct {
 	dir    string
 	procs  []*proc
 	rmdirs []string // outside dir: removed by stop
+	// stopStorage ends the test provisioner (provisioner.go).
+	stopStorage context.CancelFunc
 }
 
 type proc struct {
@@ -297,6 +300,11 @@ current-context: test
 	if _, err := c.Client.CoreV1().Nodes().Create(ctx, &node, metav1.CreateOptions{}); err != nil {
 		return nil, fmt.Errorf("create the kwok node: %w", err)
 	}
+	sctx, cancel := context.WithCancel(context.Background())
+	c.stopStorage = cancel
+	if err := installStorage(sctx, c.Client); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -326,6 +334,9 @@ func (c *Cluster) start(dir, name, path string, args ...string) error {
 
 // stop ends the processes, last started first.
 func (c *Cluster) stop() {
+	if c.stopStorage != nil {
+		c.stopStorage()
+	}
 	for i := len(c.procs) - 1; i >= 0; i-- {
 		p := c.procs[i]
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
