@@ -28,7 +28,7 @@ type Delivery struct {
 	EventUUID       string    `json:"event_uuid"`
 	WebhookUUID     string    `json:"webhook_uuid"`
 	Headers         string    `json:"headers"`
-	Body            string    `json:"-"` // loaded by GetDelivery only
+	Body            string    `json:"-"` // in delivery_bodies; loaded by GetDelivery(ies) only
 	Status          string    `json:"status"`
 	Result          string    `json:"result"`
 	DuplicateOf     int64     `json:"duplicate_of,omitempty"`
@@ -70,13 +70,15 @@ func InsertDelivery(ctx context.Context, q Querier, d *Delivery) (dup bool, err 
 
 // deliveryChunk bounds one multi-row INSERT (13 parameters a row stay far
 // below both databases' limits; few distinct sizes keep statements cached).
+// The bodies go to delivery_bodies in a statement of their own after the
+// rows have ids (migration 0017 says why).
 const deliveryChunk = 64
 
 const deliveryInsert = `INSERT INTO deliveries (integration_id, integration_name, event, idempotency_key,
 	dedupe_key, event_uuid, webhook_uuid, headers, body, status, result, duplicate_of, received_at) VALUES `
 
-// InsertDeliveries stores a batch of deliveries in a few multi-row
-// statements (one round trip each on PostgreSQL) and sets their IDs. A
+// InsertDeliveries stores a batch of deliveries and their bodies in a few
+// multi-row statements (one round trip each on PostgreSQL) and sets their IDs. A
 // delivery whose Idempotency-Key the integration has seen before — earlier
 // or earlier in the batch — is stored as a duplicate (Status, DuplicateOf
 // set) and reported true. The first delivery with a key wins even when two
@@ -182,7 +184,32 @@ func InsertDeliveries(ctx context.Context, q Querier, batch []*Delivery) ([]bool
 			d.ID = ids[i]
 		}
 	}
+	for rest := batch; len(rest) > 0; {
+		n := min(len(rest), bodyChunk)
+		if err := insertBodies(ctx, q, rest[:n]); err != nil {
+			return nil, err
+		}
+		rest = rest[n:]
+	}
 	return dups, nil
+}
+
+// bodyChunk bounds one multi-row INSERT of bodies: deliveryChunk's worth.
+const bodyChunk = deliveryChunk
+
+func insertBodies(ctx context.Context, q Querier, chunk []*Delivery) error {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO delivery_bodies (delivery_id, body) VALUES `)
+	args := make([]any, 0, 2*len(chunk))
+	for i, d := range chunk {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "($%d,$%d)", 2*i+1, 2*i+2)
+		args = append(args, d.ID, d.Body)
+	}
+	_, err := q.ExecContext(ctx, b.String(), args...)
+	return err
 }
 
 func deliveryValues(chunk []*Delivery, dedupe func(*Delivery) any) (string, []any) {
@@ -202,14 +229,19 @@ func deliveryValues(chunk []*Delivery, dedupe func(*Delivery) any) (string, []an
 		}
 		b.WriteByte(')')
 		args = append(args, d.IntegrationID, d.IntegrationName, d.Event, d.IdempotencyKey, dedupe(d), d.EventUUID,
-			d.WebhookUUID, d.Headers, d.Body, d.Status, d.Result, d.DuplicateOf, micros(d.ReceivedAt))
+			d.WebhookUUID, d.Headers, "", d.Status, d.Result, d.DuplicateOf, micros(d.ReceivedAt))
 	}
 	return b.String(), args
 }
 
+// deliveryWithBody reads deliveries with their bodies ("" once retention
+// dropped them); the WHERE clause follows.
+const deliveryWithBody = `SELECT ` + deliveryListCols + `, COALESCE(b.body, '')
+	FROM deliveries LEFT JOIN delivery_bodies b ON b.delivery_id = deliveries.id WHERE `
+
 // GetDelivery returns a delivery by id, with its body.
 func GetDelivery(ctx context.Context, q Querier, id int64) (Delivery, error) {
-	return scanDelivery(q.QueryRowContext(ctx, `SELECT `+deliveryListCols+`, body FROM deliveries WHERE id = $1`, id), true)
+	return scanDelivery(q.QueryRowContext(ctx, deliveryWithBody+`deliveries.id = $1`, id), true)
 }
 
 // GetDeliveries returns the deliveries of ids that exist, with their
@@ -228,7 +260,7 @@ func GetDeliveries(ctx context.Context, q Querier, ids []int64) (map[int64]Deliv
 		fmt.Fprintf(&b, "$%d", i+1)
 		args[i] = id
 	}
-	rows, err := q.QueryContext(ctx, `SELECT `+deliveryListCols+`, body FROM deliveries WHERE id IN (`+b.String()+`)`, args...)
+	rows, err := q.QueryContext(ctx, deliveryWithBody+`deliveries.id IN (`+b.String()+`)`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -249,7 +281,8 @@ func GetDeliveryWithoutBody(ctx context.Context, q Querier, id int64) (Delivery,
 	return scanDelivery(q.QueryRowContext(ctx, `SELECT `+deliveryListCols+` FROM deliveries WHERE id = $1`, id), false)
 }
 
-// FinishDelivery records the outcome of processing a delivery.
+// FinishDelivery records the outcome of processing a delivery (a narrow
+// row: the body is in delivery_bodies).
 func FinishDelivery(ctx context.Context, q Querier, id int64, status, result string) error {
 	_, err := q.ExecContext(ctx, `UPDATE deliveries SET status = $1, result = $2, processed_at = $3 WHERE id = $4`,
 		status, truncate(result, 4000), micros(Now()), id)
