@@ -301,11 +301,11 @@ func (w *deliveryWorker) process(ctx context.Context, tx *sql.Tx, d *store.Deliv
 					w.deps.Logger.Info("default branch changed", "integration", in.Name, "default_branch", in.DefaultBranch)
 				}
 			}
-			envs, err := eventEnvs(ctx, tx, in.Name, ev)
+			envs, known, err := eventEnvs(ctx, tx, w.q.store.Dialect, in.Name, ev)
 			if err != nil {
 				return err
 			}
-			applied, err := w.q.Apply(ctx, tx, in, lifecycle.Decide(ev, Options(in), envs), d.ID)
+			applied, err := w.q.applyKnown(ctx, tx, in, lifecycle.Decide(ev, Options(in), envs), d.ID, known)
 			if err != nil {
 				return fmt.Errorf("apply: %w", err)
 			}
@@ -330,8 +330,10 @@ func (w *deliveryWorker) integration(ctx context.Context, tx *sql.Tx, name strin
 
 // eventEnvs loads the one environment an event can concern (tombstone
 // included): deciding never needs the others, and loading all of them would
-// make every delivery cost O(environments).
-func eventEnvs(ctx context.Context, q store.Querier, integration string, ev lifecycle.Event) (map[string]lifecycle.Env, error) {
+// make every delivery cost O(environments). It reads the row locked, as
+// Apply would (store.LockEnvironment), and returns it in known (nil: no
+// such row) so that Apply does not read it again.
+func eventEnvs(ctx context.Context, q store.Querier, d store.Dialect, integration string, ev lifecycle.Event) (map[string]lifecycle.Env, map[string]*store.Environment, error) {
 	var name string
 	switch {
 	case ev.Kind == lifecycle.KindPush:
@@ -343,17 +345,17 @@ func eventEnvs(ctx context.Context, q store.Querier, integration string, ev life
 	}
 	out := map[string]lifecycle.Env{}
 	if name == "" {
-		return out, nil
+		return out, nil, nil
 	}
-	e, err := store.GetEnvironment(ctx, q, integration, name)
+	e, err := store.LockEnvironment(ctx, q, d, integration, name)
 	if errors.Is(err, store.ErrNotFound) {
-		return out, nil
+		return out, map[string]*store.Environment{name: nil}, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out[name] = toLifecycle(e)
-	return out, nil
+	return out, map[string]*store.Environment{name: &e}, nil
 }
 
 type reconcileWorker struct {
