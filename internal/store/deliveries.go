@@ -289,6 +289,42 @@ func FinishDelivery(ctx context.Context, q Querier, id int64, status, result str
 	return err
 }
 
+// Outcome is how processing a delivery ended.
+type Outcome struct {
+	ID             int64
+	Status, Result string
+}
+
+// finishChunk bounds one FinishDeliveries statement (3 parameters a row).
+const finishChunk = 64
+
+// FinishDeliveries is FinishDelivery for a batch, in one statement per
+// finishChunk outcomes. (VALUES names its columns column1… on both
+// databases; the casts tell PostgreSQL their types.)
+func FinishDeliveries(ctx context.Context, q Querier, done []Outcome) error {
+	now := micros(Now())
+	for len(done) > 0 {
+		n := min(len(done), finishChunk)
+		var b strings.Builder
+		b.WriteString(`UPDATE deliveries SET status = v.column2, result = v.column3, processed_at = $1 FROM (VALUES `)
+		args := make([]any, 1, 1+3*n)
+		args[0] = now
+		for i, o := range done[:n] {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, "(CAST($%d AS BIGINT), CAST($%d AS TEXT), CAST($%d AS TEXT))", 3*i+2, 3*i+3, 3*i+4)
+			args = append(args, o.ID, o.Status, truncate(o.Result, 4000))
+		}
+		b.WriteString(`) AS v WHERE deliveries.id = v.column1`)
+		if _, err := q.ExecContext(ctx, b.String(), args...); err != nil {
+			return err
+		}
+		done = done[n:]
+	}
+	return nil
+}
+
 // ListDeliveries returns the newest deliveries of an integration ("" = all),
 // without their bodies.
 func ListDeliveries(ctx context.Context, q Querier, integration string, limit int) ([]Delivery, error) {

@@ -83,3 +83,38 @@ func TestBodiesStoredBeforeTheirOwnTableSurviveTheUpgrade(t *testing.T) {
 		})
 	}
 }
+
+func TestFinishDeliveriesRecordsEachOutcomeOfABatch(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		var batch []*store.Delivery
+		for i := 0; i < 70; i++ { // more than one statement's worth
+			batch = append(batch, &store.Delivery{IntegrationName: "app", Event: "Push Hook", Headers: "{}", Body: `{}`, Status: store.DeliveryAccepted})
+		}
+		if _, err := store.InsertDeliveries(ctx, s.DB, batch); err != nil {
+			t.Fatal(err)
+		}
+		var done []store.Outcome
+		for i, d := range batch[:69] { // the last one is still waiting
+			done = append(done, store.Outcome{ID: d.ID, Status: store.DeliveryProcessed, Result: fmt.Sprint("result ", i)})
+		}
+		done[3].Status = store.DeliveryFailed
+		if err := store.FinishDeliveries(ctx, s.DB, done); err != nil {
+			t.Fatal(err)
+		}
+		got, err := store.GetDeliveries(ctx, s.Reader(), []int64{batch[0].ID, batch[3].ID, batch[68].ID, batch[69].ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			d              *store.Delivery
+			status, result string
+		}{{batch[0], store.DeliveryProcessed, "result 0"}, {batch[3], store.DeliveryFailed, "result 3"},
+			{batch[68], store.DeliveryProcessed, "result 68"}, {batch[69], store.DeliveryAccepted, ""}} {
+			g := got[c.d.ID]
+			if g.Status != c.status || g.Result != c.result || g.ProcessedAt.IsZero() != (c.status == store.DeliveryAccepted) || g.Body != "{}" {
+				t.Errorf("delivery %d: %s %q processed at %v body %q; want %s %q", c.d.ID, g.Status, g.Result, g.ProcessedAt, g.Body, c.status, c.result)
+			}
+		}
+	})
+}
