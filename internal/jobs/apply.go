@@ -63,9 +63,19 @@ func Options(in store.Integration) lifecycle.Options {
 // every state change goes through the state machine (transition), which
 // enqueues deploy and remove jobs in the same transaction.
 func (q *Environments) Apply(ctx context.Context, tx *sql.Tx, in store.Integration, actions []lifecycle.Action, deliveryID int64) (Applied, error) {
+	return q.applyKnown(ctx, tx, in, actions, deliveryID, nil)
+}
+
+// applyKnown is Apply with rows the caller already read locked in tx, by
+// environment name (nil: no row): the first action on each uses it instead
+// of reading it again; later ones read what the earlier ones wrote.
+func (q *Environments) applyKnown(ctx context.Context, tx *sql.Tx, in store.Integration, actions []lifecycle.Action, deliveryID int64,
+	known map[string]*store.Environment) (Applied, error) {
 	var res Applied
 	for _, a := range actions {
-		changed, ignored, err := q.apply(ctx, tx, in, a, deliveryID)
+		row, isKnown := known[a.Env]
+		delete(known, a.Env)
+		changed, ignored, err := q.apply(ctx, tx, in, a, deliveryID, row, isKnown)
 		if err != nil {
 			return res, err
 		}
@@ -79,9 +89,16 @@ func (q *Environments) Apply(ctx context.Context, tx *sql.Tx, in store.Integrati
 	return res, nil
 }
 
-func (q *Environments) apply(ctx context.Context, tx *sql.Tx, in store.Integration, a lifecycle.Action, deliveryID int64) (changed bool, ignored string, err error) {
+func (q *Environments) apply(ctx context.Context, tx *sql.Tx, in store.Integration, a lifecycle.Action, deliveryID int64,
+	row *store.Environment, isKnown bool) (changed bool, ignored string, err error) {
 	var env store.Environment
-	if a.Env != "" {
+	switch {
+	case a.Env == "":
+	case isKnown && row == nil:
+		err = store.ErrNotFound
+	case isKnown:
+		env = *row
+	default:
 		env, err = store.LockEnvironment(ctx, tx, q.store.Dialect, in.Name, a.Env)
 	}
 	exists := a.Env != "" && err == nil

@@ -56,6 +56,7 @@ func defaultBranchOf(ctx context.Context, q store.Querier, env store.Environment
 func (q *Environments) transition(ctx context.Context, tx *sql.Tx, env *store.Environment, defaultBranch string,
 	in lifecycle.Input, rec record) (lifecycle.Outcome, error) {
 	subj := subjectOf(*env, defaultBranch)
+	created := env.ID == 0
 	o := lifecycle.Transition(subj, in)
 	if o.Refused != "" {
 		return o, fmt.Errorf("%w: %s", ErrRefused, o.Refused)
@@ -99,6 +100,10 @@ func (q *Environments) transition(ctx context.Context, tx *sql.Tx, env *store.En
 		if err := q.start(ctx, tx, env, o, rec); err != nil {
 			return o, err
 		}
+	}
+	if !shownInGitLab(created, env.Kind, o) {
+		q.changed(tx, env.ID)
+		return o, nil
 	}
 	return o, q.notify(ctx, tx, env.ID)
 }

@@ -77,14 +77,19 @@ func (q *Environments) insertTx(ctx context.Context, tx *sql.Tx, args river.JobA
 // still waiting, River's uniqueness folds this one into it, so only the
 // newest state reaches GitLab.
 func (q *Environments) notify(ctx context.Context, tx *sql.Tx, envID int64) error {
-	if q.deps.Changed != nil {
-		changed := q.deps.Changed
-		q.store.AfterCommit(tx, func() { changed(envID) })
-	}
+	q.changed(tx, envID)
 	if !q.deps.Feedback {
 		return nil
 	}
 	return feedback.Notify(ctx, tx, q.River, envID)
+}
+
+// changed tells the dashboard of envID's change once tx commits.
+func (q *Environments) changed(tx *sql.Tx, envID int64) {
+	if q.deps.Changed != nil {
+		changed := q.deps.Changed
+		q.store.AfterCommit(tx, func() { changed(envID) })
+	}
 }
 
 // pollInterval is how often River looks for new jobs it was not told of

@@ -217,6 +217,9 @@ func (w *deliveryWorker) processBatch(ctx context.Context, ids []int64, isolated
 				return err
 			}
 		}
+		// Outcomes are written together at the end: one statement (one
+		// round trip on PostgreSQL) for the batch instead of one each.
+		var done []store.Outcome
 		for _, id := range ids {
 			var err error
 			if isolated {
@@ -226,13 +229,16 @@ func (w *deliveryWorker) processBatch(ctx context.Context, ids []int64, isolated
 				if !ok {
 					continue // gone (retention): nothing to do
 				}
-				err = w.process(ctx, tx, &d, ins)
+				var result string
+				if result, err = w.process(ctx, tx, &d, ins); err == nil && d.Status == store.DeliveryAccepted {
+					done = append(done, store.Outcome{ID: id, Status: store.DeliveryProcessed, Result: result})
+				}
 			}
 			if err != nil {
 				return fmt.Errorf("delivery %d: %w", id, err)
 			}
 		}
-		return nil
+		return store.FinishDeliveries(ctx, tx, done)
 	})
 }
 
@@ -254,8 +260,11 @@ func (w *deliveryWorker) processIsolated(ctx context.Context, tx *sql.Tx, id int
 		_, err = tx.ExecContext(ctx, `RELEASE SAVEPOINT delivery`)
 		return err
 	}
-	if err == nil {
-		err = w.process(ctx, tx, &d, nil)
+	if err == nil && d.Status == store.DeliveryAccepted {
+		var result string
+		if result, err = w.process(ctx, tx, &d, nil); err == nil {
+			err = store.FinishDelivery(ctx, tx, id, store.DeliveryProcessed, result)
+		}
 	}
 	if errors.Is(err, store.ErrConflict) {
 		if _, rerr := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT delivery`); rerr != nil {
@@ -271,12 +280,13 @@ func (w *deliveryWorker) processIsolated(ctx context.Context, tx *sql.Tx, id int
 	return err
 }
 
-// process decides and applies one delivery, read in tx; ins, when not nil,
-// caches integrations by name for the transaction.
-func (w *deliveryWorker) process(ctx context.Context, tx *sql.Tx, d *store.Delivery, ins map[string]*store.Integration) error {
+// process decides and applies one accepted delivery, read in tx, and
+// returns its result for the caller to record; ins, when not nil, caches
+// integrations by name for the transaction.
+func (w *deliveryWorker) process(ctx context.Context, tx *sql.Tx, d *store.Delivery, ins map[string]*store.Integration) (string, error) {
 	{
 		if d.Status != store.DeliveryAccepted {
-			return nil
+			return "", nil
 		}
 		result := ""
 		in, err := w.integration(ctx, tx, d.IntegrationName, ins)
@@ -284,7 +294,7 @@ func (w *deliveryWorker) process(ctx context.Context, tx *sql.Tx, d *store.Deliv
 		case errors.Is(err, store.ErrNotFound):
 			result = "integration deleted before the delivery was processed: no effect"
 		case err != nil:
-			return err
+			return "", err
 		default:
 			ev, perr := webhook.ParseEvent(d.Event, []byte(d.Body))
 			if perr != nil {
@@ -293,7 +303,7 @@ func (w *deliveryWorker) process(ctx context.Context, tx *sql.Tx, d *store.Deliv
 			}
 			if ev.Kind != lifecycle.KindOther && (ev.ProjectID == 0 || ev.ProjectID == in.ProjectID) {
 				if moved, err := refreshDefaultBranch(ctx, tx, &in, ev.DefaultBranch); err != nil {
-					return err
+					return "", err
 				} else if moved {
 					if ins != nil {
 						ins[in.Name] = &in
@@ -301,18 +311,18 @@ func (w *deliveryWorker) process(ctx context.Context, tx *sql.Tx, d *store.Deliv
 					w.deps.Logger.Info("default branch changed", "integration", in.Name, "default_branch", in.DefaultBranch)
 				}
 			}
-			envs, err := eventEnvs(ctx, tx, in.Name, ev)
+			envs, known, err := eventEnvs(ctx, tx, w.q.store.Dialect, in.Name, ev)
 			if err != nil {
-				return err
+				return "", err
 			}
-			applied, err := w.q.Apply(ctx, tx, in, lifecycle.Decide(ev, Options(in), envs), d.ID)
+			applied, err := w.q.applyKnown(ctx, tx, in, lifecycle.Decide(ev, Options(in), envs), d.ID, known)
 			if err != nil {
-				return fmt.Errorf("apply: %w", err)
+				return "", fmt.Errorf("apply: %w", err)
 			}
 			result = applied.String()
 		}
 		w.deps.Logger.Debug("delivery processed", "delivery", d.ID, "integration", d.IntegrationName, "result", result)
-		return store.FinishDelivery(ctx, tx, d.ID, store.DeliveryProcessed, result)
+		return result, nil
 	}
 }
 
@@ -330,8 +340,10 @@ func (w *deliveryWorker) integration(ctx context.Context, tx *sql.Tx, name strin
 
 // eventEnvs loads the one environment an event can concern (tombstone
 // included): deciding never needs the others, and loading all of them would
-// make every delivery cost O(environments).
-func eventEnvs(ctx context.Context, q store.Querier, integration string, ev lifecycle.Event) (map[string]lifecycle.Env, error) {
+// make every delivery cost O(environments). It reads the row locked, as
+// Apply would (store.LockEnvironment), and returns it in known (nil: no
+// such row) so that Apply does not read it again.
+func eventEnvs(ctx context.Context, q store.Querier, d store.Dialect, integration string, ev lifecycle.Event) (map[string]lifecycle.Env, map[string]*store.Environment, error) {
 	var name string
 	switch {
 	case ev.Kind == lifecycle.KindPush:
@@ -343,17 +355,17 @@ func eventEnvs(ctx context.Context, q store.Querier, integration string, ev life
 	}
 	out := map[string]lifecycle.Env{}
 	if name == "" {
-		return out, nil
+		return out, nil, nil
 	}
-	e, err := store.GetEnvironment(ctx, q, integration, name)
+	e, err := store.LockEnvironment(ctx, q, d, integration, name)
 	if errors.Is(err, store.ErrNotFound) {
-		return out, nil
+		return out, map[string]*store.Environment{name: nil}, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out[name] = toLifecycle(e)
-	return out, nil
+	return out, map[string]*store.Environment{name: &e}, nil
 }
 
 type reconcileWorker struct {

@@ -28,7 +28,7 @@ type Delivery struct {
 	EventUUID       string    `json:"event_uuid"`
 	WebhookUUID     string    `json:"webhook_uuid"`
 	Headers         string    `json:"headers"`
-	Body            string    `json:"-"` // loaded by GetDelivery only
+	Body            string    `json:"-"` // in delivery_bodies; loaded by GetDelivery(ies) only
 	Status          string    `json:"status"`
 	Result          string    `json:"result"`
 	DuplicateOf     int64     `json:"duplicate_of,omitempty"`
@@ -70,13 +70,15 @@ func InsertDelivery(ctx context.Context, q Querier, d *Delivery) (dup bool, err 
 
 // deliveryChunk bounds one multi-row INSERT (13 parameters a row stay far
 // below both databases' limits; few distinct sizes keep statements cached).
+// The bodies go to delivery_bodies in a statement of their own after the
+// rows have ids (migration 0017 says why).
 const deliveryChunk = 64
 
 const deliveryInsert = `INSERT INTO deliveries (integration_id, integration_name, event, idempotency_key,
 	dedupe_key, event_uuid, webhook_uuid, headers, body, status, result, duplicate_of, received_at) VALUES `
 
-// InsertDeliveries stores a batch of deliveries in a few multi-row
-// statements (one round trip each on PostgreSQL) and sets their IDs. A
+// InsertDeliveries stores a batch of deliveries and their bodies in a few
+// multi-row statements (one round trip each on PostgreSQL) and sets their IDs. A
 // delivery whose Idempotency-Key the integration has seen before — earlier
 // or earlier in the batch — is stored as a duplicate (Status, DuplicateOf
 // set) and reported true. The first delivery with a key wins even when two
@@ -182,7 +184,32 @@ func InsertDeliveries(ctx context.Context, q Querier, batch []*Delivery) ([]bool
 			d.ID = ids[i]
 		}
 	}
+	for rest := batch; len(rest) > 0; {
+		n := min(len(rest), bodyChunk)
+		if err := insertBodies(ctx, q, rest[:n]); err != nil {
+			return nil, err
+		}
+		rest = rest[n:]
+	}
 	return dups, nil
+}
+
+// bodyChunk bounds one multi-row INSERT of bodies: deliveryChunk's worth.
+const bodyChunk = deliveryChunk
+
+func insertBodies(ctx context.Context, q Querier, chunk []*Delivery) error {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO delivery_bodies (delivery_id, body) VALUES `)
+	args := make([]any, 0, 2*len(chunk))
+	for i, d := range chunk {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "($%d,$%d)", 2*i+1, 2*i+2)
+		args = append(args, d.ID, d.Body)
+	}
+	_, err := q.ExecContext(ctx, b.String(), args...)
+	return err
 }
 
 func deliveryValues(chunk []*Delivery, dedupe func(*Delivery) any) (string, []any) {
@@ -202,14 +229,19 @@ func deliveryValues(chunk []*Delivery, dedupe func(*Delivery) any) (string, []an
 		}
 		b.WriteByte(')')
 		args = append(args, d.IntegrationID, d.IntegrationName, d.Event, d.IdempotencyKey, dedupe(d), d.EventUUID,
-			d.WebhookUUID, d.Headers, d.Body, d.Status, d.Result, d.DuplicateOf, micros(d.ReceivedAt))
+			d.WebhookUUID, d.Headers, "", d.Status, d.Result, d.DuplicateOf, micros(d.ReceivedAt))
 	}
 	return b.String(), args
 }
 
+// deliveryWithBody reads deliveries with their bodies ("" once retention
+// dropped them); the WHERE clause follows.
+const deliveryWithBody = `SELECT ` + deliveryListCols + `, COALESCE(b.body, '')
+	FROM deliveries LEFT JOIN delivery_bodies b ON b.delivery_id = deliveries.id WHERE `
+
 // GetDelivery returns a delivery by id, with its body.
 func GetDelivery(ctx context.Context, q Querier, id int64) (Delivery, error) {
-	return scanDelivery(q.QueryRowContext(ctx, `SELECT `+deliveryListCols+`, body FROM deliveries WHERE id = $1`, id), true)
+	return scanDelivery(q.QueryRowContext(ctx, deliveryWithBody+`deliveries.id = $1`, id), true)
 }
 
 // GetDeliveries returns the deliveries of ids that exist, with their
@@ -228,7 +260,7 @@ func GetDeliveries(ctx context.Context, q Querier, ids []int64) (map[int64]Deliv
 		fmt.Fprintf(&b, "$%d", i+1)
 		args[i] = id
 	}
-	rows, err := q.QueryContext(ctx, `SELECT `+deliveryListCols+`, body FROM deliveries WHERE id IN (`+b.String()+`)`, args...)
+	rows, err := q.QueryContext(ctx, deliveryWithBody+`deliveries.id IN (`+b.String()+`)`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -249,11 +281,48 @@ func GetDeliveryWithoutBody(ctx context.Context, q Querier, id int64) (Delivery,
 	return scanDelivery(q.QueryRowContext(ctx, `SELECT `+deliveryListCols+` FROM deliveries WHERE id = $1`, id), false)
 }
 
-// FinishDelivery records the outcome of processing a delivery.
+// FinishDelivery records the outcome of processing a delivery (a narrow
+// row: the body is in delivery_bodies).
 func FinishDelivery(ctx context.Context, q Querier, id int64, status, result string) error {
 	_, err := q.ExecContext(ctx, `UPDATE deliveries SET status = $1, result = $2, processed_at = $3 WHERE id = $4`,
 		status, truncate(result, 4000), micros(Now()), id)
 	return err
+}
+
+// Outcome is how processing a delivery ended.
+type Outcome struct {
+	ID             int64
+	Status, Result string
+}
+
+// finishChunk bounds one FinishDeliveries statement (3 parameters a row).
+const finishChunk = 64
+
+// FinishDeliveries is FinishDelivery for a batch, in one statement per
+// finishChunk outcomes. (VALUES names its columns column1… on both
+// databases; the casts tell PostgreSQL their types.)
+func FinishDeliveries(ctx context.Context, q Querier, done []Outcome) error {
+	now := micros(Now())
+	for len(done) > 0 {
+		n := min(len(done), finishChunk)
+		var b strings.Builder
+		b.WriteString(`UPDATE deliveries SET status = v.column2, result = v.column3, processed_at = $1 FROM (VALUES `)
+		args := make([]any, 1, 1+3*n)
+		args[0] = now
+		for i, o := range done[:n] {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, "(CAST($%d AS BIGINT), CAST($%d AS TEXT), CAST($%d AS TEXT))", 3*i+2, 3*i+3, 3*i+4)
+			args = append(args, o.ID, o.Status, truncate(o.Result, 4000))
+		}
+		b.WriteString(`) AS v WHERE deliveries.id = v.column1`)
+		if _, err := q.ExecContext(ctx, b.String(), args...); err != nil {
+			return err
+		}
+		done = done[n:]
+	}
+	return nil
 }
 
 // ListDeliveries returns the newest deliveries of an integration ("" = all),

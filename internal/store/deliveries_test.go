@@ -34,3 +34,87 @@ func TestGetDeliveriesReadsABatchWithBodiesAndSkipsMissingOnes(t *testing.T) {
 		}
 	})
 }
+
+// Deliveries stored before migration 0017 kept their bodies in
+// deliveries.body: after the upgrade they read back whole, and the old
+// column is emptied so it no longer weighs on every update of the row.
+func TestBodiesStoredBeforeTheirOwnTableSurviveTheUpgrade(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			url, dir := b.URL(t), t.TempDir()
+			s, err := store.Open(ctx, url, dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kept := &store.Delivery{IntegrationName: "app", Event: "Push Hook", Headers: "{}", Body: `{"object_kind":"push"}`, Status: store.DeliveryAccepted}
+			dropped := &store.Delivery{IntegrationName: "app", Event: "Push Hook", Headers: "{}", Body: `{"gone":true}`, Status: store.DeliveryProcessed}
+			if _, err := store.InsertDeliveries(ctx, s.DB, []*store.Delivery{kept, dropped}); err != nil {
+				t.Fatal(err)
+			}
+			// Undo migration 0017: bodies back in deliveries, one of them
+			// already dropped by retention.
+			for _, stmt := range []string{
+				`UPDATE deliveries SET body = (SELECT body FROM delivery_bodies WHERE delivery_id = deliveries.id)`,
+				`UPDATE deliveries SET body = '', body_dropped_at = 1 WHERE status = 'processed'`,
+				`DROP TABLE delivery_bodies`,
+				`DELETE FROM glenv_migrations WHERE version = 17`,
+			} {
+				if _, err := s.DB.ExecContext(ctx, stmt); err != nil {
+					t.Fatalf("%s: %v", stmt, err)
+				}
+			}
+			s.Close()
+			if s, err = store.Open(ctx, url, dir); err != nil {
+				t.Fatalf("upgrade: %v", err)
+			}
+			defer s.Close()
+			got, err := store.GetDeliveries(ctx, s.Reader(), []int64{kept.ID, dropped.ID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got[kept.ID].Body != kept.Body || got[dropped.ID].Body != "" || got[dropped.ID].BodyDroppedAt.IsZero() {
+				t.Fatalf("after the upgrade: kept %q, dropped %q (dropped at %v)", got[kept.ID].Body, got[dropped.ID].Body, got[dropped.ID].BodyDroppedAt)
+			}
+			var old int
+			if err := s.Reader().QueryRowContext(ctx, `SELECT COUNT(*) FROM deliveries WHERE body <> ''`).Scan(&old); err != nil || old != 0 {
+				t.Fatalf("%d rows still hold a body in deliveries.body (%v)", old, err)
+			}
+		})
+	}
+}
+
+func TestFinishDeliveriesRecordsEachOutcomeOfABatch(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		var batch []*store.Delivery
+		for i := 0; i < 70; i++ { // more than one statement's worth
+			batch = append(batch, &store.Delivery{IntegrationName: "app", Event: "Push Hook", Headers: "{}", Body: `{}`, Status: store.DeliveryAccepted})
+		}
+		if _, err := store.InsertDeliveries(ctx, s.DB, batch); err != nil {
+			t.Fatal(err)
+		}
+		var done []store.Outcome
+		for i, d := range batch[:69] { // the last one is still waiting
+			done = append(done, store.Outcome{ID: d.ID, Status: store.DeliveryProcessed, Result: fmt.Sprint("result ", i)})
+		}
+		done[3].Status = store.DeliveryFailed
+		if err := store.FinishDeliveries(ctx, s.DB, done); err != nil {
+			t.Fatal(err)
+		}
+		got, err := store.GetDeliveries(ctx, s.Reader(), []int64{batch[0].ID, batch[3].ID, batch[68].ID, batch[69].ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			d              *store.Delivery
+			status, result string
+		}{{batch[0], store.DeliveryProcessed, "result 0"}, {batch[3], store.DeliveryFailed, "result 3"},
+			{batch[68], store.DeliveryProcessed, "result 68"}, {batch[69], store.DeliveryAccepted, ""}} {
+			g := got[c.d.ID]
+			if g.Status != c.status || g.Result != c.result || g.ProcessedAt.IsZero() != (c.status == store.DeliveryAccepted) || g.Body != "{}" {
+				t.Errorf("delivery %d: %s %q processed at %v body %q; want %s %q", c.d.ID, g.Status, g.Result, g.ProcessedAt, g.Body, c.status, c.result)
+			}
+		}
+	})
+}

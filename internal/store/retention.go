@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"database/sql"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -10,19 +12,51 @@ import (
 // no transaction grows with the backlog; the caller loops until a pass
 // returns fewer.
 
-// DropDeliveryBodies empties the bodies of up to limit deliveries received
+// DropDeliveryBodies deletes the bodies of up to limit deliveries received
 // before before that are done with (processed, failed or duplicates: a
 // delivery still waiting for its job keeps its body), keeping headers and
-// results, and stamps body_dropped_at. It returns how many it dropped.
+// results, and stamps body_dropped_at. It returns how many it dropped. Run
+// it in a transaction: the stamp and the deletion are two statements.
 func DropDeliveryBodies(ctx context.Context, q Querier, before time.Time, limit int) (int, error) {
-	res, err := q.ExecContext(ctx, `UPDATE deliveries SET body = '', body_dropped_at = $1
+	rows, err := q.QueryContext(ctx, `UPDATE deliveries SET body_dropped_at = $1
 		WHERE id IN (SELECT id FROM deliveries WHERE body_dropped_at = 0 AND received_at < $2 AND status <> $3
-			ORDER BY received_at LIMIT $4)`, micros(Now()), micros(before), DeliveryAccepted, limit)
+			ORDER BY received_at LIMIT $4) RETURNING id`, micros(Now()), micros(before), DeliveryAccepted, limit)
 	if err != nil {
 		return 0, err
 	}
-	n, err := res.RowsAffected()
-	return int(n), err
+	var ids []any
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Close(); err != nil {
+		return 0, err
+	}
+	for rest := ids; len(rest) > 0; {
+		n := min(len(rest), 500) // far below both databases' parameter limits
+		if _, err := q.ExecContext(ctx, `DELETE FROM delivery_bodies WHERE delivery_id IN (`+placeholders(n)+`)`, rest[:n]...); err != nil {
+			return 0, err
+		}
+		rest = rest[n:]
+	}
+	return len(ids), nil
+}
+
+// placeholders is "$1,$2,…,$n".
+func placeholders(n int) string {
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		if i > 1 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('$')
+		b.WriteString(strconv.Itoa(i))
+	}
+	return b.String()
 }
 
 // PurgeDeletedEnvironments forgets up to limit environments deleted before

@@ -49,7 +49,7 @@ func TestAnEscapedNULIsStoredAndReadBackAsReceived(t *testing.T) {
 			t.Fatalf("status %d: %s", w.Code, w.Body)
 		}
 		var stored string
-		if err := s.Reader().QueryRowContext(context.Background(), `SELECT body FROM deliveries`).Scan(&stored); err != nil {
+		if err := s.Reader().QueryRowContext(context.Background(), `SELECT body FROM delivery_bodies`).Scan(&stored); err != nil {
 			t.Fatal(err)
 		}
 		if stored != body || *jobs != 1 {
