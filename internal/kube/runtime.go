@@ -70,6 +70,8 @@ type Runtime struct {
 	// the Secret with its fresh tree URL, the namespace's SHA label).
 	// Lost on restart, which costs one full apply.
 	applied map[int64]map[string]string
+
+	rollouts *rollouts // the shared watch deploys wait on (rollouts.go)
 }
 
 // New returns a runtime on opts.Client.
@@ -80,8 +82,12 @@ func New(opts Options) (*Runtime, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Runtime{opts: opts, c: opts.Client, log: opts.Logger, applied: map[int64]map[string]string{}}, nil
+	return &Runtime{opts: opts, c: opts.Client, log: opts.Logger, applied: map[int64]map[string]string{},
+		rollouts: newRollouts(opts.Client)}, nil
 }
+
+// Close stops the shared watch on glenv's Deployments.
+func (r *Runtime) Close() { r.rollouts.close() }
 
 // Deploy reads the commit's .glenv.yml, applies the environment's objects
 // and returns once the Deployment rolled out the new SHA (Available, every
@@ -346,80 +352,6 @@ func explain(err error) error {
 		return fmt.Errorf("%w; check image, health and services in .glenv.yml", err)
 	}
 	return err
-}
-
-// waitRolledOut watches the Deployment (one watch, no polling) until
-// rollout decides it.
-func (r *Runtime) waitRolledOut(ctx context.Context, d *appsv1.Deployment) error {
-	for {
-		done, failure := Rollout(d)
-		if failure != "" {
-			return errors.New(failure)
-		}
-		if done {
-			return nil
-		}
-		w, err := r.c.AppsV1().Deployments(d.Namespace).Watch(ctx, metav1.ListOptions{
-			FieldSelector: "metadata.name=" + d.Name, ResourceVersion: d.ResourceVersion, AllowWatchBookmarks: true})
-		if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
-			// Too old to resume from: read where it stands now.
-			if d, err = r.c.AppsV1().Deployments(d.Namespace).Get(ctx, d.Name, metav1.GetOptions{}); err != nil {
-				return fmt.Errorf("read Deployment: %w", err)
-			}
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("watch Deployment %s/%s: %w", d.Namespace, d.Name, err)
-		}
-		next, err := nextDeployment(ctx, w, d)
-		w.Stop()
-		if err != nil {
-			return err
-		}
-		d = next
-	}
-}
-
-// nextDeployment returns the Deployment once it is decided, or its latest
-// state when the watch ends (the API server closes watches now and then).
-func nextDeployment(ctx context.Context, w watch.Interface, last *appsv1.Deployment) (*appsv1.Deployment, error) {
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, context.Cause(ctx)
-		case ev, ok := <-w.ResultChan():
-			if !ok {
-				return last, nil
-			}
-			switch ev.Type {
-			case watch.Deleted:
-				return nil, errors.New("the Deployment was deleted during the rollout")
-			case watch.Error:
-				err := apierrors.FromObject(ev.Object)
-				if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
-					// Watch again from now: it starts with the current state.
-					last = last.DeepCopy()
-					last.ResourceVersion = ""
-					return last, nil
-				}
-				return nil, fmt.Errorf("watch Deployment: %v", err)
-			case watch.Bookmark:
-				if m, ok := ev.Object.(metav1.Object); ok {
-					last = last.DeepCopy()
-					last.ResourceVersion = m.GetResourceVersion()
-				}
-			case watch.Added, watch.Modified:
-				d, ok := ev.Object.(*appsv1.Deployment)
-				if !ok {
-					continue
-				}
-				last = d
-				if done, failure := Rollout(d); done || failure != "" {
-					return d, nil
-				}
-			}
-		}
-	}
 }
 
 // Remove deletes the environment's namespace (and so everything in it),

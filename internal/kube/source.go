@@ -77,6 +77,13 @@ func (s *Source) Fetch(ctx context.Context, projectID int64, url, token, sha str
 		return fmt.Errorf("commit %q: must be a 40-character hex SHA", sha)
 	}
 	repo := s.repo(projectID)
+	// A burst of deploys of one SHA would otherwise queue on the lock
+	// behind each other's `git cat-file` (a process each, tens of ms on a
+	// busy machine: seconds for a hundred): a commit already there needs
+	// no lock to be found.
+	if s.has(ctx, repo, sha) {
+		return nil
+	}
 	defer s.lock(repo)()
 	if _, err := os.Stat(filepath.Join(repo, "HEAD")); err != nil {
 		if err := os.MkdirAll(repo, 0o700); err != nil {
@@ -86,7 +93,7 @@ func (s *Source) Fetch(ctx context.Context, projectID int64, url, token, sha str
 			return err
 		}
 	}
-	if s.git(ctx, repo, "", nil, "cat-file", "-e", sha+"^{commit}") == nil {
+	if s.has(ctx, repo, sha) {
 		return nil
 	}
 	err := s.git(ctx, repo, token, nil, "-c", "protocol.version=2", "fetch", "--quiet", "--no-tags",
@@ -95,6 +102,14 @@ func (s *Source) Fetch(ctx context.Context, projectID int64, url, token, sha str
 		return fmt.Errorf("fetch %s at %s: %w; check the integration's token with `glenv integration:validate`", url, gitsha.Short(sha), err)
 	}
 	return nil
+}
+
+// has reports whether the repository holds the commit.
+func (s *Source) has(ctx context.Context, repo, sha string) bool {
+	if _, err := os.Stat(filepath.Join(repo, "HEAD")); err != nil {
+		return false
+	}
+	return s.git(ctx, repo, "", nil, "cat-file", "-e", sha+"^{commit}") == nil
 }
 
 // ReadFile returns a file of a fetched commit, or os.ErrNotExist.
