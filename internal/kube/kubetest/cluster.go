@@ -136,6 +136,20 @@ var binaries = []string{"kube-apiserver", "kube-controller-manager", "kube-sched
 // is missing.
 func need(t testing.TB) {
 	t.Helper()
+	msg := missingPart()
+	if msg == "" {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		// .ci/run builds the control plane: a missing part is a failure.
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
+// missingPart says which part of the control plane is missing, and how to
+// get it; "" when none is.
+func missingPart() string {
 	bin := os.Getenv("GLENV_KUBE_BIN")
 	missing := ""
 	for _, b := range binaries {
@@ -148,15 +162,22 @@ func need(t testing.TB) {
 		missing = "etcd (Debian package etcd-server)"
 	}
 	if missing == "" {
-		return
+		return ""
 	}
-	msg := fmt.Sprintf("no Kubernetes control plane: %s not found (GLENV_KUBE_BIN=%q); build it with `scripts/kube-binaries` and export GLENV_KUBE_BIN=<the dir it prints>", missing, bin)
-	if os.Getenv("CI") == "true" {
-		// .ci/run builds the control plane: a missing part is a failure.
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
+	return fmt.Sprintf("no Kubernetes control plane: %s not found (GLENV_KUBE_BIN=%q); build it with `scripts/kube-binaries` and export GLENV_KUBE_BIN=<the dir it prints>", missing, bin)
 }
+
+// Launch starts a control plane outside a test (bench programs), its files
+// in dir; Stop ends it.
+func Launch(ctx context.Context, dir string) (*Cluster, error) {
+	if msg := missingPart(); msg != "" {
+		return nil, errors.New(msg)
+	}
+	return launch(ctx, dir)
+}
+
+// Stop ends a control plane Launch started.
+func (c *Cluster) Stop() { c.stop() }
 
 // launch starts etcd, the API server, the controller-manager, the scheduler
 // and kwok with one fake node, and returns once the API server is ready and
