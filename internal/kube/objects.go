@@ -266,6 +266,7 @@ func DeploymentObject(s Spec) *appsv1.Deployment {
 				Spec: corev1.PodSpec{
 					// Environment code has no business with the API server.
 					AutomountServiceAccountToken: &no,
+					ServiceAccountName:           ServiceAccountName, // serviceaccount.go says why
 					EnableServiceLinks:           &no,
 					InitContainers:               init,
 					Containers: []corev1.Container{{

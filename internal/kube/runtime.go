@@ -239,7 +239,7 @@ func dbName(envID int64, name string) string {
 // this process last applied it, namespace first, and returns the Deployment
 // as the API server has it.
 func (r *Runtime) applyAll(ctx context.Context, envID int64, s Spec, logf func(string, ...any)) (*appsv1.Deployment, error) {
-	objs := []any{NamespaceObject(s), SecretObject(s)}
+	objs := []any{NamespaceObject(s), ServiceAccountObject(s), SecretObject(s)}
 	for _, c := range Claims(s) {
 		objs = append(objs, c)
 	}
@@ -298,6 +298,8 @@ func (r *Runtime) apply(ctx context.Context, s Spec, o any, body []byte) (any, e
 		return r.c.CoreV1().Namespaces().Patch(ctx, o.Name, types.ApplyPatchType, body, po)
 	case *corev1.Secret:
 		return r.c.CoreV1().Secrets(ns).Patch(ctx, o.Name, types.ApplyPatchType, body, po)
+	case *corev1.ServiceAccount:
+		return r.c.CoreV1().ServiceAccounts(ns).Patch(ctx, o.Name, types.ApplyPatchType, body, po)
 	case *appsv1.Deployment:
 		return r.c.AppsV1().Deployments(ns).Patch(ctx, o.Name, types.ApplyPatchType, body, po)
 	case *corev1.Service:
