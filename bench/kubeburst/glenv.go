@@ -30,7 +30,7 @@ const admin = "glenv_bench_admin_token_0123456789"
 // GitLab double's project (its main branch deploys first), then posts n
 // merge request open webhooks from senders at once and waits until every
 // merge request's deploy finished.
-func throughGlenv(ctx context.Context, w *world, calls *counter, n, workers, senders int, db string) burst {
+func throughGlenv(ctx context.Context, w *world, calls *counter, n, workers, senders int, db string, traceAll bool) burst {
 	dir := tb.TempDir()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	tb.Must(err)
@@ -81,7 +81,7 @@ func throughGlenv(ctx context.Context, w *world, calls *counter, n, workers, sen
 	for i := range n {
 		bodies[i] = mrOpen(w.gl.Project.ID, int64(i+1), w.sha)
 	}
-	trace, err := kubetest.StartTrace(ctx, w.cluster.Client, "glenv-mr-")
+	trace, err := kubetest.StartTrace(ctx, w.cluster.Client, "glenv-mr-", traceAll)
 	tb.Must(err)
 	defer trace.Stop()
 	b := burst{trace: trace, glenv: map[string]map[string]time.Time{}, before: []string{"acknowledged", "deploy started"}}

@@ -27,6 +27,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/glenv/glenv/bench/internal/benchkit"
@@ -53,6 +54,8 @@ func main() {
 	workers := flag.Int("workers", 0, "glenv's --workers (0 = its default on Kubernetes)")
 	baseline := flag.Bool("baseline", true, "also measure the runtime alone, alternated with glenv's path")
 	keep := flag.String("keep-logs", "", "copy the control plane's logs here after each measurement")
+	lean := flag.Bool("lean", false, "control plane without the garbage collector and resource quota controllers (kubetest.LaunchOptions.NoWatchAll)")
+	traceAll := flag.Bool("trace", true, "watch namespaces, ReplicaSets and pods too, for where the time goes (the watches cost the API server)")
 	flag.Parse()
 	if *db != "sqlite" && *db != "postgres" {
 		tb.Fatalf("-db %q: must be sqlite or postgres", *db)
@@ -64,8 +67,8 @@ func main() {
 	if w == 0 {
 		w = config.DefaultKubernetesWorkers
 	}
-	fmt.Printf("kubeburst: %d merge requests opened at once, glenv --workers %d, %s, %d round(s); load average %s\n\n",
-		*n, w, *db, *rounds, loadavg())
+	fmt.Printf("kubeburst: %d merge requests opened at once, glenv --workers %d, %s, %d round(s), lean control plane %v, full trace %v; load average %s\n\n",
+		*n, w, *db, *rounds, *lean, *traceAll, loadavg())
 	results := map[string][]result{}
 	modes := []string{"glenv"}
 	if *baseline {
@@ -73,7 +76,7 @@ func main() {
 	}
 	for r := range *rounds {
 		for _, mode := range modes {
-			res := measure(mode, *n, w, *senders, *db, *keep)
+			res := measure(mode, *n, w, *senders, *db, *keep, kubetest.LaunchOptions{NoWatchAll: *lean}, *traceAll)
 			fmt.Printf("round %d, %s (load average %s):\n%s\n", r+1, describe(mode), loadavg(), res.detail)
 			results[mode] = append(results[mode], res)
 		}
@@ -131,9 +134,9 @@ type world struct {
 	dir     string
 }
 
-func newWorld() *world {
+func newWorld(o kubetest.LaunchOptions) *world {
 	dir := tb.TempDir()
-	c, err := kubetest.Launch(context.Background(), dir)
+	c, err := kubetest.Launch(context.Background(), dir, o)
 	tb.Must(err)
 	gl := tb.GitLab()
 	gl.Commit(tb, gl.Project.ID, gitlabtest.Commit{Branch: "main", Files: map[string]string{".glenv.yml": glenvYML}})
@@ -150,17 +153,18 @@ func (w *world) close(keep string) {
 	tb.RemoveAll()
 }
 
-func measure(mode string, n, workers, senders int, db, keep string) result {
-	w := newWorld()
+func measure(mode string, n, workers, senders int, db, keep string, o kubetest.LaunchOptions, traceAll bool) result {
+	w := newWorld(o)
 	defer w.close(keep)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	calls := &counter{}
+	cpu0, self0 := w.cluster.CPU(), selfCPU()
 	var run burst
 	if mode == "runtime" {
-		run = runtimeAlone(ctx, w, calls, n, workers)
+		run = runtimeAlone(ctx, w, calls, n, workers, traceAll)
 	} else {
-		run = throughGlenv(ctx, w, calls, n, workers, senders, db)
+		run = throughGlenv(ctx, w, calls, n, workers, senders, db, traceAll)
 	}
 	seen := run.trace.Seen()
 	for ns, m := range run.glenv {
@@ -187,6 +191,12 @@ func measure(mode string, n, workers, senders int, db, keep string) result {
 	order = append(order, "noticed")
 	detail := fmt.Sprintf("  last event %s after the first; from the last event:\n%s", run.last.Sub(run.first).Round(10*time.Millisecond),
 		indent(kubetest.Breakdown(run.last, seen, order)))
+	cpu1, self1 := w.cluster.CPU(), selfCPU()
+	detail += "  CPU used during the burst: " + mode + " (this process) " + (self1 - self0).Round(100*time.Millisecond).String()
+	for _, name := range []string{"kube-apiserver", "etcd", "kube-controller-manager", "kube-scheduler", "kwok"} {
+		detail += ", " + name + " " + (cpu1[name] - cpu0[name]).Round(100*time.Millisecond).String()
+	}
+	detail += "\n"
 	return result{available: quantiles(avail), noticed: quantiles(noticed), callsPerEnv: float64(run.calls) / float64(n), detail: detail}
 }
 
@@ -240,6 +250,12 @@ func spread(v []time.Duration) string {
 
 func indent(s string) string {
 	return "  " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  ") + "\n"
+}
+
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func loadavg() string {

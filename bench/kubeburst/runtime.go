@@ -19,7 +19,7 @@ import (
 // runtime directly, workers at a time, with glenv's default client limits:
 // every event "arrives" at once, so the first and last event are one
 // instant.
-func runtimeAlone(ctx context.Context, w *world, calls *counter, n, workers int) burst {
+func runtimeAlone(ctx context.Context, w *world, calls *counter, n, workers int, traceAll bool) burst {
 	cfg := rest.CopyConfig(w.cluster.Config)
 	cfg.QPS, cfg.Burst = config.DefaultKubernetesQPS, config.DefaultKubernetesBurst
 	cfg.WrapTransport = calls.wrap
@@ -31,7 +31,7 @@ func runtimeAlone(ctx context.Context, w *world, calls *counter, n, workers int)
 		}})
 	tb.Must(err)
 	defer rt.Close()
-	trace, err := kubetest.StartTrace(ctx, w.cluster.Client, "glenv-mr-")
+	trace, err := kubetest.StartTrace(ctx, w.cluster.Client, "glenv-mr-", traceAll)
 	tb.Must(err)
 	defer trace.Stop()
 	b := burst{trace: trace, glenv: map[string]map[string]time.Time{}}

@@ -41,7 +41,7 @@ func BenchmarkBurstOfEnvironments(b *testing.B) {
 	for iter := range b.N {
 		w.calls.Take()
 		prefix := fmt.Sprintf("glenv-burst%d-", iter)
-		trace, err := kubetest.StartTrace(ctx, w.cluster.Client, prefix)
+		trace, err := kubetest.StartTrace(ctx, w.cluster.Client, prefix, true)
 		if err != nil {
 			b.Fatal(err)
 		}

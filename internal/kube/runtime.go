@@ -118,10 +118,6 @@ func (r *Runtime) Deploy(ctx context.Context, req runtime.DeployRequest) error {
 		return &runtime.ConfigError{Problems: []string{"image: required with --runtime kubernetes (the container the checkout runs in); add e.g. `image: python:3.13-slim`"}}
 	}
 	ns := Namespace(env.Host)
-	fresh, err := r.fresh(ctx, env.ID, ns)
-	if err != nil {
-		return err
-	}
 	// A fork's code cannot be told apart from the project's own MR code
 	// here, so with build-forks on every MR is treated as a fork's.
 	noSecrets := env.Kind == "mr" && in.BuildForks
@@ -148,8 +144,16 @@ func (r *Runtime) Deploy(ctx context.Context, req runtime.DeployRequest) error {
 		repoEnv = nil
 	}
 	var parent *store.Environment
-	if fresh && req.CloneParentData && req.Parent != nil && !noSecrets {
-		parent = req.Parent
+	if req.CloneParentData && req.Parent != nil && !noSecrets && (len(cfg.Files) > 0 || len(cfg.Postgres) > 0) {
+		// Only an app with data asks whether its namespace is new: one
+		// API call fewer for every other new environment in a burst.
+		fresh, err := r.fresh(ctx, env.ID, ns)
+		if err != nil {
+			return err
+		}
+		if fresh {
+			parent = req.Parent
+		}
 	}
 	dbs, err := r.databases(ctx, env.ID, cfg.Postgres, cfg.ConnectionLimits, parent, secret, logf)
 	if err != nil {

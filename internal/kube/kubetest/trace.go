@@ -46,8 +46,9 @@ type Trace struct {
 }
 
 // StartTrace opens one cluster-wide watch per kind (namespaces, Deployments,
-// ReplicaSets, pods); Stop closes them.
-func StartTrace(ctx context.Context, c kubernetes.Interface, prefix string) (*Trace, error) {
+// ReplicaSets, pods), or with all false only the Deployments' (for when
+// each is Available: every watch costs the API server); Stop closes them.
+func StartTrace(ctx context.Context, c kubernetes.Interface, prefix string, all bool) (*Trace, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	t := &Trace{prefix: prefix, seen: map[string]map[string]time.Time{}, stop: cancel}
 	type source struct {
@@ -79,6 +80,9 @@ func StartTrace(ctx context.Context, c kubernetes.Interface, prefix string) (*Tr
 		}, func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 			return c.CoreV1().Pods("").Watch(ctx, o)
 		}},
+	}
+	if !all {
+		sources = sources[1:2]
 	}
 	for _, s := range sources {
 		// Only what happens from now on: list for the current version,
