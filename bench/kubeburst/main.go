@@ -53,7 +53,7 @@ func main() {
 	db := flag.String("db", "sqlite", "glenv's database: sqlite, or postgres (GLENV_TEST_DATABASE_URL)")
 	workers := flag.Int("workers", 0, "glenv's --workers (0 = its default on Kubernetes)")
 	baseline := flag.Bool("baseline", true, "also measure the runtime alone, alternated with glenv's path")
-	keep := flag.String("keep-logs", "", "copy the control plane's logs here after each measurement")
+	keep := flag.String("keep-logs", "", "keep the control plane's files and logs under this directory")
 	lean := flag.Bool("lean", false, "control plane without the garbage collector and resource quota controllers (kubetest.LaunchOptions.NoWatchAll)")
 	traceAll := flag.Bool("trace", true, "watch namespaces, ReplicaSets and pods too, for where the time goes (the watches cost the API server)")
 	flag.Parse()
@@ -134,8 +134,13 @@ type world struct {
 	dir     string
 }
 
-func newWorld(o kubetest.LaunchOptions) *world {
+func newWorld(o kubetest.LaunchOptions, keep string) *world {
 	dir := tb.TempDir()
+	if keep != "" {
+		// Kept in place, so a measurement that fails leaves them too.
+		dir = fmt.Sprintf("%s/%d", keep, time.Now().UnixNano())
+		tb.Must(os.MkdirAll(dir, 0o700))
+	}
 	c, err := kubetest.Launch(context.Background(), dir, o)
 	tb.Must(err)
 	gl := tb.GitLab()
@@ -144,18 +149,15 @@ func newWorld(o kubetest.LaunchOptions) *world {
 	return &world{cluster: c, gl: gl, sha: sha, dir: dir}
 }
 
-func (w *world) close(keep string) {
-	if keep != "" {
-		_ = os.CopyFS(fmt.Sprintf("%s/%d", keep, time.Now().UnixNano()), os.DirFS(w.dir))
-	}
+func (w *world) close() {
 	w.cluster.Stop()
 	w.gl.Close()
 	tb.RemoveAll()
 }
 
 func measure(mode string, n, workers, senders int, db, keep string, o kubetest.LaunchOptions, traceAll bool) result {
-	w := newWorld(o)
-	defer w.close(keep)
+	w := newWorld(o, keep)
+	defer w.close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	calls := &counter{}

@@ -290,7 +290,7 @@ const DefaultFetchImage = "busybox:1.37"
 // ServiceObject sends port 80 to the app's port.
 func ServiceObject(s Spec) *corev1.Service {
 	return &corev1.Service{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Service"}, ObjectMeta: s.stableMeta(AppName),
-		Spec: corev1.ServiceSpec{Selector: s.selector(),
+		Spec: corev1.ServiceSpec{Selector: s.selector(), ClusterIP: serviceClusterIP,
 			Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromString("http")}}}}
 }
 

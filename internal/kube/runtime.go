@@ -274,6 +274,9 @@ func (r *Runtime) applyAll(ctx context.Context, envID int64, s Spec, logf func(s
 			continue
 		}
 		got, err := r.apply(ctx, s, o, body)
+		if _, ok := o.(*corev1.Service); ok && apierrors.IsInvalid(err) {
+			got, err = r.recreateService(ctx, s, o, body, logf)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("apply %s: %w", key, explain(err))
 		}
