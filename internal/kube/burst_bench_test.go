@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glenv/glenv/internal/config"
 	"github.com/glenv/glenv/internal/gitlabtest"
 	"github.com/glenv/glenv/internal/kube"
 	"github.com/glenv/glenv/internal/kube/kubetest"
@@ -19,8 +20,8 @@ import (
 
 // BenchmarkBurstOfEnvironments creates GLENV_KUBE_BURST environments (100
 // unless set) at once through the runtime alone, as one burst of MR events
-// does, with GLENV_KUBE_BURST_WORKERS deploys running at a time (8 unless
-// set: glenv's default --workers), and reports when each was Available,
+// does, with GLENV_KUBE_BURST_WORKERS deploys running at a time (glenv's
+// default --workers on Kubernetes unless set), and reports when each was Available,
 // counted from the burst (every event arrives at once, so the last event is
 // the first instant). It logs where an environment's time goes, milestone
 // by milestone, as the cluster shows it. bench/kubeburst measures the same
@@ -30,7 +31,7 @@ import (
 //	  go test -run '^$' -bench BurstOfEnvironments -benchtime 1x -v ./internal/kube/
 func BenchmarkBurstOfEnvironments(b *testing.B) {
 	n := envInt(b, "GLENV_KUBE_BURST", 100)
-	workers := envInt(b, "GLENV_KUBE_BURST_WORKERS", 8)
+	workers := envInt(b, "GLENV_KUBE_BURST_WORKERS", config.DefaultKubernetesWorkers)
 	w := newKubeWorldTB(b)
 	sha := w.gl.Commit(b, w.project.ID, gitlabtest.Commit{Branch: "main", Files: map[string]string{".glenv.yml": glenvYML, "requirements.txt": ""}})
 	ctx, cancel := context.WithTimeout(b.Context(), 30*time.Minute)
