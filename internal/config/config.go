@@ -50,6 +50,14 @@ type Config struct {
 	// KubernetesVolumeClone is how services.files claims get the parent's
 	// data: auto, csi or copy (internal/kube/volume.go).
 	KubernetesVolumeClone string
+	// KubernetesQPS and KubernetesBurst bound glenv's own requests to the
+	// Kubernetes API (client-go's token bucket); 0 QPS = no client-side
+	// limit (kubernetes.go).
+	KubernetesQPS   int
+	KubernetesBurst int
+	// Workers is how many jobs (deploys, removals, feedback) run at once;
+	// 0 = the runtime's default (kubernetes.go).
+	Workers int
 
 	// Retention: what glenv keeps, and for how long (internal/retention).
 	// A zero age keeps things forever.
@@ -124,6 +132,9 @@ func (c *Config) settings(getenv func(string) string) []setting {
 		{name: "kubernetes-storage-class", str: &c.KubernetesStorageClass, help: "with --runtime kubernetes: storage class of services.files volumes (a CSI class that can clone); empty = the cluster's default"},
 		{name: "kubernetes-volume-clone", str: &c.KubernetesVolumeClone, def: "auto", help: "with --runtime kubernetes: how services.files volumes get the parent's data: csi (a CSI clone, dataSourceRef), copy (a Job copies the parent's volume), auto (csi where the storage class's provisioner is a CSI driver, else copy)"},
 		{name: "kubernetes-fetch-image", str: &c.KubernetesFetchImage, def: "busybox:1.37", help: "with --runtime kubernetes: image of the init container that downloads the tree (needs sh, wget and tar)"},
+		{name: "kubernetes-qps", integer: &c.KubernetesQPS, def: "200", help: "with --runtime kubernetes: requests per second glenv may send the Kubernetes API, sustained (0 = no client-side limit: the API server's priority and fairness alone)"},
+		{name: "kubernetes-burst", integer: &c.KubernetesBurst, def: "1000", help: "with --runtime kubernetes: requests glenv may send the Kubernetes API at once above --kubernetes-qps (a new environment costs about 6)"},
+		{name: "workers", integer: &c.Workers, def: "0", help: "jobs (deploys, removals, feedback) run at once; 0 = 8, or 128 with --runtime kubernetes, where a deploy mostly waits on the cluster"},
 		{name: "services-database-url", str: &c.ServicesDatabaseURL, secret: true, help: "PostgreSQL for apps' services.postgresql databases (a role with CREATEDB and CREATEROLE); empty = glenv runs its own in <data-dir>/postgresql (needs the postgresql package)"},
 		{name: "services-database-connection-limit", integer: &c.ServicesConnectionLimit, def: "20", help: "connections each environment may hold to one of its services.postgresql databases: the default, and the most a .glenv.yml connection_limit may ask for"},
 		{name: "admins", str: &c.Admins, help: "comma-separated GitLab accounts that are glenv admins when they sign in, as host/username, e.g. gitlab.example.com/alice"},
@@ -302,6 +313,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Runtime != "kubernetes" && c.KubernetesVolumeClone != "auto" {
 		return fmt.Errorf("--kubernetes-volume-clone: only applies with --runtime kubernetes; add --runtime kubernetes or drop it")
+	}
+	if err := c.validateKubernetes(); err != nil {
+		return err
 	}
 	if c.Runtime == "kubernetes" && c.KubernetesFetchImage == "" {
 		return fmt.Errorf("--kubernetes-fetch-image: must name an image with sh, wget and tar, e.g. busybox:1.37")

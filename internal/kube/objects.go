@@ -266,6 +266,7 @@ func DeploymentObject(s Spec) *appsv1.Deployment {
 				Spec: corev1.PodSpec{
 					// Environment code has no business with the API server.
 					AutomountServiceAccountToken: &no,
+					ServiceAccountName:           ServiceAccountName, // serviceaccount.go says why
 					EnableServiceLinks:           &no,
 					InitContainers:               init,
 					Containers: []corev1.Container{{
@@ -289,7 +290,7 @@ const DefaultFetchImage = "busybox:1.37"
 // ServiceObject sends port 80 to the app's port.
 func ServiceObject(s Spec) *corev1.Service {
 	return &corev1.Service{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Service"}, ObjectMeta: s.stableMeta(AppName),
-		Spec: corev1.ServiceSpec{Selector: s.selector(),
+		Spec: corev1.ServiceSpec{Selector: s.selector(), ClusterIP: serviceClusterIP,
 			Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromString("http")}}}}
 }
 

@@ -104,6 +104,12 @@ func TestObjects(t *testing.T) {
 			if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
 				t.Error("environment pods must not get a service account token")
 			}
+			// The pod runs as glenv's own service account, made with the
+			// namespace: never waiting for the controller-manager's default.
+			sa := ServiceAccountObject(s)
+			if pod.ServiceAccountName != sa.Name || sa.Namespace != Namespace(s.HostLabel) || sa.AutomountServiceAccountToken == nil || *sa.AutomountServiceAccountToken {
+				t.Errorf("pod runs as %q; glenv's service account %s/%s automount %v", pod.ServiceAccountName, sa.Namespace, sa.Name, sa.AutomountServiceAccountToken)
+			}
 		}},
 		{"no build steps means no build container", func(s Spec) Spec { s.Build = nil; return s }, func(t *testing.T, s Spec) {
 			if n := len(DeploymentObject(s).Spec.Template.Spec.InitContainers); n != 1 {

@@ -75,6 +75,8 @@ type Runtime struct {
 	applied map[int64]map[string]string
 	// clone remembers how each storage class clones (volume_flow.go).
 	clone map[string]cloneDecision
+
+	rollouts *rollouts // the shared watch deploys wait on (rollouts.go)
 }
 
 // New returns a runtime on opts.Client.
@@ -85,8 +87,12 @@ func New(opts Options) (*Runtime, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Runtime{opts: opts, c: opts.Client, log: opts.Logger, applied: map[int64]map[string]string{}}, nil
+	return &Runtime{opts: opts, c: opts.Client, log: opts.Logger, applied: map[int64]map[string]string{},
+		rollouts: newRollouts(opts.Client)}, nil
 }
+
+// Close stops the shared watch on glenv's Deployments.
+func (r *Runtime) Close() { r.rollouts.close() }
 
 // Deploy reads the commit's .glenv.yml, applies the environment's objects
 // and returns once the Deployment rolled out the new SHA (Available, every
@@ -117,10 +123,6 @@ func (r *Runtime) Deploy(ctx context.Context, req runtime.DeployRequest) error {
 		return &runtime.ConfigError{Problems: []string{"image: required with --runtime kubernetes (the container the checkout runs in); add e.g. `image: python:3.13-slim`"}}
 	}
 	ns := Namespace(env.Host)
-	fresh, err := r.fresh(ctx, env.ID, ns)
-	if err != nil {
-		return err
-	}
 	noSecrets := env.Kind == "mr" && env.FromFork
 	secret := map[string]string{TreeURLKey: r.opts.TreeURL(in.Name, req.SHA)}
 	if r.opts.Secrets != nil && !noSecrets {
@@ -145,8 +147,16 @@ func (r *Runtime) Deploy(ctx context.Context, req runtime.DeployRequest) error {
 		repoEnv = nil
 	}
 	var parent *store.Environment
-	if fresh && req.CloneParentData && req.Parent != nil && !noSecrets {
-		parent = req.Parent
+	if req.CloneParentData && req.Parent != nil && !noSecrets && (len(cfg.Files) > 0 || len(cfg.Postgres) > 0) {
+		// Only an app with data asks whether its namespace is new: one
+		// API call fewer for every other new environment in a burst.
+		fresh, err := r.fresh(ctx, env.ID, ns)
+		if err != nil {
+			return err
+		}
+		if fresh {
+			parent = req.Parent
+		}
 	}
 	dbs, err := r.databases(ctx, env.ID, cfg.Postgres, cfg.ConnectionLimits, parent, secret, logf)
 	if err != nil {
@@ -236,7 +246,7 @@ func dbName(envID int64, name string) string {
 // this process last applied it, namespace first, and returns the Deployment
 // as the API server has it.
 func (r *Runtime) applyAll(ctx context.Context, envID int64, s Spec, logf func(string, ...any)) (*appsv1.Deployment, error) {
-	objs := []any{NamespaceObject(s), SecretObject(s)}
+	objs := []any{NamespaceObject(s), ServiceAccountObject(s), SecretObject(s)}
 	for _, c := range Claims(s) {
 		objs = append(objs, c)
 	}
@@ -260,6 +270,9 @@ func (r *Runtime) applyAll(ctx context.Context, envID int64, s Spec, logf func(s
 			continue
 		}
 		got, err := r.apply(ctx, s, o, body)
+		if _, ok := o.(*corev1.Service); ok && apierrors.IsInvalid(err) {
+			got, err = r.recreateService(ctx, s, o, body, logf)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("apply %s: %w", key, explain(err))
 		}
@@ -288,6 +301,8 @@ func (r *Runtime) apply(ctx context.Context, s Spec, o any, body []byte) (any, e
 		return r.c.CoreV1().Namespaces().Patch(ctx, o.Name, types.ApplyPatchType, body, po)
 	case *corev1.Secret:
 		return r.c.CoreV1().Secrets(ns).Patch(ctx, o.Name, types.ApplyPatchType, body, po)
+	case *corev1.ServiceAccount:
+		return r.c.CoreV1().ServiceAccounts(ns).Patch(ctx, o.Name, types.ApplyPatchType, body, po)
 	case *appsv1.Deployment:
 		return r.c.AppsV1().Deployments(ns).Patch(ctx, o.Name, types.ApplyPatchType, body, po)
 	case *corev1.Service:
@@ -342,80 +357,6 @@ func explain(err error) error {
 		return fmt.Errorf("%w; check image, health and services in .glenv.yml", err)
 	}
 	return err
-}
-
-// waitRolledOut watches the Deployment (one watch, no polling) until
-// rollout decides it.
-func (r *Runtime) waitRolledOut(ctx context.Context, d *appsv1.Deployment) error {
-	for {
-		done, failure := Rollout(d)
-		if failure != "" {
-			return errors.New(failure)
-		}
-		if done {
-			return nil
-		}
-		w, err := r.c.AppsV1().Deployments(d.Namespace).Watch(ctx, metav1.ListOptions{
-			FieldSelector: "metadata.name=" + d.Name, ResourceVersion: d.ResourceVersion, AllowWatchBookmarks: true})
-		if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
-			// Too old to resume from: read where it stands now.
-			if d, err = r.c.AppsV1().Deployments(d.Namespace).Get(ctx, d.Name, metav1.GetOptions{}); err != nil {
-				return fmt.Errorf("read Deployment: %w", err)
-			}
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("watch Deployment %s/%s: %w", d.Namespace, d.Name, err)
-		}
-		next, err := nextDeployment(ctx, w, d)
-		w.Stop()
-		if err != nil {
-			return err
-		}
-		d = next
-	}
-}
-
-// nextDeployment returns the Deployment once it is decided, or its latest
-// state when the watch ends (the API server closes watches now and then).
-func nextDeployment(ctx context.Context, w watch.Interface, last *appsv1.Deployment) (*appsv1.Deployment, error) {
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, context.Cause(ctx)
-		case ev, ok := <-w.ResultChan():
-			if !ok {
-				return last, nil
-			}
-			switch ev.Type {
-			case watch.Deleted:
-				return nil, errors.New("the Deployment was deleted during the rollout")
-			case watch.Error:
-				err := apierrors.FromObject(ev.Object)
-				if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
-					// Watch again from now: it starts with the current state.
-					last = last.DeepCopy()
-					last.ResourceVersion = ""
-					return last, nil
-				}
-				return nil, fmt.Errorf("watch Deployment: %v", err)
-			case watch.Bookmark:
-				if m, ok := ev.Object.(metav1.Object); ok {
-					last = last.DeepCopy()
-					last.ResourceVersion = m.GetResourceVersion()
-				}
-			case watch.Added, watch.Modified:
-				d, ok := ev.Object.(*appsv1.Deployment)
-				if !ok {
-					continue
-				}
-				last = d
-				if done, failure := Rollout(d); done || failure != "" {
-					return d, nil
-				}
-			}
-		}
-	}
 }
 
 // Remove deletes the environment's namespace (and so everything in it),

@@ -24,8 +24,9 @@ import (
 type Source struct {
 	Dir string // bare repositories, one per GitLab project
 
-	mu    sync.Mutex
-	locks map[string]*sync.Mutex
+	mu      sync.Mutex
+	locks   map[string]*sync.Mutex
+	fetched map[string]struct{} // repo@sha fetched whole (known)
 }
 
 func (s *Source) lock(key string) func() {
@@ -72,12 +73,25 @@ func (s *Source) git(ctx context.Context, repo, token string, stdout io.Writer, 
 }
 
 // Fetch makes sure sha is in the project's cache repository (depth 1).
-func (s *Source) Fetch(ctx context.Context, projectID int64, url, token, sha string) error {
+func (s *Source) Fetch(ctx context.Context, projectID int64, url, token, sha string) (err error) {
 	if !validSHA(sha) {
 		return fmt.Errorf("commit %q: must be a 40-character hex SHA", sha)
 	}
 	repo := s.repo(projectID)
+	// A burst of deploys of one SHA would otherwise queue on the lock
+	// behind each other's `git cat-file` (a process each, tens of ms on a
+	// busy machine: seconds for a hundred). Not git itself, outside the
+	// lock: a fetch writes a small pack's objects loose, one by one, so
+	// the commit can be there before its tree.
+	if s.known(repo, sha) {
+		return nil
+	}
 	defer s.lock(repo)()
+	defer func() {
+		if err == nil {
+			s.remember(repo, sha)
+		}
+	}()
 	if _, err := os.Stat(filepath.Join(repo, "HEAD")); err != nil {
 		if err := os.MkdirAll(repo, 0o700); err != nil {
 			return err
@@ -86,15 +100,44 @@ func (s *Source) Fetch(ctx context.Context, projectID int64, url, token, sha str
 			return err
 		}
 	}
-	if s.git(ctx, repo, "", nil, "cat-file", "-e", sha+"^{commit}") == nil {
+	if s.has(ctx, repo, sha) {
 		return nil
 	}
-	err := s.git(ctx, repo, token, nil, "-c", "protocol.version=2", "fetch", "--quiet", "--no-tags",
+	err = s.git(ctx, repo, token, nil, "-c", "protocol.version=2", "fetch", "--quiet", "--no-tags",
 		"--no-write-fetch-head", "--depth=1", url, "+"+sha+":refs/glenv/"+sha)
 	if err != nil {
 		return fmt.Errorf("fetch %s at %s: %w; check the integration's token with `glenv integration:validate`", url, gitsha.Short(sha), err)
 	}
 	return nil
+}
+
+// maxKnown bounds the commits Source remembers as fetched; past it the
+// memory starts again (a forgotten commit costs one `git cat-file`).
+const maxKnown = 4096
+
+// known reports whether this process fetched (or found) the commit.
+func (s *Source) known(repo, sha string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.fetched[repo+"@"+sha]
+	return ok
+}
+
+func (s *Source) remember(repo, sha string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fetched == nil || len(s.fetched) >= maxKnown {
+		s.fetched = map[string]struct{}{}
+	}
+	s.fetched[repo+"@"+sha] = struct{}{}
+}
+
+// has reports whether the repository holds the commit.
+func (s *Source) has(ctx context.Context, repo, sha string) bool {
+	if _, err := os.Stat(filepath.Join(repo, "HEAD")); err != nil {
+		return false
+	}
+	return s.git(ctx, repo, "", nil, "cat-file", "-e", sha+"^{commit}") == nil
 }
 
 // ReadFile returns a file of a fetched commit, or os.ErrNotExist.

@@ -4,11 +4,13 @@ import (
 	"archive/tar"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/glenv/glenv/internal/gitlabtest"
@@ -75,4 +77,43 @@ func TestSourceServesTheExactTreeAndKeepsTheTokenOffDisk(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A burst of deploys of one new commit: every one that Fetch lets through
+// reads the commit's files, although a fetch writes a small pack's objects
+// one by one (the commit before its tree) while the others look.
+func TestABurstOfFetchesOfOneCommitAllReadItsFiles(t *testing.T) {
+	gl := gitlabtest.New(t)
+	t.Cleanup(gl.RemoveRepos)
+	dev := gl.AddUser(gitlabtest.User{Username: "glenv-bot"})
+	p := gl.AddProject(gitlabtest.Project{PathWithNamespace: "group/app", Members: map[int64]int{dev.ID: 40}})
+	token := gl.AddToken(gitlabtest.Token{UserID: dev.ID, Scopes: []string{"api"}})
+	hs := httptest.NewServer(gl.GitHandler())
+	t.Cleanup(hs.Close)
+	files := map[string]string{".glenv.yml": "run: x\nhealth: /\n"}
+	for i := range 40 {
+		files[fmt.Sprintf("f%d.txt", i)] = strings.Repeat("x", i)
+	}
+	sha := gl.Commit(t, p.ID, gitlabtest.Commit{Branch: "main", Files: files})
+	src := &kube.Source{Dir: t.TempDir()}
+	errs := make(chan error, 30)
+	var wg sync.WaitGroup
+	for range 30 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := src.Fetch(t.Context(), p.ID, hs.URL+"/group/app.git", token, sha); err != nil {
+				errs <- err
+				return
+			}
+			if _, err := src.ReadFile(t.Context(), p.ID, sha, ".glenv.yml"); err != nil {
+				errs <- fmt.Errorf("read .glenv.yml after Fetch returned: %w", err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }

@@ -39,9 +39,12 @@ func (s *Server) newKube(cfg config.Config, log *slog.Logger) (*kube.Runtime, er
 	rc.UserAgent = "glenv"
 	// client-go's default (5 requests/s, bursts of 10) would queue a burst
 	// of MR events behind glenv's own rate limit: 1,000 new environments
-	// cost about 7,000 requests. The API server's priority and fairness
-	// still protects it.
-	rc.QPS, rc.Burst = 100, 200
+	// cost about 6,000 requests (--kubernetes-qps, config/kubernetes.go).
+	// The API server's priority and fairness still protects it.
+	rc.QPS, rc.Burst = float32(cfg.KubernetesQPS), cfg.KubernetesBurst
+	if cfg.KubernetesQPS == 0 {
+		rc.QPS = -1 // client-go: no rate limiter at all
+	}
 	if s.KubeTransport != nil {
 		rc.WrapTransport = s.KubeTransport
 	}

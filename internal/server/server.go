@@ -165,7 +165,7 @@ func NewWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Opti
 	deps := jobs.Deps{RemoteFor: remoteFor, TokenFor: tokenFor, Runtime: rt, Logger: log, Logs: logs,
 		Register: []func(*river.Workers){feedback.Register(fb), retention.Register(keep), envapi.Register(st, &s.queue, log), idle.Register(idleCheck)}, Feedback: true,
 		Changed: s.hub.Changed}
-	queueCfg := jobs.QueueConfig{ReconcileInterval: cfg.ReconcileInterval, RescueAfter: cfg.JobRescueAfter, Logger: log}
+	queueCfg := jobs.QueueConfig{ReconcileInterval: cfg.ReconcileInterval, RescueAfter: cfg.JobRescueAfter, Logger: log, Workers: cfg.Workers}
 	if err := joinReplicas(ctx, st, cfg, log, &s.replicas, &deps, &queueCfg); err != nil {
 		st.Close()
 		s.replicas.close()
@@ -337,6 +337,9 @@ func (s *Server) Run(ctx context.Context) error {
 	s.replicas.leave(drain, s.log)
 	if s.runtime != nil {
 		s.runtime.Close()
+	}
+	if s.kube != nil {
+		s.kube.Close()
 	}
 	if s.services != nil {
 		_ = s.services.Close()
