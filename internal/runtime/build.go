@@ -27,7 +27,7 @@ func (r *Runtime) buildStage(ctx context.Context, d *deploy) (err error) {
 	if d.vars != nil {
 		vars.digest = d.vars.BuildDigest
 	}
-	d.buildKey, d.buildDir, err = r.build(ctx, d.req, d.repo, d.cfg, vars, d.uid, d.logf, d.log)
+	d.buildKey, d.buildDir, err = r.build(ctx, d.req, d.repo, d.pack, d.cfg, vars, d.uid, d.logf, d.log)
 	return err
 }
 
@@ -44,7 +44,7 @@ type buildVars struct {
 
 // build returns the build of the commit's tree with cfg's build settings,
 // running the build commands when no such build exists yet.
-func (r *Runtime) build(ctx context.Context, req DeployRequest, repo string, cfg AppConfig, vars buildVars,
+func (r *Runtime) build(ctx context.Context, req DeployRequest, repo string, pack *packView, cfg AppConfig, vars buildVars,
 	uid int, logf func(string, ...any), log func(string)) (key, dir string, err error) {
 	secrets := vars.secrets
 	tree, err := r.cachedTree(ctx, repo, req.SHA)
@@ -73,7 +73,7 @@ func (r *Runtime) build(ctx context.Context, req DeployRequest, repo string, cfg
 		return key, dir, nil
 	}
 	_ = os.RemoveAll(dir)
-	if err := r.checkout(ctx, repo, req.SHA, dir); err != nil {
+	if err := r.checkoutOf(ctx, pack, repo, req.SHA, dir); err != nil {
 		_ = os.RemoveAll(dir)
 		return "", "", err
 	}

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -122,6 +123,7 @@ type Runtime struct {
 	dir    string
 	sb     *sandbox
 	gitBin string
+	http   *http.Client // fetches (smarthttp.go)
 	log    *slog.Logger
 	locks  keyLocks
 	ports  ports
@@ -212,6 +214,7 @@ func New(opts Options) (*Runtime, error) {
 	}
 	r := &Runtime{opts: opts, dir: dir, log: opts.Logger, envs: map[int64]*running{}, hosts: map[string]int64{},
 		ports: ports{inUse: map[int]bool{}}}
+	r.http = fetchClient()
 	r.gitBin, err = lookPath("git", opts.Path)
 	if err != nil {
 		return nil, errors.New("runtime: git is not installed; install the git package")
@@ -331,6 +334,7 @@ func (r *Runtime) Deploy(ctx context.Context, req DeployRequest) (err error) {
 	if err := r.fetchSource(ctx, d); err != nil {
 		return err
 	}
+	defer d.pack.close()
 	d.phases.done("fetch")
 	if unchanged, err := r.configure(ctx, d); err != nil || unchanged {
 		return err
@@ -370,6 +374,7 @@ type deploy struct {
 	uid       int // the environment's uid when glenv is root
 
 	repo     string    // fetch: the cache repository holding req.SHA
+	pack     *packView // fetch: the pack it came in, when it was fetched now
 	cfg      AppConfig // configure
 	st       envState  // configure: what the environment ran and holds
 	secrets  map[string]string
