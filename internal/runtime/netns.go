@@ -81,7 +81,8 @@ func (n *network) attach(ctx context.Context, pid, port int, dbPorts []int) (sto
 		files = append(files, f)
 	}
 	defer closeFiles(files)
-	return n.connect(ctx, files, port, dbPorts)
+	stop, _, err = n.connect(ctx, files, port, dbPorts)
+	return stop, err
 }
 
 // pastaSeq names pasta's pid files apart.
@@ -89,8 +90,8 @@ var pastaSeq atomic.Int64
 
 // connect runs pasta on the namespaces in files (the user namespace first
 // when there is one, then the network namespace) and returns once it
-// serves, with the function that stops it.
-func (n *network) connect(ctx context.Context, files []*os.File, port int, dbPorts []int) (stop func(), err error) {
+// serves, with the function that stops it and pasta's pid.
+func (n *network) connect(ctx context.Context, files []*os.File, port int, dbPorts []int) (stop func(), pid int, err error) {
 	pidFile := filepath.Join(n.runDir, "pasta-"+strconv.FormatInt(pastaSeq.Add(1), 10)+".pid")
 	defer os.Remove(pidFile)
 	args := n.args(port, dbPorts, pidFile)
@@ -109,14 +110,14 @@ func (n *network) connect(ctx context.Context, files []*os.File, port int, dbPor
 	// and its ports listen: the foreground process exiting 0 is the
 	// signal that the app may start.
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("network: pasta could not connect the sandbox (%v): %s", err, pastaHint(out.String()))
+		return nil, 0, fmt.Errorf("network: pasta could not connect the sandbox (%v): %s", err, pastaHint(out.String()))
 	}
 	b, err := os.ReadFile(pidFile)
 	daemon, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil || daemon <= 1 {
-		return nil, fmt.Errorf("network: pasta started but wrote no pid to %s", pidFile)
+		return nil, 0, fmt.Errorf("network: pasta started but wrote no pid to %s", pidFile)
 	}
-	return func() { stopPasta(daemon) }, nil
+	return func() { stopPasta(daemon) }, daemon, nil
 }
 
 func (n *network) args(port int, dbPorts []int, pidFile string) []string {
@@ -187,6 +188,12 @@ func stopPasta(pid int) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// alive reports whether the process pid still runs (not a zombie).
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	return err == nil && statState(string(b)) != "Z"
 }
 
 // statState is the state field of /proc/PID/stat ("pid (comm) S ...").

@@ -130,6 +130,8 @@ type Runtime struct {
 	pins   pins
 	// commits remembers each fetched commit's tree and .glenv.yml.
 	commits commitCache
+	// spare is the next deploy's app network, made ahead (prenet.go).
+	spare spareNet
 	// maintaining holds the cache repositories git maintenance runs on;
 	// Close waits for upkeep, and none starts after it (upkeepClosed).
 	maintaining  sync.Map
@@ -331,6 +333,11 @@ func (r *Runtime) Deploy(ctx context.Context, req DeployRequest) (err error) {
 	// The app's network is made while the code is fetched and built.
 	d.ahead = r.netAhead(ctx, d.logf)
 	defer d.ahead.release(r)
+	if d.ahead != nil {
+		// The next deploy's network is made once this one is done, not
+		// while its app starts: pasta's start would compete with it.
+		defer r.spare.refill(r)
+	}
 	if err := r.fetchSource(ctx, d); err != nil {
 		return err
 	}
@@ -604,4 +611,5 @@ func (r *Runtime) Close() {
 	r.upkeepClosed = true
 	r.upkeepMu.Unlock()
 	r.upkeep.Wait()
+	r.spare.close()
 }
