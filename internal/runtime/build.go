@@ -83,36 +83,9 @@ func (r *Runtime) build(ctx context.Context, req DeployRequest, repo string, pac
 	if err := r.sb.chown(dir, uid); err != nil {
 		return "", "", err
 	}
-	// A writable HOME for the whole build (package managers keep their
-	// caches there), gone with it.
-	hostHome, err := os.MkdirTemp(filepath.Join(r.dir, "tmp"), "build-home-")
-	if err != nil {
-		return "", "", err
-	}
-	defer os.RemoveAll(hostHome)
-	if err := r.sb.chown(hostHome, uid); err != nil {
-		return "", "", err
-	}
-	env := []string{"HOME=" + r.sb.homePath(hostHome), "GLENV_SHA=" + req.SHA, "GLENV_ENVIRONMENT=" + req.Env.Name}
-	for k, v := range vars.env {
-		env = append(env, k+"="+v)
-	}
-	for k, v := range secrets {
-		env = append(env, k+"="+v)
-	}
-	for i, step := range cfg.Build {
-		logf("build step %d/%d: %s", i+1, len(cfg.Build), step)
-		cmd := r.sb.command(job{shell: step, appDir: dir, appWritable: true, home: hostHome, env: env, uid: uid})
-		redactor := vars.redact
-		if redactor == nil {
-			redactor = func(s string) string { return redact(s, req.Token) }
-		}
-		if err := runToEnd(ctx, cmd, log, redactor); err != nil {
-			_ = os.RemoveAll(dir)
-			if ctx.Err() != nil {
-				return "", "", context.Cause(ctx)
-			}
-			return "", "", fmt.Errorf("build step %d (`%s`) failed: %v; its output is in the activity log", i+1, step, err)
+	if len(cfg.Build) > 0 {
+		if err := r.runSteps(ctx, req, cfg, vars, dir, uid, logf, log); err != nil {
+			return "", "", err
 		}
 	}
 	marker := fmt.Sprintf("tree %s\nsha %s\nbuilt %s\n", tree, req.SHA, time.Now().UTC().Format(time.RFC3339))
@@ -133,4 +106,44 @@ func sortedKeys(m map[string]string) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// runSteps runs the build steps in dir, each in its sandbox; a failed one
+// removes dir.
+func (r *Runtime) runSteps(ctx context.Context, req DeployRequest, cfg AppConfig, vars buildVars, dir string, uid int,
+	logf func(string, ...any), log func(string)) error {
+	secrets := vars.secrets
+	// A writable HOME for the whole build (package managers keep their
+	// caches there), gone with it.
+	hostHome, err := os.MkdirTemp(filepath.Join(r.dir, "tmp"), "build-home-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(hostHome)
+	if err := r.sb.chown(hostHome, uid); err != nil {
+		return err
+	}
+	env := []string{"HOME=" + r.sb.homePath(hostHome), "GLENV_SHA=" + req.SHA, "GLENV_ENVIRONMENT=" + req.Env.Name}
+	for k, v := range vars.env {
+		env = append(env, k+"="+v)
+	}
+	for k, v := range secrets {
+		env = append(env, k+"="+v)
+	}
+	for i, step := range cfg.Build {
+		logf("build step %d/%d: %s", i+1, len(cfg.Build), step)
+		cmd := r.sb.command(job{shell: step, appDir: dir, appWritable: true, home: hostHome, env: env, uid: uid})
+		redactor := vars.redact
+		if redactor == nil {
+			redactor = func(s string) string { return redact(s, req.Token) }
+		}
+		if err := runToEnd(ctx, cmd, log, redactor); err != nil {
+			_ = os.RemoveAll(dir)
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			return fmt.Errorf("build step %d (`%s`) failed: %v; its output is in the activity log", i+1, step, err)
+		}
+	}
+	return nil
 }
