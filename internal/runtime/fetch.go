@@ -417,7 +417,14 @@ func (r *Runtime) checkoutOf(ctx context.Context, pack *packView, repo, sha, dir
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if err := pack.checkoutTree(ctx, pack.root, dir); err != nil {
+	err := pack.checkoutTree(ctx, pack.root, dir)
+	if errors.Is(err, errConverts) {
+		if err := os.RemoveAll(dir); err != nil {
+			return err
+		}
+		return r.checkout(ctx, repo, sha, dir)
+	}
+	if err != nil {
 		return fmt.Errorf("check out %s: %w", gitsha.Short(sha), err)
 	}
 	return nil

@@ -109,10 +109,20 @@ func TestAFetchInProcessLeavesARepositoryGitReads(t *testing.T) {
 }
 
 func TestACheckoutFromThePackIsGitsCheckout(t *testing.T) {
+	for _, tc := range []struct{ name, attributes string }{
+		{"a plain tree", "*.png binary\n"},
+		{"a tree whose .gitattributes convert line endings", "*.txt eol=crlf\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { checkoutLikeGit(t, tc.attributes) })
+	}
+}
+
+func checkoutLikeGit(t *testing.T, attributes string) {
 	w := newFetchWorld(t, nil)
 	src := w.gl.CreateRepo(w.id)
 	sha := w.gl.Commit(t, w.id, gitlabtest.Commit{Files: map[string]string{
-		".glenv.yml": "run: x\nhealth: /\n", "bin/run.sh": "#!/bin/sh\necho hi\n", "deep/er/file.txt": "deep", "empty": ""}})
+		".glenv.yml": "run: x\nhealth: /\n", "bin/run.sh": "#!/bin/sh\necho hi\n", "deep/er/file.txt": "deep\nlines\n", "empty": "",
+		"deep/.gitattributes": attributes}})
 	// A symlink, an executable and a submodule, committed with git itself.
 	blob := gitIn(t, src, "bin/run.sh", "hash-object", "-w", "--stdin")
 	tree := gitIn(t, src, "", "ls-tree", sha)

@@ -166,6 +166,11 @@ func (v *packView) writeTree(ctx context.Context, root *os.Root, h plumbing.Hash
 				return err
 			}
 		case filemode.Regular, filemode.Deprecated, filemode.Executable:
+			if e.Name == ".gitattributes" {
+				if err := v.plainAttributes(e.Hash, p); err != nil {
+					return err
+				}
+			}
 			perm := os.FileMode(0o666)
 			if e.Mode == filemode.Executable {
 				perm = 0o777
@@ -224,6 +229,36 @@ func (v *packView) blob(h plumbing.Hash) ([]byte, error) {
 	}
 	defer rd.Close()
 	return io.ReadAll(io.LimitReader(rd, 4096))
+}
+
+// errConverts is a tree whose .gitattributes ask git to change content on
+// checkout (line endings, encodings, $Id$): it is checked out by git.
+var errConverts = errors.New("the tree's .gitattributes convert content on checkout")
+
+// plainAttributes refuses a .gitattributes that may make git's checkout
+// differ from the blobs (convert.c: eol, crlf, working-tree-encoding,
+// ident). Filters need configuration glenv's git never has, so git writes
+// their blobs as they are too.
+func (v *packView) plainAttributes(h plumbing.Hash, p string) error {
+	o, err := v.pf.Get(h)
+	if err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	rd, err := o.Reader()
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+	b, err := io.ReadAll(io.LimitReader(rd, 1<<20))
+	if err != nil {
+		return err
+	}
+	text := strings.ToLower(string(b))
+	if int64(len(b)) < o.Size() || strings.Contains(text, "eol") || strings.Contains(text, "crlf") ||
+		strings.Contains(text, "encoding") || strings.Contains(text, "ident") {
+		return errConverts
+	}
+	return nil
 }
 
 // safeEntryName is git's verify_path for one path component (read-cache.c):
