@@ -27,7 +27,7 @@ func (r *Runtime) buildStage(ctx context.Context, d *deploy) (err error) {
 	if d.vars != nil {
 		vars.digest = d.vars.BuildDigest
 	}
-	d.buildKey, d.buildDir, err = r.build(ctx, d.req, d.repo, d.cfg, vars, d.uid, d.logf, d.log)
+	d.buildKey, d.buildDir, err = r.build(ctx, d.req, d.repo, d.pack, d.cfg, vars, d.uid, d.logf, d.log)
 	return err
 }
 
@@ -44,7 +44,7 @@ type buildVars struct {
 
 // build returns the build of the commit's tree with cfg's build settings,
 // running the build commands when no such build exists yet.
-func (r *Runtime) build(ctx context.Context, req DeployRequest, repo string, cfg AppConfig, vars buildVars,
+func (r *Runtime) build(ctx context.Context, req DeployRequest, repo string, pack *packView, cfg AppConfig, vars buildVars,
 	uid int, logf func(string, ...any), log func(string)) (key, dir string, err error) {
 	secrets := vars.secrets
 	tree, err := r.cachedTree(ctx, repo, req.SHA)
@@ -73,7 +73,7 @@ func (r *Runtime) build(ctx context.Context, req DeployRequest, repo string, cfg
 		return key, dir, nil
 	}
 	_ = os.RemoveAll(dir)
-	if err := r.checkout(ctx, repo, req.SHA, dir); err != nil {
+	if err := r.checkoutOf(ctx, pack, repo, req.SHA, dir); err != nil {
 		_ = os.RemoveAll(dir)
 		return "", "", err
 	}
@@ -83,36 +83,9 @@ func (r *Runtime) build(ctx context.Context, req DeployRequest, repo string, cfg
 	if err := r.sb.chown(dir, uid); err != nil {
 		return "", "", err
 	}
-	// A writable HOME for the whole build (package managers keep their
-	// caches there), gone with it.
-	hostHome, err := os.MkdirTemp(filepath.Join(r.dir, "tmp"), "build-home-")
-	if err != nil {
-		return "", "", err
-	}
-	defer os.RemoveAll(hostHome)
-	if err := r.sb.chown(hostHome, uid); err != nil {
-		return "", "", err
-	}
-	env := []string{"HOME=" + r.sb.homePath(hostHome), "GLENV_SHA=" + req.SHA, "GLENV_ENVIRONMENT=" + req.Env.Name}
-	for k, v := range vars.env {
-		env = append(env, k+"="+v)
-	}
-	for k, v := range secrets {
-		env = append(env, k+"="+v)
-	}
-	for i, step := range cfg.Build {
-		logf("build step %d/%d: %s", i+1, len(cfg.Build), step)
-		cmd := r.sb.command(job{shell: step, appDir: dir, appWritable: true, home: hostHome, env: env, uid: uid})
-		redactor := vars.redact
-		if redactor == nil {
-			redactor = func(s string) string { return redact(s, req.Token) }
-		}
-		if err := runToEnd(ctx, cmd, log, redactor); err != nil {
-			_ = os.RemoveAll(dir)
-			if ctx.Err() != nil {
-				return "", "", context.Cause(ctx)
-			}
-			return "", "", fmt.Errorf("build step %d (`%s`) failed: %v; its output is in the activity log", i+1, step, err)
+	if len(cfg.Build) > 0 {
+		if err := r.runSteps(ctx, req, cfg, vars, dir, uid, logf, log); err != nil {
+			return "", "", err
 		}
 	}
 	marker := fmt.Sprintf("tree %s\nsha %s\nbuilt %s\n", tree, req.SHA, time.Now().UTC().Format(time.RFC3339))
@@ -133,4 +106,44 @@ func sortedKeys(m map[string]string) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// runSteps runs the build steps in dir, each in its sandbox; a failed one
+// removes dir.
+func (r *Runtime) runSteps(ctx context.Context, req DeployRequest, cfg AppConfig, vars buildVars, dir string, uid int,
+	logf func(string, ...any), log func(string)) error {
+	secrets := vars.secrets
+	// A writable HOME for the whole build (package managers keep their
+	// caches there), gone with it.
+	hostHome, err := os.MkdirTemp(filepath.Join(r.dir, "tmp"), "build-home-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(hostHome)
+	if err := r.sb.chown(hostHome, uid); err != nil {
+		return err
+	}
+	env := []string{"HOME=" + r.sb.homePath(hostHome), "GLENV_SHA=" + req.SHA, "GLENV_ENVIRONMENT=" + req.Env.Name}
+	for k, v := range vars.env {
+		env = append(env, k+"="+v)
+	}
+	for k, v := range secrets {
+		env = append(env, k+"="+v)
+	}
+	for i, step := range cfg.Build {
+		logf("build step %d/%d: %s", i+1, len(cfg.Build), step)
+		cmd := r.sb.command(job{shell: step, appDir: dir, appWritable: true, home: hostHome, env: env, uid: uid})
+		redactor := vars.redact
+		if redactor == nil {
+			redactor = func(s string) string { return redact(s, req.Token) }
+		}
+		if err := runToEnd(ctx, cmd, log, redactor); err != nil {
+			_ = os.RemoveAll(dir)
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			return fmt.Errorf("build step %d (`%s`) failed: %v; its output is in the activity log", i+1, step, err)
+		}
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -47,42 +48,101 @@ func repoURL(baseURL, projectPath string) string {
 }
 
 // fetch makes sure the commit is in the project's cache repository,
-// fetching exactly that SHA (depth 1) when it is not.
-func (r *Runtime) fetch(ctx context.Context, projectID int64, url, token, sha string, log func(string)) (string, error) {
+// fetching exactly that SHA (depth 1) when it is not. A commit it fetched
+// comes with its pack open (nil otherwise), to read it without git; the
+// caller closes it.
+func (r *Runtime) fetch(ctx context.Context, projectID int64, url, token, sha string, log func(string)) (string, *packView, error) {
 	repo := filepath.Join(r.dir, "repos", strconv.FormatInt(projectID, 10)+".git")
 	unlock, err := r.locks.lock(ctx, "repo:"+repo)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	defer unlock()
 	if _, err := os.Stat(filepath.Join(repo, "HEAD")); err != nil {
 		if err := os.MkdirAll(repo, 0o700); err != nil {
-			return "", err
+			return "", nil, err
 		}
 		if _, err := r.git(ctx, repo, "", "init", "--quiet", "--bare"); err != nil {
-			return "", err
+			return "", nil, err
 		}
 	}
 	if fetched(repo, sha) {
 		log(fmt.Sprintf("commit %s is already fetched\n", gitsha.Short(sha)))
-		return repo, nil
+		return repo, nil, nil
 	}
+	log(fmt.Sprintf("fetching %s from %s\n", gitsha.Short(sha), url))
+	pack, err := r.fetchPack(ctx, repo, url, token, sha)
+	if err == nil || !errors.Is(err, errNoProtocolV2) {
+		if err != nil && ctx.Err() != nil {
+			return "", nil, context.Cause(ctx)
+		}
+		if err == nil {
+			r.background(func() { r.maintain(repo) })
+		}
+		return repo, pack, err
+	}
+	log(fmt.Sprintf("%v: fetching with git\n", err))
 	// One git process: a commit not fetched by glenv before is fetched
 	// without asking git first whether it has it (a commit it had under
 	// another name costs a fetch that transfers nothing).
-	log(fmt.Sprintf("fetching %s from %s\n", gitsha.Short(sha), url))
 	// The repository's upkeep (git maintenance, which fetch would run and
 	// wait for) runs after the fetch instead, off the deploy's path.
 	_, err = r.git(ctx, repo, token, "-c", "protocol.version=2", "fetch", "--quiet", "--no-tags",
 		"--no-write-fetch-head", "--no-auto-maintenance", "--depth=1", url, "+"+sha+":refs/glenv/"+sha)
 	if err != nil {
 		if ctx.Err() != nil {
-			return "", context.Cause(ctx)
+			return "", nil, context.Cause(ctx)
 		}
-		return "", explainFetch(err, url, sha)
+		return "", nil, explainFetch(err, url, sha)
 	}
 	r.background(func() { r.maintain(repo) })
-	return repo, nil
+	return repo, nil, nil
+}
+
+// fetchPack fetches sha in process (smarthttp.go) into repo: its pack, the
+// shallow boundary, then its ref, last, so that a fetch cut short is made
+// again. The commit's tree and .glenv.yml go into the commit cache on the
+// way.
+func (r *Runtime) fetchPack(ctx context.Context, repo, url, token, sha string) (*packView, error) {
+	if len(sha) != 40 {
+		// SHA-256 repositories: git knows their object format.
+		return nil, fmt.Errorf("%w: a SHA-256 object name", errNoProtocolV2)
+	}
+	fp, err := postFetch(ctx, r.http, url, token, sha)
+	if err != nil {
+		return nil, err
+	}
+	defer fp.body.Close()
+	pack, err := storePack(repo, fp.pack)
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s at %s: store the pack: %w", url, gitsha.Short(sha), err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			pack.close()
+		}
+	}()
+	c, err := pack.commit(sha)
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s at %s: %w", url, gitsha.Short(sha), err)
+	}
+	pack.sha, pack.root = sha, c.TreeHash
+	if err := addShallow(ctx, repo, fp.shallow); err != nil {
+		return nil, err
+	}
+	if err := setRef(ctx, repo, sha); err != nil {
+		return nil, err
+	}
+	r.commits.setTree(repo, sha, c.TreeHash.String())
+	if t, err := pack.tree(c.TreeHash); err == nil {
+		// A missing or refused file is left to readFile, which says why.
+		if b, err := pack.rootFile(t, ConfigFile); err == nil {
+			r.commits.setFile(repo, sha, ConfigFile, b)
+		}
+	}
+	ok = true
+	return pack, nil
 }
 
 // background runs fn in a goroutine Close waits for; none starts once
@@ -340,10 +400,32 @@ func redact(text, secret string) string {
 func (r *Runtime) fetchSource(ctx context.Context, d *deploy) error {
 	in := d.req.Integration
 	url := repoURL(in.BaseURL, in.ProjectPath)
-	repo, err := r.fetch(ctx, in.ProjectID, url, d.req.Token, d.req.SHA, func(s string) { d.logf("%s", strings.TrimSuffix(s, "\n")) })
+	repo, pack, err := r.fetch(ctx, in.ProjectID, url, d.req.Token, d.req.SHA, func(s string) { d.logf("%s", strings.TrimSuffix(s, "\n")) })
 	if err != nil {
 		return err
 	}
-	d.repo = repo
+	d.repo, d.pack = repo, pack
+	return nil
+}
+
+// checkoutOf writes the commit's tree into dir: from the pack it was just
+// fetched in when there is one, else with git.
+func (r *Runtime) checkoutOf(ctx context.Context, pack *packView, repo, sha, dir string) error {
+	if pack == nil || pack.sha != sha {
+		return r.checkout(ctx, repo, sha, dir)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	err := pack.checkoutTree(ctx, pack.root, dir)
+	if errors.Is(err, errConverts) {
+		if err := os.RemoveAll(dir); err != nil {
+			return err
+		}
+		return r.checkout(ctx, repo, sha, dir)
+	}
+	if err != nil {
+		return fmt.Errorf("check out %s: %w", gitsha.Short(sha), err)
+	}
 	return nil
 }

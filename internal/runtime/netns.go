@@ -90,7 +90,8 @@ func (n *network) attach(ctx context.Context, pid, port int, dbPorts []int) (sto
 		files = []*os.File{userns, netns}
 	}
 	defer closeFiles(files)
-	return n.connect(ctx, files, port, dbPorts)
+	stop, _, err = n.connect(ctx, files, port, dbPorts)
+	return stop, err
 }
 
 // ownerUserns opens the user namespace that owns the namespace ns
@@ -108,8 +109,8 @@ var pastaSeq atomic.Int64
 
 // connect runs pasta on the namespaces in files (the user namespace first
 // when there is one, then the network namespace) and returns once it
-// serves, with the function that stops it.
-func (n *network) connect(ctx context.Context, files []*os.File, port int, dbPorts []int) (stop func(), err error) {
+// serves, with the function that stops it and pasta's pid.
+func (n *network) connect(ctx context.Context, files []*os.File, port int, dbPorts []int) (stop func(), pid int, err error) {
 	// The pid file stays until pasta is stopped: a glenv killed meanwhile
 	// finds it on its next start (reapPasta).
 	pidFile := filepath.Join(n.runDir, "pasta-"+strconv.FormatInt(pastaSeq.Add(1), 10)+".pid")
@@ -134,14 +135,14 @@ func (n *network) connect(ctx context.Context, files []*os.File, port int, dbPor
 	// and its ports listen: the foreground process exiting 0 is the
 	// signal that the app may start.
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("network: pasta could not connect the sandbox (%v): %s", err, pastaHint(out.String()))
+		return nil, 0, fmt.Errorf("network: pasta could not connect the sandbox (%v): %s", err, pastaHint(out.String()))
 	}
 	b, err := os.ReadFile(pidFile)
 	daemon, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil || daemon <= 1 {
-		return nil, fmt.Errorf("network: pasta started but wrote no pid to %s", pidFile)
+		return nil, 0, fmt.Errorf("network: pasta started but wrote no pid to %s", pidFile)
 	}
-	return func() { stopPasta(daemon); os.Remove(pidFile) }, nil
+	return func() { stopPasta(daemon); os.Remove(pidFile) }, daemon, nil
 }
 
 // reapPasta stops the pasta daemons a killed glenv left running, named by
@@ -246,6 +247,12 @@ func stopPasta(pid int) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// alive reports whether the process pid still runs (not a zombie).
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	return err == nil && statState(string(b)) != "Z"
 }
 
 // statState is the state field of /proc/PID/stat ("pid (comm) S ...").

@@ -35,6 +35,7 @@ func (r *Runtime) Prebuild(ctx context.Context, req DeployRequest) error {
 	if err := r.fetchSource(ctx, d); err != nil {
 		return err
 	}
+	defer d.pack.close()
 	if _, err := r.configure(ctx, d); err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	goruntime "runtime"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -29,6 +30,9 @@ type netNS struct {
 	ready chan struct{} // closed once pasta connected it, or failed to
 	err   error         // why pasta failed
 	stop  func()        // pasta, once ready; the launch takes it over
+	pasta int           // pasta's pid, once ready
+	// release frees a spare's namespace and port (spareNet).
+	release func()
 }
 
 // wait waits until pasta serves the namespace.
@@ -60,7 +64,7 @@ func (n *network) prepareNet(ctx context.Context, port int) (*netNS, error) {
 	nn := &netNS{ns: ns, port: port, ready: make(chan struct{})}
 	go func() {
 		defer close(nn.ready)
-		nn.stop, nn.err = n.connect(ctx, []*os.File{ns}, port, nil)
+		nn.stop, nn.pasta, nn.err = n.connect(ctx, []*os.File{ns}, port, nil)
 	}()
 	return nn, nil
 }
@@ -139,6 +143,9 @@ func (r *Runtime) netAhead(ctx context.Context, logf func(string, ...any)) *netA
 	if !r.sb.enabled() || r.sb.net == nil || !r.sb.asRoot {
 		return nil
 	}
+	if spare := r.spare.take(); spare != nil {
+		return &netAhead{ns: spare}
+	}
 	port, err := r.ports.take()
 	if err != nil {
 		return nil
@@ -171,4 +178,86 @@ func (a *netAhead) release(r *Runtime) {
 		a.ns.close()
 		r.ports.free(a.ns.port)
 	}()
+}
+
+// spareNet is one namespace made and connected before any deploy asks for
+// it: pasta takes longer to connect one than a redeploy takes to fetch and
+// build, so the deploy that takes the spare starts its app at once, and
+// the next spare is made meanwhile. It is never more than one namespace
+// and one pasta, made after the first deploy and gone with Close. A spare
+// is as fresh as a namespace made for the deploy: nothing ever ran in it,
+// and it forwards only its own port.
+type spareNet struct {
+	mu     sync.Mutex
+	ns     *netNS
+	making bool
+	closed bool
+}
+
+// take hands over the spare, if there is one that is (or may still get)
+// connected.
+func (s *spareNet) take() *netNS {
+	s.mu.Lock()
+	ns := s.ns
+	s.ns = nil
+	s.mu.Unlock()
+	if ns == nil {
+		return nil
+	}
+	select {
+	case <-ns.ready:
+		if ns.err != nil || !alive(ns.pasta) {
+			go ns.release()
+			return nil
+		}
+	default: // still connecting: sooner than one made now
+	}
+	return ns
+}
+
+// refill makes the next spare in the background, unless one is there or
+// being made.
+func (s *spareNet) refill(r *Runtime) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ns != nil || s.making || s.closed {
+		return
+	}
+	s.making = true
+	r.background(func() {
+		var ns *netNS
+		if port, err := r.ports.take(); err == nil {
+			if ns, err = r.sb.net.prepareNet(context.Background(), port); err != nil {
+				r.ports.free(port)
+				ns = nil
+			}
+		}
+		if ns != nil {
+			ns.release = func() {
+				ns.close()
+				r.ports.free(ns.port)
+			}
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.making = false
+		if s.closed || ns == nil {
+			if ns != nil {
+				go ns.release()
+			}
+			return
+		}
+		s.ns = ns
+	})
+}
+
+// close ends the spare (Close).
+func (s *spareNet) close() {
+	s.mu.Lock()
+	ns := s.ns
+	s.ns, s.closed = nil, true
+	s.mu.Unlock()
+	if ns != nil {
+		ns.release()
+	}
 }

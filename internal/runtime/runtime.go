@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -122,12 +123,15 @@ type Runtime struct {
 	dir    string
 	sb     *sandbox
 	gitBin string
+	http   *http.Client // fetches (smarthttp.go)
 	log    *slog.Logger
 	locks  keyLocks
 	ports  ports
 	pins   pins
 	// commits remembers each fetched commit's tree and .glenv.yml.
 	commits commitCache
+	// spare is the next deploy's app network, made ahead (prenet.go).
+	spare spareNet
 	// maintaining holds the cache repositories git maintenance runs on;
 	// Close waits for upkeep, and none starts after it (upkeepClosed).
 	maintaining  sync.Map
@@ -216,6 +220,7 @@ func New(opts Options) (*Runtime, error) {
 	}
 	r := &Runtime{opts: opts, dir: dir, log: opts.Logger, envs: map[int64]*running{}, hosts: map[string]int64{},
 		ports: ports{inUse: map[int]bool{}}}
+	r.http = fetchClient()
 	r.gitBin, err = lookPath("git", opts.Path)
 	if err != nil {
 		return nil, errors.New("runtime: git is not installed; install the git package")
@@ -332,9 +337,15 @@ func (r *Runtime) Deploy(ctx context.Context, req DeployRequest) (err error) {
 	// The app's network is made while the code is fetched and built.
 	d.ahead = r.netAhead(ctx, d.logf)
 	defer d.ahead.release(r)
+	if d.ahead != nil {
+		// The next deploy's network is made once this one is done, not
+		// while its app starts: pasta's start would compete with it.
+		defer r.spare.refill(r)
+	}
 	if err := r.fetchSource(ctx, d); err != nil {
 		return err
 	}
+	defer d.pack.close()
 	d.phases.done("fetch")
 	if unchanged, err := r.configure(ctx, d); err != nil || unchanged {
 		return err
@@ -374,6 +385,7 @@ type deploy struct {
 	uid       int // the environment's uid when glenv is root
 
 	repo     string    // fetch: the cache repository holding req.SHA
+	pack     *packView // fetch: the pack it came in, when it was fetched now
 	cfg      AppConfig // configure
 	st       envState  // configure: what the environment ran and holds
 	secrets  map[string]string
@@ -600,4 +612,5 @@ func (r *Runtime) Close() {
 	r.upkeepClosed = true
 	r.upkeepMu.Unlock()
 	r.upkeep.Wait()
+	r.spare.close()
 }
