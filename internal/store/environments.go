@@ -28,32 +28,32 @@ const (
 // environments stay as tombstones (state deleted, DeletedAt set) so that late
 // events cannot bring them back; they are hidden from every listing.
 type Environment struct {
-	ID              int64     `json:"id"`
-	IntegrationID   int64     `json:"-"` // 0 when detached
-	IntegrationName string    `json:"integration"`
-	Detached        bool      `json:"detached"`
-	ProjectID       int64     `json:"project_id"`
-	Name            string    `json:"name"`
-	Slug            string    `json:"slug"`
-	Host            string    `json:"host"`
-	Kind            string    `json:"kind"`
-	Ref             string    `json:"ref"`
-	Parent          string    `json:"parent"`
-	HeadSHA         string    `json:"head_sha"`
-	DeployedSHA     string    `json:"deployed_sha"`
-	State           string    `json:"state"`
-	Tier            string    `json:"tier"`
-	ExternalURL     string    `json:"external_url"`
-	Description     string    `json:"description"`
-	MRIID           int64     `json:"mr_iid,omitempty"`
+	ID              int64  `json:"id"`
+	IntegrationID   int64  `json:"-"` // 0 when detached
+	IntegrationName string `json:"integration"`
+	Detached        bool   `json:"detached"`
+	ProjectID       int64  `json:"project_id"`
+	Name            string `json:"name"`
+	Slug            string `json:"slug"`
+	Host            string `json:"host"`
+	Kind            string `json:"kind"`
+	Ref             string `json:"ref"`
+	Parent          string `json:"parent"`
+	HeadSHA         string `json:"head_sha"`
+	DeployedSHA     string `json:"deployed_sha"`
+	State           string `json:"state"`
+	Tier            string `json:"tier"`
+	ExternalURL     string `json:"external_url"`
+	Description     string `json:"description"`
+	MRIID           int64  `json:"mr_iid,omitempty"`
 	// FromFork: a merge request from another project than the
 	// integration's; its code gets no variables, secrets or parent data.
-	FromFork bool `json:"from_fork,omitempty"`
-	MRUpdatedAt     time.Time `json:"-"`
-	SeenSHAs        []string  `json:"-"`
-	CreatedAt       time.Time `json:"created_at"`
-	UpdatedAt       time.Time `json:"updated_at"`
-	DeletedAt       time.Time `json:"-"`
+	FromFork    bool      `json:"from_fork,omitempty"`
+	MRUpdatedAt time.Time `json:"-"`
+	SeenSHAs    []string  `json:"-"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	DeletedAt   time.Time `json:"-"`
 
 	// PendingActivityID is the deploy, stop, delete or pause whose job the
 	// environment waits for (0: none); see lifecycle.Subject.Pending.
