@@ -409,7 +409,9 @@ func (fc *frontConn) watch(c *upConn) {
 // net/http's background read cancels a request's context.
 func (fc *frontConn) watchClient() {
 	fc.wmu.Lock()
-	if !fc.armed {
+	if !fc.armed || fc.running {
+		// Not watching now, or a late run of the timer already is: one
+		// reader of the connection at a time.
 		fc.wmu.Unlock()
 		return
 	}
