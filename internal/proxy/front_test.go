@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -210,4 +211,217 @@ func TestHostileRequestsAreAnsweredAsNetHTTPAnswersThem(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestTheFrontKeepsVisitsAndWakes(t *testing.T) {
+	t.Run("a visit to a paused environment through the Front wakes it and counts", func(t *testing.T) {
+		w := newWakeWorld(t, time.Minute)
+		addr := startFront(t, w.p, nil)
+		got := wire(t, addr, "GET / HTTP/1.1\r\nHost: feature--app.localhost\r\nAccept: text/html\r\nConnection: close\r\n\r\n", 1, false)
+		if !strings.Contains(got, "503 Service Unavailable") || !strings.Contains(got, "Waking up feature") {
+			t.Fatalf("answer:\n%s", got)
+		}
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.wakes != 1 || len(w.visits) != 1 || w.visits[0] != "feature--app" {
+			t.Fatalf("wakes %d, visits %q; want 1 wake and 1 visit", w.wakes, w.visits)
+		}
+	})
+	t.Run("requests the Front forwards count as visits, bots' and health checks' do not", func(t *testing.T) {
+		app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+		defer app.Close()
+		w := &wakeWorld{}
+		p := New(Options{EnvDomain: "localhost", Visits: w, Backends: backends{"main--app": strings.TrimPrefix(app.URL, "http://")}})
+		var forwarded atomic.Int64
+		p.onFront = func() { forwarded.Add(1) }
+		addr := startFront(t, p, nil)
+		raw := "GET / HTTP/1.1\r\nHost: main--app.localhost\r\nUser-Agent: Mozilla/5.0\r\n\r\n" +
+			"GET / HTTP/1.1\r\nHost: main--app.localhost\r\nUser-Agent: Mozilla/5.0 (compatible; GoogleBOT/2.1)\r\n\r\n" +
+			"GET /heal%74hz HTTP/1.1\r\nHost: main--app.localhost\r\n\r\n" +
+			"GET /a HTTP/1.1\r\nHost: main--app.localhost\r\n\r\n"
+		if got := wire(t, addr, raw, 4, false); strings.Count(got, "200 OK") != 4 {
+			t.Fatalf("answers:\n%s", got)
+		}
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if forwarded.Load() != 4 || len(w.visits) != 2 {
+			t.Fatalf("forwarded %d, visits %q; want 4 forwarded and 2 visits (not the bot's, not /healthz)", forwarded.Load(), w.visits)
+		}
+	})
+}
+
+func TestTheFrontLeavesGatedEnvironmentsToTheGate(t *testing.T) {
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "app saw cookie="+r.Header.Get("Cookie"))
+	}))
+	defer app.Close()
+	for _, tc := range []struct {
+		name     string
+		open     func(context.Context, string) bool
+		cookie   string
+		front    bool
+		gateRuns bool
+	}{
+		{"a gate without GateOpen sees every request", nil, "", false, true},
+		{"a private environment's requests go to the gate", func(context.Context, string) bool { return false }, "", false, true},
+		{"a public environment's requests are the Front's", func(context.Context, string) bool { return true }, "a=1", true, false},
+		{"a request with glenv's cookie goes to the gate even when public", func(context.Context, string) bool { return true }, "glenv_env=secret; a=1", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var gateRan, forwarded atomic.Int64
+			p := New(Options{EnvDomain: "localhost", Backends: backends{"main--app": strings.TrimPrefix(app.URL, "http://")},
+				Gate: func(w http.ResponseWriter, r *http.Request, label string) (*http.Request, bool) {
+					gateRan.Add(1)
+					r = r.Clone(r.Context())
+					r.Header.Set("Cookie", "a=1") // as internal/auth strips glenv's
+					return r, true
+				},
+				GateOpen: tc.open})
+			p.onFront = func() { forwarded.Add(1) }
+			addr := startFront(t, p, nil)
+			got := wire(t, addr, "GET / HTTP/1.1\r\nHost: main--app.localhost\r\nCookie: "+tc.cookie+"\r\nConnection: close\r\n\r\n", 1, false)
+			if !strings.Contains(got, "app saw cookie=a=1") {
+				t.Fatalf("answer:\n%s", got)
+			}
+			if (forwarded.Load() == 1) != tc.front || (gateRan.Load() == 1) != tc.gateRuns {
+				t.Fatalf("forwarded by the Front %d, gate ran %d", forwarded.Load(), gateRan.Load())
+			}
+		})
+	}
+}
+
+func TestTheFrontEndsTheAppsRequestWhenTheClientGoes(t *testing.T) {
+	started, ended := make(chan struct{}), make(chan struct{})
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		select { // a long poll
+		case <-r.Context().Done():
+			close(ended)
+		case <-time.After(30 * time.Second):
+		}
+	}))
+	defer app.Close()
+	ps := newPaths(t, strings.TrimPrefix(app.URL, "http://"))
+	c, err := net.Dial("tcp", ps.front)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "GET /poll HTTP/1.1\r\nHost: main--app.preview.example.com\r\n\r\n")
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request did not reach the app")
+	}
+	c.Close()
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the app's request went on after the client went away")
+	}
+	if ps.frontCount.Load() != 1 {
+		t.Fatal("the Front did not forward the request itself")
+	}
+}
+
+// TestAHalfClosedClientGetsItsAnswer: a client may send its request and
+// close its sending side. net/http cancels such a request as soon as it
+// notices (and then answers an empty 200 when the app had not answered);
+// the Front watches only after watchAfter, so a quick app's answer
+// arrives, and a slow app's request is cancelled with no answer at all.
+func TestAHalfClosedClientGetsItsAnswer(t *testing.T) {
+	release := make(chan struct{})
+	cancelled := make(chan struct{}, 1)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			select {
+			case <-r.Context().Done():
+				cancelled <- struct{}{}
+			case <-release:
+			}
+			return
+		}
+		io.WriteString(w, "answer")
+	}))
+	defer app.Close()
+	defer close(release)
+	ps := newPaths(t, strings.TrimPrefix(app.URL, "http://"))
+	if got := wire(t, ps.front, "GET /quick HTTP/1.1\r\nHost: main--app.preview.example.com\r\n\r\n", 1, true); !strings.Contains(got, "200 OK") || !strings.Contains(got, "answer") {
+		t.Fatalf("quick app, half-closed client:\n%s", got)
+	}
+	got := wire(t, ps.front, "GET /slow HTTP/1.1\r\nHost: main--app.preview.example.com\r\n\r\n", 1, true)
+	if !strings.HasPrefix(got, "then: ") { // EOF before any byte of an answer
+		t.Fatalf("slow app, half-closed client: %q, want no answer", got)
+	}
+	select {
+	case <-cancelled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the slow app's request was not cancelled")
+	}
+}
+
+// TestASlowHeadIsCutAsNetHTTPCutsIt: a client that never finishes its
+// head is cut after ReadHeaderTimeout with net/http's answer (none, or a
+// 400 for a head already bad); one whose head the Front hands to net/http
+// gets no more time for it.
+func TestASlowHeadIsCutAsNetHTTPCutsIt(t *testing.T) {
+	app := httptest.NewServer(http.HandlerFunc(echoApp))
+	defer app.Close()
+	short := func(s *http.Server) { s.ReadHeaderTimeout = 300 * time.Millisecond }
+	p := New(Options{EnvDomain: "preview.example.com", Backends: backends{"main--app": strings.TrimPrefix(app.URL, "http://")}})
+	front := startFront(t, p, short)
+	ref := httptest.NewUnstartedServer(p)
+	serverTimeouts(ref.Config)
+	short(ref.Config)
+	ref.Start()
+	defer ref.Close()
+	cut := func(addr, partial string) string {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		io.WriteString(c, partial)
+		b, err := io.ReadAll(c)
+		return fmt.Sprintf("%q %v", b, err)
+	}
+	for _, tc := range []struct{ partial, want string }{
+		{"GET /a HTTP/1.1\r\nHost: main--app.preview.example.com\r\nX-A: 1", `"" <nil>`},                     // the Front waits for the rest
+		{"GET /a HTTP/1.1\r\nHost: main--app.preview.example.com\r\nX-A: \x01", `"HTTP/1.1 400 Bad Request`}, // handed to net/http at once
+	} {
+		front, ref := cut(front, tc.partial), cut(strings.TrimPrefix(ref.URL, "http://"), tc.partial)
+		if front != ref || !strings.HasPrefix(front, tc.want) {
+			t.Fatalf("head %q: the Front answered %s, net/http %s; want %s…", tc.partial, front, ref, tc.want)
+		}
+	}
+}
+
+func TestAHandedConnectionKeepsTheFrontsHeadDeadline(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	headBy := time.Now().Add(time.Second)
+	hc := &handedConn{Conn: a, pending: []byte("GET"), headBy: headBy}
+	var set []time.Time
+	hc.Conn = deadlineRecorder{Conn: a, set: &set}
+	hc.SetReadDeadline(headBy.Add(10 * time.Second)) // net/http's head deadline, later
+	hc.SetReadDeadline(time.Time{})                  // the head is read
+	hc.SetReadDeadline(headBy.Add(time.Hour))        // the next head: net/http's own
+	if !set[0].Equal(headBy) || !set[1].IsZero() || !set[2].Equal(headBy.Add(time.Hour)) {
+		t.Fatalf("deadlines set %v; want the Front's for the first head only", set)
+	}
+	p := make([]byte, 8)
+	if n, _ := hc.Read(p); string(p[:n]) != "GET" {
+		t.Fatalf("read %q first, want the bytes the Front had read", p[:n])
+	}
+}
+
+type deadlineRecorder struct {
+	net.Conn
+	set *[]time.Time
+}
+
+func (d deadlineRecorder) SetReadDeadline(t time.Time) error {
+	*d.set = append(*d.set, t)
+	return nil
 }
