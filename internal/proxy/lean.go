@@ -194,6 +194,9 @@ func answer(w http.ResponseWriter, c *upConn, r *http.Request) (*http.Response, 
 			return nil, err
 		}
 		c.expectBody()
+		if resp.Body != http.NoBody && c.br.Buffered() == 0 {
+			c.splits = true
+		}
 		switch code := resp.StatusCode; {
 		case code == http.StatusSwitchingProtocols:
 			return nil, errors.New("the app switched protocols when the request asked for none")
