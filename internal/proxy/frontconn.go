@@ -171,6 +171,9 @@ func (fc *frontConn) serve() {
 		if fc.deadline {
 			fc.setReadDeadline(time.Time{}) // bodies have no deadline
 		}
+		if first {
+			fc.setState(stateActive) // no longer closed by Shutdown as a new, idle connection
+		}
 		if !fc.forward(label, addr, release) {
 			fc.close()
 			return
@@ -253,7 +256,15 @@ func (fc *frontConn) forward(label, addr string, release func()) (reuse bool) {
 	fc.br.Discard(h.n) // h's bytes are not used from here on
 	defer func() {
 		if err := recover(); err != nil {
-			// As net/http: the connection ends without an answer.
+			// As net/http: the connection ends without an answer. No
+			// watcher may go on reading it, and the app's connection goes.
+			fc.wmu.Lock()
+			up := fc.up
+			fc.wmu.Unlock()
+			if up != nil {
+				up.tcp.Close()
+			}
+			fc.unwatch()
 			if err != http.ErrAbortHandler {
 				buf := make([]byte, 64<<10)
 				buf = buf[:runtime.Stack(buf, false)]

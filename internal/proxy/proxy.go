@@ -3,7 +3,8 @@
 // answers for environments that run nothing with a page that says why and
 // what to do. Everything else goes to the control plane. It holds no state
 // of its own: the runtime says which process serves a host, the store what
-// state an environment is in.
+// state an environment is in. Its Front (front.go) serves glenv's listener
+// ahead of net/http and forwards plain requests for environments itself.
 package proxy
 
 import (
