@@ -32,13 +32,24 @@ type Front struct {
 	listener net.Listener
 	closing  atomic.Bool
 	served   chan struct{} // closed when srv.Serve(mem) returned
+
+	maxHead int  // net/http's MaxHeaderBytes: longer heads are its to judge
+	passAll bool // srv has timeouts the front does not keep: it takes nothing
 }
 
 // NewFront puts a front before srv, whose Handler must be p (directly or
 // wrapped): srv serves the connections the front hands over, and its
-// ReadHeaderTimeout, IdleTimeout and MaxHeaderBytes hold on both.
+// ReadHeaderTimeout, IdleTimeout and MaxHeaderBytes hold on both. With a
+// ReadTimeout or WriteTimeout (glenv sets neither: environments stream)
+// the front forwards nothing and hands every connection over.
 func NewFront(p *Proxy, srv *http.Server) *Front {
-	return &Front{proxy: p, srv: srv, mem: newMemListener(), conns: map[*frontConn]struct{}{}, served: make(chan struct{})}
+	f := &Front{proxy: p, srv: srv, mem: newMemListener(), conns: map[*frontConn]struct{}{}, served: make(chan struct{})}
+	f.maxHead = srv.MaxHeaderBytes
+	if f.maxHead <= 0 {
+		f.maxHead = http.DefaultMaxHeaderBytes
+	}
+	f.passAll = srv.ReadTimeout > 0 || srv.WriteTimeout > 0
+	return f
 }
 
 // Serve accepts connections on l until Shutdown; it returns

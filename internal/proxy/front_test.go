@@ -425,3 +425,27 @@ func (d deadlineRecorder) SetReadDeadline(t time.Time) error {
 	*d.set = append(*d.set, t)
 	return nil
 }
+
+func TestTheFrontLeavesToNetHTTPWhatItsSettingsForbid(t *testing.T) {
+	app := httptest.NewServer(http.HandlerFunc(echoApp))
+	defer app.Close()
+	for _, tc := range []struct {
+		name string
+		tune func(*http.Server)
+	}{
+		{"a head over MaxHeaderBytes is net/http's to judge", func(s *http.Server) { s.MaxHeaderBytes = 100 }},
+		{"with a ReadTimeout the Front takes nothing", func(s *http.Server) { s.ReadTimeout = time.Minute }},
+		{"with a WriteTimeout the Front takes nothing", func(s *http.Server) { s.WriteTimeout = time.Minute }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := New(Options{EnvDomain: "preview.example.com", Backends: backends{"main--app": strings.TrimPrefix(app.URL, "http://")}})
+			var forwarded atomic.Int64
+			p.onFront = func() { forwarded.Add(1) }
+			addr := startFront(t, p, tc.tune)
+			got := wire(t, addr, "GET /a HTTP/1.1\r\nHost: main--app.preview.example.com\r\nX-Pad: "+strings.Repeat("p", 200)+"\r\nConnection: close\r\n\r\n", 1, false)
+			if !strings.Contains(got, "200 OK") || forwarded.Load() != 0 {
+				t.Fatalf("forwarded by the Front %d; answer:\n%s", forwarded.Load(), got)
+			}
+		})
+	}
+}

@@ -159,6 +159,9 @@ func (fc *frontConn) serve() {
 			}
 			v = fc.h.parse(fc.buffered())
 		}
+		if v == headOK && (fc.h.n > fc.f.maxHead || fc.f.passAll) {
+			v = headDoubt
+		}
 		if v == headDoubt {
 			fc.handOff(headBy)
 			return
