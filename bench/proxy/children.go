@@ -84,15 +84,21 @@ func runRole(role, listen, upstream, profile string) {
 		}))
 	case "forwarder":
 		go forward(l, upstream)
-	case "proxy", "proxy-reverseproxy":
+	case "proxy", "proxy-netfront", "proxy-reverseproxy":
 		p := proxy.New(proxy.Options{EnvDomain: "localhost", Backends: fixed{addr: upstream},
 			DisableLeanPath: role == "proxy-reverseproxy",
 			Lookup: func(context.Context, string) (store.Environment, error) {
 				return store.Environment{}, store.ErrNotFound
 			}})
-		// As internal/server configures glenv's listener.
+		// As internal/server configures glenv's listener: the Front ahead
+		// of net/http; proxy-netfront is the lean path behind net/http
+		// alone, as before the Front.
 		srv := &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
-		go srv.Serve(l)
+		if role == "proxy" {
+			go proxy.NewFront(p, srv).Serve(l)
+		} else {
+			go srv.Serve(l)
+		}
 	default:
 		must(fmt.Errorf("unknown role %q", role))
 	}

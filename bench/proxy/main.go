@@ -36,7 +36,7 @@ import (
 )
 
 func main() {
-	role := flag.String("role", "", "internal: run as this child (app, forwarder, proxy, proxy-reverseproxy)")
+	role := flag.String("role", "", "internal: run as this child (app, forwarder, proxy, proxy-netfront, proxy-reverseproxy)")
 	listen := flag.String("listen", "", "internal: the child's address")
 	upstream := flag.String("upstream", "", "internal: where the child forwards to")
 	d := flag.Duration("d", 5*time.Second, "duration of each measurement")
@@ -58,6 +58,8 @@ func main() {
 	defer fwd.stop()
 	px := startChild("proxy", freeAddr(), app.addr, *profile)
 	defer px.stop()
+	nf := startChild("proxy-netfront", freeAddr(), app.addr, "")
+	defer nf.stop()
 	rp := startChild("proxy-reverseproxy", freeAddr(), app.addr, "")
 	defer rp.stop()
 	const host = "app--bench.localhost"
@@ -65,6 +67,7 @@ func main() {
 		{name: "direct", addr: app.addr, host: app.addr, proc: app},
 		{name: "tcp forwarder", addr: fwd.addr, host: app.addr, proc: fwd},
 		{name: "glenv proxy", addr: px.addr, host: host, proc: px},
+		{name: "  lean, net/http", addr: nf.addr, host: host, proc: nf},
 		{name: "  ReverseProxy only", addr: rp.addr, host: host, proc: rp},
 	}
 	saturated := func(t target, d time.Duration) sample { return saturate(t, *c, d) }

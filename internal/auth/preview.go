@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -45,7 +46,7 @@ func (s *Service) EnvGate(w http.ResponseWriter, r *http.Request, label string) 
 		envCookieValue = c.Value
 	}
 	clean := strip(r)
-	in, private, err := s.envAccess(r, label)
+	in, private, err := s.envAccess(r.Context(), label)
 	if err != nil {
 		page(w, http.StatusServiceUnavailable, "glenv cannot read its database", "Try again in a moment.")
 		return clean, false
@@ -73,6 +74,15 @@ func (s *Service) EnvGate(w http.ResponseWriter, r *http.Request, label string) 
 	return clean, false
 }
 
+// EnvOpen reports whether the environment at label is public: EnvGate then
+// lets a request that carries no glenv cookie nor ticket through as it is.
+// The proxy's Front forwards only such requests itself (proxy.Options.GateOpen).
+func (s *Service) EnvOpen(ctx context.Context, label string) bool {
+	s.init()
+	_, private, err := s.envAccess(ctx, label)
+	return err == nil && !private
+}
+
 // accessTTL is how long the proxy keeps an environment's access rule: a
 // change of --environment-access applies within it everywhere.
 const accessTTL = 2 * time.Second
@@ -91,7 +101,7 @@ type accessEntry struct {
 // proxy answers for the first; the second are served as before private
 // previews existed). Known answers are kept for accessTTL, so public
 // environments cost no database read per request.
-func (s *Service) envAccess(r *http.Request, label string) (store.Integration, bool, error) {
+func (s *Service) envAccess(ctx context.Context, label string) (store.Integration, bool, error) {
 	now := time.Now()
 	s.accessMu.Lock()
 	e, ok := s.access[label]
@@ -99,14 +109,14 @@ func (s *Service) envAccess(r *http.Request, label string) (store.Integration, b
 	if ok && now.Sub(e.at) < accessTTL {
 		return e.in, e.private, nil
 	}
-	env, err := store.GetEnvironmentByHost(r.Context(), s.Store.Reader(), label)
+	env, err := store.GetEnvironmentByHost(ctx, s.Store.Reader(), label)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Integration{}, false, nil
 	}
 	if err != nil {
 		return store.Integration{}, false, err
 	}
-	in, err := store.GetIntegration(r.Context(), s.Store.Reader(), env.IntegrationName)
+	in, err := store.GetIntegration(ctx, s.Store.Reader(), env.IntegrationName)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return in, false, err
 	}

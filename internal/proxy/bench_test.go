@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -21,18 +22,32 @@ func BenchmarkProxy(b *testing.B) {
 	}))
 	defer app.Close()
 	for _, tc := range []struct {
-		name    string
-		disable bool
-	}{{"lean", false}, {"reverseproxy", true}} {
+		name           string
+		disable, front bool
+	}{{"front", false, true}, {"lean", false, false}, {"reverseproxy", true, false}} {
 		b.Run(tc.name, func(b *testing.B) {
 			p := New(Options{EnvDomain: "localhost", DisableLeanPath: tc.disable,
 				Backends: backends{"app": strings.TrimPrefix(app.URL, "http://")}})
-			s := httptest.NewServer(p)
-			defer s.Close()
+			var addr string
+			if tc.front {
+				l, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					b.Fatal(err)
+				}
+				f := NewFront(p, &http.Server{Handler: p})
+				go f.Serve(l)
+				defer f.Shutdown(context.Background())
+				addr = l.Addr().String()
+			} else {
+				s := httptest.NewServer(p)
+				defer s.Close()
+				addr = strings.TrimPrefix(s.URL, "http://")
+			}
 			req := []byte("GET / HTTP/1.1\r\nHost: app.localhost\r\nUser-Agent: bench\r\n\r\n")
 			b.ReportAllocs()
+			b.SetParallelism(16) // 32 connections on 2 CPUs, as bench/proxy
 			b.RunParallel(func(pb *testing.PB) {
-				c, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+				c, err := net.Dial("tcp", addr)
 				if err != nil {
 					b.Error(err)
 					return

@@ -135,7 +135,7 @@ func (p *Proxy) serveLean(w http.ResponseWriter, r *http.Request, addr string) {
 		} else if err == io.ErrUnexpectedEOF && c != nil && c.lim.read == 0 {
 			err = io.EOF // the app hung up without a word, as http.Transport says
 		}
-		p.proxyError(w, r, err, body)
+		p.proxyError(w, r.Host, err, body)
 	}
 }
 
@@ -151,7 +151,7 @@ func (p *Proxy) exchange(ctx context.Context, w http.ResponseWriter, r *http.Req
 		c.tcp.Close()
 		return err
 	}
-	whole := p.copyResponse(w, r, resp)
+	whole := p.copyResponse(w, r.Host, resp)
 	if stop() && whole && !resp.Close {
 		p.up.put(c)
 		return nil
@@ -178,6 +178,12 @@ func (p *Proxy) roundTrip(w http.ResponseWriter, r *http.Request, c *upConn, bod
 		return nil, err
 	}
 	c.quickAck()
+	return answer(w, c, r)
+}
+
+// answer reads the app's answer to r on c, passing 1xx answers on to the
+// client as ReverseProxy does; r is only asked for its method.
+func answer(w http.ResponseWriter, c *upConn, r *http.Request) (*http.Response, error) {
 	for n := 0; ; n++ {
 		c.expectHeader()
 		resp, err := http.ReadResponse(c.br, r)
@@ -188,6 +194,9 @@ func (p *Proxy) roundTrip(w http.ResponseWriter, r *http.Request, c *upConn, bod
 			return nil, err
 		}
 		c.expectBody()
+		if resp.Body != http.NoBody && c.br.Buffered() == 0 {
+			c.splits = true
+		}
 		switch code := resp.StatusCode; {
 		case code == http.StatusSwitchingProtocols:
 			return nil, errors.New("the app switched protocols when the request asked for none")
@@ -261,7 +270,7 @@ func field(bw *bufio.Writer, k, v string) {
 // copyResponse writes resp to the client as ReverseProxy does: without
 // hop-by-hop headers, trailers announced and passed on, streaming bodies
 // flushed as they come. It reports whether the whole body was copied.
-func (p *Proxy) copyResponse(w http.ResponseWriter, r *http.Request, resp *http.Response) bool {
+func (p *Proxy) copyResponse(w http.ResponseWriter, host string, resp *http.Response) bool {
 	removeHopByHop(resp.Header)
 	h := w.Header()
 	copyHeader(h, resp.Header)
@@ -291,7 +300,7 @@ func (p *Proxy) copyResponse(w http.ResponseWriter, r *http.Request, resp *http.
 			break
 		}
 		if rerr != nil {
-			p.opts.Logger.Debug("environment app's response cut short", "host", r.Host, "err", rerr)
+			p.opts.Logger.Debug("environment app's response cut short", "host", host, "err", rerr)
 			return false
 		}
 	}

@@ -63,10 +63,14 @@ func TestWhatTakesTheLeanPath(t *testing.T) {
 }
 
 // paths are a proxy with its lean path and one with ReverseProxy only, in
-// front of the same app; lean counts the requests the first took lean.
+// front of the same app, both behind net/http's server, and a proxy
+// behind the Front; leanCount counts the requests the first took lean,
+// frontCount those the Front forwarded itself.
 type paths struct {
 	lean, reverse *httptest.Server
+	front         string // the Front's address
 	leanCount     atomic.Int64
+	frontCount    atomic.Int64
 }
 
 func newPaths(t *testing.T, app string) *paths {
@@ -76,7 +80,9 @@ func newPaths(t *testing.T, app string) *paths {
 		p := New(Options{EnvDomain: "preview.example.com", DisableLeanPath: disable,
 			Backends: backends{"main--app": app}})
 		p.onLean = func() { ps.leanCount.Add(1) }
-		s := httptest.NewServer(p)
+		s := httptest.NewUnstartedServer(p)
+		serverTimeouts(s.Config)
+		s.Start()
 		t.Cleanup(s.Close)
 		if disable {
 			ps.reverse = s
@@ -84,6 +90,9 @@ func newPaths(t *testing.T, app string) *paths {
 			ps.lean = s
 		}
 	}
+	p := New(Options{EnvDomain: "preview.example.com", Backends: backends{"main--app": app}})
+	p.onFront = func() { ps.frontCount.Add(1) }
+	ps.front = startFront(t, p, nil)
 	return ps
 }
 
@@ -92,7 +101,12 @@ func newPaths(t *testing.T, app string) *paths {
 // Date, body, trailers, or how reading failed.
 func transcript(t *testing.T, s *httptest.Server, req string) string {
 	t.Helper()
-	c, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+	return transcriptAt(t, strings.TrimPrefix(s.URL, "http://"), req)
+}
+
+func transcriptAt(t *testing.T, addr, req string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,6 +266,14 @@ func TestTheLeanPathAnswersAsReverseProxyDoes(t *testing.T) {
 			reverse := transcript(t, ps.reverse, tc.req)
 			if lean != reverse {
 				t.Fatalf("the paths answer differently.\nlean:\n%s\nReverseProxy:\n%s", lean, reverse)
+			}
+			before = ps.frontCount.Load()
+			front := transcriptAt(t, ps.front, tc.req)
+			if took := ps.frontCount.Load() > before; took != tc.lean {
+				t.Errorf("the Front forwarded it itself: %v, want %v (what the lean path takes)", took, tc.lean)
+			}
+			if front != reverse {
+				t.Fatalf("the Front answers differently.\nFront:\n%s\nReverseProxy:\n%s", front, reverse)
 			}
 			if !strings.Contains(lean, tc.want) {
 				t.Fatalf("both answered\n%s\nwant it to contain %q", lean, tc.want)

@@ -3,7 +3,8 @@
 // answers for environments that run nothing with a page that says why and
 // what to do. Everything else goes to the control plane. It holds no state
 // of its own: the runtime says which process serves a host, the store what
-// state an environment is in.
+// state an environment is in. Its Front (front.go) serves glenv's listener
+// ahead of net/http and forwards plain requests for environments itself.
 package proxy
 
 import (
@@ -45,6 +46,12 @@ type Options struct {
 	// previews, internal/auth): it returns the request to serve, or false
 	// when it answered itself.
 	Gate func(w http.ResponseWriter, r *http.Request, label string) (*http.Request, bool)
+	// GateOpen reports that Gate lets every request for label through
+	// as it is when it carries no glenv cookie or ticket (the environment
+	// is public). The Front forwards requests itself only then, and hands
+	// the others to net/http and Gate; with a Gate and no GateOpen it
+	// forwards none.
+	GateOpen func(ctx context.Context, label string) bool
 	// PublicScheme is the scheme people reach glenv by ("https" when
 	// --public-url is https, even where TLS ends in front of glenv); apps
 	// see it as X-Forwarded-Proto. Default "http".
@@ -68,13 +75,14 @@ type Options struct {
 
 // Proxy is an http.Handler.
 type Proxy struct {
-	opts   Options
-	suffix string
-	scheme string
-	rp     *httputil.ReverseProxy
-	up     upstreams // the lean path's connections
-	waking waking
-	onLean func() // tests: called for each request on the lean path
+	opts    Options
+	suffix  string
+	scheme  string
+	rp      *httputil.ReverseProxy
+	up      upstreams // the lean path's connections
+	waking  waking
+	onLean  func() // tests: called for each request on the lean path
+	onFront func() // tests: called for each request the Front forwards itself
 
 	relayOnce sync.Once
 	relayRP   *httputil.ReverseProxy // to other replicas (Options.Replicas)
@@ -126,7 +134,7 @@ func New(opts Options) *Proxy {
 		ErrorLog:      slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			cb, _ := r.Context().Value(bodyKey{}).(*clientBody)
-			p.proxyError(w, r, err, cb)
+			p.proxyError(w, r.Host, err, cb)
 		},
 	}
 	return p
@@ -134,7 +142,7 @@ func New(opts Options) *Proxy {
 
 // proxyError answers a request the app could not be asked, or did not
 // answer: the client's fault (a bad body) is a 400, the app's a 502.
-func (p *Proxy) proxyError(w http.ResponseWriter, r *http.Request, err error, cb *clientBody) {
+func (p *Proxy) proxyError(w http.ResponseWriter, host string, err error, cb *clientBody) {
 	if cb != nil && cb.failed() != nil {
 		// The client's body was bad (malformed chunks, cut short): the
 		// client's fault, not the app's. Checked first: a body cut short
@@ -147,7 +155,7 @@ func (p *Proxy) proxyError(w http.ResponseWriter, r *http.Request, err error, cb
 	if errors.Is(err, context.Canceled) {
 		return // the client went away
 	}
-	p.opts.Logger.Warn("environment app did not answer", "host", r.Host, "err", err)
+	p.opts.Logger.Warn("environment app did not answer", "host", host, "err", err)
 	page(w, http.StatusBadGateway, "The app is not answering",
 		"<p>glenv could not reach the environment's app ("+html.EscapeString(err.Error())+").</p>"+
 			"<p>See its output with <code>glenv environment:logs</code>, or redeploy it with <code>glenv environment:redeploy</code>.</p>")

@@ -22,16 +22,44 @@ var healthPaths = map[string]bool{"/healthz": true, "/readyz": true, "/livez": t
 // countsAsVisit reports whether r is someone using the environment: it
 // keeps an active environment from being paused and wakes a paused one.
 func countsAsVisit(r *http.Request) bool {
-	if healthPaths[r.URL.Path] {
+	// Lowered first: strings.ToLower also folds non-ASCII look-alikes
+	// (the Kelvin sign), which the front never sees (it takes ASCII only).
+	return isVisit(r.URL.Path, strings.ToLower(r.UserAgent()))
+}
+
+// isVisit is the rule on a request's path and User-Agent; it allocates
+// nothing, as the front calls it on every request.
+func isVisit[P, U string | []byte](path P, userAgent U) bool {
+	if healthPaths[string(path)] {
 		return false
 	}
-	ua := strings.ToLower(r.UserAgent())
 	for _, s := range notVisitors {
-		if strings.Contains(ua, s) {
+		if containsFold(userAgent, s) {
 			return false
 		}
 	}
 	return true
+}
+
+// containsFold reports whether s contains lower (lower-case ASCII), ignoring
+// ASCII case as strings.ToLower then strings.Contains would.
+func containsFold[S string | []byte](s S, lower string) bool {
+	for i := 0; i+len(lower) <= len(s); i++ {
+		j := 0
+		for ; j < len(lower); j++ {
+			c := s[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != lower[j] {
+				break
+			}
+		}
+		if j == len(lower) {
+			return true
+		}
+	}
+	return false
 }
 
 // acceptsHTML reports whether r names HTML in Accept, as browsers do; API

@@ -17,6 +17,7 @@ import (
 // comes up, recording wakes and counted visits.
 type wakeWorld struct {
 	srv    *httptest.Server
+	p      *Proxy
 	mu     sync.Mutex
 	wakes  int
 	visits []string
@@ -49,6 +50,7 @@ func newWakeWorld(t *testing.T, wait time.Duration) *wakeWorld {
 			w.wakes++
 			return true, nil
 		}})
+	w.p = p
 	w.srv = httptest.NewServer(p)
 	t.Cleanup(w.srv.Close)
 	return w

@@ -54,6 +54,7 @@ type Server struct {
 	queue    *jobs.Queue
 	receiver *webhook.Receiver
 	http     *http.Server
+	front    *proxy.Front // ahead of http: forwards plain environment requests itself
 	listener net.Listener
 	box      *secret.Box
 	runtime  *runtime.Runtime // nil with --runtime record or kubernetes
@@ -229,7 +230,7 @@ func NewWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Opti
 		scheme = "https"
 	}
 	environments := proxy.New(proxy.Options{EnvDomain: cfg.EnvDomain, Backends: backends, Logger: log,
-		Next: bodyDeadline(controlPlaneBodyWithin, s.replicas.appLogs(box, mux)), PublicScheme: scheme, Gate: people.EnvGate,
+		Next: bodyDeadline(controlPlaneBodyWithin, s.replicas.appLogs(box, mux)), PublicScheme: scheme, Gate: people.EnvGate, GateOpen: people.EnvOpen,
 		Lookup: func(ctx context.Context, host string) (store.Environment, error) {
 			return store.GetEnvironmentByHost(ctx, st.Reader(), host)
 		},
@@ -241,6 +242,7 @@ func NewWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Opti
 	s.http = &http.Server{Handler: environments, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	s.front = proxy.NewFront(environments, s.http)
 	return s, nil
 }
 
@@ -316,7 +318,7 @@ func (s *Server) Run(ctx context.Context) error {
 	replicasDone := make(chan struct{})
 	go func() { defer close(replicasDone); s.replicas.run(ctx, s.queue, lost) }()
 	errc := make(chan error, 1)
-	go func() { errc <- s.http.Serve(s.listener) }()
+	go func() { errc <- s.front.Serve(s.listener) }()
 	s.log.Info("glenv serving", "listen", s.Addr(), "public_url", s.cfg.PublicURL, "env_domain", s.cfg.EnvDomain)
 	select {
 	case <-ctx.Done():
@@ -328,7 +330,8 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("draining")
 	drain, cancel := context.WithTimeout(context.Background(), 25*time.Second)
 	defer cancel()
-	herr := s.http.Shutdown(drain)
+	herr := s.front.Shutdown(drain) // and s.http's
+
 	s.receiver.Close()
 	stopVisits() // writes the last requests once more
 	<-visitsDone
