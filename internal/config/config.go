@@ -306,6 +306,11 @@ func (c *Config) Validate() error {
 	if c.Runtime != "kubernetes" && (c.Kubeconfig != "" || c.KubernetesIngressClass != "" || c.KubernetesStorageClass != "") {
 		return fmt.Errorf("--kubeconfig, --kubernetes-ingress-class and --kubernetes-storage-class: only apply with --runtime kubernetes; add --runtime kubernetes or drop them")
 	}
+	if c.KubernetesVolumeClone == "" {
+		// A Config built in code gets the flag's default, as the other
+		// kubernetes settings do (kubernetes.go).
+		c.KubernetesVolumeClone = "auto"
+	}
 	switch c.KubernetesVolumeClone {
 	case "auto", "csi", "copy":
 	default:

@@ -55,7 +55,7 @@ func TestAConfigBuiltInCodeGetsTheKubernetesDefaults(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if c.KubernetesQPS != DefaultKubernetesQPS || c.KubernetesBurst != DefaultKubernetesBurst || c.Workers != DefaultKubernetesWorkers {
+	if c.KubernetesQPS != DefaultKubernetesQPS || c.KubernetesBurst != DefaultKubernetesBurst || c.Workers != DefaultKubernetesWorkers || c.KubernetesVolumeClone != "auto" {
 		t.Fatalf("qps %d burst %d workers %d", c.KubernetesQPS, c.KubernetesBurst, c.Workers)
 	}
 }
