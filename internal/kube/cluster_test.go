@@ -51,6 +51,7 @@ type kubeWorld struct {
 	cluster *kubetest.Cluster
 	calls   *Counter
 	rt      *kube.Runtime
+	opts    kube.Options // rt's, for another runtime on the same cluster
 	gl      *gitlabtest.Server
 	project gitlabtest.Project
 	token   string
@@ -91,6 +92,7 @@ func newKubeWorldTB(t testing.TB, adjust ...func(*kube.Options)) *kubeWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.opts = opts
 	return w
 }
 

@@ -150,7 +150,7 @@ func (r *Runtime) Deploy(ctx context.Context, req runtime.DeployRequest) error {
 	if req.CloneParentData && req.Parent != nil && !noSecrets && (len(cfg.Files) > 0 || len(cfg.Postgres) > 0) {
 		// Only an app with data asks whether its namespace is new: one
 		// API call fewer for every other new environment in a burst.
-		fresh, err := r.fresh(ctx, env.ID, ns)
+		fresh, err := r.fresh(ctx, env.ID, ns, cfg.Files)
 		if err != nil {
 			return err
 		}
@@ -185,10 +185,13 @@ func (r *Runtime) Deploy(ctx context.Context, req runtime.DeployRequest) error {
 	return nil
 }
 
-// fresh reports whether the environment has no namespace yet (its data is
-// then cloned from the parent). An environment applied by this process
-// exists: no call.
-func (r *Runtime) fresh(ctx context.Context, envID int64, ns string) (bool, error) {
+// fresh reports whether the environment's data is still to be made from
+// its parent's: it has no namespace yet, or a services.files claim is
+// missing from it. A first deploy that failed after its namespace was made
+// (a copy Job that failed leaves no claim) clones on its retry, instead of
+// starting the environment on empty volumes. An environment applied by
+// this process exists: no call.
+func (r *Runtime) fresh(ctx context.Context, envID int64, ns string, files []string) (bool, error) {
 	r.mu.Lock()
 	_, known := r.applied[envID]
 	r.mu.Unlock()
@@ -201,6 +204,15 @@ func (r *Runtime) fresh(ctx context.Context, envID int64, ns string) (bool, erro
 	}
 	if err != nil {
 		return false, fmt.Errorf("read namespace %s: %w", ns, err)
+	}
+	for _, f := range files {
+		_, err := r.c.CoreV1().PersistentVolumeClaims(ns).Get(ctx, filesClaim(f), metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("read claim %s/%s: %w", ns, filesClaim(f), err)
+		}
 	}
 	return false, nil
 }

@@ -152,6 +152,29 @@ func TestAFailedCopyFailsTheDeployWithTheJobsReason(t *testing.T) {
 			t.Errorf("staging claim %s left after the failure", cl.Name)
 		}
 	}
+
+	// The retry, by a restarted glenv whose copy works: the namespace made
+	// by the failed deploy exists, but the claim does not, so the data is
+	// still to be copied; the MR must not start on an empty volume.
+	opts := w.opts
+	opts.FetchImage = "busybox:1.37"
+	rt, err := kube.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	var logs logBook
+	req.Log = logs.add(t)
+	if err := rt.Deploy(ctx, req); err != nil {
+		t.Fatalf("the retry with a working copy: %v", err)
+	}
+	if !strings.Contains(logs.String(), "copy Job glenv-main--cf/glenv-copy-") {
+		t.Errorf("the retry did not copy the parent's files:\n%s", logs.String())
+	}
+	claim, err := c.CoreV1().PersistentVolumeClaims("glenv-mr-6--cf").Get(ctx, "files-uploads", metav1.GetOptions{})
+	if err != nil || claim.Status.Phase != corev1.ClaimBound {
+		t.Fatalf("the MR's claim after the retry: %v %v; want a bound copy", claim, err)
+	}
 }
 
 // waitVolumeGone watches a PV until it is deleted.
