@@ -290,10 +290,17 @@ type watchOf struct {
 	open func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error)
 	name string
 	rv   string
+	// get reads the object, for a wait on its deletion whose watch must
+	// start again (waitFor).
+	get func(ctx context.Context, name string) (metav1.Object, error)
 }
 
 func claimWatch(r *Runtime, ns, name, rv string) watchOf {
-	return watchOf{what: "claim " + ns + "/" + name, open: r.c.CoreV1().PersistentVolumeClaims(ns).Watch, name: name, rv: rv}
+	claims := r.c.CoreV1().PersistentVolumeClaims(ns)
+	return watchOf{what: "claim " + ns + "/" + name, open: claims.Watch, name: name, rv: rv,
+		get: func(ctx context.Context, name string) (metav1.Object, error) {
+			return claims.Get(ctx, name, metav1.GetOptions{})
+		}}
 }
 
 func pvWatch(r *Runtime, name, rv string) watchOf {
@@ -306,10 +313,22 @@ func jobWatch(r *Runtime, ns, name, rv string) watchOf {
 
 // waitFor watches one object until done says so, or, with done nil, until
 // it is deleted. A watch too old to resume restarts from the current state
-// (a watch without a version begins with it).
+// (a watch without a version begins with it). Waiting for a deletion, the
+// object is read first: a watch from now says nothing of one already gone,
+// and would wait until ctx ends.
 func (r *Runtime) waitFor(ctx context.Context, w watchOf, done func(any) (bool, error)) error {
 	rv := w.rv
 	for {
+		if rv == "" && done == nil && w.get != nil {
+			cur, err := w.get(ctx, w.name)
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("read %s: %w", w.what, explain(err))
+			}
+			rv = cur.GetResourceVersion()
+		}
 		wi, err := w.open(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + w.name, ResourceVersion: rv, AllowWatchBookmarks: true})
 		if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
 			rv = ""
