@@ -251,23 +251,34 @@ func TestThreeReplicasLoseNoDeliveryAndTakeOverAKilledOnesEnvironments(t *testin
 	periodic := map[string]time.Duration{"reconcile": interval, "feedback_sweep": interval,
 		"retention": interval, "repair_environments": time.Minute, "pause_idle_environments": time.Minute,
 		"envapi_delete_scheduled": 10 * time.Minute}
-	counted := map[string]int{}
-	rows, err = db.QueryContext(ctx, `SELECT kind, scheduled_at FROM river_job WHERE kind = ANY($1) AND args::text IN ('{}', '{"integration": ""}', '{"integration":""}')`,
-		keys(periodic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	perBucket := map[string]int{}
-	for rows.Next() {
-		var kind string
-		var at time.Time
-		if err := rows.Scan(&kind, &at); err != nil {
+	// A new leader is elected only once the killed one's leadership
+	// expires, and it schedules the periodic jobs from then on: wait (with
+	// a deadline) until each 5 s job has run after that, rather than
+	// expecting it within a fixed time.
+	var counted, perBucket map[string]int
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		counted, perBucket = map[string]int{}, map[string]int{}
+		rows, err = db.QueryContext(ctx, `SELECT kind, scheduled_at FROM river_job WHERE kind = ANY($1) AND args::text IN ('{}', '{"integration": ""}', '{"integration":""}')`,
+			keys(periodic))
+		if err != nil {
 			t.Fatal(err)
 		}
-		counted[kind]++
-		perBucket[fmt.Sprint(kind, " ", at.Truncate(periodic[kind]).UTC().Format(time.TimeOnly))]++
+		for rows.Next() {
+			var kind string
+			var at time.Time
+			if err := rows.Scan(&kind, &at); err != nil {
+				t.Fatal(err)
+			}
+			counted[kind]++
+			perBucket[fmt.Sprint(kind, " ", at.Truncate(periodic[kind]).UTC().Format(time.TimeOnly))]++
+		}
+		rows.Close()
+		if (counted["reconcile"] > 0 && counted["feedback_sweep"] > 0 && counted["retention"] > 0) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond) // polling the database for the jobs' rows
 	}
-	rows.Close()
 	for bucket, c := range perBucket {
 		if c > 1 {
 			t.Errorf("periodic job %s ran %d times in one interval", bucket, c)
