@@ -290,39 +290,6 @@ func TestTheFrontLeavesGatedEnvironmentsToTheGate(t *testing.T) {
 	}
 }
 
-func TestTheFrontEndsTheAppsRequestWhenTheClientGoes(t *testing.T) {
-	started, ended := make(chan struct{}), make(chan struct{})
-	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		close(started)
-		select { // a long poll
-		case <-r.Context().Done():
-			close(ended)
-		case <-time.After(30 * time.Second):
-		}
-	}))
-	defer app.Close()
-	ps := newPaths(t, strings.TrimPrefix(app.URL, "http://"))
-	c, err := net.Dial("tcp", ps.front)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.WriteString(c, "GET /poll HTTP/1.1\r\nHost: main--app.preview.example.com\r\n\r\n")
-	select {
-	case <-started:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the request did not reach the app")
-	}
-	c.Close()
-	select {
-	case <-ended:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the app's request went on after the client went away")
-	}
-	if ps.frontCount.Load() != 1 {
-		t.Fatal("the Front did not forward the request itself")
-	}
-}
-
 // TestAHalfClosedClientGetsItsAnswer: a client may send its request and
 // close its sending side. net/http cancels such a request as soon as it
 // notices (and then answers an empty 200 when the app had not answered);

@@ -342,36 +342,49 @@ func TestTheLeanPathKeepsConnectionsToTheAppAlive(t *testing.T) {
 	})
 }
 
+// On both paths a client that goes away ends the app's request (a long
+// poll is not left running for nobody).
 func TestTheClientGoingAwayEndsTheAppsRequest(t *testing.T) {
-	started, ended := make(chan struct{}), make(chan struct{})
-	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		close(started)
-		select { // a long poll
-		case <-r.Context().Done():
-			close(ended)
-		case <-time.After(30 * time.Second):
-		}
-	}))
-	defer app.Close()
-	ps := newPaths(t, strings.TrimPrefix(app.URL, "http://"))
-	c, err := net.Dial("tcp", strings.TrimPrefix(ps.lean.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.WriteString(c, "GET /poll HTTP/1.1\r\nHost: main--app.preview.example.com\r\n\r\n")
-	select {
-	case <-started:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the request did not reach the app")
-	}
-	c.Close()
-	select {
-	case <-ended:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the app's request went on after the client went away")
-	}
-	if ps.leanCount.Load() != 1 {
-		t.Fatal("the request did not take the lean path")
+	for _, path := range []struct {
+		name  string
+		addr  func(*paths) string
+		count func(*paths) int64
+	}{
+		{"the lean path behind net/http", func(ps *paths) string { return strings.TrimPrefix(ps.lean.URL, "http://") }, func(ps *paths) int64 { return ps.leanCount.Load() }},
+		{"the Front", func(ps *paths) string { return ps.front }, func(ps *paths) int64 { return ps.frontCount.Load() }},
+	} {
+		t.Run(path.name, func(t *testing.T) {
+			started, ended := make(chan struct{}), make(chan struct{})
+			app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				close(started)
+				select { // a long poll
+				case <-r.Context().Done():
+					close(ended)
+				case <-time.After(30 * time.Second):
+				}
+			}))
+			defer app.Close()
+			ps := newPaths(t, strings.TrimPrefix(app.URL, "http://"))
+			c, err := net.Dial("tcp", path.addr(ps))
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.WriteString(c, "GET /poll HTTP/1.1\r\nHost: main--app.preview.example.com\r\n\r\n")
+			select {
+			case <-started:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the request did not reach the app")
+			}
+			c.Close()
+			select {
+			case <-ended:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the app's request went on after the client went away")
+			}
+			if path.count(ps) != 1 {
+				t.Fatal("the request did not take this path")
+			}
+		})
 	}
 }
 
