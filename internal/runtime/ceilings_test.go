@@ -60,3 +60,36 @@ func TestAnIntegrationsCeilingsAreAppliedToItsSandboxedApps(t *testing.T) {
 		t.Fatalf("a .glenv.yml over the integration's ceiling: %v", err)
 	}
 }
+
+// A closed runtime leaves no cgroup behind: not its environments' and not
+// its own base, so runtimes that come and go (each data dir's, each
+// test's) do not pile cgroups up on the host.
+func TestAClosedRuntimeRemovesItsCgroups(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, runtime.Options{})
+	requireSandbox(t, w.rt)
+	requireCgroups(t, w.rt)
+	app, err := os.ReadFile(filepath.Join("testdata", "probe", "app.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := w.env(97, "mr-97", "mr")
+	if logs, err := w.deployFiles(t, env, map[string]string{
+		".glenv.yml": "run: exec python3 app.py " + env.Name + "\nhealth: /\nlimits:\n  memory: 64M\n", "app.py": string(app)}); err != nil {
+		t.Fatalf("deploy: %v\n%s", err, logs)
+	}
+	dirs := runtime.EnvCgroupDirs(w.rt, env.ID)
+	var gone []string
+	for _, d := range dirs {
+		if _, err := os.Stat(d); err != nil {
+			t.Fatalf("the running environment's cgroup %s: %v", d, err)
+		}
+		gone = append(gone, d, filepath.Dir(d))
+	}
+	w.rt.Close()
+	for _, d := range gone {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("after Close, cgroup %s is still there (%v)", d, err)
+		}
+	}
+}

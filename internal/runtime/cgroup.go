@@ -203,13 +203,17 @@ func openCgroups(name string) (*cgroups, error) {
 		}
 	}
 	// Leftovers of an earlier run of this runtime: nothing of them may live on.
-	entries, _ := os.ReadDir(cg.bases[0])
-	for _, e := range entries {
-		if e.IsDir() {
-			cg.child(e.Name()).remove()
-		}
-	}
+	cg.clear()
 	return cg, nil
+}
+
+// clear ends whatever runs in glenv's cgroups and removes every cgroup
+// below the bases.
+func (cg *cgroups) clear() {
+	base := &cgroup{v2: cg.v2, dirs: cg.bases}
+	for _, c := range base.children() {
+		c.remove()
+	}
 }
 
 // close removes glenv's base cgroups once nothing runs in them (Close).

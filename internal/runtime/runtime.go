@@ -613,4 +613,11 @@ func (r *Runtime) Close() {
 	r.upkeepMu.Unlock()
 	r.upkeep.Wait()
 	r.spare.close()
+	if r.sb.cg != nil {
+		// Nothing of this runtime runs any more: its cgroups go too, or
+		// every runtime that ever closed (each test's, each data dir's)
+		// would leave its base and environment cgroups behind for good.
+		r.sb.cg.clear()
+		r.sb.cg.close()
+	}
 }
