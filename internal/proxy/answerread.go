@@ -16,7 +16,7 @@ import (
 // copy of the head and its body readers live in c, so a common answer
 // costs a few allocations instead of ReadResponse's dozens.
 func (p *Proxy) readAnswer(c *upConn, req *http.Request) (*http.Response, error) {
-	if req.Method != http.MethodHead {
+	if req.Method != http.MethodHead && !p.noLeanAnswers {
 		if resp := c.leanAnswer(); resp != nil {
 			if p.onAnswer != nil {
 				p.onAnswer(true)

@@ -75,15 +75,16 @@ type Options struct {
 
 // Proxy is an http.Handler.
 type Proxy struct {
-	opts     Options
-	suffix   string
-	scheme   string
-	rp       *httputil.ReverseProxy
-	up       upstreams // the lean path's connections
-	waking   waking
-	onLean   func()          // tests: called for each request on the lean path
-	onFront  func()          // tests: called for each request the Front forwards itself
-	onAnswer func(lean bool) // tests: called for each answer head read on the lean path, lean when the lean parser read it
+	opts          Options
+	suffix        string
+	scheme        string
+	rp            *httputil.ReverseProxy
+	up            upstreams // the lean path's connections
+	waking        waking
+	onLean        func()          // tests: called for each request on the lean path
+	onFront       func()          // tests: called for each request the Front forwards itself
+	onAnswer      func(lean bool) // tests: called for each answer head read on the lean path, lean when the lean parser read it
+	noLeanAnswers bool            // tests: every answer head is http.ReadResponse's
 
 	relayOnce sync.Once
 	relayRP   *httputil.ReverseProxy // to other replicas (Options.Replicas)
