@@ -57,7 +57,7 @@ type frontConn struct {
 	acceptedAt time.Time
 	deadline   bool // a read deadline is set
 	state      atomic.Int32
-	since      atomic.Int64 // unix seconds of the last state change
+	since      atomic.Int64 // unix seconds of the change to stateNew (closeIdle reads it for no other state)
 
 	// Watching the client while its app answers.
 	wmu                            sync.Mutex
@@ -98,8 +98,10 @@ func (w errWriter) Write(p []byte) (int, error) {
 func (fc *frontConn) writeFailed() bool { return fc.werr != nil }
 
 func (fc *frontConn) setState(s int32) {
+	if s == stateNew {
+		fc.since.Store(time.Now().Unix())
+	}
 	fc.state.Store(s)
-	fc.since.Store(time.Now().Unix())
 }
 
 func (fc *frontConn) setReadDeadline(t time.Time) {
