@@ -65,6 +65,11 @@ type limitedConn struct {
 	c    net.Conn
 	left int64
 	read int64 // bytes read since the request was written
+	// err is the first read error, returned again: when the lean answer
+	// parser met it, http.ReadResponse reads again and must meet the same
+	// one (a reset connection would otherwise read as a plain EOF). A
+	// connection that failed a read is never used again.
+	err error
 }
 
 var errHeaderTooLarge = errors.New("the app's response header is larger than 10 MB")
@@ -76,9 +81,13 @@ func (l *limitedConn) Read(p []byte) (int, error) {
 	if int64(len(p)) > l.left {
 		p = p[:l.left]
 	}
+	if l.err != nil {
+		return 0, l.err
+	}
 	n, err := l.c.Read(p)
 	l.left -= int64(n)
 	l.read += int64(n)
+	l.err = err
 	return n, err
 }
 
