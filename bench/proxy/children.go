@@ -9,8 +9,11 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -26,6 +29,7 @@ import (
 
 // child is a running role process.
 type child struct {
+	mu   sync.Mutex // one question at a time: alongside asks the app while a path runs
 	cmd  *exec.Cmd
 	in   io.WriteCloser
 	out  *bufio.Reader
@@ -47,17 +51,41 @@ func startChild(role, addr, upstream, profile string) *child {
 	return c
 }
 
-// cpu is the CPU time the child has used so far.
-func (c *child) cpu() time.Duration {
-	_, err := io.WriteString(c.in, "cpu\n")
+// usage is what a child went through so far: the counters that say where
+// a bad round's time went (issue 15: GC, new app connections, or waiting
+// for a CPU on a shared machine).
+type usage struct {
+	cpu     time.Duration // user + system, all threads
+	runq    time.Duration // runnable but waiting for a CPU, all threads (schedstat)
+	gcs     int64         // GC cycles
+	gcPause time.Duration // their stop-the-world pauses
+	conns   int64         // connections accepted (the app: the paths' dials)
+}
+
+func (u usage) add(v usage) usage {
+	return usage{u.cpu + v.cpu, u.runq + v.runq, u.gcs + v.gcs, u.gcPause + v.gcPause, u.conns + v.conns}
+}
+
+func (u usage) sub(v usage) usage {
+	return usage{u.cpu - v.cpu, u.runq - v.runq, u.gcs - v.gcs, u.gcPause - v.gcPause, u.conns - v.conns}
+}
+
+// usage asks the child for its counters.
+func (c *child) usage() usage {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, err := io.WriteString(c.in, "usage\n")
 	must(err)
 	line, err := c.out.ReadString('\n')
 	must(err)
-	var us int64
-	_, err = fmt.Sscan(strings.TrimSpace(line), &us)
+	var cpu, runq, gcs, pause, conns int64
+	_, err = fmt.Sscan(strings.TrimSpace(line), &cpu, &runq, &gcs, &pause, &conns)
 	must(err)
-	return time.Duration(us) * time.Microsecond
+	return usage{time.Duration(cpu) * time.Microsecond, time.Duration(runq), gcs, time.Duration(pause), conns}
 }
+
+// cpu is the CPU time the child has used so far.
+func (c *child) cpu() time.Duration { return c.usage().cpu }
 
 func (c *child) stop() {
 	c.in.Close() // the child exits when its stdin closes
@@ -78,10 +106,15 @@ func runRole(role, listen, upstream, profile string) {
 	switch role {
 	case "app":
 		body := []byte("hello, glenv\n")
-		go http.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/plain")
 			w.Write(body)
-		}))
+		}), ConnState: func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				accepted.Add(1)
+			}
+		}}
+		go srv.Serve(l)
 	case "forwarder":
 		go forward(l, upstream)
 	case "proxy", "proxy-netfront", "proxy-reverseproxy":
@@ -106,8 +139,31 @@ func runRole(role, listen, upstream, profile string) {
 	for sc.Scan() {
 		var ru syscall.Rusage
 		must(syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
-		fmt.Println(ru.Utime.Nano()/1e3 + ru.Stime.Nano()/1e3)
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		fmt.Println(ru.Utime.Nano()/1e3+ru.Stime.Nano()/1e3, runqWait(), ms.NumGC, ms.PauseTotalNs, accepted.Load())
 	}
+}
+
+// accepted counts the app's connections.
+var accepted atomic.Int64
+
+// runqWait is the time this process's threads spent runnable, waiting for
+// a CPU, in nanoseconds: the second field of each thread's schedstat.
+func runqWait() int64 {
+	paths, _ := filepath.Glob("/proc/self/task/*/schedstat")
+	var sum int64
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue // the thread ended
+		}
+		var run, wait int64
+		if _, err := fmt.Sscan(string(b), &run, &wait); err == nil {
+			sum += wait
+		}
+	}
+	return sum
 }
 
 // forward is the best any proxy could do without reading HTTP: each client

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -31,6 +32,9 @@ type sample struct {
 	errors  int64
 	cpu     time.Duration // of the path's process
 	elapsed time.Duration
+	use     usage // of the path's process
+	app     usage // of the app's process
+	load    float64
 }
 
 type result struct {
@@ -39,6 +43,8 @@ type result struct {
 	p50, p99  time.Duration
 	errors    int64
 	cpuPerReq time.Duration
+	use, app  usage   // summed over the samples
+	load      float64 // the 1-minute load average after the last sample
 }
 
 // summary merges the samples of one path in one round.
@@ -51,6 +57,8 @@ func summary(ss []sample) result {
 		r.errors += s.errors
 		cpu += s.cpu
 		elapsed += s.elapsed
+		r.use, r.app = r.use.add(s.use), r.app.add(s.app)
+		r.load = s.load
 	}
 	slices.Sort(all)
 	r.requests = int64(len(all))
@@ -193,7 +201,7 @@ func run(t target, c int, d time.Duration, loop func(k *client, stop time.Time, 
 	var wg sync.WaitGroup
 	var errs atomic.Int64
 	lats := make([][]time.Duration, c)
-	cpu0 := t.proc.cpu()
+	u0, a0 := t.proc.usage(), appChild.usage()
 	began := time.Now()
 	stop := began.Add(d)
 	for i, k := range clients {
@@ -205,6 +213,20 @@ func run(t target, c int, d time.Duration, loop func(k *client, stop time.Time, 
 	}
 	wg.Wait()
 	elapsed := time.Since(began)
-	cpu := t.proc.cpu() - cpu0
-	return sample{lats: slices.Concat(lats...), errors: errs.Load(), cpu: cpu, elapsed: elapsed}
+	use, app := t.proc.usage().sub(u0), appChild.usage().sub(a0)
+	return sample{lats: slices.Concat(lats...), errors: errs.Load(), cpu: use.cpu, elapsed: elapsed, use: use, app: app, load: loadAverage()}
+}
+
+// appChild is the app every path reaches.
+var appChild *child
+
+// loadAverage is the machine's 1-minute load average.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return -1
+	}
+	var l float64
+	fmt.Sscan(string(b), &l)
+	return l
 }

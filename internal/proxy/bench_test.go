@@ -68,3 +68,37 @@ func BenchmarkProxy(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAnswerHead reads a typical small answer (a Go app's: Date,
+// Content-Type, Content-Length) and its body with the lean answer parser
+// and with http.ReadResponse, from the same buffered bytes.
+func BenchmarkAnswerHead(b *testing.B) {
+	const answer = "HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\nDate: Sat, 05 Dec 2026 17:00:00 GMT\r\n\r\nhello, glenv\n"
+	req := &http.Request{Method: http.MethodGet}
+	for _, tc := range []struct {
+		name string
+		read func(c *upConn) (*http.Response, error)
+	}{
+		{"lean", func(c *upConn) (*http.Response, error) { return (&Proxy{}).readAnswer(c, req) }},
+		{"ReadResponse", func(c *upConn) (*http.Response, error) { return http.ReadResponse(c.br, req) }},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			var src strings.Reader
+			c := &upConn{}
+			c.br = bufio.NewReaderSize(&src, 4<<10)
+			buf := make([]byte, 64)
+			b.ReportAllocs()
+			for b.Loop() {
+				src.Reset(answer)
+				c.br.Reset(&src)
+				resp, err := tc.read(c)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := resp.Body.Read(buf); err != nil && err != io.EOF {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

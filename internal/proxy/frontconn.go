@@ -46,6 +46,8 @@ type frontConn struct {
 	br         *bufio.Reader
 	bw         *bufio.Writer
 	werr       error // the first failed write to the client
+	werrFn     func() bool
+	host       string // the Host of the last request forwarded
 	fw         *frontWriter
 	h          head
 	out        []byte // the request head as the app gets it
@@ -55,7 +57,7 @@ type frontConn struct {
 	acceptedAt time.Time
 	deadline   bool // a read deadline is set
 	state      atomic.Int32
-	since      atomic.Int64 // unix seconds of the last state change
+	since      atomic.Int64 // unix seconds of the change to stateNew (closeIdle reads it for no other state)
 
 	// Watching the client while its app answers.
 	wmu                            sync.Mutex
@@ -72,6 +74,7 @@ func (f *Front) newConn(nc net.Conn) *frontConn {
 	fc.bw = frontWriters.Get().(*bufio.Writer)
 	fc.bw.Reset(errWriter{fc})
 	fc.fw = newFrontWriter(fc.bw)
+	fc.werrFn = fc.writeFailed // once: a method value allocates
 	fc.wcond.L = &fc.wmu
 	if ip, _, err := net.SplitHostPort(nc.RemoteAddr().String()); err == nil {
 		fc.clientIP = ip
@@ -95,8 +98,10 @@ func (w errWriter) Write(p []byte) (int, error) {
 func (fc *frontConn) writeFailed() bool { return fc.werr != nil }
 
 func (fc *frontConn) setState(s int32) {
+	if s == stateNew {
+		fc.since.Store(time.Now().Unix())
+	}
 	fc.state.Store(s)
-	fc.since.Store(time.Now().Unix())
 }
 
 func (fc *frontConn) setReadDeadline(t time.Time) {
@@ -166,7 +171,10 @@ func (fc *frontConn) serve() {
 			fc.handOff(headBy)
 			return
 		}
-		label, addr, release, ok := fc.f.proxy.frontTarget(&fc.h)
+		if string(fc.h.host) != fc.host {
+			fc.host = string(fc.h.host) // a connection's requests mostly name one host: one copy
+		}
+		label, addr, release, ok := fc.f.proxy.frontTarget(&fc.h, fc.host)
 		if !ok {
 			fc.handOff(headBy)
 			return
@@ -219,11 +227,11 @@ func (fc *frontConn) release() {
 // when it ends on the lean path: an environment's host, not relayed by a
 // replica (the parser doubts those), let through by the gate untouched,
 // served by a process here. Anything else is net/http's.
-func (p *Proxy) frontTarget(h *head) (label, addr string, release func(), ok bool) {
+func (p *Proxy) frontTarget(h *head, host string) (label, addr string, release func(), ok bool) {
 	if p.opts.DisableLeanPath {
 		return "", "", nil, false
 	}
-	label, ok = p.Label(string(h.host))
+	label, ok = p.Label(host)
 	if !ok {
 		return "", "", nil, false
 	}
@@ -255,7 +263,7 @@ func (fc *frontConn) forward(label, addr string, release func()) (reuse bool) {
 		fc.cb.ReadCloser, fc.cb.err = &fc.body, nil
 		body, fb = &fc.cb, &fc.body
 	}
-	fc.fw.reset(h, fb, !fc.f.closing.Load(), fc.writeFailed)
+	fc.fw.reset(h, fb, !fc.f.closing.Load(), fc.werrFn)
 	fc.br.Discard(h.n) // h's bytes are not used from here on
 	defer func() {
 		if err := recover(); err != nil {
@@ -320,7 +328,7 @@ func (fc *frontConn) exchange(c *upConn, label string, body *clientBody, n int64
 	}
 	c.quickAck()
 	fc.watch(c)
-	resp, err := answer(fc.fw, c, req)
+	resp, err := p.answer(fc.fw, c, req)
 	if err != nil {
 		fc.unwatch()
 		c.tcp.Close()

@@ -195,8 +195,7 @@ func (fw *frontWriter) cwWrite(p []byte) (int, error) {
 		return len(p), nil // eat writes
 	}
 	if fw.chunking {
-		var hex [16]byte
-		fw.conn.Write(strconv.AppendInt(hex[:0], int64(len(p)), 16))
+		fw.conn.Write(strconv.AppendInt(fw.conn.AvailableBuffer(), int64(len(p)), 16))
 		fw.conn.WriteString("\r\n")
 	}
 	n, err := fw.conn.Write(p)
@@ -323,10 +322,9 @@ func (fw *frontWriter) declareTrailer(k string) {
 }
 
 func writeStatusLine(bw *bufio.Writer, code int) {
-	var b [3]byte
 	bw.WriteString("HTTP/1.1 ")
 	if text := http.StatusText(code); text != "" {
-		bw.Write(strconv.AppendInt(b[:0], int64(code), 10))
+		bw.Write(strconv.AppendInt(bw.AvailableBuffer(), int64(code), 10))
 		bw.WriteByte(' ')
 		bw.WriteString(text)
 		bw.WriteString("\r\n")

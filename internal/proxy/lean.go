@@ -178,15 +178,15 @@ func (p *Proxy) roundTrip(w http.ResponseWriter, r *http.Request, c *upConn, bod
 		return nil, err
 	}
 	c.quickAck()
-	return answer(w, c, r)
+	return p.answer(w, c, r)
 }
 
 // answer reads the app's answer to r on c, passing 1xx answers on to the
 // client as ReverseProxy does; r is only asked for its method.
-func answer(w http.ResponseWriter, c *upConn, r *http.Request) (*http.Response, error) {
+func (p *Proxy) answer(w http.ResponseWriter, c *upConn, r *http.Request) (*http.Response, error) {
 	for n := 0; ; n++ {
 		c.expectHeader()
-		resp, err := http.ReadResponse(c.br, r)
+		resp, err := p.readAnswer(c, r)
 		if err != nil {
 			if errors.Is(err, errHeaderTooLarge) {
 				err = fmt.Errorf("net/http: server response headers exceeded %d bytes; aborted", maxResponseHeader)

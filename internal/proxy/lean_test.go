@@ -71,6 +71,8 @@ type paths struct {
 	front         string // the Front's address
 	leanCount     atomic.Int64
 	frontCount    atomic.Int64
+	leanAnswers   atomic.Int64 // answer heads the Front's proxy read with the lean parser
+	leanProxy     *Proxy       // the proxy of lean
 }
 
 func newPaths(t *testing.T, app string) *paths {
@@ -87,11 +89,16 @@ func newPaths(t *testing.T, app string) *paths {
 		if disable {
 			ps.reverse = s
 		} else {
-			ps.lean = s
+			ps.lean, ps.leanProxy = s, p
 		}
 	}
 	p := New(Options{EnvDomain: "preview.example.com", Backends: backends{"main--app": app}})
 	p.onFront = func() { ps.frontCount.Add(1) }
+	p.onAnswer = func(lean bool) {
+		if lean {
+			ps.leanAnswers.Add(1)
+		}
+	}
 	ps.front = startFront(t, p, nil)
 	return ps
 }

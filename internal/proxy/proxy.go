@@ -75,14 +75,16 @@ type Options struct {
 
 // Proxy is an http.Handler.
 type Proxy struct {
-	opts    Options
-	suffix  string
-	scheme  string
-	rp      *httputil.ReverseProxy
-	up      upstreams // the lean path's connections
-	waking  waking
-	onLean  func() // tests: called for each request on the lean path
-	onFront func() // tests: called for each request the Front forwards itself
+	opts          Options
+	suffix        string
+	scheme        string
+	rp            *httputil.ReverseProxy
+	up            upstreams // the lean path's connections
+	waking        waking
+	onLean        func()          // tests: called for each request on the lean path
+	onFront       func()          // tests: called for each request the Front forwards itself
+	onAnswer      func(lean bool) // tests: called for each answer head read on the lean path, lean when the lean parser read it
+	noLeanAnswers bool            // tests: every answer head is http.ReadResponse's
 
 	relayOnce sync.Once
 	relayRP   *httputil.ReverseProxy // to other replicas (Options.Replicas)
@@ -165,8 +167,12 @@ func (p *Proxy) proxyError(w http.ResponseWriter, host string, err error, cb *cl
 // false when the host is not <label>.<env-domain>.
 func (p *Proxy) Label(host string) (string, bool) {
 	host = strings.ToLower(host)
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
+	// Without a colon SplitHostPort can only fail, allocating its error:
+	// not for every request.
+	if strings.IndexByte(host, ':') >= 0 {
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
 	}
 	host = strings.TrimSuffix(host, ".")
 	label, ok := strings.CutSuffix(host, p.suffix)

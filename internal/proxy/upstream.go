@@ -7,8 +7,11 @@ import (
 	"io"
 	"math"
 	"net"
+	"net/http"
 	"sync"
+	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -42,6 +45,19 @@ type upConn struct {
 	reused bool
 	splits bool // an answer's body came after its header: the app may hold it for an ACK
 	idleAt time.Time
+
+	raw     syscall.RawConn
+	peekFn  func(fd uintptr) bool
+	peekBuf [1]byte
+	peeked  bool
+
+	// The lean answer parser's state and the answer it read last
+	// (answerread.go); one answer at a time is read on a connection.
+	ans     answerHead
+	header  http.Header
+	resp    http.Response
+	sized   sizedBody
+	chunked chunkedBody
 }
 
 // limitedConn bounds how much is read while a response header is expected.
@@ -49,6 +65,11 @@ type limitedConn struct {
 	c    net.Conn
 	left int64
 	read int64 // bytes read since the request was written
+	// err is the first read error, returned again: when the lean answer
+	// parser met it, http.ReadResponse reads again and must meet the same
+	// one (a reset connection would otherwise read as a plain EOF). A
+	// connection that failed a read is never used again.
+	err error
 }
 
 var errHeaderTooLarge = errors.New("the app's response header is larger than 10 MB")
@@ -60,9 +81,13 @@ func (l *limitedConn) Read(p []byte) (int, error) {
 	if int64(len(p)) > l.left {
 		p = p[:l.left]
 	}
+	if l.err != nil {
+		return 0, l.err
+	}
 	n, err := l.c.Read(p)
 	l.left -= int64(n)
 	l.read += int64(n)
+	l.err = err
 	return n, err
 }
 
@@ -136,21 +161,28 @@ func (c *upConn) alive() bool {
 	if c.br.Buffered() > 0 {
 		return false
 	}
-	rc, err := c.tcp.SyscallConn()
-	if err != nil {
-		return false
+	if c.raw == nil {
+		// Made once: SyscallConn and the method value allocate.
+		rc, err := c.tcp.SyscallConn()
+		if err != nil {
+			return false
+		}
+		c.raw, c.peekFn = rc, c.peek
 	}
-	ok := false
-	var b [1]byte
-	err = rc.Read(func(fd uintptr) bool {
-		n, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		// Nothing to read yet is the only healthy answer: 0 bytes is EOF,
-		// more than 0 is bytes nobody asked for.
-		_ = n
-		ok = err == unix.EAGAIN || err == unix.EWOULDBLOCK
-		return true // never wait
-	})
-	return err == nil && ok
+	c.peeked = false
+	err := c.raw.Read(c.peekFn)
+	return err == nil && c.peeked
+}
+
+// peek is alive's look at the socket: recvfrom(2) called directly, as
+// unix.Recvfrom allocates the sender's address for every call (a TCP
+// peer has none to give). Nothing to read yet is the only healthy answer:
+// 0 bytes is EOF, more than 0 is bytes nobody asked for.
+func (c *upConn) peek(fd uintptr) bool {
+	_, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.peekBuf[0])), 1,
+		unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+	c.peeked = errno == unix.EAGAIN || errno == unix.EWOULDBLOCK
+	return true // never wait
 }
 
 // quickAck asks the kernel to acknowledge the answer's first segment at
