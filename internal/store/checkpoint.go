@@ -16,45 +16,68 @@ import (
 // the writer's automatic checkpoint is off (wal_autocheckpoint(0) in its
 // DSN) and this connection of its own checkpoints in the background, which
 // WAL mode allows alongside the writer and the readers.
+//
+// A background (PASSIVE) checkpoint copies what was committed when it
+// began; under steady writes more has been committed by the time it ends,
+// so it never catches up, and the writer starts the WAL again from its
+// start only when a write begins with every frame copied. The WAL must be
+// reset now and then, and that is the one moment the writer waits: the
+// checkpointer copies all it can in the background, then the little
+// committed meanwhile on the writer's own connection, between two of its
+// transactions (it waits for no reader and sleeps in no busy handler), and
+// the writer's next transaction resets the WAL. A RESTART checkpoint, which
+// blocks the writer until every reader is done with the WAL and copies the
+// whole backlog meanwhile, is kept for a WAL that readers kept from being
+// reset that way. (It used to be chosen by the WAL file's size, which the
+// file keeps once it has reached it: every checkpoint became a RESTART,
+// and at 500 deliveries/s the writer stopped for 65 ms or more every
+// second, the whole p99 of an acknowledgement.)
 
-// Thresholds of the background checkpoint, as WAL file sizes.
+// Thresholds of the checkpointer.
 const (
-	// checkpointAt is SQLite's own default (1,000 pages of 4 KiB).
+	// checkpointAt is how much the WAL file grows between two background
+	// checkpoints at most (SQLite's own default: 1,000 pages of 4 KiB).
 	checkpointAt = 4 << 20
-	// restartAt is a WAL that passive checkpoints could not bring back:
-	// the writer starts the WAL again from its start only when a write
-	// begins with every frame checkpointed, which writes back to back (or a
-	// reader on an old snapshot) can keep from happening. The next
-	// checkpoint then waits for the writer and readers (RESTART), so the
-	// file does not grow without bound; the passive ones before it left
-	// it little to copy, so writers wait briefly.
-	restartAt = 4 * checkpointAt
-	// walSizeLimit is the size a reset WAL is truncated back to
+	// resetAt is how much the WAL may hold (frames × page size, whatever
+	// its file's size) before it is reset. Fewer resets cost the writer
+	// fewer waits; a page written many times between two checkpoints is
+	// copied once.
+	resetAt = 16 << 20
+	// restartAt is a WAL that resets could not bring back (a reader on an
+	// old snapshot at each try): the next checkpoint waits for the writer
+	// and the readers (RESTART), so the WAL does not grow without bound.
+	restartAt = 4 * resetAt
+	// walSizeLimit is the size a reset WAL file is truncated back to
 	// (journal_size_limit in the writer's DSN).
-	walSizeLimit = restartAt
+	walSizeLimit = resetAt
 )
 
 // checkpointer runs PRAGMA wal_checkpoint on its own connection: once a
 // second while the WAL changes, and at once when it has grown by
-// checkpointAt since the last checkpoint. A WAL that was checkpointed is
-// rewritten from its start and keeps its size, so a change of size is
-// growth, and a change of time alone is reuse.
+// checkpointAt since the last checkpoint; and resets the WAL (see above)
+// once it holds resetAt.
 type checkpointer struct {
-	db       *sql.DB
+	db *sql.DB
+	// writer is the store's one writing connection (nil: never reset on
+	// it, as in tests of the background checkpoint alone).
+	writer   *sql.DB
 	wal      string // path of the WAL file
 	interval time.Duration
 	every    time.Duration
 	at       int64
-	stop     chan struct{}
-	done     chan struct{}
-	once     sync.Once
-	closeErr error
-	// ran, when set, hears of every checkpoint (tests wait on it).
-	ran func(started time.Time, mode string, log, done int, err error)
+	// resetFrames and restartFrames are resetAt and restartAt in frames.
+	resetFrames, restartFrames int
+	stop                       chan struct{}
+	done                       chan struct{}
+	once                       sync.Once
+	closeErr                   error
+	// ran, when set, hears of every checkpoint (tests wait on it); on
+	// names the connection: "background" or "writer".
+	ran func(started time.Time, on, mode string, log, done int, err error)
 }
 
-func startCheckpointer(dsn, dbPath string) (*checkpointer, error) {
-	c, err := newCheckpointer(dsn, dbPath)
+func startCheckpointer(dsn, dbPath string, writer *sql.DB) (*checkpointer, error) {
+	c, err := newCheckpointer(dsn, dbPath, writer)
 	if err != nil {
 		return nil, err
 	}
@@ -63,15 +86,20 @@ func startCheckpointer(dsn, dbPath string) (*checkpointer, error) {
 }
 
 // newCheckpointer opens the checkpoint connection; go c.loop() starts it.
-func newCheckpointer(dsn, dbPath string) (*checkpointer, error) {
+func newCheckpointer(dsn, dbPath string, writer *sql.DB) (*checkpointer, error) {
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, err
 	}
 	db.SetMaxOpenConns(1)
 	db.SetConnMaxIdleTime(0)
-	return &checkpointer{db: db, wal: dbPath + "-wal", interval: 100 * time.Millisecond, every: time.Second,
-		at: checkpointAt, stop: make(chan struct{}), done: make(chan struct{})}, nil
+	page := int64(4096)
+	if err := db.QueryRow(`PRAGMA page_size`).Scan(&page); err != nil || page <= 0 {
+		page = 4096
+	}
+	return &checkpointer{db: db, writer: writer, wal: dbPath + "-wal", interval: 100 * time.Millisecond, every: time.Second,
+		at: checkpointAt, resetFrames: int(resetAt / page), restartFrames: int(restartAt / page),
+		stop: make(chan struct{}), done: make(chan struct{})}, nil
 }
 
 func (c *checkpointer) loop() {
@@ -94,12 +122,8 @@ func (c *checkpointer) loop() {
 		if !grown && time.Since(lastRun) < c.every {
 			continue
 		}
-		mode := "PASSIVE"
-		if fi.Size() >= restartAt {
-			mode = "RESTART"
-		}
 		lastRun = time.Now()
-		if c.checkpoint(mode) {
+		if c.round() {
 			// Writes during the checkpoint changed the time again: they
 			// are caught at the next look.
 			lastMod, lastSize = fi.ModTime(), fi.Size()
@@ -107,19 +131,37 @@ func (c *checkpointer) loop() {
 	}
 }
 
-// checkpoint runs one checkpoint and reports whether it copied the whole
-// WAL; a busy database or a reader still on old frames is simply tried
-// again at the next look.
-func (c *checkpointer) checkpoint(mode string) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var busy, log, done int
-	started := time.Now()
-	err := c.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(`+mode+`)`).Scan(&busy, &log, &done)
-	if c.ran != nil {
-		c.ran(started, mode, log, done, err)
+// round runs one background checkpoint, and resets the WAL when it holds
+// resetAt; it reports whether the WAL was copied whole.
+func (c *checkpointer) round() bool {
+	log, done, busy, err := c.checkpoint(c.db, "background", "PASSIVE")
+	if err != nil {
+		return false
+	}
+	switch {
+	case log >= c.restartFrames:
+		log, done, busy, err = c.checkpoint(c.db, "background", "RESTART")
+	case log >= c.resetFrames && c.writer != nil:
+		// A second pass copies what was committed during the first, so
+		// that the writer's pass has little left to copy.
+		if _, _, _, err = c.checkpoint(c.db, "background", "PASSIVE"); err == nil {
+			log, done, busy, err = c.checkpoint(c.writer, "writer", "PASSIVE")
+		}
 	}
 	return err == nil && busy == 0 && log == done
+}
+
+// checkpoint runs one checkpoint on db; a busy database or a reader still
+// on old frames is simply tried again at the next look.
+func (c *checkpointer) checkpoint(db *sql.DB, on, mode string) (log, done, busy int, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	started := time.Now()
+	err = db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(`+mode+`)`).Scan(&busy, &log, &done)
+	if c.ran != nil {
+		c.ran(started, on, mode, log, done, err)
+	}
+	return log, done, busy, err
 }
 
 // close stops the loop (a checkpoint under way finishes first) and closes

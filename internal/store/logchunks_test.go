@@ -128,7 +128,7 @@ func TestLogsWrittenBeforeTheUpgradeStayReadable(t *testing.T) {
 				`DROP INDEX deliveries_body_kept`,
 				`ALTER TABLE activities DROP COLUMN log_cut`,
 				`ALTER TABLE deliveries DROP COLUMN body_dropped_at`,
-				`DROP INDEX environments_deleted`,
+				`DROP INDEX IF EXISTS environments_deleted`, // migration 0026 dropped it already
 				`DROP INDEX activities_completed`,
 				`DELETE FROM glenv_migrations WHERE version = 5`,
 				`UPDATE activities SET log = log || 'built ✓' || CHR(10) WHERE id = $1`,
