@@ -33,8 +33,8 @@ type Environments struct {
 	// VariablesDebounce is how long a redeploy for changed variables waits
 	// for more changes (default VariablesDebounce).
 	VariablesDebounce time.Duration
-	// local is told of the jobs glenv commits on SQLite (nudge.go); nil
-	// on PostgreSQL, where LISTEN/NOTIFY tells River.
+	// local is told of the jobs glenv commits for this process's own
+	// workers (nudge.go, route.go).
 	local *localListener
 }
 
@@ -146,10 +146,17 @@ func newClient(s *store.Store, workers *river.Workers, cfg QueueConfig, periodic
 	if err != nil {
 		return nil, nil, err
 	}
-	var local *localListener
-	if !listens {
+	works := map[string]bool{}
+	for name := range queues {
+		works[name] = true
+	}
+	local := newLocalListener(works)
+	if listens {
+		// PostgreSQL: this process's jobs are told here after the commit,
+		// other replicas' through NOTIFY (route.go).
+		driver = routedDriver{Driver: driver, r: &router{local: local, afterCommit: s.AfterCommit}}
+	} else {
 		// SQLite: River hears glenv's own commits (nudge.go).
-		local = newLocalListener()
 		driver = localDriver{Driver: driver, listener: local}
 	}
 	c, err := river.NewClient(driver, rc)
