@@ -43,6 +43,7 @@ func main() {
 	n := flag.Int("n", 6000, "deliveries per measurement")
 	c := flag.Int("c", 48, "concurrent senders")
 	rounds := flag.Int("rounds", 3, "rounds of each measurement")
+	stats := flag.Bool("stats", false, "print PostgreSQL's per-table work per delivery (statistics views), acking and processing apart")
 	perfDir := flag.String("perf", "", "record Linux perf profiles of the replicas and their PostgreSQL backends in the first round into this directory")
 	flag.Parse()
 	base := os.Getenv("GLENV_TEST_DATABASE_URL")
@@ -68,7 +69,7 @@ func main() {
 	for r := 0; r < *rounds; r++ {
 		for _, k := range []int{1, 3} { // alternated, so drift hits both alike
 			cl := startCluster(bin, dir, base, k)
-			m := cl.measure(client, body, *n, *c, r == 0 && *perfDir != "", *perfDir)
+			m := cl.measure(client, body, *n, *c, r == 0 && *perfDir != "", *perfDir, *stats)
 			cl.stop()
 			m.print(r+1, k, *n)
 			results[k] = append(results[k], m)
@@ -88,11 +89,12 @@ type measurement struct {
 	jobs     int // process_delivery jobs: one per group-commit batch
 	load     string
 	perfFile string
+	stats    [2]dbStats // before the burst, after processing (-stats)
 }
 
 // measure sends the burst, then waits for the deliveries' jobs to finish,
 // metering CPU all along.
-func (cl *cluster) measure(client *http.Client, body []byte, n, c int, perf bool, perfDir string) measurement {
+func (cl *cluster) measure(client *http.Client, body []byte, n, c int, perf bool, perfDir string, stats bool) measurement {
 	var pids []int
 	for _, p := range cl.procs {
 		pids = append(pids, p.Process.Pid)
@@ -111,6 +113,10 @@ func (cl *cluster) measure(client *http.Client, body []byte, n, c int, perf bool
 		m.perfFile = filepath.Join(perfDir, fmt.Sprintf("replicas-%d.perf.data", len(pids)))
 		rec = startPerf(m.perfFile, append(pids, mt.backendPIDs()...))
 	}
+	var st0 dbStats
+	if stats {
+		st0 = readStats(cl.db)
+	}
 	m.rps, m.errs = load(client, cl.urls, cl.secret, body, n, c)
 	m.ack = mt.snapshot()
 	m.load = loadAvg()
@@ -121,6 +127,9 @@ func (cl *cluster) measure(client *http.Client, body []byte, n, c int, perf bool
 	m.drained = cl.waitProcessed(2 * time.Minute)
 	m.all = mt.snapshot()
 	mt.close()
+	if stats {
+		m.stats = [2]dbStats{st0, readStats(cl.db)}
+	}
 	cl.db.QueryRow(`SELECT COUNT(*) FROM river_job WHERE kind = 'process_delivery'`).Scan(&m.jobs)
 	return m
 }
@@ -143,6 +152,9 @@ func (m measurement) print(round, k, n int) {
 		m.jobs, float64(n)/float64(max(m.jobs, 1)), topWaits(m.ack.waits, m.ack.samples, 4))
 	if len(m.ack.locks) > 0 {
 		fmt.Printf("  lock waits per sample: %s\n", topWaits(m.ack.locks, m.ack.samples, 3))
+	}
+	if m.stats[1].tables != nil {
+		printStats("acks + processing", m.stats[0], m.stats[1], n)
 	}
 	if m.perfFile != "" {
 		fmt.Printf("  profile: perf report -i %s --sort comm,dso,sym\n", m.perfFile)
