@@ -11,7 +11,9 @@ import (
 // dbStats is what PostgreSQL's statistics views count for the round's
 // database: transactions, and per table the rows written and read and the
 // scans that read them. Backends report them at most once a second
-// (PostgreSQL 15's pgstat), so a reading waits that long first.
+// (PostgreSQL 15's pgstat), so a reading waits that long first. They
+// count the bench's own queries too: its wait for the jobs seq-scans
+// river_job ten times a second once the burst is acknowledged.
 type dbStats struct {
 	commits int64
 	tables  map[string][6]int64 // seq_scan, seq_tup_read, idx_scan, idx_tup_fetch, n_tup_ins, n_tup_upd+del
