@@ -26,29 +26,16 @@ import (
 // (retries, scheduled jobs) and those other processes insert.
 
 // InsertTx inserts a job in tx, as River's InsertTx, and has the workers
-// that work its queue fetch it as soon as tx commits.
+// that work its queue fetch it as soon as tx commits: on SQLite here, on
+// PostgreSQL in River's driver (route.go), which sees every insert.
 func (q *Environments) InsertTx(ctx context.Context, tx *sql.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
 	res, err := q.River.InsertTx(ctx, tx, args, opts)
 	if err != nil {
 		return nil, err
 	}
-	if res.Job == nil || res.Job.State != rivertype.JobStateAvailable {
-		return res, nil
-	}
-	queue := res.Job.Queue
-	switch {
-	case q.works(queue):
+	if q.store.Dialect == store.SQLite && res.Job != nil && res.Job.State == rivertype.JobStateAvailable && q.works(res.Job.Queue) {
+		queue := res.Job.Queue
 		q.store.AfterCommit(tx, func() { q.local.inserted(queue) })
-	case q.store.Dialect == store.Postgres:
-		// Another replica's queue: NOTIFY it even when River's insert
-		// limiter (one NOTIFY per queue per FetchCooldown) left this insert
-		// out; PostgreSQL delivers one of identical NOTIFYs of a
-		// transaction, so this costs nothing when River sent its own.
-		err = q.River.Driver().UnwrapExecutor(tx).NotifyMany(ctx, &riverdriver.NotifyManyParams{
-			Topic: insertTopic, Payload: []string{insertPayload(queue)}})
-		if err != nil {
-			return nil, fmt.Errorf("tell the replica working queue %s of a job: %w", queue, err)
-		}
 	}
 	return res, nil
 }

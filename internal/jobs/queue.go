@@ -57,6 +57,9 @@ type QueueConfig struct {
 	// PollInterval is how often River looks for jobs it was not told of
 	// (default 50ms on SQLite, 1s on PostgreSQL).
 	PollInterval time.Duration
+	// FetchCooldown is the least time between two fetches of a queue, and
+	// between two of River's insert NOTIFYs for one (default 5ms).
+	FetchCooldown time.Duration
 	// OwnQueue is this replica's own River queue, where the runtime jobs of
 	// the environments it runs are sent (Deps.Placement); "" for none.
 	OwnQueue string
@@ -137,7 +140,7 @@ func newClient(s *store.Store, workers *river.Workers, cfg QueueConfig, periodic
 		// River reports its own bookkeeping at info every few seconds; glenv's
 		// log keeps River's warnings and errors only.
 		Logger:            slog.New(atLeast{cfg.Logger.Handler(), slog.LevelWarn}),
-		FetchCooldown:     5 * time.Millisecond,
+		FetchCooldown:     cmp.Or(cfg.FetchCooldown, 5*time.Millisecond),
 		FetchPollInterval: cmp.Or(cfg.PollInterval, pollInterval(s)),
 		// Jobs stuck in "running" after a kill -9 are rescued and retried; a
 		// delivery's processing is idempotent (see processDelivery).

@@ -7,6 +7,7 @@ import (
 	"errors"
 
 	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/rivertype"
 )
 
 // On PostgreSQL, River NOTIFYs in every transaction that inserts a job, and
@@ -112,9 +113,56 @@ func (t *routedTx) Commit(ctx context.Context) error {
 	return nil
 }
 
+// JobInsertFastMany and JobInsertFastManyNoReturning are every insert of
+// River's client (InsertTx, Insert, InsertMany, periodic jobs): each job
+// made available is told of here, whatever River's insert limiter (one
+// NOTIFY per queue per FetchCooldown) left out of NotifyMany, so no insert
+// waits for the poll.
+func (t *routedTx) JobInsertFastMany(ctx context.Context, p *riverdriver.JobInsertFastManyParams) ([]*riverdriver.JobInsertFastResult, error) {
+	res, err := t.ExecutorTx.JobInsertFastMany(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	return res, t.inserted(ctx, p)
+}
+
+func (t *routedTx) JobInsertFastManyNoReturning(ctx context.Context, p *riverdriver.JobInsertFastManyParams) (int, error) {
+	n, err := t.ExecutorTx.JobInsertFastManyNoReturning(ctx, p)
+	if err != nil {
+		return 0, err
+	}
+	return n, t.inserted(ctx, p)
+}
+
+// inserted wakes this process's workers after the commit for the queues it
+// works, and NOTIFYs the others' (PostgreSQL delivers one of identical
+// NOTIFYs of a transaction, so River's own costs nothing more).
+func (t *routedTx) inserted(ctx context.Context, p *riverdriver.JobInsertFastManyParams) error {
+	seen := map[string]bool{}
+	var remote []string
+	for _, j := range p.Jobs {
+		if j.State != rivertype.JobStateAvailable || seen[j.Queue] {
+			continue
+		}
+		seen[j.Queue] = true
+		queue := j.Queue
+		if t.r.local.works[queue] {
+			t.onCommit(func() { t.r.local.inserted(queue) })
+		} else {
+			remote = append(remote, insertPayload(queue))
+		}
+	}
+	if len(remote) == 0 {
+		return nil
+	}
+	return t.ExecutorTx.NotifyMany(ctx, &riverdriver.NotifyManyParams{Payload: remote, Schema: p.Schema, Topic: insertTopic})
+}
+
 // NotifyMany sends River's insert notifications for the queues this
 // process works to its own workers after the commit, and the rest (a
-// queue of another replica) through PostgreSQL.
+// queue of another replica) through PostgreSQL: besides inserts, River's
+// scheduler sends them for the retries and scheduled jobs it makes
+// available.
 func (t *routedTx) NotifyMany(ctx context.Context, p *riverdriver.NotifyManyParams) error {
 	if p.Topic != insertTopic {
 		return t.ExecutorTx.NotifyMany(ctx, p)

@@ -154,3 +154,60 @@ func TestJobsThisReplicaWorksAreNotNotified(t *testing.T) {
 		t.Fatalf("first NOTIFY says %s, want %s: a job this replica works was NOTIFYed", n.Payload, want)
 	}
 }
+
+// probeArgs is a job that only says it ran.
+type probeArgs struct {
+	N int `json:"n"`
+}
+
+func (probeArgs) Kind() string { return "test_probe" }
+
+type probeWorker struct {
+	river.WorkerDefaults[probeArgs]
+	ran chan int
+}
+
+func (w *probeWorker) Work(_ context.Context, job *river.Job[probeArgs]) error {
+	w.ran <- job.Args.N
+	return nil
+}
+
+// River NOTIFYs a queue at most once per FetchCooldown, so a job inserted
+// just after another, in a transaction that commits after the workers
+// fetched the first, used to wait for the poll. Every insert wakes the
+// workers here: with the poll an hour away, the second still runs (one
+// cooldown after the first fetch).
+func TestAnInsertRiverDidNotNotifyStillWakesTheWorkers(t *testing.T) {
+	url := postgresURL(t)
+	s := openStore(t, url)
+	ran := make(chan int, 4)
+	register := func(ws *river.Workers) { river.AddWorker(ws, &probeWorker{ran: ran}) }
+	q := startQueue(t, s, Deps{Runtime: &fakeRuntime{}, Register: []func(*river.Workers){register}},
+		// A second's cooldown: the second insert surely comes within it.
+		// Its own queue, so no other job's wake fetches the probes.
+		QueueConfig{PollInterval: time.Hour, RepairInterval: time.Hour, FetchCooldown: time.Second, OwnQueue: "probe"})
+	probe := &river.InsertOpts{Queue: "probe"}
+	ctx := context.Background()
+	err := s.Tx(ctx, func(second *sql.Tx) error {
+		err := s.Tx(ctx, func(first *sql.Tx) error {
+			if _, err := q.River.InsertTx(ctx, first, probeArgs{N: 1}, probe); err != nil {
+				return err
+			}
+			_, err := q.River.InsertTx(ctx, second, probeArgs{N: 2}, probe) // within River's limiter
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if n := within(t, ran, "the first job"); n != 1 {
+			t.Errorf("job %d ran first, want 1", n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := within(t, ran, "the second job, inserted within River's insert limiter and committed after the fetch"); n != 2 {
+		t.Fatalf("job %d ran, want 2", n)
+	}
+}
