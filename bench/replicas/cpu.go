@@ -136,7 +136,7 @@ func (m *meter) sample(first bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	rows, err := m.adm.QueryContext(ctx, `SELECT pid, COALESCE(wait_event_type, ''), COALESCE(wait_event, ''), COALESCE(state, '')
-		FROM pg_stat_activity WHERE datname = $1`, m.dbName)
+		FROM pg_stat_activity WHERE datname = $1 AND application_name <> $2`, m.dbName, benchApp)
 	if err != nil {
 		return
 	}

@@ -4,42 +4,53 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"strconv"
+	"fmt"
 	"sync"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/rivertype"
+
+	"github.com/glenv/glenv/internal/store"
 )
 
-// River fetches new jobs when told of them or when its poll comes round
-// (50 ms on SQLite): a deploy queued by a delivery's transaction used to
-// wait for two polls. River is told of jobs by its listener: on PostgreSQL
-// the database's own LISTEN/NOTIFY (store.RiverListenDriver: River NOTIFYs
-// in the inserting transaction, delivered at its commit); on SQLite, which
-// has none, by localListener below, which glenv tells right after its own
-// commits (store.AfterCommit). River's poll stays as it was, for the jobs
-// River itself makes available (retries, scheduled jobs).
+// River fetches new jobs when told of them or when its poll comes round:
+// a deploy queued by a delivery's transaction used to wait for two polls.
+// River is told of jobs by its listener. glenv tells it of the jobs it
+// commits for this process's own workers right after the commit
+// (store.AfterCommit) through localListener below: on SQLite, which has no
+// LISTEN/NOTIFY, and on PostgreSQL too, where River's NOTIFY in every
+// inserting transaction serialised the commits of all replicas (route.go).
+// Jobs for a queue another replica works are told through PostgreSQL's
+// NOTIFY. River's poll stays, for the jobs River itself makes available
+// (retries, scheduled jobs) and those other processes insert.
 
-// InsertTx inserts a job in tx, as River's InsertTx, and has the local
-// workers fetch it as soon as tx commits.
+// InsertTx inserts a job in tx, as River's InsertTx, and has the workers
+// that work its queue fetch it as soon as tx commits: on SQLite here, on
+// PostgreSQL in River's driver (route.go), which sees every insert.
 func (q *Environments) InsertTx(ctx context.Context, tx *sql.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
 	res, err := q.River.InsertTx(ctx, tx, args, opts)
 	if err != nil {
 		return nil, err
 	}
-	if q.local != nil && res.Job != nil && res.Job.State == rivertype.JobStateAvailable {
+	if q.store.Dialect == store.SQLite && res.Job != nil && res.Job.State == rivertype.JobStateAvailable && q.works(res.Job.Queue) {
 		queue := res.Job.Queue
 		q.store.AfterCommit(tx, func() { q.local.inserted(queue) })
 	}
 	return res, nil
 }
 
+// works reports whether this process's River client works queue.
+func (q *Environments) works(queue string) bool {
+	return q.local != nil && q.local.works[queue]
+}
+
 // insertTopic and insertPayload are River's own names for "jobs were
-// inserted in this queue" (river/internal/notifier, producer.go).
+// inserted in this queue" (river/internal/notifier; client.go,
+// maybeNotifyInsertForQueues, whose payload this repeats to the byte).
 const insertTopic = "river_insert"
 
-func insertPayload(queue string) string { return `{"queue":` + strconv.Quote(queue) + `}` }
+func insertPayload(queue string) string { return fmt.Sprintf(`{"queue": %q}`, queue) }
 
 // localDriver is River's SQLite driver with localListener as its listener.
 type localDriver struct {
@@ -57,31 +68,51 @@ func (d localDriver) SupportsListener() bool { return true }
 // inserted says, at once. River's SQLite driver has a listener of its own,
 // but it polls a table every 50 ms, no faster than River's fetch poll.
 type localListener struct {
+	// works are the queues this process's River client works, the only
+	// ones it is told of.
+	works map[string]bool
+
 	mu        sync.Mutex
 	connected bool
 	topics    map[string]bool
-	// ch holds notifications not yet taken; one per queue waiting is
-	// enough (each makes River fetch everything available), so it never
-	// grows and a full ch drops the newcomer.
-	ch chan *riverdriver.Notification
+	// pending are the queues with a notification not yet taken: one per
+	// queue is enough (each makes River fetch everything available), so a
+	// burst of commits coalesces and it never grows beyond works.
+	pending map[string]bool
+	// wake holds a token while pending may be non-empty.
+	wake chan struct{}
 }
 
-func newLocalListener() *localListener {
-	return &localListener{topics: map[string]bool{}, ch: make(chan *riverdriver.Notification, 16)}
+func newLocalListener(works map[string]bool) *localListener {
+	return &localListener{works: works, topics: map[string]bool{}, pending: map[string]bool{}, wake: make(chan struct{}, 1)}
 }
 
 // inserted tells River's producers that queue has a new available job.
 func (l *localListener) inserted(queue string) {
 	l.mu.Lock()
-	listening := l.connected && l.topics[insertTopic]
+	listening := l.connected && l.topics[insertTopic] && l.works[queue]
+	if listening {
+		l.pending[queue] = true
+	}
 	l.mu.Unlock()
 	if !listening {
 		return // River polls until its notifier is up again
 	}
 	select {
-	case l.ch <- &riverdriver.Notification{Topic: insertTopic, Payload: insertPayload(queue)}:
+	case l.wake <- struct{}{}:
 	default:
 	}
+}
+
+// next takes a pending notification, or nil.
+func (l *localListener) next() *riverdriver.Notification {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for queue := range l.pending {
+		delete(l.pending, queue)
+		return &riverdriver.Notification{Topic: insertTopic, Payload: insertPayload(queue)}
+	}
+	return nil
 }
 
 func (l *localListener) Connect(context.Context) error {
@@ -99,6 +130,7 @@ func (l *localListener) Close(context.Context) error {
 	defer l.mu.Unlock()
 	l.connected = false
 	clear(l.topics)
+	clear(l.pending)
 	return nil
 }
 
@@ -124,10 +156,14 @@ func (l *localListener) Schema() string             { return "" }
 func (l *localListener) SetAfterConnectExec(string) {}
 
 func (l *localListener) WaitForNotification(ctx context.Context) (*riverdriver.Notification, error) {
-	select {
-	case n := <-l.ch:
-		return n, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	for {
+		if n := l.next(); n != nil {
+			return n, nil
+		}
+		select {
+		case <-l.wake:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 }

@@ -33,8 +33,8 @@ type Environments struct {
 	// VariablesDebounce is how long a redeploy for changed variables waits
 	// for more changes (default VariablesDebounce).
 	VariablesDebounce time.Duration
-	// local is told of the jobs glenv commits on SQLite (nudge.go); nil
-	// on PostgreSQL, where LISTEN/NOTIFY tells River.
+	// local is told of the jobs glenv commits for this process's own
+	// workers (nudge.go, route.go).
 	local *localListener
 }
 
@@ -55,8 +55,11 @@ type QueueConfig struct {
 	// whose job is gone (default 1m; it also runs at start).
 	RepairInterval time.Duration
 	// PollInterval is how often River looks for jobs it was not told of
-	// (default 50ms on SQLite, 10ms on PostgreSQL).
+	// (default 50ms on SQLite, 1s on PostgreSQL).
 	PollInterval time.Duration
+	// FetchCooldown is the least time between two fetches of a queue, and
+	// between two of River's insert NOTIFYs for one (default 5ms).
+	FetchCooldown time.Duration
 	// OwnQueue is this replica's own River queue, where the runtime jobs of
 	// the environments it runs are sent (Deps.Placement); "" for none.
 	OwnQueue string
@@ -93,17 +96,20 @@ func (q *Environments) changed(tx *sql.Tx, envID int64) {
 }
 
 // pollInterval is how often River looks for new jobs it was not told of
-// (nudge.go says how it is told). On SQLite each look takes the one
-// writer, so less often. On PostgreSQL River hears every insert and every
-// scheduled job through LISTEN/NOTIFY; the poll only catches an insert its
-// notify limiter folded into one a few ms earlier (FetchCooldown). Each
-// queue of each replica polls on its own, so 10 ms cost three replicas
-// ~600 queries a second with nothing to do (bench/replicas, "idle").
+// (nudge.go, route.go say how it is told). On SQLite each look takes the
+// one writer, so less often. On PostgreSQL each replica is told of the
+// jobs it queues for itself after the commit, of those other replicas
+// queue for it through NOTIFY, and River's scheduler tells of the retries
+// it makes available the same way: the poll is left with what nobody
+// could tell (jobs a replica queued and died before working, a listener
+// reconnecting), so a second will do. Each queue of each replica polls on
+// its own: 100 ms cost one idle replica 32 ms of CPU a second (itself and
+// its PostgreSQL backends), 1 s costs 11.5.
 func pollInterval(s *store.Store) time.Duration {
 	if s.Dialect == store.SQLite {
 		return 50 * time.Millisecond
 	}
-	return 100 * time.Millisecond
+	return time.Second
 }
 
 func deliveryWorkers(s *store.Store) int {
@@ -134,7 +140,7 @@ func newClient(s *store.Store, workers *river.Workers, cfg QueueConfig, periodic
 		// River reports its own bookkeeping at info every few seconds; glenv's
 		// log keeps River's warnings and errors only.
 		Logger:            slog.New(atLeast{cfg.Logger.Handler(), slog.LevelWarn}),
-		FetchCooldown:     5 * time.Millisecond,
+		FetchCooldown:     cmp.Or(cfg.FetchCooldown, 5*time.Millisecond),
 		FetchPollInterval: cmp.Or(cfg.PollInterval, pollInterval(s)),
 		// Jobs stuck in "running" after a kill -9 are rescued and retried; a
 		// delivery's processing is idempotent (see processDelivery).
@@ -146,10 +152,17 @@ func newClient(s *store.Store, workers *river.Workers, cfg QueueConfig, periodic
 	if err != nil {
 		return nil, nil, err
 	}
-	var local *localListener
-	if !listens {
+	works := map[string]bool{}
+	for name := range queues {
+		works[name] = true
+	}
+	local := newLocalListener(works)
+	if listens {
+		// PostgreSQL: this process's jobs are told here after the commit,
+		// other replicas' through NOTIFY (route.go).
+		driver = routedDriver{Driver: driver, r: &router{local: local, afterCommit: s.AfterCommit}}
+	} else {
 		// SQLite: River hears glenv's own commits (nudge.go).
-		local = newLocalListener()
 		driver = localDriver{Driver: driver, listener: local}
 	}
 	c, err := river.NewClient(driver, rc)

@@ -93,6 +93,9 @@ func (h *Hub) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case id := <-h.pokes:
+			if h.Subscribers() == 0 {
+				continue // nobody to tell: no read per change of every delivery
+			}
 			e, err := store.GetEnvironmentAny(ctx, h.store.Reader(), id)
 			if err != nil {
 				h.log.Debug("dashboard feed: read environment", "environment_id", id, "err", err)
@@ -100,6 +103,10 @@ func (h *Hub) Run(ctx context.Context) {
 			}
 			h.publish(e)
 		case <-t.C:
+			if h.Subscribers() == 0 {
+				h.rest()
+				continue
+			}
 			h.poll(ctx)
 		}
 	}
@@ -132,6 +139,17 @@ func (h *Hub) poll(ctx context.Context) {
 			delete(h.sent, id)
 		}
 	}
+}
+
+// rest keeps the cursor at the overlap while nobody subscribes, so an
+// idle dashboard costs no query a second per replica (each read every
+// environment changed in the overlap: a whole burst of deliveries'), and a
+// subscriber who arrives still gets what changed within it.
+func (h *Hub) rest() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.cursor = time.Now().Add(-overlap)
+	clear(h.sent)
 }
 
 // publish sends e to every subscriber, once per updated_at.

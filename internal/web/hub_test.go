@@ -75,6 +75,22 @@ func TestTheChangeFeed(t *testing.T) {
 			}
 		})
 
+		t.Run("with nobody subscribed nothing is read, and a change made then still reaches who subscribes within the overlap", func(t *testing.T) {
+			e := saveEnv(t, st, "unwatched", store.StateBuilding)
+			h.Changed(e.ID) // told while nobody listens: not read
+			s := h.Subscribe()
+			defer h.Unsubscribe(s)
+			for {
+				got, ok := next(t, s)
+				if !ok {
+					t.Fatal("dropped")
+				}
+				if got.ID == e.ID {
+					return
+				}
+			}
+		})
+
 		t.Run("a subscriber too far behind is dropped and the others keep up", func(t *testing.T) {
 			slow, fast := h.Subscribe(), h.Subscribe()
 			defer h.Unsubscribe(fast)
