@@ -229,16 +229,17 @@ func (l *launch) open(ctx context.Context) error {
 	if prepared.err != nil {
 		return prepared.err
 	}
-	l.netMu.Lock()
-	if l.ended {
-		l.netMu.Unlock()
-		return errors.New("sandbox: the staged sandbox exited before its gate opened; its message is in the output above")
-	}
-	l.stopNet, prepared.stop = prepared.stop, nil
-	l.netMu.Unlock()
+	// The gate first: a sandbox that died before it leaves pasta to the
+	// namespace, for the app to be started there again.
 	if _, err := gate.Write([]byte("go\n")); err != nil {
 		return fmt.Errorf("sandbox: the staged sandbox exited before its gate opened (%v); its message is in the output above", err)
 	}
+	l.netMu.Lock()
+	defer l.netMu.Unlock()
+	if l.ended {
+		return errors.New("sandbox: the staged command exited as soon as its gate opened; its message is in the output above")
+	}
+	l.stopNet, prepared.stop = prepared.stop, nil
 	return nil
 }
 
