@@ -27,6 +27,10 @@ func (r *Runtime) buildStage(ctx context.Context, d *deploy) (err error) {
 	if d.vars != nil {
 		vars.digest = d.vars.BuildDigest
 	}
+	if d.staged = d.takeStaged(); d.staged != nil && len(d.cfg.Build) == 0 {
+		// A checkout made now goes into the staged sandbox's /app.
+		vars.stage = d.staged
+	}
 	d.buildKey, d.buildDir, err = r.build(ctx, d.req, d.repo, d.pack, d.cfg, vars, d.uid, d.logf, d.log)
 	return err
 }
@@ -40,6 +44,10 @@ type buildVars struct {
 	env, secrets map[string]string
 	digest       string
 	redact       func(string) string
+	// stage, when set, is a staged sandbox whose /app (an empty
+	// directory) the commit is checked out into and which is then renamed
+	// to the build's place, when the build has no steps and is made now.
+	stage *stagedApp
 }
 
 // build returns the build of the commit's tree with cfg's build settings,
@@ -73,7 +81,7 @@ func (r *Runtime) build(ctx context.Context, req DeployRequest, repo string, pac
 		return key, dir, nil
 	}
 	_ = os.RemoveAll(dir)
-	if err := r.checkoutOf(ctx, pack, repo, req.SHA, dir); err != nil {
+	if err := r.checkoutInto(ctx, pack, repo, req.SHA, dir, vars.stage, len(cfg.Build) == 0); err != nil {
 		_ = os.RemoveAll(dir)
 		return "", "", err
 	}
@@ -97,6 +105,22 @@ func (r *Runtime) build(ctx context.Context, req DeployRequest, repo string, pac
 	}
 	r.pins.pin(key)
 	return key, dir, nil
+}
+
+// checkoutInto checks the commit out into dir: through the staged
+// sandbox's /app, renamed into place once the sandbox has mounted it, when
+// one is given for a build without steps.
+func (r *Runtime) checkoutInto(ctx context.Context, pack *packView, repo, sha, dir string, s *stagedApp, noSteps bool) error {
+	if s == nil || !noSteps {
+		return r.checkoutOf(ctx, pack, repo, sha, dir)
+	}
+	if err := r.checkoutOf(ctx, pack, repo, sha, s.slot); err != nil {
+		return err
+	}
+	// Renamed before bwrap bound it, /app would be missing; and a sandbox
+	// that failed is not used, whatever the build's name.
+	s.p.cmd.waitSetUp(ctx)
+	return os.Rename(s.slot, dir)
 }
 
 func sortedKeys(m map[string]string) []string {

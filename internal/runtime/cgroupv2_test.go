@@ -44,6 +44,33 @@ func TestCgroupSettings(t *testing.T) {
 	}
 }
 
+func TestGlenvsCgroupWeighsOneProcessPerCPU(t *testing.T) {
+	t.Parallel()
+	v1 := []string{"/m/glenv", "/p/glenv", "/c/glenv"}
+	for _, tc := range []struct {
+		name string
+		v2   bool
+		ncpu int
+		want setting
+	}{
+		{"v1 gives the cpu controller's base 1024 shares per CPU", false, 2, setting{"/c/glenv", "cpu.shares", "2048"}},
+		{"v2 gives the base a weight of 100 per CPU", true, 4, setting{"/glenv", "cpu.weight", "400"}},
+		{"v2 stays within the kernel's largest weight", true, 512, setting{"/glenv", "cpu.weight", "10000"}},
+		{"v1 stays within the kernel's largest shares", false, 1024, setting{"/c/glenv", "cpu.shares", "262144"}},
+		{"a machine that says no CPU counts as one", false, 0, setting{"/c/glenv", "cpu.shares", "1024"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bases := v1
+			if tc.v2 {
+				bases = []string{"/glenv"}
+			}
+			if got := baseCPUWeight(tc.v2, tc.ncpu, bases); got != tc.want {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestV2ControllersEnablesOnlyWhatALimitNeeds(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -86,6 +87,17 @@ except OSError as e:
 			t.Fatalf("the environment has no cgroup of its own at %s: %v", d, err)
 		}
 	}
+
+	t.Run("glenv's cgroup weighs one process per CPU on a busy machine", func(t *testing.T) {
+		file, want := filepath.Join(filepath.Dir(dirs[len(dirs)-1]), "cpu.shares"), 1024*goruntime.NumCPU()
+		if runtime.CgroupV2(w.rt) {
+			file, want = filepath.Join(filepath.Dir(dirs[0]), "cpu.weight"), min(100*goruntime.NumCPU(), 10000)
+		}
+		b, err := os.ReadFile(file)
+		if err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(want) {
+			t.Fatalf("%s: %q (%v), want %d", file, b, err, want)
+		}
+	})
 
 	t.Run("a build beside the app cannot use the memory the app holds", func(t *testing.T) {
 		if got := w.probe(t, hog, "/alloc?mb=32"); got != "allocated" {

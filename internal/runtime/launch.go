@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -25,8 +26,18 @@ type launch struct {
 	out io.Writer // stdout and stderr; set before Start
 	lim limits.Limits
 	cg  *cgroup
-	// stopNet ends pasta; nil without a network namespace.
+	// stopNet ends pasta; nil without a network namespace. A gated
+	// launch gets it when its gate opens, while Wait may already end it:
+	// netMu guards both, and ended says cleanup ran.
+	netMu   sync.Mutex
 	stopNet func()
+	ended   bool
+	// gate is a gated launch's until open: a line written to it lets the
+	// command run (sandbox.go's gateScript). setUp is closed once the
+	// sandbox is set up (or failed to be: setUpOK says which).
+	gate    *os.File
+	setUp   chan struct{}
+	setUpOK bool
 	// why is set when glenv ended the command on purpose (its disk went
 	// over the limit): Wait's error says so, and the app is not restarted.
 	why atomic.Pointer[string]
@@ -75,6 +86,9 @@ func (l *launch) start(ctx context.Context) error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	l.cmd = cmd
 	var infoR, infoW, blockR, blockW *os.File
+	if l.j.gated && prepared != nil && sb.enabled() {
+		return l.startGated(cmd, prepared)
+	}
 	if isolated || prepared != nil {
 		if blockR, blockW, err = os.Pipe(); err != nil {
 			l.cleanup()
@@ -138,6 +152,97 @@ func (l *launch) start(ctx context.Context) error {
 	return nil
 }
 
+// startGated starts a gated command in the namespace made ahead: its
+// sandbox is set up at once and waits at the gate until open.
+func (l *launch) startGated(cmd *exec.Cmd, prepared *netNS) error {
+	gateR, gateW, err := os.Pipe()
+	if err != nil {
+		l.cleanup()
+		return err
+	}
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		gateR.Close()
+		gateW.Close()
+		l.cleanup()
+		return err
+	}
+	cmd.ExtraFiles = []*os.File{gateR, readyW}
+	err = startIn(prepared.ns, cmd)
+	gateR.Close()
+	readyW.Close()
+	if err != nil {
+		gateW.Close()
+		readyR.Close()
+		l.cleanup()
+		return err
+	}
+	l.gate, l.setUp = gateW, make(chan struct{})
+	go func() {
+		defer close(l.setUp)
+		defer readyR.Close()
+		var b [1]byte
+		n, _ := readyR.Read(b[:])
+		l.setUpOK = n == 1
+	}()
+	l.sb.active.Store(l, struct{}{})
+	return nil
+}
+
+// isSetUp reports whether a gated launch's sandbox is set up by now.
+func (l *launch) isSetUp() bool {
+	select {
+	case <-l.setUp:
+		return l.setUpOK
+	default:
+		return false
+	}
+}
+
+// waitSetUp waits until a gated launch's sandbox is set up, and reports
+// whether it was.
+func (l *launch) waitSetUp(ctx context.Context) bool {
+	select {
+	case <-l.setUp:
+		return l.setUpOK
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// open lets a gated command run once pasta serves its namespace; pasta is
+// the launch's from then on and stops with it. An error leaves the
+// command to be stopped by the caller.
+func (l *launch) open(ctx context.Context) error {
+	gate := l.gate
+	l.gate = nil
+	if gate == nil {
+		return errors.New("sandbox: the command has no gate")
+	}
+	defer gate.Close()
+	prepared := l.j.net
+	select {
+	case <-prepared.ready:
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+	if prepared.err != nil {
+		return prepared.err
+	}
+	// The gate first: a sandbox that died before it leaves pasta to the
+	// namespace, for the app to be started there again.
+	if _, err := gate.Write([]byte("go\n")); err != nil {
+		return fmt.Errorf("sandbox: the staged sandbox exited before its gate opened (%v); its message is in the output above", err)
+	}
+	l.netMu.Lock()
+	defer l.netMu.Unlock()
+	if l.ended {
+		return errors.New("sandbox: the staged command exited as soon as its gate opened; its message is in the output above")
+	}
+	l.stopNet, prepared.stop = prepared.stop, nil
+	return nil
+}
+
 // sandboxPid reads bwrap's --info-fd: the pid of the sandbox's first
 // process, whose namespaces pasta joins. EOF means bwrap failed; its
 // message went to the command's output.
@@ -179,9 +284,12 @@ func (l *launch) Wait() error {
 // stops pasta.
 func (l *launch) cleanup() {
 	l.sb.active.Delete(l)
-	if l.stopNet != nil {
-		l.stopNet()
-		l.stopNet = nil
+	l.netMu.Lock()
+	stopNet := l.stopNet
+	l.stopNet, l.ended = nil, true
+	l.netMu.Unlock()
+	if stopNet != nil {
+		stopNet()
 	}
 	if l.cg != nil {
 		l.cg.remove()

@@ -38,6 +38,7 @@ func (r *Runtime) prepareData(ctx context.Context, d *deploy) error {
 	marker := filepath.Join(r.envDir(env.ID), "data.ok")
 	_, err := os.Stat(marker)
 	fresh := err != nil
+	d.freshData = fresh
 	var parent *store.Environment
 	if fresh && d.req.CloneParentData && d.req.Parent != nil {
 		if d.noSecrets {

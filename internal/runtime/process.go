@@ -189,30 +189,48 @@ func waitHealthy(ctx context.Context, p *proc, path string, timeout time.Duratio
 	started := time.Now()
 	deadline := started.Add(timeout)
 	last := "no answer yet"
+	pid := listenPid(p)
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := client.Do(req)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-			resp.Body.Close()
-			if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-				return nil
+		wait := probeDelay(time.Since(started))
+		if listening, known := listensOn(pid, p.port); known && !listening {
+			// Not listening yet (listen.go): look again soon, no probe.
+			last, wait = "not listening yet", listenDelay(time.Since(started))
+		} else {
+			pid = 0 // from now on, HTTP probes only
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			resp, err := client.Do(req)
+			if err == nil {
+				_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+				resp.Body.Close()
+				if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+					return nil
+				}
+				last = "answered " + resp.Status
+			} else if !errors.Is(err, context.Canceled) {
+				last = "not listening yet"
 			}
-			last = "answered " + resp.Status
-		} else if !errors.Is(err, context.Canceled) {
-			last = "not listening yet"
 		}
 		select {
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		case <-p.done:
 			return fmt.Errorf("the app exited (%v) before %s answered 2xx; its last output:\n%s", p.err, path, p.out.lastLines())
-		case <-time.After(probeDelay(time.Since(started))):
+		case <-time.After(wait):
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("health check: GET %s did not answer 2xx within %s (%s); make `run` listen on 127.0.0.1:$PORT and `health` a path that answers 200", path, timeout, last)
 		}
 	}
+}
+
+// listenDelay is the wait before glenv looks again whether an app that
+// has been starting for so long listens: every millisecond at first (a
+// read of /proc), then as probeDelay.
+func listenDelay(since time.Duration) time.Duration {
+	if since < 2*time.Second {
+		return time.Millisecond
+	}
+	return probeDelay(since)
 }
 
 // probeDelay is the wait before the next health probe of an app that has

@@ -342,6 +342,10 @@ func (r *Runtime) Deploy(ctx context.Context, req DeployRequest) (err error) {
 		// while its app starts: pasta's start would compete with it.
 		defer r.spare.refill(r)
 	}
+	// The app's sandbox is set up while the code is fetched (stage.go);
+	// whatever the deploy does not use of it goes when it ends.
+	d.staging = r.stageApp(d)
+	defer func() { d.takeStaged().discard() }()
 	if err := r.fetchSource(ctx, d); err != nil {
 		return err
 	}
@@ -402,6 +406,11 @@ type deploy struct {
 
 	phases *phases   // how long each stage took, for the log
 	ahead  *netAhead // the app's network, made while the deploy runs
+	// staging is the app's sandbox, being set up while the deploy
+	// fetches (stage.go); nil once taken, or when none is staged.
+	staging   <-chan *stagedApp
+	staged    *stagedApp // build: taken from staging; start: nil once used
+	freshData bool       // prepare data: the data directory was made anew
 }
 
 // newDeploy checks that req may run here and sets up its logging.

@@ -63,6 +63,10 @@ type job struct {
 	// net is the namespace made ahead for the app (prenet.go), forwarding
 	// port; nil: bwrap makes one and pasta connects it at start.
 	net *netNS
+	// gated: the sandbox's shell says on fd 4 that it is set up and waits
+	// on fd 3 (its gate) before it runs the command; with net only (a
+	// staged app, stage.go).
+	gated bool
 }
 
 func (sb *sandbox) enabled() bool { return sb.bwrap != "" }
@@ -119,6 +123,12 @@ func (sb *sandbox) command(j job) *launch { return &launch{sb: sb, j: j} }
 // drop from root, bwrap, rlimits and the shell.
 func (sb *sandbox) argv(j job, lim limits.Limits, cg *cgroup) (argv []string, err error) {
 	inner := []string{"/bin/sh", "-c", j.shell}
+	gated := j.gated && j.net != nil && sb.enabled()
+	if gated {
+		// The command itself, as ungated, once a line comes through the
+		// gate; nothing but this shell runs before (EOF: glenv gave up).
+		inner = append([]string{"/bin/sh", "-c", gateScript, "glenv-gate"}, inner...)
+	}
 	if cg == nil && (lim.Memory > 0 || lim.Processes > 0) {
 		if sb.prlimit == "" {
 			return nil, fmt.Errorf("cannot enforce limits (%s): cgroups are not usable here (%s) and prlimit is not installed; install util-linux, or run glenv where it can create cgroups (as root, or in a delegated cgroup v2)", lim, sb.cgWhy)
@@ -154,7 +164,7 @@ func (sb *sandbox) argv(j job, lim limits.Limits, cg *cgroup) (argv []string, er
 			// until pasta has connected its network, so the command never
 			// runs without it.
 			argv = append(argv, "--unshare-net", "--info-fd", "3", "--block-fd", "4")
-		case j.net != nil:
+		case j.net != nil && !gated:
 			// Started inside a namespace made ahead (prenet.go): fd 3, it
 			// waits there until pasta has connected it.
 			argv = append(argv, "--block-fd", "3")
@@ -223,6 +233,12 @@ func (sb *sandbox) argv(j job, lim limits.Limits, cg *cgroup) (argv []string, er
 	}
 	return argv, nil
 }
+
+// gateScript is the shell of a gated command: it says on fd 4 that the
+// sandbox is set up (its mounts are made: /app's source may be renamed),
+// waits for a line on fd 3 and then becomes the command (its arguments)
+// without either.
+const gateScript = `printf r >&4; exec 4>&-; read -r glenv_gate <&3 || exit 125; exec "$@" 3<&-`
 
 // visible reports whether p lies under a directory the sandbox shows.
 func (sb *sandbox) visible(p string) bool {

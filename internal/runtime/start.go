@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 )
@@ -39,7 +40,27 @@ func (r *Runtime) start(ctx context.Context, d *deploy) (*app, *proc, error) {
 		logPath: filepath.Join(r.envDir(env.ID), "app.log"),
 		log:     r.log.With("integration", d.req.Integration.Name, "environment", env.Name)}
 	started := time.Now()
-	p, err := a.launchIn(ns, port, d.log)
+	var p *proc
+	var err error
+	if s := d.takeStaged(); s != nil {
+		if ns != nil && s.matches(a.job, ns, d.buildDir, r.sb.limitsFor(d.uid)) {
+			// Its sandbox was set up while the code was fetched: only the
+			// command is left to run.
+			if p, err = s.use(ctx, d.log, d.redactor()); err == nil {
+				p.sha, p.build = a.sha, a.build
+				d.logf("the app's sandbox was set up while the commit was fetched")
+			} else if ctx.Err() == nil {
+				d.logf("the sandbox set up ahead could not be used (%v); starting another", err)
+				p, err = nil, nil
+			}
+			_ = os.RemoveAll(s.slot)
+		} else {
+			s.discard()
+		}
+	}
+	if p == nil && err == nil {
+		p, err = a.launchIn(ns, port, d.log)
+	}
 	if err != nil {
 		r.ports.free(port)
 		return nil, nil, fmt.Errorf("start `%s`: %w", cfg.Run, err)

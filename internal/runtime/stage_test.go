@@ -1,0 +1,113 @@
+package runtime_test
+
+import (
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/glenv/glenv/internal/gitlabtest"
+	"github.com/glenv/glenv/internal/runtime"
+	"github.com/glenv/glenv/internal/store"
+)
+
+// stagedLine is what a deploy logs when its app's sandbox was set up while
+// the commit was fetched (stage.go).
+const stagedLine = "the app's sandbox was set up while the commit was fetched"
+
+// pushProbe commits the probe app (no build steps, no database: a push a
+// redeploy can stage) with .glenv.yml's extra lines and files, deploys it
+// to env, and returns the commit and the deploy's log.
+func (w *world) pushProbe(t *testing.T, env store.Environment, extra string, files map[string]string) (string, string) {
+	t.Helper()
+	fs := probeFiles(t, env.Name, "")
+	yml := strings.Replace(fs[".glenv.yml"], "services:\n  postgresql: [main]\n", "", 1)
+	yml = yml[strings.Index(yml, "run:"):] // no build steps
+	// The descriptors the app's command starts with, for the test to see.
+	yml = strings.Replace(yml, "run: exec", "run: ls /proc/$$/fd > $GLENV_DATA_DIR/fds; exec", 1)
+	fs[".glenv.yml"] = yml + extra
+	for k, v := range files {
+		fs[k] = v
+	}
+	sha := w.gl.Commit(t, w.project.ID, gitlabtest.Commit{Branch: env.Name, Files: fs})
+	var logs strings.Builder
+	if err := w.rt.Deploy(t.Context(), w.request(env, sha, &logs)); err != nil {
+		t.Fatalf("deploy %s: %v\n%s", env.Name, err, logs.String())
+	}
+	return sha, logs.String()
+}
+
+// A push to an environment whose app runs sets the new app's sandbox up
+// while the commit is fetched, and the app it then runs is the one a
+// sandbox started after the build would run: the new commit in /app, the
+// new GLENV_SHA, and every wall of the sandbox, attacked from inside.
+// Whatever a push changes that the staged sandbox did not guess
+// (.glenv.yml's command or variables, a build step) makes the deploy
+// start the app as before, and the app sees the change.
+func TestARedeploySetsTheAppsSandboxUpWhileItFetches(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, runtime.Options{})
+	requireSandbox(t, w.rt)
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("a sandbox is staged only where glenv makes the app's namespace ahead, as root, as in CI")
+		}
+		t.Skip("a sandbox is staged only where glenv makes the app's namespace ahead, as root")
+	}
+	env := w.env(95, "mr-95", "mr")
+	if _, log := w.pushProbe(t, env, "", map[string]string{"version.txt": "one"}); strings.Contains(log, stagedLine) {
+		t.Fatalf("the first deploy had no app to stage a sandbox from, yet logged it staged one:\n%s", log)
+	}
+
+	sha, log := w.pushProbe(t, env, "", map[string]string{"version.txt": "two"})
+	if !strings.Contains(log, stagedLine) {
+		t.Fatalf("a push changing only the code did not stage the app's sandbox:\n%s", log)
+	}
+	glenvURL, _ := url.Parse(w.proxy.URL)
+	host, port := hostPort(t, glenvURL.Host)
+	for _, tc := range []struct{ name, path, want string }{
+		{"the app serves the new commit", "/sh?cmd=" + url.QueryEscape("cat /app/version.txt"), "exit 0\ntwo"},
+		{"the app sees the new GLENV_SHA", "/sh?cmd=" + url.QueryEscape("echo $GLENV_SHA"), "exit 0\n" + sha},
+		{"the app runs as the environment's uid, not root", "/sh?cmd=" + url.QueryEscape("id -u"), "exit 0\n" + strconv.Itoa(200000+95)},
+		// The gate's pipes were 3 and 4 (sh keeps its own at 10 and up).
+		{"the app's command starts with no descriptor of the gate", "/sh?cmd=" + url.QueryEscape("grep -cx '[34]' $GLENV_DATA_DIR/fds || true"), "exit 0\n0\n"},
+		{"the app has no capabilities", "/sh?cmd=" + url.QueryEscape("grep -E '^CapBnd' /proc/self/status"), "CapBnd:\t0000000000000000"},
+		{"/app is read-only", "/sh?cmd=" + url.QueryEscape("touch /app/x"), "Read-only file system"},
+		{"glenv's data dir is hidden", "/sh?cmd=" + url.QueryEscape("ls "+filepath.Join(w.dataDir, "runtime")), "No such file or directory"},
+		{"glenv's listener is out of reach", "/connect?host=" + host + "&port=" + port, "failed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := w.probe(t, env, tc.path); !strings.Contains(got, tc.want) {
+				t.Fatalf("%s: want %q in %q", tc.path, tc.want, got)
+			}
+		})
+	}
+
+	for _, tc := range []struct {
+		name, extra, check, want string
+	}{
+		{"a new variable in .glenv.yml starts the app as before, with it", "env:\n  GREETING: hello\n", "echo $GREETING", "exit 0\nhello"},
+		{"a build step starts the app as before, from the build", "build: echo built > built.txt\n", "cat /app/built.txt", "exit 0\nbuilt"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, log := w.pushProbe(t, env, tc.extra, map[string]string{"version.txt": tc.name})
+			if strings.Contains(log, stagedLine) {
+				t.Fatalf("the staged sandbox was used although the push changed what it runs:\n%s", log)
+			}
+			if got := w.probe(t, env, "/sh?cmd="+url.QueryEscape(tc.check)); !strings.Contains(got, tc.want) {
+				t.Fatalf("%s: want %q in %q", tc.check, tc.want, got)
+			}
+			if got := w.probe(t, env, "/sh?cmd="+url.QueryEscape("cat /app/version.txt")); !strings.Contains(got, tc.name) {
+				t.Fatalf("the app serves %q, not the pushed commit", got)
+			}
+		})
+	}
+	t.Run("nothing staged is left behind", func(t *testing.T) {
+		left, _ := filepath.Glob(filepath.Join(w.dataDir, "runtime", "tmp", "app-*"))
+		if len(left) > 0 {
+			t.Fatalf("staged /app directories left: %v", left)
+		}
+	})
+}
