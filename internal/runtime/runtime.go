@@ -199,6 +199,10 @@ func New(opts Options) (*Runtime, error) {
 		opts.DrainTimeout = 30 * time.Second
 	}
 	opts.Restart = opts.Restart.withDefaults()
+	// Nothing glenv inherited may reach an app (fds.go).
+	if err := closeInheritedOnExec(); err != nil {
+		return nil, err
+	}
 	dir, err := filepath.Abs(opts.Dir)
 	if err != nil {
 		return nil, err
