@@ -10,6 +10,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/glenv/glenv/internal/lifecycle"
+	"github.com/glenv/glenv/internal/runtime"
 	"github.com/glenv/glenv/internal/store"
 )
 
@@ -66,6 +67,12 @@ func (w *deployWorker) Work(ctx context.Context, job *river.Job[DeployArgs]) err
 	switch {
 	case errors.Is(context.Cause(dctx), errSuperseded):
 		return w.finish(ctx, a, lifecycle.TriggerDeploySuperseded, "")
+	case errors.Is(derr, runtime.ErrRollingOut):
+		// Applied; the runtime reports the rollout's end (rollout.go).
+		// The worker is free again; the deadline is a job of its own.
+		bctx, cancel := bookkeeping(ctx)
+		defer cancel()
+		return w.q.scheduleRolloutDeadline(bctx, a, w.timeout(job))
 	case derr == nil:
 		return w.finish(ctx, a, lifecycle.TriggerDeploySucceeded, "")
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):

@@ -91,6 +91,29 @@ func New(opts Options) (*Runtime, error) {
 		rollouts: newRollouts(opts.Client)}, nil
 }
 
+// WatchRollouts makes Deploy return runtime.ErrRollingOut once it applied
+// the objects, and the shared watch report each rollout's end to ended
+// (internal/jobs moves the environment on). Call it before the first
+// Deploy; it starts the watch at once, so a restarted glenv hears of the
+// rollouts that ended while it was down.
+func (r *Runtime) WatchRollouts(ended func(context.Context, runtime.RolloutEnd) error) {
+	r.rollouts.watch(ended)
+}
+
+// RolloutState reads the environment's Deployment now (one API call): the
+// deploy's deadline asks it last, in case the watch missed the end.
+func (r *Runtime) RolloutState(ctx context.Context, env store.Environment) (bool, string, error) {
+	d, err := r.c.AppsV1().Deployments(Namespace(env.Host)).Get(ctx, AppName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return false, "the Deployment " + Namespace(env.Host) + "/" + AppName + " is gone", nil
+	}
+	if err != nil {
+		return false, "", fmt.Errorf("read Deployment: %w", explain(err))
+	}
+	done, failure := Rollout(d)
+	return done, failure, nil
+}
+
 // Close stops the shared watch on glenv's Deployments.
 func (r *Runtime) Close() { r.rollouts.close() }
 
@@ -163,7 +186,7 @@ func (r *Runtime) Deploy(ctx context.Context, req runtime.DeployRequest) error {
 		return err
 	}
 	spec := Spec{Integration: in.Name, EnvName: env.Name, Slug: env.Slug, HostLabel: env.Host,
-		Host: env.Host + "." + r.opts.EnvDomain, MRIID: env.MRIID, SHA: req.SHA,
+		Host: env.Host + "." + r.opts.EnvDomain, MRIID: env.MRIID, SHA: req.SHA, EnvID: env.ID, ActivityID: req.ActivityID,
 		Image: cfg.Image, FetchImage: r.opts.FetchImage, Build: cfg.Build, Run: cfg.Run, Health: cfg.Health,
 		Env: repoEnv, Files: cfg.Files, FilesSize: r.opts.FilesSize, Databases: dbs, Secret: secret,
 		IngressClass: r.opts.IngressClass, StorageClass: r.opts.StorageClass}
@@ -175,6 +198,18 @@ func (r *Runtime) Deploy(ctx context.Context, req runtime.DeployRequest) error {
 	if err != nil {
 		r.forget(env.ID)
 		return err
+	}
+	if done, failure := Rollout(d); failure != "" {
+		return errors.New(failure)
+	} else if done {
+		logf("serving %s (the Deployment was rolled out already)", gitsha.Short(req.SHA))
+		return nil
+	}
+	if r.rollouts.ended != nil {
+		// The shared watch reports the rollout's end (WatchRollouts): no
+		// worker waits while the cluster works.
+		logf("applied %s in namespace %s; the Deployment rolls out", gitsha.Short(req.SHA), ns)
+		return runtime.ErrRollingOut
 	}
 	logf("applied %s in namespace %s; waiting for the Deployment to roll out", gitsha.Short(req.SHA), ns)
 	started := time.Now()
