@@ -78,8 +78,8 @@ func TestKubernetesRestartMidRolloutStillReachesActive(t *testing.T) {
 	waitServing(g, "main", sha)
 	var acts []activityJSON
 	g.apiGet(fmt.Sprintf("/api/v1/activities?kind=deploy&environment_id=%d", e.ID), &acts)
-	if len(acts) != 1 || acts[0].ID != a.ID || acts[0].State != "completed" {
-		t.Errorf("deploy activities after the restart %+v, want only the first, completed (no second deploy)", acts)
+	if len(acts) != 1 || acts[0].ID != a.ID || acts[0].State != "complete" {
+		t.Errorf("deploy activities after the restart %+v, want only the first, complete (no second deploy)", acts)
 	}
 	if log := g.activityLog(a.ID); !strings.Contains(log, "serving "+sha[:8]+": the rollout finished") {
 		t.Errorf("the deploy's log does not say the rollout finished:\n%s", log)
