@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -290,43 +291,43 @@ func dbName(envID int64, name string) string {
 }
 
 // applyAll server-side applies every object whose content changed since
-// this process last applied it, namespace first, and returns the Deployment
-// as the API server has it.
+// this process last applied it, and returns the Deployment as the API
+// server has it. The objects go in waves: the namespace (and the claims,
+// which wait for their data), then the ServiceAccount, Secret, Service and
+// Ingress at once (none needs another), then the Deployment, whose pods
+// need the ServiceAccount (admission refuses them without it, and the
+// ReplicaSet controller then backs off) and the Secret. A new environment
+// costs three round trips instead of six.
 func (r *Runtime) applyAll(ctx context.Context, envID int64, s Spec, logf func(string, ...any)) (*appsv1.Deployment, error) {
-	objs := []any{NamespaceObject(s), ServiceAccountObject(s), SecretObject(s)}
+	first := []any{NamespaceObject(s)}
 	for _, c := range Claims(s) {
-		objs = append(objs, c)
+		first = append(first, c)
 	}
-	dep := DeploymentObject(s)
-	objs = append(objs, dep, ServiceObject(s), IngressObject(s))
+	waves := [][]any{first, {ServiceAccountObject(s), SecretObject(s), ServiceObject(s), IngressObject(s)}, {DeploymentObject(s)}}
 	var applied *appsv1.Deployment
-	for _, o := range objs {
-		body, err := json.Marshal(o)
-		if err != nil {
-			return nil, err
-		}
-		key, sum := objectKey(o), hash(body)
-		if r.unchanged(envID, key, sum) {
-			continue
-		}
-		if c, ok := o.(*corev1.PersistentVolumeClaim); ok {
-			if err := r.makeClaim(ctx, s, c, logf); err != nil {
+	for i, wave := range waves {
+		parallel := i == 1
+		g, gctx := errgroup.WithContext(ctx)
+		var mu sync.Mutex
+		for _, o := range wave {
+			do := func() error {
+				got, err := r.applyOne(gctx, envID, s, o, logf)
+				if d, ok := got.(*appsv1.Deployment); ok {
+					mu.Lock()
+					applied = d
+					mu.Unlock()
+				}
+				return err
+			}
+			if parallel {
+				g.Go(do)
+			} else if err := do(); err != nil {
 				return nil, err
 			}
-			r.remember(envID, key, sum)
-			continue
 		}
-		got, err := r.apply(ctx, s, o, body)
-		if _, ok := o.(*corev1.Service); ok && apierrors.IsInvalid(err) {
-			got, err = r.recreateService(ctx, s, o, body, logf)
+		if err := g.Wait(); err != nil {
+			return nil, err
 		}
-		if err != nil {
-			return nil, fmt.Errorf("apply %s: %w", key, explain(err))
-		}
-		if d, ok := got.(*appsv1.Deployment); ok {
-			applied = d
-		}
-		r.remember(envID, key, sum)
 	}
 	if applied == nil {
 		// The Deployment was unchanged (a redeploy of the same SHA): its
@@ -337,6 +338,36 @@ func (r *Runtime) applyAll(ctx context.Context, envID int64, s Spec, logf func(s
 		}
 	}
 	return applied, nil
+}
+
+// applyOne applies o unless this process applied the same content last
+// (the claims through their own flow), and returns what the API server
+// answered (nil when nothing was sent).
+func (r *Runtime) applyOne(ctx context.Context, envID int64, s Spec, o any, logf func(string, ...any)) (any, error) {
+	body, err := json.Marshal(o)
+	if err != nil {
+		return nil, err
+	}
+	key, sum := objectKey(o), hash(body)
+	if r.unchanged(envID, key, sum) {
+		return nil, nil
+	}
+	if c, ok := o.(*corev1.PersistentVolumeClaim); ok {
+		if err := r.makeClaim(ctx, s, c, logf); err != nil {
+			return nil, err
+		}
+		r.remember(envID, key, sum)
+		return nil, nil
+	}
+	got, err := r.apply(ctx, s, o, body)
+	if _, ok := o.(*corev1.Service); ok && apierrors.IsInvalid(err) {
+		got, err = r.recreateService(ctx, s, o, body, logf)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("apply %s: %w", key, explain(err))
+	}
+	r.remember(envID, key, sum)
+	return got, nil
 }
 
 func (r *Runtime) apply(ctx context.Context, s Spec, o any, body []byte) (any, error) {
