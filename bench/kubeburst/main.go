@@ -162,6 +162,7 @@ func measure(mode string, n, workers, senders int, db, keep string, o kubetest.L
 	defer cancel()
 	calls := &counter{}
 	cpu0, self0 := w.cluster.CPU(), selfCPU()
+	req0 := requestCounts(ctx, w.cluster.Client)
 	var run burst
 	if mode == "runtime" {
 		run = runtimeAlone(ctx, w, calls, n, workers, traceAll)
@@ -199,6 +200,7 @@ func measure(mode string, n, workers, senders int, db, keep string, o kubetest.L
 		detail += ", " + name + " " + (cpu1[name] - cpu0[name]).Round(100*time.Millisecond).String()
 	}
 	detail += "\n"
+	detail += requestsPerEnv(req0, requestCounts(ctx, w.cluster.Client), n)
 	return result{available: quantiles(avail), noticed: quantiles(noticed), callsPerEnv: float64(run.calls) / float64(n), detail: detail}
 }
 
