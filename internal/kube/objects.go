@@ -13,7 +13,6 @@ package kube
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -203,14 +202,7 @@ func Claims(s Spec) []*corev1.PersistentVolumeClaim {
 func DeploymentObject(s Spec) *appsv1.Deployment {
 	one := int32(1)
 	history := int32(2) // old ReplicaSets kept for a rollback; nothing grows without bound
-	// No progress deadline (MaxInt32 is the API's "none"): the deploy's
-	// deadline is glenv's own (a rollout_deadline job, internal/jobs), at
-	// the deploy's timeout, which is shorter than the 600 s default would
-	// be. Without one the deployment controller keeps no Progressing
-	// condition: fewer status writes per rollout, and no re-check queued
-	// per Deployment (pkg/controller/deployment/progress.go,
-	// util.HasProgressDeadline).
-	deadline := int32(math.MaxInt32)
+	deadline := int32(600)
 	zero := intstr.FromInt32(0)
 	surge := intstr.FromInt32(1)
 	no := false
