@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -56,7 +57,14 @@ func main() {
 	keep := flag.String("keep-logs", "", "keep the control plane's files and logs under this directory")
 	lean := flag.Bool("lean", false, "control plane without the garbage collector and resource quota controllers (kubetest.LaunchOptions.NoWatchAll)")
 	traceAll := flag.Bool("trace", true, "watch namespaces, ReplicaSets and pods too, for where the time goes (the watches cost the API server)")
+	cpuprofile := flag.String("cpuprofile", "", "write this process's CPU profile (glenv, the GitLab double, the trace) to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		tb.Must(err)
+		tb.Must(pprof.StartCPUProfile(f))
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	if *db != "sqlite" && *db != "postgres" {
 		tb.Fatalf("-db %q: must be sqlite or postgres", *db)
 	}
