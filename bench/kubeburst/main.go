@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -56,7 +57,14 @@ func main() {
 	keep := flag.String("keep-logs", "", "keep the control plane's files and logs under this directory")
 	lean := flag.Bool("lean", false, "control plane without the garbage collector and resource quota controllers (kubetest.LaunchOptions.NoWatchAll)")
 	traceAll := flag.Bool("trace", true, "watch namespaces, ReplicaSets and pods too, for where the time goes (the watches cost the API server)")
+	cpuprofile := flag.String("cpuprofile", "", "write this process's CPU profile (glenv, the GitLab double, the trace) to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		tb.Must(err)
+		tb.Must(pprof.StartCPUProfile(f))
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	if *db != "sqlite" && *db != "postgres" {
 		tb.Fatalf("-db %q: must be sqlite or postgres", *db)
 	}
@@ -162,6 +170,7 @@ func measure(mode string, n, workers, senders int, db, keep string, o kubetest.L
 	defer cancel()
 	calls := &counter{}
 	cpu0, self0 := w.cluster.CPU(), selfCPU()
+	req0 := requestCounts(ctx, w.cluster.Client)
 	var run burst
 	if mode == "runtime" {
 		run = runtimeAlone(ctx, w, calls, n, workers, traceAll)
@@ -199,6 +208,7 @@ func measure(mode string, n, workers, senders int, db, keep string, o kubetest.L
 		detail += ", " + name + " " + (cpu1[name] - cpu0[name]).Round(100*time.Millisecond).String()
 	}
 	detail += "\n"
+	detail += requestsPerEnv(req0, requestCounts(ctx, w.cluster.Client), n)
 	return result{available: quantiles(avail), noticed: quantiles(noticed), callsPerEnv: float64(run.calls) / float64(n), detail: detail}
 }
 

@@ -124,11 +124,11 @@ func (q *Environments) Repair(ctx context.Context) (int, error) {
 }
 
 // jobActivities is the set of activities that have a deploy, remove or pause
-// job still to run (or running).
+// job still to run (or running), or a rollout whose deadline is to come.
 func (q *Environments) jobActivities(ctx context.Context) (map[int64]bool, error) {
 	rows, err := q.store.Reader().QueryContext(ctx, `SELECT `+argsText(q.store)+` FROM river_job
-		WHERE kind IN ($1, $2, $3, $4) AND state IN ('available', 'scheduled', 'running', 'retryable', 'pending')`,
-		DeployArgs{}.Kind(), DeleteArgs{}.Kind(), PauseArgs{}.Kind(), PrebuildArgs{}.Kind())
+		WHERE kind IN ($1, $2, $3, $4, $5) AND state IN ('available', 'scheduled', 'running', 'retryable', 'pending')`,
+		DeployArgs{}.Kind(), DeleteArgs{}.Kind(), PauseArgs{}.Kind(), PrebuildArgs{}.Kind(), RolloutDeadlineArgs{}.Kind())
 	if err != nil {
 		return nil, fmt.Errorf("list environment jobs: %w", err)
 	}
@@ -173,9 +173,19 @@ func (q *Environments) Restart(ctx context.Context) ([]store.Environment, error)
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
+	rolling, err := q.rollingOut(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var start []store.Environment
 	var errs []error
 	for _, id := range ids {
+		if rolling[id] {
+			// Applied before the restart and rolling out on the cluster:
+			// the runtime's watch reports its end, its deadline job
+			// still stands; deploying it again would only redo the work.
+			continue
+		}
 		if q.deps.Placement != nil {
 			// Several replicas: each restores only what it runs.
 			mine, err := q.deps.Placement.Claim(ctx, id)
@@ -200,6 +210,40 @@ func (q *Environments) Restart(ctx context.Context) ([]store.Environment, error)
 		}
 	}
 	return start, errors.Join(errs...)
+}
+
+// rollingOut is the set of environments deploying whose pending activity has
+// a rollout deadline to come (RolloutDeadlineArgs).
+func (q *Environments) rollingOut(ctx context.Context) (map[int64]bool, error) {
+	rows, err := q.store.Reader().QueryContext(ctx, `SELECT `+argsText(q.store)+` FROM river_job
+		WHERE kind = $1 AND state IN ('available', 'scheduled', 'retryable', 'pending')`, RolloutDeadlineArgs{}.Kind())
+	if err != nil {
+		return nil, fmt.Errorf("list rollout deadlines: %w", err)
+	}
+	defer rows.Close()
+	var deadlines []RolloutDeadlineArgs
+	for rows.Next() {
+		var raw []byte
+		if err := rows.Scan(&raw); err != nil {
+			return nil, err
+		}
+		var a RolloutDeadlineArgs
+		if json.Unmarshal(raw, &a) == nil && a.ActivityID != 0 {
+			deadlines = append(deadlines, a)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	out := map[int64]bool{}
+	for _, a := range deadlines {
+		env, err := store.GetEnvironmentByID(ctx, q.store.Reader(), a.EnvironmentID)
+		if err == nil && rollingOut(env, a.ActivityID) {
+			out[a.EnvironmentID] = true
+		}
+	}
+	return out, nil
 }
 
 // argsText selects river_job.args as JSON text: River's SQLite driver stores

@@ -150,6 +150,7 @@ func NewQueue(s *store.Store, deps Deps, cfg QueueConfig) (*Environments, error)
 	river.AddWorker(workers, &pauseWorker{q: q, deps: deps})
 	river.AddWorker(workers, &prebuildWorker{q: q, deps: deps})
 	river.AddWorker(workers, &repairWorker{q: q})
+	river.AddWorker(workers, &rolloutDeadlineWorker{q: q, deps: deps})
 	river.AddWorker(workers, &reconcileWorker{q: q, deps: deps})
 	river.AddWorker(workers, &variablesRedeployWorker{q: q})
 	for _, register := range deps.Register {
@@ -168,6 +169,10 @@ func NewQueue(s *store.Store, deps Deps, cfg QueueConfig) (*Environments, error)
 		return nil, err
 	}
 	q.River, q.local = c, local
+	if ro, ok := deps.Runtime.(runtime.Rollouts); ok {
+		// Deploys end when the runtime says their rollout did (rollout.go).
+		ro.WatchRollouts(q.RolloutEnded)
+	}
 	return q, nil
 }
 

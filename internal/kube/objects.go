@@ -47,6 +47,10 @@ const (
 	LabelSHA         = "glenv.io/sha"
 	AnnotationName   = "glenv.io/environment-name"
 	AnnotationSHA    = "glenv.io/sha"
+	// AnnotationEnvironmentID and AnnotationActivity on the Deployment
+	// name the environment and the deploy activity it rolls out.
+	AnnotationEnvironmentID = "glenv.io/environment-id"
+	AnnotationActivity      = "glenv.io/activity"
 	// AnnotationDatabases lists the environment's services.postgresql
 	// databases on its namespace, so removal knows what to drop.
 	AnnotationDatabases = "glenv.io/databases"
@@ -61,6 +65,11 @@ type Spec struct {
 	Host        string // the full host name the Ingress routes
 	MRIID       int64
 	SHA         string
+	// EnvID and ActivityID name the deploy on the Deployment (annotations),
+	// so the shared rollout watch reports its end to the right activity,
+	// after a restart too.
+	EnvID      int64
+	ActivityID int64
 
 	Image      string
 	FetchImage string // the init container that downloads the tree (needs wget and tar)
@@ -247,6 +256,12 @@ func DeploymentObject(s Spec) *appsv1.Deployment {
 	}
 	m := s.meta(AppName)
 	m.Annotations[AnnotationSHA] = s.SHA
+	if s.ActivityID != 0 {
+		// On the Deployment's own metadata, not its pod template: a
+		// redeploy of the same SHA does not restart the pod.
+		m.Annotations[AnnotationEnvironmentID] = strconv.FormatInt(s.EnvID, 10)
+		m.Annotations[AnnotationActivity] = strconv.FormatInt(s.ActivityID, 10)
+	}
 	podLabels := s.labels()
 	for k, v := range s.selector() {
 		podLabels[k] = v

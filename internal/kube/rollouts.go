@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -13,6 +14,9 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+
+	glruntime "github.com/glenv/glenv/internal/runtime"
 )
 
 // rolloutSyncWithin bounds how long a deploy waits for the shared watch's
@@ -35,10 +39,21 @@ type rollouts struct {
 	mu      sync.Mutex
 	waiters map[string]map[chan struct{}]struct{} // namespace → waiting deploys
 	lastErr error                                 // the watch's last failure, for a deploy that cannot sync
+
+	// ended, once set (WatchRollouts), hears of every rollout's end; the
+	// queue holds the Deployments (namespace/name) to look at, so a slow
+	// handler never holds up the informer, and one that fails is asked
+	// again with back-off.
+	ended func(context.Context, glruntime.RolloutEnd) error
+	queue workqueue.TypedRateLimitingInterface[string]
+	// reported is, per Deployment, the activity whose end was reported:
+	// each end is reported once (per process). Entries go with their
+	// Deployment, so it holds at most one per Deployment.
+	reported map[string]int64
 }
 
 func newRollouts(c kubernetes.Interface) *rollouts {
-	return &rollouts{c: c, waiters: map[string]map[chan struct{}]struct{}{}}
+	return &rollouts{c: c, waiters: map[string]map[chan struct{}]struct{}{}, reported: map[string]int64{}}
 }
 
 // start runs the informer on first use: a glenv that never deploys on
@@ -76,6 +91,9 @@ func (r *rollouts) start() {
 			}
 			if m, ok := o.(metav1.Object); ok {
 				r.wake(m.GetNamespace())
+				if r.queue != nil {
+					r.queue.Add(m.GetNamespace() + "/" + m.GetName())
+				}
 			}
 		}
 		_, _ = r.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -86,7 +104,87 @@ func (r *rollouts) start() {
 		ctx, cancel := context.WithCancel(context.Background())
 		r.stop = cancel
 		go r.informer.RunWithContext(ctx)
+		if r.queue != nil {
+			go func() { <-ctx.Done(); r.queue.ShutDown() }()
+			for range reportWorkers {
+				go r.reportLoop(ctx)
+			}
+		}
 	})
+}
+
+// reportWorkers report rollout ends at once: each is a short database
+// transaction, and a burst ends hundreds of rollouts a second.
+const reportWorkers = 4
+
+// watch makes the informer report each rollout's end to ended, and starts it
+// now: a restarted glenv hears of rollouts that ended while it was down
+// from the informer's first list.
+func (r *rollouts) watch(ended func(context.Context, glruntime.RolloutEnd) error) {
+	r.ended = ended
+	r.queue = workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: "glenv-rollouts"})
+	r.start()
+}
+
+func (r *rollouts) reportLoop(ctx context.Context) {
+	for {
+		key, quit := r.queue.Get()
+		if quit {
+			return
+		}
+		if err := r.report(ctx, key); err != nil {
+			r.queue.AddRateLimited(key)
+		} else {
+			r.queue.Forget(key)
+		}
+		r.queue.Done(key)
+	}
+}
+
+// report hands the Deployment's rollout to ended once it finished, unless
+// its activity's end was reported already.
+func (r *rollouts) report(ctx context.Context, key string) error {
+	o, ok, _ := r.informer.GetStore().GetByKey(key)
+	d, _ := o.(*appsv1.Deployment)
+	if !ok || d == nil {
+		r.mu.Lock()
+		delete(r.reported, key)
+		r.mu.Unlock()
+		return nil
+	}
+	end, ok := rolloutEnd(d)
+	if !ok {
+		return nil
+	}
+	r.mu.Lock()
+	done := r.reported[key] == end.ActivityID
+	r.mu.Unlock()
+	if done {
+		return nil
+	}
+	if err := r.ended(ctx, end); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.reported[key] = end.ActivityID
+	r.mu.Unlock()
+	return nil
+}
+
+// rolloutEnd is the end of d's rollout, when it ended and d names the
+// deploy it rolls out (Deployments applied before glenv said so name none).
+func rolloutEnd(d *appsv1.Deployment) (glruntime.RolloutEnd, bool) {
+	env, err1 := strconv.ParseInt(d.Annotations[AnnotationEnvironmentID], 10, 64)
+	act, err2 := strconv.ParseInt(d.Annotations[AnnotationActivity], 10, 64)
+	if err1 != nil || err2 != nil || act == 0 {
+		return glruntime.RolloutEnd{}, false
+	}
+	done, failure := Rollout(d)
+	if !done && failure == "" {
+		return glruntime.RolloutEnd{}, false
+	}
+	return glruntime.RolloutEnd{EnvironmentID: env, ActivityID: act, SHA: d.Annotations[AnnotationSHA], Failure: failure}, true
 }
 
 // close stops the informer, if it ran.

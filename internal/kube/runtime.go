@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -91,6 +92,29 @@ func New(opts Options) (*Runtime, error) {
 		rollouts: newRollouts(opts.Client)}, nil
 }
 
+// WatchRollouts makes Deploy return runtime.ErrRollingOut once it applied
+// the objects, and the shared watch report each rollout's end to ended
+// (internal/jobs moves the environment on). Call it before the first
+// Deploy; it starts the watch at once, so a restarted glenv hears of the
+// rollouts that ended while it was down.
+func (r *Runtime) WatchRollouts(ended func(context.Context, runtime.RolloutEnd) error) {
+	r.rollouts.watch(ended)
+}
+
+// RolloutState reads the environment's Deployment now (one API call): the
+// deploy's deadline asks it last, in case the watch missed the end.
+func (r *Runtime) RolloutState(ctx context.Context, env store.Environment) (bool, string, error) {
+	d, err := r.c.AppsV1().Deployments(Namespace(env.Host)).Get(ctx, AppName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return false, "the Deployment " + Namespace(env.Host) + "/" + AppName + " is gone", nil
+	}
+	if err != nil {
+		return false, "", fmt.Errorf("read Deployment: %w", explain(err))
+	}
+	done, failure := Rollout(d)
+	return done, failure, nil
+}
+
 // Close stops the shared watch on glenv's Deployments.
 func (r *Runtime) Close() { r.rollouts.close() }
 
@@ -163,7 +187,7 @@ func (r *Runtime) Deploy(ctx context.Context, req runtime.DeployRequest) error {
 		return err
 	}
 	spec := Spec{Integration: in.Name, EnvName: env.Name, Slug: env.Slug, HostLabel: env.Host,
-		Host: env.Host + "." + r.opts.EnvDomain, MRIID: env.MRIID, SHA: req.SHA,
+		Host: env.Host + "." + r.opts.EnvDomain, MRIID: env.MRIID, SHA: req.SHA, EnvID: env.ID, ActivityID: req.ActivityID,
 		Image: cfg.Image, FetchImage: r.opts.FetchImage, Build: cfg.Build, Run: cfg.Run, Health: cfg.Health,
 		Env: repoEnv, Files: cfg.Files, FilesSize: r.opts.FilesSize, Databases: dbs, Secret: secret,
 		IngressClass: r.opts.IngressClass, StorageClass: r.opts.StorageClass}
@@ -175,6 +199,18 @@ func (r *Runtime) Deploy(ctx context.Context, req runtime.DeployRequest) error {
 	if err != nil {
 		r.forget(env.ID)
 		return err
+	}
+	if done, failure := Rollout(d); failure != "" {
+		return errors.New(failure)
+	} else if done {
+		logf("serving %s (the Deployment was rolled out already)", gitsha.Short(req.SHA))
+		return nil
+	}
+	if r.rollouts.ended != nil {
+		// The shared watch reports the rollout's end (WatchRollouts): no
+		// worker waits while the cluster works.
+		logf("applied %s in namespace %s; the Deployment rolls out", gitsha.Short(req.SHA), ns)
+		return runtime.ErrRollingOut
 	}
 	logf("applied %s in namespace %s; waiting for the Deployment to roll out", gitsha.Short(req.SHA), ns)
 	started := time.Now()
@@ -255,43 +291,43 @@ func dbName(envID int64, name string) string {
 }
 
 // applyAll server-side applies every object whose content changed since
-// this process last applied it, namespace first, and returns the Deployment
-// as the API server has it.
+// this process last applied it, and returns the Deployment as the API
+// server has it. The objects go in waves: the namespace (and the claims,
+// which wait for their data), then the ServiceAccount, Secret, Service and
+// Ingress at once (none needs another), then the Deployment, whose pods
+// need the ServiceAccount (admission refuses them without it, and the
+// ReplicaSet controller then backs off) and the Secret. A new environment
+// costs three round trips instead of six.
 func (r *Runtime) applyAll(ctx context.Context, envID int64, s Spec, logf func(string, ...any)) (*appsv1.Deployment, error) {
-	objs := []any{NamespaceObject(s), ServiceAccountObject(s), SecretObject(s)}
+	first := []any{NamespaceObject(s)}
 	for _, c := range Claims(s) {
-		objs = append(objs, c)
+		first = append(first, c)
 	}
-	dep := DeploymentObject(s)
-	objs = append(objs, dep, ServiceObject(s), IngressObject(s))
+	waves := [][]any{first, {ServiceAccountObject(s), SecretObject(s), ServiceObject(s), IngressObject(s)}, {DeploymentObject(s)}}
 	var applied *appsv1.Deployment
-	for _, o := range objs {
-		body, err := json.Marshal(o)
-		if err != nil {
-			return nil, err
-		}
-		key, sum := objectKey(o), hash(body)
-		if r.unchanged(envID, key, sum) {
-			continue
-		}
-		if c, ok := o.(*corev1.PersistentVolumeClaim); ok {
-			if err := r.makeClaim(ctx, s, c, logf); err != nil {
+	for i, wave := range waves {
+		parallel := i == 1
+		g, gctx := errgroup.WithContext(ctx)
+		var mu sync.Mutex
+		for _, o := range wave {
+			do := func() error {
+				got, err := r.applyOne(gctx, envID, s, o, logf)
+				if d, ok := got.(*appsv1.Deployment); ok {
+					mu.Lock()
+					applied = d
+					mu.Unlock()
+				}
+				return err
+			}
+			if parallel {
+				g.Go(do)
+			} else if err := do(); err != nil {
 				return nil, err
 			}
-			r.remember(envID, key, sum)
-			continue
 		}
-		got, err := r.apply(ctx, s, o, body)
-		if _, ok := o.(*corev1.Service); ok && apierrors.IsInvalid(err) {
-			got, err = r.recreateService(ctx, s, o, body, logf)
+		if err := g.Wait(); err != nil {
+			return nil, err
 		}
-		if err != nil {
-			return nil, fmt.Errorf("apply %s: %w", key, explain(err))
-		}
-		if d, ok := got.(*appsv1.Deployment); ok {
-			applied = d
-		}
-		r.remember(envID, key, sum)
 	}
 	if applied == nil {
 		// The Deployment was unchanged (a redeploy of the same SHA): its
@@ -302,6 +338,36 @@ func (r *Runtime) applyAll(ctx context.Context, envID int64, s Spec, logf func(s
 		}
 	}
 	return applied, nil
+}
+
+// applyOne applies o unless this process applied the same content last
+// (the claims through their own flow), and returns what the API server
+// answered (nil when nothing was sent).
+func (r *Runtime) applyOne(ctx context.Context, envID int64, s Spec, o any, logf func(string, ...any)) (any, error) {
+	body, err := json.Marshal(o)
+	if err != nil {
+		return nil, err
+	}
+	key, sum := objectKey(o), hash(body)
+	if r.unchanged(envID, key, sum) {
+		return nil, nil
+	}
+	if c, ok := o.(*corev1.PersistentVolumeClaim); ok {
+		if err := r.makeClaim(ctx, s, c, logf); err != nil {
+			return nil, err
+		}
+		r.remember(envID, key, sum)
+		return nil, nil
+	}
+	got, err := r.apply(ctx, s, o, body)
+	if _, ok := o.(*corev1.Service); ok && apierrors.IsInvalid(err) {
+		got, err = r.recreateService(ctx, s, o, body, logf)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("apply %s: %w", key, explain(err))
+	}
+	r.remember(envID, key, sum)
+	return got, nil
 }
 
 func (r *Runtime) apply(ctx context.Context, s Spec, o any, body []byte) (any, error) {

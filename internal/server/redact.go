@@ -5,6 +5,7 @@ import (
 
 	"github.com/glenv/glenv/internal/jobs"
 	"github.com/glenv/glenv/internal/redact"
+	"github.com/glenv/glenv/internal/runtime"
 	"github.com/glenv/glenv/internal/store"
 )
 
@@ -65,4 +66,24 @@ func (r redactingRuntime) Prebuild(ctx context.Context, req jobs.DeployRequest) 
 func hostPaths(dataDir, secretKeyFile string) *redact.Paths {
 	names := map[string]string{dataDir: "<data-dir>", secretKeyFile: "<secret-key-file>"}
 	return redact.NewPaths(names)
+}
+
+// redactingRollouts is redactingRuntime for a runtime whose deploys end
+// after Deploy returns (runtime.Rollouts: Kubernetes); its failures are
+// redacted as the deploy's errors are.
+type redactingRollouts struct {
+	redactingRuntime
+	ro runtime.Rollouts
+}
+
+func (r redactingRollouts) WatchRollouts(ended func(context.Context, runtime.RolloutEnd) error) {
+	r.ro.WatchRollouts(func(ctx context.Context, end runtime.RolloutEnd) error {
+		end.Failure = r.paths.Text(end.Failure)
+		return ended(ctx, end)
+	})
+}
+
+func (r redactingRollouts) RolloutState(ctx context.Context, env store.Environment) (bool, string, error) {
+	done, failure, err := r.ro.RolloutState(ctx, env)
+	return done, r.paths.Text(failure), r.paths.Error(err)
 }

@@ -152,7 +152,11 @@ func NewWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Opti
 		rt, s.kube = k, k
 	}
 	s.paths = hostPaths(cfg.DataDir, cfg.SecretKeyFile)
-	rt = redactingRuntime{rt: rt, paths: s.paths}
+	if ro, ok := rt.(runtime.Rollouts); ok {
+		rt = redactingRollouts{redactingRuntime{rt: rt, paths: s.paths}, ro}
+	} else {
+		rt = redactingRuntime{rt: rt, paths: s.paths}
+	}
 	health := feedback.NewHealth()
 	fb := feedback.Deps{Store: st, Token: tokenFor, EnvURL: s.envURL, PublicURL: cfg.PublicURL, LogURL: s.logURL,
 		Health: health, Logger: log,

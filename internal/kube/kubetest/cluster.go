@@ -2,8 +2,8 @@
 // kube-apiserver, kube-controller-manager and kube-scheduler, with kwok
 // simulating one node whose pods become Running and Ready (nothing runs in
 // them), and a storage provisioner (provisioner.go). The binaries come from
-// scripts/kube-binaries through GLENV_KUBE_BIN; etcd from Debian's
-// etcd-server.
+// scripts/kube-binaries through GLENV_KUBE_BIN, etcd too (Debian's
+// etcd-server only when that build failed: see findEtcd).
 //
 // A package starts one control plane for all its tests (Main and Shared);
 // each test works in namespaces of its own.
@@ -51,6 +51,9 @@ type Cluster struct {
 	Kubeconfig string
 	Config     *rest.Config
 	Client     kubernetes.Interface
+	// WatchCache says the API server runs with its watch cache, on the
+	// etcd scripts/kube-binaries builds (off on Debian's etcd 3.4).
+	WatchCache bool
 
 	dir    string
 	procs  []*proc
@@ -161,8 +164,8 @@ func missingPart() string {
 			break
 		}
 	}
-	if _, err := exec.LookPath("etcd"); err != nil {
-		missing = "etcd (Debian package etcd-server)"
+	if _, _, err := findEtcd(bin); err != nil {
+		missing = "etcd (built by scripts/kube-binaries, or the Debian package etcd-server)"
 	}
 	if missing == "" {
 		return ""
@@ -199,11 +202,14 @@ func (c *Cluster) Stop() { c.stop() }
 // the node exists.
 func launch(ctx context.Context, dir string, o LaunchOptions) (_ *Cluster, err error) {
 	bin := os.Getenv("GLENV_KUBE_BIN")
-	etcd, err := exec.LookPath("etcd")
+	etcd, watchCache, err := findEtcd(bin)
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{dir: dir}
+	c := &Cluster{dir: dir, WatchCache: watchCache}
+	if !watchCache {
+		fmt.Fprintf(os.Stderr, "kubetest: no etcd in GLENV_KUBE_BIN (%s): using %s (Debian's, 3.4) with the API server's watch cache off; scripts/kube-binaries builds a newer one\n", bin, etcd)
+	}
 	defer func() {
 		if err != nil {
 			err = fmt.Errorf("%w\n%s", err, c.tails())
@@ -251,26 +257,33 @@ func launch(ctx context.Context, dir string, o LaunchOptions) (_ *Cluster, err e
 		etcdDir = d
 		c.rmdirs = append(c.rmdirs, d)
 	}
-	if err := c.start(dir, "etcd", etcd, "--data-dir", etcdDir, "--listen-client-urls", clientURL,
+	etcdArgs := []string{"--data-dir", etcdDir, "--listen-client-urls", clientURL,
 		"--advertise-client-urls", clientURL, "--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
-		"--initial-cluster", "default="+peerURL, "--name", "default", "--listen-metrics-urls", "http://127.0.0.1:"+strconv.Itoa(ports[6])); err != nil {
+		"--initial-cluster", "default=" + peerURL, "--name", "default", "--listen-metrics-urls", "http://127.0.0.1:" + strconv.Itoa(ports[6])}
+	if watchCache {
+		// A test cluster's data is thrown away: no flush per write.
+		etcdArgs = append(etcdArgs, "--unsafe-no-fsync")
+	}
+	if err := c.start(dir, "etcd", etcd, etcdArgs...); err != nil {
 		return nil, err
 	}
 	apiPort := ports[2]
-	if err := c.start(dir, "kube-apiserver", filepath.Join(bin, "kube-apiserver"), "--etcd-servers", clientURL,
+	// The watch cache serves every list and watch from memory, decoded
+	// once, instead of from etcd for each watcher: it needs etcd's
+	// progress notifications (RequestWatchProgress, etcd ≥ 3.5), without
+	// which the cache of a resource nobody wrote yet never reaches the
+	// current revision, and a watch or list of it from "now" waits and
+	// then fails with "Too large resource version" (what Debian's etcd 3.4
+	// did here). So it is on only with the etcd scripts/kube-binaries
+	// builds.
+	watchCacheFlag := "--watch-cache=" + strconv.FormatBool(watchCache)
+	if err := c.start(dir, "kube-apiserver", filepath.Join(bin, "kube-apiserver"), "--etcd-servers", clientURL, watchCacheFlag,
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--secure-port", strconv.Itoa(apiPort),
 		"--cert-dir", filepath.Join(dir, "certs"), "--service-account-issuer=https://kubernetes.default.svc",
 		"--service-account-key-file", saPub, "--service-account-signing-key-file", saKey, "--token-auth-file", tokens,
 		"--authorization-mode=RBAC,Node", "--service-cluster-ip-range=10.96.0.0/16",
 		// On 127.0.0.1 the apiserver exits at start without this.
 		"--endpoint-reconciler-type=none",
-		// Debian's etcd 3.4 has no progress notifications
-		// (RequestWatchProgress), so the watch cache of a resource
-		// nobody wrote yet never reaches the current revision: a
-		// watch or list of it from "now" waits and then fails with
-		// "Too large resource version". Reading etcd directly is
-		// what makes watches of fresh namespaces work here.
-		"--watch-cache=false",
 		// Cloning a parent's services.files claim into another
 		// namespace (dataSourceRef.namespace) is behind this alpha
 		// gate; without it the API server drops the dataSourceRef.
@@ -292,27 +305,31 @@ current-context: test
 		return nil, err
 	}
 	kc := "--kubeconfig=" + c.Kubeconfig
-	controllers := "--controllers=*"
-	if o.NoWatchAll {
-		controllers += ",-garbage-collector-controller,-resourcequota-controller"
-	}
-	if err := c.start(dir, "kube-controller-manager", filepath.Join(bin, "kube-controller-manager"), kc, controllers,
-		"--authentication-kubeconfig="+c.Kubeconfig, "--authorization-kubeconfig="+c.Kubeconfig, "--leader-elect=false",
-		"--service-account-private-key-file", saKey, "--use-service-account-credentials=false",
-		// No front proxy here: do not look for its client CA.
-		"--authentication-skip-lookup",
+	gates := []string{}
+	if !watchCache {
 		// These controllers wait until their informers have seen their
 		// own writes; without etcd progress notifications (etcd 3.4,
 		// watch cache off) an informer's version only moves with its
 		// own events, so they requeue with back-off for seconds.
-		"--feature-gates=StaleControllerConsistencyReplicaSet=false,StaleControllerConsistencyJob=false",
+		gates = append(gates, "--feature-gates=StaleControllerConsistencyReplicaSet=false,StaleControllerConsistencyJob=false")
+	}
+	controllers := "--controllers=*"
+	if o.NoWatchAll {
+		controllers += ",-garbage-collector-controller,-resourcequota-controller"
+	}
+	cmArgs := append([]string{kc, controllers,
+		"--authentication-kubeconfig=" + c.Kubeconfig, "--authorization-kubeconfig=" + c.Kubeconfig, "--leader-elect=false",
+		"--service-account-private-key-file", saKey, "--use-service-account-credentials=false",
+		// No front proxy here: do not look for its client CA.
+		"--authentication-skip-lookup",
 		// The burst benchmark creates a thousand Deployments at once:
 		// tuned as large clusters tune it (the defaults, 20/s in bursts
 		// of 30 and 5 syncs at a time, suit a small one); each environment
 		// costs the controllers about 8 requests.
 		"--kube-api-qps=1000", "--kube-api-burst=2000", "--concurrent-deployment-syncs=50", "--concurrent-replicaset-syncs=50",
 		"--concurrent-namespace-syncs=10",
-		"--bind-address=127.0.0.1", "--secure-port", strconv.Itoa(ports[3])); err != nil {
+		"--bind-address=127.0.0.1", "--secure-port", strconv.Itoa(ports[3])}, gates...)
+	if err := c.start(dir, "kube-controller-manager", filepath.Join(bin, "kube-controller-manager"), cmArgs...); err != nil {
 		return nil, err
 	}
 	if err := c.start(dir, "kube-scheduler", filepath.Join(bin, "kube-scheduler"), kc,
@@ -351,6 +368,19 @@ current-context: test
 	return c, nil
 }
 
+// findEtcd is the etcd scripts/kube-binaries built into bin (watch cache on),
+// else Debian's on the PATH (watch cache off: it is 3.4).
+func findEtcd(bin string) (path string, watchCache bool, err error) {
+	if bin != "" {
+		p := filepath.Join(bin, "etcd")
+		if fi, err := os.Stat(p); err == nil && fi.Mode()&0o111 != 0 {
+			return p, true, nil
+		}
+	}
+	p, err := exec.LookPath("etcd")
+	return p, false, err
+}
+
 // Dir holds the processes' logs (<name>.log) while the cluster runs.
 func (c *Cluster) Dir() string { return c.dir }
 
@@ -363,9 +393,12 @@ func (c *Cluster) start(dir, name, path string, args ...string) error {
 	cmd := exec.Command(path, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// client-go 1.3x opens informers with a watch-list request, which
-	// needs the watch cache turned off above: ask for list+watch at once
+	// needs the watch cache: without it, ask for list+watch at once
 	// instead of failing first every time.
-	cmd.Env = append(os.Environ(), "KUBE_FEATURE_WatchListClient=false")
+	cmd.Env = os.Environ()
+	if !c.WatchCache {
+		cmd.Env = append(cmd.Env, "KUBE_FEATURE_WatchListClient=false")
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logf.Close()

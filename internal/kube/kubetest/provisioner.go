@@ -26,6 +26,11 @@ const (
 	// ProvisioningFailed event, as real ones do.
 	StorageClassCopy = "glenv-copy"
 
+	// ImageHeld is an app image whose pods kwok never makes ready
+	// (testdata/kwok-stages.yaml): a rollout held until the test changes
+	// the pod's image.
+	ImageHeld = "glenv.test/held"
+
 	provisionerClone = "clone.glenv.test"
 	provisionerCopy  = "copy.glenv.test"
 	// AnnotationClonedFrom on a PV names the claim (<namespace>/<name>)
