@@ -30,6 +30,16 @@ func TestAStartStopsThePastaAKilledGlenvLeftRunning(t *testing.T) {
 	exited := make(chan error, 1)
 	go func() { exited <- daemon.Wait() }()
 	defer syscall.Kill(-daemon.Process.Pid, syscall.SIGKILL)
+	// Start returns as the child's exec begins, before the kernel has set
+	// its new arguments up (/proc/PID/cmdline is empty meanwhile); pasta
+	// writes its pid file long after. Wait, with a deadline, until the
+	// stand-in's arguments are there, as pasta's are.
+	for deadline := time.Now().Add(10 * time.Second); !pastaOf(daemon.Process.Pid, left); {
+		if time.Now().After(deadline) {
+			t.Fatal("the stand-in for pasta never showed its arguments in /proc")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	// A pid file whose pid is now another process (here: this test) is
 	// removed, and that process left alone.
 	reused := filepath.Join(run, "pasta-8.pid")
