@@ -104,7 +104,7 @@ func (c *upConn) answerFrom(raw []byte) *http.Response {
 	case a.contentLength == 0:
 		resp.Body = http.NoBody
 	default:
-		c.sized = sizedBody{br: c.br, left: a.contentLength}
+		c.sized = lengthBody{br: c.br, left: a.contentLength}
 		resp.Body = &c.sized
 	}
 	return resp
@@ -121,30 +121,6 @@ func canonical(name []byte) bool {
 	}
 	return true
 }
-
-// sizedBody is an answer body of Content-Length bytes (transfer.go's body
-// over an io.LimitReader): ending early is io.ErrUnexpectedEOF.
-type sizedBody struct {
-	br   *bufio.Reader
-	left int64
-}
-
-func (b *sizedBody) Read(p []byte) (int, error) {
-	if b.left <= 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > b.left {
-		p = p[:b.left]
-	}
-	n, err := b.br.Read(p)
-	b.left -= int64(n)
-	if err == io.EOF {
-		err = io.ErrUnexpectedEOF
-	}
-	return n, err
-}
-
-func (b *sizedBody) Close() error { return nil }
 
 // chunkedBody is a chunked answer body with its trailer, read as
 // transfer.go's body and readTrailer read them.

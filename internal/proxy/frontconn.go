@@ -51,7 +51,7 @@ type frontConn struct {
 	fw         *frontWriter
 	h          head
 	out        []byte // the request head as the app gets it
-	body       frontBody
+	body       lengthBody
 	cb         clientBody
 	clientIP   string
 	acceptedAt time.Time
@@ -257,9 +257,9 @@ func (fc *frontConn) forward(label, addr string, release func()) (reuse bool) {
 	fc.out = p.appendHead(fc.out[:0], h, fc.clientIP)
 	method, n, idempotent := h.method, h.contentLength, h.idempotent
 	var body *clientBody
-	var fb *frontBody
+	var fb *lengthBody
 	if n > 0 {
-		fc.body = frontBody{br: fc.br, left: n}
+		fc.body = lengthBody{br: fc.br, left: n}
 		fc.cb.ReadCloser, fc.cb.err = &fc.body, nil
 		body, fb = &fc.cb, &fc.body
 	}
@@ -473,15 +473,18 @@ func (fc *frontConn) unwatch() bool {
 	return fc.gone
 }
 
-// frontBody is a request body of known length read from the client's
-// connection, erring as net/http's does when the client stops short.
-type frontBody struct {
+// lengthBody is a body of known length read from a connection: a
+// request's from the client, erring as net/http's does when the client
+// stops short, and an answer's of Content-Length bytes from the app
+// (transfer.go's body over an io.LimitReader). Ending early is
+// io.ErrUnexpectedEOF, and the first error is the answer from then on.
+type lengthBody struct {
 	br   *bufio.Reader
 	left int64
 	err  error
 }
 
-func (b *frontBody) Read(p []byte) (int, error) {
+func (b *lengthBody) Read(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
@@ -502,4 +505,4 @@ func (b *frontBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (b *frontBody) Close() error { return nil }
+func (b *lengthBody) Close() error { return nil }

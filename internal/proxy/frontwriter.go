@@ -26,7 +26,7 @@ type frontWriter struct {
 	isHEAD     bool
 	wantsClose bool
 	keepAlives bool        // false while the front shuts down (doKeepAlives)
-	reqBody    *frontBody  // nil without a body
+	reqBody    *lengthBody // nil without a body
 	werr       func() bool // whether writing to the client failed
 
 	handlerHeader http.Header
@@ -64,7 +64,7 @@ func newFrontWriter(conn *bufio.Writer) *frontWriter {
 }
 
 // reset readies fw for the next request on its connection.
-func (fw *frontWriter) reset(h *head, body *frontBody, keepAlives bool, werr func() bool) {
+func (fw *frontWriter) reset(h *head, body *lengthBody, keepAlives bool, werr func() bool) {
 	clear(fw.handlerHeader)
 	clear(fw.header)
 	fw.w.Reset(chunkWriter{fw})

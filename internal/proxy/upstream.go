@@ -56,7 +56,7 @@ type upConn struct {
 	ans     answerHead
 	header  http.Header
 	resp    http.Response
-	sized   sizedBody
+	sized   lengthBody
 	chunked chunkedBody
 }
 
