@@ -78,6 +78,21 @@ func ChooseClone(flag VolumeClone, class *storagev1.StorageClass, csiDriver bool
 	return CloneCopy, fmt.Sprintf("storage class %s's provisioner %s is no CSI driver, and only CSI drivers clone", class.Name, class.Provisioner)
 }
 
+// VerifyClone says whether a clone auto chose must be followed until it
+// binds or is refused (verifyClone): only when the choice is glenv's guess
+// (the provisioner is a CSI driver, and a CSI driver may still lack the
+// CLONE_VOLUME capability), not an admin's annotation or flag, and only
+// where the class provisions at once. A WaitForFirstConsumer class
+// provisions a claim only once a pod using it is scheduled, which comes
+// after the claims: its refusal shows in the rollout, and the class's
+// annotation glenv.io/volume-clone: copy is the way out.
+func VerifyClone(mode VolumeClone, class *storagev1.StorageClass) bool {
+	if mode != CloneCSI || class == nil || VolumeClone(class.Annotations[AnnotationVolumeClone]) == CloneCSI {
+		return false
+	}
+	return class.VolumeBindingMode == nil || *class.VolumeBindingMode == storagev1.VolumeBindingImmediate
+}
+
 // DefaultClass is the class the API server gives a claim that names none:
 // the one annotated default (the newest, if several are, as the
 // DefaultStorageClass admission plugin picks), or nil.

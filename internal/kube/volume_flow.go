@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
@@ -37,10 +39,11 @@ func (r *Runtime) makeClaim(ctx context.Context, s Spec, c *corev1.PersistentVol
 		}
 	}
 	var mode VolumeClone
+	verify := false
 	if c.Spec.DataSourceRef != nil {
 		var why string
 		var err error
-		if mode, why, err = r.cloneMode(ctx, s.StorageClass); err != nil {
+		if mode, why, verify, err = r.cloneMode(ctx, s.StorageClass); err != nil {
 			return err
 		}
 		if mode == CloneCopy {
@@ -56,6 +59,9 @@ func (r *Runtime) makeClaim(ctx context.Context, s Spec, c *corev1.PersistentVol
 		return fmt.Errorf("create %s: %w", c.Name, explain(err))
 	}
 	if !CloneDropped(c, got) {
+		if verify {
+			return r.verifyClone(ctx, s, c, got, logf)
+		}
 		return nil
 	}
 	if r.opts.VolumeClone == CloneCSI {
@@ -65,7 +71,15 @@ func (r *Runtime) makeClaim(ctx context.Context, s Spec, c *corev1.PersistentVol
 	// The API server cannot clone across namespaces here: copy instead,
 	// into a claim made for it (this one is empty and unused).
 	logf("the API server dropped the clone source of %s (its CrossNamespaceVolumeDataSource feature is off): copying with a Job instead", c.Name)
-	r.setCloneMode(s.StorageClass, CloneCopy, "the API server drops cross-namespace clone sources")
+	r.setCloneMode(s.StorageClass, CloneCopy, "the API server drops cross-namespace clone sources", false)
+	return r.copyInstead(ctx, s, c, got, logf)
+}
+
+// copyInstead replaces a claim that did not get the parent's data (still
+// empty and unused: no pod of the environment exists before its claims)
+// by a copy made with a Job.
+func (r *Runtime) copyInstead(ctx context.Context, s Spec, c, got *corev1.PersistentVolumeClaim, logf func(string, ...any)) error {
+	claims := r.c.CoreV1().PersistentVolumeClaims(c.Namespace)
 	if err := claims.Delete(ctx, c.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &got.UID}}); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete the empty claim %s: %w", c.Name, explain(err))
 	}
@@ -75,32 +89,142 @@ func (r *Runtime) makeClaim(ctx context.Context, s Spec, c *corev1.PersistentVol
 	return r.copyClaim(ctx, s, c, logf)
 }
 
+// verifyClone follows the first CSI clone auto asked of a storage class
+// until it binds (the driver clones: later clones are not followed) or
+// its provisioner refuses it with a ProvisioningFailed event, as a CSI
+// driver without the CLONE_VOLUME capability does. A refused class copies
+// from then on, and this claim, which would stay Pending for good, is
+// replaced by a copy. A clone neither bound nor refused within
+// cloneVerifyLimit is left to bind (a large volume may take a while to
+// clone) and the next clone is followed again.
+func (r *Runtime) verifyClone(ctx context.Context, s Spec, c, got *corev1.PersistentVolumeClaim, logf func(string, ...any)) error {
+	refused, bound, err := r.cloneOutcome(ctx, got)
+	switch {
+	case err != nil:
+		return err
+	case bound:
+		r.confirmClone(s.StorageClass)
+		return nil
+	case refused == "":
+		logf("%s is not bound %s after it was created as a clone; going on without waiting for it", c.Name, cloneVerifyLimit)
+		return nil
+	}
+	logf("storage class %s's CSI driver refused to clone %s (ProvisioningFailed: %s): copying with a Job instead, and for this class from now on", className(got), c.Name, refused)
+	r.setCloneMode(s.StorageClass, CloneCopy, fmt.Sprintf("storage class %s's CSI driver refused a clone: %s", className(got), refused), false)
+	return r.copyInstead(ctx, s, c, got, logf)
+}
+
+func className(c *corev1.PersistentVolumeClaim) string {
+	if c.Spec.StorageClassName == nil {
+		return "(default)"
+	}
+	return *c.Spec.StorageClassName
+}
+
+// cloneVerifyLimit bounds how long a deploy follows a clone (verifyClone).
+const cloneVerifyLimit = 2 * time.Minute
+
+// cloneOutcome watches a new clone claim and the events about it until
+// the claim binds, a ProvisioningFailed event about it appears (its
+// message returned), or cloneVerifyLimit passes (neither). Both watches
+// start from the current state (no resource version: existing objects
+// come first as added), so an outcome already recorded is seen.
+func (r *Runtime) cloneOutcome(ctx context.Context, claim *corev1.PersistentVolumeClaim) (refused string, bound bool, err error) {
+	wctx, cancel := context.WithTimeout(ctx, cloneVerifyLimit)
+	defer cancel()
+	claims, events := r.c.CoreV1().PersistentVolumeClaims(claim.Namespace), r.c.CoreV1().Events(claim.Namespace)
+	onClaim := metav1.ListOptions{FieldSelector: "metadata.name=" + claim.Name}
+	onEvents := metav1.ListOptions{FieldSelector: fields.Set{"involvedObject.kind": "PersistentVolumeClaim",
+		"involvedObject.name": claim.Name, "involvedObject.uid": string(claim.UID), "reason": "ProvisioningFailed"}.String()}
+	var cw, ew watch.Interface
+	defer func() {
+		for _, w := range []watch.Interface{cw, ew} {
+			if w != nil {
+				w.Stop()
+			}
+		}
+	}()
+	for {
+		// A watch the API server ended is opened again, from the current state.
+		if cw == nil {
+			if cw, err = claims.Watch(wctx, onClaim); err != nil {
+				return "", false, outcomeErr(ctx, wctx, "watch claim "+claim.Namespace+"/"+claim.Name, err)
+			}
+		}
+		if ew == nil {
+			if ew, err = events.Watch(wctx, onEvents); err != nil {
+				return "", false, outcomeErr(ctx, wctx, "watch the events of claim "+claim.Namespace+"/"+claim.Name, err)
+			}
+		}
+		select {
+		case <-wctx.Done():
+			return "", false, outcomeErr(ctx, wctx, "", nil)
+		case ev, ok := <-cw.ResultChan():
+			if !ok {
+				cw.Stop()
+				cw = nil
+				continue
+			}
+			pvc, isClaim := ev.Object.(*corev1.PersistentVolumeClaim)
+			switch {
+			case ev.Type == watch.Deleted:
+				return "", false, fmt.Errorf("claim %s/%s was deleted while glenv waited for its clone", claim.Namespace, claim.Name)
+			case isClaim && pvc.UID == claim.UID && pvc.Status.Phase == corev1.ClaimBound:
+				return "", true, nil
+			}
+		case ev, ok := <-ew.ResultChan():
+			if !ok {
+				ew.Stop()
+				ew = nil
+				continue
+			}
+			if e, isEvent := ev.Object.(*corev1.Event); isEvent && ev.Type != watch.Deleted {
+				return e.Message, false, nil
+			}
+		}
+	}
+}
+
+// outcomeErr is cloneOutcome's end when its watch could not go on: the
+// deploy's own end is an error, the limit is not (nil).
+func outcomeErr(ctx, wctx context.Context, what string, err error) error {
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	if wctx.Err() != nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", what, explain(err))
+}
+
 // cloneMode is how claims of a storage class clone, decided once per class.
-func (r *Runtime) cloneMode(ctx context.Context, class string) (VolumeClone, string, error) {
+// verify says to follow the claim's clone (verifyClone): auto guessed
+// that the class clones, and no clone of it has bound yet.
+func (r *Runtime) cloneMode(ctx context.Context, class string) (mode VolumeClone, why string, verify bool, err error) {
 	if r.opts.VolumeClone == CloneCSI || r.opts.VolumeClone == CloneCopy {
 		m, why := ChooseClone(r.opts.VolumeClone, nil, false)
-		return m, why, nil
+		return m, why, false, nil
 	}
 	r.mu.Lock()
 	d, ok := r.clone[class]
 	r.mu.Unlock()
 	if ok {
-		return d.mode, d.why, nil
+		return d.mode, d.why, d.verify, nil
 	}
 	var sc *storagev1.StorageClass
 	if class != "" {
 		got, err := r.c.StorageV1().StorageClasses().Get(ctx, class, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
-			return "", "", fmt.Errorf("--kubernetes-storage-class %s: no such storage class; name one of `kubectl get storageclass`", class)
+			return "", "", false, fmt.Errorf("--kubernetes-storage-class %s: no such storage class; name one of `kubectl get storageclass`", class)
 		}
 		if err != nil {
-			return "", "", fmt.Errorf("read storage class %s: %w", class, explain(err))
+			return "", "", false, fmt.Errorf("read storage class %s: %w", class, explain(err))
 		}
 		sc = got
 	} else {
 		list, err := r.c.StorageV1().StorageClasses().List(ctx, metav1.ListOptions{})
 		if err != nil {
-			return "", "", fmt.Errorf("list storage classes for the default one: %w", explain(err))
+			return "", "", false, fmt.Errorf("list storage classes for the default one: %w", explain(err))
 		}
 		sc = DefaultClass(list.Items)
 	}
@@ -108,27 +232,39 @@ func (r *Runtime) cloneMode(ctx context.Context, class string) (VolumeClone, str
 	if sc != nil {
 		_, err := r.c.StorageV1().CSIDrivers().Get(ctx, sc.Provisioner, metav1.GetOptions{})
 		if err != nil && !apierrors.IsNotFound(err) {
-			return "", "", fmt.Errorf("read CSIDriver %s: %w", sc.Provisioner, explain(err))
+			return "", "", false, fmt.Errorf("read CSIDriver %s: %w", sc.Provisioner, explain(err))
 		}
 		csi = err == nil
 	}
-	mode, why := ChooseClone(CloneAuto, sc, csi)
-	r.setCloneMode(class, mode, why)
-	return mode, why, nil
+	mode, why = ChooseClone(CloneAuto, sc, csi)
+	verify = VerifyClone(mode, sc)
+	r.setCloneMode(class, mode, why, verify)
+	return mode, why, verify, nil
 }
 
-func (r *Runtime) setCloneMode(class string, mode VolumeClone, why string) {
+func (r *Runtime) setCloneMode(class string, mode VolumeClone, why string, verify bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.clone == nil {
 		r.clone = map[string]cloneDecision{}
 	}
-	r.clone[class] = cloneDecision{mode: mode, why: why}
+	r.clone[class] = cloneDecision{mode: mode, why: why, verify: verify}
+}
+
+// confirmClone records that a clone of the class bound: its driver clones.
+func (r *Runtime) confirmClone(class string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if d, ok := r.clone[class]; ok && d.mode == CloneCSI {
+		d.verify = false
+		r.clone[class] = d
+	}
 }
 
 type cloneDecision struct {
-	mode VolumeClone
-	why  string
+	mode   VolumeClone
+	why    string
+	verify bool // follow the next clone: auto's guess is not confirmed yet
 }
 
 // copyClaim fills a new claim with a copy of the parent's: a Job in the

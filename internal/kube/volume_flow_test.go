@@ -2,6 +2,7 @@ package kube_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -113,6 +114,53 @@ func TestFilesAreCopiedByAJobWhereTheStorageClassCannotClone(t *testing.T) {
 	}
 	if err := waitVolumeGone(ctx, c, pv.Name); err != nil {
 		t.Fatalf("the copied volume after the MR's removal: %v", err)
+	}
+}
+
+// A CSI driver that cannot clone (no CLONE_VOLUME capability) refuses a
+// clone with a ProvisioningFailed event, and the claim would stay Pending
+// for good. Auto follows its first clone of a class: on the refusal it
+// replaces the claim with a copy, and copies for that class from then on,
+// without asking the driver again.
+func TestAutoCopiesWhereTheCSIDriverRefusesToClone(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	w, parent, sha := filesWorld(t, ctx, "nc", func(o *kube.Options) { o.StorageClass = kubetest.StorageClassNoClone })
+	c := w.cluster.Client
+	for i, mr := range []int64{7, 8} {
+		env := store.Environment{ID: 110 + int64(i), Name: fmt.Sprintf("mr-%d", mr), Slug: fmt.Sprintf("mr-%d", mr), Kind: "mr", MRIID: mr,
+			IntegrationName: "app", Host: fmt.Sprintf("mr-%d--nc", mr)}
+		req := w.request(env, sha)
+		req.Parent, req.CloneParentData = &parent, true
+		var logs logBook
+		req.Log = logs.add(t)
+		if err := w.rt.Deploy(ctx, req); err != nil {
+			t.Fatalf("deploy %s: %v", env.Name, err)
+		}
+		ns := "glenv-" + env.Host
+		claim, err := c.CoreV1().PersistentVolumeClaims(ns).Get(ctx, "files-uploads", metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("%s's claim: %v", env.Name, err)
+		}
+		if claim.Status.Phase != corev1.ClaimBound || claim.Spec.DataSourceRef != nil {
+			t.Fatalf("%s's claim: %s, source %v; want Bound to a copy", env.Name, claim.Status.Phase, claim.Spec.DataSourceRef)
+		}
+		refusals, err := c.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "reason=ProvisioningFailed"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			if !strings.Contains(logs.String(), "refused to clone files-uploads") || !strings.Contains(logs.String(), "copy Job glenv-main--nc/glenv-copy-") {
+				t.Errorf("the first deploy's log does not say the driver refused and it copied:\n%s", logs.String())
+			}
+			if len(refusals.Items) == 0 {
+				t.Errorf("no ProvisioningFailed event in %s: the driver was never asked to clone", ns)
+			}
+			continue
+		}
+		if !strings.Contains(logs.String(), "refused a clone") || len(refusals.Items) != 0 {
+			t.Errorf("the second deploy asked the driver again (%d refusals) or does not say why it copies:\n%s", len(refusals.Items), logs.String())
+		}
 	}
 }
 

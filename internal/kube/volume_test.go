@@ -42,6 +42,37 @@ func TestChooseClone(t *testing.T) {
 	}
 }
 
+// Auto's guess that a CSI driver clones is followed until a clone binds
+// or is refused; an admin's word is not, and a class that provisions only
+// for a scheduled pod cannot be (its claims wait for the Deployment).
+func TestVerifyCloneOnlyWhereAutoGuessedAndTheClassBindsAtOnce(t *testing.T) {
+	immediate, wait := storagev1.VolumeBindingImmediate, storagev1.VolumeBindingWaitForFirstConsumer
+	class := func(ann map[string]string, mode *storagev1.VolumeBindingMode) *storagev1.StorageClass {
+		return &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "fast", Annotations: ann}, Provisioner: "ebs.csi.aws.com", VolumeBindingMode: mode}
+	}
+	tests := []struct {
+		name  string
+		mode  VolumeClone
+		class *storagev1.StorageClass
+		want  bool
+	}{
+		{"auto's guess on an immediate class is followed", CloneCSI, class(nil, &immediate), true},
+		{"no binding mode is Immediate, the API's default", CloneCSI, class(nil, nil), true},
+		{"a WaitForFirstConsumer class is not", CloneCSI, class(nil, &wait), false},
+		{"a class annotated csi is the admin's word", CloneCSI, class(map[string]string{AnnotationVolumeClone: "csi"}, &immediate), false},
+		{"an annotation naming no mode leaves the guess a guess", CloneCSI, class(map[string]string{AnnotationVolumeClone: "rsync"}, &immediate), true},
+		{"a copy has no clone to follow", CloneCopy, class(nil, &immediate), false},
+		{"no class, nothing to follow", CloneCSI, nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := VerifyClone(tt.mode, tt.class); got != tt.want {
+				t.Fatalf("VerifyClone = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestParseVolumeClone(t *testing.T) {
 	for in, want := range map[string]VolumeClone{"": CloneAuto, "auto": CloneAuto, "csi": CloneCSI, "copy": CloneCopy} {
 		if got, err := ParseVolumeClone(in); err != nil || got != want {

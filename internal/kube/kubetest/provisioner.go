@@ -25,21 +25,27 @@ const (
 	// and cannot clone: a claim asking for a data source is refused with a
 	// ProvisioningFailed event, as real ones do.
 	StorageClassCopy = "glenv-copy"
+	// StorageClassNoClone is served by a CSI driver (a CSIDriver object
+	// exists) that cannot clone, as drivers without the CLONE_VOLUME
+	// capability: a claim with a data source gets a ProvisioningFailed
+	// event and stays Pending, while plain claims are provisioned.
+	StorageClassNoClone = "glenv-csi-noclone"
 
 	// ImageHeld is an app image whose pods kwok never makes ready
 	// (testdata/kwok-stages.yaml): a rollout held until the test changes
 	// the pod's image.
 	ImageHeld = "glenv.test/held"
 
-	provisionerClone = "clone.glenv.test"
-	provisionerCopy  = "copy.glenv.test"
+	provisionerClone   = "clone.glenv.test"
+	provisionerCopy    = "copy.glenv.test"
+	provisionerNoClone = "noclone.glenv.test"
 	// AnnotationClonedFrom on a PV names the claim (<namespace>/<name>)
 	// it was cloned from.
 	AnnotationClonedFrom = "glenv.test/cloned-from"
 	annProvisionedBy     = "pv.kubernetes.io/provisioned-by"
 )
 
-var provisioners = map[string]string{StorageClassClone: provisionerClone, StorageClassCopy: provisionerCopy}
+var provisioners = map[string]string{StorageClassClone: provisionerClone, StorageClassCopy: provisionerCopy, StorageClassNoClone: provisionerNoClone}
 
 // installStorage creates the storage classes and the clone class's
 // CSIDriver, and starts the provisioner until ctx ends.
@@ -54,9 +60,11 @@ func installStorage(ctx context.Context, c kubernetes.Interface) error {
 		}
 	}
 	no := false
-	if _, err := c.StorageV1().CSIDrivers().Create(ctx, &storagev1.CSIDriver{ObjectMeta: metav1.ObjectMeta{Name: provisionerClone},
-		Spec: storagev1.CSIDriverSpec{AttachRequired: &no}}, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("create CSIDriver %s: %w", provisionerClone, err)
+	for _, d := range []string{provisionerClone, provisionerNoClone} {
+		if _, err := c.StorageV1().CSIDrivers().Create(ctx, &storagev1.CSIDriver{ObjectMeta: metav1.ObjectMeta{Name: d},
+			Spec: storagev1.CSIDriverSpec{AttachRequired: &no}}, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("create CSIDriver %s: %w", d, err)
+		}
 	}
 	go loop(ctx, func(ctx context.Context) (watch.Interface, error) {
 		return watchAll(ctx, c.CoreV1().PersistentVolumeClaims("").List, c.CoreV1().PersistentVolumeClaims("").Watch)
@@ -168,8 +176,13 @@ func provision(ctx context.Context, c kubernetes.Interface, pvc *corev1.Persiste
 		if src.Namespace != nil {
 			ns = *src.Namespace
 		}
-		if class == StorageClassCopy {
+		switch class {
+		case StorageClassCopy:
 			refuse(ctx, c, pvc, prov, "this provisioner cannot clone volumes (no CSI volume cloning)")
+			return
+		case StorageClassNoClone:
+			// external-provisioner's words when the driver lacks CLONE_VOLUME.
+			refuse(ctx, c, pvc, prov, "failed to provision volume with StorageClass \""+class+"\": error getting handle for DataSource Type PersistentVolumeClaim by Name \""+src.Name+"\": clone not supported by the CSI driver")
 			return
 		}
 		if src.Kind != "PersistentVolumeClaim" {
@@ -202,7 +215,7 @@ func refuse(ctx context.Context, c kubernetes.Interface, pvc *corev1.PersistentV
 // reclaim deletes a released PV of the test provisioners whose policy is
 // Delete, as the external provisioner does once the PV controller releases it.
 func reclaim(ctx context.Context, c kubernetes.Interface, pv *corev1.PersistentVolume) {
-	if _, ours := map[string]bool{provisionerClone: true, provisionerCopy: true}[pv.Annotations[annProvisionedBy]]; !ours {
+	if _, ours := map[string]bool{provisionerClone: true, provisionerCopy: true, provisionerNoClone: true}[pv.Annotations[annProvisionedBy]]; !ours {
 		return
 	}
 	if pv.Status.Phase != corev1.VolumeReleased || pv.Spec.PersistentVolumeReclaimPolicy != corev1.PersistentVolumeReclaimDelete {
