@@ -378,6 +378,9 @@ func (p *Proxy) appendHead(out []byte, h *head, clientIP string) []byte {
 	out = append(out, h.host...)
 	out = append(out, "\r\n"...)
 	for _, f := range h.fields {
+		if underscored(f.name) {
+			continue // as forwarded: no app gets these
+		}
 		start := len(out)
 		out = canonicalKey(out, f.name)
 		if dropped[string(out[start:])] {
