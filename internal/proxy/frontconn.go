@@ -285,13 +285,21 @@ func (fc *frontConn) forward(label, addr string, release func()) (reuse bool) {
 		}
 	}()
 	req := methodRequest(method)
-	c, err := p.up.get(context.Background(), addr)
-	if err == nil {
-		err = fc.exchange(c, label, body, n, req)
-		if err != nil && c.reused && c.lim.read == 0 && !fc.gone && n == 0 && replayableMethod(method, idempotent) {
-			if c, err = dial(context.Background(), addr); err == nil {
-				err = fc.exchange(c, label, body, n, req)
-			}
+	take := p.up.get
+	if body == nil {
+		take = p.up.take // send looks at it
+	}
+	c, err := take(context.Background(), addr)
+	for err == nil {
+		if err = fc.exchange(c, label, body, n, req); err != errDeadIdle {
+			break
+		}
+		c, err = take(context.Background(), addr)
+	}
+	if err != nil && c != nil && c.reused && c.lim.read == 0 && !fc.gone && n == 0 && replayableMethod(method, idempotent) {
+		// The app closed the connection as the request went out on it.
+		if c, err = dial(context.Background(), addr); err == nil {
+			err = fc.exchange(c, label, body, n, req)
 		}
 	}
 	switch {
@@ -308,26 +316,40 @@ func (fc *frontConn) forward(label, addr string, release func()) (reuse bool) {
 	return fc.fw.finish()
 }
 
-var errCutShort = errors.New("the app's answer was cut short")
+var (
+	errCutShort = errors.New("the app's answer was cut short")
+	errDeadIdle = errors.New("the idle connection was closed by the app") // never returned by forward: the next one is tried
+)
 
 // exchange is the lean path's exchange on a front connection: the client
 // going away is noticed by watchClient instead of a context.
 func (fc *frontConn) exchange(c *upConn, label string, body *clientBody, n int64, req *http.Request) error {
 	p := fc.f.proxy
 	c.lim.read = 0
-	c.bw.Write(fc.out)
-	if body != nil {
+	if body == nil {
+		fc.watch(c)
+		dead, err := c.send(fc.out)
+		if dead || err != nil {
+			fc.unwatch()
+			c.tcp.Close()
+			if dead {
+				return errDeadIdle
+			}
+			return err
+		}
+	} else {
+		c.bw.Write(fc.out)
 		if _, err := io.CopyN(c.bw, body, n); err != nil {
 			c.tcp.Close()
 			return err
 		}
+		if err := c.bw.Flush(); err != nil {
+			c.tcp.Close()
+			return err
+		}
+		c.quickAck()
+		fc.watch(c)
 	}
-	if err := c.bw.Flush(); err != nil {
-		c.tcp.Close()
-		return err
-	}
-	c.quickAck()
-	fc.watch(c)
 	resp, err := p.answer(fc.fw, c, req)
 	if err != nil {
 		fc.unwatch()
