@@ -54,6 +54,9 @@ type frontConn struct {
 	body       lengthBody
 	cb         clientBody
 	clientIP   string
+	names      []byte // writeAnswer's canonical names, and where each ends
+	nameEnd    []int
+	order      []int
 	acceptedAt time.Time
 	deadline   bool // a read deadline is set
 	state      atomic.Int32
@@ -349,6 +352,16 @@ func (fc *frontConn) exchange(c *upConn, label string, body *clientBody, n int64
 		}
 		c.quickAck()
 		fc.watch(c)
+	}
+	if body == nil && req.Method != http.MethodHead && !p.noLeanAnswers {
+		if ok, keep := fc.answerDirect(c); ok {
+			if gone := fc.unwatch(); !gone && keep {
+				p.up.put(c)
+			} else {
+				c.tcp.Close()
+			}
+			return nil
+		}
 	}
 	resp, err := p.answer(fc.fw, c, req)
 	if err != nil {
