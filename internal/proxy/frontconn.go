@@ -355,6 +355,7 @@ func (fc *frontConn) exchange(c *upConn, label string, body *clientBody, n int64
 	}
 	if body == nil && req.Method != http.MethodHead && !p.noLeanAnswers {
 		if ok, keep := fc.answerDirect(c); ok {
+			fc.flushIfWatched()
 			if gone := fc.unwatch(); !gone && keep {
 				p.up.put(c)
 			} else {
@@ -477,6 +478,9 @@ func (fc *frontConn) watchClient() {
 	}
 	fc.running = true
 	fc.wmu.Unlock()
+	if fc.f.proxy.onWatch != nil {
+		fc.f.proxy.onWatch()
+	}
 	_, err := fc.br.Peek(1)
 	fc.wmu.Lock()
 	fc.running = false
@@ -488,6 +492,19 @@ func (fc *frontConn) watchClient() {
 	}
 	fc.wcond.Broadcast()
 	fc.wmu.Unlock()
+}
+
+// flushIfWatched sends the client its whole answer at once when a
+// watcher is reading the client: unwatch waits for that goroutine to get
+// a CPU and stop, which on a busy machine is the slowest part of a slow
+// request, and the client need not wait for it too.
+func (fc *frontConn) flushIfWatched() {
+	fc.wmu.Lock()
+	running := fc.running
+	fc.wmu.Unlock()
+	if running {
+		fc.bw.Flush()
+	}
 }
 
 // unwatch stops watching and reports whether the client went away.
