@@ -43,29 +43,45 @@ func TestAppsSeeForwardedHeadersFromGlenvAndGitLabSeesNoHostPath(t *testing.T) {
 	g.mustJSON(&res, addArgs(gl)...)
 	g.waitEnv("app", "main", func(e envJSON, ok bool) bool { return ok && e.State == "active" && e.DeployedSHA == shaMain })
 
-	// A client forges every forwarding header; the app inside its sandbox
-	// sees only what glenv says.
-	req, _ := http.NewRequest(http.MethodGet, g.URL+"/", nil)
-	req.Host = "main--app.localhost"
-	for k, v := range map[string]string{"X-Real-IP": "6.6.6.6", "X-Forwarded-For": "6.6.6.6", "X-Forwarded-Host": "evil.example",
-		"X-Forwarded-Proto": "http", "Forwarded": "for=6.6.6.6", "True-Client-IP": "6.6.6.6"} {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var seen map[string]string
-	err = json.NewDecoder(resp.Body).Decode(&seen)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("probe app: %d %v\n%s", resp.StatusCode, err, g.tail())
-	}
-	want := map[string]string{"x-real-ip": "127.0.0.1", "x-forwarded-for": "127.0.0.1", "x-forwarded-host": "main--app.localhost",
-		"x-forwarded-proto": "https", "forwarded": "", "true-client-ip": ""}
-	for k, v := range want {
-		if seen[k] != v {
-			t.Errorf("the app saw %s = %q, want %q (all: %v)", k, seen[k], v, seen)
+	// A client forges every forwarding header, and the same under names
+	// with underscores (one CGI/WSGI variable with the real ones); the app
+	// inside its sandbox sees only what glenv says, whether the Front
+	// forwards the request (a GET) or ReverseProxy does (a chunked body).
+	for _, chunked := range []bool{false, true} {
+		req, _ := http.NewRequest(http.MethodGet, g.URL+"/", nil)
+		if chunked {
+			req, _ = http.NewRequest(http.MethodPost, g.URL+"/", io.NopCloser(strings.NewReader("hello\n")))
+			req.ContentLength = -1
+		}
+		req.Host = "main--app.localhost"
+		for k, v := range map[string]string{"X-Real-IP": "6.6.6.6", "X-Forwarded-For": "6.6.6.6", "X-Forwarded-Host": "evil.example",
+			"X-Forwarded-Proto": "http", "Forwarded": "for=6.6.6.6", "True-Client-IP": "6.6.6.6"} {
+			req.Header.Set(k, v)
+		}
+		for _, k := range []string{"X_Real_Ip", "X_Forwarded_For", "X_Forwarded_Host", "X_Glenv_Replica_Client"} {
+			req.Header[k] = []string{"6.6.6.6"}
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seen map[string]string
+		err = json.NewDecoder(resp.Body).Decode(&seen)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("probe app: %d %v\n%s", resp.StatusCode, err, g.tail())
+		}
+		want := map[string]string{"x-real-ip": "127.0.0.1", "x-forwarded-for": "127.0.0.1", "x-forwarded-host": "main--app.localhost",
+			"x-forwarded-proto": "https", "forwarded": "", "true-client-ip": ""}
+		for k, v := range want {
+			if seen[k] != v {
+				t.Errorf("chunked %v: the app saw %s = %q, want %q (all: %v)", chunked, k, seen[k], v, seen)
+			}
+		}
+		for k := range seen {
+			if strings.Contains(k, "_") {
+				t.Errorf("chunked %v: the app got %s, a header with an underscore (all: %v)", chunked, k, seen)
+			}
 		}
 	}
 
@@ -120,7 +136,7 @@ func TestAppsSeeForwardedHeadersFromGlenvAndGitLabSeesNoHostPath(t *testing.T) {
 	if !strings.HasPrefix(logURL, "https://glenv.example.test/logs/") {
 		t.Fatalf("status target_url %q is not the public log link", logURL)
 	}
-	resp, err = http.Get(g.URL + strings.TrimPrefix(logURL, "https://glenv.example.test"))
+	resp, err := http.Get(g.URL + strings.TrimPrefix(logURL, "https://glenv.example.test"))
 	if err != nil {
 		t.Fatal(err)
 	}

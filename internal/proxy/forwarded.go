@@ -14,11 +14,34 @@ var clientHeaders = []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host",
 	"X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Server", "X-Forwarded-Ssl", "X-Real-Ip",
 	"X-Client-Ip", "True-Client-Ip", "X-Cluster-Client-Ip", "Cf-Connecting-Ip", "Fastly-Client-Ip", "X-Original-Forwarded-For"}
 
+// underscored reports whether a header name has an underscore: such
+// headers never reach an app. CGI, Rack, WSGI and PHP name a header
+// HTTP_<NAME> with '-' made '_', so X_Forwarded_For and X-Forwarded-For
+// are one variable there, and a client could forge the forwarding headers
+// glenv sets (or the X_Glenv_… of one). nginx drops them for this reason
+// (underscores_in_headers off and ignore_invalid_headers on, its defaults:
+// nginx.org/en/docs/http/ngx_http_core_module.html#underscores_in_headers),
+// so apps that run behind GitLab's nginx or an ingress never got them.
+func underscored[S string | []byte](name S) bool {
+	for i := range len(name) {
+		if name[i] == '_' {
+			return true
+		}
+	}
+	return false
+}
+
 // forwarded sets the forwarding headers from the connection and the public
-// scheme, after dropping whatever the client sent under those names.
+// scheme, after dropping whatever the client sent under those names and
+// every header with an underscore in its name.
 func forwarded(pr *httputil.ProxyRequest, scheme string) {
 	for _, h := range clientHeaders {
 		pr.Out.Header.Del(h)
+	}
+	for k := range pr.Out.Header {
+		if underscored(k) {
+			delete(pr.Out.Header, k)
+		}
 	}
 	dropReplicaHeaders(pr.Out.Header)
 	forwardedHeaders(pr.In, scheme, pr.Out.Header.Set)

@@ -416,3 +416,54 @@ func TestTheFrontLeavesToNetHTTPWhatItsSettingsForbid(t *testing.T) {
 		})
 	}
 }
+
+// An app slower than watchAfter has the Front watch its client; the
+// answer still reaches the client whole, and the connection carries the
+// next request.
+func TestASlowAnswerReachesAWatchedClientAndTheConnectionGoesOn(t *testing.T) {
+	watching := make(chan struct{}, 1)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			select {
+			case <-watching:
+			case <-time.After(10 * time.Second):
+				http.Error(w, "the Front never watched the client", http.StatusInternalServerError)
+				return
+			}
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "answer to "+r.URL.Path)
+	}))
+	defer app.Close()
+	p := New(Options{EnvDomain: "localhost", Backends: backends{"main--app": strings.TrimPrefix(app.URL, "http://")}})
+	p.onWatch = func() {
+		select {
+		case watching <- struct{}{}:
+		default:
+		}
+	}
+	var forwarded atomic.Int64
+	p.onFront = func() { forwarded.Add(1) }
+	addr := startFront(t, p, nil)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(c)
+	for _, path := range []string{"/slow", "/next", "/slow", "/next"} {
+		io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: main--app.localhost\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != 200 || string(body) != "answer to "+path || resp.Close {
+			t.Fatalf("%s: %d %q %v, close %v", path, resp.StatusCode, body, err, resp.Close)
+		}
+	}
+	if forwarded.Load() != 4 {
+		t.Fatalf("the Front forwarded %d of 4 requests itself", forwarded.Load())
+	}
+}

@@ -54,6 +54,9 @@ type frontConn struct {
 	body       lengthBody
 	cb         clientBody
 	clientIP   string
+	names      []byte // writeAnswer's canonical names, and where each ends
+	nameEnd    []int
+	order      []int
 	acceptedAt time.Time
 	deadline   bool // a read deadline is set
 	state      atomic.Int32
@@ -285,13 +288,21 @@ func (fc *frontConn) forward(label, addr string, release func()) (reuse bool) {
 		}
 	}()
 	req := methodRequest(method)
-	c, err := p.up.get(context.Background(), addr)
-	if err == nil {
-		err = fc.exchange(c, label, body, n, req)
-		if err != nil && c.reused && c.lim.read == 0 && !fc.gone && n == 0 && replayableMethod(method, idempotent) {
-			if c, err = dial(context.Background(), addr); err == nil {
-				err = fc.exchange(c, label, body, n, req)
-			}
+	take := p.up.get
+	if body == nil {
+		take = p.up.take // send looks at it
+	}
+	c, err := take(context.Background(), addr)
+	for err == nil {
+		if err = fc.exchange(c, label, body, n, req); err != errDeadIdle {
+			break
+		}
+		c, err = take(context.Background(), addr)
+	}
+	if err != nil && c != nil && c.reused && c.lim.read == 0 && !fc.gone && n == 0 && replayableMethod(method, idempotent) {
+		// The app closed the connection as the request went out on it.
+		if c, err = dial(context.Background(), addr); err == nil {
+			err = fc.exchange(c, label, body, n, req)
 		}
 	}
 	switch {
@@ -308,26 +319,51 @@ func (fc *frontConn) forward(label, addr string, release func()) (reuse bool) {
 	return fc.fw.finish()
 }
 
-var errCutShort = errors.New("the app's answer was cut short")
+var (
+	errCutShort = errors.New("the app's answer was cut short")
+	errDeadIdle = errors.New("the idle connection was closed by the app") // never returned by forward: the next one is tried
+)
 
 // exchange is the lean path's exchange on a front connection: the client
 // going away is noticed by watchClient instead of a context.
 func (fc *frontConn) exchange(c *upConn, label string, body *clientBody, n int64, req *http.Request) error {
 	p := fc.f.proxy
 	c.lim.read = 0
-	c.bw.Write(fc.out)
-	if body != nil {
+	if body == nil {
+		fc.watch(c)
+		dead, err := c.send(fc.out)
+		if dead || err != nil {
+			fc.unwatch()
+			c.tcp.Close()
+			if dead {
+				return errDeadIdle
+			}
+			return err
+		}
+	} else {
+		c.bw.Write(fc.out)
 		if _, err := io.CopyN(c.bw, body, n); err != nil {
 			c.tcp.Close()
 			return err
 		}
+		if err := c.bw.Flush(); err != nil {
+			c.tcp.Close()
+			return err
+		}
+		c.quickAck()
+		fc.watch(c)
 	}
-	if err := c.bw.Flush(); err != nil {
-		c.tcp.Close()
-		return err
+	if body == nil && req.Method != http.MethodHead && !p.noLeanAnswers {
+		if ok, keep := fc.answerDirect(c); ok {
+			fc.flushIfWatched()
+			if gone := fc.unwatch(); !gone && keep {
+				p.up.put(c)
+			} else {
+				c.tcp.Close()
+			}
+			return nil
+		}
 	}
-	c.quickAck()
-	fc.watch(c)
 	resp, err := p.answer(fc.fw, c, req)
 	if err != nil {
 		fc.unwatch()
@@ -378,6 +414,9 @@ func (p *Proxy) appendHead(out []byte, h *head, clientIP string) []byte {
 	out = append(out, h.host...)
 	out = append(out, "\r\n"...)
 	for _, f := range h.fields {
+		if underscored(f.name) {
+			continue // as forwarded: no app gets these
+		}
 		start := len(out)
 		out = canonicalKey(out, f.name)
 		if dropped[string(out[start:])] {
@@ -439,6 +478,9 @@ func (fc *frontConn) watchClient() {
 	}
 	fc.running = true
 	fc.wmu.Unlock()
+	if fc.f.proxy.onWatch != nil {
+		fc.f.proxy.onWatch()
+	}
 	_, err := fc.br.Peek(1)
 	fc.wmu.Lock()
 	fc.running = false
@@ -450,6 +492,19 @@ func (fc *frontConn) watchClient() {
 	}
 	fc.wcond.Broadcast()
 	fc.wmu.Unlock()
+}
+
+// flushIfWatched sends the client its whole answer at once when a
+// watcher is reading the client: unwatch waits for that goroutine to get
+// a CPU and stop, which on a busy machine is the slowest part of a slow
+// request, and the client need not wait for it too.
+func (fc *frontConn) flushIfWatched() {
+	fc.wmu.Lock()
+	running := fc.running
+	fc.wmu.Unlock()
+	if running {
+		fc.bw.Flush()
+	}
 }
 
 // unwatch stops watching and reports whether the client went away.

@@ -65,8 +65,12 @@ func newFrontWriter(conn *bufio.Writer) *frontWriter {
 
 // reset readies fw for the next request on its connection.
 func (fw *frontWriter) reset(h *head, body *lengthBody, keepAlives bool, werr func() bool) {
-	clear(fw.handlerHeader)
-	clear(fw.header)
+	if len(fw.handlerHeader) > 0 { // a direct answer (answerdirect.go) used neither: clearing an empty map still walks it
+		clear(fw.handlerHeader)
+	}
+	if len(fw.header) > 0 {
+		clear(fw.header)
+	}
 	fw.w.Reset(chunkWriter{fw})
 	fw.isHEAD, fw.wantsClose, fw.keepAlives, fw.reqBody, fw.werr = h.method == http.MethodHead, h.close, keepAlives, body, werr
 	fw.wroteHeader, fw.status, fw.contentLength, fw.written, fw.handlerDone = false, 0, -1, 0, false

@@ -236,7 +236,7 @@ func writeHead(bw *bufio.Writer, r *http.Request, scheme string) {
 	bw.WriteString(r.Host)
 	bw.WriteString("\r\n")
 	for k, vv := range r.Header {
-		if dropped[k] || strings.HasPrefix(k, ReplicaHeaderPrefix) {
+		if dropped[k] || strings.HasPrefix(k, ReplicaHeaderPrefix) || underscored(k) {
 			continue
 		}
 		for _, v := range vv {

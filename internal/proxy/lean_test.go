@@ -313,6 +313,9 @@ func TestTheLeanPathKeepsConnectionsToTheAppAlive(t *testing.T) {
 	send := func(method string) {
 		t.Helper()
 		req, _ := http.NewRequest(method, ps.lean.URL+"/", strings.NewReader("body"))
+		if method == http.MethodGet {
+			req, _ = http.NewRequest(method, "http://"+ps.front+"/", nil) // the Front's send (upsend.go)
+		}
 		req.Host = "main--app.preview.example.com"
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -325,16 +328,16 @@ func TestTheLeanPathKeepsConnectionsToTheAppAlive(t *testing.T) {
 		}
 	}
 	t.Run("one connection carries request after request", func(t *testing.T) {
-		before := ps.leanCount.Load()
+		before, frontBefore := ps.leanCount.Load(), ps.frontCount.Load()
 		for range 20 {
 			send(http.MethodGet)
 			send(http.MethodPost)
 		}
-		if n := conns.Load(); n != 1 {
-			t.Fatalf("the app accepted %d connections for 40 requests one after another, want 1", n)
+		if n := conns.Load(); n != 2 {
+			t.Fatalf("the app accepted %d connections for 40 requests one after another, want 2 (one per proxy: net/http's and the Front's)", n)
 		}
-		if ps.leanCount.Load()-before != 40 {
-			t.Fatal("not all requests took the lean path")
+		if ps.leanCount.Load()-before != 20 || ps.frontCount.Load()-frontBefore != 20 {
+			t.Fatal("not all requests took the lean path (POSTs) or the Front's (GETs)")
 		}
 	})
 	t.Run("a connection the app closed while idle is not used", func(t *testing.T) {
@@ -507,10 +510,10 @@ func TestASecondAnswerToOneRequestReachesNobody(t *testing.T) {
 		}
 	}()
 	ps := newPaths(t, l.Addr().String())
-	for name, s := range map[string]*httptest.Server{"lean": ps.lean} {
+	for name, s := range map[string]string{"lean": strings.TrimPrefix(ps.lean.URL, "http://"), "Front": ps.front} {
 		for _, path := range []string{"/extra-at-once", "/extra-later"} {
 			sendExtra, extraSent = make(chan bool, 1), make(chan struct{})
-			first := transcript(t, s, "GET "+path+" HTTP/1.1\r\nHost: main--app.preview.example.com\r\n\r\n")
+			first := transcriptAt(t, s, "GET "+path+" HTTP/1.1\r\nHost: main--app.preview.example.com\r\n\r\n")
 			if path == "/extra-later" {
 				sendExtra <- true
 				select {
@@ -519,7 +522,7 @@ func TestASecondAnswerToOneRequestReachesNobody(t *testing.T) {
 					t.Fatal("the app did not send its extra answer")
 				}
 			}
-			next := transcript(t, s, "GET /next HTTP/1.1\r\nHost: main--app.preview.example.com\r\n\r\n")
+			next := transcriptAt(t, s, "GET /next HTTP/1.1\r\nHost: main--app.preview.example.com\r\n\r\n")
 			if !strings.Contains(first, "\nanswer\n") || !strings.Contains(next, "\nanswer\n") {
 				t.Fatalf("%s %s: first answer:\n%s\nthe next request's answer:\n%s", name, path, first, next)
 			}

@@ -84,6 +84,7 @@ type Proxy struct {
 	onLean        func()          // tests: called for each request on the lean path
 	onFront       func()          // tests: called for each request the Front forwards itself
 	onAnswer      func(lean bool) // tests: called for each answer head read on the lean path, lean when the lean parser read it
+	onWatch       func()          // tests: called when the Front starts watching a client whose app is slow to answer
 	noLeanAnswers bool            // tests: every answer head is http.ReadResponse's
 
 	relayOnce sync.Once

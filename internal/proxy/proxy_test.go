@@ -3,10 +3,12 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -239,5 +241,56 @@ func TestAMalformedChunkedBodyIs400NotTheAppsFault(t *testing.T) {
 	// The proxy keeps serving, and a well-formed chunked body goes through.
 	if got := rawRequest(t, s, "POST / HTTP/1.1\r\nHost: main--app.preview.example.com\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n"); !strings.Contains(got, " 200 ") {
 		t.Fatalf("well-formed chunked body: %q", got)
+	}
+}
+
+// cgiApp answers with what a CGI, Rack or WSGI app would read as its
+// request's forwarding headers (HTTP_<NAME>, '-' made '_', the values of
+// all names that meet there), and with every header name it got that has
+// an underscore.
+func cgiApp(w http.ResponseWriter, r *http.Request) {
+	io.Copy(io.Discard, r.Body)
+	env := map[string][]string{}
+	var underscored []string
+	for k, vv := range r.Header {
+		name := "HTTP_" + strings.ToUpper(strings.ReplaceAll(k, "-", "_"))
+		env[name] = append(env[name], vv...)
+		if strings.Contains(k, "_") {
+			underscored = append(underscored, k)
+		}
+	}
+	for _, k := range []string{"HTTP_X_FORWARDED_FOR", "HTTP_X_REAL_IP", "HTTP_X_FORWARDED_HOST", "HTTP_X_GLENV_REPLICA_CLIENT"} {
+		vv := env[k]
+		slices.Sort(vv)
+		fmt.Fprintf(w, "%s=%s\n", k, strings.Join(vv, ","))
+	}
+	slices.Sort(underscored)
+	fmt.Fprintf(w, "underscored=%s\n", strings.Join(underscored, ","))
+}
+
+func TestHeadersWithUnderscoresNeverReachTheApp(t *testing.T) {
+	app := httptest.NewServer(http.HandlerFunc(cgiApp))
+	defer app.Close()
+	ps := newPaths(t, strings.TrimPrefix(app.URL, "http://"))
+	const spoof = "Host: main--app.preview.example.com\r\nX_Forwarded_For: 6.6.6.6\r\nx_real_ip: 6.6.6.6\r\nX-Forwarded_Host: evil.example\r\n" +
+		"X_Glenv_Replica_Client: 6.6.6.6\r\nX_Custom: 1\r\n"
+	const want = "HTTP_X_FORWARDED_FOR=127.0.0.1\nHTTP_X_REAL_IP=127.0.0.1\nHTTP_X_FORWARDED_HOST=main--app.preview.example.com\n" +
+		"HTTP_X_GLENV_REPLICA_CLIENT=\nunderscored=\n"
+	for _, req := range []struct{ name, raw string }{
+		{"a GET (the Front's and the lean path's)", "GET / HTTP/1.1\r\n" + spoof + "\r\n"},
+		{"a chunked POST (ReverseProxy's on every path)", "POST / HTTP/1.1\r\n" + spoof + "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"},
+	} {
+		for _, path := range []struct{ name, addr string }{
+			{"Front", ps.front},
+			{"net/http and the lean path", strings.TrimPrefix(ps.lean.URL, "http://")},
+			{"ReverseProxy only", strings.TrimPrefix(ps.reverse.URL, "http://")},
+		} {
+			t.Run(req.name+" through "+path.name, func(t *testing.T) {
+				got := transcriptAt(t, path.addr, req.raw)
+				if !strings.Contains(got, "\n\n"+want) {
+					t.Fatalf("the app saw:\n%s\nwant the spoofs dropped:\n%s", got, want)
+				}
+			})
+		}
 	}
 }

@@ -51,6 +51,13 @@ type upConn struct {
 	peekBuf [1]byte
 	peeked  bool
 
+	// send's state (upsend.go).
+	sendFn       func(fd uintptr) bool
+	req          []byte
+	sent         int
+	sendErr      error
+	dead, waited bool
+
 	// The lean answer parser's state and the answer it read last
 	// (answerread.go); one answer at a time is read on a connection.
 	ans     answerHead
@@ -106,17 +113,10 @@ type upstreams struct {
 // a new one.
 func (u *upstreams) get(ctx context.Context, addr string) (*upConn, error) {
 	for {
-		u.mu.Lock()
-		list := u.idle[addr]
-		if len(list) == 0 {
-			u.mu.Unlock()
+		c := u.pop(addr)
+		if c == nil {
 			break
 		}
-		c := list[len(list)-1]
-		list[len(list)-1] = nil
-		u.idle[addr] = list[:len(list)-1]
-		u.n--
-		u.mu.Unlock()
 		if c.alive() {
 			c.reused = true
 			return c, nil
@@ -124,6 +124,31 @@ func (u *upstreams) get(ctx context.Context, addr string) (*upConn, error) {
 		c.tcp.Close()
 	}
 	return dial(ctx, addr)
+}
+
+// take is get for send, which looks at an idle connection itself as it
+// writes on it.
+func (u *upstreams) take(ctx context.Context, addr string) (*upConn, error) {
+	if c := u.pop(addr); c != nil {
+		c.reused = true
+		return c, nil
+	}
+	return dial(ctx, addr)
+}
+
+// pop takes the newest idle connection to addr, or nil.
+func (u *upstreams) pop(addr string) *upConn {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	list := u.idle[addr]
+	if len(list) == 0 {
+		return nil
+	}
+	c := list[len(list)-1]
+	list[len(list)-1] = nil
+	u.idle[addr] = list[:len(list)-1]
+	u.n--
+	return c
 }
 
 // dialNoDelay dials an app for either path.
@@ -158,20 +183,25 @@ func dial(ctx context.Context, addr string) (*upConn, error) {
 // answer: http.Transport closes such connections too ("Unsolicited
 // response received on idle HTTP channel").
 func (c *upConn) alive() bool {
-	if c.br.Buffered() > 0 {
+	if c.br.Buffered() > 0 || !c.initRaw() {
 		return false
-	}
-	if c.raw == nil {
-		// Made once: SyscallConn and the method value allocate.
-		rc, err := c.tcp.SyscallConn()
-		if err != nil {
-			return false
-		}
-		c.raw, c.peekFn = rc, c.peek
 	}
 	c.peeked = false
 	err := c.raw.Read(c.peekFn)
 	return err == nil && c.peeked
+}
+
+// initRaw makes c's RawConn and the method values its callers pass it,
+// once: SyscallConn and a method value allocate.
+func (c *upConn) initRaw() bool {
+	if c.raw == nil {
+		rc, err := c.tcp.SyscallConn()
+		if err != nil {
+			return false
+		}
+		c.raw, c.peekFn, c.sendFn = rc, c.peek, c.sendStep
+	}
+	return true
 }
 
 // peek is alive's look at the socket: recvfrom(2) called directly, as
