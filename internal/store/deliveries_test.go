@@ -165,3 +165,41 @@ func TestInsertDeliveriesOnStoresEveryBodyWithItsOwnRow(t *testing.T) {
 		}
 	})
 }
+
+// A batch larger than one statement's chunk (64 rows) is stored in several
+// statements: every delivery still gets its own body, and a key repeated
+// across chunks is a duplicate of its first.
+func TestInsertDeliveriesOnSpansChunks(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		var batch []*store.Delivery
+		for i := range 150 {
+			key := fmt.Sprint("k", i)
+			if i%50 == 49 {
+				key = "k0" // repeats the first, from a later chunk
+			}
+			batch = append(batch, &store.Delivery{IntegrationName: "app", Event: "Push Hook", IdempotencyKey: key,
+				Headers: "{}", Body: fmt.Sprintf(`{"n":%d}`, i), Status: store.DeliveryAccepted})
+		}
+		dups, err := store.InsertDeliveriesOn(ctx, s.DB, s.Dialect, batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := make([]int64, len(batch))
+		for i, d := range batch {
+			ids[i] = d.ID
+			if want := i%50 == 49; dups[i] != want || (want && d.DuplicateOf != batch[0].ID) {
+				t.Errorf("delivery %d: dup %v of %d, want dup %v of %d", i, dups[i], d.DuplicateOf, want, batch[0].ID)
+			}
+		}
+		got, err := store.GetDeliveries(ctx, s.DB, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, d := range batch {
+			if got[d.ID].Body != d.Body {
+				t.Errorf("delivery %d (id %d): body %q, want %q", i, d.ID, got[d.ID].Body, d.Body)
+			}
+		}
+	})
+}
