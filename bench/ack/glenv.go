@@ -240,7 +240,7 @@ func startAckOnly(databaseURL, dir string) *ackOnly {
 	persist := q.AcceptDeliveries
 	flushers := 1
 	if st.Dialect == store.Postgres {
-		flushers = 4
+		flushers = webhook.PostgresFlushers
 	}
 	recv := webhook.NewReceiver(webhook.Options{Secrets: benchSecret{}, Persist: persist, Flushers: flushers,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})

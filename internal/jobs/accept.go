@@ -16,7 +16,7 @@ import (
 func (q *Environments) AcceptDeliveries(ctx context.Context, batch []*store.Delivery, queue []bool) (dups []bool, err error) {
 	err = q.store.TxUrgent(ctx, func(tx *sql.Tx) error {
 		var err error
-		if dups, err = store.InsertDeliveries(ctx, tx, batch); err != nil {
+		if dups, err = store.InsertDeliveriesOn(ctx, tx, q.store.Dialect, batch); err != nil {
 			return err
 		}
 		var ids []int64

@@ -197,7 +197,7 @@ func NewWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Opti
 		newStoreCollector(st), health)
 	flushers := 1 // SQLite has one writer
 	if st.Dialect == store.Postgres {
-		flushers = 4
+		flushers = webhook.PostgresFlushers
 	}
 	s.receiver = webhook.New(svc, s.persist, flushers, log, reg)
 	svc.Changed = s.receiver.Forget

@@ -84,7 +84,17 @@ const deliveryInsert = `INSERT INTO deliveries (integration_id, integration_name
 // set) and reported true. The first delivery with a key wins even when two
 // batches race: the unique dedupe_key decides.
 func InsertDeliveries(ctx context.Context, q Querier, batch []*Delivery) ([]bool, error) {
+	return InsertDeliveriesOn(ctx, q, "", batch)
+}
+
+// InsertDeliveriesOn is InsertDeliveries with the statements of dialect d
+// ("" or SQLite: the portable ones). On PostgreSQL the deliveries that
+// carry a new Idempotency-Key (all of GitLab's) and their bodies are
+// stored by one statement, not two: one round trip and one statement's
+// overhead less per group commit (deliveries_pg.go).
+func InsertDeliveriesOn(ctx context.Context, q Querier, d Dialect, batch []*Delivery) ([]bool, error) {
 	dups := make([]bool, len(batch))
+	bodied := map[*Delivery]bool{} // bodies already stored with their rows
 	now := Now()
 	// Integration names never hold '/', so this key cannot collide across integrations.
 	keyOf := func(d *Delivery) string {
@@ -114,6 +124,18 @@ func InsertDeliveries(ctx context.Context, q Querier, batch []*Delivery) ([]bool
 		n := min(len(keyed), deliveryChunk)
 		chunk := keyed[:n]
 		keyed = keyed[n:]
+		if d == Postgres {
+			if err := insertKeyedPG(ctx, q, chunk, keyOf, bodied); err != nil {
+				return nil, err
+			}
+			for _, d := range chunk {
+				if d.ID == 0 {
+					firstOf[keyOf(d)] = nil // seen before this batch: look it up below
+					rest = append(rest, d)
+				}
+			}
+			continue
+		}
 		query, args := deliveryValues(chunk, func(d *Delivery) any { return keyOf(d) })
 		rows, err := q.QueryContext(ctx, query+` ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key`, args...)
 		if err != nil {
@@ -184,7 +206,16 @@ func InsertDeliveries(ctx context.Context, q Querier, batch []*Delivery) ([]bool
 			d.ID = ids[i]
 		}
 	}
-	for rest := batch; len(rest) > 0; {
+	unbodied := batch
+	if len(bodied) > 0 {
+		unbodied = nil
+		for _, d := range batch {
+			if !bodied[d] {
+				unbodied = append(unbodied, d)
+			}
+		}
+	}
+	for rest := unbodied; len(rest) > 0; {
 		n := min(len(rest), bodyChunk)
 		if err := insertBodies(ctx, q, rest[:n]); err != nil {
 			return nil, err

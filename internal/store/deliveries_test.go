@@ -118,3 +118,88 @@ func TestFinishDeliveriesRecordsEachOutcomeOfABatch(t *testing.T) {
 		}
 	})
 }
+
+// A group commit's batch mixes new keys, a key repeated in the batch, a
+// key stored by an earlier batch and deliveries without a key: on either
+// database (PostgreSQL stores the new keys' rows and bodies in one
+// statement) each gets its own id and its own body back, and only the
+// repeats are duplicates of the first.
+func TestInsertDeliveriesOnStoresEveryBodyWithItsOwnRow(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		mk := func(key, body string) *store.Delivery {
+			return &store.Delivery{IntegrationName: "app", Event: "Push Hook", IdempotencyKey: key,
+				Headers: "{}", Body: body, Status: store.DeliveryAccepted}
+		}
+		earlier := mk("old", `{"n":"earlier"}`)
+		if _, err := store.InsertDeliveriesOn(ctx, s.DB, s.Dialect, []*store.Delivery{earlier}); err != nil {
+			t.Fatal(err)
+		}
+		batch := []*store.Delivery{mk("a", `{"n":0}`), mk("", `{"n":1}`), mk("a", `{"n":2}`), mk("old", `{"n":3}`),
+			mk("b", `{"n":4}`), mk("", `{"n":5}`)}
+		dups, err := store.InsertDeliveriesOn(ctx, s.DB, s.Dialect, batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantDup := []int64{0, 0, batch[0].ID, earlier.ID, 0, 0}
+		var ids []int64
+		seen := map[int64]bool{}
+		for i, d := range batch {
+			if d.ID == 0 || seen[d.ID] {
+				t.Fatalf("delivery %d: id %d, want a fresh one", i, d.ID)
+			}
+			seen[d.ID] = true
+			ids = append(ids, d.ID)
+			if dups[i] != (wantDup[i] != 0) || d.DuplicateOf != wantDup[i] {
+				t.Errorf("delivery %d: dup %v of %d, want duplicate of %d", i, dups[i], d.DuplicateOf, wantDup[i])
+			}
+		}
+		got, err := store.GetDeliveries(ctx, s.DB, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, d := range batch {
+			if got[d.ID].Body != d.Body {
+				t.Errorf("delivery %d: body %q, want %q", i, got[d.ID].Body, d.Body)
+			}
+		}
+	})
+}
+
+// A batch larger than one statement's chunk (64 rows) is stored in several
+// statements: every delivery still gets its own body, and a key repeated
+// across chunks is a duplicate of its first.
+func TestInsertDeliveriesOnSpansChunks(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		var batch []*store.Delivery
+		for i := range 150 {
+			key := fmt.Sprint("k", i)
+			if i%50 == 49 {
+				key = "k0" // repeats the first, from a later chunk
+			}
+			batch = append(batch, &store.Delivery{IntegrationName: "app", Event: "Push Hook", IdempotencyKey: key,
+				Headers: "{}", Body: fmt.Sprintf(`{"n":%d}`, i), Status: store.DeliveryAccepted})
+		}
+		dups, err := store.InsertDeliveriesOn(ctx, s.DB, s.Dialect, batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := make([]int64, len(batch))
+		for i, d := range batch {
+			ids[i] = d.ID
+			if want := i%50 == 49; dups[i] != want || (want && d.DuplicateOf != batch[0].ID) {
+				t.Errorf("delivery %d: dup %v of %d, want dup %v of %d", i, dups[i], d.DuplicateOf, want, batch[0].ID)
+			}
+		}
+		got, err := store.GetDeliveries(ctx, s.DB, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, d := range batch {
+			if got[d.ID].Body != d.Body {
+				t.Errorf("delivery %d (id %d): body %q, want %q", i, d.ID, got[d.ID].Body, d.Body)
+			}
+		}
+	})
+}
