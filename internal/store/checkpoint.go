@@ -43,9 +43,10 @@ import (
 // each at the median on the test machine's disk and 26 ms at the 90th
 // percentile when other programs write (strace -T during bench/ack). The
 // share of acknowledgements such a stall delays is about stall × WAL
-// bytes per second / resetAt: at 500 deliveries/s glenv writes ≈ 9 MB of
-// WAL a second (ack and processing), so at 16 MiB a 20 ms stall met 1.2 %
-// of the acknowledgements — the whole p99 — and at 64 MiB it meets 0.3 %.
+// bytes per second / resetAt: at 500 deliveries/s glenv writes ≈ 16 MB of
+// WAL a second (31 KB a delivery, ack and processing: strace of bench/ack),
+// so at 16 MiB a 20 ms stall met 2 % of the acknowledgements — more than
+// the p99 — and at 64 MiB it meets 0.5 %.
 const (
 	// checkpointAt is how much the WAL file grows between two background
 	// checkpoints at most (SQLite's own default: 1,000 pages of 4 KiB).
