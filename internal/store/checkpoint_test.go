@@ -164,11 +164,19 @@ func TestUnderSteadyWritesTheWALIsResetWithoutStoppingTheWriter(t *testing.T) {
 	// a few times (bounded: the test fails rather than hangs).
 	rows := 0
 	written := func() int64 { return int64(rows) * int64(len(blob)) }
+	var largest int64
 	for (complete.Load() < 5 || written() < 48<<20) && rows < 20000 {
 		if _, err := s.DB.ExecContext(ctx, `INSERT INTO filler (v) VALUES ($1)`, blob); err != nil {
 			t.Fatal(err)
 		}
 		rows++
+		// The commit after a reset does not truncate the file (an
+		// acknowledgement's commit would wait for it): it only grows.
+		size := walSize(t, s)
+		if size < largest {
+			t.Fatalf("WAL file went from %d to %d bytes: a commit truncated it", largest, size)
+		}
+		largest = size
 	}
 	if complete.Load() < 5 {
 		t.Fatalf("after %d MB written back to back, %d of %d checkpoints on the writer copied the whole WAL, want 5",
