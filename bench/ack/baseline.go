@@ -12,7 +12,8 @@ import (
 	"strings"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
-	_ "modernc.org/sqlite"
+
+	"github.com/glenv/glenv/internal/store"
 )
 
 // The baselines: what any program on this machine could do in the same
@@ -118,17 +119,17 @@ func commitHandler(db *sql.DB, flushers int) (http.Handler, func()) {
 	return h, func() { close(stop) }
 }
 
-// bareSQLite opens a SQLite file with glenv's own settings (WAL,
-// synchronous NORMAL, immediate transactions, one writer).
-func bareSQLite(dir string) *sql.DB {
-	dsn := "file:" + filepath.Join(dir, "bare.db") + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
-		"&_pragma=synchronous(NORMAL)&_txlock=immediate"
-	db, err := sql.Open("sqlite", dsn)
+// bareSQLite opens a SQLite file with glenv's own settings: through
+// store.Open, so it has glenv's writer connection and pragmas (WAL,
+// synchronous NORMAL, immediate transactions, one writer, no checkpoint in
+// the commit) and its background checkpointer. A change to those settings
+// then moves the baseline as much as glenv, and the ratio stays honest.
+func bareSQLite(dir string) (*sql.DB, func()) {
+	st, err := store.Open(context.Background(), "sqlite://"+filepath.Join(dir, "bare", "glenv.db"), filepath.Join(dir, "bare"))
 	must(err)
-	db.SetMaxOpenConns(1)
-	_, err = db.Exec(`CREATE TABLE bodies (id INTEGER PRIMARY KEY, body TEXT NOT NULL)`)
+	_, err = st.DB.Exec(`CREATE TABLE bodies (id INTEGER PRIMARY KEY, body TEXT NOT NULL)`)
 	must(err)
-	return db
+	return st.DB, func() { st.Close() }
 }
 
 // barePostgres opens a fresh database on the server glenv uses.

@@ -87,13 +87,14 @@ func main() {
 		var bare *sql.DB
 		var bareName, offURL, offPG string
 		dropBare, dropOff := func() {}, func() {}
+		closeBare := func() { bare.Close() }
 		if db == "postgres" {
 			u, drop := freshPostgres()
 			bare, bareName, dropBare = barePostgres(u), dbName(u), drop
 			offURL, dropOff = freshPostgres()
 			offPG = dbName(offURL)
 		} else {
-			bare = bareSQLite(dir)
+			bare, closeBare = bareSQLite(dir)
 			offURL = "sqlite://" + filepath.Join(dir, "off", "glenv.db")
 		}
 		commitH, stopCommit := commitHandler(bare, map[string]int{"sqlite": 1, "postgres": 4}[db])
@@ -168,7 +169,7 @@ func main() {
 		off.close()
 		stopCommitSrv()
 		stopCommit()
-		bare.Close()
+		closeBare()
 		dropBare()
 		dropOff()
 		stopRaw()

@@ -301,7 +301,7 @@ func (w *deliveryWorker) process(ctx context.Context, tx *sql.Tx, d *store.Deliv
 		case err != nil:
 			return "", err
 		default:
-			ev, perr := webhook.ParseEvent(d.Event, []byte(d.Body))
+			ev, perr := webhook.ParseStoredEvent(d.Event, []byte(d.Body))
 			if perr != nil {
 				result = "payload not understood: " + perr.Error()
 				break

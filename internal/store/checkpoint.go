@@ -34,6 +34,19 @@ import (
 // second, the whole p99 of an acknowledgement.)
 
 // Thresholds of the checkpointer.
+//
+// A reset is the writer's one stall, and SQLite makes it cost fsyncs on
+// the acknowledgements' path: the writer's pass syncs the WAL and the
+// database file when it has frames to copy, and the first commit after
+// the reset syncs the WAL's new header (walFrames, "Sync the header",
+// whatever the synchronous setting short of OFF). That is 3 fsyncs, 5 ms
+// each at the median on the test machine's disk and 26 ms at the 90th
+// percentile when other programs write (strace -T during bench/ack). The
+// share of acknowledgements such a stall delays is about stall × WAL
+// bytes per second / resetAt: at 500 deliveries/s glenv writes ≈ 16 MB of
+// WAL a second (31 KB a delivery, ack and processing: strace of bench/ack),
+// so at 16 MiB a 20 ms stall met 2 % of the acknowledgements — more than
+// the p99 — and at 64 MiB it meets 0.5 %.
 const (
 	// checkpointAt is how much the WAL file grows between two background
 	// checkpoints at most (SQLite's own default: 1,000 pages of 4 KiB).
@@ -42,14 +55,19 @@ const (
 	// its file's size) before it is reset. Fewer resets cost the writer
 	// fewer waits; a page written many times between two checkpoints is
 	// copied once.
-	resetAt = 16 << 20
+	resetAt = 64 << 20
 	// restartAt is a WAL that resets could not bring back (a reader on an
 	// old snapshot at each try): the next checkpoint waits for the writer
 	// and the readers (RESTART), so the WAL does not grow without bound.
-	restartAt = 4 * resetAt
+	restartAt = 2 * resetAt
 	// walSizeLimit is the size a reset WAL file is truncated back to
-	// (journal_size_limit in the writer's DSN).
-	walSizeLimit = resetAt
+	// (journal_size_limit in the writer's DSN). It is above what the file
+	// reaches between two resets, so a reset keeps the file and the WAL is
+	// written again over its own blocks: SQLite truncates in the first
+	// commit after a reset, an acknowledgement's, and truncating a file
+	// whose pages are still being written back waited 6–53 ms there
+	// (strace -T). Only a WAL that grew towards restartAt is cut back.
+	walSizeLimit = restartAt
 )
 
 // checkpointer runs PRAGMA wal_checkpoint on its own connection: once a

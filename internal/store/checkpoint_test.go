@@ -132,8 +132,17 @@ func TestUnderSteadyWritesTheWALIsResetWithoutStoppingTheWriter(t *testing.T) {
 	// a reset and the next checkpoint, as in production (100 ms).
 	c.interval, c.every, c.at = 5*time.Millisecond, 5*time.Millisecond, 256<<10
 	c.resetFrames, c.restartFrames = 256, 1<<30 // reset at 1 MB; never RESTART
-	var onWriter, complete atomic.Int64
+	var onWriter, complete, resets atomic.Int64
+	lastLog := 0 // the checkpointer's goroutine alone touches it
 	c.ran = func(started time.Time, on, mode string, log, done int, err error) {
+		if err == nil {
+			// The WAL holds fewer frames than at the last look: it was
+			// written again from its start.
+			if log < lastLog {
+				resets.Add(1)
+			}
+			lastLog = log
+		}
 		if mode != "PASSIVE" {
 			t.Errorf("%s checkpoint on the %s connection: the writer would wait for the whole WAL", mode, on)
 		}
@@ -151,24 +160,34 @@ func TestUnderSteadyWritesTheWALIsResetWithoutStoppingTheWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	blob := strings.Repeat("x", 16<<10)
-	// Writes back to back, three times the WAL's size limit and until the
-	// WAL was reset on the writer a few times (bounded: the test fails
-	// rather than hangs).
+	// Writes back to back, 48 MB and until the WAL was reset on the writer
+	// a few times (bounded: the test fails rather than hangs).
 	rows := 0
 	written := func() int64 { return int64(rows) * int64(len(blob)) }
-	for (complete.Load() < 5 || written() < 3*walSizeLimit) && rows < 20000 {
+	var largest int64
+	for (complete.Load() < 5 || written() < 48<<20) && rows < 20000 {
 		if _, err := s.DB.ExecContext(ctx, `INSERT INTO filler (v) VALUES ($1)`, blob); err != nil {
 			t.Fatal(err)
 		}
 		rows++
+		// The commit after a reset does not truncate the file (an
+		// acknowledgement's commit would wait for it): it only grows.
+		size := walSize(t, s)
+		if size < largest {
+			t.Fatalf("WAL file went from %d to %d bytes: a commit truncated it", largest, size)
+		}
+		largest = size
 	}
 	if complete.Load() < 5 {
 		t.Fatalf("after %d MB written back to back, %d of %d checkpoints on the writer copied the whole WAL, want 5",
 			written()>>20, complete.Load(), onWriter.Load())
 	}
-	// A reset WAL is written again from its start, and truncated back to
-	// walSizeLimit: the file does not keep what was written.
-	if got := walSize(t, s); got > walSizeLimit+4<<20 {
+	// A reset WAL is written again from its start; its file is kept for
+	// that (not truncated in the commit after the reset), within walSizeLimit.
+	if resets.Load() < 3 {
+		t.Fatalf("after %d MB written, the WAL was written again from its start %d times, want at least 3", written()>>20, resets.Load())
+	}
+	if got := walSize(t, s); got > walSizeLimit {
 		t.Fatalf("WAL is %d bytes after %d MB written with resets at 1 MB: it grows", got, written()>>20)
 	}
 	var n int

@@ -35,6 +35,24 @@ func ParseEvent(eventHeader string, body []byte) (lifecycle.Event, error) {
 	if !gjson.ValidBytes(body) {
 		return lifecycle.Event{}, errors.New("webhook body is not a JSON object: it is not valid JSON")
 	}
+	return parseValid(eventHeader, body), nil
+}
+
+// ParseStoredEvent is ParseEvent for a body the receiver stored: it
+// checked the body whole before the 202 (checkBody), so the validating
+// pass is not made again for each delivery processed (8 µs of CPU per 8 KB
+// push). A body that is not a JSON object (retention dropped it, or it was
+// stored some other way) is still an error; gjson reads anything else
+// without panicking.
+func ParseStoredEvent(eventHeader string, body []byte) (lifecycle.Event, error) {
+	if trimmed := bytes.TrimLeft(body, " \t\r\n"); len(trimmed) == 0 || trimmed[0] != '{' {
+		return lifecycle.Event{}, errors.New("webhook body is not a JSON object")
+	}
+	return parseValid(eventHeader, body), nil
+}
+
+// parseValid reads a valid JSON object's event.
+func parseValid(eventHeader string, body []byte) lifecycle.Event {
 	var objectKind string
 	if k := gjson.GetBytes(body, "object_kind"); k.Type == gjson.String {
 		objectKind = k.Str // absent or mistyped: use the header
@@ -47,16 +65,16 @@ func ParseEvent(eventHeader string, body []byte) (lifecycle.Event, error) {
 	var invalid string
 	switch ev.Kind {
 	case lifecycle.KindOther:
-		return ev, nil
+		return ev
 	case lifecycle.KindPush, lifecycle.KindTagPush:
 		invalid = parsePush(&ev, body)
 	case lifecycle.KindMergeRequest:
 		invalid = parseMergeRequest(&ev, body)
 	}
 	if invalid != "" {
-		return lifecycle.Event{Kind: lifecycle.KindOther, ObjectKind: ev.ObjectKind, ProjectID: ev.ProjectID, Invalid: invalid}, nil
+		return lifecycle.Event{Kind: lifecycle.KindOther, ObjectKind: ev.ObjectKind, ProjectID: ev.ProjectID, Invalid: invalid}
 	}
-	return ev, nil
+	return ev
 }
 
 // kindOf trusts the header GitLab sends; system hooks and header-less

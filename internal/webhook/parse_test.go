@@ -379,3 +379,33 @@ func clientGoPush(e any) pushFields {
 	}
 	return pushFields{}
 }
+
+// A stored body was checked whole by the receiver: the worker's parse,
+// which skips that pass, reads every fixture exactly as ParseEvent does.
+func TestParseStoredEventReadsWhatParseEventReads(t *testing.T) {
+	for _, tt := range fixtureTests {
+		t.Run(tt.file, func(t *testing.T) {
+			body := readFixture(t, tt.file)
+			want, werr := ParseEvent(tt.header, body)
+			got, err := ParseStoredEvent(tt.header, body)
+			if (err == nil) != (werr == nil) || !reflect.DeepEqual(got, want) {
+				t.Errorf("ParseStoredEvent = %+v, %v; ParseEvent = %+v, %v", describe(got), err, describe(want), werr)
+			}
+		})
+	}
+}
+
+// A stored body that is not a JSON object (a dropped body is "") is still
+// an error, and one that is not valid JSON never panics the worker.
+func TestParseStoredEventRejectsNonObjectsAndNeverPanics(t *testing.T) {
+	for _, body := range []string{"", "not json", "[1,2]", "null", `"push"`, "42"} {
+		if ev, err := ParseStoredEvent("Push Hook", []byte(body)); err == nil {
+			t.Errorf("ParseStoredEvent(%q) = %+v, nil; want an error", body, ev)
+		}
+	}
+	for _, body := range []string{`{"a":`, `{} {}`, `{"ref":"refs/heads/x","before":`, `{"object_kind":"merge_request","object_attributes":{`} {
+		for _, header := range []string{"Push Hook", "Tag Push Hook", "Merge Request Hook"} {
+			ParseStoredEvent(header, []byte(body)) // must return, whatever it reads
+		}
+	}
+}
