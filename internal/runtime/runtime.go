@@ -531,7 +531,7 @@ func (r *Runtime) Remove(ctx context.Context, env store.Environment, log func(st
 			logf("stopping the app (port %d)", p.port)
 			r.retire(b, p)
 		} else if b != nil {
-			b.retired.Store(true)
+			b.out()
 		}
 		rn.retiring.Wait()
 	}

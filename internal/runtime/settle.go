@@ -46,3 +46,11 @@ func (r *Runtime) settled(b *Backend) {
 	case <-r.quit:
 	}
 }
+
+// out takes b out of the proxy's rotation: nothing answers through it any
+// more, so nothing waits for its first answer either (a redeploy, a
+// removal or a restart right after a switch goes ahead at once).
+func (b *Backend) out() {
+	b.retired.Store(true)
+	b.first.done()
+}

@@ -35,6 +35,10 @@ func TestSettledWaitsForTheFirstAnswer(t *testing.T) {
 	waitDone("after the first answer", done)
 
 	waitDone("a backend nobody asks", settledAfter(&Backend{first: newFirstAnswer()}))
+	out := &Backend{first: newFirstAnswer()}
+	done = settledAfter(out)
+	out.out()
+	waitDone("a backend taken out of the rotation (redeployed again, removed)", done)
 	waitDone("no backend (a failed deploy)", settledAfter(nil))
 	close(r.quit)
 	waitDone("a closing runtime", settledAfter(&Backend{first: newFirstAnswer()}))

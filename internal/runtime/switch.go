@@ -65,19 +65,19 @@ func (r *Runtime) switchTo(env store.Environment, a *app, p *proc) *Backend {
 		// Close took the app before its supervision began: stop p here,
 		// nothing else will.
 		rn.backend.CompareAndSwap(b, nil)
-		b.retired.Store(true)
+		b.out()
 		p.stop(r.opts.StopGrace)
 		r.ports.free(p.port)
 	}
 	if old == nil {
 		if oldB != nil {
-			oldB.retired.Store(true)
+			oldB.out()
 		}
 		return b
 	}
 	if oldB != nil {
 		// Out of the rotation now; it stops once the new one settled.
-		oldB.retired.Store(true)
+		oldB.out()
 	}
 	rn.retiring.Add(1)
 	go func() {
@@ -90,7 +90,7 @@ func (r *Runtime) switchTo(env store.Environment, a *app, p *proc) *Backend {
 
 func (r *Runtime) retire(b *Backend, p *proc) {
 	if b != nil {
-		b.retired.Store(true)
+		b.out()
 		deadline := time.Now().Add(r.opts.DrainTimeout)
 		for b.inflight.Load() > 0 && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
