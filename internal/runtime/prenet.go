@@ -216,8 +216,8 @@ func (s *spareNet) take() *netNS {
 }
 
 // refill makes the next spare in the background, unless one is there or
-// being made, once after has settled (settle.go; nil: at once).
-func (s *spareNet) refill(r *Runtime, after *Backend) {
+// being made.
+func (s *spareNet) refill(r *Runtime) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ns != nil || s.making || s.closed {
@@ -225,7 +225,6 @@ func (s *spareNet) refill(r *Runtime, after *Backend) {
 	}
 	s.making = true
 	r.background(func() {
-		r.settled(after)
 		var ns *netNS
 		if port, err := r.ports.take(); err == nil {
 			if ns, err = r.sb.net.prepareNet(context.Background(), port); err != nil {

@@ -347,10 +347,11 @@ func (r *Runtime) Deploy(ctx context.Context, req DeployRequest) (err error) {
 	d.ahead = r.netAhead(ctx, d.logf)
 	defer d.ahead.release(r)
 	if d.ahead != nil {
-		// The next deploy's network is made once this one is done and its
-		// app answered a first request (settle.go), not while it starts:
-		// pasta's start would compete with it.
-		defer func() { r.spare.refill(r, d.switched) }()
+		// The next deploy's network is made once this one is done, not
+		// while its app starts: pasta's start would compete with it. (Not
+		// once the app settled, settle.go: a push right after would find
+		// no spare, and make its namespace, the slowest part, itself.)
+		defer r.spare.refill(r)
 	}
 	// The app's sandbox is set up while the code is fetched (stage.go);
 	// whatever the deploy does not use of it goes when it ends.

@@ -6,13 +6,14 @@ import (
 )
 
 // What a deploy leaves to do once traffic is switched (stopping the old
-// process and its pasta, making the next spare namespace, pruning builds)
-// waits until the new process has answered its first request through the
-// proxy, or settleFor passed: on a machine of a few cores, that work (two
-// processes ending, pasta starting, directories removed) ran beside the
-// first request to the new commit and delayed it by milliseconds, while
-// nothing is gained by doing it sooner. The old process, already out of
-// the proxy's rotation, only lives that much longer.
+// process and its pasta, pruning builds) waits until the new process has
+// answered its first request through the proxy, or settleFor passed: on a
+// machine of a few cores, that work (two processes ending, directories
+// removed) ran beside the first request to the new commit and delayed it,
+// while nothing is gained by doing it sooner. The old process, already out
+// of the proxy's rotation, only lives that much longer. The next spare
+// namespace is still made at once: a push right after the deploy would
+// otherwise find none and make its own, the slowest part of a start.
 
 // settleFor bounds the wait for an environment's first request after a
 // switch: one that gets none (nobody is looking) does its cleanup then.

@@ -11,7 +11,7 @@ import (
 // spareReady refills r's spare namespace and waits until pasta connected it.
 func spareReady(t *testing.T, r *Runtime) *netNS {
 	t.Helper()
-	r.spare.refill(r, nil)
+	r.spare.refill(r)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		r.spare.mu.Lock()
@@ -67,7 +67,7 @@ func TestTheSpareNamespaceIsOneAndGoesWithTheRuntime(t *testing.T) {
 	})
 	t.Run("a refill with a spare there makes no second one", func(t *testing.T) {
 		ns := spareReady(t, r)
-		r.spare.refill(r, nil)
+		r.spare.refill(r)
 		r.spare.mu.Lock()
 		same, making := r.spare.ns == ns, r.spare.making
 		r.spare.mu.Unlock()
@@ -90,7 +90,7 @@ func TestTheSpareNamespaceIsOneAndGoesWithTheRuntime(t *testing.T) {
 		if alive(ns.pasta) {
 			t.Fatal("pasta of the spare namespace outlived the runtime")
 		}
-		r.spare.refill(r, nil)
+		r.spare.refill(r)
 		if r.spare.ns != nil {
 			t.Fatal("a closed runtime made a spare")
 		}
