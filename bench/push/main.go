@@ -17,7 +17,7 @@
 // millisecond), and the rest until the first request (polled every 2 ms)
 // served the new commit.
 //
-//	go run ./bench/push [-rounds 3] [-n 5] [-db sqlite|postgres]
+//	go run ./bench/push [-rounds 3] [-n 5] [-db sqlite|postgres] [-log]
 package main
 
 import (
@@ -47,6 +47,8 @@ import (
 	"github.com/glenv/glenv/internal/store"
 )
 
+var pollEvery = 2 * time.Millisecond
+
 const admin = "glenv_bench_admin_token_0123456789"
 
 // phaseNames are the columns of the phase table, in order.
@@ -56,6 +58,8 @@ func main() {
 	rounds := flag.Int("rounds", 3, "rounds (each gives one ratio)")
 	n := flag.Int("n", 5, "pushes per round (its median is the round's figure)")
 	db := flag.String("db", "sqlite", "database: sqlite, or postgres (GLENV_TEST_DATABASE_URL names the server)")
+	flag.DurationVar(&pollEvery, "poll", 2*time.Millisecond, "how often the environment is polled through glenv's proxy for the new commit")
+	showLog := flag.Bool("log", false, "print each push's deploy log (its lines are stamped to the millisecond) and when it was acked and served")
 	flag.Parse()
 	tb := benchkit.New("bench/push")
 	defer tb.RemoveAll()
@@ -68,6 +72,7 @@ func main() {
 		g.sandbox, *db, *rounds, *n)
 
 	ru := newRunner(tb, g.gl.URL+"/bench/app.git", g.token, g.head)
+	ru.poll = g.pollOnce
 	var ratios, floorRatios, startRatios []float64
 	all := map[string][]time.Duration{}
 	var allTotal []time.Duration
@@ -82,6 +87,9 @@ func main() {
 			// so both see the same machine load.
 			bases = append(bases, ru.measure(tb, sha))
 			ph, total := g.push(tb, sha, version)
+			if *showLog {
+				fmt.Printf("--- %s: %s\n%s  polls before: %s\n", version, g.stamps, g.lastLog(tb), strings.Join(g.polls, "; "))
+			}
 			totals = append(totals, total)
 			for k, v := range ph {
 				all[k] = append(all[k], v)
@@ -113,6 +121,7 @@ func main() {
 	row("runner checkout", mapB(allBase, func(b baseline) time.Duration { return b.checkout }))
 	row("floor fetch", mapB(allBase, func(b baseline) time.Duration { return b.rawFetch }))
 	row("start alone", mapB(allBase, func(b baseline) time.Duration { return b.start }))
+	row("  while polled", mapB(allBase, func(b baseline) time.Duration { return b.startPolled }))
 	row("runner total", mapB(allBase, baseline.runner))
 	row("floor total", mapB(allBase, baseline.floor))
 	fmt.Printf("\n  ratio per round, min / median / max (goal ≤ 1.3× in every round):\n")
@@ -155,6 +164,8 @@ type glenv struct {
 	done                 chan error
 	client               *http.Client
 	body                 map[string]any
+	polls                []string
+	stamps               string // the last push's sent, acked and served times, for -log
 }
 
 // start runs glenv in this process with the process runtime, connects the
@@ -268,6 +279,8 @@ func (g *glenv) push(tb *benchkit.TB, sha, version string) (map[string]time.Dura
 	ph["ack"], ph["delivery"] = acked.Sub(t0), act.CreatedAt.Sub(acked)
 	ph["pickup"] = end.Add(-runtimeTook).Sub(act.CreatedAt)
 	ph["served"] = served.Sub(end)
+	clock := func(t time.Time) string { return t.UTC().Format("15:04:05.000") }
+	g.stamps = fmt.Sprintf("sent %s, acked %s, deploy recorded %s, served %s", clock(t0), clock(acked), clock(act.CreatedAt), clock(served))
 	return ph, served.Sub(t0)
 }
 
@@ -275,22 +288,41 @@ func (g *glenv) push(tb *benchkit.TB, sha, version string) (map[string]time.Dura
 // version.txt says version, and returns when it first did.
 func (g *glenv) waitServed(tb *benchkit.TB, version string, deadline time.Time) time.Time {
 	c := &http.Client{Timeout: 5 * time.Second}
+	g.polls = g.polls[:0]
 	for {
 		req, _ := http.NewRequest(http.MethodGet, g.front+"/version.txt", nil)
 		req.Host = "main--app.localhost"
 		req.Header.Set("Accept", "text/plain")
+		t0 := time.Now()
 		resp, err := c.Do(req)
+		what := fmt.Sprint(err)
 		if err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
+			what = fmt.Sprintf("%d %.20q", resp.StatusCode, b)
 			if resp.StatusCode == http.StatusOK && string(b) == version {
 				return time.Now()
 			}
 		}
+		if len(g.polls) == 8 {
+			g.polls = g.polls[1:]
+		}
+		g.polls = append(g.polls, fmt.Sprintf("%s +%s %s", t0.UTC().Format("15:04:05.000"), time.Since(t0).Round(100*time.Microsecond), what))
 		if time.Now().After(deadline) {
 			tb.Fatalf("version %q never served; last deploy log:\n%s", version, g.lastLog(tb))
 		}
-		time.Sleep(2 * time.Millisecond)
+		time.Sleep(pollEvery)
+	}
+}
+
+// pollOnce is one request of waitServed's, its answer read and dropped.
+func (g *glenv) pollOnce() {
+	req, _ := http.NewRequest(http.MethodGet, g.front+"/version.txt", nil)
+	req.Host = "main--app.localhost"
+	req.Header.Set("Accept", "text/plain")
+	if resp, err := g.client.Do(req); err == nil {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
 	}
 }
 

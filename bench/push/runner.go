@@ -27,10 +27,18 @@ import (
 //     no pack stored, no file written), then the app's start.
 //
 // The app's start is the same in both (benchkit.StartDirect: its run
-// command as a plain child, probed every 5 ms, as before).
+// command as a plain child, probed every 5 ms, as before). It is timed a
+// second time while the bench polls the environment every 2 ms, as it does
+// during glenv's deploy (its old app, glenv's proxy and pasta answering):
+// the health phase is that start under that load.
 type runner struct {
 	dir, url, token string
 	client          *http.Client
+	// poll is one request of the bench's polling for the new commit,
+	// through glenv's proxy to the environment's running app: the start
+	// is timed a second time with it running every 2 ms meanwhile, the
+	// load glenv's deploy starts its app under.
+	poll func()
 }
 
 // newRunner makes the runner's warm working copy: an empty repository
@@ -45,6 +53,7 @@ func newRunner(tb *benchkit.TB, url, token, first string) *runner {
 // baseline is one push's baselines, by part.
 type baseline struct {
 	fetch, checkout, start, rawFetch time.Duration
+	startPolled                      time.Duration // the start while the environment is polled
 }
 
 func (b baseline) runner() time.Duration { return b.fetch + b.checkout + b.start }
@@ -61,6 +70,24 @@ func (ru *runner) measure(tb *benchkit.TB, sha string) baseline {
 	ru.git(tb, "checkout", "--quiet", "--force", sha)
 	b.fetch, b.checkout = t1.Sub(t0), time.Since(t1)
 	b.start = tb.StartDirect(ru.dir)
+	if ru.poll != nil {
+		stop, stopped := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(stopped)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ru.poll()
+				time.Sleep(pollEvery)
+			}
+		}()
+		b.startPolled = tb.StartDirect(ru.dir)
+		close(stop)
+		<-stopped
+	}
 	return b
 }
 

@@ -161,16 +161,22 @@ func (r *Runtime) background(fn func()) {
 }
 
 // maintain runs git's automatic upkeep of a cache repository (packing the
-// loose objects fetches leave, when there are enough of them), one at a
-// time per repository; git's own lock keeps it apart from fetches.
+// packs and loose objects fetches leave) when it is due, one at a time per
+// repository; git's own lock keeps it apart from fetches.
 func (r *Runtime) maintain(repo string) {
+	if !upkeepDue(upkeepCounts(repo)) {
+		return // git would do nothing (upkeep.go)
+	}
 	if _, busy := r.maintaining.LoadOrStore(repo, true); busy {
 		return
 	}
 	defer r.maintaining.Delete(repo)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	if _, err := r.git(ctx, repo, "", "maintenance", "run", "--auto", "--quiet"); err != nil {
+	// In this goroutine, not detached: git's detached gc left the packs
+	// as they were here, and Close waits for upkeep it knows of.
+	if _, err := r.git(ctx, repo, "", "-c", "maintenance.autoDetach=false", "-c", "gc.autoDetach=false",
+		"maintenance", "run", "--auto", "--quiet"); err != nil {
 		r.log.Warn("git maintenance of a cache repository", "repo", repo, "err", err)
 	}
 }

@@ -22,7 +22,7 @@ type fetchWorld struct {
 	r     *Runtime
 }
 
-func newFetchWorld(t *testing.T, wrap func(http.Handler) http.Handler) *fetchWorld {
+func newFetchWorld(t testing.TB, wrap func(http.Handler) http.Handler) *fetchWorld {
 	t.Helper()
 	gl := gitlabtest.New(t)
 	t.Cleanup(gl.RemoveRepos)
@@ -45,7 +45,7 @@ func newFetchWorld(t *testing.T, wrap func(http.Handler) http.Handler) *fetchWor
 
 // fetch fetches sha and returns the cache repository, its pack and the
 // fetch's log.
-func (w *fetchWorld) fetch(t *testing.T, sha string) (string, *packView, string) {
+func (w *fetchWorld) fetch(t testing.TB, sha string) (string, *packView, string) {
 	t.Helper()
 	var log strings.Builder
 	repo, pack, err := w.r.fetch(t.Context(), w.id, w.url, w.token, sha, func(s string) { log.WriteString(s) })

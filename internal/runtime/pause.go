@@ -39,7 +39,7 @@ func (r *Runtime) Pause(ctx context.Context, envID int64) error {
 	if p != nil {
 		r.retire(b, p)
 	} else if b != nil {
-		b.retired.Store(true)
+		b.out()
 	}
 	rn.retiring.Wait()
 	return nil

@@ -145,6 +145,8 @@ type Runtime struct {
 
 	supervisors atomic.Int64 // goroutines supervising an app
 	stopWatch   context.CancelFunc
+	quit        chan struct{} // closed when Close begins: nothing waits to settle then
+	quitOnce    sync.Once
 	sandboxWhy  string // why there is no sandbox, when there is none
 }
 
@@ -164,6 +166,9 @@ type Backend struct {
 	Addr     string
 	inflight atomic.Int64
 	retired  atomic.Bool
+	// first is closed once it finished its first request (settle.go);
+	// nil: nothing waits for it.
+	first *firstAnswer
 }
 
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -223,7 +228,7 @@ func New(opts Options) (*Runtime, error) {
 		}
 	}
 	r := &Runtime{opts: opts, dir: dir, log: opts.Logger, envs: map[int64]*running{}, hosts: map[string]int64{},
-		ports: ports{inUse: map[int]bool{}}}
+		ports: ports{inUse: map[int]bool{}}, quit: make(chan struct{})}
 	r.http = fetchClient()
 	r.gitBin, err = lookPath("git", opts.Path)
 	if err != nil {
@@ -307,7 +312,7 @@ func (r *Runtime) Acquire(host string) (addr string, release func(), ok bool) {
 			b.inflight.Add(-1)
 			continue
 		}
-		return b.Addr, func() { b.inflight.Add(-1) }, true
+		return b.Addr, func() { b.inflight.Add(-1); b.first.done() }, true
 	}
 }
 
@@ -343,7 +348,9 @@ func (r *Runtime) Deploy(ctx context.Context, req DeployRequest) (err error) {
 	defer d.ahead.release(r)
 	if d.ahead != nil {
 		// The next deploy's network is made once this one is done, not
-		// while its app starts: pasta's start would compete with it.
+		// while its app starts: pasta's start would compete with it. (Not
+		// once the app settled, settle.go: a push right after would find
+		// no spare, and make its namespace, the slowest part, itself.)
 		defer r.spare.refill(r)
 	}
 	// The app's sandbox is set up while the code is fetched (stage.go);
@@ -408,8 +415,9 @@ type deploy struct {
 	vars      *variable.Deploy
 	sensitive []string
 
-	phases *phases   // how long each stage took, for the log
-	ahead  *netAhead // the app's network, made while the deploy runs
+	switched *Backend  // switch: the new process's, once traffic goes to it
+	phases   *phases   // how long each stage took, for the log
+	ahead    *netAhead // the app's network, made while the deploy runs
 	// staging is the app's sandbox, being set up while the deploy
 	// fetches (stage.go); nil once taken, or when none is staged.
 	staging   <-chan *stagedApp
@@ -524,7 +532,7 @@ func (r *Runtime) Remove(ctx context.Context, env store.Environment, log func(st
 			logf("stopping the app (port %d)", p.port)
 			r.retire(b, p)
 		} else if b != nil {
-			b.retired.Store(true)
+			b.out()
 		}
 		rn.retiring.Wait()
 	}
@@ -598,6 +606,7 @@ func (r *Runtime) Restore(ctx context.Context, reqs []DeployRequest) error {
 // Close stops every app (glenv is shutting down).
 func (r *Runtime) Close() {
 	r.stopWatch()
+	r.quitOnce.Do(func() { close(r.quit) })
 	r.mu.Lock()
 	envs := r.envs
 	r.envs, r.hosts = map[int64]*running{}, map[string]int64{}

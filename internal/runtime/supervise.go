@@ -237,7 +237,7 @@ func (a *app) down(rn *running) {
 	a.proc, a.serving = nil, false
 	a.mu.Unlock()
 	if b := rn.backend.Swap(nil); b != nil {
-		b.retired.Store(true)
+		b.out()
 	}
 }
 
@@ -275,7 +275,7 @@ func (a *app) restart(ctx context.Context, rn *running) (*proc, error) {
 	a.serving = true
 	a.mu.Unlock()
 	if b := rn.backend.Swap(backendOf(p)); b != nil {
-		b.retired.Store(true)
+		b.out()
 	}
 	return p, nil
 }

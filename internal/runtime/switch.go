@@ -25,15 +25,19 @@ func (r *Runtime) switchStage(d *deploy, a *app, p *proc) error {
 		r.ports.free(p.port)
 		return err
 	}
-	r.switchTo(d.env, a, p)
+	d.switched = r.switchTo(d.env, a, p)
 	d.logf("serving %s (healthy %s after start)", gitsha.Short(d.req.SHA), time.Since(d.started).Round(time.Millisecond))
-	go r.pruneBuilds()
+	go func() {
+		r.settled(d.switched)
+		r.pruneBuilds()
+	}()
 	return nil
 }
 
 // switchTo makes a the environment's app, served by p, and retires the old
-// app's process: it stops once its requests in flight are done.
-func (r *Runtime) switchTo(env store.Environment, a *app, p *proc) {
+// app's process: it stops once its requests in flight are done and p
+// answered its first (settle.go). It returns p's backend.
+func (r *Runtime) switchTo(env store.Environment, a *app, p *proc) *Backend {
 	r.mu.Lock()
 	rn := r.envs[env.ID]
 	if rn == nil {
@@ -55,31 +59,38 @@ func (r *Runtime) switchTo(env store.Environment, a *app, p *proc) {
 		old = oldApp.halt()
 	}
 	b := backendOf(p)
+	b.first = newFirstAnswer()
 	oldB := rn.backend.Swap(b)
 	if !a.supervise(rn, p) {
 		// Close took the app before its supervision began: stop p here,
 		// nothing else will.
 		rn.backend.CompareAndSwap(b, nil)
-		b.retired.Store(true)
+		b.out()
 		p.stop(r.opts.StopGrace)
 		r.ports.free(p.port)
 	}
 	if old == nil {
 		if oldB != nil {
-			oldB.retired.Store(true)
+			oldB.out()
 		}
-		return
+		return b
+	}
+	if oldB != nil {
+		// Out of the rotation now; it stops once the new one settled.
+		oldB.out()
 	}
 	rn.retiring.Add(1)
 	go func() {
 		defer rn.retiring.Done()
+		r.settled(b)
 		r.retire(oldB, old)
 	}()
+	return b
 }
 
 func (r *Runtime) retire(b *Backend, p *proc) {
 	if b != nil {
-		b.retired.Store(true)
+		b.out()
 		deadline := time.Now().Add(r.opts.DrainTimeout)
 		for b.inflight.Load() > 0 && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
