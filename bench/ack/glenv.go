@@ -34,6 +34,7 @@ type glenv struct {
 	gl          *gitlabtest.Server
 	drop        func()
 	dbURL       string
+	dir         string // its data directory, removed by stop
 }
 
 // startGlenv runs a real glenv server in this process on a fresh database,
@@ -65,7 +66,7 @@ func startGlenv(db string) *glenv {
 	srv, err := server.New(ctx, cfg, log)
 	must(err)
 	must(srv.Listen())
-	g := &glenv{url: cfg.PublicURL, cancel: cancel, done: make(chan error, 1), gl: gl, drop: drop, dbURL: cfg.DatabaseURL}
+	g := &glenv{url: cfg.PublicURL, cancel: cancel, done: make(chan error, 1), gl: gl, drop: drop, dbURL: cfg.DatabaseURL, dir: dir}
 	go func() { g.done <- srv.Run(ctx) }()
 	var res struct {
 		WebhookSecret string `json:"webhook_secret"`
@@ -174,6 +175,7 @@ func (g *glenv) stop() {
 	g.st.Close()
 	g.gl.Close()
 	g.drop()
+	os.RemoveAll(g.dir) // each round's glenv made one: a bench run left six behind
 }
 
 // freshPostgres creates an empty database and returns its URL and a drop function.
