@@ -37,15 +37,11 @@ func (a *answerHead) parse(b []byte) verdict {
 	lengths, encodings, connections := 0, 0, 0
 	first := true
 	for pos := 0; ; {
-		eol := bytes.IndexByte(b[pos:], '\n')
-		if eol < 0 {
-			return partial(b[pos:])
+		line, next, v := headLine(b, pos)
+		if v != headOK {
+			return v
 		}
-		if eol == 0 || b[pos+eol-1] != '\r' {
-			return headDoubt // a bare LF
-		}
-		line := b[pos : pos+eol-1]
-		pos += eol + 1
+		pos = next
 		if first {
 			first = false
 			if !a.statusLine(line) {
@@ -63,20 +59,9 @@ func (a *answerHead) parse(b []byte) verdict {
 			}
 			return headOK
 		}
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 {
-			return headDoubt // obs-fold, no name, no colon
-		}
-		name, value := line[:colon], trimOWS(line[colon+1:])
-		for _, c := range name {
-			if !tchar[c] {
-				return headDoubt
-			}
-		}
-		for _, c := range value {
-			if !valueByte(c) {
-				return headDoubt
-			}
+		name, value, ok := headerField(line)
+		if !ok {
+			return headDoubt
 		}
 		a.key = canonicalKey(a.key[:0], name)
 		switch string(a.key) {

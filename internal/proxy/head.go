@@ -113,15 +113,11 @@ func (h *head) parse(b []byte) verdict {
 	hosts, lengths, connections := 0, 0, 0
 	first := true
 	for pos := 0; ; {
-		eol := bytes.IndexByte(b[pos:], '\n')
-		if eol < 0 {
-			return partial(b[pos:])
+		line, next, v := headLine(b, pos)
+		if v != headOK {
+			return v
 		}
-		if eol == 0 || b[pos+eol-1] != '\r' {
-			return headDoubt // a bare LF
-		}
-		line := b[pos : pos+eol-1]
-		pos += eol + 1
+		pos = next
 		if first {
 			first = false
 			if !h.requestLine(line) {
@@ -136,20 +132,9 @@ func (h *head) parse(b []byte) verdict {
 			}
 			return headOK
 		}
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 {
-			return headDoubt // obs-fold, no name, no colon
-		}
-		name, value := line[:colon], trimOWS(line[colon+1:])
-		for _, c := range name {
-			if !tchar[c] {
-				return headDoubt
-			}
-		}
-		for _, c := range value {
-			if !valueByte(c) {
-				return headDoubt
-			}
+		name, value, ok := headerField(line)
+		if !ok {
+			return headDoubt
 		}
 		h.key = canonicalKey(h.key[:0], name)
 		switch string(h.key) {
@@ -195,6 +180,46 @@ func (h *head) parse(b []byte) verdict {
 		}
 		h.fields = append(h.fields, headField{name: name, value: value})
 	}
+}
+
+// headLine finds the line of a head that starts at pos: its bytes
+// without the CRLF, and where the next line starts. v is headOK for a
+// whole line, else the verdict on a head that stops there: a bare LF is a
+// doubt, and a line not ended yet is partial's to judge. Both parsers,
+// the request's (head.parse) and the answer's (answerHead.parse), read
+// their lines with it.
+func headLine(b []byte, pos int) (line []byte, next int, v verdict) {
+	eol := bytes.IndexByte(b[pos:], '\n')
+	if eol < 0 {
+		return nil, pos, partial(b[pos:])
+	}
+	if eol == 0 || b[pos+eol-1] != '\r' {
+		return nil, pos, headDoubt // a bare LF
+	}
+	return b[pos : pos+eol-1], pos + eol + 1, headOK
+}
+
+// headerField splits a header line into its name, a token, and its value
+// of HTAB, SP and visible ASCII without the optional whitespace around
+// it; ok is false for anything else (obs-fold, no name, no colon, another
+// byte), which both parsers leave to net/http.
+func headerField(line []byte) (name, value []byte, ok bool) {
+	colon := bytes.IndexByte(line, ':')
+	if colon <= 0 {
+		return nil, nil, false
+	}
+	name, value = line[:colon], trimOWS(line[colon+1:])
+	for _, c := range name {
+		if !tchar[c] {
+			return nil, nil, false
+		}
+	}
+	for _, c := range value {
+		if !valueByte(c) {
+			return nil, nil, false
+		}
+	}
+	return name, value, true
 }
 
 // partial checks the bytes of a line not ended yet.
