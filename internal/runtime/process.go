@@ -182,9 +182,12 @@ func runToEnd(ctx context.Context, cmd *launch, log func(string), redact func(st
 	return err
 }
 
-// waitHealthy polls http://127.0.0.1:port<path> until it answers 2xx.
+// waitHealthy polls http://127.0.0.1:port<path> until it answers 2xx:
+// inside the app's namespace where glenv made it (probe.go).
 func waitHealthy(ctx context.Context, p *proc, path string, timeout time.Duration) error {
-	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	transport, done := probeTransport(p)
+	defer done()
+	client := &http.Client{Timeout: 2 * time.Second, Transport: transport}
 	url := "http://127.0.0.1:" + strconv.Itoa(p.port) + path
 	started := time.Now()
 	deadline := started.Add(timeout)
