@@ -347,11 +347,10 @@ func (r *Runtime) Deploy(ctx context.Context, req DeployRequest) (err error) {
 	d.ahead = r.netAhead(ctx, d.logf)
 	defer d.ahead.release(r)
 	if d.ahead != nil {
-		// The next deploy's network is made once this one is done, not
-		// while its app starts: pasta's start would compete with it. (Not
-		// once the app settled, settle.go: a push right after would find
-		// no spare, and make its namespace, the slowest part, itself.)
-		defer r.spare.refill(r)
+		// The next deploy's network is made once this one is done and its
+		// new process answered a first request, not while its app starts
+		// or answers: pasta's start would compete with both (prenet.go).
+		defer func() { r.spare.refill(r, d.switched) }()
 	}
 	// The app's sandbox is set up while the code is fetched (stage.go);
 	// whatever the deploy does not use of it goes when it ends.

@@ -12,8 +12,8 @@ import (
 // removed) ran beside the first request to the new commit and delayed it,
 // while nothing is gained by doing it sooner. The old process, already out
 // of the proxy's rotation, only lives that much longer. The next spare
-// namespace is still made at once: a push right after the deploy would
-// otherwise find none and make its own, the slowest part of a start.
+// namespace waits for the same first answer, unless a deploy begins before
+// (prenet.go).
 
 // settleFor bounds the wait for an environment's first request after a
 // switch: one that gets none (nobody is looking) does its cleanup then.
