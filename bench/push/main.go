@@ -153,6 +153,7 @@ func loadAvg() string {
 }
 
 type glenv struct {
+	dir                  string // its data directory, removed by stop
 	url, secret, sandbox string
 	token                string // the double's token, for the baselines' fetches
 	front                string // glenv's listener, for environment traffic
@@ -194,7 +195,7 @@ func start(tb *benchkit.TB, app, db string) *glenv {
 	srv, err := server.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	tb.Must(err)
 	tb.Must(srv.Listen())
-	g := &glenv{url: cfg.PublicURL, front: "http://" + listen, cancel: cancel, done: make(chan error, 1), gl: gl, projectID: p.ID, head: head,
+	g := &glenv{dir: dir, url: cfg.PublicURL, front: "http://" + listen, cancel: cancel, done: make(chan error, 1), gl: gl, projectID: p.ID, head: head,
 		client: &http.Client{Timeout: 10 * time.Second}}
 	go func() { g.done <- srv.Run(ctx) }()
 	var res struct {
@@ -398,6 +399,7 @@ func (g *glenv) stop() {
 	g.st.Close()
 	g.gl.Close()
 	g.gl.RemoveRepos()
+	os.RemoveAll(g.dir)
 }
 
 // freshPostgres makes an empty database on GLENV_TEST_DATABASE_URL's server.
