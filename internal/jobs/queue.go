@@ -36,6 +36,14 @@ type Environments struct {
 	// local is told of the jobs glenv commits for this process's own
 	// workers (nudge.go, route.go).
 	local *localListener
+
+	// Test seams of the delivery drain (drain.go): drainEnding runs in its
+	// last transaction between its last look and its completion;
+	// deliveryFault fails a delivery's processing; deliveryRetryBase is
+	// the wait after a delivery's first failed attempt (default 1s).
+	drainEnding       func()
+	deliveryFault     func(id int64) error
+	deliveryRetryBase time.Duration
 }
 
 // Queue is the environments service's former name.
