@@ -158,7 +158,16 @@ func (w *deliveryWorker) drain(ctx context.Context, job *river.Job[ProcessDelive
 			// fails otherwise (processIsolated).
 			var retry time.Duration
 			if retry, err = w.processBatch(ctx, ids, true); err == nil && retry > 0 {
-				return river.JobSnooze(retry)
+				// Wait here, not in a snooze: the drain goes on with this
+				// delivery first anyway, and a snoozed job would also wait
+				// for River's scheduler (every few seconds).
+				t := time.NewTimer(retry)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+					return river.JobSnooze(0)
+				}
 			}
 		}
 		switch {
