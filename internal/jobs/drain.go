@@ -221,3 +221,43 @@ func (q *Environments) deliveryRetry(n int) time.Duration {
 	}
 	return base << min(max(n-1, 0), 10)
 }
+
+// resumeDrain makes a drain job left running by a process that died
+// available again, at start on SQLite: only one glenv serves a SQLite
+// database (internal/replica's lock), so such a job is nobody's. Acks find
+// it and queue no job of their own, so without this every delivery would
+// wait for River's rescue (--job-rescue-after, 6 minutes by default). On
+// PostgreSQL another replica may be running it: River's rescue decides.
+func (q *Environments) resumeDrain(ctx context.Context) error {
+	if q.store.Dialect != store.SQLite {
+		return nil
+	}
+	_, err := q.store.DB.ExecContext(ctx, `UPDATE river_job SET state = 'available'
+		WHERE state = 'running' AND queue = 'deliveries' AND kind = 'process_delivery' AND unique_key IS NOT NULL`)
+	if err != nil {
+		return fmt.Errorf("resume the delivery drain a stopped glenv left running: %w", err)
+	}
+	return nil
+}
+
+// repairDrain queues a drain when accepted deliveries have none: a drain
+// job cancelled by hand, or discarded, leaves them behind (the drain
+// itself never fails for good, see drain). It follows the acks' protocol
+// (ensureDrain), so it races with nothing. It reports whether it queued.
+func (q *Environments) repairDrain(ctx context.Context) (bool, error) {
+	var queued bool
+	err := q.store.TxDeferrable(ctx, func(tx *sql.Tx) error {
+		left, err := store.AnyAcceptedDelivery(ctx, tx)
+		if err != nil || !left {
+			return err
+		}
+		// Look first: the usual case (a drain is there) then takes no lock.
+		var one int
+		if err := tx.QueryRowContext(ctx, drainWaiting).Scan(&one); err == nil {
+			return nil
+		}
+		queued = true
+		return q.ensureDrain(ctx, tx)
+	})
+	return queued, err
+}

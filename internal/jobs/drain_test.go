@@ -263,3 +263,45 @@ func TestJobsOfAnOlderGlenvAreStillProcessedBesideTheDrain(t *testing.T) {
 		}
 	})
 }
+
+// On SQLite a drain left running by a killed glenv is nobody's (one glenv
+// serves a SQLite database): a restart makes it available at once, so the
+// deliveries it held, and the ones acked since (which find it and queue
+// nothing), wait for no rescue (6 minutes by default).
+func TestADrainLeftRunningByADeadGlenvResumesAtStartOnSQLite(t *testing.T) {
+	s := storetest.Open(t, storetest.Backends()[0])
+	ctx := context.Background()
+	w := newWorld(t, s)
+	d := w.pushDelivery("held")
+	if _, err := w.q.AcceptDeliveries(ctx, []*store.Delivery{d}, []bool{true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DB.ExecContext(ctx, `UPDATE river_job SET state = 'running', attempt = 1 WHERE kind = 'process_delivery'`); err != nil {
+		t.Fatal(err)
+	}
+	startDrainQueue(t, s, w.rt, nil)
+	if got := waitDelivery(t, s, d.ID, 20*time.Second); got.Status != store.DeliveryProcessed {
+		t.Fatalf("%s %q", got.Status, got.Result)
+	}
+}
+
+// Accepted deliveries whose drain job is gone (cancelled by hand, say)
+// get one from the repair sweep; with a drain there it queues nothing.
+func TestTheRepairSweepQueuesADrainForAcceptedDeliveriesWithout(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		w := newWorld(t, s)
+		if _, err := store.InsertDeliveries(ctx, s.DB, []*store.Delivery{w.pushDelivery("orphan")}); err != nil {
+			t.Fatal(err)
+		}
+		for round, want := range []bool{true, false} {
+			queued, err := w.q.repairDrain(ctx)
+			if err != nil || queued != want {
+				t.Fatalf("round %d: queued %v (%v), want %v", round+1, queued, err, want)
+			}
+		}
+		if n, err := w.q.CountJobs(ctx, ProcessDeliveryArgs{}.Kind(), rivertype.JobStateAvailable); err != nil || n != 1 {
+			t.Fatalf("%d drain jobs (%v), want 1", n, err)
+		}
+	})
+}

@@ -189,7 +189,12 @@ func rescueAfter(cfg QueueConfig) time.Duration {
 func jobTimeout(cfg QueueConfig) time.Duration { return rescueAfter(cfg) - time.Second }
 
 // Start starts working jobs until Stop.
-func (q *Environments) Start(ctx context.Context) error { return q.River.Start(ctx) }
+func (q *Environments) Start(ctx context.Context) error {
+	if err := q.resumeDrain(ctx); err != nil {
+		return err
+	}
+	return q.River.Start(ctx)
+}
 
 // Stop drains: running jobs finish (bounded by ctx), no new ones start.
 func (q *Environments) Stop(ctx context.Context) error { return q.River.Stop(ctx) }
