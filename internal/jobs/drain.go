@@ -103,9 +103,17 @@ func (q *Environments) ensureDrain(ctx context.Context, tx *sql.Tx) error {
 	default:
 		return fmt.Errorf("look for the delivery drain: %w", err)
 	}
-	if q.works(QueueDeliveries) {
-		q.store.AfterCommit(tx, func() { q.local.inserted(QueueDeliveries) })
-	}
+	q.store.AfterCommit(tx, func() {
+		// A running drain waits for this (drainLinger); River fetches a
+		// waiting one.
+		select {
+		case q.drainWake <- struct{}{}:
+		default:
+		}
+		if q.works(QueueDeliveries) {
+			q.local.inserted(QueueDeliveries)
+		}
+	})
 	return nil
 }
 
@@ -129,9 +137,12 @@ const drainRetry = time.Second
 // while every acknowledged delivery waits on it.
 func (w *deliveryWorker) drain(ctx context.Context, job *river.Job[ProcessDeliveryArgs]) error {
 	budget := time.Now().Add(w.q.drainBudget())
+	// idle: the drain found no delivery and heard of none for drainLinger;
+	// only then does it take its last step.
+	idle := false
 	for {
 		var ids []int64
-		var done bool
+		var done, caughtUp bool
 		err := w.q.store.TxDeferrable(ctx, func(tx *sql.Tx) error {
 			ds, err := store.NextAcceptedDeliveries(ctx, tx, w.q.store.Dialect, deliveriesPerTx)
 			if err != nil {
@@ -147,6 +158,9 @@ func (w *deliveryWorker) drain(ctx context.Context, job *river.Job[ProcessDelive
 			}
 			if len(ds) == deliveriesPerTx {
 				return nil // more are likely waiting: look again in a new transaction
+			}
+			if caughtUp = true; !idle {
+				return nil
 			}
 			done, err = w.finishIfDrained(ctx, tx, job)
 			return err
@@ -181,6 +195,34 @@ func (w *deliveryWorker) drain(ctx context.Context, job *river.Job[ProcessDelive
 		case time.Now().After(budget):
 			return river.JobSnooze(0)
 		}
+		idle = false
+		if caughtUp {
+			idle = !w.q.awaitDeliveries(ctx, drainLinger)
+		}
+	}
+}
+
+// drainLinger is how long a drain that has caught up waits for more
+// deliveries before it ends. At a steady few hundred deliveries a second
+// it never ends, so each delivery costs its ack and its processing
+// transaction, not also a job's insert, fetch and completion (each a turn
+// on SQLite's one writer). Acks of this process wake it at once
+// (awaitDeliveries); another replica's are processed when it ends, within
+// drainLinger.
+const drainLinger = 20 * time.Millisecond
+
+// awaitDeliveries waits up to d for an ack of this process to commit
+// deliveries (ensureDrain wakes it), and reports whether one did.
+func (q *Environments) awaitDeliveries(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-q.drainWake:
+		return true
+	case <-t.C:
+		return false
+	case <-ctx.Done():
+		return true // the next transaction fails on ctx and snoozes
 	}
 }
 

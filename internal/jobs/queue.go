@@ -41,7 +41,9 @@ type Environments struct {
 	// last transaction between its last look and its completion;
 	// deliveryFault fails a delivery's processing; deliveryRetryBase is
 	// the wait after a delivery's first failed attempt (default 1s).
-	drainEnding       func()
+	drainEnding func()
+	// drainWake tells a running drain that an ack committed deliveries.
+	drainWake         chan struct{}
 	deliveryFault     func(id int64) error
 	deliveryRetryBase time.Duration
 }

@@ -144,7 +144,7 @@ func NewQueue(s *store.Store, deps Deps, cfg QueueConfig) (*Environments, error)
 	if cfg.Logger == nil {
 		cfg.Logger = deps.Logger
 	}
-	q := &Environments{store: s, deps: deps, jobTimeout: jobTimeout(cfg)}
+	q := &Environments{store: s, deps: deps, jobTimeout: jobTimeout(cfg), drainWake: make(chan struct{}, 1)}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &deliveryWorker{q: q, deps: deps})
 	river.AddWorker(workers, &deployWorker{q: q, deps: deps})
