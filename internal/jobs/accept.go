@@ -7,29 +7,35 @@ import (
 	"github.com/glenv/glenv/internal/store"
 )
 
-// AcceptDeliveries stores a batch of webhook deliveries and the job that
-// processes them in one transaction (the receiver's group commit): once it
-// returns nil, every delivery is committed with its job. queue[i] says
-// whether delivery i is to be processed; dups[i] that it repeats one
-// already stored (its Idempotency-Key), which is then neither stored nor
-// queued again.
+// AcceptDeliveries stores a batch of webhook deliveries in one transaction
+// (the receiver's group commit) and makes sure the delivery drain will
+// process them (ensureDrain, drain.go): once it returns nil, every delivery
+// is committed and certain to be processed. queue[i] says whether delivery
+// i is to be processed; dups[i] that it repeats one already stored (its
+// Idempotency-Key), which is then neither stored nor processed again.
 func (q *Environments) AcceptDeliveries(ctx context.Context, batch []*store.Delivery, queue []bool) (dups []bool, err error) {
+	for i, d := range batch {
+		if !queue[i] && d.Status == store.DeliveryAccepted {
+			// The drain processes every accepted delivery: one that is
+			// not to be processed is recorded as such, as the receiver
+			// records the events it does not handle.
+			d.Status = store.DeliveryProcessed
+			if d.Result == "" {
+				d.Result = "recorded only: not queued for processing"
+			}
+		}
+	}
 	err = q.store.TxUrgent(ctx, func(tx *sql.Tx) error {
 		var err error
 		if dups, err = store.InsertDeliveriesOn(ctx, tx, q.store.Dialect, batch); err != nil {
 			return err
 		}
-		var ids []int64
-		for i, d := range batch {
+		for i := range batch {
 			if queue[i] && !dups[i] {
-				ids = append(ids, d.ID)
+				return q.ensureDrain(ctx, tx)
 			}
 		}
-		if len(ids) == 0 {
-			return nil
-		}
-		_, err = q.InsertTx(ctx, tx, ProcessDeliveryArgs{DeliveryIDs: ids}, nil)
-		return err
+		return nil
 	})
 	return dups, err
 }

@@ -36,6 +36,16 @@ type Environments struct {
 	// local is told of the jobs glenv commits for this process's own
 	// workers (nudge.go, route.go).
 	local *localListener
+
+	// Test seams of the delivery drain (drain.go): drainEnding runs in its
+	// last transaction between its last look and its completion;
+	// deliveryFault fails a delivery's processing; deliveryRetryBase is
+	// the wait after a delivery's first failed attempt (default 1s).
+	drainEnding func()
+	// drainWake tells a running drain that an ack committed deliveries.
+	drainWake         chan struct{}
+	deliveryFault     func(id int64) error
+	deliveryRetryBase time.Duration
 }
 
 // Queue is the environments service's former name.
@@ -181,7 +191,12 @@ func rescueAfter(cfg QueueConfig) time.Duration {
 func jobTimeout(cfg QueueConfig) time.Duration { return rescueAfter(cfg) - time.Second }
 
 // Start starts working jobs until Stop.
-func (q *Environments) Start(ctx context.Context) error { return q.River.Start(ctx) }
+func (q *Environments) Start(ctx context.Context) error {
+	if err := q.resumeDrain(ctx); err != nil {
+		return err
+	}
+	return q.River.Start(ctx)
+}
 
 // Stop drains: running jobs finish (bounded by ctx), no new ones start.
 func (q *Environments) Stop(ctx context.Context) error { return q.River.Stop(ctx) }

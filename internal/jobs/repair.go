@@ -42,6 +42,11 @@ func (w *repairWorker) Work(ctx context.Context, job *river.Job[RepairArgs]) err
 	if n > 0 {
 		w.q.deps.Logger.Info("repaired environments whose job was gone", "count", n)
 	}
+	if queued, derr := w.q.repairDrain(ctx); derr != nil {
+		err = errors.Join(err, derr)
+	} else if queued {
+		w.q.deps.Logger.Warn("accepted deliveries had no drain job; queued one")
+	}
 	return err
 }
 

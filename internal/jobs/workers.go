@@ -19,11 +19,13 @@ import (
 )
 
 // ProcessDeliveryArgs asks for accepted webhook deliveries to be decided and
-// applied, in order. The receiver's group commit enqueues one job for all the
-// deliveries it commits together: River's per-job overhead then stays per
-// batch, not per delivery, under load.
+// applied, in order. Without ids it is the delivery drain (drain.go): the
+// one job that processes every accepted delivery, inserted by the
+// receiver's group commit when none is waiting or running. A job queued by
+// an older glenv names the deliveries of its group commit in DeliveryIDs
+// and processes just those, as it did.
 type ProcessDeliveryArgs struct {
-	DeliveryIDs []int64 `json:"delivery_ids"`
+	DeliveryIDs []int64 `json:"delivery_ids,omitempty"`
 }
 
 func (ProcessDeliveryArgs) Kind() string { return "process_delivery" }
@@ -142,7 +144,7 @@ func NewQueue(s *store.Store, deps Deps, cfg QueueConfig) (*Environments, error)
 	if cfg.Logger == nil {
 		cfg.Logger = deps.Logger
 	}
-	q := &Environments{store: s, deps: deps, jobTimeout: jobTimeout(cfg)}
+	q := &Environments{store: s, deps: deps, jobTimeout: jobTimeout(cfg), drainWake: make(chan struct{}, 1)}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &deliveryWorker{q: q, deps: deps})
 	river.AddWorker(workers, &deployWorker{q: q, deps: deps})
@@ -186,15 +188,22 @@ type deliveryWorker struct {
 // marked processed in the transaction that applies it and skipped once
 // processed, so a job retried after a crash never applies one twice.
 func (w *deliveryWorker) Work(ctx context.Context, job *river.Job[ProcessDeliveryArgs]) error {
+	if len(job.Args.DeliveryIDs) == 0 {
+		return w.drain(ctx, job)
+	}
 	ids := job.Args.DeliveryIDs
 	for len(ids) > 0 {
 		n := min(len(ids), deliveriesPerTx)
-		err := w.processBatch(ctx, ids[:n], false)
-		if errors.Is(err, store.ErrConflict) {
-			// Rare: one delivery of the batch can never apply. The whole
+		_, err := w.processBatch(ctx, ids[:n], false)
+		if err != nil && ctx.Err() == nil {
+			// Rare: one delivery of the batch failed. The whole
 			// transaction was rolled back; redo it with each delivery
-			// isolated, so that one is marked failed and the rest apply.
-			err = w.processBatch(ctx, ids[:n], true)
+			// isolated, so that one is marked failed (or tried again
+			// later) and the rest apply.
+			var retry time.Duration
+			if retry, err = w.processBatch(ctx, ids[:n], true); err == nil && retry > 0 {
+				return river.JobSnooze(retry)
+			}
 		}
 		if err != nil {
 			return err
@@ -208,43 +217,72 @@ func (w *deliveryWorker) Work(ctx context.Context, job *river.Job[ProcessDeliver
 // savepoint of its own. Savepoints are not free (on SQLite every page a
 // delivery changes is first copied to a statement journal: 11–16 % of a
 // delivery's CPU), so they are only taken when a batch has to be redone.
-func (w *deliveryWorker) processBatch(ctx context.Context, ids []int64, isolated bool) error {
-	return w.q.store.TxDeferrable(ctx, func(tx *sql.Tx) error {
-		// The batch's deliveries share their integration's row, read once
-		// (a default branch moved by one of them is updated in it). Not
-		// when isolated: a rolled-back savepoint would leave it stale.
-		var ins map[string]*store.Integration
-		var ds map[int64]store.Delivery
-		if !isolated {
-			ins = map[string]*store.Integration{}
-			var err error
-			if ds, err = store.GetDeliveries(ctx, tx, ids); err != nil {
-				return err
-			}
-		}
-		// Outcomes are written together at the end: one statement (one
-		// round trip on PostgreSQL) for the batch instead of one each.
-		var done []store.Outcome
-		for _, id := range ids {
-			var err error
-			if isolated {
-				err = w.processIsolated(ctx, tx, id)
-			} else {
-				d, ok := ds[id]
-				if !ok {
-					continue // gone (retention): nothing to do
-				}
-				var result string
-				if result, err = w.process(ctx, tx, &d, ins); err == nil && d.Status == store.DeliveryAccepted {
-					done = append(done, store.Outcome{ID: id, Status: store.DeliveryProcessed, Result: result})
-				}
-			}
-			if err != nil {
-				return fmt.Errorf("delivery %d: %w", id, err)
-			}
-		}
-		return store.FinishDeliveries(ctx, tx, done)
+// retry > 0 says a delivery failed and is to be tried again after retry;
+// the ones before it are committed.
+func (w *deliveryWorker) processBatch(ctx context.Context, ids []int64, isolated bool) (retry time.Duration, err error) {
+	err = w.q.store.TxDeferrable(ctx, func(tx *sql.Tx) error {
+		var err error
+		retry, err = w.processIn(ctx, tx, ids, nil, isolated)
+		return err
 	})
+	return retry, err
+}
+
+// processIn processes ids in tx, in order; ds, when not nil, are those
+// deliveries already read (and locked) in tx.
+func (w *deliveryWorker) processIn(ctx context.Context, tx *sql.Tx, ids []int64, ds map[int64]store.Delivery, isolated bool) (time.Duration, error) {
+	if isolated || ds == nil {
+		// On PostgreSQL a job of an older glenv and the drain may hold the
+		// same deliveries: the second to lock them sees them processed.
+		if err := store.LockDeliveries(ctx, tx, w.q.store.Dialect, ids); err != nil {
+			return 0, err
+		}
+	}
+	if isolated {
+		for _, id := range ids {
+			if retry, err := w.processIsolated(ctx, tx, id); err != nil || retry > 0 {
+				return retry, err
+			}
+		}
+		return 0, nil
+	}
+	// The batch's deliveries share their integration's row, read once
+	// (a default branch moved by one of them is updated in it). Not
+	// when isolated: a rolled-back savepoint would leave it stale.
+	ins := map[string]*store.Integration{}
+	if ds == nil {
+		var err error
+		if ds, err = store.GetDeliveries(ctx, tx, ids); err != nil {
+			return 0, err
+		}
+	}
+	// Outcomes are written together at the end: one statement (one
+	// round trip on PostgreSQL) for the batch instead of one each.
+	var done []store.Outcome
+	for _, id := range ids {
+		d, ok := ds[id]
+		if !ok {
+			continue // gone (retention): nothing to do
+		}
+		result, err := w.processOne(ctx, tx, &d, ins)
+		if err != nil {
+			return 0, fmt.Errorf("delivery %d: %w", id, err)
+		}
+		if d.Status == store.DeliveryAccepted {
+			done = append(done, store.Outcome{ID: id, Status: store.DeliveryProcessed, Result: result})
+		}
+	}
+	return 0, store.FinishDeliveries(ctx, tx, done)
+}
+
+// processOne is process, after the test's fault when it set one.
+func (w *deliveryWorker) processOne(ctx context.Context, tx *sql.Tx, d *store.Delivery, ins map[string]*store.Integration) (string, error) {
+	if fault := w.q.deliveryFault; fault != nil && d.Status == store.DeliveryAccepted {
+		if err := fault(d.ID); err != nil {
+			return "", err
+		}
+	}
+	return w.process(ctx, tx, d, ins)
 }
 
 // deliveriesPerTx bounds how long processing holds SQLite's one writer, so
@@ -254,35 +292,64 @@ const deliveriesPerTx = 8
 // processIsolated processes one delivery inside a savepoint. A delivery that
 // can never apply (its environment's host is taken by another, a slug
 // collision) is rolled back alone and marked failed with the reason, so it
-// does not hold back the deliveries after it; other errors fail the job,
-// which River retries.
-func (w *deliveryWorker) processIsolated(ctx context.Context, tx *sql.Tx, id int64) error {
+// does not hold back the deliveries after it. One that fails otherwise is
+// rolled back alone too, its attempt counted, and tried again after the
+// returned delay (the drain waits for it: order matters), until
+// maxDeliveryAttempts, when it is marked failed with the reason. An error
+// returned means the transaction itself failed.
+func (w *deliveryWorker) processIsolated(ctx context.Context, tx *sql.Tx, id int64) (time.Duration, error) {
 	if _, err := tx.ExecContext(ctx, `SAVEPOINT delivery`); err != nil {
-		return err
+		return 0, err
 	}
 	d, err := store.GetDelivery(ctx, tx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		_, err = tx.ExecContext(ctx, `RELEASE SAVEPOINT delivery`)
-		return err
+		return 0, err
 	}
 	if err == nil && d.Status == store.DeliveryAccepted {
 		var result string
-		if result, err = w.process(ctx, tx, &d, nil); err == nil {
+		if result, err = w.processOne(ctx, tx, &d, nil); err == nil {
 			err = store.FinishDelivery(ctx, tx, id, store.DeliveryProcessed, result)
 		}
 	}
-	if errors.Is(err, store.ErrConflict) {
+	if err != nil && ctx.Err() != nil {
+		return 0, err
+	}
+	var retry time.Duration
+	if err != nil {
 		if _, rerr := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT delivery`); rerr != nil {
-			return rerr
+			return 0, rerr
 		}
-		w.deps.Logger.Warn("delivery cannot be applied", "delivery", id, "err", err)
-		return store.FinishDelivery(ctx, tx, id, store.DeliveryFailed, err.Error()+": rename the branch, or delete the environment that holds the host")
+		if errors.Is(err, store.ErrConflict) {
+			w.deps.Logger.Warn("delivery cannot be applied", "delivery", id, "err", err)
+			err = store.FinishDelivery(ctx, tx, id, store.DeliveryFailed, err.Error()+": rename the branch, or delete the environment that holds the host")
+		} else {
+			retry, err = w.failedAttempt(ctx, tx, id, err)
+		}
 	}
 	if err != nil {
-		return err
+		return 0, err
 	}
 	_, err = tx.ExecContext(ctx, `RELEASE SAVEPOINT delivery`)
-	return err
+	return retry, err
+}
+
+// failedAttempt records in tx that processing delivery id failed with
+// cause, and returns how long to wait before the next attempt, or 0 once
+// the delivery is marked failed for good.
+func (w *deliveryWorker) failedAttempt(ctx context.Context, tx *sql.Tx, id int64, cause error) (time.Duration, error) {
+	n, err := store.RecordDeliveryAttempt(ctx, tx, id, fmt.Sprintf("processing failed, to be tried again: %v", cause))
+	if err != nil {
+		return 0, err
+	}
+	if n >= maxDeliveryAttempts {
+		w.deps.Logger.Error("delivery failed for good", "delivery", id, "attempts", n, "err", cause)
+		return 0, store.FinishDelivery(ctx, tx, id, store.DeliveryFailed,
+			fmt.Sprintf("processing failed %d times, the last with: %v; the deliveries after it went on. Look for the cause in glenv's log, then push again or run `glenv environment:sync`", n, cause))
+	}
+	retry := w.q.deliveryRetry(n)
+	w.deps.Logger.Warn("delivery processing failed; trying again", "delivery", id, "attempt", n, "retry_in", retry, "err", cause)
+	return retry, nil
 }
 
 // process decides and applies one accepted delivery, read in tx, and

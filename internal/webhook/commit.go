@@ -9,9 +9,11 @@ import (
 	"github.com/glenv/glenv/internal/store"
 )
 
-// Persist stores a batch of deliveries, and enqueues the processing job of
-// each accepted, non-duplicate one with queue set, in ONE transaction; it
-// reports per delivery whether it was a duplicate. It must honour ctx: its
+// Persist stores a batch of deliveries in ONE transaction that also makes
+// certain each accepted, non-duplicate one with queue set will be
+// processed (a job that will process it exists once it commits: internal/jobs
+// queues one drain job for all of them, not a job per batch); it reports
+// per delivery whether it was a duplicate. It must honour ctx: its
 // deadline is what keeps a hung database from hanging every webhook.
 type Persist func(ctx context.Context, batch []*store.Delivery, queue []bool) (dup []bool, err error)
 

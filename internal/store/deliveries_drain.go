@@ -1,0 +1,80 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// Queries of the delivery drain (internal/jobs/drain.go): the one job that
+// processes every accepted delivery, oldest first.
+
+// NextAcceptedDeliveries returns up to n accepted deliveries, with their
+// bodies, in id order. On PostgreSQL it locks their rows (a job queued by an
+// older glenv may name the same deliveries and run on another worker: the
+// second to lock a row sees it processed and skips it).
+func NextAcceptedDeliveries(ctx context.Context, q Querier, d Dialect, n int) ([]Delivery, error) {
+	query := deliveryWithBody + `deliveries.status = $1 ORDER BY deliveries.id LIMIT $2`
+	if d == Postgres {
+		query += ` FOR UPDATE OF deliveries`
+	}
+	rows, err := q.QueryContext(ctx, query, DeliveryAccepted, n)
+	if err != nil {
+		return nil, fmt.Errorf("read the next accepted deliveries: %w", err)
+	}
+	defer rows.Close()
+	var out []Delivery
+	for rows.Next() {
+		dv, err := scanDelivery(rows, true)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, dv)
+	}
+	return out, rows.Err()
+}
+
+// AnyAcceptedDelivery reports whether a delivery still waits to be processed.
+func AnyAcceptedDelivery(ctx context.Context, q Querier) (bool, error) {
+	var one int
+	err := q.QueryRowContext(ctx, `SELECT 1 FROM deliveries WHERE status = $1 LIMIT 1`, DeliveryAccepted).Scan(&one)
+	if err == nil {
+		return true, nil
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return false, err
+}
+
+// LockDeliveries locks the rows of ids on PostgreSQL, in id order (so two
+// workers locking overlapping sets never deadlock); a no-op on SQLite,
+// whose one writer already serialises them.
+func LockDeliveries(ctx context.Context, q Querier, d Dialect, ids []int64) error {
+	if d != Postgres || len(ids) == 0 {
+		return nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := q.QueryContext(ctx, `SELECT id FROM deliveries WHERE id IN (`+placeholders(len(ids))+`) ORDER BY id FOR UPDATE`, args...)
+	if err != nil {
+		return fmt.Errorf("lock deliveries: %w", err)
+	}
+	return rows.Close()
+}
+
+// RecordDeliveryAttempt counts one failed attempt at processing delivery
+// id, keeps reason as its result (status unchanged), and returns how many
+// attempts failed so far.
+func RecordDeliveryAttempt(ctx context.Context, q Querier, id int64, reason string) (int, error) {
+	var n int
+	err := q.QueryRowContext(ctx, `UPDATE deliveries SET attempts = attempts + 1, result = $1 WHERE id = $2 RETURNING attempts`,
+		truncate(reason, 4000), id).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, ErrNotFound
+	}
+	return n, err
+}
