@@ -63,19 +63,20 @@ func Options(in store.Integration) lifecycle.Options {
 // every state change goes through the state machine (transition), which
 // enqueues deploy and remove jobs in the same transaction.
 func (q *Environments) Apply(ctx context.Context, tx *sql.Tx, in store.Integration, actions []lifecycle.Action, deliveryID int64) (Applied, error) {
-	return q.applyKnown(ctx, tx, in, actions, deliveryID, nil)
+	return q.applyKnown(ctx, tx, in, actions, deliveryID, nil, nil)
 }
 
 // applyKnown is Apply with rows the caller already read locked in tx, by
 // environment name (nil: no row): the first action on each uses it instead
-// of reading it again; later ones read what the earlier ones wrote.
+// of reading it again; later ones read what the earlier ones wrote. Sync
+// activities go to later when it is not nil (the batch inserts them).
 func (q *Environments) applyKnown(ctx context.Context, tx *sql.Tx, in store.Integration, actions []lifecycle.Action, deliveryID int64,
-	known map[string]*store.Environment) (Applied, error) {
+	known map[string]*store.Environment, later *activityQueue) (Applied, error) {
 	var res Applied
 	for _, a := range actions {
 		row, isKnown := known[a.Env]
 		delete(known, a.Env)
-		changed, ignored, err := q.apply(ctx, tx, in, a, deliveryID, row, isKnown)
+		changed, ignored, err := q.apply(ctx, tx, in, a, deliveryID, row, isKnown, later)
 		if err != nil {
 			return res, err
 		}
@@ -90,7 +91,7 @@ func (q *Environments) applyKnown(ctx context.Context, tx *sql.Tx, in store.Inte
 }
 
 func (q *Environments) apply(ctx context.Context, tx *sql.Tx, in store.Integration, a lifecycle.Action, deliveryID int64,
-	row *store.Environment, isKnown bool) (changed bool, ignored string, err error) {
+	row *store.Environment, isKnown bool, later *activityQueue) (changed bool, ignored string, err error) {
 	var env store.Environment
 	switch {
 	case a.Env == "":
@@ -106,7 +107,7 @@ func (q *Environments) apply(ctx context.Context, tx *sql.Tx, in store.Integrati
 		return false, "", err
 	}
 	live := exists && env.DeletedAt.IsZero()
-	rec := record{Description: a.Reason, DeliveryID: deliveryID, SHA: a.SHA}
+	rec := record{Description: a.Reason, DeliveryID: deliveryID, SHA: a.SHA, later: later}
 	var trigger lifecycle.Input
 	switch a.Type {
 	case lifecycle.ActionIgnore:
@@ -207,7 +208,7 @@ func (q *Environments) apply(ctx context.Context, tx *sql.Tx, in store.Integrati
 		}
 		act := store.Activity{IntegrationName: in.Name, EnvironmentID: env.ID, EnvironmentName: env.Name,
 			DeliveryID: deliveryID, SHA: a.SHA, Description: a.Reason, Kind: store.ActivitySync, State: store.ActivityComplete}
-		if err := store.InsertActivity(ctx, tx, &act); err != nil {
+		if err := later.add(ctx, tx, act); err != nil {
 			return false, "", err
 		}
 		if newHead {

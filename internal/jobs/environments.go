@@ -22,6 +22,9 @@ type record struct {
 	Description string
 	DeliveryID  int64
 	SHA         string
+	// later holds activities queued earlier in the transaction; they are
+	// inserted before the one a transition starts, to keep ids in order.
+	later *activityQueue
 }
 
 // subjectOf is env as the state machine sees it.
@@ -119,6 +122,9 @@ func (q *Environments) start(ctx context.Context, tx *sql.Tx, env *store.Environ
 		if len(o.Effects) > 0 && o.Effects[0].Redeployed && env.DeployedSHA != "" {
 			act.SHA = env.DeployedSHA
 		}
+	}
+	if err := rec.later.flush(ctx, tx); err != nil {
+		return err
 	}
 	if err := store.InsertActivity(ctx, tx, &act); err != nil {
 		return err

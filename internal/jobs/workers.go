@@ -213,12 +213,14 @@ func (w *deliveryWorker) processBatch(ctx context.Context, ids []int64, isolated
 		// The batch's deliveries share their integration's row, read once
 		// (a default branch moved by one of them is updated in it). Not
 		// when isolated: a rolled-back savepoint would leave it stale.
-		var ins map[string]*store.Integration
+		var b *deliveryBatch
 		var ds map[int64]store.Delivery
 		if !isolated {
-			ins = map[string]*store.Integration{}
 			var err error
 			if ds, err = store.GetDeliveries(ctx, tx, ids); err != nil {
+				return err
+			}
+			if b, err = newDeliveryBatch(ctx, tx, w.q.store.Dialect, ds); err != nil {
 				return err
 			}
 		}
@@ -235,13 +237,16 @@ func (w *deliveryWorker) processBatch(ctx context.Context, ids []int64, isolated
 					continue // gone (retention): nothing to do
 				}
 				var result string
-				if result, err = w.process(ctx, tx, &d, ins); err == nil && d.Status == store.DeliveryAccepted {
+				if result, err = w.processIn(ctx, tx, &d, b); err == nil && d.Status == store.DeliveryAccepted {
 					done = append(done, store.Outcome{ID: id, Status: store.DeliveryProcessed, Result: result})
 				}
 			}
 			if err != nil {
 				return fmt.Errorf("delivery %d: %w", id, err)
 			}
+		}
+		if err := b.flush(ctx, tx); err != nil {
+			return err
 		}
 		return store.FinishDeliveries(ctx, tx, done)
 	})
@@ -289,9 +294,20 @@ func (w *deliveryWorker) processIsolated(ctx context.Context, tx *sql.Tx, id int
 // returns its result for the caller to record; ins, when not nil, caches
 // integrations by name for the transaction.
 func (w *deliveryWorker) process(ctx context.Context, tx *sql.Tx, d *store.Delivery, ins map[string]*store.Integration) (string, error) {
+	return w.processIn(ctx, tx, d, &deliveryBatch{ins: ins})
+}
+
+// processIn is process for a delivery of batch b (nil: alone), using what
+// b already read and parsed.
+func (w *deliveryWorker) processIn(ctx context.Context, tx *sql.Tx, d *store.Delivery, b *deliveryBatch) (string, error) {
 	{
 		if d.Status != store.DeliveryAccepted {
 			return "", nil
+		}
+		var ins map[string]*store.Integration
+		var later *activityQueue
+		if b != nil {
+			ins, later = b.ins, b.later
 		}
 		result := ""
 		in, err := w.integration(ctx, tx, d.IntegrationName, ins)
@@ -301,7 +317,13 @@ func (w *deliveryWorker) process(ctx context.Context, tx *sql.Tx, d *store.Deliv
 		case err != nil:
 			return "", err
 		default:
-			ev, perr := webhook.ParseStoredEvent(d.Event, []byte(d.Body))
+			var ev lifecycle.Event
+			var perr error
+			if p, ok := b.event(d.ID); ok {
+				ev, perr = p.ev, p.err
+			} else {
+				ev, perr = webhook.ParseStoredEvent(d.Event, []byte(d.Body))
+			}
 			if perr != nil {
 				result = "payload not understood: " + perr.Error()
 				break
@@ -310,17 +332,25 @@ func (w *deliveryWorker) process(ctx context.Context, tx *sql.Tx, d *store.Deliv
 				if moved, err := refreshDefaultBranch(ctx, tx, &in, ev.DefaultBranch); err != nil {
 					return "", err
 				} else if moved {
+					b.forgetAll(in.Name)
 					if ins != nil {
 						ins[in.Name] = &in
 					}
 					w.deps.Logger.Info("default branch changed", "integration", in.Name, "default_branch", in.DefaultBranch)
 				}
 			}
-			envs, known, err := eventEnvs(ctx, tx, w.q.store.Dialect, in.Name, ev)
-			if err != nil {
+			var envs map[string]lifecycle.Env
+			var known map[string]*store.Environment
+			if name := eventEnvName(ev); name == "" {
+				envs = map[string]lifecycle.Env{}
+			} else if row, ok := b.take(in.Name, name); ok {
+				envs, known = knownEnv(name, row)
+			} else if envs, known, err = eventEnvs(ctx, tx, w.q.store.Dialect, in.Name, ev); err != nil {
 				return "", err
 			}
-			applied, err := w.q.applyKnown(ctx, tx, in, lifecycle.Decide(ev, Options(in), envs), d.ID, known)
+			actions := lifecycle.Decide(ev, Options(in), envs)
+			b.forget(in.Name, actions)
+			applied, err := w.q.applyKnown(ctx, tx, in, actions, d.ID, known, later)
 			if err != nil {
 				return "", fmt.Errorf("apply: %w", err)
 			}
@@ -349,28 +379,30 @@ func (w *deliveryWorker) integration(ctx context.Context, tx *sql.Tx, name strin
 // Apply would (store.LockEnvironment), and returns it in known (nil: no
 // such row) so that Apply does not read it again.
 func eventEnvs(ctx context.Context, q store.Querier, d store.Dialect, integration string, ev lifecycle.Event) (map[string]lifecycle.Env, map[string]*store.Environment, error) {
-	var name string
-	switch {
-	case ev.Kind == lifecycle.KindPush:
-		name = ev.Ref
-	case ev.Kind == lifecycle.KindTagPush:
-		name = lifecycle.TagName(ev.Ref)
-	case ev.Kind == lifecycle.KindMergeRequest && ev.MR != nil:
-		name = lifecycle.MRName(ev.MR.IID)
-	}
-	out := map[string]lifecycle.Env{}
+	name := eventEnvName(ev)
 	if name == "" {
-		return out, nil, nil
+		return map[string]lifecycle.Env{}, nil, nil
 	}
 	e, err := store.LockEnvironment(ctx, q, d, integration, name)
 	if errors.Is(err, store.ErrNotFound) {
-		return out, map[string]*store.Environment{name: nil}, nil
+		envs, known := knownEnv(name, nil)
+		return envs, known, nil
 	}
 	if err != nil {
 		return nil, nil, err
 	}
-	out[name] = toLifecycle(e)
-	return out, map[string]*store.Environment{name: &e}, nil
+	envs, known := knownEnv(name, &e)
+	return envs, known, nil
+}
+
+// knownEnv is what deciding and applying need of the row read for name
+// (nil: none).
+func knownEnv(name string, row *store.Environment) (map[string]lifecycle.Env, map[string]*store.Environment) {
+	out := map[string]lifecycle.Env{}
+	if row != nil {
+		out[name] = toLifecycle(*row)
+	}
+	return out, map[string]*store.Environment{name: row}
 }
 
 type reconcileWorker struct {

@@ -1,0 +1,155 @@
+package jobs
+
+import (
+	"context"
+	"database/sql"
+	"slices"
+
+	"github.com/glenv/glenv/internal/lifecycle"
+	"github.com/glenv/glenv/internal/store"
+	"github.com/glenv/glenv/internal/webhook"
+)
+
+// deliveryBatch is what the deliveries processed in one transaction share,
+// so that the batch costs a few statements rather than a few per delivery
+// (on PostgreSQL a statement is a round trip, and its fixed cost on both
+// sides was most of a delivery's): the integrations, read once; every
+// delivery's event, parsed once; the environments the events concern, read
+// and locked with one statement; and the sync activities, inserted with one
+// statement at the end.
+type deliveryBatch struct {
+	ins    map[string]*store.Integration
+	events map[int64]parsedEvent
+	// locked holds rows read locked at the start, by integration and name
+	// (nil: no such row). An entry is used once, by the first delivery
+	// that concerns it, and dropped as soon as anything in the batch may
+	// have changed its row: later deliveries read the row again.
+	locked map[string]map[string]*store.Environment
+	later  *activityQueue
+}
+
+type parsedEvent struct {
+	ev  lifecycle.Event
+	err error
+}
+
+// newDeliveryBatch parses the accepted deliveries of ds and reads the
+// environments their events concern, locked, one statement per integration.
+func newDeliveryBatch(ctx context.Context, tx *sql.Tx, d store.Dialect, ds map[int64]store.Delivery) (*deliveryBatch, error) {
+	b := &deliveryBatch{ins: map[string]*store.Integration{}, events: make(map[int64]parsedEvent, len(ds)),
+		locked: map[string]map[string]*store.Environment{}, later: &activityQueue{}}
+	names := map[string][]string{}
+	for id, dl := range ds {
+		if dl.Status != store.DeliveryAccepted {
+			continue
+		}
+		ev, err := webhook.ParseStoredEvent(dl.Event, []byte(dl.Body))
+		b.events[id] = parsedEvent{ev: ev, err: err}
+		if n := eventEnvName(ev); err == nil && n != "" && !slices.Contains(names[dl.IntegrationName], n) {
+			names[dl.IntegrationName] = append(names[dl.IntegrationName], n)
+		}
+	}
+	for integration, ns := range names {
+		slices.Sort(ns) // one statement text per batch shape, whatever the order
+		rows, err := store.LockEnvironments(ctx, tx, d, integration, ns)
+		if err != nil {
+			return nil, err
+		}
+		m := make(map[string]*store.Environment, len(ns))
+		for _, n := range ns {
+			m[n] = nil
+			if e, ok := rows[n]; ok {
+				m[n] = &e
+			}
+		}
+		b.locked[integration] = m
+	}
+	return b, nil
+}
+
+// take returns the row read for integration and name at the start of the
+// batch (nil: none) and forgets it; ok is false when there is none to use.
+func (b *deliveryBatch) take(integration, name string) (row *store.Environment, ok bool) {
+	if b == nil {
+		return nil, false
+	}
+	row, ok = b.locked[integration][name]
+	delete(b.locked[integration], name)
+	return row, ok
+}
+
+// forget drops rows that may have changed since they were read.
+func (b *deliveryBatch) forget(integration string, actions []lifecycle.Action) {
+	if b == nil {
+		return
+	}
+	for _, a := range actions {
+		delete(b.locked[integration], a.Env)
+	}
+}
+
+// forgetAll drops every row of integration (its default branch moved,
+// which rewrites its environments' parents and tiers).
+func (b *deliveryBatch) forgetAll(integration string) {
+	if b != nil {
+		delete(b.locked, integration)
+	}
+}
+
+// activityQueue holds activities to insert later in the same transaction,
+// all with one statement: those nobody refers to by id. Whatever inserts
+// another activity in that transaction flushes it first, so ids still
+// follow the order activities were recorded in.
+type activityQueue struct {
+	acts []store.Activity
+}
+
+// add records a, or inserts it now when there is no queue.
+func (l *activityQueue) add(ctx context.Context, tx *sql.Tx, a store.Activity) error {
+	if l == nil {
+		return store.InsertActivity(ctx, tx, &a)
+	}
+	a.CreatedAt = store.Now()
+	l.acts = append(l.acts, a)
+	return nil
+}
+
+// flush inserts the queued activities.
+func (l *activityQueue) flush(ctx context.Context, tx *sql.Tx) error {
+	if l == nil || len(l.acts) == 0 {
+		return nil
+	}
+	err := store.InsertActivities(ctx, tx, l.acts)
+	l.acts = l.acts[:0]
+	return err
+}
+
+// eventEnvName is the one environment an event can concern ("" for none).
+func eventEnvName(ev lifecycle.Event) string {
+	switch {
+	case ev.Kind == lifecycle.KindPush:
+		return ev.Ref
+	case ev.Kind == lifecycle.KindTagPush:
+		return lifecycle.TagName(ev.Ref)
+	case ev.Kind == lifecycle.KindMergeRequest && ev.MR != nil:
+		return lifecycle.MRName(ev.MR.IID)
+	}
+	return ""
+}
+
+// event is the delivery's event as the batch parsed it.
+func (b *deliveryBatch) event(id int64) (parsedEvent, bool) {
+	if b == nil {
+		return parsedEvent{}, false
+	}
+	p, ok := b.events[id]
+	return p, ok
+}
+
+// flush inserts the batch's queued activities.
+func (b *deliveryBatch) flush(ctx context.Context, tx *sql.Tx) error {
+	if b == nil {
+		return nil
+	}
+	return b.later.flush(ctx, tx)
+}
