@@ -100,14 +100,18 @@ func (q *Environments) apply(ctx context.Context, tx *sql.Tx, in store.Integrati
 	case isKnown:
 		env = *row
 	default:
-		env, err = store.LockEnvironment(ctx, tx, q.store.Dialect, in.Name, a.Env)
+		if err = later.flush(ctx, tx); err == nil {
+			env, err = store.LockEnvironment(ctx, tx, q.store.Dialect, in.Name, a.Env)
+		}
 	}
 	exists := a.Env != "" && err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return false, "", err
 	}
 	live := exists && env.DeletedAt.IsZero()
-	rec := record{Description: a.Reason, DeliveryID: deliveryID, SHA: a.SHA, later: later}
+	// A new environment's row can wait for the end of the batch unless
+	// a prebuild (prebuildAfter) needs it at once.
+	rec := record{Description: a.Reason, DeliveryID: deliveryID, SHA: a.SHA, later: later, saveLater: !in.PrebuildBranches}
 	var trigger lifecycle.Input
 	switch a.Type {
 	case lifecycle.ActionIgnore:
@@ -116,6 +120,9 @@ func (q *Environments) apply(ctx context.Context, tx *sql.Tx, in store.Integrati
 		if exists && len(a.SeenSHAs) > 0 {
 			if merged, added := mergeSeen(env.SeenSHAs, a.SeenSHAs); added {
 				env.SeenSHAs = merged
+				if err := later.flush(ctx, tx); err != nil {
+					return false, "", err
+				}
 				if err := store.SaveEnvironment(ctx, tx, &env); err != nil {
 					return false, "", err
 				}
@@ -173,6 +180,9 @@ func (q *Environments) apply(ctx context.Context, tx *sql.Tx, in store.Integrati
 		// environment, the costliest statement of a delivery.
 		state := env.State
 		env.State = store.StateInactive
+		if err := later.flush(ctx, tx); err != nil {
+			return false, "", err
+		}
 		if err := store.SaveEnvironment(ctx, tx, &env); err != nil {
 			return false, "", err
 		}
@@ -202,13 +212,16 @@ func (q *Environments) apply(ctx context.Context, tx *sql.Tx, in store.Integrati
 	if o.Starts == "" {
 		// No job: the head, marks or new environment are the whole change.
 		if !saved {
+			if err := later.flush(ctx, tx); err != nil {
+				return false, "", err
+			}
 			if err := store.SaveEnvironment(ctx, tx, &env); err != nil {
 				return false, "", err
 			}
 		}
 		act := store.Activity{IntegrationName: in.Name, EnvironmentID: env.ID, EnvironmentName: env.Name,
 			DeliveryID: deliveryID, SHA: a.SHA, Description: a.Reason, Kind: store.ActivitySync, State: store.ActivityComplete}
-		if err := later.add(ctx, tx, act); err != nil {
+		if err := later.add(ctx, tx, act, &env); err != nil {
 			return false, "", err
 		}
 		if newHead {

@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"slices"
 
 	"github.com/glenv/glenv/internal/lifecycle"
@@ -35,9 +36,10 @@ type parsedEvent struct {
 
 // newDeliveryBatch parses the accepted deliveries of ds and reads the
 // environments their events concern, locked, one statement per integration.
-func newDeliveryBatch(ctx context.Context, tx *sql.Tx, d store.Dialect, ds map[int64]store.Delivery) (*deliveryBatch, error) {
+func newDeliveryBatch(ctx context.Context, tx *sql.Tx, q *Environments, ds map[int64]store.Delivery) (*deliveryBatch, error) {
+	d := q.store.Dialect
 	b := &deliveryBatch{ins: map[string]*store.Integration{}, events: make(map[int64]parsedEvent, len(ds)),
-		locked: map[string]map[string]*store.Environment{}, later: &activityQueue{}}
+		locked: map[string]map[string]*store.Environment{}, later: &activityQueue{saved: q.changed}}
 	names := map[string][]string{}
 	for id, dl := range ds {
 		if dl.Status != store.DeliveryAccepted {
@@ -96,32 +98,91 @@ func (b *deliveryBatch) forgetAll(integration string) {
 	}
 }
 
-// activityQueue holds activities to insert later in the same transaction,
-// all with one statement: those nobody refers to by id. Whatever inserts
-// another activity in that transaction flushes it first, so ids still
-// follow the order activities were recorded in.
+// activityQueue holds writes a batch makes together later in the same
+// transaction: sync activities (nobody refers to them by id) and the rows of
+// new inactive environments (nothing reads them before the batch ends), so
+// a delivery creating a branch costs no statement of its own. The queue is
+// flushed before anything else in the transaction reads or writes
+// environments or inserts an activity, so nothing sees the database without
+// them and ids still follow the order things were recorded in.
 type activityQueue struct {
-	acts []store.Activity
+	envs []*store.Environment
+	acts []queuedActivity
+	// saved is told of each queued environment once it has its id (the
+	// dashboard's after-commit notice, which a transition gives otherwise).
+	saved func(tx *sql.Tx, id int64)
 }
 
-// add records a, or inserts it now when there is no queue.
-func (l *activityQueue) add(ctx context.Context, tx *sql.Tx, a store.Activity) error {
+type queuedActivity struct {
+	a   store.Activity
+	env *store.Environment // queued environment it is about (nil: a.EnvironmentID)
+}
+
+// add records a about env, or inserts it now when there is no queue.
+func (l *activityQueue) add(ctx context.Context, tx *sql.Tx, a store.Activity, env *store.Environment) error {
 	if l == nil {
 		return store.InsertActivity(ctx, tx, &a)
 	}
-	a.CreatedAt = store.Now()
-	l.acts = append(l.acts, a)
+	qa := queuedActivity{a: a}
+	if env.ID == 0 {
+		if qa.env = l.queued(env.IntegrationName, env.Name); qa.env == nil {
+			return fmt.Errorf("activity for environment %q, which is neither stored nor queued", env.Name)
+		}
+	}
+	qa.a.CreatedAt = store.Now()
+	l.acts = append(l.acts, qa)
 	return nil
 }
 
-// flush inserts the queued activities.
+// saveLater queues a copy of env, a new row, to be written by flush; it
+// reports false (nothing queued) when there is no queue or the row is
+// already queued.
+func (l *activityQueue) saveLater(env *store.Environment) bool {
+	if l == nil || env.ID != 0 || l.queued(env.IntegrationName, env.Name) != nil {
+		return false
+	}
+	c := *env
+	l.envs = append(l.envs, &c)
+	return true
+}
+
+func (l *activityQueue) queued(integration, name string) *store.Environment {
+	for _, e := range l.envs {
+		if e.IntegrationName == integration && e.Name == name {
+			return e
+		}
+	}
+	return nil
+}
+
+// flush writes the queued environments, then the queued activities.
 func (l *activityQueue) flush(ctx context.Context, tx *sql.Tx) error {
-	if l == nil || len(l.acts) == 0 {
+	if l == nil {
 		return nil
 	}
-	err := store.InsertActivities(ctx, tx, l.acts)
+	if len(l.envs) > 0 {
+		if err := store.SaveEnvironments(ctx, tx, l.envs); err != nil {
+			return err
+		}
+		for _, e := range l.envs {
+			if l.saved != nil {
+				l.saved(tx, e.ID)
+			}
+		}
+		l.envs = l.envs[:0]
+	}
+	if len(l.acts) == 0 {
+		return nil
+	}
+	acts := make([]store.Activity, len(l.acts))
+	for i, qa := range l.acts {
+		acts[i] = qa.a
+		if qa.env != nil {
+			acts[i].EnvironmentID = qa.env.ID
+		}
+	}
 	l.acts = l.acts[:0]
-	return err
+	return store.InsertActivities(ctx, tx, acts)
 }
 
 // eventEnvName is the one environment an event can concern ("" for none).

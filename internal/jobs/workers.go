@@ -220,7 +220,7 @@ func (w *deliveryWorker) processBatch(ctx context.Context, ids []int64, isolated
 			if ds, err = store.GetDeliveries(ctx, tx, ids); err != nil {
 				return err
 			}
-			if b, err = newDeliveryBatch(ctx, tx, w.q.store.Dialect, ds); err != nil {
+			if b, err = newDeliveryBatch(ctx, tx, w.q, ds); err != nil {
 				return err
 			}
 		}
@@ -329,6 +329,12 @@ func (w *deliveryWorker) processIn(ctx context.Context, tx *sql.Tx, d *store.Del
 				break
 			}
 			if ev.Kind != lifecycle.KindOther && (ev.ProjectID == 0 || ev.ProjectID == in.ProjectID) {
+				if ev.DefaultBranch != "" && ev.DefaultBranch != in.DefaultBranch {
+					// It may rewrite environments: the queued ones first.
+					if err := later.flush(ctx, tx); err != nil {
+						return "", err
+					}
+				}
 				if moved, err := refreshDefaultBranch(ctx, tx, &in, ev.DefaultBranch); err != nil {
 					return "", err
 				} else if moved {
@@ -345,6 +351,8 @@ func (w *deliveryWorker) processIn(ctx context.Context, tx *sql.Tx, d *store.Del
 				envs = map[string]lifecycle.Env{}
 			} else if row, ok := b.take(in.Name, name); ok {
 				envs, known = knownEnv(name, row)
+			} else if err = later.flush(ctx, tx); err != nil {
+				return "", err
 			} else if envs, known, err = eventEnvs(ctx, tx, w.q.store.Dialect, in.Name, ev); err != nil {
 				return "", err
 			}

@@ -85,3 +85,78 @@ func InsertActivities(ctx context.Context, q Querier, acts []Activity) error {
 	}
 	return nil
 }
+
+// envChunk bounds one SaveEnvironments statement (23 parameters a row).
+const envChunk = 32
+
+// SaveEnvironments is SaveEnvironment for several environments, with one
+// statement per envChunk: it sets their IDs and times. No two may share an
+// integration and name (one statement cannot write a row twice).
+func SaveEnvironments(ctx context.Context, q Querier, envs []*Environment) error {
+	now := Now()
+	for len(envs) > 0 {
+		n := min(len(envs), envChunk)
+		var b strings.Builder
+		b.WriteString(`INSERT INTO environments (` + envInsertCols + `) VALUES `)
+		args := make([]any, 0, 23*n)
+		byKey := make(map[[2]string]*Environment, n)
+		for i, e := range envs[:n] {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteByte('(')
+			for j := 1; j <= 23; j++ {
+				if j > 1 {
+					b.WriteByte(',')
+				}
+				fmt.Fprintf(&b, "$%d", 23*i+j)
+			}
+			b.WriteByte(')')
+			if e.CreatedAt.IsZero() {
+				e.CreatedAt = now
+			}
+			e.UpdatedAt = now
+			var integ any
+			if e.IntegrationID != 0 {
+				integ = e.IntegrationID
+			}
+			args = append(args, integ, e.IntegrationName, e.ProjectID, e.Name, e.Slug, e.Host, e.Kind, e.Ref, e.Parent, e.HeadSHA,
+				e.DeployedSHA, e.State, e.Tier, e.ExternalURL, e.Description, e.MRIID, micros(e.MRUpdatedAt),
+				seenJSON(e.SeenSHAs), micros(e.CreatedAt), micros(e.UpdatedAt), micros(e.DeletedAt), e.PendingActivityID, e.FromFork)
+			byKey[[2]string{e.IntegrationName, e.Name}] = e
+		}
+		// RETURNING's order is not promised: rows are matched by key.
+		b.WriteString(` ` + envUpsert + ` RETURNING id, integration_name, name`)
+		if err := saveEnvironmentsChunk(ctx, q, b.String(), args, byKey); err != nil {
+			return err
+		}
+		envs = envs[n:]
+	}
+	return nil
+}
+
+func saveEnvironmentsChunk(ctx context.Context, q Querier, query string, args []any, byKey map[[2]string]*Environment) error {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if isUniqueViolation(err) {
+		return fmt.Errorf("%d environments (a host taken): %w", len(byKey), ErrConflict)
+	}
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var k [2]string
+		if err := rows.Scan(&id, &k[0], &k[1]); err != nil {
+			return err
+		}
+		if e := byKey[k]; e != nil {
+			e.ID = id
+		}
+	}
+	err = rows.Err()
+	if isUniqueViolation(err) {
+		return fmt.Errorf("%d environments (a host taken): %w", len(byKey), ErrConflict)
+	}
+	return err
+}
