@@ -31,9 +31,9 @@ func TestABatchAppliesItsDeliveriesExactlyAsOneByOne(t *testing.T) {
 		pushJSON("a", shaA, shaB, "main"),    // the environment created two deliveries ago
 		pushJSON("main", zero, shaA, "main"), // the default branch's: deployed, a job and its activity
 		pushJSON("c", zero, shaA, "main"),
-		pushJSON("b", shaA, zero, "main"),     // deleted (prune-branches), created in this batch
-		pushJSON("d", zero, shaB, "trunk"),    // the default branch moved: parents rewritten
-		pushJSON("a", shaB, shaA, "trunk"),    // back to an earlier commit
+		pushJSON("b", shaA, zero, "main"),  // deleted (prune-branches), created in this batch
+		pushJSON("d", zero, shaB, "trunk"), // the default branch moved: parents rewritten
+		pushJSON("a", shaB, shaA, "trunk"), // back to an earlier commit
 	}
 	for _, backend := range storetest.Backends() {
 		t.Run(backend.Name, func(t *testing.T) {
