@@ -51,7 +51,7 @@ var pushHead, pushTail = func() (string, string) {
 
 // BenchmarkProcessDelivery measures deciding and applying one 8 KB push
 // that creates a branch (its environment is created inactive, with an
-// activity), in batches of deliveriesPerTx as the worker takes them. The
+// activity), in batches of perTx as the worker takes them. The
 // deliveries are stored outside the timer: that is the acknowledgement's
 // work. cpu-µs/delivery is this process's CPU (on PostgreSQL the server's
 // is not in it: pg-cpu-µs/delivery is, and stmts/delivery counts the
@@ -86,7 +86,7 @@ func BenchmarkProcessDelivery(b *testing.B) {
 			b.ResetTimer()
 			for b.Loop() {
 				b.StopTimer()
-				batch := make([]*store.Delivery, deliveriesPerTx)
+				batch := make([]*store.Delivery, perTx(s.Dialect))
 				ids := make([]int64, len(batch))
 				for i := range batch {
 					n++
@@ -96,7 +96,7 @@ func BenchmarkProcessDelivery(b *testing.B) {
 				if _, err := store.InsertDeliveries(ctx, s.DB, batch); err != nil {
 					b.Fatal(err)
 				}
-				if s.Dialect == store.Postgres && n%(64*deliveriesPerTx) == 0 {
+				if s.Dialect == store.Postgres && n%512 == 0 {
 					// What autovacuum does about once a minute, and a run
 					// is shorter: without it, the plans PostgreSQL caches
 					// for the first statements on empty tables (sequential

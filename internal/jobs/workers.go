@@ -188,7 +188,7 @@ type deliveryWorker struct {
 func (w *deliveryWorker) Work(ctx context.Context, job *river.Job[ProcessDeliveryArgs]) error {
 	ids := job.Args.DeliveryIDs
 	for len(ids) > 0 {
-		n := min(len(ids), deliveriesPerTx)
+		n := min(len(ids), perTx(w.q.store.Dialect))
 		err := w.processBatch(ctx, ids[:n], false)
 		if errors.Is(err, store.ErrConflict) {
 			// Rare: one delivery of the batch can never apply. The whole
