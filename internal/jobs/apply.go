@@ -63,19 +63,20 @@ func Options(in store.Integration) lifecycle.Options {
 // every state change goes through the state machine (transition), which
 // enqueues deploy and remove jobs in the same transaction.
 func (q *Environments) Apply(ctx context.Context, tx *sql.Tx, in store.Integration, actions []lifecycle.Action, deliveryID int64) (Applied, error) {
-	return q.applyKnown(ctx, tx, in, actions, deliveryID, nil)
+	return q.applyKnown(ctx, tx, in, actions, deliveryID, nil, nil)
 }
 
 // applyKnown is Apply with rows the caller already read locked in tx, by
 // environment name (nil: no row): the first action on each uses it instead
-// of reading it again; later ones read what the earlier ones wrote.
+// of reading it again; later ones read what the earlier ones wrote. Sync
+// activities go to later when it is not nil (the batch inserts them).
 func (q *Environments) applyKnown(ctx context.Context, tx *sql.Tx, in store.Integration, actions []lifecycle.Action, deliveryID int64,
-	known map[string]*store.Environment) (Applied, error) {
+	known map[string]*store.Environment, later *activityQueue) (Applied, error) {
 	var res Applied
 	for _, a := range actions {
 		row, isKnown := known[a.Env]
 		delete(known, a.Env)
-		changed, ignored, err := q.apply(ctx, tx, in, a, deliveryID, row, isKnown)
+		changed, ignored, err := q.apply(ctx, tx, in, a, deliveryID, row, isKnown, later)
 		if err != nil {
 			return res, err
 		}
@@ -90,7 +91,7 @@ func (q *Environments) applyKnown(ctx context.Context, tx *sql.Tx, in store.Inte
 }
 
 func (q *Environments) apply(ctx context.Context, tx *sql.Tx, in store.Integration, a lifecycle.Action, deliveryID int64,
-	row *store.Environment, isKnown bool) (changed bool, ignored string, err error) {
+	row *store.Environment, isKnown bool, later *activityQueue) (changed bool, ignored string, err error) {
 	var env store.Environment
 	switch {
 	case a.Env == "":
@@ -99,14 +100,18 @@ func (q *Environments) apply(ctx context.Context, tx *sql.Tx, in store.Integrati
 	case isKnown:
 		env = *row
 	default:
-		env, err = store.LockEnvironment(ctx, tx, q.store.Dialect, in.Name, a.Env)
+		if err = later.flush(ctx, tx); err == nil {
+			env, err = store.LockEnvironment(ctx, tx, q.store.Dialect, in.Name, a.Env)
+		}
 	}
 	exists := a.Env != "" && err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return false, "", err
 	}
 	live := exists && env.DeletedAt.IsZero()
-	rec := record{Description: a.Reason, DeliveryID: deliveryID, SHA: a.SHA}
+	// A new environment's row can wait for the end of the batch unless
+	// a prebuild (prebuildAfter) needs it at once.
+	rec := record{Description: a.Reason, DeliveryID: deliveryID, SHA: a.SHA, later: later, saveLater: !in.PrebuildBranches}
 	var trigger lifecycle.Input
 	switch a.Type {
 	case lifecycle.ActionIgnore:
@@ -115,6 +120,9 @@ func (q *Environments) apply(ctx context.Context, tx *sql.Tx, in store.Integrati
 		if exists && len(a.SeenSHAs) > 0 {
 			if merged, added := mergeSeen(env.SeenSHAs, a.SeenSHAs); added {
 				env.SeenSHAs = merged
+				if err := later.flush(ctx, tx); err != nil {
+					return false, "", err
+				}
 				if err := store.SaveEnvironment(ctx, tx, &env); err != nil {
 					return false, "", err
 				}
@@ -172,6 +180,9 @@ func (q *Environments) apply(ctx context.Context, tx *sql.Tx, in store.Integrati
 		// environment, the costliest statement of a delivery.
 		state := env.State
 		env.State = store.StateInactive
+		if err := later.flush(ctx, tx); err != nil {
+			return false, "", err
+		}
 		if err := store.SaveEnvironment(ctx, tx, &env); err != nil {
 			return false, "", err
 		}
@@ -201,13 +212,16 @@ func (q *Environments) apply(ctx context.Context, tx *sql.Tx, in store.Integrati
 	if o.Starts == "" {
 		// No job: the head, marks or new environment are the whole change.
 		if !saved {
+			if err := later.flush(ctx, tx); err != nil {
+				return false, "", err
+			}
 			if err := store.SaveEnvironment(ctx, tx, &env); err != nil {
 				return false, "", err
 			}
 		}
 		act := store.Activity{IntegrationName: in.Name, EnvironmentID: env.ID, EnvironmentName: env.Name,
 			DeliveryID: deliveryID, SHA: a.SHA, Description: a.Reason, Kind: store.ActivitySync, State: store.ActivityComplete}
-		if err := store.InsertActivity(ctx, tx, &act); err != nil {
+		if err := later.add(ctx, tx, act, &env); err != nil {
 			return false, "", err
 		}
 		if newHead {

@@ -129,7 +129,7 @@ func (q *Environments) drainBudget() time.Duration {
 // delivery explains (the database is unreachable, say) before it runs again.
 const drainRetry = time.Second
 
-// drain processes accepted deliveries, oldest first, deliveriesPerTx per
+// drain processes accepted deliveries, oldest first, perTx per
 // transaction, until none is left; the transaction that finds none left
 // also completes the job (finishIfDrained). It returns nil only once its
 // job is completed, and otherwise a snooze, never an error: River would
@@ -144,7 +144,7 @@ func (w *deliveryWorker) drain(ctx context.Context, job *river.Job[ProcessDelive
 		var ids []int64
 		var done, caughtUp bool
 		err := w.q.store.TxDeferrable(ctx, func(tx *sql.Tx) error {
-			ds, err := store.NextAcceptedDeliveries(ctx, tx, w.q.store.Dialect, deliveriesPerTx)
+			ds, err := store.NextAcceptedDeliveries(ctx, tx, w.q.store.Dialect, perTx(w.q.store.Dialect))
 			if err != nil {
 				return err
 			}
@@ -156,7 +156,7 @@ func (w *deliveryWorker) drain(ctx context.Context, job *river.Job[ProcessDelive
 			if _, err := w.processIn(ctx, tx, ids, byID, false); err != nil {
 				return err
 			}
-			if len(ds) == deliveriesPerTx {
+			if len(ds) == perTx(w.q.store.Dialect) {
 				return nil // more are likely waiting: look again in a new transaction
 			}
 			if caughtUp = true; !idle {

@@ -22,6 +22,12 @@ type record struct {
 	Description string
 	DeliveryID  int64
 	SHA         string
+	// later holds activities queued earlier in the transaction; they are
+	// inserted before the one a transition starts, to keep ids in order.
+	later *activityQueue
+	// saveLater lets a new environment that only comes into being
+	// (inactive, no job, nothing shown in GitLab) be written by later.
+	saveLater bool
 }
 
 // subjectOf is env as the state machine sees it.
@@ -60,6 +66,17 @@ func (q *Environments) transition(ctx context.Context, tx *sql.Tx, env *store.En
 	o := lifecycle.Transition(subj, in)
 	if o.Refused != "" {
 		return o, fmt.Errorf("%w: %s", ErrRefused, o.Refused)
+	}
+	if created && rec.saveLater && in.Activity == 0 && o.Changed(subj) && o.Starts == "" && !o.Tombstone &&
+		o.State != store.StateDeleted && !shownInGitLab(created, env.Kind, o) {
+		env.State, env.DeployedSHA, env.DeletedAt = o.State, o.Deployed, time.Time{}
+		if rec.later.saveLater(env) {
+			return o, nil // written, and the dashboard told, when the queue is flushed
+		}
+	}
+	// Whatever follows may read or write environments: the queued first.
+	if err := rec.later.flush(ctx, tx); err != nil {
+		return o, err
 	}
 	if in.Activity != 0 && o.Activity != "" {
 		if err := store.SetActivityState(ctx, tx, in.Activity, o.Activity, o.Result); err != nil {
@@ -119,6 +136,9 @@ func (q *Environments) start(ctx context.Context, tx *sql.Tx, env *store.Environ
 		if len(o.Effects) > 0 && o.Effects[0].Redeployed && env.DeployedSHA != "" {
 			act.SHA = env.DeployedSHA
 		}
+	}
+	if err := rec.later.flush(ctx, tx); err != nil {
+		return err
 	}
 	if err := store.InsertActivity(ctx, tx, &act); err != nil {
 		return err

@@ -193,7 +193,7 @@ func (w *deliveryWorker) Work(ctx context.Context, job *river.Job[ProcessDeliver
 	}
 	ids := job.Args.DeliveryIDs
 	for len(ids) > 0 {
-		n := min(len(ids), deliveriesPerTx)
+		n := min(len(ids), perTx(w.q.store.Dialect))
 		_, err := w.processBatch(ctx, ids[:n], false)
 		if err != nil && ctx.Err() == nil {
 			// Rare: one delivery of the batch failed. The whole
@@ -246,15 +246,20 @@ func (w *deliveryWorker) processIn(ctx context.Context, tx *sql.Tx, ids []int64,
 		}
 		return 0, nil
 	}
-	// The batch's deliveries share their integration's row, read once
-	// (a default branch moved by one of them is updated in it). Not
-	// when isolated: a rolled-back savepoint would leave it stale.
-	ins := map[string]*store.Integration{}
 	if ds == nil {
 		var err error
 		if ds, err = store.GetDeliveries(ctx, tx, ids); err != nil {
 			return 0, err
 		}
+	}
+	// The batch's deliveries share what deliveryBatch holds (batch.go):
+	// their integration's row, read once (a default branch moved by one of
+	// them is updated in it), their parsed events, their environments read
+	// and locked with one statement, and the activities written at the
+	// end. Not when isolated: a rolled-back savepoint would leave it stale.
+	b, err := newDeliveryBatch(ctx, tx, w.q, ds)
+	if err != nil {
+		return 0, err
 	}
 	// Outcomes are written together at the end: one statement (one
 	// round trip on PostgreSQL) for the batch instead of one each.
@@ -264,7 +269,7 @@ func (w *deliveryWorker) processIn(ctx context.Context, tx *sql.Tx, ids []int64,
 		if !ok {
 			continue // gone (retention): nothing to do
 		}
-		result, err := w.processOne(ctx, tx, &d, ins)
+		result, err := w.processOne(ctx, tx, &d, b)
 		if err != nil {
 			return 0, fmt.Errorf("delivery %d: %w", id, err)
 		}
@@ -272,17 +277,24 @@ func (w *deliveryWorker) processIn(ctx context.Context, tx *sql.Tx, ids []int64,
 			done = append(done, store.Outcome{ID: id, Status: store.DeliveryProcessed, Result: result})
 		}
 	}
+	if err := b.flush(ctx, tx); err != nil {
+		return 0, err
+	}
 	return 0, store.FinishDeliveries(ctx, tx, done)
 }
 
-// processOne is process, after the test's fault when it set one.
-func (w *deliveryWorker) processOne(ctx context.Context, tx *sql.Tx, d *store.Delivery, ins map[string]*store.Integration) (string, error) {
+// processOne is processInBatch, after the test's fault when it set one;
+// b is nil for a delivery processed alone.
+func (w *deliveryWorker) processOne(ctx context.Context, tx *sql.Tx, d *store.Delivery, b *deliveryBatch) (string, error) {
 	if fault := w.q.deliveryFault; fault != nil && d.Status == store.DeliveryAccepted {
 		if err := fault(d.ID); err != nil {
 			return "", err
 		}
 	}
-	return w.process(ctx, tx, d, ins)
+	if b == nil {
+		b = &deliveryBatch{}
+	}
+	return w.processInBatch(ctx, tx, d, b)
 }
 
 // deliveriesPerTx bounds how long processing holds SQLite's one writer, so
@@ -356,9 +368,20 @@ func (w *deliveryWorker) failedAttempt(ctx context.Context, tx *sql.Tx, id int64
 // returns its result for the caller to record; ins, when not nil, caches
 // integrations by name for the transaction.
 func (w *deliveryWorker) process(ctx context.Context, tx *sql.Tx, d *store.Delivery, ins map[string]*store.Integration) (string, error) {
+	return w.processInBatch(ctx, tx, d, &deliveryBatch{ins: ins})
+}
+
+// processInBatch is process for a delivery of batch b (nil: alone), using what
+// b already read and parsed.
+func (w *deliveryWorker) processInBatch(ctx context.Context, tx *sql.Tx, d *store.Delivery, b *deliveryBatch) (string, error) {
 	{
 		if d.Status != store.DeliveryAccepted {
 			return "", nil
+		}
+		var ins map[string]*store.Integration
+		var later *activityQueue
+		if b != nil {
+			ins, later = b.ins, b.later
 		}
 		result := ""
 		in, err := w.integration(ctx, tx, d.IntegrationName, ins)
@@ -368,26 +391,48 @@ func (w *deliveryWorker) process(ctx context.Context, tx *sql.Tx, d *store.Deliv
 		case err != nil:
 			return "", err
 		default:
-			ev, perr := webhook.ParseStoredEvent(d.Event, []byte(d.Body))
+			var ev lifecycle.Event
+			var perr error
+			if p, ok := b.event(d.ID); ok {
+				ev, perr = p.ev, p.err
+			} else {
+				ev, perr = webhook.ParseStoredEvent(d.Event, []byte(d.Body))
+			}
 			if perr != nil {
 				result = "payload not understood: " + perr.Error()
 				break
 			}
 			if ev.Kind != lifecycle.KindOther && (ev.ProjectID == 0 || ev.ProjectID == in.ProjectID) {
+				if ev.DefaultBranch != "" && ev.DefaultBranch != in.DefaultBranch {
+					// It may rewrite environments: the queued ones first.
+					if err := later.flush(ctx, tx); err != nil {
+						return "", err
+					}
+				}
 				if moved, err := refreshDefaultBranch(ctx, tx, &in, ev.DefaultBranch); err != nil {
 					return "", err
 				} else if moved {
+					b.forgetAll(in.Name)
 					if ins != nil {
 						ins[in.Name] = &in
 					}
 					w.deps.Logger.Info("default branch changed", "integration", in.Name, "default_branch", in.DefaultBranch)
 				}
 			}
-			envs, known, err := eventEnvs(ctx, tx, w.q.store.Dialect, in.Name, ev)
-			if err != nil {
+			var envs map[string]lifecycle.Env
+			var known map[string]*store.Environment
+			if name := eventEnvName(ev); name == "" {
+				envs = map[string]lifecycle.Env{}
+			} else if row, ok := b.take(in.Name, name); ok {
+				envs, known = knownEnv(name, row)
+			} else if err = later.flush(ctx, tx); err != nil {
+				return "", err
+			} else if envs, known, err = eventEnvs(ctx, tx, w.q.store.Dialect, in.Name, ev); err != nil {
 				return "", err
 			}
-			applied, err := w.q.applyKnown(ctx, tx, in, lifecycle.Decide(ev, Options(in), envs), d.ID, known)
+			actions := lifecycle.Decide(ev, Options(in), envs)
+			b.forget(in.Name, actions)
+			applied, err := w.q.applyKnown(ctx, tx, in, actions, d.ID, known, later)
 			if err != nil {
 				return "", fmt.Errorf("apply: %w", err)
 			}
@@ -416,28 +461,30 @@ func (w *deliveryWorker) integration(ctx context.Context, tx *sql.Tx, name strin
 // Apply would (store.LockEnvironment), and returns it in known (nil: no
 // such row) so that Apply does not read it again.
 func eventEnvs(ctx context.Context, q store.Querier, d store.Dialect, integration string, ev lifecycle.Event) (map[string]lifecycle.Env, map[string]*store.Environment, error) {
-	var name string
-	switch {
-	case ev.Kind == lifecycle.KindPush:
-		name = ev.Ref
-	case ev.Kind == lifecycle.KindTagPush:
-		name = lifecycle.TagName(ev.Ref)
-	case ev.Kind == lifecycle.KindMergeRequest && ev.MR != nil:
-		name = lifecycle.MRName(ev.MR.IID)
-	}
-	out := map[string]lifecycle.Env{}
+	name := eventEnvName(ev)
 	if name == "" {
-		return out, nil, nil
+		return map[string]lifecycle.Env{}, nil, nil
 	}
 	e, err := store.LockEnvironment(ctx, q, d, integration, name)
 	if errors.Is(err, store.ErrNotFound) {
-		return out, map[string]*store.Environment{name: nil}, nil
+		envs, known := knownEnv(name, nil)
+		return envs, known, nil
 	}
 	if err != nil {
 		return nil, nil, err
 	}
-	out[name] = toLifecycle(e)
-	return out, map[string]*store.Environment{name: &e}, nil
+	envs, known := knownEnv(name, &e)
+	return envs, known, nil
+}
+
+// knownEnv is what deciding and applying need of the row read for name
+// (nil: none).
+func knownEnv(name string, row *store.Environment) (map[string]lifecycle.Env, map[string]*store.Environment) {
+	out := map[string]lifecycle.Env{}
+	if row != nil {
+		out[name] = toLifecycle(*row)
+	}
+	return out, map[string]*store.Environment{name: row}
 }
 
 type reconcileWorker struct {

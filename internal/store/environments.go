@@ -119,6 +119,20 @@ func seenJSON(s []string) string {
 	return string(b)
 }
 
+// envInsertCols and envUpsert are SaveEnvironment's (and SaveEnvironments')
+// columns and conflict clause: a save writes the whole row.
+const envInsertCols = `integration_id, integration_name, project_id, name, slug,
+		host, kind, ref, parent, head_sha, deployed_sha, state, tier, external_url, description, mr_iid, mr_updated_at,
+		seen_shas, created_at, updated_at, deleted_at, pending_activity_id, from_fork`
+
+const envUpsert = `ON CONFLICT (integration_name, name) DO UPDATE SET integration_id=excluded.integration_id,
+		project_id=excluded.project_id, slug=excluded.slug, host=excluded.host, kind=excluded.kind, ref=excluded.ref,
+		parent=excluded.parent, head_sha=excluded.head_sha, deployed_sha=excluded.deployed_sha, state=excluded.state,
+		tier=excluded.tier, external_url=excluded.external_url, description=excluded.description,
+		mr_iid=excluded.mr_iid, mr_updated_at=excluded.mr_updated_at, seen_shas=excluded.seen_shas,
+		created_at=excluded.created_at, updated_at=excluded.updated_at, deleted_at=excluded.deleted_at,
+		pending_activity_id=excluded.pending_activity_id, from_fork=excluded.from_fork`
+
 // SaveEnvironment inserts e, or, when a row of the same integration and name
 // exists (a tombstone included), overwrites it in place. It sets ID and times.
 func SaveEnvironment(ctx context.Context, q Querier, e *Environment) error {
@@ -131,18 +145,9 @@ func SaveEnvironment(ctx context.Context, q Querier, e *Environment) error {
 	if e.IntegrationID != 0 {
 		integ = e.IntegrationID
 	}
-	err := q.QueryRowContext(ctx, `INSERT INTO environments (integration_id, integration_name, project_id, name, slug,
-		host, kind, ref, parent, head_sha, deployed_sha, state, tier, external_url, description, mr_iid, mr_updated_at,
-		seen_shas, created_at, updated_at, deleted_at, pending_activity_id, from_fork)
+	err := q.QueryRowContext(ctx, `INSERT INTO environments (`+envInsertCols+`)
 		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23)
-		ON CONFLICT (integration_name, name) DO UPDATE SET integration_id=excluded.integration_id,
-		project_id=excluded.project_id, slug=excluded.slug, host=excluded.host, kind=excluded.kind, ref=excluded.ref,
-		parent=excluded.parent, head_sha=excluded.head_sha, deployed_sha=excluded.deployed_sha, state=excluded.state,
-		tier=excluded.tier, external_url=excluded.external_url, description=excluded.description,
-		mr_iid=excluded.mr_iid, mr_updated_at=excluded.mr_updated_at, seen_shas=excluded.seen_shas,
-		created_at=excluded.created_at, updated_at=excluded.updated_at, deleted_at=excluded.deleted_at,
-		pending_activity_id=excluded.pending_activity_id, from_fork=excluded.from_fork
-		RETURNING id`,
+		`+envUpsert+` RETURNING id`,
 		integ, e.IntegrationName, e.ProjectID, e.Name, e.Slug, e.Host, e.Kind, e.Ref, e.Parent, e.HeadSHA,
 		e.DeployedSHA, e.State, e.Tier, e.ExternalURL, e.Description, e.MRIID, micros(e.MRUpdatedAt),
 		seenJSON(e.SeenSHAs), micros(e.CreatedAt), micros(e.UpdatedAt), micros(e.DeletedAt), e.PendingActivityID, e.FromFork).Scan(&e.ID)
