@@ -17,6 +17,7 @@ import (
 
 	"github.com/glenv/glenv/internal/gitlabtest"
 	"github.com/glenv/glenv/internal/kube/kubetest"
+	"github.com/glenv/glenv/internal/runtime"
 	"github.com/glenv/glenv/internal/store/storetest"
 )
 
@@ -74,8 +75,27 @@ func startGlenv(t *testing.T, dbURL string, extraEnv ...string) *glenv {
 	// Tests deploy made-up SHAs; only those that ask for it run apps.
 	g.env = append([]string{"GLENV_ADMIN_TOKEN=" + adminToken, "GLENV_LOG_LEVEL=debug", "GLENV_RUNTIME=record"}, extraEnv...)
 	g.start()
-	t.Cleanup(func() { g.stop(syscall.SIGTERM) })
+	t.Cleanup(func() {
+		g.stop(syscall.SIGTERM)
+		g.removeCgroups()
+	})
 	return g
+}
+
+// removeCgroups removes the base cgroups of g's runtime once g has exited:
+// a glenv that stops cleanly removed them itself, one killed with SIGKILL
+// (by a test, or by stop when SIGTERM was not enough) left them, and no
+// glenv starts in this data dir again to clear them.
+func (g *glenv) removeCgroups() {
+	g.t.Helper()
+	select {
+	case <-g.exited:
+	default:
+		return // still running (stop said so): its environments are live
+	}
+	if err := runtime.RemoveCgroups(filepath.Join(g.dataDir, "runtime")); err != nil {
+		g.t.Errorf("glenv's cgroups: %v", err)
+	}
 }
 
 func (g *glenv) start() {

@@ -358,11 +358,29 @@ func TestIntegrationUpdateChangesOptionsButNeverTheName(t *testing.T) {
 	}
 }
 
+// startupHealthDone waits for the hook and token check glenv runs when it
+// starts (a periodic job run on start, then every --reconcile-interval) to
+// finish: until then it may re-enable a hook a test disabled before the
+// test's own command gets to do it.
+func (g *glenv) startupHealthDone(t *testing.T) {
+	t.Helper()
+	db := g.openDB(t)
+	waitFor(t, g, "the start-up hook check done", func() bool {
+		var n int
+		err := db.QueryRow(`SELECT COUNT(*) FROM river_job WHERE kind = 'feedback_health' AND state = 'completed'`).Scan(&n)
+		return err == nil && n > 0
+	})
+}
+
 func TestValidateRepairsTheHook(t *testing.T) {
 	gl := newGitLab(t)
-	g := startGlenv(t, "")
+	// The background hook check also re-enables a disabled hook: it runs
+	// once at start here and not again within the test, so what repairs
+	// the hook below is validate.
+	g := startGlenv(t, "", "GLENV_RECONCILE_INTERVAL=1h")
 	var res integrationJSON
 	g.mustJSON(&res, addArgs(gl)...)
+	g.startupHealthDone(t)
 	hook := gl.Hooks(gl.Project.ID)[0]
 	until := time.Now().Add(time.Hour)
 	gl.SetHookAlert(gl.Project.ID, hook.ID, "temporarily_disabled", &until)

@@ -2,6 +2,8 @@ package runtime
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -153,6 +155,66 @@ func unescapeMount(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// baseCgroupName is the base cgroup of the runtime in dir (absolute): named
+// after the dir, so two glenvs on one machine never share one, and a
+// restarted glenv finds and clears its own.
+func baseCgroupName(dir string) string {
+	sum := sha256.Sum256([]byte(dir))
+	return "glenv-" + hex.EncodeToString(sum[:6])
+}
+
+// RemoveCgroups removes the base cgroups of the runtime whose dir is dir
+// (<data-dir>/runtime) after its glenv died without closing it (SIGKILL,
+// a crash) and will not start there again: a glenv restarted in dir clears
+// them itself, one that never comes back leaves them behind. What still
+// runs in them (environments' apps outlive a killed glenv) is killed. Call
+// it only once that glenv has exited: a live one's environments would go
+// with them. It plans the cgroups from the calling process's own
+// membership, as the glenv it started (which inherited it) did; a missing
+// cgroup is no error.
+func RemoveCgroups(dir string) error {
+	dirs, v2, err := cgroupDirs(dir)
+	if err != nil || dirs == nil {
+		return err
+	}
+	base := &cgroup{v2: v2, dirs: dirs}
+	base.remove()
+	for _, d := range dirs {
+		if _, err := os.Stat(d); err == nil {
+			return fmt.Errorf("cgroup %s is still there after its processes were killed: remove it with rmdir once they are gone", d)
+		}
+	}
+	return nil
+}
+
+// CgroupDirs are the base cgroup directories of the runtime whose dir is
+// dir, placed as the calling process would place them (one per v1
+// controller, or one v2); none where cgroups are not usable.
+func CgroupDirs(dir string) ([]string, error) {
+	dirs, _, err := cgroupDirs(dir)
+	return dirs, err
+}
+
+func cgroupDirs(dir string) ([]string, bool, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, false, err
+	}
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, false, err
+	}
+	self, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return nil, false, err
+	}
+	plan, err := planCgroups(string(mi), string(self), baseCgroupName(abs))
+	if err != nil {
+		return nil, false, nil // no cgroups here: glenv made none either
+	}
+	return plan.bases, plan.v2, nil
 }
 
 // openCgroups prepares glenv's base cgroups (name is unique to the runtime

@@ -1,8 +1,6 @@
 package runtime
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -44,10 +42,7 @@ func (r *Runtime) setupIsolation(dir string) {
 		r.sb.net = &network{pasta: fastestPasta(pasta, r.opts.Path), egress: !r.opts.DenyEgress, asRoot: r.sb.asRoot, runDir: run}
 		r.setupDNS(dir)
 	}
-	// The base cgroup is named after the runtime dir: two glenvs on one
-	// machine never share one, and a restarted glenv clears its own.
-	sum := sha256.Sum256([]byte(dir))
-	cg, err := openCgroups("glenv-" + hex.EncodeToString(sum[:6]))
+	cg, err := openCgroups(baseCgroupName(dir))
 	if err != nil {
 		r.sb.cgWhy = err.Error()
 		r.log.Warn("no cgroups: memory and process limits hold per process only (prlimit) and CPU is not limited", "reason", err)

@@ -74,6 +74,15 @@ const (
 // second while the WAL changes, and at once when it has grown by
 // checkpointAt since the last checkpoint; and resets the WAL (see above)
 // once it holds resetAt.
+//
+// "The WAL changed" is PRAGMA data_version, not the WAL file's time: a
+// commit writes its frames (the file's time changes) before it publishes
+// them in the wal-index, so a checkpoint that began between the two copied
+// everything but that commit, and the loop, seeing the time it had read,
+// took the commit as copied and left it in the WAL until the next write
+// (and a file system whose clock ticks coarser than commits arrive hides
+// a commit the same way). data_version changes with every commit another
+// connection made since this one last looked, whatever the clock.
 type checkpointer struct {
 	db *sql.DB
 	// writer is the store's one writing connection (nil: never reset on
@@ -124,8 +133,8 @@ func (c *checkpointer) loop() {
 	defer close(c.done)
 	t := time.NewTicker(c.interval)
 	defer t.Stop()
-	var lastSize int64
-	var lastMod, lastRun time.Time
+	var lastSize, lastVersion int64
+	var lastRun time.Time
 	for {
 		select {
 		case <-c.stop:
@@ -133,8 +142,12 @@ func (c *checkpointer) loop() {
 		case <-t.C:
 		}
 		fi, err := os.Stat(c.wal)
-		if err != nil || fi.ModTime().Equal(lastMod) {
-			continue // no WAL yet, or nothing written since the last checkpoint
+		if err != nil {
+			continue // no WAL yet
+		}
+		version, err := c.dataVersion()
+		if err != nil || version == lastVersion {
+			continue // nothing committed since the last complete checkpoint began
 		}
 		grown := fi.Size()-lastSize >= c.at
 		if !grown && time.Since(lastRun) < c.every {
@@ -142,11 +155,23 @@ func (c *checkpointer) loop() {
 		}
 		lastRun = time.Now()
 		if c.round() {
-			// Writes during the checkpoint changed the time again: they
-			// are caught at the next look.
-			lastMod, lastSize = fi.ModTime(), fi.Size()
+			// The round copied every commit made before version was read;
+			// commits made since changed it again: they are caught at the
+			// next look.
+			lastVersion, lastSize = version, fi.Size()
 		}
 	}
+}
+
+// dataVersion is PRAGMA data_version on the checkpoint connection: it
+// changes when another connection commits (a checkpoint that met a newer
+// wal-index makes it change too, which only costs one more look).
+func (c *checkpointer) dataVersion() (int64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var v int64
+	err := c.db.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&v)
+	return v, err
 }
 
 // round runs one background checkpoint, and resets the WAL when it holds
