@@ -364,14 +364,9 @@ func (w *deliveryWorker) failedAttempt(ctx context.Context, tx *sql.Tx, id int64
 	return retry, nil
 }
 
-// process decides and applies one accepted delivery, read in tx, and
-// returns its result for the caller to record; ins, when not nil, caches
-// integrations by name for the transaction.
-func (w *deliveryWorker) process(ctx context.Context, tx *sql.Tx, d *store.Delivery, ins map[string]*store.Integration) (string, error) {
-	return w.processInBatch(ctx, tx, d, &deliveryBatch{ins: ins})
-}
-
-// processInBatch is process for a delivery of batch b (nil: alone), using what
+// processInBatch decides and applies one accepted delivery, read in tx,
+// and returns its result for the caller to record. It is processed as one
+// of batch b (nil: alone), using what
 // b already read and parsed.
 func (w *deliveryWorker) processInBatch(ctx context.Context, tx *sql.Tx, d *store.Delivery, b *deliveryBatch) (string, error) {
 	{
