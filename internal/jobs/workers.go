@@ -365,9 +365,8 @@ func (w *deliveryWorker) failedAttempt(ctx context.Context, tx *sql.Tx, id int64
 }
 
 // processInBatch decides and applies one accepted delivery, read in tx,
-// and returns its result for the caller to record. It is processed as one
-// of batch b (nil: alone), using what
-// b already read and parsed.
+// and returns its result for the caller to record, as one of batch b (an
+// empty one when alone), using what b already read and parsed.
 func (w *deliveryWorker) processInBatch(ctx context.Context, tx *sql.Tx, d *store.Delivery, b *deliveryBatch) (string, error) {
 	{
 		if d.Status != store.DeliveryAccepted {
