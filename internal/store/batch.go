@@ -112,17 +112,7 @@ func SaveEnvironments(ctx context.Context, q Querier, envs []*Environment) error
 				fmt.Fprintf(&b, "$%d", 23*i+j)
 			}
 			b.WriteByte(')')
-			if e.CreatedAt.IsZero() {
-				e.CreatedAt = now
-			}
-			e.UpdatedAt = now
-			var integ any
-			if e.IntegrationID != 0 {
-				integ = e.IntegrationID
-			}
-			args = append(args, integ, e.IntegrationName, e.ProjectID, e.Name, e.Slug, e.Host, e.Kind, e.Ref, e.Parent, e.HeadSHA,
-				e.DeployedSHA, e.State, e.Tier, e.ExternalURL, e.Description, e.MRIID, micros(e.MRUpdatedAt),
-				seenJSON(e.SeenSHAs), micros(e.CreatedAt), micros(e.UpdatedAt), micros(e.DeletedAt), e.PendingActivityID, e.FromFork)
+			args = envInsertArgs(args, e, now)
 			byKey[[2]string{e.IntegrationName, e.Name}] = e
 		}
 		// RETURNING's order is not promised: rows are matched by key.

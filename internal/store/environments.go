@@ -136,7 +136,19 @@ const envUpsert = `ON CONFLICT (integration_name, name) DO UPDATE SET integratio
 // SaveEnvironment inserts e, or, when a row of the same integration and name
 // exists (a tombstone included), overwrites it in place. It sets ID and times.
 func SaveEnvironment(ctx context.Context, q Querier, e *Environment) error {
-	now := Now()
+	err := q.QueryRowContext(ctx, `INSERT INTO environments (`+envInsertCols+`)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23)
+		`+envUpsert+` RETURNING id`, envInsertArgs(nil, e, Now())...).Scan(&e.ID)
+	if isUniqueViolation(err) {
+		return fmt.Errorf("environment %q (host %s): %w", e.Name, e.Host, ErrConflict)
+	}
+	return err
+}
+
+// envInsertArgs appends to args e's values for envInsertCols, in order,
+// after setting its times (now; CreatedAt only when unset): the one list
+// SaveEnvironment and SaveEnvironments both bind.
+func envInsertArgs(args []any, e *Environment, now time.Time) []any {
 	if e.CreatedAt.IsZero() {
 		e.CreatedAt = now
 	}
@@ -145,16 +157,9 @@ func SaveEnvironment(ctx context.Context, q Querier, e *Environment) error {
 	if e.IntegrationID != 0 {
 		integ = e.IntegrationID
 	}
-	err := q.QueryRowContext(ctx, `INSERT INTO environments (`+envInsertCols+`)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23)
-		`+envUpsert+` RETURNING id`,
-		integ, e.IntegrationName, e.ProjectID, e.Name, e.Slug, e.Host, e.Kind, e.Ref, e.Parent, e.HeadSHA,
+	return append(args, integ, e.IntegrationName, e.ProjectID, e.Name, e.Slug, e.Host, e.Kind, e.Ref, e.Parent, e.HeadSHA,
 		e.DeployedSHA, e.State, e.Tier, e.ExternalURL, e.Description, e.MRIID, micros(e.MRUpdatedAt),
-		seenJSON(e.SeenSHAs), micros(e.CreatedAt), micros(e.UpdatedAt), micros(e.DeletedAt), e.PendingActivityID, e.FromFork).Scan(&e.ID)
-	if isUniqueViolation(err) {
-		return fmt.Errorf("environment %q (host %s): %w", e.Name, e.Host, ErrConflict)
-	}
-	return err
+		seenJSON(e.SeenSHAs), micros(e.CreatedAt), micros(e.UpdatedAt), micros(e.DeletedAt), e.PendingActivityID, e.FromFork)
 }
 
 // GetEnvironment returns an environment of an integration by name, tombstones included.
