@@ -65,11 +65,19 @@ func scanActivity(row interface{ Scan(...any) error }) (Activity, error) {
 // InsertActivity stores a and sets its ID.
 func InsertActivity(ctx context.Context, q Querier, a *Activity) error {
 	a.CreatedAt = Now()
-	return q.QueryRowContext(ctx, `INSERT INTO activities (integration_name, environment_id, environment_name,
-		delivery_id, kind, state, result, sha, description, created_at, started_at, completed_at)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) RETURNING id`,
-		a.IntegrationName, a.EnvironmentID, a.EnvironmentName, a.DeliveryID, a.Kind, a.State, a.Result, a.SHA,
-		a.Description, micros(a.CreatedAt), micros(a.StartedAt), micros(a.CompletedAt)).Scan(&a.ID)
+	return q.QueryRowContext(ctx, `INSERT INTO activities (`+activityInsertCols+`)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) RETURNING id`, activityInsertArgs(nil, a)...).Scan(&a.ID)
+}
+
+// activityInsertCols and activityInsertArgs are the columns an activity is
+// inserted with and a's values for them, in order: the one list
+// InsertActivity and InsertActivities both bind.
+const activityInsertCols = `integration_name, environment_id, environment_name,
+		delivery_id, kind, state, result, sha, description, created_at, started_at, completed_at`
+
+func activityInsertArgs(args []any, a *Activity) []any {
+	return append(args, a.IntegrationName, a.EnvironmentID, a.EnvironmentName, a.DeliveryID, a.Kind, a.State, a.Result, a.SHA,
+		a.Description, micros(a.CreatedAt), micros(a.StartedAt), micros(a.CompletedAt))
 }
 
 // SetActivityState moves an activity to state, stamping start and completion.

@@ -22,13 +22,10 @@ func LockEnvironments(ctx context.Context, q Querier, d Dialect, integration str
 	}
 	var b strings.Builder
 	b.WriteString(`SELECT ` + envCols + ` FROM environments WHERE integration_name = $1 AND name IN (`)
+	b.WriteString(placeholdersFrom(2, len(names)))
 	args := make([]any, 1, 1+len(names))
 	args[0] = integration
-	for i, n := range names {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, "$%d", i+2)
+	for _, n := range names {
 		args = append(args, n)
 	}
 	b.WriteString(`) ORDER BY name`)
@@ -57,26 +54,21 @@ const activityChunk = 64
 // order. It does not set their IDs: it is for activities nobody refers to
 // by id afterwards (a sync's record of what a delivery changed).
 func InsertActivities(ctx context.Context, q Querier, acts []Activity) error {
-	now := micros(Now())
+	now := Now()
 	for len(acts) > 0 {
 		n := min(len(acts), activityChunk)
 		var b strings.Builder
-		b.WriteString(`INSERT INTO activities (integration_name, environment_id, environment_name,
-		delivery_id, kind, state, result, sha, description, created_at, started_at, completed_at) VALUES `)
+		b.WriteString(`INSERT INTO activities (` + activityInsertCols + `) VALUES `)
 		args := make([]any, 0, 12*n)
 		for i, a := range acts[:n] {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			p := 12 * i
-			fmt.Fprintf(&b, "($%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d)",
-				p+1, p+2, p+3, p+4, p+5, p+6, p+7, p+8, p+9, p+10, p+11, p+12)
-			created := now
-			if !a.CreatedAt.IsZero() {
-				created = micros(a.CreatedAt)
+			b.WriteString(`(` + placeholdersFrom(12*i+1, 12) + `)`)
+			if a.CreatedAt.IsZero() {
+				a.CreatedAt = now
 			}
-			args = append(args, a.IntegrationName, a.EnvironmentID, a.EnvironmentName, a.DeliveryID, a.Kind, a.State,
-				a.Result, a.SHA, a.Description, created, micros(a.StartedAt), micros(a.CompletedAt))
+			args = activityInsertArgs(args, &a)
 		}
 		if _, err := q.ExecContext(ctx, b.String(), args...); err != nil {
 			return err
@@ -104,14 +96,7 @@ func SaveEnvironments(ctx context.Context, q Querier, envs []*Environment) error
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			b.WriteByte('(')
-			for j := 1; j <= 23; j++ {
-				if j > 1 {
-					b.WriteByte(',')
-				}
-				fmt.Fprintf(&b, "$%d", 23*i+j)
-			}
-			b.WriteByte(')')
+			b.WriteString(`(` + placeholdersFrom(23*i+1, 23) + `)`)
 			args = envInsertArgs(args, e, now)
 			byKey[[2]string{e.IntegrationName, e.Name}] = e
 		}

@@ -47,10 +47,14 @@ func DropDeliveryBodies(ctx context.Context, q Querier, before time.Time, limit 
 }
 
 // placeholders is "$1,$2,…,$n".
-func placeholders(n int) string {
+func placeholders(n int) string { return placeholdersFrom(1, n) }
+
+// placeholdersFrom is "$first,…,$first+n-1": the parameters of one row of a
+// multi-row statement, or of a list after other parameters.
+func placeholdersFrom(first, n int) string {
 	var b strings.Builder
-	for i := 1; i <= n; i++ {
-		if i > 1 {
+	for i := first; i < first+n; i++ {
+		if i > first {
 			b.WriteByte(',')
 		}
 		b.WriteByte('$')
