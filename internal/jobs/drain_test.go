@@ -34,18 +34,7 @@ func startDrainQueue(t *testing.T, s *store.Store, rt Runtime, prepare func(q *E
 	if prepare != nil {
 		prepare(q)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := q.Start(ctx); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer scancel()
-		_ = q.Stop(sctx)
-		cancel()
-	})
-	return q
+	return runQueue(t, q)
 }
 
 // waitDelivery waits until delivery id has left status accepted and returns it.

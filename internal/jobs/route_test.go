@@ -50,8 +50,15 @@ func startQueue(t *testing.T, s *store.Store, deps Deps, cfg QueueConfig) *Envir
 	if err != nil {
 		t.Fatal(err)
 	}
+	return runQueue(t, q)
+}
+
+// runQueue starts q's workers until the test ends.
+func runQueue(t *testing.T, q *Environments) *Environments {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := q.Start(ctx); err != nil {
+		cancel()
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

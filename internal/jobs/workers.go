@@ -372,11 +372,7 @@ func (w *deliveryWorker) processInBatch(ctx context.Context, tx *sql.Tx, d *stor
 		if d.Status != store.DeliveryAccepted {
 			return "", nil
 		}
-		var ins map[string]*store.Integration
-		var later *activityQueue
-		if b != nil {
-			ins, later = b.ins, b.later
-		}
+		ins, later := b.ins, b.later
 		result := ""
 		in, err := w.integration(ctx, tx, d.IntegrationName, ins)
 		switch {
