@@ -73,8 +73,8 @@ func newCommitter(p Persist, flushers int, timeout time.Duration) *committer {
 // keep a commit in flight while the next batch is built, which is all two
 // CPUs can use; each more split the same deliveries into smaller batches
 // (bench/replicas: 4.5 deliveries a batch with 4 flushers, 2.4 with three
-// replicas of 4), and every batch costs PostgreSQL its transaction, River
-// job, fetch and completion whatever its size.
+// replicas of 4), and every batch costs PostgreSQL its transaction and its
+// statements whatever its size.
 const PostgresFlushers = 2
 
 var errClosed = errors.New("webhook receiver is shutting down")
