@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	goruntime "runtime"
 	"sync"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -277,16 +276,7 @@ func (s *spareNet) refill(r *Runtime, after *Backend) {
 // true, or until a deploy dropped the refill (take) and reports false,
 // with the refill ended.
 func (s *spareNet) settledOrDropped(r *Runtime, after *Backend, waiting chan struct{}) bool {
-	if after != nil && after.first != nil {
-		t := time.NewTimer(settleFor)
-		defer t.Stop()
-		select {
-		case <-after.first.ch:
-		case <-t.C:
-		case <-r.quit:
-		case <-waiting:
-		}
-	}
+	r.settledOr(after, waiting)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	select {

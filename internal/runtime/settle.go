@@ -35,7 +35,10 @@ func (f *firstAnswer) done() {
 
 // settled waits until b answered its first request, settleFor passed or
 // the runtime is closing; a nil b does not wait.
-func (r *Runtime) settled(b *Backend) {
+func (r *Runtime) settled(b *Backend) { r.settledOr(b, nil) }
+
+// settledOr is settled that also ends when stop is closed (nil: never).
+func (r *Runtime) settledOr(b *Backend, stop <-chan struct{}) {
 	if b == nil || b.first == nil {
 		return
 	}
@@ -45,6 +48,7 @@ func (r *Runtime) settled(b *Backend) {
 	case <-b.first.ch:
 	case <-t.C:
 	case <-r.quit:
+	case <-stop:
 	}
 }
 
