@@ -21,3 +21,11 @@ func EnvCgroupDirs(r *Runtime, envID int64) []string {
 
 // CgroupV2 reports whether r's cgroups are v2.
 func CgroupV2(r *Runtime) bool { return r.sb.cg != nil && r.sb.cg.v2 }
+
+// Prestaged reports whether r's spare namespace holds a sandbox staged for
+// the next deploy of the environment with envID (prestage.go).
+func Prestaged(r *Runtime, envID int64) bool {
+	r.spare.mu.Lock()
+	defer r.spare.mu.Unlock()
+	return r.spare.pre != nil && r.spare.pre.env == envID
+}

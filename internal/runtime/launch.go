@@ -36,6 +36,7 @@ type launch struct {
 	// command run (sandbox.go's gateScript). setUp is closed once the
 	// sandbox is set up (or failed to be: setUpOK says which).
 	gate    *os.File
+	gateSHA string // when set, the gate's line sets GLENV_SHA (prestage.go)
 	setUp   chan struct{}
 	setUpOK bool
 	// why is set when glenv ended the command on purpose (its disk went
@@ -231,7 +232,11 @@ func (l *launch) open(ctx context.Context) error {
 	}
 	// The gate first: a sandbox that died before it leaves pasta to the
 	// namespace, for the app to be started there again.
-	if _, err := gate.Write([]byte("go\n")); err != nil {
+	line := "go\n"
+	if l.gateSHA != "" {
+		line = "go " + l.gateSHA + "\n"
+	}
+	if _, err := gate.Write([]byte(line)); err != nil {
 		return fmt.Errorf("sandbox: the staged sandbox exited before its gate opened (%v); its message is in the output above", err)
 	}
 	l.netMu.Lock()

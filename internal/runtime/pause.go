@@ -27,6 +27,9 @@ func (r *Runtime) Pause(ctx context.Context, envID int64) error {
 		}
 	}
 	r.mu.Unlock()
+	// After the app left r.envs: a sandbox staged for it later is
+	// discarded where the spare is filled (prestage.go).
+	r.spare.dropStaged(envID)
 	if rn == nil {
 		return nil
 	}

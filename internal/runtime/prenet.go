@@ -135,6 +135,9 @@ func onThreadIn[T any](ns *os.File, fn func() (T, error)) (T, error) {
 type netAhead struct {
 	ns   *netNS
 	used bool
+	// pre is the sandbox staged in the spare before the push, until
+	// stageApp takes or discards it (prestage.go).
+	pre *prestaged
 }
 
 // netAhead makes a namespace for the deploy's app, or returns nil where
@@ -143,8 +146,8 @@ func (r *Runtime) netAhead(ctx context.Context, logf func(string, ...any)) *netA
 	if !r.sb.enabled() || r.sb.net == nil || !r.sb.asRoot {
 		return nil
 	}
-	if spare := r.spare.take(); spare != nil {
-		return &netAhead{ns: spare}
+	if spare, pre := r.spare.takeWith(); spare != nil {
+		return &netAhead{ns: spare, pre: pre}
 	}
 	port, err := r.ports.take()
 	if err != nil {
@@ -171,10 +174,17 @@ func (a *netAhead) take() (*netNS, int) {
 // release frees what the deploy did not take, in the background: a deploy
 // that failed early does not wait for pasta.
 func (a *netAhead) release(r *Runtime) {
-	if a == nil || a.used {
+	if a == nil {
+		return
+	}
+	pre := a.pre
+	a.pre = nil
+	if a.used {
+		pre.discard()
 		return
 	}
 	go func() {
+		pre.discard()
 		a.ns.close()
 		r.ports.free(a.ns.port)
 	}()
@@ -199,6 +209,7 @@ func (a *netAhead) release(r *Runtime) {
 type spareNet struct {
 	mu     sync.Mutex
 	ns     *netNS
+	pre    *prestaged // the next deploy's sandbox, staged in ns (prestage.go)
 	making bool
 	closed bool
 	// waiting is closed to drop a refill that waits for the first answer.
@@ -208,32 +219,61 @@ type spareNet struct {
 // take hands over the spare, if there is one that is (or may still get)
 // connected; a refill that waits to begin is dropped.
 func (s *spareNet) take() *netNS {
+	ns, pre := s.takeWith()
+	pre.discard()
+	return ns
+}
+
+// takeWith is take with the sandbox staged in the spare, if any: the
+// caller uses or discards it.
+func (s *spareNet) takeWith() (*netNS, *prestaged) {
 	s.mu.Lock()
-	ns := s.ns
-	s.ns = nil
+	ns, pre := s.ns, s.pre
+	s.ns, s.pre = nil, nil
 	if s.waiting != nil {
 		close(s.waiting)
 		s.waiting = nil
 	}
 	s.mu.Unlock()
 	if ns == nil {
-		return nil
+		return nil, nil
 	}
 	select {
 	case <-ns.ready:
 		if ns.err != nil || !alive(ns.pasta) {
-			go ns.release()
-			return nil
+			go func() {
+				pre.discard()
+				ns.release()
+			}()
+			return nil, nil
 		}
 	default: // still connecting: sooner than one made now
 	}
-	return ns
+	return ns, pre
+}
+
+// dropStaged discards the sandbox staged for env, if there is one; the
+// spare namespace stays.
+func (s *spareNet) dropStaged(env int64) {
+	s.mu.Lock()
+	pre := s.pre
+	if pre == nil || pre.env != env {
+		s.mu.Unlock()
+		return
+	}
+	s.pre = nil
+	s.mu.Unlock()
+	pre.discard()
 }
 
 // refill makes the next spare in the background once after answered its
 // first request (nil: at once), unless one is there or being made, or a
 // deploy begins first.
-func (s *spareNet) refill(r *Runtime, after *Backend) {
+func (s *spareNet) refill(r *Runtime, after *Backend) { s.refillFor(r, after, 0, 0) }
+
+// refillFor is refill that also stages the next deploy's sandbox of env
+// (its app running as uid) in the new spare (prestage.go); env 0: none.
+func (s *spareNet) refillFor(r *Runtime, after *Backend, env int64, uid int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ns != nil || s.making || s.closed {
@@ -253,10 +293,14 @@ func (s *spareNet) refill(r *Runtime, after *Backend) {
 				ns = nil
 			}
 		}
+		var pre *prestaged
 		if ns != nil {
 			ns.release = func() {
 				ns.close()
 				r.ports.free(ns.port)
+			}
+			if env != 0 {
+				pre = r.prestage(env, uid, ns)
 			}
 		}
 		s.mu.Lock()
@@ -264,11 +308,19 @@ func (s *spareNet) refill(r *Runtime, after *Backend) {
 		s.making = false
 		if s.closed || ns == nil {
 			if ns != nil {
-				go ns.release()
+				go func() {
+					pre.discard()
+					ns.release()
+				}()
 			}
 			return
 		}
-		s.ns = ns
+		if pre != nil && r.runningApp(env) != pre.from {
+			// Paused, removed or redeployed meanwhile.
+			go pre.discard()
+			pre = nil
+		}
+		s.ns, s.pre = ns, pre
 	})
 }
 
@@ -292,13 +344,14 @@ func (s *spareNet) settledOrDropped(r *Runtime, after *Backend, waiting chan str
 // close ends the spare (Close).
 func (s *spareNet) close() {
 	s.mu.Lock()
-	ns := s.ns
-	s.ns, s.closed = nil, true
+	ns, pre := s.ns, s.pre
+	s.ns, s.pre, s.closed = nil, nil, true
 	if s.waiting != nil {
 		close(s.waiting)
 		s.waiting = nil
 	}
 	s.mu.Unlock()
+	pre.discard()
 	if ns != nil {
 		ns.release()
 	}

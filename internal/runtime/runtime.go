@@ -350,7 +350,8 @@ func (r *Runtime) Deploy(ctx context.Context, req DeployRequest) (err error) {
 		// The next deploy's network is made once this one is done and its
 		// new process answered a first request, not while its app starts
 		// or answers: pasta's start would compete with both (prenet.go).
-		defer func() { r.spare.refill(r, d.switched) }()
+		// With it, the next deploy's sandbox is staged (prestage.go).
+		defer func() { r.spare.refillFor(r, d.switched, d.env.ID, d.uid) }()
 	}
 	// The app's sandbox is set up while the code is fetched (stage.go);
 	// whatever the deploy does not use of it goes when it ends.
@@ -520,6 +521,7 @@ func (r *Runtime) Remove(ctx context.Context, env store.Environment, log func(st
 		}
 	}
 	r.mu.Unlock()
+	r.spare.dropStaged(env.ID) // after the app left r.envs, as Pause
 	if rn != nil {
 		var p *proc
 		if a != nil {
@@ -576,6 +578,8 @@ func (r *Runtime) ResetData(ctx context.Context, envID int64) error {
 		return err
 	}
 	defer unlock()
+	// The sandbox staged for the next deploy mounts the data this drops.
+	r.spare.dropStaged(envID)
 	err = os.Remove(filepath.Join(r.envDir(envID), "data.ok"))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil

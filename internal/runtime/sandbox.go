@@ -237,8 +237,10 @@ func (sb *sandbox) argv(j job, lim limits.Limits, cg *cgroup) (argv []string, er
 // gateScript is the shell of a gated command: it says on fd 4 that the
 // sandbox is set up (its mounts are made: /app's source may be renamed),
 // waits for a line on fd 3 and then becomes the command (its arguments)
-// without either.
-const gateScript = `printf r >&4; exec 4>&-; read -r glenv_gate <&3 || exit 125; exec "$@" 3<&-`
+// without either. A SHA after the line's word is the deploy's GLENV_SHA,
+// for a sandbox staged before its push (prestage.go); glenv alone writes
+// the line, a hex SHA it checked.
+const gateScript = `printf r >&4; exec 4>&-; read -r glenv_gate glenv_sha <&3 || exit 125; [ -z "$glenv_sha" ] || export GLENV_SHA="$glenv_sha"; exec "$@" 3<&-`
 
 // visible reports whether p lies under a directory the sandbox shows.
 func (sb *sandbox) visible(p string) bool {

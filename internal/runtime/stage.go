@@ -41,6 +41,8 @@ type stagedApp struct {
 	j    job           // as launched
 	lim  limits.Limits // the environment's limits at its launch
 	p    *proc
+	// early: staged before the push, in the spare (prestage.go).
+	early bool
 	// redact is the output's redaction: the token's until the deploy's
 	// variables are known, then the deploy's.
 	redact atomic.Pointer[func(string) string]
@@ -49,29 +51,53 @@ type stagedApp struct {
 // stageApp starts the sandbox of the deploy's app ahead, in the background,
 // where it can (glenv makes the app's namespace ahead, the environment's
 // app runs and uses no database port, and its data stays): the result is
-// read with take, once. A nil channel: nothing was staged.
+// read with take, once. A nil channel: nothing was staged. A sandbox
+// staged before the push came into the spare namespace the deploy took
+// (prestage.go) is handed over at once when it was staged from the app
+// that runs now; any other is discarded here.
 func (r *Runtime) stageApp(d *deploy) <-chan *stagedApp {
 	if d.ahead == nil || d.ahead.ns == nil {
 		return nil
 	}
-	r.mu.RLock()
-	var old *app
-	if rn := r.envs[d.env.ID]; rn != nil {
-		old = rn.app
-	}
-	r.mu.RUnlock()
-	if old == nil || old.job.uid != d.uid || len(dbPorts(old.job.env)) > 0 {
-		return nil
-	}
-	if _, err := os.Stat(filepath.Join(r.envDir(d.env.ID), "data.ok")); err != nil {
+	pre := d.ahead.pre
+	d.ahead.pre = nil
+	old := r.stageableApp(d.env.ID, d.uid)
+	if old == nil {
+		pre.discard()
 		return nil
 	}
 	j := old.job
 	j.env = stagedEnv(old.job.env, d.req.SHA, d.ahead.ns.port)
 	j.port, j.net, j.gated = d.ahead.ns.port, d.ahead.ns, true
 	ch := make(chan *stagedApp, 1)
-	go func() { ch <- r.launchStaged(j, d.req.Token, old.logPath) }()
+	if s := pre.takeFor(d.env.ID, old, d.ahead.ns, d.req.SHA, d.req.Token); s != nil {
+		s.j.env = j.env // as the gate makes it: GLENV_SHA is the push's
+		ch <- s
+		return ch
+	}
+	pre.discard()
+	plain := func(t string) string { return redact(t, d.req.Token) }
+	go func() { ch <- r.launchStaged(j, plain, old.logPath) }()
 	return ch
+}
+
+// stageableApp is the environment's running app when a sandbox may be
+// staged from it: it runs as uid, uses no database port (the namespace
+// made ahead forwards none) and its data stays (data.ok).
+func (r *Runtime) stageableApp(envID int64, uid int) *app {
+	r.mu.RLock()
+	var old *app
+	if rn := r.envs[envID]; rn != nil {
+		old = rn.app
+	}
+	r.mu.RUnlock()
+	if old == nil || old.job.uid != uid || len(dbPorts(old.job.env)) > 0 {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(r.envDir(envID), "data.ok")); err != nil {
+		return nil
+	}
+	return old
 }
 
 // stagedEnv is the running app's environment for a deploy of sha on port:
@@ -87,9 +113,10 @@ func stagedEnv(env []string, sha string, port int) []string {
 	return append(out, "PORT="+strconv.Itoa(port))
 }
 
-// launchStaged starts j in an empty slot of its own; nil when it could not
+// launchStaged starts j in an empty slot of its own, its output redacted
+// by plain until the deploy's redaction is known; nil when it could not
 // (the app then starts as before).
-func (r *Runtime) launchStaged(j job, token, logPath string) *stagedApp {
+func (r *Runtime) launchStaged(j job, plain func(string) string, logPath string) *stagedApp {
 	slot, err := os.MkdirTemp(filepath.Join(r.dir, "tmp"), "app-")
 	if err != nil {
 		return nil
@@ -106,7 +133,6 @@ func (r *Runtime) launchStaged(j job, token, logPath string) *stagedApp {
 	}
 	j.appDir = slot
 	s := &stagedApp{slot: slot, dir: fi, j: j, lim: r.sb.limitsFor(j.uid)}
-	plain := func(t string) string { return redact(t, token) }
 	s.redact.Store(&plain)
 	out, err := newOutput(logPath)
 	if err != nil {

@@ -48,7 +48,11 @@ func (r *Runtime) start(ctx context.Context, d *deploy) (*app, *proc, error) {
 			// command is left to run.
 			if p, err = s.use(ctx, d.log, d.redactor()); err == nil {
 				p.sha, p.build = a.sha, a.build
-				d.logf("the app's sandbox was set up while the commit was fetched")
+				if s.early {
+					d.logf("the app's sandbox was set up before the push, when the previous deploy settled")
+				} else {
+					d.logf("the app's sandbox was set up while the commit was fetched")
+				}
 			} else if ctx.Err() == nil {
 				d.logf("the sandbox set up ahead could not be used (%v); starting another", err)
 				p, err = nil, nil
