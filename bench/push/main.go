@@ -73,7 +73,7 @@ func main() {
 
 	ru := newRunner(tb, g.gl.URL+"/bench/app.git", g.token, g.head)
 	ru.poll = g.pollOnce
-	var ratios, floorRatios, startRatios []float64
+	var ratios, floorRatios, polledRatios, startRatios []float64
 	all := map[string][]time.Duration{}
 	var allTotal []time.Duration
 	var allBase []baseline
@@ -98,13 +98,15 @@ func main() {
 		med := benchkit.Median(totals)
 		run, floor, own := benchkit.Median(mapB(bases, baseline.runner)), benchkit.Median(mapB(bases, baseline.floor)),
 			benchkit.Median(mapB(bases, func(b baseline) time.Duration { return b.start }))
+		polledFloor := benchkit.Median(mapB(bases, baseline.polledFloor))
 		ratios = append(ratios, float64(med)/float64(run))
 		floorRatios = append(floorRatios, float64(med)/float64(floor))
+		polledRatios = append(polledRatios, float64(med)/float64(polledFloor))
 		startRatios = append(startRatios, float64(med)/float64(own))
 		allTotal, allBase = append(allTotal, totals...), append(allBase, bases...)
-		fmt.Printf("  round %d: push → served median %s (min %s, max %s); runner (git fetch + checkout + start) %s: %.2f×; floor (one fetch request + start) %s: %.2f×; start alone %s: %.2f×\n",
+		fmt.Printf("  round %d: push → served median %s (min %s, max %s); runner (git fetch + checkout + start) %s: %.2f×; floor (one fetch request + start) %s: %.2f× (its start polled as glenv's: %s, %.2f×); start alone %s: %.2f×\n",
 			r+1, med, slices.Min(totals).Round(time.Millisecond), slices.Max(totals).Round(time.Millisecond),
-			run, ratios[r], floor, floorRatios[r], own, startRatios[r])
+			run, ratios[r], floor, floorRatios[r], polledFloor, polledRatios[r], own, startRatios[r])
 	}
 	fmt.Printf("\n  phases (median over %d pushes; min / median / max):\n", len(allTotal))
 	row := func(name string, ds []time.Duration) {
@@ -124,9 +126,16 @@ func main() {
 	row("  while polled", mapB(allBase, func(b baseline) time.Duration { return b.startPolled }))
 	row("runner total", mapB(allBase, baseline.runner))
 	row("floor total", mapB(allBase, baseline.floor))
+	row("  start polled", mapB(allBase, baseline.polledFloor))
 	fmt.Printf("\n  ratio per round, min / median / max (goal ≤ 1.3× in every round):\n")
 	fmt.Printf("    to the runner's fetch + checkout + start: %.2f× / %.2f× / %.2f×: %s\n", slices.Min(ratios), medianF(ratios), slices.Max(ratios), benchkit.Verdict(slices.Max(ratios) <= 1.3))
 	fmt.Printf("    to the floor (one fetch request + start): %.2f× / %.2f× / %.2f×: %s\n", slices.Min(floorRatios), medianF(floorRatios), slices.Max(floorRatios), benchkit.Verdict(slices.Max(floorRatios) <= 1.3))
+	// The strict floor times its start with nothing else running, while
+	// glenv's new app starts as the bench polls the environment every 2 ms
+	// through glenv's proxy (the old app, Python, answering 500 requests a
+	// second on the same two cores): this one gives the floor's start the
+	// same load. The goal's verdict stays the strict one.
+	fmt.Printf("    to the floor, its start polled as glenv's (fairness, not the goal): %.2f× / %.2f× / %.2f×\n", slices.Min(polledRatios), medianF(polledRatios), slices.Max(polledRatios))
 	fmt.Printf("    to the start alone (no fetch; earlier figures): %.2f× / %.2f× / %.2f×\n", slices.Min(startRatios), medianF(startRatios), slices.Max(startRatios))
 	fmt.Printf("  load average now: %s\n", loadAvg())
 }

@@ -59,6 +59,10 @@ type baseline struct {
 func (b baseline) runner() time.Duration { return b.fetch + b.checkout + b.start }
 func (b baseline) floor() time.Duration  { return b.rawFetch + b.start }
 
+// polledFloor is the floor with its start timed while the environment is
+// polled, the load glenv's new app starts under.
+func (b baseline) polledFloor() time.Duration { return b.rawFetch + b.startPolled }
+
 // measure times the runner's fetch and checkout of sha, the floor's fetch
 // of it, and the app's start in the runner's working copy.
 func (ru *runner) measure(tb *benchkit.TB, sha string) baseline {
