@@ -122,6 +122,7 @@ func main() {
 	row("runner fetch", mapB(allBase, func(b baseline) time.Duration { return b.fetch }))
 	row("runner checkout", mapB(allBase, func(b baseline) time.Duration { return b.checkout }))
 	row("floor fetch", mapB(allBase, func(b baseline) time.Duration { return b.rawFetch }))
+	row("  while polled", mapB(allBase, func(b baseline) time.Duration { return b.rawFetchPolled }))
 	row("start alone", mapB(allBase, func(b baseline) time.Duration { return b.start }))
 	row("  while polled", mapB(allBase, func(b baseline) time.Duration { return b.startPolled }))
 	row("runner total", mapB(allBase, baseline.runner))

@@ -30,7 +30,9 @@ import (
 // command as a plain child, probed every 5 ms, as before). It is timed a
 // second time while the bench polls the environment every 2 ms, as it does
 // during glenv's deploy (its old app, glenv's proxy and pasta answering):
-// the health phase is that start under that load.
+// the health phase is that start under that load. So is the floor's fetch
+// request, to show what the same polling costs the fetch phase (the
+// upload-pack on the GitLab side runs on the same cores).
 type runner struct {
 	dir, url, token string
 	client          *http.Client
@@ -54,6 +56,7 @@ func newRunner(tb *benchkit.TB, url, token, first string) *runner {
 type baseline struct {
 	fetch, checkout, start, rawFetch time.Duration
 	startPolled                      time.Duration // the start while the environment is polled
+	rawFetchPolled                   time.Duration // the floor's fetch while it is polled
 }
 
 func (b baseline) runner() time.Duration { return b.fetch + b.checkout + b.start }
@@ -88,6 +91,7 @@ func (ru *runner) measure(tb *benchkit.TB, sha string) baseline {
 				time.Sleep(pollEvery)
 			}
 		}()
+		b.rawFetchPolled = ru.raw(tb, sha)
 		b.startPolled = tb.StartDirect(ru.dir)
 		close(stop)
 		<-stopped
