@@ -315,8 +315,8 @@ func (s *spareNet) refillFor(r *Runtime, after *Backend, env int64, uid int) {
 			}
 			return
 		}
-		if pre != nil && r.runningApp(env) != pre.from {
-			// Paused, removed or redeployed meanwhile.
+		if pre != nil && (r.runningApp(env) != pre.from || !pre.from.up()) {
+			// Paused, removed, redeployed or exited meanwhile.
 			go pre.discard()
 			pre = nil
 		}

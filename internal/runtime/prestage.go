@@ -23,8 +23,8 @@ import (
 // it is used only by a deploy of its environment whose running app is
 // still the one it was staged from, with the same data directory; the
 // start stage then checks it as any staged sandbox (matches). Pause,
-// Remove, ResetData and Close discard it, so nothing of an environment
-// runs after those.
+// Remove, ResetData, Close and the app's exit discard it, so nothing of
+// an environment runs after those.
 
 // prestaged is a sandbox staged in the spare namespace before any push.
 type prestaged struct {
@@ -38,7 +38,7 @@ type prestaged struct {
 // stageApp would stage none.
 func (r *Runtime) prestage(env int64, uid int, ns *netNS) *prestaged {
 	old := r.stageableApp(env, uid)
-	if old == nil || !hasVar(old.job.env, "GLENV_SHA") {
+	if old == nil || !old.up() || !hasVar(old.job.env, "GLENV_SHA") {
 		return nil
 	}
 	data, err := os.Stat(old.job.dataDir)

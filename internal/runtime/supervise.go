@@ -176,6 +176,9 @@ func (a *app) loop(ctx context.Context, rn *running, p *proc) {
 		}
 		up := time.Since(since)
 		a.down(rn)
+		// The sandbox staged from it for the next push goes too: an app
+		// that exited may never run again (prestage.go).
+		a.r.spare.dropStaged(a.envID)
 		if why, final := finalStop(p.err); final {
 			// glenv stopped it (over its disk): starting it again would
 			// only fill the disk again.
