@@ -118,6 +118,15 @@ func main() {
 		}
 	}
 	row("total", allTotal)
+	// Paired per push (its baseline was timed just before it, under the
+	// same load): what glenv's fetch phase took over one fetch request.
+	if len(all["fetch"]) == len(allBase) {
+		over := make([]time.Duration, len(allBase))
+		for i, b := range allBase {
+			over[i] = all["fetch"][i] - b.rawFetch
+		}
+		row("fetch − floor's", over)
+	}
 	fmt.Printf("\n  baselines, same pushes (no build steps: the app's build is its checkout):\n")
 	row("runner fetch", mapB(allBase, func(b baseline) time.Duration { return b.fetch }))
 	row("runner checkout", mapB(allBase, func(b baseline) time.Duration { return b.checkout }))
