@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 )
@@ -203,6 +205,9 @@ func (c *checkpointer) checkpoint(db *sql.DB, on, mode string) (log, done, busy 
 	err = db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(`+mode+`)`).Scan(&busy, &log, &done)
 	if c.ran != nil {
 		c.ran(started, on, mode, log, done, err)
+	}
+	if tracing() {
+		traceWriter("checkpoint:"+on+" "+strings.TrimSuffix(c.wal, "-wal"), mode, fmt.Sprintf("log %d done %d busy %d", log, done, busy), started, err)
 	}
 	return log, done, busy, err
 }

@@ -118,14 +118,14 @@ func open(databaseURL, dataDir string) (*Store, error) {
 		// spilled it to a temporary file, two system calls a page for the
 		// rest of the transaction (a third of a new environment's insert).
 		// A statement journal holds only pages one statement changes.
-		w, err := openCachedSQLite(dsn + fmt.Sprintf("&_pragma=wal_autocheckpoint(0)&_pragma=journal_size_limit(%d)&_pragma=temp_store(MEMORY)", walSizeLimit))
+		w, err := openCachedSQLite(dsn+fmt.Sprintf("&_pragma=wal_autocheckpoint(0)&_pragma=journal_size_limit(%d)&_pragma=temp_store(MEMORY)", walSizeLimit), "writer "+path)
 		if err != nil {
 			return nil, err
 		}
 		w.SetMaxOpenConns(1)
 		w.SetConnMaxIdleTime(0)
 		w.SetConnMaxLifetime(0)
-		r, err := openCachedSQLite(dsn + "&_pragma=query_only(1)")
+		r, err := openCachedSQLite(dsn+"&_pragma=query_only(1)", "")
 		if err != nil {
 			w.Close()
 			return nil, err
