@@ -188,6 +188,7 @@ func main() {
 		}
 		os.RemoveAll(dir)
 	}
+	stopStalls()
 }
 
 // loadAverage is the machine's 1-minute load average: every figure of a

@@ -6,7 +6,9 @@ import (
 	"io"
 	"math"
 	"os"
+	"runtime"
 	"runtime/metrics"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -59,6 +61,11 @@ func startStalls() {
 	f, err := os.Create(*stallsFile)
 	must(err)
 	stalls = &stallTrace{out: f}
+	// Every wait of 1 ms or more, with its stack: SQLite's busy handler
+	// (modernc.org/sqlite.busyHandler) sleeps in a select, so a writer
+	// that met SQLITE_BUSY shows there; so does a wait for the writer
+	// connection (database/sql.(*DB).conn).
+	runtime.SetBlockProfileRate(int(time.Millisecond))
 	store.TraceSQLiteWriters(func(u store.WriterUse) {
 		if !stalls.on.Load() || !strings.HasSuffix(u.Conn, " "+stalls.db) {
 			return
@@ -67,6 +74,17 @@ func startStalls() {
 		stalls.uses = append(stalls.uses, u)
 		stalls.mu.Unlock()
 	})
+}
+
+// stopStalls writes the block profile of the whole run to FILE.block.
+func stopStalls() {
+	if stalls == nil {
+		return
+	}
+	f, err := os.Create(*stallsFile + ".block")
+	must(err)
+	must(pprof.Lookup("block").WriteTo(f, 0))
+	must(f.Close())
 }
 
 // watch records one open-loop measurement of t through s; the function
