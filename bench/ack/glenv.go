@@ -28,13 +28,17 @@ const admin = "glenv_bench_admin_token_0123456789"
 
 type glenv struct {
 	url, secret string
-	st          *store.Store
-	cancel      func()
-	done        chan error
-	gl          *gitlabtest.Server
-	drop        func()
-	dbURL       string
-	dir         string // its data directory, removed by stop
+	// read queries glenv's database for the bench: a plain pool, not a
+	// second store.Open, whose own checkpointer would checkpoint glenv's
+	// SQLite WAL alongside glenv's (twice the checkpoint I/O, and a
+	// RESTART of its own that would block glenv's writer).
+	read   *sql.DB
+	cancel func()
+	done   chan error
+	gl     *gitlabtest.Server
+	drop   func()
+	dbURL  string
+	dir    string // its data directory, removed by stop
 }
 
 // startGlenv runs a real glenv server in this process on a fresh database,
@@ -82,7 +86,11 @@ func startGlenv(db string) *glenv {
 		panic(fmt.Sprintf("integration:add answered %d", resp.StatusCode))
 	}
 	g.secret = res.WebhookSecret
-	g.st, err = store.Open(context.Background(), cfg.DatabaseURL, dir)
+	if db == "postgres" {
+		g.read, err = sql.Open("pgx", cfg.DatabaseURL)
+	} else {
+		g.read, err = sql.Open("sqlite", "file:"+store.SQLiteFile(cfg.DatabaseURL, dir)+"?_pragma=busy_timeout(10000)&_pragma=query_only(1)")
+	}
 	must(err)
 	return g
 }
@@ -106,7 +114,7 @@ func (g *glenv) endToEnd(client *http.Client, body []byte, n int) [2]time.Durati
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		for {
-			if _, err := store.GetEnvironment(context.Background(), g.st.Reader(), "app", branch); err == nil {
+			if _, err := store.GetEnvironment(context.Background(), g.read, "app", branch); err == nil {
 				break
 			}
 			if time.Since(t0) > 30*time.Second {
@@ -140,7 +148,7 @@ func (g *glenv) buildStarts(client *http.Client, body []byte, n int) [2]time.Dur
 		resp.Body.Close()
 		acked := time.Now()
 		for {
-			acts, err := store.ListActivities(context.Background(), g.st.Reader(), store.ActivityFilter{Integration: "app", Kind: store.ActivityDeploy, Limit: 1})
+			acts, err := store.ListActivities(context.Background(), g.read, store.ActivityFilter{Integration: "app", Kind: store.ActivityDeploy, Limit: 1})
 			must(err)
 			if len(acts) == 1 && acts[0].SHA == next && !acts[0].StartedAt.IsZero() {
 				lat[i] = acts[0].StartedAt.Sub(acked)
@@ -157,7 +165,7 @@ func (g *glenv) buildStarts(client *http.Client, body []byte, n int) [2]time.Dur
 		head = next
 		// Let this deploy finish so the next push is not a supersede.
 		for {
-			env, err := store.GetEnvironment(context.Background(), g.st.Reader(), "app", "main")
+			env, err := store.GetEnvironment(context.Background(), g.read, "app", "main")
 			must(err)
 			if env.DeployedSHA == next {
 				break
@@ -172,7 +180,7 @@ func (g *glenv) buildStarts(client *http.Client, body []byte, n int) [2]time.Dur
 func (g *glenv) stop() {
 	g.cancel()
 	<-g.done
-	g.st.Close()
+	g.read.Close()
 	g.gl.Close()
 	g.drop()
 	os.RemoveAll(g.dir) // each round's glenv made one: a bench run left six behind
@@ -204,7 +212,7 @@ func freshPostgres() (string, func()) {
 func (g *glenv) waitDrained() {
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
-		left, err := store.CountDeliveries(context.Background(), g.st.Reader(), store.DeliveryAccepted)
+		left, err := store.CountDeliveries(context.Background(), g.read, store.DeliveryAccepted)
 		must(err)
 		if left == 0 {
 			return

@@ -36,6 +36,8 @@ type sender struct {
 	body   []byte
 	// firstErr is the first failure, printed with the error count.
 	firstErr atomic.Value
+	// acked, when set, hears of every open-loop reply (stalls.go).
+	acked func(due time.Time, lat time.Duration)
 }
 
 // seq makes every delivery of the run unique: none is a duplicate.
@@ -116,6 +118,9 @@ func openLoop(s *sender, rate float64, d time.Duration, seed uint64) sample {
 			defer wg.Done()
 			ok := s.send(i)
 			lat[i] = time.Since(due)
+			if s.acked != nil {
+				s.acked(due, lat[i])
+			}
 			if !ok {
 				errs.Add(1)
 			}

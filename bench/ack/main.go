@@ -46,6 +46,8 @@ type target struct {
 	settle func()
 	// pg names the PostgreSQL database whose backends' CPU is counted.
 	pg string
+	// sqlite is its SQLite database file, which -stalls traces.
+	sqlite string
 	// results per shape, one per round
 	closed, open []sample
 }
@@ -61,6 +63,7 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of one target's first measurement to this file")
 	profiled := flag.String("profile", "glenv, processing on", "the target -cpuprofile profiles")
 	flag.Parse()
+	startStalls()
 	body := payload(8 << 10)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxIdleConns: 1024}}
 
@@ -85,7 +88,7 @@ func main() {
 		rawURL, stopRaw := serve(rawHandler())
 		validURL, stopValid := serve(validHandler())
 		var bare *sql.DB
-		var bareName, offURL, offPG string
+		var bareName, offURL, offPG, bareFile, offFile, onFile string
 		dropBare, dropOff := func() {}, func() {}
 		closeBare := func() { bare.Close() }
 		if db == "postgres" {
@@ -96,6 +99,7 @@ func main() {
 		} else {
 			bare, closeBare = bareSQLite(dir)
 			offURL = "sqlite://" + filepath.Join(dir, "off", "glenv.db")
+			bareFile, offFile = filepath.Join(dir, "bare", "glenv.db"), filepath.Join(dir, "off", "glenv.db")
 		}
 		commitH, stopCommit := commitHandler(bare, map[string]int{"sqlite": 1, "postgres": 4}[db])
 		commitURL, stopCommitSrv := serve(commitH)
@@ -104,13 +108,15 @@ func main() {
 		onPG := ""
 		if db == "postgres" {
 			onPG = dbName(g.dbURL)
+		} else {
+			onFile = filepath.Join(g.dir, "glenv.db")
 		}
 		targets := []*target{
 			{name: "raw net/http", url: rawURL},
 			{name: "+ json.Valid", url: validURL},
-			{name: "+ bare group commit", url: commitURL, pg: bareName},
-			{name: "glenv, processing off", url: off.url, secret: "bench-secret", pg: offPG},
-			{name: "glenv, processing on", url: g.url + "/hooks/gitlab/app", secret: g.secret, settle: g.waitDrained, pg: onPG},
+			{name: "+ bare group commit", url: commitURL, pg: bareName, sqlite: bareFile},
+			{name: "glenv, processing off", url: off.url, secret: "bench-secret", pg: offPG, sqlite: offFile},
+			{name: "glenv, processing on", url: g.url + "/hooks/gitlab/app", secret: g.secret, settle: g.waitDrained, pg: onPG, sqlite: onFile},
 		}
 		var pgAdmin *sql.DB
 		if db == "postgres" {
@@ -152,7 +158,10 @@ func main() {
 				t.closed = append(t.closed, measure(t, func(s *sender) sample { return closedLoop(s, *n, *c) }))
 			}
 			for i, t := range order {
-				t.open = append(t.open, measure(t, func(s *sender) sample { return openLoop(s, *rate, *dur, uint64(r*100+i)) }))
+				t.open = append(t.open, measure(t, func(s *sender) sample {
+					defer watch(t, s)()
+					return openLoop(s, *rate, *dur, uint64(r*100+i))
+				}))
 			}
 			fmt.Fprintf(os.Stderr, "%s: round %d of %d done\n", db, r+1, *rounds)
 		}
@@ -179,6 +188,7 @@ func main() {
 		}
 		os.RemoveAll(dir)
 	}
+	stopStalls()
 }
 
 // loadAverage is the machine's 1-minute load average: every figure of a

@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 )
@@ -46,7 +48,14 @@ import (
 // bytes per second / resetAt: at 500 deliveries/s glenv writes ≈ 16 MB of
 // WAL a second (31 KB a delivery, ack and processing: strace of bench/ack),
 // so at 16 MiB a 20 ms stall met 2 % of the acknowledgements — more than
-// the p99 — and at 64 MiB it meets 0.5 %.
+// the p99 — and at 64 MiB it meets 0.5 %. Measured since (bench/ack
+// -stalls, 500 deliveries/s): ≈ 20 MB of WAL a second (5,000 frames), so
+// a reset every 3.3 s at 64 MiB, in every 4-second round, and the
+// writer's pass of a reset took 22–188 ms when other programs wrote to
+// the disk (one device flush costs 10–170 ms there): one reset alone put
+// that round's p99 above 10 ms. At 256 MiB a reset comes every 13 s of
+// sustained load; below that rate the background checkpoint catches up
+// between commits and the WAL restarts at no cost.
 const (
 	// checkpointAt is how much the WAL file grows between two background
 	// checkpoints at most (SQLite's own default: 1,000 pages of 4 KiB).
@@ -55,7 +64,7 @@ const (
 	// its file's size) before it is reset. Fewer resets cost the writer
 	// fewer waits; a page written many times between two checkpoints is
 	// copied once.
-	resetAt = 64 << 20
+	resetAt = 256 << 20
 	// restartAt is a WAL that resets could not bring back (a reader on an
 	// old snapshot at each try): the next checkpoint waits for the writer
 	// and the readers (RESTART), so the WAL does not grow without bound.
@@ -203,6 +212,9 @@ func (c *checkpointer) checkpoint(db *sql.DB, on, mode string) (log, done, busy 
 	err = db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(`+mode+`)`).Scan(&busy, &log, &done)
 	if c.ran != nil {
 		c.ran(started, on, mode, log, done, err)
+	}
+	if tracing() {
+		traceWriter("checkpoint:"+on+" "+strings.TrimSuffix(c.wal, "-wal"), mode, fmt.Sprintf("log %d done %d busy %d", log, done, busy), started, err)
 	}
 	return log, done, busy, err
 }

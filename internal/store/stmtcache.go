@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"time"
 )
 
 // The pure-Go SQLite parses every statement anew on each call, and parsing
@@ -17,6 +18,8 @@ import (
 type cachingConnector struct {
 	drv driver.Driver
 	dsn string
+	// name is what trace.go calls its connections ("" : not traced).
+	name string
 }
 
 func (c cachingConnector) Connect(ctx context.Context) (driver.Conn, error) {
@@ -24,20 +27,21 @@ func (c cachingConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &cachedConn{Conn: conn, stmts: map[string]*cachedStmt{}}, nil
+	return &cachedConn{Conn: conn, stmts: map[string]*cachedStmt{}, name: c.name}, nil
 }
 
 func (c cachingConnector) Driver() driver.Driver { return c.drv }
 
-// openCachedSQLite opens a pool of the "sqlite" driver with statement caching.
-func openCachedSQLite(dsn string) (*sql.DB, error) {
+// openCachedSQLite opens a pool of the "sqlite" driver with statement
+// caching; name, when set, has trace.go trace its connections.
+func openCachedSQLite(dsn, name string) (*sql.DB, error) {
 	probe, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, err
 	}
 	drv := probe.Driver()
 	probe.Close()
-	return sql.OpenDB(cachingConnector{drv: drv, dsn: dsn}), nil
+	return sql.OpenDB(cachingConnector{drv: drv, dsn: dsn, name: name}), nil
 }
 
 const maxCachedStmts = 512
@@ -50,6 +54,8 @@ type cachedStmt struct {
 type cachedConn struct {
 	driver.Conn
 	stmts map[string]*cachedStmt
+	name  string    // trace.go's name for it; "" when not traced
+	tx    *tracedTx // the open transaction, while tracing
 }
 
 var _ interface {
@@ -84,6 +90,16 @@ func (c *cachedConn) stmt(ctx context.Context, query string) (*cachedStmt, error
 }
 
 func (c *cachedConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	if c.name != "" && tracing() {
+		start := time.Now()
+		r, err := c.execContext(ctx, query, args)
+		c.traceStmt("exec", query, start, err)
+		return r, err
+	}
+	return c.execContext(ctx, query, args)
+}
+
+func (c *cachedConn) execContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
 	s, err := c.stmt(ctx, query)
 	if err != nil {
 		return nil, err
@@ -95,6 +111,16 @@ func (c *cachedConn) ExecContext(ctx context.Context, query string, args []drive
 }
 
 func (c *cachedConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	if c.name != "" && tracing() {
+		start := time.Now()
+		r, err := c.queryContext(ctx, query, args)
+		c.traceStmt("query", query, start, err)
+		return r, err
+	}
+	return c.queryContext(ctx, query, args)
+}
+
+func (c *cachedConn) queryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
 	s, err := c.stmt(ctx, query)
 	if err != nil {
 		return nil, err
@@ -115,7 +141,17 @@ func (c *cachedConn) PrepareContext(ctx context.Context, query string) (driver.S
 }
 
 func (c *cachedConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
-	return c.Conn.(driver.ConnBeginTx).BeginTx(ctx, opts)
+	if c.name == "" || !tracing() {
+		return c.Conn.(driver.ConnBeginTx).BeginTx(ctx, opts)
+	}
+	start := time.Now()
+	tx, err := c.Conn.(driver.ConnBeginTx).BeginTx(ctx, opts)
+	traceWriter(c.name, "begin", "", start, err)
+	if err != nil {
+		return nil, err
+	}
+	c.tx = &tracedTx{Tx: tx, c: c, start: start}
+	return c.tx, nil
 }
 
 func (c *cachedConn) ResetSession(ctx context.Context) error {
@@ -166,4 +202,36 @@ func (r *cachedRows) ColumnTypeDatabaseTypeName(i int) string {
 		return t.ColumnTypeDatabaseTypeName(i)
 	}
 	return ""
+}
+
+// traceStmt reports one statement of a traced connection (trace.go).
+func (c *cachedConn) traceStmt(what, query string, start time.Time, err error) {
+	if c.tx != nil {
+		if c.tx.first == "" {
+			c.tx.first = query
+		}
+		what = "tx-" + what
+	}
+	traceWriter(c.name, what, query, start, err)
+}
+
+// tracedTx reports its commit and its whole span (trace.go).
+type tracedTx struct {
+	driver.Tx
+	c     *cachedConn
+	start time.Time
+	first string // its first statement: says whose transaction it was
+}
+
+func (t *tracedTx) Commit() error { return t.end("commit", t.Tx.Commit) }
+
+func (t *tracedTx) Rollback() error { return t.end("rollback", t.Tx.Rollback) }
+
+func (t *tracedTx) end(what string, fn func() error) error {
+	start := time.Now()
+	err := fn()
+	traceWriter(t.c.name, what, t.first, start, err)
+	traceWriter(t.c.name, "tx", t.first, t.start, err)
+	t.c.tx = nil
+	return err
 }
