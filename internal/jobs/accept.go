@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"database/sql"
+	"errors"
 
 	"github.com/glenv/glenv/internal/store"
 )
@@ -24,6 +25,13 @@ func (q *Environments) AcceptDeliveries(ctx context.Context, batch []*store.Deli
 				d.Result = "recorded only: not queued for processing"
 			}
 		}
+	}
+	if q.store.Dialect == store.Postgres {
+		dups, err := q.acceptPipelined(ctx, batch, queue)
+		if !errors.Is(err, store.ErrDeclined) {
+			return dups, err
+		}
+		// Declined, nothing stored: the transaction below stores it.
 	}
 	err = q.store.TxUrgent(ctx, func(tx *sql.Tx) error {
 		var err error
