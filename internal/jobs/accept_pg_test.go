@@ -36,7 +36,7 @@ func (c *tripCounter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEn
 
 // postgresOnly opens a fresh PostgreSQL store, or skips: outside CI a
 // developer may run without a server; CI must not skip silently.
-func postgresOnly(t *testing.T) (*store.Store, string) {
+func postgresOnly(t testing.TB) (*store.Store, string) {
 	t.Helper()
 	if os.Getenv(storetest.EnvVar) == "" {
 		if os.Getenv("CI") == "true" {
