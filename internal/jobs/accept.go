@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"database/sql"
+	"errors"
 
 	"github.com/glenv/glenv/internal/store"
 )
@@ -25,6 +26,20 @@ func (q *Environments) AcceptDeliveries(ctx context.Context, batch []*store.Deli
 			}
 		}
 	}
+	if q.store.Dialect == store.Postgres {
+		dups, err := q.acceptPipelined(ctx, batch, queue)
+		if !errors.Is(err, store.ErrDeclined) {
+			return dups, err
+		}
+		// Declined, nothing stored: the transaction stores it.
+	}
+	return q.acceptInTx(ctx, batch, queue)
+}
+
+// acceptInTx stores batch in a transaction of its own, which inserts the
+// drain job when none waits (ensureDrain): AcceptDeliveries on SQLite, and
+// on PostgreSQL for the batches the one-trip path declines.
+func (q *Environments) acceptInTx(ctx context.Context, batch []*store.Delivery, queue []bool) (dups []bool, err error) {
 	err = q.store.TxUrgent(ctx, func(tx *sql.Tx) error {
 		var err error
 		if dups, err = store.InsertDeliveriesOn(ctx, tx, q.store.Dialect, batch); err != nil {

@@ -103,18 +103,20 @@ func (q *Environments) ensureDrain(ctx context.Context, tx *sql.Tx) error {
 	default:
 		return fmt.Errorf("look for the delivery drain: %w", err)
 	}
-	q.store.AfterCommit(tx, func() {
-		// A running drain waits for this (drainLinger); River fetches a
-		// waiting one.
-		select {
-		case q.drainWake <- struct{}{}:
-		default:
-		}
-		if q.works(QueueDeliveries) {
-			q.local.inserted(QueueDeliveries)
-		}
-	})
+	q.store.AfterCommit(tx, q.wakeDrain)
 	return nil
+}
+
+// wakeDrain runs after an ack committed deliveries to process: a running
+// drain waits for this (drainLinger); River fetches a waiting one.
+func (q *Environments) wakeDrain() {
+	select {
+	case q.drainWake <- struct{}{}:
+	default:
+	}
+	if q.works(QueueDeliveries) {
+		q.local.inserted(QueueDeliveries)
+	}
 }
 
 // drainBudget is how long one run of the drain processes before it hands

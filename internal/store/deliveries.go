@@ -96,13 +96,7 @@ func InsertDeliveriesOn(ctx context.Context, q Querier, d Dialect, batch []*Deli
 	dups := make([]bool, len(batch))
 	bodied := map[*Delivery]bool{} // bodies already stored with their rows
 	now := Now()
-	// Integration names never hold '/', so this key cannot collide across integrations.
-	keyOf := func(d *Delivery) string {
-		if d.IdempotencyKey == "" {
-			return ""
-		}
-		return d.IntegrationName + "/" + d.IdempotencyKey
-	}
+	keyOf := dedupeKey
 	var keyed, rest []*Delivery
 	firstOf := map[string]*Delivery{}
 	for i, d := range batch {

@@ -15,21 +15,11 @@ import (
 // (ON CONFLICT DO NOTHING), keeps ID 0 and gets no body here: the caller
 // stores it as a duplicate. Inserted rows are marked in bodied.
 func insertKeyedPG(ctx context.Context, q Querier, chunk []*Delivery, keyOf func(*Delivery) string, bodied map[*Delivery]bool) error {
-	n := len(chunk)
-	var (
-		integrationID, duplicateOf, receivedAt                  = make([]int64, n), make([]int64, n), make([]int64, n)
-		name, event, idem, key, eventUUID, webhookUUID, headers = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		status, result, body                                    = make([]string, n), make([]string, n), make([]string, n)
-		byKey                                                   = make(map[string]*Delivery, n)
-	)
-	for i, d := range chunk {
-		integrationID[i], name[i], event[i], idem[i], key[i] = d.IntegrationID, d.IntegrationName, d.Event, d.IdempotencyKey, keyOf(d)
-		eventUUID[i], webhookUUID[i], headers[i], status[i], result[i] = d.EventUUID, d.WebhookUUID, d.Headers, d.Status, d.Result
-		duplicateOf[i], receivedAt[i], body[i] = d.DuplicateOf, micros(d.ReceivedAt), d.Body
-		byKey[key[i]] = d
+	byKey := make(map[string]*Delivery, len(chunk))
+	for _, d := range chunk {
+		byKey[keyOf(d)] = d
 	}
-	rows, err := q.QueryContext(ctx, insertKeyedPGQuery, integrationID, name, event, idem, key, eventUUID, webhookUUID,
-		headers, status, result, duplicateOf, receivedAt, body)
+	rows, err := q.QueryContext(ctx, insertKeyedPGQuery, deliveryArrays(chunk)...)
 	if err != nil {
 		return err
 	}

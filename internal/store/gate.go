@@ -29,8 +29,13 @@ func newGate() *gate {
 
 // TxUrgent is Tx for writes a caller is waiting on.
 func (s *Store) TxUrgent(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.urgently(func() error { return s.Tx(ctx, fn) })
+}
+
+// urgently runs fn, a write a caller is waiting on, as urgent.
+func (s *Store) urgently(fn func() error) error {
 	if s.gate == nil {
-		return s.Tx(ctx, fn)
+		return fn()
 	}
 	s.gate.mu.Lock()
 	s.gate.urgent++
@@ -41,7 +46,7 @@ func (s *Store) TxUrgent(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		s.gate.cond.Broadcast()
 		s.gate.mu.Unlock()
 	}()
-	return s.Tx(ctx, fn)
+	return fn()
 }
 
 // TxDeferrable is Tx for background writes: it lets urgent ones go first.

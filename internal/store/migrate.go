@@ -104,6 +104,9 @@ func (s *Store) migrate(ctx context.Context) error {
 		raw, _ := migrationFS.ReadFile(f)
 		body := strings.ReplaceAll(string(raw), "{{ID}}", s.identity())
 		body = strings.ReplaceAll(body, "{{BIGINT_KEY}}", s.bigintKey())
+		if strings.HasSuffix(base, ".postgres.sql") && s.Dialect != Postgres {
+			body = "" // a PostgreSQL-only migration: recorded as applied, nothing to do
+		}
 		err = s.Tx(ctx, func(tx *sql.Tx) error {
 			var n int
 			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM glenv_migrations WHERE version = $1`, version).Scan(&n); err != nil {

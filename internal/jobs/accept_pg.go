@@ -1,0 +1,43 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/glenv/glenv/internal/store"
+)
+
+// drainCheck declines a one-trip ack (store.PipelinedPG's Check) when no
+// drain job is waiting or running: count(*) is then 0 and the division
+// fails, which rolls the ack back whole; it is then redone in a transaction
+// that inserts the drain job with River (ensureDrain). A drain waits for
+// nearly every ack, so this is rare: once per drain, not per batch.
+var drainCheck = `SELECT 1 / count(*) FROM (` + drainWaiting + `) AS waiting`
+
+// acceptPipelined is AcceptDeliveries' common case on PostgreSQL in one
+// round trip: the insert takes drainLock shared, and drainCheck — a later
+// statement, so its snapshot is taken with the lock held, as ensureDrain's
+// look — makes certain a drain will read the deliveries (see the top of
+// drain.go). store.ErrDeclined: nothing was stored, take the transaction.
+func (q *Environments) acceptPipelined(ctx context.Context, batch []*store.Delivery, queue []bool) ([]bool, error) {
+	queued := false
+	for _, b := range queue {
+		queued = queued || b
+	}
+	var p store.PipelinedPG
+	if queued {
+		p = store.PipelinedPG{LockShared: drainLock, Check: drainCheck}
+	}
+	if err := q.store.InsertDeliveriesPipelined(ctx, batch, p); err != nil {
+		if errors.Is(err, store.ErrDeclined) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("store the deliveries: %w", err)
+	}
+	if queued {
+		q.wakeDrain()
+	}
+	// The one-trip path takes only batches without duplicates.
+	return make([]bool, len(batch)), nil
+}
