@@ -46,6 +46,8 @@ type target struct {
 	settle func()
 	// pg names the PostgreSQL database whose backends' CPU is counted.
 	pg string
+	// g is glenv with processing on: its backlog is measured (backlog.go).
+	g *glenv
 	// results per shape, one per round
 	closed, open []sample
 }
@@ -110,7 +112,7 @@ func main() {
 			{name: "+ json.Valid", url: validURL},
 			{name: "+ bare group commit", url: commitURL, pg: bareName},
 			{name: "glenv, processing off", url: off.url, secret: "bench-secret", pg: offPG},
-			{name: "glenv, processing on", url: g.url + "/hooks/gitlab/app", secret: g.secret, settle: g.waitDrained, pg: onPG},
+			{name: "glenv, processing on", url: g.url + "/hooks/gitlab/app", secret: g.secret, settle: g.waitDrained, pg: onPG, g: g},
 		}
 		var pgAdmin *sql.DB
 		if db == "postgres" {
@@ -124,7 +126,16 @@ func main() {
 				must(pprof.StartCPUProfile(prof))
 			}
 			cpu0, pg0 := cpuTime(), pgCPU(pgAdmin, t.pg)
+			var m deliveryMark
+			if t.g != nil {
+				m = t.g.mark()
+			}
+			t0 := time.Now()
 			r := run(s)
+			if t.g != nil {
+				b := t.g.measureBacklog(m, time.Since(t0))
+				r.backlog = &b
+			}
 			if t.settle != nil {
 				t.settle()
 			}
@@ -159,6 +170,7 @@ func main() {
 		loads = append(loads, loadAverage())
 		fmt.Printf("\n%s: load average (1 min) at the start of each round and at the end: %s\n", db, strings.Join(loads, ", "))
 		report(db, targets, *rounds)
+		reportBacklog(db, targets[len(targets)-1])
 		if *e2e > 0 {
 			lat := g.endToEnd(client, body, *e2e)
 			build := g.buildStarts(client, body, *e2e/2)
