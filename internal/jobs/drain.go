@@ -140,9 +140,14 @@ func (w *deliveryWorker) drain(ctx context.Context, job *river.Job[ProcessDelive
 	// idle: the drain found no delivery and heard of none for drainLinger;
 	// only then does it take its last step.
 	idle := false
+	// last is when the last batch ended: the yield's floor counts from it.
+	var last time.Time
 	for {
 		var ids []int64
 		var done, caughtUp bool
+		// Acknowledgements first (yield.go): the batch waits for those in
+		// progress, within the floor.
+		w.q.yieldToAcks(ctx, last)
 		err := w.q.store.TxDeferrable(ctx, func(tx *sql.Tx) error {
 			ds, err := store.NextAcceptedDeliveries(ctx, tx, w.q.store.Dialect, perTx(w.q.store.Dialect))
 			if err != nil {
@@ -184,6 +189,7 @@ func (w *deliveryWorker) drain(ctx context.Context, job *river.Job[ProcessDelive
 				}
 			}
 		}
+		last = time.Now()
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return river.JobSnooze(0) // shutting down: run again at the next start

@@ -43,7 +43,13 @@ type Environments struct {
 	// the wait after a delivery's first failed attempt (default 1s).
 	drainEnding func()
 	// drainWake tells a running drain that an ack committed deliveries.
-	drainWake         chan struct{}
+	drainWake chan struct{}
+	// Acks is the webhook receiver's pressure: the drain yields to
+	// acknowledgements in progress (yield.go). Set before Start; nil: no
+	// receiver, no yielding.
+	Acks Acks
+	// ackYieldTest replaces ackYield in tests.
+	ackYieldTest      time.Duration
 	deliveryFault     func(id int64) error
 	deliveryRetryBase time.Duration
 }
