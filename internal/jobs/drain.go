@@ -140,8 +140,10 @@ func (w *deliveryWorker) drain(ctx context.Context, job *river.Job[ProcessDelive
 	// idle: the drain found no delivery and heard of none for drainLinger;
 	// only then does it take its last step.
 	idle := false
-	// last is when the last batch ended: the yield's floor counts from it.
-	var last time.Time
+	// last is when the last batch ended: the yield's floor counts from it
+	// (from the start for the first: a drain started by a burst's first
+	// acks yields to them too).
+	last := time.Now()
 	for {
 		var ids []int64
 		var done, caughtUp bool

@@ -48,8 +48,10 @@ type Environments struct {
 	// acknowledgements in progress (yield.go). Set before Start; nil: no
 	// receiver, no yielding.
 	Acks Acks
-	// ackYieldTest replaces ackYield in tests.
+	// ackYieldTest replaces ackYield in tests; drainYielded hears how each
+	// yield ended: "none" (no wait), "idle", "floor" or "stop".
 	ackYieldTest      time.Duration
+	drainYielded      func(outcome string)
 	deliveryFault     func(id int64) error
 	deliveryRetryBase time.Duration
 }

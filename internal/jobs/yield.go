@@ -49,16 +49,21 @@ func (q *Environments) yieldToAcks(ctx context.Context, last time.Time) {
 		busy = false
 	default:
 	}
-	wait := yieldWait(busy, time.Since(last), q.ackYieldBound())
-	if wait == 0 {
-		return
+	outcome := "none"
+	if wait := yieldWait(busy, time.Since(last), q.ackYieldBound()); wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-idle:
+			outcome = "idle"
+		case <-t.C:
+			outcome = "floor"
+		case <-ctx.Done():
+			outcome = "stop"
+		}
+		t.Stop()
 	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-idle:
-	case <-t.C:
-	case <-ctx.Done():
+	if hook := q.drainYielded; hook != nil {
+		hook(outcome)
 	}
 }
 
