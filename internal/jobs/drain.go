@@ -148,10 +148,10 @@ func (w *deliveryWorker) drain(ctx context.Context, job *river.Job[ProcessDelive
 		var ids []int64
 		var done, caughtUp bool
 		// Acknowledgements first (yield.go): the batch waits for those in
-		// progress, within the floor.
-		w.q.yieldToAcks(ctx, last)
+		// progress, within the floor, and is a small one if they still are.
+		n := batchAfterYield(perTx(w.q.store.Dialect), w.q.yieldToAcks(ctx, last))
 		err := w.q.store.TxDeferrable(ctx, func(tx *sql.Tx) error {
-			ds, err := store.NextAcceptedDeliveries(ctx, tx, w.q.store.Dialect, perTx(w.q.store.Dialect))
+			ds, err := store.NextAcceptedDeliveries(ctx, tx, w.q.store.Dialect, n)
 			if err != nil {
 				return err
 			}
@@ -163,7 +163,7 @@ func (w *deliveryWorker) drain(ctx context.Context, job *river.Job[ProcessDelive
 			if _, err := w.processIn(ctx, tx, ids, byID, false); err != nil {
 				return err
 			}
-			if len(ds) == perTx(w.q.store.Dialect) {
+			if len(ds) == n {
 				return nil // more are likely waiting: look again in a new transaction
 			}
 			if caughtUp = true; !idle {

@@ -39,6 +39,27 @@ func TestYieldWait(t *testing.T) {
 	}
 }
 
+func TestBatchAfterYield(t *testing.T) {
+	for _, tc := range []struct {
+		rule    string
+		perTx   int
+		outcome string
+		want    int
+	}{
+		{"a batch the floor let go through acknowledgements in progress is a small one", 32, "floor", floorBatch},
+		{"the floor batch is never larger than the usual one", 4, "floor", 4},
+		{"after an idle receiver the batch is the usual one", 32, "idle", 32},
+		{"with no wait the batch is the usual one", 8, "none", 8},
+		{"a drain stopping keeps the usual batch (its transaction fails on the context)", 32, "stop", 32},
+	} {
+		t.Run(tc.rule, func(t *testing.T) {
+			if got := batchAfterYield(tc.perTx, tc.outcome); got != tc.want {
+				t.Fatalf("batchAfterYield(%d, %s) = %d, want %d", tc.perTx, tc.outcome, got, tc.want)
+			}
+		})
+	}
+}
+
 // hookSecrets gives integration "app" (id) the webhook secret "hook-secret".
 type hookSecrets struct{ id int64 }
 

@@ -24,10 +24,10 @@ type pressure struct {
 // ackQuiet is how long no acknowledgement must be in progress before the
 // receiver counts as idle. Senders that each wait on their reply all get
 // it from one group commit and send again at once: bench/ack counted ~75 %
-// of such gaps under 100 µs and ~10 % over 400 µs, while at a steady 500/s
-// most gaps between deliveries are longer than that. Without it those
-// brief gaps let processing run at full speed through a burst.
-const ackQuiet = 500 * time.Microsecond
+// of such gaps under 100 µs and ~10 % over 800 µs, while at a steady 500/s
+// about 60 % of the gaps between deliveries are longer than 1 ms. Shorter,
+// the gaps of a burst let processing run at full speed through it.
+const ackQuiet = time.Millisecond
 
 // closedIdle is what AcksIdle returns while the receiver is quiet.
 var closedIdle = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
