@@ -26,6 +26,8 @@ type sample struct {
 	cpu time.Duration
 	// pgCPU is the PostgreSQL backends' CPU per request (PostgreSQL targets).
 	pgCPU time.Duration
+	// backlog is what processing did (glenv with processing on only).
+	backlog *backlog
 }
 
 // sender posts one delivery; i makes its ref and Idempotency-Key unique.

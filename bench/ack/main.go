@@ -48,6 +48,8 @@ type target struct {
 	pg string
 	// sqlite is its SQLite database file, which -stalls traces.
 	sqlite string
+	// g is glenv with processing on: its backlog is measured (backlog.go).
+	g *glenv
 	// results per shape, one per round
 	closed, open []sample
 }
@@ -116,7 +118,7 @@ func main() {
 			{name: "+ json.Valid", url: validURL},
 			{name: "+ bare group commit", url: commitURL, pg: bareName, sqlite: bareFile},
 			{name: "glenv, processing off", url: off.url, secret: "bench-secret", pg: offPG, sqlite: offFile},
-			{name: "glenv, processing on", url: g.url + "/hooks/gitlab/app", secret: g.secret, settle: g.waitDrained, pg: onPG, sqlite: onFile},
+			{name: "glenv, processing on", url: g.url + "/hooks/gitlab/app", secret: g.secret, settle: g.waitDrained, pg: onPG, sqlite: onFile, g: g},
 		}
 		var pgAdmin *sql.DB
 		if db == "postgres" {
@@ -130,7 +132,16 @@ func main() {
 				must(pprof.StartCPUProfile(prof))
 			}
 			cpu0, pg0 := cpuTime(), pgCPU(pgAdmin, t.pg)
+			var m deliveryMark
+			if t.g != nil {
+				m = t.g.mark()
+			}
+			t0 := time.Now()
 			r := run(s)
+			if t.g != nil {
+				b := t.g.measureBacklog(m, time.Since(t0))
+				r.backlog = &b
+			}
 			if t.settle != nil {
 				t.settle()
 			}
@@ -168,6 +179,7 @@ func main() {
 		loads = append(loads, loadAverage())
 		fmt.Printf("\n%s: load average (1 min) at the start of each round and at the end: %s\n", db, strings.Join(loads, ", "))
 		report(db, targets, *rounds)
+		reportBacklog(db, targets[len(targets)-1])
 		if *e2e > 0 {
 			lat := g.endToEnd(client, body, *e2e)
 			build := g.buildStarts(client, body, *e2e/2)

@@ -142,11 +142,18 @@ func (w *deliveryWorker) drain(ctx context.Context, job *river.Job[ProcessDelive
 	// idle: the drain found no delivery and heard of none for drainLinger;
 	// only then does it take its last step.
 	idle := false
+	// last is when the last batch ended: the yield's floor counts from it
+	// (from the start for the first: a drain started by a burst's first
+	// acks yields to them too).
+	last := time.Now()
 	for {
 		var ids []int64
 		var done, caughtUp bool
+		// Acknowledgements first (yield.go): the batch waits for those in
+		// progress, within the floor, and is a small one if they still are.
+		n := batchAfterYield(perTx(w.q.store.Dialect), w.q.yieldToAcks(ctx, last))
 		err := w.q.store.TxDeferrable(ctx, func(tx *sql.Tx) error {
-			ds, err := store.NextAcceptedDeliveries(ctx, tx, w.q.store.Dialect, perTx(w.q.store.Dialect))
+			ds, err := store.NextAcceptedDeliveries(ctx, tx, w.q.store.Dialect, n)
 			if err != nil {
 				return err
 			}
@@ -158,7 +165,7 @@ func (w *deliveryWorker) drain(ctx context.Context, job *river.Job[ProcessDelive
 			if _, err := w.processIn(ctx, tx, ids, byID, false); err != nil {
 				return err
 			}
-			if len(ds) == perTx(w.q.store.Dialect) {
+			if len(ds) == n {
 				return nil // more are likely waiting: look again in a new transaction
 			}
 			if caughtUp = true; !idle {
@@ -186,6 +193,7 @@ func (w *deliveryWorker) drain(ctx context.Context, job *river.Job[ProcessDelive
 				}
 			}
 		}
+		last = time.Now()
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return river.JobSnooze(0) // shutting down: run again at the next start

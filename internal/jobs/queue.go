@@ -43,7 +43,15 @@ type Environments struct {
 	// the wait after a delivery's first failed attempt (default 1s).
 	drainEnding func()
 	// drainWake tells a running drain that an ack committed deliveries.
-	drainWake         chan struct{}
+	drainWake chan struct{}
+	// Acks is the webhook receiver's pressure: the drain yields to
+	// acknowledgements in progress (yield.go). Set before Start; nil: no
+	// receiver, no yielding.
+	Acks Acks
+	// ackYieldTest replaces ackYield in tests; drainYielded hears how each
+	// yield ended: "none" (no wait), "idle", "floor" or "stop".
+	ackYieldTest      time.Duration
+	drainYielded      func(outcome string)
 	deliveryFault     func(id int64) error
 	deliveryRetryBase time.Duration
 }

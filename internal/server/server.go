@@ -200,6 +200,8 @@ func NewWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Opti
 		flushers = webhook.PostgresFlushers
 	}
 	s.receiver = webhook.New(svc, s.persist, flushers, log, reg)
+	// The delivery drain yields to acknowledgements in progress (internal/jobs/yield.go).
+	s.queue.Acks = s.receiver
 	svc.Changed = s.receiver.Forget
 	people := &auth.Service{Store: st, Box: box, PublicURL: cfg.PublicURL, Admins: cfg.AdminList(), Log: log, EnvURL: s.envURL}
 	a := &api.API{Store: st, Auth: people, Integrations: svc, Queue: s.queue, Log: log, EnvURL: s.envURL, Variables: s.vars}

@@ -80,6 +80,8 @@ type Receiver struct {
 	metric  *prometheus.CounterVec
 	lim     Limits
 	memory  *semaphore.Weighted
+	// pressure is what AcksIdle reports (pressure.go).
+	pressure pressure
 }
 
 type cached struct {
@@ -217,6 +219,11 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		reply(w, http.StatusUnauthorized, answer{Status: "rejected", Message: "X-Gitlab-Token does not match the integration's webhook secret: check the hook URL and run `glenv integration:validate " + name + "` to re-install the hook"})
 		return
 	}
+	// From here the delivery is an acknowledgement in progress, until its
+	// answer is written: only authenticated ones, so strangers cannot hold
+	// processing back (and the drain's floor bounds even that).
+	r.pressure.enter()
+	defer r.pressure.leave()
 	if req.ContentLength > MaxBody {
 		outcome = "too_large"
 		reply(w, http.StatusRequestEntityTooLarge, answer{Status: "rejected", Message: "body exceeds GitLab's 25 MB webhook limit"})
