@@ -17,7 +17,7 @@ import (
 // tripCounter counts what pgx sends PostgreSQL: each statement alone
 // (BEGIN and COMMIT included) is a round trip, and so is a batch
 // (pipeline) whatever it holds, once its statements are prepared.
-type tripCounter struct{ trips, stmts atomic.Int64 }
+type tripCounter struct{ trips, stmts, failed atomic.Int64 }
 
 func (c *tripCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
 	c.trips.Add(1)
@@ -32,7 +32,11 @@ func (c *tripCounter) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.Tr
 func (c *tripCounter) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {
 	c.stmts.Add(1)
 }
-func (c *tripCounter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
+func (c *tripCounter) TraceBatchEnd(_ context.Context, _ *pgx.Conn, d pgx.TraceBatchEndData) {
+	if d.Err != nil {
+		c.failed.Add(1) // a declined one-trip ack: an ERROR in PostgreSQL's log
+	}
+}
 
 // postgresOnly opens a fresh PostgreSQL store, or skips: outside CI a
 // developer may run without a server; CI must not skip silently.
@@ -81,7 +85,10 @@ func TestAPostgreSQLAckWhileADrainWaitsIsOneRoundTrip(t *testing.T) {
 		}
 		return dups, count.trips.Load() - trips, count.stmts.Load() - stmts
 	}
-	ack("first") // no drain yet: declined, then the transaction inserts it
+	ack("first") // no drain known: the transaction inserts it, no failing check sent
+	if f := count.failed.Load(); f != 0 {
+		t.Fatalf("%d one-trip acks failed with no drain known; want the transaction straight away (each failure is an ERROR line in PostgreSQL's log)", f)
+	}
 	ack("warm")  // prepares the pipeline's statements on a connection
 	for _, k := range []string{"a", "b", "c"} {
 		// The pool may hand out a connection that has not prepared them yet.
@@ -99,5 +106,13 @@ func TestAPostgreSQLAckWhileADrainWaitsIsOneRoundTrip(t *testing.T) {
 	}
 	if dups, trips, _ := ack("a"); !dups[0] || !dups[1] || trips < 3 {
 		t.Fatalf("repeated keys: dups %v in %d round trips; want them recorded as duplicates by the transaction", dups, trips)
+	}
+	// The decline made the drain's existence unsure: the next ack looks in
+	// a transaction (which finds the drain), and the one after is one trip.
+	failed := count.failed.Load()
+	ack("d")
+	if _, trips, stmts := ack("e"); trips > 2 || stmts != 2 || count.failed.Load() != failed {
+		t.Fatalf("after a decline: %d round trips, %d statements, %d more failed; want one trip again and no failure",
+			trips, stmts, count.failed.Load()-failed)
 	}
 }

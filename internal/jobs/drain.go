@@ -103,7 +103,10 @@ func (q *Environments) ensureDrain(ctx context.Context, tx *sql.Tx) error {
 	default:
 		return fmt.Errorf("look for the delivery drain: %w", err)
 	}
-	q.store.AfterCommit(tx, q.wakeDrain)
+	q.store.AfterCommit(tx, func() {
+		q.drainLikely.Store(true)
+		q.wakeDrain()
+	})
 	return nil
 }
 
@@ -201,6 +204,7 @@ func (w *deliveryWorker) drain(ctx context.Context, job *river.Job[ProcessDelive
 			w.deps.Logger.Error("delivery drain failed; it runs again shortly", "job", job.ID, "err", err)
 			return river.JobSnooze(drainRetry)
 		case done:
+			w.q.drainLikely.Store(false)
 			return nil
 		case time.Now().After(budget):
 			return river.JobSnooze(0)

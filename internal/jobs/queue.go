@@ -13,6 +13,7 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -44,6 +45,12 @@ type Environments struct {
 	drainEnding func()
 	// drainWake tells a running drain that an ack committed deliveries.
 	drainWake chan struct{}
+	// drainLikely is this process's belief that a drain job is waiting or
+	// running (acceptPipelined): set when an ack found or inserted one,
+	// cleared when this process's drain completes or a one-trip ack was
+	// declined. A wrong belief costs one declined round trip, never a
+	// stranded delivery: the one-trip check decides, not this.
+	drainLikely atomic.Bool
 	// Acks is the webhook receiver's pressure: the drain yields to
 	// acknowledgements in progress (yield.go). Set before Start; nil: no
 	// receiver, no yielding.
