@@ -89,7 +89,7 @@ func TestAPostgreSQLAckWhileADrainWaitsIsOneRoundTrip(t *testing.T) {
 	if f := count.failed.Load(); f != 0 {
 		t.Fatalf("%d one-trip acks failed with no drain known; want the transaction straight away (each failure is an ERROR line in PostgreSQL's log)", f)
 	}
-	ack("warm")  // prepares the pipeline's statements on a connection
+	ack("warm") // prepares the pipeline's statements on a connection
 	for _, k := range []string{"a", "b", "c"} {
 		// The pool may hand out a connection that has not prepared them yet.
 		if _, trips, stmts := ack(k); trips > 2 || stmts != 2 {
