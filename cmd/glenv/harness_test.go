@@ -82,7 +82,8 @@ func startGlenv(t *testing.T, dbURL string, extraEnv ...string) *glenv {
 	return g
 }
 
-// removeCgroups removes the base cgroups of g's runtime once g has exited:
+// removeCgroups removes the base cgroups of g's runtime, and stops the
+// pasta daemons it left, once g has exited:
 // a glenv that stops cleanly removed them itself, one killed with SIGKILL
 // (by a test, or by stop when SIGTERM was not enough) left them, and no
 // glenv starts in this data dir again to clear them.
@@ -93,6 +94,9 @@ func (g *glenv) removeCgroups() {
 	default:
 		return // still running (stop said so): its environments are live
 	}
+	// pasta daemons are no children of glenv and outlive it; nothing
+	// else would stop them (they pile up over CI runs otherwise).
+	runtime.StopLeftPasta(filepath.Join(g.dataDir, "runtime"))
 	if err := runtime.RemoveCgroups(filepath.Join(g.dataDir, "runtime")); err != nil {
 		g.t.Errorf("glenv's cgroups: %v", err)
 	}

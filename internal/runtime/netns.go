@@ -164,6 +164,12 @@ func reapPasta(runDir string) (reaped int) {
 	return reaped
 }
 
+// StopLeftPasta stops the pasta daemons that a glenv killed with SIGKILL
+// left running from the runtime directory dir, as the next start in dir
+// would: for a directory no glenv starts in again (a test's, a replica's
+// that is gone for good). It reports how many it stopped.
+func StopLeftPasta(dir string) int { return reapPasta(filepath.Join(dir, "tmp")) }
+
 // pastaOf reports whether process pid runs with pidFile among its
 // arguments (pasta's --pid): a pid reused by another process is not.
 func pastaOf(pid int, pidFile string) bool {
