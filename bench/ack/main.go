@@ -64,6 +64,7 @@ func main() {
 	only := flag.String("db", "", "run only on this database: sqlite or postgres")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of one target's first measurement to this file")
 	profiled := flag.String("profile", "glenv, processing on", "the target -cpuprofile profiles")
+	profileShape := flag.String("profile-shape", "open", "the load shape of the measurement -cpuprofile profiles: closed or open")
 	flag.Parse()
 	startStalls()
 	body := payload(8 << 10)
@@ -125,9 +126,12 @@ func main() {
 			pgAdmin, err = sql.Open("pgx", os.Getenv("GLENV_TEST_DATABASE_URL"))
 			must(err)
 		}
+		// shape is the load shape being measured ("warm" while warming),
+		// so -cpuprofile profiles a real measurement, not the warm-up.
+		shape := "warm"
 		measure := func(t *target, run func(s *sender) sample) sample {
 			s := &sender{client: client, url: t.url, secret: t.secret, body: body}
-			profiling := prof != nil && t.name == *profiled
+			profiling := prof != nil && t.name == *profiled && shape == *profileShape
 			if profiling {
 				must(pprof.StartCPUProfile(prof))
 			}
@@ -165,9 +169,11 @@ func main() {
 			loads = append(loads, loadAverage())
 			order := slices.Clone(targets)
 			rotate(order, r)
+			shape = "closed"
 			for _, t := range order {
 				t.closed = append(t.closed, measure(t, func(s *sender) sample { return closedLoop(s, *n, *c) }))
 			}
+			shape = "open"
 			for i, t := range order {
 				t.open = append(t.open, measure(t, func(s *sender) sample {
 					defer watch(t, s)()
