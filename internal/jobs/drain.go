@@ -212,7 +212,28 @@ func (w *deliveryWorker) drain(ctx context.Context, job *river.Job[ProcessDelive
 		idle = false
 		if caughtUp {
 			idle = !w.q.awaitDeliveries(ctx, drainLinger)
+			if !idle {
+				w.q.gather(ctx)
+			}
 		}
+	}
+}
+
+// drainGather is how long a drain that caught up and was woken by an ack
+// lets more deliveries arrive before its next batch. At a steady few
+// hundred a second each woken batch would otherwise hold one delivery: a
+// write transaction (and its WAL pages: the deliveries' index pages, the
+// environment, the activity) per delivery, each a turn on SQLite's one
+// writer that the acknowledgements wait behind.
+const drainGather = 5 * time.Millisecond
+
+// gather waits drainGather, or less when the context ends.
+func (q *Environments) gather(ctx context.Context) {
+	t := time.NewTimer(drainGather)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
 	}
 }
 
