@@ -187,11 +187,7 @@ func (w *deliveryWorker) drain(ctx context.Context, job *river.Job[ProcessDelive
 				// Wait here, not in a snooze: the drain goes on with this
 				// delivery first anyway, and a snoozed job would also wait
 				// for River's scheduler (every few seconds).
-				t := time.NewTimer(retry)
-				select {
-				case <-t.C:
-				case <-ctx.Done():
-					t.Stop()
+				if !sleep(ctx, retry) {
 					return river.JobSnooze(0)
 				}
 			}
@@ -213,7 +209,7 @@ func (w *deliveryWorker) drain(ctx context.Context, job *river.Job[ProcessDelive
 		if caughtUp {
 			idle = !w.q.awaitDeliveries(ctx, drainLinger)
 			if !idle {
-				w.q.gather(ctx)
+				sleep(ctx, drainGather) // a context ended: the next transaction fails on it and snoozes
 			}
 		}
 	}
@@ -227,13 +223,15 @@ func (w *deliveryWorker) drain(ctx context.Context, job *river.Job[ProcessDelive
 // writer that the acknowledgements wait behind.
 const drainGather = 5 * time.Millisecond
 
-// gather waits drainGather, or less when the context ends.
-func (q *Environments) gather(ctx context.Context) {
-	t := time.NewTimer(drainGather)
+// sleep waits d, and reports false when ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
+		return true
 	case <-ctx.Done():
+		return false
 	}
 }
 

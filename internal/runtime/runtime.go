@@ -219,7 +219,7 @@ func New(opts Options) (*Runtime, error) {
 	}
 	// Build homes and pid files a killed glenv left behind, and the pasta
 	// daemons those pid files name.
-	if n := reapPasta(filepath.Join(dir, "tmp")); n > 0 {
+	if n := StopLeftPasta(dir); n > 0 {
 		opts.Logger.Info("stopped the network helpers (pasta) a killed glenv left running", "count", n)
 	}
 	if olds, err := os.ReadDir(filepath.Join(dir, "tmp")); err == nil {

@@ -96,12 +96,11 @@ func InsertDeliveriesOn(ctx context.Context, q Querier, d Dialect, batch []*Deli
 	dups := make([]bool, len(batch))
 	bodied := map[*Delivery]bool{} // bodies already stored with their rows
 	now := Now()
-	keyOf := dedupeKey
 	var keyed, rest []*Delivery
 	firstOf := map[string]*Delivery{}
 	for i, d := range batch {
 		d.ReceivedAt = now
-		k := keyOf(d)
+		k := dedupeKey(d)
 		switch {
 		case k == "":
 			rest = append(rest, d)
@@ -119,18 +118,18 @@ func InsertDeliveriesOn(ctx context.Context, q Querier, d Dialect, batch []*Deli
 		chunk := keyed[:n]
 		keyed = keyed[n:]
 		if d == Postgres {
-			if err := insertKeyedPG(ctx, q, chunk, keyOf, bodied); err != nil {
+			if err := insertKeyedPG(ctx, q, chunk, bodied); err != nil {
 				return nil, err
 			}
 			for _, d := range chunk {
 				if d.ID == 0 {
-					firstOf[keyOf(d)] = nil // seen before this batch: look it up below
+					firstOf[dedupeKey(d)] = nil // seen before this batch: look it up below
 					rest = append(rest, d)
 				}
 			}
 			continue
 		}
-		query, args := deliveryValues(chunk, func(d *Delivery) any { return keyOf(d) })
+		query, args := deliveryValues(chunk, func(d *Delivery) any { return dedupeKey(d) })
 		rows, err := q.QueryContext(ctx, query+` ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key`, args...)
 		if err != nil {
 			return nil, err
@@ -149,13 +148,13 @@ func InsertDeliveriesOn(ctx context.Context, q Querier, d Dialect, batch []*Deli
 		}
 		for _, d := range chunk {
 			if d.ID == 0 {
-				firstOf[keyOf(d)] = nil // seen before this batch: look it up below
+				firstOf[dedupeKey(d)] = nil // seen before this batch: look it up below
 				rest = append(rest, d)
 			}
 		}
 	}
 	for i, d := range batch {
-		if k := keyOf(d); k != "" && d.ID == 0 {
+		if k := dedupeKey(d); k != "" && d.ID == 0 {
 			first := firstOf[k]
 			if first == nil || first == d {
 				if err := q.QueryRowContext(ctx, `SELECT id FROM deliveries WHERE dedupe_key = $1`, k).Scan(&d.DuplicateOf); err != nil {

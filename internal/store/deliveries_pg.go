@@ -14,10 +14,10 @@ import (
 // dedupe_key, which is unique; a row whose key already exists is skipped
 // (ON CONFLICT DO NOTHING), keeps ID 0 and gets no body here: the caller
 // stores it as a duplicate. Inserted rows are marked in bodied.
-func insertKeyedPG(ctx context.Context, q Querier, chunk []*Delivery, keyOf func(*Delivery) string, bodied map[*Delivery]bool) error {
+func insertKeyedPG(ctx context.Context, q Querier, chunk []*Delivery, bodied map[*Delivery]bool) error {
 	byKey := make(map[string]*Delivery, len(chunk))
 	for _, d := range chunk {
-		byKey[keyOf(d)] = d
+		byKey[dedupeKey(d)] = d
 	}
 	rows, err := q.QueryContext(ctx, insertKeyedPGQuery, deliveryArrays(chunk)...)
 	if err != nil {
