@@ -15,10 +15,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tidwall/gjson"
@@ -161,7 +164,26 @@ type answer struct {
 func reply(w http.ResponseWriter, code int, a answer) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
+	if a.Status == "accepted" && a.Message == "" {
+		// Every acknowledgement: the bytes json.Encoder writes for it
+		// (TestAcceptedAnswerIsWhatJSONEncoderWrote), without an encoder
+		// and reflection per delivery.
+		var buf [64]byte
+		_, _ = w.Write(appendAccepted(buf[:0], a.DeliveryID))
+		return
+	}
 	_ = json.NewEncoder(w).Encode(a)
+}
+
+// appendAccepted appends answer{Status: "accepted", DeliveryID: id} as
+// json.Encoder encodes it, newline included.
+func appendAccepted(b []byte, id int64) []byte {
+	b = append(b, `{"status":"accepted"`...)
+	if id != 0 { // omitempty
+		b = append(b, `,"delivery_id":`...)
+		b = strconv.AppendInt(b, id, 10)
+	}
+	return append(b, '}', '\n')
 }
 
 // noRetry ends every 503: GitLab does not send a failed delivery again
@@ -233,7 +255,7 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if size < 0 {
 		size = MaxBody // unsized (chunked): room for the largest body
 	}
-	if !r.reserve(ctx, size) {
+	if !r.memory.TryAcquire(size) && !r.reserve(ctx, size) {
 		outcome = "busy"
 		w.Header().Set("Retry-After", "5")
 		reply(w, http.StatusServiceUnavailable, answer{Status: "error", Message: "glenv is receiving too many large deliveries at once; the delivery was not stored." + noRetry})
@@ -243,11 +265,15 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	// The body must arrive before the request's deadline; a slow sender
 	// does not hold memory and a connection for longer.
 	_ = http.NewResponseController(w).SetReadDeadline(deadline)
-	// A declared length is read into one buffer of that size; an unsized
-	// body grows as it comes (its reservation is already the maximum).
+	// A declared length is read into one buffer of that size plus the
+	// bytes.MinRead that Buffer.ReadFrom wants free before each read: with
+	// less (it was length + 1) the read of EOF doubled the buffer, copying
+	// the body into a second, twice larger one (BenchmarkReceiverAck: 48 →
+	// 14 KB allocated per 8 KB push). An unsized body grows as it comes
+	// (its reservation is already the maximum).
 	initial := int64(64 << 10)
 	if req.ContentLength >= 0 {
-		initial = req.ContentLength + 1
+		initial = req.ContentLength + bytes.MinRead
 	}
 	buf := bytes.NewBuffer(make([]byte, 0, initial))
 	_, err = buf.ReadFrom(http.MaxBytesReader(w, req.Body, MaxBody))
@@ -274,7 +300,7 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		IdempotencyKey: limit(req.Header.Get("Idempotency-Key"), 200),
 		EventUUID:      limit(req.Header.Get("X-Gitlab-Event-UUID"), 200),
 		WebhookUUID:    limit(req.Header.Get("X-Gitlab-Webhook-UUID"), 200),
-		Headers:        recordedHeaders(req.Header), Body: string(body), Status: store.DeliveryAccepted,
+		Headers:        recordedHeaders(req.Header), Body: bodyString(body), Status: store.DeliveryAccepted,
 	}
 	queue := handled[event]
 	if !queue {
@@ -305,6 +331,8 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 }
 
 // reserve takes room for size bytes of body, waiting at most WaitForMemory.
+// ServeHTTP tries semaphore.TryAcquire first: with room to spare, as almost
+// always, that skips this wait's context and its timer.
 func (r *Receiver) reserve(ctx context.Context, size int64) bool {
 	wait, cancel := context.WithTimeout(ctx, r.lim.WaitForMemory)
 	defer cancel()
@@ -335,18 +363,63 @@ func checkBody(body []byte) string {
 	return ""
 }
 
-var keep = []string{"Content-Type", "User-Agent", "X-Gitlab-Event", "X-Gitlab-Instance", "X-Gitlab-Webhook-UUID", "X-Gitlab-Event-UUID", "Idempotency-Key"}
+// keep lists the headers a delivery records, sorted as encoding/json sorts
+// a map's keys, so recordedHeaders writes what json.Marshal of that map
+// wrote (stored rows and the API keep the same text).
+var keep = slices.Sorted(slices.Values([]string{"Content-Type", "User-Agent", "X-Gitlab-Event", "X-Gitlab-Instance",
+	"X-Gitlab-Webhook-UUID", "X-Gitlab-Event-UUID", "Idempotency-Key"}))
 
-// recordedHeaders keeps the delivery headers worth showing; never X-Gitlab-Token.
+// recordedHeaders keeps the delivery headers worth showing; never
+// X-Gitlab-Token. It writes the JSON object json.Marshal wrote for a map of
+// them, byte for byte (TestRecordedHeadersAreWhatJSONMarshalWrote), without
+// the map, its sort and reflection: 7 allocations and ~2 µs less per
+// delivery (BenchmarkRecordedHeaders).
 func recordedHeaders(h http.Header) string {
-	out := map[string]string{}
+	b := make([]byte, 0, 512) // GitLab's seven headers take ~300 bytes
+	b = append(b, '{')
 	for _, k := range keep {
-		if v := h.Get(k); v != "" {
-			out[k] = limit(v, 500)
+		v := h.Get(k)
+		if v == "" {
+			continue
+		}
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, k...)
+		b = append(b, '"', ':')
+		b = appendJSONString(b, limit(v, 500))
+	}
+	b = append(b, '}')
+	return bodyString(b)
+}
+
+// appendJSONString appends s as encoding/json writes a string: printable
+// ASCII other than " \ < > & is written as it is (every header GitLab
+// sends); anything else goes through json.Marshal, whose escapes (HTML
+// characters, control characters, U+2028/U+2029, invalid UTF-8) are then
+// exactly its own.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
 		}
 	}
-	b, _ := json.Marshal(out)
-	return string(b)
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// bodyString is b as a string without copying it. Only for a slice nothing
+// writes to afterwards: the receiver's body buffer and recordedHeaders' own
+// are each filled once and then only read. A push's 8 KB body was copied
+// once more per delivery by string(body).
+func bodyString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
 func limit(s string, n int) string {
