@@ -268,8 +268,9 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	// A declared length is read into one buffer of that size plus the
 	// bytes.MinRead that Buffer.ReadFrom wants free before each read: with
 	// less (it was length + 1) the read of EOF doubled the buffer, copying
-	// the body into a second, twice larger one (BenchmarkReceiverAck: 48 →
-	// 14 KB allocated per 8 KB push). An unsized body grows as it comes
+	// the body into a second, twice larger one (BenchmarkReceiverAck, with
+	// the string copy bodyString saves: 48 → 18.5 KB allocated per 8 KB push,
+	// httptest's own request included). An unsized body grows as it comes
 	// (its reservation is already the maximum).
 	initial := int64(64 << 10)
 	if req.ContentLength >= 0 {
@@ -372,8 +373,9 @@ var keep = slices.Sorted(slices.Values([]string{"Content-Type", "User-Agent", "X
 // recordedHeaders keeps the delivery headers worth showing; never
 // X-Gitlab-Token. It writes the JSON object json.Marshal wrote for a map of
 // them, byte for byte (TestRecordedHeadersAreWhatJSONMarshalWrote), without
-// the map, its sort and reflection: 7 allocations and ~2 µs less per
-// delivery (BenchmarkRecordedHeaders).
+// the map, its sort and reflection: 4 allocations instead of 21 and
+// 1.6–1.8 instead of 4.3–5.1 µs of CPU per delivery (BenchmarkRecordedHeaders,
+// GitLab's seven headers, load average 12–16).
 func recordedHeaders(h http.Header) string {
 	b := make([]byte, 0, 512) // GitLab's seven headers take ~300 bytes
 	b = append(b, '{')
