@@ -61,6 +61,9 @@ type Environments struct {
 	drainYielded      func(outcome string)
 	deliveryFault     func(id int64) error
 	deliveryRetryBase time.Duration
+	// drainReadInTx has the SQLite drain read its batch inside its write
+	// transaction, as PostgreSQL's does (the benchmark's baseline).
+	drainReadInTx bool
 }
 
 // Queue is the environments service's former name.
