@@ -240,7 +240,10 @@ func (w *deliveryWorker) drain(ctx context.Context, job *river.Job[ProcessDelive
 // oldest first, in its transaction tx: those read ahead that are still
 // accepted (on SQLite the drain is the only worker of its queue, so they
 // all are but for one a retention sweep or an operator changed), or else
-// read in tx.
+// read in tx. The drain's last step still looks for accepted deliveries
+// in its write transaction (finishIfDrained), so reading ahead leaves the
+// argument at the top of this file as it is: a look ahead that missed an
+// ack's deliveries only makes that step find them.
 func (w *deliveryWorker) nextBatch(ctx context.Context, tx *sql.Tx, readAhead bool, ahead []store.Delivery, n int) ([]store.Delivery, error) {
 	if !readAhead {
 		return store.NextAcceptedDeliveries(ctx, tx, w.q.store.Dialect, n)

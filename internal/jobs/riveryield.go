@@ -16,9 +16,11 @@ import (
 // each of them wait, like the drain's batches, while acknowledgements are
 // in progress (yield.go's Acks), at most riverYield: River's work for the
 // deploys and feedback that pushes cause then runs between acks, not in
-// front of them. Queries that serve a caller (the API's job reads and
-// cancels) and every statement inside a transaction (glenv's own, where
-// River's job inserts run) do not wait.
+// front of them. River's own transactions wait too (Begin: its inserts
+// outside glenv's transactions, a reconcile's or a rollout deadline's,
+// background work both). Queries that serve a caller (the API's job reads
+// and cancels) and every statement inside a transaction (glenv's own,
+// where River's job inserts run) do not wait.
 type yieldingExecutor struct {
 	riverdriver.Executor
 	yield func(ctx context.Context)
