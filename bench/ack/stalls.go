@@ -1,9 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"runtime"
@@ -208,6 +210,7 @@ func (st *stallTrace) write(name string, start time.Time, gc pauseHist) {
 			fmt.Fprintf(w, "summary: tx %-60s ×%d, ≥5ms %d, max %s\n", k, len(v), c, ms(slices.Max(v)))
 		}
 	}
+	st.writeTurns(w)
 	var hs []time.Duration
 	for _, h := range st.hiccups {
 		hs = append(hs, h.lat)
@@ -264,4 +267,54 @@ func (p pauseHist) sub(old pauseHist) pauseHist {
 		}
 	}
 	return out
+}
+
+// writeTurns prints the writer's turns of the measurement by whose they
+// were (turnKind), per 1,000 replies: how many, and how long they held
+// the writer. A count survives a loaded machine where a latency does not.
+func (st *stallTrace) writeTurns(w io.Writer) {
+	type turns struct {
+		n    int
+		held time.Duration
+	}
+	by := map[string]*turns{}
+	for _, u := range st.uses {
+		if !strings.HasPrefix(u.Conn, "writer") || (u.What != "tx" && u.What != "exec" && u.What != "query") {
+			continue
+		}
+		k := turnKind(u.Query)
+		if by[k] == nil {
+			by[k] = &turns{}
+		}
+		by[k].n++
+		by[k].held += u.Took
+	}
+	kinds := slices.Collect(maps.Keys(by))
+	slices.SortFunc(kinds, func(a, b string) int { return cmp.Compare(by[b].held, by[a].held) })
+	per := float64(max(st.all, 1)) / 1000
+	var n int
+	var held time.Duration
+	for _, k := range kinds {
+		n, held = n+by[k].n, held+by[k].held
+	}
+	fmt.Fprintf(w, "summary: writer turns per 1,000 replies: %.0f, holding it %s (per reply %s)\n", float64(n)/per, ms(time.Duration(float64(held)/per)), ms(held/time.Duration(max(st.all, 1))))
+	for _, k := range kinds {
+		fmt.Fprintf(w, "summary:   %-40s %6.0f turns, %9s held\n", k, float64(by[k].n)/per, ms(time.Duration(float64(by[k].held)/per)))
+	}
+}
+
+// turnKind names a writer turn by its first statement: River's queries
+// carry sqlc's "-- name: X" comment; glenv's are named by their first words.
+func turnKind(q string) string {
+	q = oneLine(q)
+	if i := strings.Index(q, "-- name: "); i >= 0 {
+		f := strings.Fields(q[i+len("-- name: "):])
+		if len(f) > 0 {
+			return "river " + f[0]
+		}
+	}
+	if len(q) > 40 {
+		q = q[:40]
+	}
+	return q
 }

@@ -152,31 +152,52 @@ func (w *deliveryWorker) drain(ctx context.Context, job *river.Job[ProcessDelive
 	for {
 		var ids []int64
 		var done, caughtUp bool
+		// On SQLite the batch is read ahead, bodies and all, through the
+		// read pool (readAhead), before the yield: the yield then ends
+		// closest to the writer's turn, and the turn holds the one writer
+		// only to check the batch is still accepted and apply it.
+		var ahead []store.Delivery
+		var err error
+		readAhead := w.q.store.Dialect == store.SQLite && !w.q.drainReadInTx
+		if readAhead {
+			ahead, err = store.NextAcceptedDeliveries(ctx, w.q.store.Reader(), w.q.store.Dialect, perTx(w.q.store.Dialect))
+		}
 		// Acknowledgements first (yield.go): the batch waits for those in
 		// progress, within the floor, and is a small one if they still are.
 		n := batchAfterYield(perTx(w.q.store.Dialect), w.q.yieldToAcks(ctx, last))
-		err := w.q.store.TxDeferrable(ctx, func(tx *sql.Tx) error {
-			ds, err := store.NextAcceptedDeliveries(ctx, tx, w.q.store.Dialect, n)
-			if err != nil {
+		// full: the batch is as large as allowed, so more are likely waiting.
+		full := len(ahead) >= n
+		ahead = ahead[:min(len(ahead), n)]
+		switch {
+		case err != nil:
+		case readAhead && len(ahead) == 0 && !idle:
+			// Nothing to process, and not yet time for the last step: no
+			// turn on the writer at all.
+			caughtUp = true
+		default:
+			err = w.q.store.TxDeferrable(ctx, func(tx *sql.Tx) error {
+				ds, err := w.nextBatch(ctx, tx, readAhead, ahead, n)
+				if err != nil {
+					return err
+				}
+				ids = make([]int64, len(ds))
+				byID := make(map[int64]store.Delivery, len(ds))
+				for i, d := range ds {
+					ids[i], byID[d.ID] = d.ID, d
+				}
+				if _, err := w.processIn(ctx, tx, ids, byID, false); err != nil {
+					return err
+				}
+				if full || !readAhead && len(ds) == n {
+					return nil // more are likely waiting: look again in a new transaction
+				}
+				if caughtUp = true; !idle {
+					return nil
+				}
+				done, err = w.finishIfDrained(ctx, tx, job)
 				return err
-			}
-			ids = make([]int64, len(ds))
-			byID := make(map[int64]store.Delivery, len(ds))
-			for i, d := range ds {
-				ids[i], byID[d.ID] = d.ID, d
-			}
-			if _, err := w.processIn(ctx, tx, ids, byID, false); err != nil {
-				return err
-			}
-			if len(ds) == n {
-				return nil // more are likely waiting: look again in a new transaction
-			}
-			if caughtUp = true; !idle {
-				return nil
-			}
-			done, err = w.finishIfDrained(ctx, tx, job)
-			return err
-		})
+			})
+		}
 		if err != nil && len(ids) > 0 && ctx.Err() == nil {
 			// One delivery of the batch failed (or the last step did): redo
 			// the batch with each delivery isolated, which marks one that
@@ -213,6 +234,35 @@ func (w *deliveryWorker) drain(ctx context.Context, job *river.Job[ProcessDelive
 			}
 		}
 	}
+}
+
+// nextBatch is the drain's next batch of at most n accepted deliveries,
+// oldest first, in its transaction tx: those read ahead that are still
+// accepted (on SQLite the drain is the only worker of its queue, so they
+// all are but for one a retention sweep or an operator changed), or else
+// read in tx. The drain's last step still looks for accepted deliveries
+// in its write transaction (finishIfDrained), so reading ahead leaves the
+// argument at the top of this file as it is: a look ahead that missed an
+// ack's deliveries only makes that step find them.
+func (w *deliveryWorker) nextBatch(ctx context.Context, tx *sql.Tx, readAhead bool, ahead []store.Delivery, n int) ([]store.Delivery, error) {
+	if !readAhead {
+		return store.NextAcceptedDeliveries(ctx, tx, w.q.store.Dialect, n)
+	}
+	ids := make([]int64, len(ahead))
+	for i, d := range ahead {
+		ids[i] = d.ID
+	}
+	still, err := store.AcceptedAmong(ctx, tx, ids)
+	if err != nil {
+		return nil, err
+	}
+	ds := ahead[:0:0]
+	for _, d := range ahead {
+		if still[d.ID] {
+			ds = append(ds, d)
+		}
+	}
+	return ds, nil
 }
 
 // drainGather is how long a drain that caught up and was woken by an ack

@@ -52,10 +52,20 @@ const insertTopic = "river_insert"
 
 func insertPayload(queue string) string { return fmt.Sprintf(`{"queue": %q}`, queue) }
 
-// localDriver is River's SQLite driver with localListener as its listener.
+// localDriver is River's SQLite driver with localListener as its listener,
+// and its background writes yielding to acknowledgements (riveryield.go).
 type localDriver struct {
 	riverdriver.Driver[*sql.Tx]
 	listener *localListener
+	// yield waits for the acknowledgements in progress, bounded; nil: none.
+	yield func(ctx context.Context)
+}
+
+func (d localDriver) GetExecutor() riverdriver.Executor {
+	if d.yield == nil {
+		return d.Driver.GetExecutor()
+	}
+	return yieldingExecutor{Executor: d.Driver.GetExecutor(), yield: d.yield}
 }
 
 func (d localDriver) GetListener(*riverdriver.GetListenenerParams) riverdriver.Listener {

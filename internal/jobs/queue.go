@@ -61,6 +61,9 @@ type Environments struct {
 	drainYielded      func(outcome string)
 	deliveryFault     func(id int64) error
 	deliveryRetryBase time.Duration
+	// drainReadInTx has the SQLite drain read its batch inside its write
+	// transaction, as PostgreSQL's does (the benchmark's baseline).
+	drainReadInTx bool
 }
 
 // Queue is the environments service's former name.
@@ -146,7 +149,7 @@ func deliveryWorkers(s *store.Store) int {
 
 // newClient builds the River client over the store's driver, with a
 // listener so that committed jobs are fetched at once (nudge.go).
-func newClient(s *store.Store, workers *river.Workers, cfg QueueConfig, periodic []*river.PeriodicJob) (*river.Client[*sql.Tx], *localListener, error) {
+func newClient(s *store.Store, workers *river.Workers, cfg QueueConfig, periodic []*river.PeriodicJob, yield func(context.Context)) (*river.Client[*sql.Tx], *localListener, error) {
 	n := cfg.Workers
 	if n == 0 {
 		n = 8
@@ -188,7 +191,7 @@ func newClient(s *store.Store, workers *river.Workers, cfg QueueConfig, periodic
 		driver = routedDriver{Driver: driver, r: &router{local: local, afterCommit: s.AfterCommit}}
 	} else {
 		// SQLite: River hears glenv's own commits (nudge.go).
-		driver = localDriver{Driver: driver, listener: local}
+		driver = localDriver{Driver: driver, listener: local, yield: yield}
 	}
 	c, err := river.NewClient(driver, rc)
 	return c, local, err

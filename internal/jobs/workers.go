@@ -166,7 +166,7 @@ func NewQueue(s *store.Store, deps Deps, cfg QueueConfig) (*Environments, error)
 			},
 			&river.PeriodicJobOpts{RunOnStart: false}))
 	}
-	c, local, err := newClient(s, workers, cfg, periodic)
+	c, local, err := newClient(s, workers, cfg, periodic, func(ctx context.Context) { q.riverYieldFor(ctx, riverYield) })
 	if err != nil {
 		return nil, err
 	}
