@@ -44,6 +44,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
@@ -77,6 +78,7 @@ func main() {
 
 	g := start(tb, app, *db)
 	defer g.stop()
+	g.showLog = *showLog
 	fmt.Printf("push to an active environment → new commit served (examples/static, %s, %s), %d rounds of %d pushes\n",
 		g.sandbox, *db, *rounds, *n)
 
@@ -97,7 +99,9 @@ func main() {
 				// The baselines get the same commit just before glenv does,
 				// so both see the same machine load.
 				b := ru.measure(tb, sha)
+				cpu0 := selfCPU()
 				ph, total, n := g.push(tb, sha, version, polled)
+				ph["cpu"] = selfCPU() - cpu0
 				if *showLog {
 					fmt.Printf("--- %s (%s): %s\n%s  polls before: %s\n", version, map[bool]string{true: "polled", false: "switch detected"}[polled],
 						g.stamps, g.lastLog(tb), strings.Join(g.polls, "; "))
@@ -126,6 +130,11 @@ func main() {
 		row(name, sw.phases[name])
 	}
 	row("total", sw.totals)
+	// This process's CPU (user + system) from the webhook to served:
+	// glenv's, the double's Go side and the bench's client; not the
+	// children's (git, pasta, the app). It holds under load, which the
+	// phases do not.
+	row("CPU of glenv+bench", sw.phases["cpu"])
 	// Paired per push (its baseline was timed just before it, under the
 	// same load): what glenv's fetch phase took over one fetch request.
 	row("fetch − floor's", sw.fetchOver())
@@ -135,6 +144,7 @@ func main() {
 		row(name, po.phases[name])
 	}
 	row("total", po.totals)
+	row("CPU of glenv+bench", po.phases["cpu"])
 	row("fetch − floor's", po.fetchOver())
 	all := append(slices.Clone(sw.bases), po.bases...)
 	fmt.Printf("\n  baselines, all pushes (no build steps: the app's build is its checkout):\n")
@@ -244,6 +254,15 @@ func confirms(ns []int) string {
 	return strings.Join(out, ", ")
 }
 
+// selfCPU is this process's CPU time so far, user and system.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 func mapB(bs []baseline, f func(baseline) time.Duration) []time.Duration {
 	out := make([]time.Duration, len(bs))
 	for i, b := range bs {
@@ -281,6 +300,7 @@ type glenv struct {
 	polls                []string
 	stamps               string       // the last push's sent, acked and served times, for -log
 	watch                *switchWatch // the environment's switches (served.go)
+	showLog              bool
 }
 
 // start runs glenv in this process with the process runtime, connects the
