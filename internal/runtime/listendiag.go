@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"syscall"
 
@@ -45,7 +46,10 @@ func newListenDiag(ns *os.File) (*listenDiag, error) {
 		unix.Close(fd)
 		return nil, err
 	}
-	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+	// A netlink socket shows in its namespace's /proc/net/netlink with its
+	// port id, which the kernel would make glenv's pid: a random one (high
+	// bit set, as the kernel's own fallback) tells the app nothing of glenv.
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Pid: 1<<31 | rand.Uint32()}); err != nil {
 		unix.Close(fd)
 		return nil, err
 	}

@@ -3,6 +3,8 @@ package runtime
 import (
 	"net"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -36,6 +38,17 @@ func TestTheListenWatchSeesListenersInTheAppsNamespaceOnly(t *testing.T) {
 		t.Fatal("the watch of an app in glenv's namespace has no sock_diag socket")
 	}
 	defer w.close()
+	// Its socket, listed in the namespace's /proc/net/netlink, does not
+	// carry glenv's pid as its port id.
+	table, err := onThreadIn(ns, func() ([]byte, error) { return os.ReadFile("/proc/thread-self/net/netlink") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(table), "\n")[1:] {
+		if f := strings.Fields(line); len(f) > 2 && f[2] == strconv.Itoa(os.Getpid()) {
+			t.Fatalf("the sock_diag socket shows glenv's pid to the app's namespace: %q", line)
+		}
+	}
 	port := func(l net.Listener) int { return l.Addr().(*net.TCPAddr).Port }
 
 	v4 := listen("127.0.0.1:0")
