@@ -87,6 +87,7 @@ func (g *glenv) waitSwitched(tb *benchkit.TB, sha, version string, deadline time
 		}
 	}
 	seen := time.Now()
+	missed := ""
 	c := &http.Client{Timeout: 5 * time.Second}
 	for n := 1; ; n++ {
 		req, _ := http.NewRequest(http.MethodGet, g.front+"/version.txt", nil)
@@ -102,6 +103,9 @@ func (g *glenv) waitSwitched(tb *benchkit.TB, sha, version string, deadline time
 				served := time.Now()
 				g.polls = append(g.polls, fmt.Sprintf("switch seen %s, confirmed by request %d sent %s, took %s", seen.UTC().Format("15:04:05.000"),
 					n, t0.UTC().Format("15:04:05.000"), served.Sub(t0).Round(100*time.Microsecond)))
+				if missed != "" {
+					g.polls = append(g.polls, "answered before the switch: "+missed)
+				}
 				if g.showLog {
 					// The next request's time, for comparison (-log only).
 					t1 := time.Now()
@@ -112,6 +116,7 @@ func (g *glenv) waitSwitched(tb *benchkit.TB, sha, version string, deadline time
 			}
 			what = strconv.Itoa(resp.StatusCode) + " " + fmt.Sprintf("%.20q", b)
 		}
+		missed += fmt.Sprintf("[%s +%s %s]", t0.UTC().Format("15:04:05.000"), time.Since(t0).Round(100*time.Microsecond), what)
 		if time.Now().After(deadline) {
 			tb.Fatalf("switched to %s, but the proxy never served %q (last: %s)", sha, version, what)
 		}
