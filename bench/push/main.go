@@ -436,19 +436,10 @@ func (g *glenv) waitServed(tb *benchkit.TB, version string, deadline time.Time) 
 	c := &http.Client{Timeout: 5 * time.Second}
 	g.polls = g.polls[:0]
 	for {
-		req, _ := http.NewRequest(http.MethodGet, g.front+"/version.txt", nil)
-		req.Host = "main--app.localhost"
-		req.Header.Set("Accept", "text/plain")
 		t0 := time.Now()
-		resp, err := c.Do(req)
-		what := fmt.Sprint(err)
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			what = fmt.Sprintf("%d %.20q", resp.StatusCode, b)
-			if resp.StatusCode == http.StatusOK && string(b) == version {
-				return time.Now()
-			}
+		ok, what := g.askVersion(c, version)
+		if ok {
+			return time.Now()
 		}
 		if len(g.polls) == 8 {
 			g.polls = g.polls[1:]
@@ -461,16 +452,24 @@ func (g *glenv) waitServed(tb *benchkit.TB, version string, deadline time.Time) 
 	}
 }
 
-// pollOnce is one request of waitServed's, its answer read and dropped.
-func (g *glenv) pollOnce() {
+// askVersion sends one request for version.txt through glenv's proxy with
+// c, and reports whether it answered version, and what it answered (its
+// status and the start of its body, or the error).
+func (g *glenv) askVersion(c *http.Client, version string) (bool, string) {
 	req, _ := http.NewRequest(http.MethodGet, g.front+"/version.txt", nil)
 	req.Host = "main--app.localhost"
 	req.Header.Set("Accept", "text/plain")
-	if resp, err := g.client.Do(req); err == nil {
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+	resp, err := c.Do(req)
+	if err != nil {
+		return false, fmt.Sprint(err)
 	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK && string(b) == version, fmt.Sprintf("%d %.20q", resp.StatusCode, b)
 }
+
+// pollOnce is one request of waitServed's, its answer read and dropped.
+func (g *glenv) pollOnce() { g.askVersion(g.client, "") }
 
 // deployOf is the deploy activity of sha.
 func (g *glenv) deployOf(tb *benchkit.TB, sha string) store.Activity {

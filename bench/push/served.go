@@ -3,11 +3,9 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -93,31 +91,22 @@ func (g *glenv) waitSwitched(tb *benchkit.TB, sha, version string, deadline time
 	missed := ""
 	c := &http.Client{Timeout: 5 * time.Second}
 	for n := 1; ; n++ {
-		req, _ := http.NewRequest(http.MethodGet, g.front+"/version.txt", nil)
-		req.Host = "main--app.localhost"
-		req.Header.Set("Accept", "text/plain")
 		t0 := time.Now()
-		resp, err := c.Do(req)
-		what := fmt.Sprint(err)
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK && string(b) == version {
-				served := time.Now()
-				g.polls = append(g.polls, fmt.Sprintf("switch seen %s, confirmed by request %d sent %s, took %s", seen.UTC().Format("15:04:05.000"),
-					n, t0.UTC().Format("15:04:05.000"), served.Sub(t0).Round(100*time.Microsecond)))
-				if missed != "" {
-					g.polls = append(g.polls, "answered before the switch: "+missed)
-				}
-				if g.showLog {
-					// The next request's time, for comparison (-log only).
-					t1 := time.Now()
-					g.pollOnce()
-					g.polls = append(g.polls, fmt.Sprintf("the next request took %s", time.Since(t1).Round(100*time.Microsecond)))
-				}
-				return served, n
+		ok, what := g.askVersion(c, version)
+		if ok {
+			served := time.Now()
+			g.polls = append(g.polls, fmt.Sprintf("switch seen %s, confirmed by request %d sent %s, took %s", seen.UTC().Format("15:04:05.000"),
+				n, t0.UTC().Format("15:04:05.000"), served.Sub(t0).Round(100*time.Microsecond)))
+			if missed != "" {
+				g.polls = append(g.polls, "answered before the switch: "+missed)
 			}
-			what = strconv.Itoa(resp.StatusCode) + " " + fmt.Sprintf("%.20q", b)
+			if g.showLog {
+				// The next request's time, for comparison (-log only).
+				t1 := time.Now()
+				g.pollOnce()
+				g.polls = append(g.polls, fmt.Sprintf("the next request took %s", time.Since(t1).Round(100*time.Microsecond)))
+			}
+			return served, n
 		}
 		missed += fmt.Sprintf("[%s +%s %s]", t0.UTC().Format("15:04:05.000"), time.Since(t0).Round(100*time.Microsecond), what)
 		if time.Now().After(deadline) {
