@@ -44,13 +44,7 @@ func (q *Environments) riverYieldFor(ctx context.Context, bound time.Duration) {
 		return
 	default:
 	}
-	t := time.NewTimer(bound)
-	defer t.Stop()
-	select {
-	case <-idle:
-	case <-t.C:
-	case <-ctx.Done():
-	}
+	awaitIdle(ctx, idle, bound)
 }
 
 func (e yieldingExecutor) Begin(ctx context.Context) (riverdriver.ExecutorTx, error) {

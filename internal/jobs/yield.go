@@ -67,21 +67,27 @@ func (q *Environments) yieldToAcks(ctx context.Context, last time.Time) string {
 	}
 	outcome := "none"
 	if wait := yieldWait(busy, time.Since(last), q.ackYieldBound()); wait > 0 {
-		t := time.NewTimer(wait)
-		select {
-		case <-idle:
-			outcome = "idle"
-		case <-t.C:
-			outcome = "floor"
-		case <-ctx.Done():
-			outcome = "stop"
-		}
-		t.Stop()
+		outcome = awaitIdle(ctx, idle, wait)
 	}
 	if hook := q.drainYielded; hook != nil {
 		hook(outcome)
 	}
 	return outcome
+}
+
+// awaitIdle waits up to d for idle to close and reports how the wait
+// ended: "idle", "floor" (d passed) or "stop" (ctx ended).
+func awaitIdle(ctx context.Context, idle <-chan struct{}, d time.Duration) string {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-idle:
+		return "idle"
+	case <-t.C:
+		return "floor"
+	case <-ctx.Done():
+		return "stop"
+	}
 }
 
 // ackYieldBound is ackYield unless a test set its own.
