@@ -71,25 +71,7 @@ func TestARedeploySetsTheAppsSandboxUpWhileItFetches(t *testing.T) {
 	if !strings.Contains(log, stagedLine) {
 		t.Fatalf("a push changing only the code did not stage the app's sandbox:\n%s", log)
 	}
-	glenvURL, _ := url.Parse(w.proxy.URL)
-	host, port := hostPort(t, glenvURL.Host)
-	for _, tc := range []struct{ name, path, want string }{
-		{"the app serves the new commit", "/sh?cmd=" + url.QueryEscape("cat /app/version.txt"), "exit 0\ntwo"},
-		{"the app sees the new GLENV_SHA", "/sh?cmd=" + url.QueryEscape("echo $GLENV_SHA"), "exit 0\n" + sha},
-		{"the app runs as the environment's uid, not root", "/sh?cmd=" + url.QueryEscape("id -u"), "exit 0\n" + strconv.Itoa(200000+95)},
-		// The gate's pipes were 3 and 4 (sh keeps its own at 10 and up).
-		{"the app's command starts with no descriptor of the gate", "/sh?cmd=" + url.QueryEscape("grep -cx '[34]' $GLENV_DATA_DIR/fds || true"), "exit 0\n0\n"},
-		{"the app has no capabilities", "/sh?cmd=" + url.QueryEscape("grep -E '^CapBnd' /proc/self/status"), "CapBnd:\t0000000000000000"},
-		{"/app is read-only", "/sh?cmd=" + url.QueryEscape("touch /app/x"), "Read-only file system"},
-		{"glenv's data dir is hidden", "/sh?cmd=" + url.QueryEscape("ls "+filepath.Join(w.dataDir, "runtime")), "No such file or directory"},
-		{"glenv's listener is out of reach", "/connect?host=" + host + "&port=" + port, "failed"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := w.probe(t, env, tc.path); !strings.Contains(got, tc.want) {
-				t.Fatalf("%s: want %q in %q", tc.path, tc.want, got)
-			}
-		})
-	}
+	w.assertStagedSandboxHolds(t, env, sha, "two", 95)
 
 	for _, tc := range []struct {
 		name, extra, check, want string
@@ -129,6 +111,32 @@ func TestARedeploySetsTheAppsSandboxUpWhileItFetches(t *testing.T) {
 	})
 }
 
+// assertStagedSandboxHolds attacks the app a staged sandbox started, env's
+// number n (its uid is 200000+n) at commit sha whose version.txt says
+// version: it serves that commit, and is as confined as any app.
+func (w *world) assertStagedSandboxHolds(t *testing.T, env store.Environment, sha, version string, n int) {
+	t.Helper()
+	glenvURL, _ := url.Parse(w.proxy.URL)
+	host, port := hostPort(t, glenvURL.Host)
+	for _, tc := range []struct{ name, path, want string }{
+		{"the app serves the pushed commit", "/sh?cmd=" + url.QueryEscape("cat /app/version.txt"), "exit 0\n" + version},
+		{"the app sees the pushed commit's GLENV_SHA, set at the gate", "/sh?cmd=" + url.QueryEscape("echo $GLENV_SHA"), "exit 0\n" + sha},
+		{"the app runs as the environment's uid, not root", "/sh?cmd=" + url.QueryEscape("id -u"), "exit 0\n" + strconv.Itoa(200000+n)},
+		// The gate's pipes were 3 and 4 (sh keeps its own at 10 and up).
+		{"the app's command starts with no descriptor of the gate", "/sh?cmd=" + url.QueryEscape("grep -cx '[34]' $GLENV_DATA_DIR/fds || true"), "exit 0\n0\n"},
+		{"the app has no capabilities", "/sh?cmd=" + url.QueryEscape("grep -E '^CapBnd' /proc/self/status"), "CapBnd:\t0000000000000000"},
+		{"/app is read-only", "/sh?cmd=" + url.QueryEscape("touch /app/x"), "Read-only file system"},
+		{"glenv's data dir is hidden", "/sh?cmd=" + url.QueryEscape("ls "+filepath.Join(w.dataDir, "runtime")), "No such file or directory"},
+		{"glenv's listener is out of reach", "/connect?host=" + host + "&port=" + port, "failed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := w.probe(t, env, tc.path); !strings.Contains(got, tc.want) {
+				t.Fatalf("%s: want %q in %q", tc.path, tc.want, got)
+			}
+		})
+	}
+}
+
 // waitPrestaged waits (bounded) until the runtime staged the next
 // deploy's sandbox of env, as it does once a deploy settled.
 func waitPrestaged(t *testing.T, rt *runtime.Runtime, env store.Environment) {
@@ -166,24 +174,7 @@ func TestASandboxStagedBeforeThePushRunsThePushedCommit(t *testing.T) {
 	if !strings.Contains(log, prestagedLine) {
 		t.Fatalf("the push did not use the sandbox staged before it:\n%s", log)
 	}
-	glenvURL, _ := url.Parse(w.proxy.URL)
-	host, port := hostPort(t, glenvURL.Host)
-	for _, tc := range []struct{ name, path, want string }{
-		{"the app serves the pushed commit", "/sh?cmd=" + url.QueryEscape("cat /app/version.txt"), "exit 0\ntwo"},
-		{"the app sees the pushed commit's GLENV_SHA, set at the gate", "/sh?cmd=" + url.QueryEscape("echo $GLENV_SHA"), "exit 0\n" + sha},
-		{"the app runs as the environment's uid, not root", "/sh?cmd=" + url.QueryEscape("id -u"), "exit 0\n" + strconv.Itoa(200000+96)},
-		{"the app's command starts with no descriptor of the gate", "/sh?cmd=" + url.QueryEscape("grep -cx '[34]' $GLENV_DATA_DIR/fds || true"), "exit 0\n0\n"},
-		{"the app has no capabilities", "/sh?cmd=" + url.QueryEscape("grep -E '^CapBnd' /proc/self/status"), "CapBnd:\t0000000000000000"},
-		{"/app is read-only", "/sh?cmd=" + url.QueryEscape("touch /app/x"), "Read-only file system"},
-		{"glenv's data dir is hidden", "/sh?cmd=" + url.QueryEscape("ls "+filepath.Join(w.dataDir, "runtime")), "No such file or directory"},
-		{"glenv's listener is out of reach", "/connect?host=" + host + "&port=" + port, "failed"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := w.probe(t, env, tc.path); !strings.Contains(got, tc.want) {
-				t.Fatalf("%s: want %q in %q", tc.path, tc.want, got)
-			}
-		})
-	}
+	w.assertStagedSandboxHolds(t, env, sha, "two", 96)
 	t.Run("a pause discards the sandbox staged for the next push", func(t *testing.T) {
 		waitPrestaged(t, w.rt, env)
 		if err := w.rt.Pause(t.Context(), env.ID); err != nil {
