@@ -80,7 +80,7 @@ func (c *cachedConn) stmt(ctx context.Context, query string) (*cachedStmt, error
 	if len(c.stmts) >= maxCachedStmts {
 		return nil, nil
 	}
-	st, err := c.PrepareContext(ctx, query)
+	st, err := c.PrepareContext(ctx, positional(query))
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +105,7 @@ func (c *cachedConn) execContext(ctx context.Context, query string, args []drive
 		return nil, err
 	}
 	if s == nil {
-		return c.Conn.(driver.ExecerContext).ExecContext(ctx, query, args)
+		return c.Conn.(driver.ExecerContext).ExecContext(ctx, positional(query), args)
 	}
 	return s.stmt.(driver.StmtExecContext).ExecContext(ctx, args)
 }
@@ -126,7 +126,7 @@ func (c *cachedConn) queryContext(ctx context.Context, query string, args []driv
 		return nil, err
 	}
 	if s == nil {
-		return c.Conn.(driver.QueryerContext).QueryContext(ctx, query, args)
+		return c.Conn.(driver.QueryerContext).QueryContext(ctx, positional(query), args)
 	}
 	rows, err := s.stmt.(driver.StmtQueryContext).QueryContext(ctx, args)
 	if err != nil {
