@@ -45,7 +45,7 @@ func newDeliveryBatch(ctx context.Context, tx *sql.Tx, q *Environments, ds map[i
 		if dl.Status != store.DeliveryAccepted {
 			continue
 		}
-		ev, err := webhook.ParseStoredEvent(dl.Event, []byte(dl.Body))
+		ev, err := webhook.ParseStored(dl.Event, dl.Body)
 		b.events[id] = parsedEvent{ev: ev, err: err}
 		if n := eventEnvName(ev); err == nil && n != "" && !slices.Contains(names[dl.IntegrationName], n) {
 			names[dl.IntegrationName] = append(names[dl.IntegrationName], n)

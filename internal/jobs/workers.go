@@ -386,7 +386,7 @@ func (w *deliveryWorker) processInBatch(ctx context.Context, tx *sql.Tx, d *stor
 			if p, ok := b.event(d.ID); ok {
 				ev, perr = p.ev, p.err
 			} else {
-				ev, perr = webhook.ParseStoredEvent(d.Event, []byte(d.Body))
+				ev, perr = webhook.ParseStored(d.Event, d.Body)
 			}
 			if perr != nil {
 				result = "payload not understood: " + perr.Error()

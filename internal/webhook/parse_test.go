@@ -391,6 +391,16 @@ func TestParseStoredEventReadsWhatParseEventReads(t *testing.T) {
 			if (err == nil) != (werr == nil) || !reflect.DeepEqual(got, want) {
 				t.Errorf("ParseStoredEvent = %+v, %v; ParseEvent = %+v, %v", describe(got), err, describe(want), werr)
 			}
+			// ParseStored reads a string without copying it: same event,
+			// and the string is left as it was.
+			stored := string(body)
+			got, err = ParseStored(tt.header, stored)
+			if (err == nil) != (werr == nil) || !reflect.DeepEqual(got, want) {
+				t.Errorf("ParseStored = %+v, %v; ParseEvent = %+v, %v", describe(got), err, describe(want), werr)
+			}
+			if stored != string(body) {
+				t.Error("ParseStored changed the body it read")
+			}
 		})
 	}
 }
@@ -402,10 +412,14 @@ func TestParseStoredEventRejectsNonObjectsAndNeverPanics(t *testing.T) {
 		if ev, err := ParseStoredEvent("Push Hook", []byte(body)); err == nil {
 			t.Errorf("ParseStoredEvent(%q) = %+v, nil; want an error", body, ev)
 		}
+		if ev, err := ParseStored("Push Hook", body); err == nil {
+			t.Errorf("ParseStored(%q) = %+v, nil; want an error", body, ev)
+		}
 	}
 	for _, body := range []string{`{"a":`, `{} {}`, `{"ref":"refs/heads/x","before":`, `{"object_kind":"merge_request","object_attributes":{`} {
 		for _, header := range []string{"Push Hook", "Tag Push Hook", "Merge Request Hook"} {
 			ParseStoredEvent(header, []byte(body)) // must return, whatever it reads
+			ParseStored(header, body)
 		}
 	}
 }
