@@ -153,14 +153,15 @@ func (w *deliveryWorker) drain(ctx context.Context, job *river.Job[ProcessDelive
 		var ids []int64
 		var done, caughtUp bool
 		// On SQLite the batch is read ahead, bodies and all, through the
-		// read pool (readAhead), before the yield: the yield then ends
+		// read pool or from what this process acknowledged (readAhead,
+		// fresh.go), before the yield: the yield then ends
 		// closest to the writer's turn, and the turn holds the one writer
 		// only to check the batch is still accepted and apply it.
 		var ahead []store.Delivery
 		var err error
 		readAhead := w.q.store.Dialect == store.SQLite && !w.q.drainReadInTx
 		if readAhead {
-			ahead, err = store.NextAcceptedDeliveries(ctx, w.q.store.Reader(), w.q.store.Dialect, perTx(w.q.store.Dialect))
+			ahead, err = w.readAhead(ctx, perTx(w.q.store.Dialect))
 		}
 		// Acknowledgements first (yield.go): the batch waits for those in
 		// progress, within the floor, and is a small one if they still are.
@@ -168,6 +169,10 @@ func (w *deliveryWorker) drain(ctx context.Context, job *river.Job[ProcessDelive
 		// full: the batch is as large as allowed, so more are likely waiting.
 		full := len(ahead) >= n
 		ahead = ahead[:min(len(ahead), n)]
+		var parsed map[int64]parsedEvent
+		if err == nil && len(ahead) > 0 {
+			parsed = parseAll(ahead)
+		}
 		switch {
 		case err != nil:
 		case readAhead && len(ahead) == 0 && !idle:
@@ -185,7 +190,7 @@ func (w *deliveryWorker) drain(ctx context.Context, job *river.Job[ProcessDelive
 				for i, d := range ds {
 					ids[i], byID[d.ID] = d.ID, d
 				}
-				if _, err := w.processIn(ctx, tx, ids, byID, false); err != nil {
+				if _, err := w.processIn(ctx, tx, ids, byID, parsed, false); err != nil {
 					return err
 				}
 				if full || !readAhead && len(ds) == n {

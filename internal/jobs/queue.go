@@ -51,6 +51,9 @@ type Environments struct {
 	// declined. A wrong belief costs one declined round trip, never a
 	// stranded delivery: the one-trip check decides, not this.
 	drainLikely atomic.Bool
+	// fresh holds what this process acknowledged for the SQLite drain
+	// to take instead of reading it back (fresh.go).
+	fresh freshDeliveries
 	// Acks is the webhook receiver's pressure: the drain yields to
 	// acknowledgements in progress (yield.go). Set before Start; nil: no
 	// receiver, no yielding.

@@ -222,7 +222,7 @@ func (w *deliveryWorker) Work(ctx context.Context, job *river.Job[ProcessDeliver
 func (w *deliveryWorker) processBatch(ctx context.Context, ids []int64, isolated bool) (retry time.Duration, err error) {
 	err = w.q.store.TxDeferrable(ctx, func(tx *sql.Tx) error {
 		var err error
-		retry, err = w.processIn(ctx, tx, ids, nil, isolated)
+		retry, err = w.processIn(ctx, tx, ids, nil, nil, isolated)
 		return err
 	})
 	return retry, err
@@ -230,7 +230,7 @@ func (w *deliveryWorker) processBatch(ctx context.Context, ids []int64, isolated
 
 // processIn processes ids in tx, in order; ds, when not nil, are those
 // deliveries already read (and locked) in tx.
-func (w *deliveryWorker) processIn(ctx context.Context, tx *sql.Tx, ids []int64, ds map[int64]store.Delivery, isolated bool) (time.Duration, error) {
+func (w *deliveryWorker) processIn(ctx context.Context, tx *sql.Tx, ids []int64, ds map[int64]store.Delivery, parsed map[int64]parsedEvent, isolated bool) (time.Duration, error) {
 	if isolated || ds == nil {
 		// On PostgreSQL a job of an older glenv and the drain may hold the
 		// same deliveries: the second to lock them sees them processed.
@@ -257,7 +257,7 @@ func (w *deliveryWorker) processIn(ctx context.Context, tx *sql.Tx, ids []int64,
 	// them is updated in it), their parsed events, their environments read
 	// and locked with one statement, and the activities written at the
 	// end. Not when isolated: a rolled-back savepoint would leave it stale.
-	b, err := newDeliveryBatch(ctx, tx, w.q, ds)
+	b, err := newDeliveryBatch(ctx, tx, w.q, ds, parsed)
 	if err != nil {
 		return 0, err
 	}

@@ -35,6 +35,35 @@ func NextAcceptedDeliveries(ctx context.Context, q Querier, d Dialect, n int) ([
 	return out, rows.Err()
 }
 
+// NextAcceptedIDs returns the ids of up to n accepted deliveries, the
+// oldest first: the (status, id) index alone, no row and no body.
+func NextAcceptedIDs(ctx context.Context, q Querier, n int) ([]int64, error) {
+	rows, err := q.QueryContext(ctx, `SELECT id FROM deliveries WHERE status = $1 ORDER BY id LIMIT $2`, DeliveryAccepted, n)
+	if err != nil {
+		return nil, fmt.Errorf("read the next accepted deliveries: %w", err)
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// AsRead is d, just stored by InsertDeliveries, as GetDeliveries would
+// read it back: times at the microseconds stored, in UTC.
+func AsRead(d *Delivery) Delivery {
+	c := *d
+	c.ReceivedAt = fromMicros(micros(d.ReceivedAt))
+	c.ProcessedAt = fromMicros(micros(d.ProcessedAt))
+	c.BodyDroppedAt = fromMicros(micros(d.BodyDroppedAt))
+	return c
+}
+
 // AnyAcceptedDelivery reports whether a delivery still waits to be processed.
 func AnyAcceptedDelivery(ctx context.Context, q Querier) (bool, error) {
 	var one int
