@@ -42,16 +42,7 @@ func NextAcceptedIDs(ctx context.Context, q Querier, n int) ([]int64, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the next accepted deliveries: %w", err)
 	}
-	defer rows.Close()
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
+	return scanIDs(rows)
 }
 
 // AsRead is d, just stored by InsertDeliveries, as GetDeliveries would
