@@ -60,6 +60,72 @@ func TestBatchAfterYield(t *testing.T) {
 	}
 }
 
+func TestQuietAfter(t *testing.T) {
+	for _, tc := range []struct {
+		rule        string
+		lastOutcome string
+		want        time.Duration
+	}{
+		{"after a yield the floor ended (a saturating burst), the receiver must stay quiet longer", "floor", burstQuiet},
+		{"after an idle receiver, its own 1 ms is enough", "idle", 0},
+		{"after no wait, nothing more", "none", 0},
+		{"after a stop, nothing more", "stop", 0},
+	} {
+		t.Run(tc.rule, func(t *testing.T) {
+			if got := quietAfter(tc.lastOutcome); got != tc.want {
+				t.Fatalf("quietAfter(%q) = %s, want %s", tc.lastOutcome, got, tc.want)
+			}
+		})
+	}
+}
+
+// scriptedAcks is a receiver that is idle whenever asked, while an
+// acknowledgement begins between any two looks at AcksBegun for the first
+// busyLooks of them.
+type scriptedAcks struct {
+	busyLooks int
+	looks     int
+}
+
+func (a *scriptedAcks) AcksIdle() <-chan struct{} { return closedChan }
+func (a *scriptedAcks) AcksBegun() uint64 {
+	a.looks++
+	return uint64(min(a.looks, a.busyLooks+1))
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// After a yield the floor ended, an idle receiver is not enough: the
+// drain waits until no acknowledgement began for burstQuiet, within its
+// floor; otherwise its own 1 ms is.
+func TestAfterTheFloorTheDrainWaitsForAQuietReceiver(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		rule        string
+		lastOutcome string
+		busyLooks   int
+		bound       time.Duration
+		want        string
+		minLooks    int
+		maxLooks    int
+	}{
+		{"acknowledgements keep beginning, then stop: idle once they stopped", "floor", 6, time.Hour, "idle", 8, 8},
+		{"acknowledgements never stop beginning: the floor lets the batch go", "floor", 1 << 30, 30 * time.Millisecond, "floor", 2, 1 << 30},
+		{"not after the floor: an idle receiver lets the batch go at once", "idle", 1 << 30, time.Hour, "none", 0, 0},
+	} {
+		t.Run(tc.rule, func(t *testing.T) {
+			acks := &scriptedAcks{busyLooks: tc.busyLooks}
+			q := &Environments{Acks: acks, ackYieldTest: tc.bound}
+			if got := q.yieldToAcks(ctx, time.Now(), tc.lastOutcome); got != tc.want {
+				t.Fatalf("yieldToAcks after %q = %q, want %q", tc.lastOutcome, got, tc.want)
+			}
+			if acks.looks < tc.minLooks || acks.looks > tc.maxLooks {
+				t.Fatalf("looked at AcksBegun %d times, want %d–%d", acks.looks, tc.minLooks, tc.maxLooks)
+			}
+		})
+	}
+}
+
 // hookSecrets gives integration "app" (id) the webhook secret "hook-secret".
 type hookSecrets struct{ id int64 }
 
