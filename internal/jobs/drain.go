@@ -149,9 +149,6 @@ func (w *deliveryWorker) drain(ctx context.Context, job *river.Job[ProcessDelive
 	// (from the start for the first: a drain started by a burst's first
 	// acks yields to them too).
 	last := time.Now()
-	// lastOutcome is how the last yield ended (yield.go: after the floor,
-	// the next needs a longer quiet).
-	lastOutcome := "none"
 	for {
 		var ids []int64
 		var done, caughtUp bool
@@ -168,9 +165,7 @@ func (w *deliveryWorker) drain(ctx context.Context, job *river.Job[ProcessDelive
 		}
 		// Acknowledgements first (yield.go): the batch waits for those in
 		// progress, within the floor, and is a small one if they still are.
-		outcome := w.q.yieldToAcks(ctx, last, lastOutcome)
-		lastOutcome = outcome
-		n := batchAfterYield(perTx(w.q.store.Dialect), outcome)
+		n := batchAfterYield(perTx(w.q.store.Dialect), w.q.yieldToAcks(ctx, last))
 		// full: the batch is as large as allowed, so more are likely waiting.
 		full := len(ahead) >= n
 		ahead = ahead[:min(len(ahead), n)]

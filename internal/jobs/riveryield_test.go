@@ -116,7 +116,6 @@ func TestRiversBackgroundWritesYieldToAcknowledgementsFirst(t *testing.T) {
 type busyAcks struct{ idle chan struct{} }
 
 func (a busyAcks) AcksIdle() <-chan struct{} { return a.idle }
-func (a busyAcks) AcksBegun() uint64         { return 0 }
 
 // On SQLite, River's client works through the yielding executor, and its
 // wait ends when the receiver is idle (or its bound, or ctx, does).

@@ -15,8 +15,6 @@ import (
 type pressure struct {
 	mu sync.Mutex
 	n  int
-	// begun counts the enters (AcksBegun).
-	begun uint64
 	// idle is closed once n has stayed 0 for ackQuiet; nil while quiet.
 	idle  chan struct{}
 	quiet *time.Timer
@@ -37,7 +35,6 @@ var closedIdle = func() chan struct{} { c := make(chan struct{}); close(c); retu
 func (p *pressure) enter() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.begun++
 	if p.n++; p.n > 1 {
 		return
 	}
@@ -86,13 +83,4 @@ func (r *Receiver) AcksIdle() <-chan struct{} {
 		return closedIdle
 	}
 	return p.idle
-}
-
-// AcksBegun counts the authenticated deliveries the receiver began working
-// on since it started: unchanged across a wait, none began during it.
-func (r *Receiver) AcksBegun() uint64 {
-	p := &r.pressure
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.begun
 }

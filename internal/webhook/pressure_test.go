@@ -41,9 +41,6 @@ func TestAcksIdleFollowsAuthenticatedDeliveriesInProgress(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("a refused stranger's request left the receiver busy")
 	}
-	if n := r.AcksBegun(); n != 0 {
-		t.Fatalf("AcksBegun = %d after a refused request, want 0", n)
-	}
 	answered := make(chan int, 1)
 	go func() {
 		w := post(r, "/hooks/gitlab/app", map[string]string{"X-Gitlab-Token": secret, "X-Gitlab-Event": "Push Hook"}, strings.NewReader(`{"object_kind":"push"}`))
@@ -59,9 +56,6 @@ func TestAcksIdleFollowsAuthenticatedDeliveriesInProgress(t *testing.T) {
 	case <-idle:
 		t.Fatal("the receiver is idle while a delivery waits for its commit")
 	default:
-	}
-	if n := r.AcksBegun(); n != 1 {
-		t.Fatalf("AcksBegun = %d with one authenticated delivery begun, want 1", n)
 	}
 	close(release)
 	select {
