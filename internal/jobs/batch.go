@@ -42,12 +42,16 @@ func parseAll(ds []store.Delivery) map[int64]parsedEvent {
 	out := make(map[int64]parsedEvent, len(ds))
 	for _, d := range ds {
 		if d.Status == store.DeliveryAccepted {
-			var p parsedEvent
-			p.ev, p.err = webhook.ParseStored(d.Event, d.Body)
-			out[d.ID] = p
+			out[d.ID] = parseDelivery(&d)
 		}
 	}
 	return out
+}
+
+// parseDelivery parses d's stored event.
+func parseDelivery(d *store.Delivery) parsedEvent {
+	ev, err := webhook.ParseStored(d.Event, d.Body)
+	return parsedEvent{ev: ev, err: err}
 }
 
 // newDeliveryBatch parses the accepted deliveries of ds and reads the
@@ -66,7 +70,7 @@ func newDeliveryBatch(ctx context.Context, tx *sql.Tx, q *Environments, ds map[i
 		}
 		p, ok := parsed[id]
 		if !ok {
-			p.ev, p.err = webhook.ParseStored(dl.Event, dl.Body)
+			p = parseDelivery(&dl)
 		}
 		ev, err := p.ev, p.err
 		b.events[id] = p

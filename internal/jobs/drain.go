@@ -154,9 +154,10 @@ func (w *deliveryWorker) drain(ctx context.Context, job *river.Job[ProcessDelive
 		var done, caughtUp bool
 		// On SQLite the batch is read ahead, bodies and all, through the
 		// read pool or from what this process acknowledged (readAhead,
-		// fresh.go), before the yield: the yield then ends
-		// closest to the writer's turn, and the turn holds the one writer
-		// only to check the batch is still accepted and apply it.
+		// fresh.go), before the yield, and parsed after it (parseAll):
+		// the yield then ends closest to the writer's turn, and the turn
+		// holds the one writer only to check the batch is still accepted
+		// and apply it.
 		var ahead []store.Delivery
 		var err error
 		readAhead := w.q.store.Dialect == store.SQLite && !w.q.drainReadInTx

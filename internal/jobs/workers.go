@@ -15,7 +15,6 @@ import (
 	"github.com/glenv/glenv/internal/lifecycle"
 	"github.com/glenv/glenv/internal/runtime"
 	"github.com/glenv/glenv/internal/store"
-	"github.com/glenv/glenv/internal/webhook"
 )
 
 // ProcessDeliveryArgs asks for accepted webhook deliveries to be decided and
@@ -386,7 +385,8 @@ func (w *deliveryWorker) processInBatch(ctx context.Context, tx *sql.Tx, d *stor
 			if p, ok := b.event(d.ID); ok {
 				ev, perr = p.ev, p.err
 			} else {
-				ev, perr = webhook.ParseStored(d.Event, d.Body)
+				p := parseDelivery(d)
+				ev, perr = p.ev, p.err
 			}
 			if perr != nil {
 				result = "payload not understood: " + perr.Error()
