@@ -399,10 +399,7 @@ func TestTheClientGoingAwayEndsTheAppsRequest(t *testing.T) {
 }
 
 func TestAnAppThatIsDownIsA502PageOnBothPaths(t *testing.T) {
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := l.Addr().String()
-	l.Close()
-	ps := newPaths(t, addr)
+	ps := newPaths(t, downAddr(t))
 	for _, req := range []string{
 		"GET / HTTP/1.1\r\nHost: main--app.preview.example.com\r\n\r\n",
 		"POST / HTTP/1.1\r\nHost: main--app.preview.example.com\r\nContent-Length: 2\r\n\r\nhi",

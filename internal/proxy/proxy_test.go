@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -95,10 +96,35 @@ func TestRoutingByHost(t *testing.T) {
 	})
 }
 
+// downAddr is an address nothing answers on for the rest of the test: a
+// socket bound to a free port that never listens holds the port (a
+// connection to it is refused), so no listener the test opens afterwards
+// can be given it. A closed listener's port can be: the proxy under test
+// was once given it and forwarded to itself until it ran out of file
+// descriptors.
+func downAddr(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+}
+
 func TestAnAppThatIsDownIsA502Page(t *testing.T) {
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := l.Addr().String()
-	l.Close()
+	addr := downAddr(t)
+	if c, err := net.Dial("tcp", addr); err == nil {
+		c.Close()
+		t.Fatalf("%s answered: not down", addr)
+	}
 	s := newProxy(t, backends{"main--app": addr}, nil)
 	resp, body := get(t, s, "main--app.preview.example.com")
 	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "environment:logs") {
