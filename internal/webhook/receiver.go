@@ -255,7 +255,7 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if size < 0 {
 		size = MaxBody // unsized (chunked): room for the largest body
 	}
-	if !r.memory.TryAcquire(size) && !r.reserve(ctx, size) {
+	if !r.reserve(ctx, size) {
 		outcome = "busy"
 		w.Header().Set("Retry-After", "5")
 		reply(w, http.StatusServiceUnavailable, answer{Status: "error", Message: "glenv is receiving too many large deliveries at once; the delivery was not stored." + noRetry})
@@ -332,9 +332,12 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 }
 
 // reserve takes room for size bytes of body, waiting at most WaitForMemory.
-// ServeHTTP tries semaphore.TryAcquire first: with room to spare, as almost
-// always, that skips this wait's context and its timer.
+// It tries semaphore.TryAcquire first: with room to spare, as almost
+// always, that skips the wait's context and its timer.
 func (r *Receiver) reserve(ctx context.Context, size int64) bool {
+	if r.memory.TryAcquire(size) {
+		return true
+	}
 	wait, cancel := context.WithTimeout(ctx, r.lim.WaitForMemory)
 	defer cancel()
 	return r.memory.Acquire(wait, size) == nil
