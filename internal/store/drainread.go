@@ -11,22 +11,13 @@ import (
 // writer (one range of the primary key: the same statement whatever the
 // batch).
 func AcceptedAmong(ctx context.Context, q Querier, ids []int64) (map[int64]bool, error) {
-	out := make(map[int64]bool, len(ids))
 	if len(ids) == 0 {
-		return out, nil
+		return map[int64]bool{}, nil
 	}
 	rows, err := q.QueryContext(ctx, `SELECT id FROM deliveries WHERE id >= $1 AND id <= $2 AND status = $3`,
 		ids[0], ids[len(ids)-1], DeliveryAccepted)
 	if err != nil {
 		return nil, fmt.Errorf("check the deliveries read for processing are still accepted: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out[id] = true
-	}
-	return out, rows.Err()
+	return scanIDSet(rows)
 }

@@ -218,16 +218,7 @@ func FeedbackDeploymentIDs(ctx context.Context, q Querier, envID int64) (map[int
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	out := map[int64]bool{}
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out[id] = true
-	}
-	return out, rows.Err()
+	return scanIDSet(rows)
 }
 
 // FeedbackBacklog returns environments of live integrations that changed

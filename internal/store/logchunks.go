@@ -184,3 +184,16 @@ func scanIDs(rows *sql.Rows) ([]int64, error) {
 	}
 	return ids, rows.Err()
 }
+
+// scanIDSet is scanIDs as a set.
+func scanIDSet(rows *sql.Rows) (map[int64]bool, error) {
+	ids, err := scanIDs(rows)
+	if err != nil {
+		return nil, err
+	}
+	set := make(map[int64]bool, len(ids))
+	for _, id := range ids {
+		set[id] = true
+	}
+	return set, nil
+}
