@@ -12,14 +12,7 @@ import (
 // IPv4 or IPv6, and not one on the same port of the host's loopback, nor
 // a closed one.
 func TestTheListenWatchSeesListenersInTheAppsNamespaceOnly(t *testing.T) {
-	ns, err := newNetNS()
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("make a network namespace: %v; CI runs as root and must be able to", err)
-		}
-		t.Skipf("no network namespace here (needs root): %v", err)
-	}
-	defer ns.Close()
+	ns := testNetNS(t)
 	if _, err := onThreadIn(ns, func() (struct{}, error) { return struct{}{}, upLoopback() }); err != nil {
 		t.Fatal(err)
 	}
@@ -92,11 +85,7 @@ func TestTheListenWatchSeesListenersInTheAppsNamespaceOnly(t *testing.T) {
 // BenchmarkListenWatch is the CPU of one look whether an app listens yet:
 // the sock_diag dump of its namespace against /proc's socket tables.
 func BenchmarkListenWatch(b *testing.B) {
-	ns, err := newNetNS()
-	if err != nil {
-		b.Skipf("no network namespace here (needs root): %v", err)
-	}
-	defer ns.Close()
+	ns := testNetNS(b)
 	diag, err := newListenDiag(ns)
 	if err != nil {
 		b.Fatal(err)

@@ -11,10 +11,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A health probe of an app in a namespace glenv made reaches the app on
-// that namespace's own loopback, not whatever listens on the same port of
-// the host's, and leaves glenv's threads in the host's namespace.
-func TestTheHealthProbeConnectsInsideTheAppsNamespace(t *testing.T) {
+// testNetNS makes a network namespace, closed at cleanup. Without one the
+// test fails under CI (which runs as root and must be able to) and is
+// skipped elsewhere.
+func testNetNS(t testing.TB) *os.File {
+	t.Helper()
 	ns, err := newNetNS()
 	if err != nil {
 		if os.Getenv("CI") == "true" {
@@ -22,7 +23,15 @@ func TestTheHealthProbeConnectsInsideTheAppsNamespace(t *testing.T) {
 		}
 		t.Skipf("no network namespace here (needs root): %v", err)
 	}
-	defer ns.Close()
+	t.Cleanup(func() { ns.Close() })
+	return ns
+}
+
+// A health probe of an app in a namespace glenv made reaches the app on
+// that namespace's own loopback, not whatever listens on the same port of
+// the host's, and leaves glenv's threads in the host's namespace.
+func TestTheHealthProbeConnectsInsideTheAppsNamespace(t *testing.T) {
+	ns := testNetNS(t)
 	inside, err := onThreadIn(ns, func() (net.Listener, error) {
 		if err := upLoopback(); err != nil {
 			return nil, err
