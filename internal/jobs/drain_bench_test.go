@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/glenv/glenv/internal/store"
+	"github.com/glenv/glenv/internal/store/storetest"
 )
 
 // BenchmarkDrainWriterHold measures how long the SQLite drain holds the
@@ -22,28 +23,15 @@ import (
 func BenchmarkDrainWriterHold(b *testing.B) {
 	for _, variant := range []string{"read-ahead", "read-in-tx"} {
 		b.Run(variant, func(b *testing.B) {
-			dir := b.TempDir()
-			s, err := store.Open(context.Background(), "sqlite://"+dir+"/glenv.db", dir)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { s.Close() })
+			s := storetest.Open(b, storetest.Backends()[0])
 			w := newWorld(b, s)
 			q, err := NewQueue(s, Deps{Runtime: w.rt}, QueueConfig{PollInterval: time.Hour, RepairInterval: time.Hour})
 			if err != nil {
 				b.Fatal(err)
 			}
 			q.drainReadInTx = variant == "read-in-tx"
-			ctx, cancel := context.WithCancel(context.Background())
-			if err := q.Start(ctx); err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() {
-				sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer scancel()
-				_ = q.Stop(sctx)
-				cancel()
-			})
+			runQueue(b, q)
+			ctx := context.Background()
 			var mu sync.Mutex
 			var held time.Duration
 			var turns int

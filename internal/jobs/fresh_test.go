@@ -3,7 +3,6 @@ package jobs
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/glenv/glenv/internal/store"
+	"github.com/glenv/glenv/internal/store/storetest"
 )
 
 func freshOf(id int64, body string) *store.Delivery {
@@ -129,12 +129,7 @@ func short(ids []int64) string {
 // read back: same fields, same times, same body. Then the drain processes
 // every delivery once, whether it took it from fresh or read it.
 func TestTheDrainTakesWhatItWouldHaveRead(t *testing.T) {
-	dir := t.TempDir()
-	s, err := store.Open(context.Background(), "sqlite://"+filepath.Join(dir, "glenv.db"), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() }) // after the queue's stop, registered later
+	s := storetest.Open(t, storetest.Backends()[0]) // SQLite: closed after the queue's stop, registered later
 	w := newWorld(t, s)
 	ctx := context.Background()
 	batch := []*store.Delivery{w.pushDelivery("fresh-1"), w.pushDelivery("fresh-2"), w.pushDelivery("fresh-1"), w.pushDelivery("fresh-3")}

@@ -54,7 +54,7 @@ func startQueue(t *testing.T, s *store.Store, deps Deps, cfg QueueConfig) *Envir
 }
 
 // runQueue starts q's workers until the test ends.
-func runQueue(t *testing.T, q *Environments) *Environments {
+func runQueue(t testing.TB, q *Environments) *Environments {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := q.Start(ctx); err != nil {
