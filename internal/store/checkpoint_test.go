@@ -130,7 +130,7 @@ func (w *copiedWhole) wait(t *testing.T) {
 	}
 }
 
-func openSQLite(t *testing.T) *Store {
+func openSQLite(t testing.TB) *Store {
 	t.Helper()
 	s, err := Open(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "glenv.db"), "")
 	if err != nil {

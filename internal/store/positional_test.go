@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -65,12 +64,7 @@ func numbered(n int) string {
 // where its number says: a rewrite that moved one would put a value in
 // another column or compare with the wrong one.
 func TestTheSQLiteStatementCacheBindsNumberedParametersAsWritten(t *testing.T) {
-	dir := t.TempDir()
-	s, err := Open(context.Background(), "sqlite://"+filepath.Join(dir, "glenv.db"), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openSQLite(t)
 	ctx := context.Background()
 	if _, err := s.DB.ExecContext(ctx, `CREATE TABLE p (a TEXT, b TEXT, c TEXT)`); err != nil {
 		t.Fatal(err)
@@ -132,12 +126,7 @@ func BenchmarkBindPlaceholders(b *testing.B) {
 			name = "numbered"
 		}
 		b.Run(name, func(b *testing.B) {
-			dir := b.TempDir()
-			s, err := Open(context.Background(), "sqlite://"+filepath.Join(dir, "glenv.db"), dir)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
+			s := openSQLite(b)
 			ctx := context.Background()
 			if _, err := s.DB.ExecContext(ctx, `CREATE TABLE w (`+strings.Join(names, " TEXT, ")+` TEXT)`); err != nil {
 				b.Fatal(err)
