@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/glenv/glenv/internal/gitlabtest"
 	"github.com/glenv/glenv/internal/runtime"
 	"github.com/glenv/glenv/internal/store"
@@ -131,14 +133,47 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 
 // noProcessesLeft waits for the kernel to reap what was stopped and fails
 // when a process with marker on its command line is still there.
+//
+// It waits on the processes' exits (a pidfd becomes readable when its
+// process ends), not on a clock: how soon glenv stops them is timed by
+// TestSettledWaitsForTheFirstAnswer. The bound only ends a wait that would
+// never end; a loaded CI machine took over 3 s to end a sandbox's processes.
 func noProcessesLeft(t *testing.T, marker string) {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for pids := processesWith(t, marker); len(pids) > 0; pids = processesWith(t, marker) {
-		if time.Now().After(deadline) {
-			t.Fatalf("processes of %s are still running: %v", marker, pids)
+		for _, pid := range pids {
+			if !exitBy(pid, deadline) {
+				status, _ := os.ReadFile("/proc/" + pid + "/status")
+				t.Fatalf("processes of %s are still running: %v; %s:\n%s", marker, pids, pid, status)
+			}
 		}
-		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// exitBy waits until the process pid ended or deadline passed, and says
+// whether it ended (a pid already gone has).
+func exitBy(pid string, deadline time.Time) bool {
+	n, err := strconv.Atoi(pid)
+	if err != nil {
+		return true
+	}
+	fd, err := unix.PidfdOpen(n, 0)
+	if err != nil {
+		return true // ESRCH: it ended meanwhile
+	}
+	defer unix.Close(fd)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return false
+		}
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, int(left.Milliseconds())+1)
+		if err == unix.EINTR {
+			continue
+		}
+		return err == nil && n > 0
 	}
 }
 
@@ -259,10 +294,10 @@ func TestACrashLoopingAppBacksOffAndGivesUp(t *testing.T) {
 		if !strings.HasPrefix(got, "50: the app exited") || !strings.Contains(got, "5 times in a row") {
 			t.Errorf("OnGiveUp was told %q", got)
 		}
-	case <-time.After(2 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Error("OnGiveUp was not called")
 	}
-	waitFor(t, "supervision to end after giving up", 2*time.Second, func() bool { return runtime.Supervisors(w.rt) == 0 })
+	waitFor(t, "supervision to end after giving up", 10*time.Second, func() bool { return runtime.Supervisors(w.rt) == 0 })
 	noProcessesLeft(t, "loop-50")
 	if code, body, _ := w.get(env.Host); code != http.StatusServiceUnavailable || !strings.Contains(body, "not running") {
 		t.Errorf("a given-up app answers %d %q, want the status page", code, body)
