@@ -59,6 +59,7 @@ func main() {
 	rounds := flag.Int("rounds", 3, "interleaved rounds")
 	n := flag.Int("n", 4000, "deliveries per closed-loop measurement")
 	reps := flag.Int("closed-reps", 3, "closed-loop measurements of each target per round, taking turns")
+	quiesce := flag.Bool("quiesce", true, "checkpoint every database and sync the disk before each measurement (quiesce.go)")
 	c := flag.Int("c", 32, "closed loop: concurrent senders, each waiting on its reply")
 	rate := flag.Float64("rate", 500, "open loop: deliveries per second")
 	dur := flag.Duration("for", 4*time.Second, "open loop: duration of one measurement")
@@ -131,7 +132,11 @@ func main() {
 		// shape is the load shape being measured ("warm" while warming),
 		// so -cpuprofile profiles a real measurement, not the warm-up.
 		shape := "warm"
+		rest := newQuiescer(pgAdmin, bareFile, offFile, onFile)
 		measure := func(t *target, run func(s *sender) sample) sample {
+			if *quiesce {
+				rest.rest()
+			}
 			s := &sender{client: client, url: t.url, secret: t.secret, body: body}
 			profiling := prof != nil && t.name == *profiled && shape == *profileShape
 			if profiling {
@@ -195,6 +200,10 @@ func main() {
 		loads = append(loads, loadAverage())
 		fmt.Printf("\n%s: load average (1 min) at the start of each round and at the end: %s\n", db, strings.Join(loads, ", "))
 		report(db, targets, *rounds)
+		if len(rest.took) > 0 {
+			fmt.Printf("%s: before each measurement, checkpoints and sync took %s (min / median / max)\n", db, spreadD(rest.took))
+		}
+		rest.close()
 		reportBacklog(db, targets[len(targets)-1])
 		if *e2e > 0 {
 			lat := g.endToEnd(client, body, *e2e)
