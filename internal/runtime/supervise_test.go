@@ -169,11 +169,11 @@ func exitBy(pid string, deadline time.Time) bool {
 			return false
 		}
 		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		n, err := unix.Poll(fds, int(left.Milliseconds())+1)
+		ready, err := unix.Poll(fds, int(left.Milliseconds())+1)
 		if err == unix.EINTR {
 			continue
 		}
-		return err == nil && n > 0
+		return err == nil && ready > 0
 	}
 }
 
