@@ -24,6 +24,11 @@ type sample struct {
 	// and, for glenv with processing on, the processing of what it
 	// received, until the backlog is gone), measured alike for every target.
 	cpu time.Duration
+	// loadCPU is the process's CPU per request while the load ran, the
+	// settle left out: on a saturated machine what an acknowledgement
+	// costs (with the processing that ran meanwhile), steadier from run
+	// to run than req/s.
+	loadCPU time.Duration
 	// pgCPU is the PostgreSQL backends' CPU per request (PostgreSQL targets).
 	pgCPU time.Duration
 	// backlog is what processing did (glenv with processing on only).
