@@ -209,7 +209,7 @@ func freshPostgres() (string, func()) {
 
 // waitQuiet waits until glenv has no job but the delivery drain to run in
 // the next seconds: the work processing set off (GitLab feedback for the
-// environments it deployed, held back a second to fold updates together)
+// environments it changed, held back a second to fold updates together)
 // then runs before the next measurement, whichever target that is, not in
 // it. The drain is left out: it lingers a while after its backlog, idle.
 // It gives up after a minute (a job retrying against the GitLab double,
