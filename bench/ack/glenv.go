@@ -221,18 +221,12 @@ func (g *glenv) waitQuiet() {
 	}
 	q := `SELECT count(*) FROM river_job WHERE kind <> 'process_delivery' AND (state IN ('available', 'pending', 'running')
 		OR state IN ('scheduled', 'retryable') AND scheduled_at <= ` + soon + `)`
-	deadline := time.Now().Add(time.Minute)
-	for {
+	if n := untilNone(time.Minute, func() int {
 		var n int
 		must(g.read.QueryRowContext(context.Background(), q).Scan(&n))
-		if n == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			fmt.Fprintf(os.Stderr, "glenv still has %d jobs to run after a minute; measuring anyway\n", n)
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
+		return n
+	}); n > 0 {
+		fmt.Fprintf(os.Stderr, "glenv still has %d jobs to run after a minute; measuring anyway\n", n)
 	}
 }
 
@@ -246,15 +240,23 @@ func (g *glenv) settle() {
 // waitDrained waits until every delivery glenv accepted was processed, so
 // the next measurement does not share the machine with this one's backlog.
 func (g *glenv) waitDrained() {
-	deadline := time.Now().Add(5 * time.Minute)
-	for {
+	if left := untilNone(5*time.Minute, func() int {
 		left, err := store.CountDeliveries(context.Background(), g.read, store.DeliveryAccepted)
 		must(err)
-		if left == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			panic(fmt.Sprintf("%d deliveries still unprocessed after 5 minutes", left))
+		return left
+	}); left > 0 {
+		panic(fmt.Sprintf("%d deliveries still unprocessed after 5 minutes", left))
+	}
+}
+
+// untilNone polls count every 20 ms until it is 0 or limit passed, and
+// returns what it last counted.
+func untilNone(limit time.Duration, count func() int) int {
+	deadline := time.Now().Add(limit)
+	for {
+		n := count()
+		if n == 0 || time.Now().After(deadline) {
+			return n
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
