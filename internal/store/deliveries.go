@@ -49,7 +49,7 @@ func scanDelivery(row interface{ Scan(...any) error }, withBody bool) (Delivery,
 	dest := []any{&d.ID, &d.IntegrationID, &d.IntegrationName, &d.Event, &d.IdempotencyKey, &d.EventUUID,
 		&d.WebhookUUID, &d.Headers, &d.Status, &d.Result, &d.DuplicateOf, &rec, &proc, &dropped}
 	if withBody {
-		dest = append(dest, &d.Body)
+		dest = append(dest, bodyCell{&d.Body})
 	}
 	err := row.Scan(dest...)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -210,7 +210,7 @@ func InsertDeliveriesOn(ctx context.Context, q Querier, d Dialect, batch []*Deli
 	}
 	for rest := unbodied; len(rest) > 0; {
 		n := min(len(rest), bodyChunk)
-		if err := insertBodies(ctx, q, rest[:n]); err != nil {
+		if err := insertBodies(ctx, q, d, rest[:n]); err != nil {
 			return nil, err
 		}
 		rest = rest[n:]
@@ -221,7 +221,8 @@ func InsertDeliveriesOn(ctx context.Context, q Querier, d Dialect, batch []*Deli
 // bodyChunk bounds one multi-row INSERT of bodies: deliveryChunk's worth.
 const bodyChunk = deliveryChunk
 
-func insertBodies(ctx context.Context, q Querier, chunk []*Delivery) error {
+// insertBodies stores chunk's bodies as dialect stores them (storedBody).
+func insertBodies(ctx context.Context, q Querier, dialect Dialect, chunk []*Delivery) error {
 	var b strings.Builder
 	b.WriteString(`INSERT INTO delivery_bodies (delivery_id, body) VALUES `)
 	args := make([]any, 0, 2*len(chunk))
@@ -230,7 +231,7 @@ func insertBodies(ctx context.Context, q Querier, chunk []*Delivery) error {
 			b.WriteByte(',')
 		}
 		fmt.Fprintf(&b, "($%d,$%d)", 2*i+1, 2*i+2)
-		args = append(args, d.ID, d.Body)
+		args = append(args, d.ID, storedBody(dialect, d.Body))
 	}
 	_, err := q.ExecContext(ctx, b.String(), args...)
 	return err
