@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"crypto/sha1"
 	"fmt"
 	"os"
 	"strconv"
@@ -31,9 +32,13 @@ func pushBody(branch string) string {
 var pushHead, pushTail = func() (string, string) {
 	var commits []string
 	for i := 0; len(strings.Join(commits, ",")) < 7000; i++ {
-		commits = append(commits, fmt.Sprintf(`{"id":"%040x","message":"Change number %d\n\nwith a longer body explaining it","title":"Change number %d",`+
-			`"timestamp":"2026-12-05T11:00:00+00:00","url":"http://gitlab.example/group/app/-/commit/%040x",`+
-			`"author":{"name":"Jane Doe","email":"jane@example.com"},"added":["a/%d.go"],"modified":["README.md"],"removed":[]}`, i, i, i, i, i))
+		// Ids look like git's (SHA-1 hex, no run of zeros): bodies are
+		// stored compressed on SQLite, and a padded counter would
+		// compress better than any real push does.
+		sha := fmt.Sprintf("%x", sha1.Sum([]byte(strconv.Itoa(i))))
+		commits = append(commits, fmt.Sprintf(`{"id":"%s","message":"Change number %d\n\nwith a longer body explaining it","title":"Change number %d",`+
+			`"timestamp":"2026-12-05T11:%02d:%02d+00:00","url":"http://gitlab.example/group/app/-/commit/%s",`+
+			`"author":{"name":"Jane Doe","email":"jane@example.com"},"added":["a/%d.go"],"modified":["README.md"],"removed":[]}`, sha, i, i, i%60, (i*7)%60, sha, i))
 	}
 	head := `{"object_kind":"push","event_name":"push","before":"0000000000000000000000000000000000000000","after":"` + shaA +
 		`","ref":"refs/heads/`
