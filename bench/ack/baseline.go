@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
+	"github.com/klauspost/compress/s2"
 
 	"github.com/glenv/glenv/internal/store"
 )
@@ -51,8 +52,10 @@ func validHandler() http.Handler {
 // commitHandler also stores the body durably before answering, through a
 // bare group commit: one goroutine per flusher takes whatever bodies are
 // waiting and inserts them in one transaction. Nothing else: no dedupe, no
-// job, no headers, the least a durable acknowledgement can cost.
-func commitHandler(db *sql.DB, flushers int) (http.Handler, func()) {
+// job, no headers, the least a durable acknowledgement can cost. On SQLite
+// (compress) the best program compresses bodies as glenv does
+// (internal/store/bodies.go: S2), as on PostgreSQL the column does.
+func commitHandler(db *sql.DB, flushers int, compress bool) (http.Handler, func()) {
 	type pending struct {
 		body []byte
 		done chan error
@@ -86,7 +89,11 @@ func commitHandler(db *sql.DB, flushers int) (http.Handler, func()) {
 						q.WriteByte(',')
 					}
 					fmt.Fprintf(&q, "($%d)", i+1)
-					args[i] = string(p.body)
+					if compress {
+						args[i] = s2.Encode(nil, p.body)
+					} else {
+						args[i] = string(p.body)
+					}
 				}
 				tx, err := db.Begin()
 				if err == nil {

@@ -111,7 +111,7 @@ func main() {
 			offURL = "sqlite://" + filepath.Join(dir, "off", "glenv.db")
 			bareFile, offFile = filepath.Join(dir, "bare", "glenv.db"), filepath.Join(dir, "off", "glenv.db")
 		}
-		commitH, stopCommit := commitHandler(bare, map[string]int{"sqlite": 1, "postgres": 4}[db])
+		commitH, stopCommit := commitHandler(bare, map[string]int{"sqlite": 1, "postgres": 4}[db], db == "sqlite")
 		commitURL, stopCommitSrv := serve(commitH)
 		off := startAckOnly(offURL, filepath.Join(dir, "off"))
 		g := startGlenv(db)

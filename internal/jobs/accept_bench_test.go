@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/s2"
+
 	"github.com/glenv/glenv/internal/store"
 	"github.com/glenv/glenv/internal/store/storetest"
 )
@@ -116,7 +118,7 @@ func BenchmarkAcceptWALBytes(b *testing.B) {
 								q.WriteByte(',')
 							}
 							fmt.Fprintf(&q, "($%d)", i+1)
-							args[i] = d.Body
+							args[i] = s2.Encode(nil, []byte(d.Body)) // as glenv stores them (internal/store/bodies.go)
 						}
 						_, err := tx.ExecContext(ctx, q.String(), args...)
 						return err
