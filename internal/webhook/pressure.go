@@ -59,6 +59,13 @@ func (p *pressure) leave() {
 	p.quiet.Reset(ackQuiet)
 }
 
+// inProgress is how many deliveries are in progress now.
+func (p *pressure) inProgress() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.n
+}
+
 // settle closes idle if the receiver has been quiet for ackQuiet. A timer
 // that fired just before an enter stopped it finds n > 0, or a later fall
 // to 0 too recent, and closes nothing: the timer Reset by that fall will.

@@ -118,12 +118,13 @@ func NewReceiver(o Options) *Receiver {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	r := &Receiver{secrets: o.Secrets, commit: newCommitter(o.Persist, o.Flushers, lim.Flush), log: o.Log, ttl: 2 * time.Second,
+	r := &Receiver{secrets: o.Secrets, log: o.Log, ttl: 2 * time.Second,
 		lim: lim, memory: semaphore.NewWeighted(lim.InFlightBytes),
 		metric: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "glenv_webhook_deliveries_total",
 			Help: "Webhook requests by outcome (accepted, duplicate, ignored, unauthorized, too_large, bad_request, unknown_integration, busy, error); integrations that do not exist count as _unknown.",
 		}, []string{"integration", "outcome"})}
+	r.commit = newCommitter(o.Persist, o.Flushers, lim.Flush, r.pressure.inProgress)
 	if o.Registerer != nil {
 		o.Registerer.MustRegister(r.metric)
 	}
