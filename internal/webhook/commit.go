@@ -25,12 +25,14 @@ type committer struct {
 	persist Persist
 	timeout time.Duration // deadline of one batch's transaction
 	// inProgress is how many deliveries the receiver is working on, from
-	// authentication until answered (its pressure), and committing how
-	// many of them are in a batch being committed: the rest are on their
-	// way, or answered and soon followed by their senders' next (gather).
+	// authentication until answered (its pressure), and held how many of
+	// them the flushers hold in their batches, gathering or committing:
+	// the rest are on their way, or answered and soon followed by their
+	// senders' next (gather).
 	inProgress func() int
-	committing atomic.Int64
+	held       atomic.Int64
 	gatherFor  time.Duration // gatherFor but in tests
+	forming    sync.Mutex    // held by the flusher forming its batch
 	in         chan *pending
 	quit       chan struct{} // closed first on close: senders stop waiting
 	done       chan struct{}
@@ -58,8 +60,8 @@ type result struct {
 const maxBatch = 256
 
 // gatherFor bounds how long a flusher about to commit a batch waits for
-// more while the receiver is working on deliveries that are neither in it
-// nor being committed, as PostgreSQL's commit_delay waits while
+// more while the receiver is working on deliveries that no flusher holds
+// yet, as PostgreSQL's commit_delay waits while
 // commit_siblings transactions are active. GitLab sends a project's hooks
 // from Sidekiq threads that each wait on their reply; such senders reach
 // a committer that commits as soon as it can a few at a time (bench/ack's
@@ -152,8 +154,13 @@ func (c *committer) loop() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
+		// One flusher forms its batch at a time (forming): a gathering
+		// one then sees every arrival, and no delivery another flusher
+		// took is waited for. Their commits still overlap.
+		c.forming.Lock()
 		first, ok := <-c.in
 		if !ok {
+			c.forming.Unlock()
 			return
 		}
 		batch := []*pending{first}
@@ -169,32 +176,34 @@ func (c *committer) loop() {
 				break fill
 			}
 		}
-		if c.othersInProgress(len(batch)) {
+		c.held.Add(int64(len(batch)))
+		if len(batch) < maxBatch && c.othersInProgress() {
 			batch = c.gather(batch, timer)
 		}
-		c.committing.Add(int64(len(batch)))
+		c.forming.Unlock()
 		c.flush(batch)
-		c.committing.Add(-int64(len(batch)))
+		c.held.Add(-int64(len(batch)))
 	}
 }
 
 // othersInProgress reports whether the receiver is working on deliveries
-// beyond the n of a batch about to commit and those being committed.
-func (c *committer) othersInProgress(n int) bool {
-	return n < maxBatch && int64(c.inProgress())-c.committing.Load()-int64(n) > 0
+// that no flusher holds yet.
+func (c *committer) othersInProgress() bool {
+	return int64(c.inProgress())-c.held.Load() > 0
 }
 
-// gather adds to batch what arrives while others are in progress, for
-// gatherFor at most (timer is the flusher's own, stopped).
+// gather adds to batch, already held, what arrives while others are in
+// progress, for gatherFor at most (timer is the flusher's own, stopped).
 func (c *committer) gather(batch []*pending, timer *time.Timer) []*pending {
 	timer.Reset(c.gatherFor)
 	defer timer.Stop()
-	for c.othersInProgress(len(batch)) {
+	for len(batch) < maxBatch && c.othersInProgress() {
 		select {
 		case p, ok := <-c.in:
 			if !ok {
 				return batch
 			}
+			c.held.Add(1)
 			batch = append(batch, p)
 		case <-timer.C:
 			return batch

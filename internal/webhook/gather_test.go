@@ -133,3 +133,16 @@ func TestABatchBeingCommittedIsNotWaitedFor(t *testing.T) {
 		t.Fatalf("batches %v, want two of 1", got)
 	}
 }
+
+// TestFlushersDoNotWaitForEachOthersBatches: with two flushers, what the
+// other one holds, gathering or committing, is not waited for.
+func TestFlushersDoNotWaitForEachOthersBatches(t *testing.T) {
+	for range 20 {
+		b := &batches{}
+		c := newGatheringCommitter(b.persist, 2, time.Minute, func() int { return 2 }, time.Hour)
+		one, two := submitAsync(c, "Push Hook"), submitAsync(c, "Push Hook")
+		wait(t, one, "the first of two deliveries in progress")
+		wait(t, two, "the second")
+		c.close(time.Second)
+	}
+}
