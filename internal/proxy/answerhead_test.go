@@ -258,7 +258,13 @@ func TestHostileAnswersAreForwardedAsReverseProxyForwardsThem(t *testing.T) {
 		{"a bare LF in a header", "HTTP/1.1 200 OK\r\nX-A: 1\nContent-Length: 2\r\n\r\nok", false, 0, false},
 		{"a bare CR in a header", "HTTP/1.1 200 OK\r\nX-A: 1\rX-B: 2\r\nContent-Length: 2\r\n\r\nok", true, 0, false},
 		{"an obs-folded header", "HTTP/1.1 200 OK\r\nX-A: 1\r\n 2\r\nContent-Length: 2\r\n\r\nok", true, 0, false},
-		{"a space before a colon", "HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok", true, 0, false},
+		// Racy for ReverseProxy: to net/http the answer has no length, so
+		// ReverseProxy flushes its head from a timer of -1
+		// (httputil/reverseproxy.go, copyResponse: "set up initial timer so
+		// headers get flushed"), which races its first write of the body:
+		// the type net/http sniffs from that write is there or not (a CI
+		// run caught it without). The front and the lean path still agree.
+		{"a space before a colon", "HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok", true, 0, true},
 		{"a NUL in a value", "HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 2\r\n\r\nok", true, 0, false},
 		{"non-ASCII in a value", "HTTP/1.1 200 OK\r\nX-A: caf\xc3\xa9\r\nContent-Length: 2\r\n\r\nok", false, 0, false},
 		{"Pragma: no-cache", "HTTP/1.1 200 OK\r\nPragma: no-cache\r\nContent-Length: 2\r\n\r\nok", false, 0, false},
