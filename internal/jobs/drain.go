@@ -76,8 +76,15 @@ func drainOpts() *river.InsertOpts {
 
 // drainWaiting finds a drain job in drainStates; the literals keep the
 // query the same on both databases (PostgreSQL's state is an enum).
-const drainWaiting = `SELECT 1 FROM river_job WHERE state IN ('available', 'pending', 'running', 'scheduled', 'retryable')
-	AND queue = 'deliveries' AND kind = 'process_delivery' AND unique_key IS NOT NULL LIMIT 1`
+const drainWaiting = drainWaitingHead + `kind` + drainWaitingTail
+
+// The parts of drainWaiting around the kind column, which SQLite's
+// variant names differently (drainWaitingSQLite).
+const (
+	drainWaitingHead = `SELECT 1 FROM river_job WHERE state IN ('available', 'pending', 'running', 'scheduled', 'retryable')
+	AND queue = 'deliveries' AND `
+	drainWaitingTail = ` = 'process_delivery' AND unique_key IS NOT NULL LIMIT 1`
+)
 
 // drainWaitingSQLite is drainWaiting for SQLite, which without statistics
 // chose River's index on kind and so walked every completed drain job:
@@ -92,8 +99,7 @@ const drainWaiting = `SELECT 1 FROM river_job WHERE state IN ('available', 'pend
 // completed ones (TestTheAckLooksForTheDrainAmongLiveJobsOnly).
 // PostgreSQL plans from its statistics and took that index once it had
 // them.
-const drainWaitingSQLite = `SELECT 1 FROM river_job WHERE state IN ('available', 'pending', 'running', 'scheduled', 'retryable')
-	AND queue = 'deliveries' AND +kind = 'process_delivery' AND unique_key IS NOT NULL LIMIT 1`
+const drainWaitingSQLite = drainWaitingHead + `+kind` + drainWaitingTail
 
 // drainWaitingOn is drainWaiting as d runs it best.
 func drainWaitingOn(d store.Dialect) string {
