@@ -84,9 +84,6 @@ func newCommitter(p Persist, flushers int, timeout time.Duration, inProgress fun
 // newGatheringCommitter is newCommitter with a gather bound of its own
 // (tests).
 func newGatheringCommitter(p Persist, flushers int, timeout time.Duration, inProgress func() int, gather time.Duration) *committer {
-	if inProgress == nil {
-		inProgress = func() int { return 0 }
-	}
 	c := &committer{persist: p, timeout: timeout, inProgress: inProgress, gatherFor: gather, in: make(chan *pending, 4096),
 		quit: make(chan struct{}), done: make(chan struct{})}
 	for i := 0; i < max(flushers, 1); i++ {
