@@ -45,11 +45,9 @@ func (q *Environments) acceptInTx(ctx context.Context, batch []*store.Delivery, 
 		if dups, err = store.InsertDeliveriesOn(ctx, tx, q.store.Dialect, batch); err != nil {
 			return err
 		}
-		if q.store.Dialect == store.SQLite && !q.drainReadInTx && q.works(QueueDeliveries) {
-			// For this process's drain to take, once committed (fresh.go).
-			stored := dups
-			q.store.AfterCommit(tx, func() { q.fresh.put(batch, queue, stored) })
-		}
+		// For this process's drain to take, once committed (fresh.go).
+		stored := dups
+		q.store.AfterCommit(tx, func() { q.keepFresh(batch, queue, stored) })
 		for i := range batch {
 			if queue[i] && !dups[i] {
 				return q.ensureDrain(ctx, tx)

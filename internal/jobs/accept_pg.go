@@ -45,9 +45,11 @@ func (q *Environments) acceptPipelined(ctx context.Context, batch []*store.Deliv
 		}
 		return nil, fmt.Errorf("store the deliveries: %w", err)
 	}
+	// The one-trip path takes only batches without duplicates.
+	dups := make([]bool, len(batch))
 	if queued {
+		q.keepFresh(batch, queue, dups)
 		q.wakeDrain()
 	}
-	// The one-trip path takes only batches without duplicates.
-	return make([]bool, len(batch)), nil
+	return dups, nil
 }

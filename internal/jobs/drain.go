@@ -282,6 +282,9 @@ func (w *deliveryWorker) drain(ctx context.Context, job *river.Job[ProcessDelive
 // ack's deliveries only makes that step find them.
 func (w *deliveryWorker) nextBatch(ctx context.Context, tx *sql.Tx, readAhead bool, ahead []store.Delivery, n int) ([]store.Delivery, error) {
 	if !readAhead {
+		if w.q.store.Dialect == store.Postgres && !w.q.drainReadInTx {
+			return w.lockNext(ctx, tx, n)
+		}
 		return store.NextAcceptedDeliveries(ctx, tx, w.q.store.Dialect, n)
 	}
 	ids := make([]int64, len(ahead))
