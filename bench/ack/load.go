@@ -29,8 +29,9 @@ type sample struct {
 	// costs (with the processing that ran meanwhile), steadier from run
 	// to run than req/s.
 	loadCPU time.Duration
-	// pgCPU is the PostgreSQL backends' CPU per request (PostgreSQL targets).
-	pgCPU time.Duration
+	// pgCPU is the PostgreSQL backends' CPU per request (PostgreSQL
+	// targets); pgLoadCPU the same while the load ran, the settle left out.
+	pgCPU, pgLoadCPU time.Duration
 	// backlog is what processing did (glenv with processing on only).
 	backlog *backlog
 }

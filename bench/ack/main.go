@@ -154,6 +154,9 @@ func main() {
 			t0 := time.Now()
 			r := run(s)
 			r.loadCPU = (cpuTime() - cpu0) / time.Duration(max(r.n, 1))
+			if t.pg != "" {
+				r.pgLoadCPU = (pgCPU(pgAdmin, t.pg) - pg0) / time.Duration(max(r.n, 1))
+			}
 			if t.g != nil {
 				b := t.g.measureBacklog(m, time.Since(t0))
 				r.backlog = &b
@@ -264,20 +267,21 @@ func report(db string, ts []*target, rounds int) {
 	}
 	fmt.Printf("\n%s, closed loop (senders wait on each reply), min / median / max of %d measurements (%d rounds × %d turns; ratios within a turn)\n",
 		db, len(bare.closed), rounds, len(bare.closed)/rounds)
-	fmt.Printf("%-23s %-20s %-20s %-20s %-22s %-10s %-12s %-10s\n", "target", "req/s", "× raw", "× bare commit", "p99", "CPU/req", "in the load", "PG CPU/req")
+	fmt.Printf("%-23s %-20s %-20s %-20s %-22s %-10s %-12s %-10s %-12s\n", "target", "req/s", "× raw", "× bare commit", "p99", "CPU/req", "in the load", "PG CPU/req", "in the load")
 	for _, t := range ts {
 		rps := make([]float64, len(t.closed))
-		var p99, cpu, load, pg []time.Duration
+		var p99, cpu, load, pg, pgLoad []time.Duration
 		for i, s := range t.closed {
 			rps[i] = s.rps
 			p99, cpu, load, pg = append(p99, s.p99), append(cpu, s.cpu), append(load, s.loadCPU), append(pg, s.pgCPU)
+			pgLoad = append(pgLoad, s.pgLoadCPU)
 		}
-		pgs := "-"
+		pgs, pgl := "-", "-"
 		if t.pg != "" {
-			pgs = ms(mid(pg))
+			pgs, pgl = ms(mid(pg)), ms(mid(pgLoad))
 		}
-		fmt.Printf("%-23s %-20s %-20s %-20s %-22s %-10s %-12s %-10s\n", t.name, spreadF(rps, "%.0f"), spreadF(ratio(t, raw), "%.2f"),
-			spreadF(ratio(t, bare), "%.2f"), spreadD(p99), ms(mid(cpu)), ms(mid(load)), pgs)
+		fmt.Printf("%-23s %-20s %-20s %-20s %-22s %-10s %-12s %-10s %-12s\n", t.name, spreadF(rps, "%.0f"), spreadF(ratio(t, raw), "%.2f"),
+			spreadF(ratio(t, bare), "%.2f"), spreadD(p99), ms(mid(cpu)), ms(mid(load)), pgs, pgl)
 	}
 	fmt.Printf("\n%s, open loop (Poisson arrivals), min / median / max of %d rounds\n", db, rounds)
 	fmt.Printf("%-23s %-22s %-22s %-10s %-10s %s\n", "target", "p50", "p99", "CPU/req", "PG CPU/req", "failures (both shapes)")
