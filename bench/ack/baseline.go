@@ -54,11 +54,12 @@ func validHandler() http.Handler {
 // waiting and inserts them in one transaction. Nothing else: no dedupe, no
 // job, no headers, the least a durable acknowledgement can cost. On SQLite
 // (compress) the best program compresses bodies as glenv does
-// (internal/store/bodies.go: S2), as on PostgreSQL the column does.
+// (internal/store/bodies.go: S2), on the request's goroutine, as on
+// PostgreSQL the column does.
 func commitHandler(db *sql.DB, flushers int, compress bool) (http.Handler, func()) {
 	type pending struct {
-		body []byte
-		done chan error
+		value any // the body as bound: S2-compressed, or text
+		done  chan error
 	}
 	in := make(chan *pending, 4096)
 	stop := make(chan struct{})
@@ -89,11 +90,7 @@ func commitHandler(db *sql.DB, flushers int, compress bool) (http.Handler, func(
 						q.WriteByte(',')
 					}
 					fmt.Fprintf(&q, "($%d)", i+1)
-					if compress {
-						args[i] = s2.Encode(nil, p.body)
-					} else {
-						args[i] = string(p.body)
-					}
+					args[i] = p.value
 				}
 				tx, err := db.Begin()
 				if err == nil {
@@ -115,7 +112,10 @@ func commitHandler(db *sql.DB, flushers int, compress bool) (http.Handler, func(
 			w.WriteHeader(http.StatusBadRequest)
 			return
 		}
-		p := &pending{body: b, done: make(chan error, 1)}
+		p := &pending{value: string(b), done: make(chan error, 1)}
+		if compress {
+			p.value = s2.Encode(nil, b)
+		}
 		in <- p
 		if err := <-p.done; err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)

@@ -290,7 +290,7 @@ func startAckOnly(databaseURL, dir string) *ackOnly {
 	if st.Dialect == store.Postgres {
 		flushers = webhook.PostgresFlushers
 	}
-	recv := webhook.NewReceiver(webhook.Options{Secrets: benchSecret{}, Persist: persist, Flushers: flushers,
+	recv := webhook.NewReceiver(webhook.Options{Secrets: benchSecret{}, Persist: persist, Flushers: flushers, Prepare: st.PrepareBody,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	mux := http.NewServeMux()
 	mux.Handle("/hooks/gitlab/{integration}", recv)

@@ -199,7 +199,8 @@ func NewWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Opti
 	if st.Dialect == store.Postgres {
 		flushers = webhook.PostgresFlushers
 	}
-	s.receiver = webhook.New(svc, s.persist, flushers, log, reg)
+	s.receiver = webhook.NewReceiver(webhook.Options{Secrets: svc, Persist: s.persist, Flushers: flushers, Log: log,
+		Registerer: reg, Prepare: st.PrepareBody})
 	// The delivery drain yields to acknowledgements in progress (internal/jobs/yield.go).
 	s.queue.Acks = s.receiver
 	svc.Changed = s.receiver.Forget

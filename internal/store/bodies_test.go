@@ -1,10 +1,13 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/klauspost/compress/s2"
 
 	"github.com/glenv/glenv/internal/store"
 	"github.com/glenv/glenv/internal/store/storetest"
@@ -119,4 +122,51 @@ func TestADamagedBodySaysSo(t *testing.T) {
 			t.Errorf("%s: err = %v, want one naming the delivery body as damaged", damage, err)
 		}
 	}
+}
+
+// TestAPreparedBodyIsTheOneStored: a body encoded ahead (PrepareBody, on
+// the webhook request's goroutine) is what the insert binds, unless the
+// body changed since; either way it reads back as received, on both
+// databases.
+func TestAPreparedBodyIsTheOneStored(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		mk := func(key string) *store.Delivery {
+			return &store.Delivery{IntegrationName: "app", Event: "Push Hook", IdempotencyKey: key, Status: store.DeliveryAccepted,
+				Body: pushLike(8 << 10), Headers: "{}"}
+		}
+		prepared, changed, plain := mk("prepared"), mk("changed"), mk("plain")
+		s.PrepareBody(prepared)
+		s.PrepareBody(changed)
+		changed.Body = pushLike(6 << 10) // after its preparation
+		// On SQLite, an encoding of prepared's body that storedBody would
+		// not make (S2's better mode), to see which one is bound.
+		ahead := append([]byte{0x01}, s2.EncodeBetter(nil, []byte(prepared.Body))...)
+		if s.Dialect == store.SQLite {
+			store.SetPrepared(prepared, store.SQLite, ahead)
+		}
+		batch := []*store.Delivery{prepared, changed, plain}
+		if _, err := store.InsertDeliveriesOn(ctx, s.DB, s.Dialect, batch); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range batch {
+			got, err := store.GetDelivery(ctx, s.Reader(), d.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Body != d.Body {
+				t.Errorf("%s: read back %d bytes, not the %d-byte body", d.IdempotencyKey, len(got.Body), len(d.Body))
+			}
+		}
+		if s.Dialect != store.SQLite {
+			return
+		}
+		var raw []byte
+		if err := s.Reader().QueryRowContext(ctx, `SELECT body FROM delivery_bodies WHERE delivery_id = $1`, prepared.ID).Scan(&raw); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(raw, ahead) {
+			t.Errorf("the prepared body was encoded again at the insert (%d bytes stored, %d prepared)", len(raw), len(ahead))
+		}
+	})
 }

@@ -36,6 +36,8 @@ type Delivery struct {
 	ProcessedAt     time.Time `json:"processed_at"`
 	// BodyDroppedAt is when retention dropped the body (zero: kept).
 	BodyDroppedAt time.Time `json:"body_dropped_at,omitzero"`
+	// stored is Body as PrepareBody encoded it for a database (bodies.go).
+	stored preparedBody
 }
 
 // deliveryListCols are what a list shows: everything but the body (up to
@@ -231,7 +233,7 @@ func insertBodies(ctx context.Context, q Querier, dialect Dialect, chunk []*Deli
 			b.WriteByte(',')
 		}
 		fmt.Fprintf(&b, "($%d,$%d)", 2*i+1, 2*i+2)
-		args = append(args, d.ID, storedBody(dialect, d.Body))
+		args = append(args, d.ID, d.storedBody(dialect))
 	}
 	_, err := q.ExecContext(ctx, b.String(), args...)
 	return err

@@ -104,6 +104,7 @@ func NextAcceptedIDs(ctx context.Context, q Querier, n int) ([]int64, error) {
 // read it back: times at the microseconds stored, in UTC.
 func AsRead(d *Delivery) Delivery {
 	c := *d
+	c.stored = preparedBody{}
 	c.ReceivedAt = fromMicros(micros(d.ReceivedAt))
 	c.ProcessedAt = fromMicros(micros(d.ProcessedAt))
 	c.BodyDroppedAt = fromMicros(micros(d.BodyDroppedAt))

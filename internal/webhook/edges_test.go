@@ -284,3 +284,40 @@ func TestBodiesInMemoryAreBounded(t *testing.T) {
 		t.Fatalf("stored %d deliveries, want 1", count(t, s))
 	}
 }
+
+// TestPrepareRunsBeforeTheGroupCommit: Options.Prepare (the store's body
+// encoding) sees each accepted delivery once, with its body, before the
+// batch it joins is persisted; a refused request is not prepared.
+func TestPrepareRunsBeforeTheGroupCommit(t *testing.T) {
+	var mu sync.Mutex
+	prepared := map[*store.Delivery]string{}
+	var unprepared []string
+	r := NewReceiver(Options{Secrets: fixedSecrets{}, Log: quiet(),
+		Prepare: func(d *store.Delivery) {
+			mu.Lock()
+			defer mu.Unlock()
+			prepared[d] = d.Body
+		},
+		Persist: func(ctx context.Context, b []*store.Delivery, q []bool) ([]bool, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, d := range b {
+				if body, ok := prepared[d]; !ok || body != d.Body {
+					unprepared = append(unprepared, d.Body)
+				}
+			}
+			return make([]bool, len(b)), nil
+		}})
+	t.Cleanup(r.Close)
+	for i := range 3 {
+		if w := post(r, "/hooks/gitlab/app", pushHeaders, strings.NewReader(fmt.Sprintf(`{"n":%d}`, i))); w.Code != http.StatusAccepted {
+			t.Fatalf("delivery %d: %d %s", i, w.Code, w.Body)
+		}
+	}
+	post(r, "/hooks/gitlab/app", map[string]string{"X-Gitlab-Token": "guess", "X-Gitlab-Event": "Push Hook"}, strings.NewReader(`{"refused":1}`))
+	mu.Lock()
+	defer mu.Unlock()
+	if len(unprepared) > 0 || len(prepared) != 3 {
+		t.Errorf("persisted without preparation: %q; prepared %d deliveries, want the 3 accepted", unprepared, len(prepared))
+	}
+}

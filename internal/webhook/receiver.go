@@ -71,11 +71,17 @@ type Options struct {
 	Log        *slog.Logger
 	Registerer prometheus.Registerer // nil: no metrics
 	Limits     Limits                // zero fields take DefaultLimits
+	// Prepare, when set, runs on the request's goroutine before the
+	// delivery joins a group commit: the store's encoding of its body
+	// (store.PrepareBody), done in parallel and outside SQLite's one
+	// write transaction.
+	Prepare func(*store.Delivery)
 }
 
 // Receiver is the http.Handler for /hooks/gitlab/{integration}.
 type Receiver struct {
 	secrets Secrets
+	prepare func(*store.Delivery)
 	commit  *committer
 	log     *slog.Logger
 	cache   sync.Map // name → cached
@@ -118,7 +124,7 @@ func NewReceiver(o Options) *Receiver {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	r := &Receiver{secrets: o.Secrets, log: o.Log, ttl: 2 * time.Second,
+	r := &Receiver{secrets: o.Secrets, prepare: o.Prepare, log: o.Log, ttl: 2 * time.Second,
 		lim: lim, memory: semaphore.NewWeighted(lim.InFlightBytes),
 		metric: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "glenv_webhook_deliveries_total",
@@ -308,6 +314,9 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if !queue {
 		d.Status = store.DeliveryProcessed
 		d.Result = fmt.Sprintf("event %q has no effect on environments: recorded only", event)
+	}
+	if r.prepare != nil {
+		r.prepare(d)
 	}
 	dup, err := r.commit.submit(ctx, d, queue)
 	if err != nil {
