@@ -38,7 +38,8 @@ var ErrDeclined = errors.New("batch declined by the one-round-trip path")
 
 // InsertDeliveriesPipelined stores batch, whose deliveries all carry
 // distinct Idempotency-Keys (as GitLab's do), and runs p's check, in one
-// round trip on a connection of s.DB; it sets their IDs and ReceivedAt.
+// round trip on a connection of the acks' own pool (Store.acks); it sets
+// their IDs and ReceivedAt.
 // Once it returns nil, the batch is committed. ErrDeclined: nothing was
 // stored.
 func (s *Store) InsertDeliveriesPipelined(ctx context.Context, batch []*Delivery, p PipelinedPG) error {
@@ -54,7 +55,11 @@ func (s *Store) InsertDeliveriesPipelined(ctx context.Context, batch []*Delivery
 		byKey[k] = d
 	}
 	return s.urgently(func() error {
-		conn, err := s.DB.Conn(ctx)
+		pool := s.DB
+		if s.acks != nil {
+			pool = s.acks // (Store.acks says why)
+		}
+		conn, err := pool.Conn(ctx)
 		if err != nil {
 			return fmt.Errorf("take a connection: %w", err)
 		}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/glenv/glenv/internal/store"
 	"github.com/glenv/glenv/internal/store/storetest"
@@ -123,4 +125,41 @@ func TestBodiesAreCompressedWithLZ4OnPostgreSQL(t *testing.T) {
 			t.Fatalf("body compressed with %s, want lz4", method)
 		}
 	})
+}
+
+// TestTheOneTripAckHasItsOwnConnections: on PostgreSQL the one-trip ack
+// commits on a pool of its own, so it is answered while every connection
+// of the main pool is taken (River's workers and the drain hold them under
+// load), and its commits stay on a few warm backends.
+func TestTheOneTripAckHasItsOwnConnections(t *testing.T) {
+	var pg *storetest.Backend
+	for _, b := range storetest.Backends() {
+		if b.Name == "postgres" {
+			pg = &b
+		}
+	}
+	if pg == nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(storetest.EnvVar + " is not set; CI must run this test on PostgreSQL")
+		}
+		t.Skip(storetest.EnvVar + " is not set")
+	}
+	s := storetest.Open(t, *pg)
+	ctx := context.Background()
+	for range s.DB.Stats().MaxOpenConnections {
+		c, err := s.DB.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	wait, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	batch := []*store.Delivery{{IntegrationName: "app", Event: "Push Hook", IdempotencyKey: "own-pool", Status: store.DeliveryAccepted, Body: "{}", Headers: "{}"}}
+	if err := s.InsertDeliveriesPipelined(wait, batch, store.PipelinedPG{}); err != nil {
+		t.Fatalf("with the main pool's %d connections taken, the one-trip ack: %v", s.DB.Stats().MaxOpenConnections, err)
+	}
+	if batch[0].ID == 0 {
+		t.Error("the delivery has no id")
+	}
 }

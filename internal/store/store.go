@@ -41,7 +41,16 @@ type Store struct {
 	DB *sql.DB
 	// read serves read-only queries; on SQLite a separate pool so reads never
 	// queue behind the writer (WAL lets them run alongside it).
-	read    *sql.DB
+	read *sql.DB
+	// acks is PostgreSQL's pool for the webhook acknowledgements' one-trip
+	// commits (InsertDeliveriesPipelined), apart from DB: through DB they
+	// went to whichever of its connections was idle, River's and the
+	// drain's among them, so each landed on a backend that had just done
+	// other work. PostgreSQL spent 162–182 µs of CPU an acknowledgement
+	// that way during bench/ack's closed loop, against 137 with this pool,
+	// and processing on ÷ the bare commit went from 0.79 and 0.81× to 0.90
+	// and 0.90× (two runs each, interleaved).
+	acks    *sql.DB
 	Dialect Dialect
 	// Location is a printable description of the database, without passwords.
 	Location string
@@ -53,6 +62,11 @@ type Store struct {
 	listenURL string
 	listen    *pgxpool.Pool
 }
+
+// ackConns bounds the acks pool: the receiver's PostgreSQL flushers
+// (webhook.PostgresFlushers, 2) each hold one connection while they
+// commit; the rest is headroom.
+const ackConns = 4
 
 // Open connects to the database named by databaseURL ("" = SQLite file
 // glenv.db in dataDir, sqlite:///path, or postgres://…) and applies pending
@@ -98,7 +112,14 @@ func open(databaseURL, dataDir string) (*Store, error) {
 		}
 		db.SetMaxOpenConns(20)
 		db.SetMaxIdleConns(20)
-		return &Store{DB: db, read: db, Dialect: Postgres, Location: redact(databaseURL), gate: newGate(), listenURL: databaseURL}, nil
+		acks, err := sql.Open("pgx", databaseURL)
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("--database-url: %w", err)
+		}
+		acks.SetMaxOpenConns(ackConns)
+		acks.SetMaxIdleConns(ackConns)
+		return &Store{DB: db, read: db, acks: acks, Dialect: Postgres, Location: redact(databaseURL), gate: newGate(), listenURL: databaseURL}, nil
 	case databaseURL == "", strings.HasPrefix(databaseURL, "sqlite://"), strings.HasPrefix(databaseURL, "file:"):
 		path := SQLiteFile(databaseURL, dataDir)
 		if path == "" {
@@ -185,6 +206,9 @@ func (s *Store) Close() error {
 	}
 	if s.read != s.DB {
 		err = errors.Join(err, s.read.Close())
+	}
+	if s.acks != nil {
+		err = errors.Join(err, s.acks.Close())
 	}
 	return err
 }
