@@ -74,6 +74,7 @@ func TestAPostgreSQLAckWhileADrainWaitsIsOneRoundTrip(t *testing.T) {
 	db := stdlib.OpenDB(*cfg)
 	t.Cleanup(func() { db.Close() })
 	s.DB = db // s.Reader() stays the store's own pool: reads are not counted
+	s.SetAckPool(db)
 	w := newWorld(t, s)
 	ctx := context.Background()
 	ack := func(key string) ([]bool, int64, int64) {

@@ -51,6 +51,7 @@ type Store struct {
 	// and processing on ÷ the bare commit went from 0.79 and 0.81× to 0.90
 	// and 0.90× (two runs each, interleaved).
 	acks    *sql.DB
+	ownAcks bool // acks is the store's own, closed with it
 	Dialect Dialect
 	// Location is a printable description of the database, without passwords.
 	Location string
@@ -61,6 +62,15 @@ type Store struct {
 	// use by RiverDriver and closed with the store.
 	listenURL string
 	listen    *pgxpool.Pool
+}
+
+// SetAckPool makes the one-trip acknowledgements commit on db (see
+// Store.acks), a pool the caller closes: tests trace what acks send.
+func (s *Store) SetAckPool(db *sql.DB) {
+	if s.acks != nil && s.ownAcks {
+		s.acks.Close()
+	}
+	s.acks, s.ownAcks = db, false
 }
 
 // ackConns bounds the acks pool: the receiver's PostgreSQL flushers
@@ -119,7 +129,7 @@ func open(databaseURL, dataDir string) (*Store, error) {
 		}
 		acks.SetMaxOpenConns(ackConns)
 		acks.SetMaxIdleConns(ackConns)
-		return &Store{DB: db, read: db, acks: acks, Dialect: Postgres, Location: redact(databaseURL), gate: newGate(), listenURL: databaseURL}, nil
+		return &Store{DB: db, read: db, acks: acks, ownAcks: true, Dialect: Postgres, Location: redact(databaseURL), gate: newGate(), listenURL: databaseURL}, nil
 	case databaseURL == "", strings.HasPrefix(databaseURL, "sqlite://"), strings.HasPrefix(databaseURL, "file:"):
 		path := SQLiteFile(databaseURL, dataDir)
 		if path == "" {
@@ -207,7 +217,7 @@ func (s *Store) Close() error {
 	if s.read != s.DB {
 		err = errors.Join(err, s.read.Close())
 	}
-	if s.acks != nil {
+	if s.acks != nil && s.ownAcks {
 		err = errors.Join(err, s.acks.Close())
 	}
 	return err
