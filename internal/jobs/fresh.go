@@ -147,9 +147,12 @@ func (f *freshDeliveries) len() int {
 // from fresh, or from the database for those fresh lacks.
 func (w *deliveryWorker) lockNext(ctx context.Context, tx *sql.Tx, n int) ([]store.Delivery, error) {
 	ds, err := store.LockNextAcceptedDeliveries(ctx, tx, w.q.store.Dialect, n)
-	if err != nil || len(ds) == 0 {
+	if err != nil {
+		return nil, err
+	}
+	if len(ds) == 0 {
 		w.q.fresh.clear() // caught up: see readAhead
-		return ds, err
+		return nil, nil
 	}
 	ids := make([]int64, len(ds))
 	for i, d := range ds {
