@@ -71,7 +71,17 @@ func TestReconcileUsesAHandfulOfPaginatedCalls(t *testing.T) {
 	}
 	gl.ResetCalls()
 	g.reconcile("app")
-	calls := gl.Calls()
+	// The hook and token health check (internal/feedback/health.go) runs
+	// at start and periodically, beside the reconcile: its reads of the
+	// webhook and the token are not the reconcile's (a CI run once counted
+	// them in, 7 calls).
+	var calls []gitlabtest.Call
+	for _, c := range gl.Calls() {
+		if c.Method == http.MethodGet && (strings.HasSuffix(c.Path, "/personal_access_tokens/self") || strings.Contains(c.Path, "/hooks/")) {
+			continue
+		}
+		calls = append(calls, c)
+	}
 	if len(calls) > 6 {
 		var paths []string
 		for _, c := range calls {
