@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -198,19 +197,7 @@ func drainTakesWhatItWouldHaveRead(t *testing.T, b storetest.Backend) {
 // did not acknowledge has its body read; a row no longer accepted is not
 // in the batch, whatever fresh holds.
 func TestPostgresDrainTakesBodiesFromFresh(t *testing.T) {
-	var pg *storetest.Backend
-	for _, b := range storetest.Backends() {
-		if b.Name == "postgres" {
-			pg = &b
-		}
-	}
-	if pg == nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal(storetest.EnvVar + " is not set; CI must run this test on PostgreSQL")
-		}
-		t.Skip(storetest.EnvVar + " is not set")
-	}
-	s := storetest.Open(t, *pg)
+	s := storetest.Open(t, storetest.Postgres(t))
 	w := newWorld(t, s)
 	ctx := context.Background()
 	acked := []*store.Delivery{w.pushDelivery("pg-1"), w.pushDelivery("pg-2"), w.pushDelivery("pg-3")}

@@ -19,6 +19,12 @@ func NextAcceptedDeliveries(ctx context.Context, q Querier, d Dialect, n int) ([
 	if d == Postgres {
 		query += ` FOR UPDATE OF deliveries`
 	}
+	return nextAccepted(ctx, q, query, n, true)
+}
+
+// nextAccepted runs query, one of the reads of the next n accepted
+// deliveries, and scans its rows (with their bodies when withBody).
+func nextAccepted(ctx context.Context, q Querier, query string, n int, withBody bool) ([]Delivery, error) {
 	rows, err := q.QueryContext(ctx, query, DeliveryAccepted, n)
 	if err != nil {
 		return nil, fmt.Errorf("read the next accepted deliveries: %w", err)
@@ -26,7 +32,7 @@ func NextAcceptedDeliveries(ctx context.Context, q Querier, d Dialect, n int) ([
 	defer rows.Close()
 	var out []Delivery
 	for rows.Next() {
-		dv, err := scanDelivery(rows, true)
+		dv, err := scanDelivery(rows, withBody)
 		if err != nil {
 			return nil, err
 		}
@@ -47,20 +53,7 @@ func LockNextAcceptedDeliveries(ctx context.Context, q Querier, d Dialect, n int
 	if d == Postgres {
 		query += ` FOR UPDATE`
 	}
-	rows, err := q.QueryContext(ctx, query, DeliveryAccepted, n)
-	if err != nil {
-		return nil, fmt.Errorf("read the next accepted deliveries: %w", err)
-	}
-	defer rows.Close()
-	var out []Delivery
-	for rows.Next() {
-		dv, err := scanDelivery(rows, false)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, dv)
-	}
-	return out, rows.Err()
+	return nextAccepted(ctx, q, query, n, false)
 }
 
 // DeliveryBodies returns the stored bodies of the deliveries of ids that

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -132,19 +131,7 @@ func TestBodiesAreCompressedWithLZ4OnPostgreSQL(t *testing.T) {
 // of the main pool is taken (River's workers and the drain hold them under
 // load), and its commits stay on a few warm backends.
 func TestTheOneTripAckHasItsOwnConnections(t *testing.T) {
-	var pg *storetest.Backend
-	for _, b := range storetest.Backends() {
-		if b.Name == "postgres" {
-			pg = &b
-		}
-	}
-	if pg == nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal(storetest.EnvVar + " is not set; CI must run this test on PostgreSQL")
-		}
-		t.Skip(storetest.EnvVar + " is not set")
-	}
-	s := storetest.Open(t, *pg)
+	s := storetest.Open(t, storetest.Postgres(t))
 	ctx := context.Background()
 	for range s.DB.Stats().MaxOpenConnections {
 		c, err := s.DB.Conn(ctx)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"slices"
 	"testing"
 
@@ -62,7 +61,7 @@ func TestLockEnvironmentsReadsRowsByName(t *testing.T) {
 // form it replaced was planned as a scan of every environment of the
 // integration there (environments_dashboard_integration), filtered by name.
 func TestLockEnvironmentsProbesTheUniqueIndex(t *testing.T) {
-	db := postgresForTest(t)
+	db := storetest.Open(t, storetest.Postgres(t))
 	ctx := context.Background()
 	// No ANALYZE may run while the table fills and is planned.
 	if _, err := db.DB.ExecContext(ctx, `ALTER TABLE environments SET (autovacuum_enabled = false)`); err != nil {
@@ -114,20 +113,4 @@ func (n planNode) scansOf(table string) []string {
 		out = append(out, c.scansOf(table)...)
 	}
 	return out
-}
-
-// postgresForTest opens a fresh PostgreSQL store; without one it fails
-// under CI=true and skips elsewhere.
-func postgresForTest(t *testing.T) *store.Store {
-	t.Helper()
-	for _, b := range storetest.Backends() {
-		if b.Name == "postgres" {
-			return storetest.Open(t, b)
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal(storetest.EnvVar + " is not set; CI must run this test on PostgreSQL")
-	}
-	t.Skip(storetest.EnvVar + " is not set")
-	return nil
 }

@@ -89,3 +89,20 @@ func Open(t testing.TB, b Backend) *store.Store {
 	t.Cleanup(func() { s.Close() })
 	return s
 }
+
+// Postgres is the PostgreSQL backend, for a test that only means something
+// there: without GLENV_TEST_DATABASE_URL it fails under CI=true (CI must
+// not skip it silently) and skips elsewhere.
+func Postgres(t testing.TB) Backend {
+	t.Helper()
+	for _, b := range Backends() {
+		if b.Name == "postgres" {
+			return b
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal(EnvVar + " is not set; CI must run this test on PostgreSQL")
+	}
+	t.Skip(EnvVar + " is not set")
+	return Backend{}
+}
