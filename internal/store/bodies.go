@@ -47,20 +47,17 @@ func storedBody(d Dialect, body string) any {
 	// is a copy of its exact size (a fresh MaxEncodedLen buffer a body was
 	// half of storedBody's CPU, zeroing it).
 	src := unsafe.Slice(unsafe.StringData(body), len(body))
-	need := 1 + s2.MaxEncodedLen(len(src))
+	need := s2.MaxEncodedLen(len(src))
 	sp := scratch.Get().(*[]byte)
 	defer scratch.Put(sp)
 	if cap(*sp) < need {
-		if need > maxScratch {
-			// A rare large body: its own buffer, not kept in the pool.
-			big := make([]byte, need)
-			sp = &big
-		} else {
-			*sp = make([]byte, need)
+		buf := make([]byte, need)
+		if need <= maxScratch {
+			*sp = buf // kept for the next; a rare larger one is not
 		}
+		sp = &buf
 	}
-	dst := (*sp)[:need]
-	enc := s2.Encode(dst[1:], src)
+	enc := s2.Encode((*sp)[:need], src)
 	if len(enc) > len(body)-len(body)/8 {
 		return body
 	}
