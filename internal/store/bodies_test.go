@@ -41,7 +41,7 @@ func TestBodiesReadBackAsReceived(t *testing.T) {
 			pushLike(800), // under the threshold: text
 			pushLike(8 << 10),
 			pushLike(300 << 10),
-			pushLike(2 << 20), // over the pooled scratch buffer's bound
+			pushLike(2 << 20),                // over the pooled scratch buffer's bound
 			strings.Repeat(`{"a":1}`, 20000), // compresses to almost nothing
 			"{\"x\":\"" + strings.Repeat("é€😀", 400) + "\"}",
 		}
