@@ -278,16 +278,8 @@ func GetDeliveries(ctx context.Context, q Querier, ids []int64) (map[int64]Deliv
 	if len(ids) == 0 {
 		return out, nil
 	}
-	var b strings.Builder
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, "$%d", i+1)
-		args[i] = id
-	}
-	rows, err := q.QueryContext(ctx, deliveryWithBody+`deliveries.id IN (`+b.String()+`)`, args...)
+	list, args := idList(ids)
+	rows, err := q.QueryContext(ctx, deliveryWithBody+`deliveries.id IN (`+list+`)`, args...)
 	if err != nil {
 		return nil, err
 	}

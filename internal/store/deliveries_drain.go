@@ -63,11 +63,8 @@ func DeliveryBodies(ctx context.Context, q Querier, ids []int64) (map[int64]stri
 	if len(ids) == 0 {
 		return out, nil
 	}
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		args[i] = id
-	}
-	rows, err := q.QueryContext(ctx, `SELECT delivery_id, body FROM delivery_bodies WHERE delivery_id IN (`+placeholders(len(ids))+`)`, args...)
+	list, args := idList(ids)
+	rows, err := q.QueryContext(ctx, `SELECT delivery_id, body FROM delivery_bodies WHERE delivery_id IN (`+list+`)`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read the deliveries' bodies: %w", err)
 	}
@@ -124,11 +121,8 @@ func LockDeliveries(ctx context.Context, q Querier, d Dialect, ids []int64) erro
 	if d != Postgres || len(ids) == 0 {
 		return nil
 	}
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		args[i] = id
-	}
-	rows, err := q.QueryContext(ctx, `SELECT id FROM deliveries WHERE id IN (`+placeholders(len(ids))+`) ORDER BY id FOR UPDATE`, args...)
+	list, args := idList(ids)
+	rows, err := q.QueryContext(ctx, `SELECT id FROM deliveries WHERE id IN (`+list+`) ORDER BY id FOR UPDATE`, args...)
 	if err != nil {
 		return fmt.Errorf("lock deliveries: %w", err)
 	}

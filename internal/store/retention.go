@@ -46,6 +46,16 @@ func DropDeliveryBodies(ctx context.Context, q Querier, before time.Time, limit 
 	return len(ids), nil
 }
 
+// idList is ids as the parameters of `IN (…)`: the list "$1,…,$n" and its
+// arguments.
+func idList(ids []int64) (string, []any) {
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	return placeholders(len(ids)), args
+}
+
 // placeholders is "$1,$2,…,$n".
 func placeholders(n int) string { return placeholdersFrom(1, n) }
 
