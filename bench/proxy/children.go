@@ -60,14 +60,15 @@ type usage struct {
 	gcs     int64         // GC cycles
 	gcPause time.Duration // their stop-the-world pauses
 	conns   int64         // connections accepted (the app: the paths' dials)
+	csw     int64         // context switches, voluntary and not, all threads: each a thread put to sleep or woken
 }
 
 func (u usage) add(v usage) usage {
-	return usage{u.cpu + v.cpu, u.runq + v.runq, u.gcs + v.gcs, u.gcPause + v.gcPause, u.conns + v.conns}
+	return usage{u.cpu + v.cpu, u.runq + v.runq, u.gcs + v.gcs, u.gcPause + v.gcPause, u.conns + v.conns, u.csw + v.csw}
 }
 
 func (u usage) sub(v usage) usage {
-	return usage{u.cpu - v.cpu, u.runq - v.runq, u.gcs - v.gcs, u.gcPause - v.gcPause, u.conns - v.conns}
+	return usage{u.cpu - v.cpu, u.runq - v.runq, u.gcs - v.gcs, u.gcPause - v.gcPause, u.conns - v.conns, u.csw - v.csw}
 }
 
 // usage asks the child for its counters.
@@ -78,10 +79,10 @@ func (c *child) usage() usage {
 	must(err)
 	line, err := c.out.ReadString('\n')
 	must(err)
-	var cpu, runq, gcs, pause, conns int64
-	_, err = fmt.Sscan(strings.TrimSpace(line), &cpu, &runq, &gcs, &pause, &conns)
+	var cpu, runq, gcs, pause, conns, csw int64
+	_, err = fmt.Sscan(strings.TrimSpace(line), &cpu, &runq, &gcs, &pause, &conns, &csw)
 	must(err)
-	return usage{time.Duration(cpu) * time.Microsecond, time.Duration(runq), gcs, time.Duration(pause), conns}
+	return usage{time.Duration(cpu) * time.Microsecond, time.Duration(runq), gcs, time.Duration(pause), conns, csw}
 }
 
 // cpu is the CPU time the child has used so far.
@@ -141,7 +142,7 @@ func runRole(role, listen, upstream, profile string) {
 		must(syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
-		fmt.Println(ru.Utime.Nano()/1e3+ru.Stime.Nano()/1e3, runqWait(), ms.NumGC, ms.PauseTotalNs, accepted.Load())
+		fmt.Println(ru.Utime.Nano()/1e3+ru.Stime.Nano()/1e3, runqWait(), ms.NumGC, ms.PauseTotalNs, accepted.Load(), ru.Nvcsw+ru.Nivcsw)
 	}
 }
 

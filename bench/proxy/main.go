@@ -117,14 +117,17 @@ func main() {
 		}
 		added := median(perRound(pac[2], withDirect[2], func(a, b result) float64 { return us(a.p99 - b.p99) }))
 		fmt.Printf("  glenv proxy p99 ≤ +500 µs over direct (median %+.0f µs): %s\n", added, verdict(added <= 500))
-		fmt.Printf("\n  where a round's glenv proxy p99 went (run-queue wait: runnable, waiting for a CPU; new app connections: the pool's dials)\n")
-		fmt.Printf("  %-6s %-10s %-10s %-12s %-22s %-22s %-14s %-14s %s\n", "round", "p99 µs", "direct's", "load (1 min)",
-			"proxy run-queue µs/req", "app run-queue µs/req", "proxy GCs", "GC pause µs", "new app conns")
+		fmt.Printf("\n  where a round's glenv proxy p99 went (run-queue wait: runnable, waiting for a CPU; switches: its threads put to sleep\n")
+		fmt.Printf("  or woken, the tcp forwarder's in its own paced stretch; new app connections: the pool's dials)\n")
+		fmt.Printf("  %-6s %-10s %-10s %-12s %-22s %-22s %-24s %-10s %-12s %s\n", "round", "p99 µs", "direct's", "load (1 min)",
+			"proxy run-queue µs/req", "app run-queue µs/req", "switches/req, forwarder", "proxy GCs", "GC pause µs", "new app conns")
 		for r := range pac[2] {
-			p, d := pac[2][r], withDirect[2][r]
+			p, d, fw := pac[2][r], withDirect[2][r], pac[1][r]
 			n := float64(p.requests)
-			fmt.Printf("  %-6d %-10.0f %-10.0f %-12.2f %-22.1f %-22.1f %-14d %-14.0f %d\n", r+1, us(p.p99), us(d.p99), p.load,
-				us(p.use.runq)/n, us(p.app.runq)/float64(p.requests+d.requests), p.use.gcs, us(p.use.gcPause), p.app.conns)
+			fmt.Printf("  %-6d %-10.0f %-10.0f %-12.2f %-22.1f %-22.1f %-24s %-10d %-12.0f %d\n", r+1, us(p.p99), us(d.p99), p.load,
+				us(p.use.runq)/n, us(p.app.runq)/float64(p.requests+d.requests),
+				fmt.Sprintf("%.2f, %.2f", float64(p.use.csw)/n, float64(fw.use.csw)/float64(fw.requests)),
+				p.use.gcs, us(p.use.gcPause), p.app.conns)
 		}
 	}
 	if *pythonN > 0 {

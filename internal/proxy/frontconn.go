@@ -32,7 +32,8 @@ const frontReadBuffer = 8 << 10
 // watchAfter is how long an app may take before the front watches the
 // client for going away (net/http watches from the start, at the cost of
 // a goroutine and two deadline changes per request). A client that left
-// has its app request cancelled this much later at most.
+// has its app request cancelled twice this much later at most (the
+// watchdog's ticks).
 const watchAfter = 5 * time.Millisecond
 
 var (
@@ -65,7 +66,6 @@ type frontConn struct {
 	// Watching the client while its app answers.
 	wmu                            sync.Mutex
 	wcond                          sync.Cond
-	timer                          *time.Timer
 	armed, running, aborting, gone bool
 	up                             *upConn
 }
@@ -216,9 +216,7 @@ func (fc *frontConn) close() {
 }
 
 func (fc *frontConn) release() {
-	if fc.timer != nil {
-		fc.timer.Stop()
-	}
+	fc.f.watchdog.remove(fc) // unwatch did, unless a panic cut forward short
 	fc.br.Reset(nil)
 	frontReaders.Put(fc.br)
 	fc.bw.Reset(nil)
@@ -447,32 +445,27 @@ func (p *Proxy) appendHead(out []byte, h *head, clientIP string) []byte {
 	return append(out, "\r\n"...)
 }
 
-// watch starts the timer after which the client is watched while c's app
-// answers. A client that already sent its next request is not watched
-// (it waits for its answers).
+// watch has the watchdog watch the client if c's app is slow to answer.
+// A client that already sent its next request is not watched (it waits
+// for its answers).
 func (fc *frontConn) watch(c *upConn) {
 	fc.wmu.Lock()
 	fc.up, fc.gone = c, false
 	fc.armed = fc.br.Buffered() == 0
 	fc.wmu.Unlock()
-	if !fc.armed {
-		return
-	}
-	if fc.timer == nil {
-		fc.timer = time.AfterFunc(watchAfter, fc.watchClient)
-	} else {
-		fc.timer.Reset(watchAfter)
+	if fc.armed {
+		fc.f.watchdog.add(fc)
 	}
 }
 
-// watchClient waits, on the timer's goroutine, for the client to send
+// watchClient waits, on a goroutine of its own, for the client to send
 // something or go away; going away interrupts the app's request, as
 // net/http's background read cancels a request's context.
 func (fc *frontConn) watchClient() {
 	fc.wmu.Lock()
 	if !fc.armed || fc.running {
-		// Not watching now, or a late run of the timer already is: one
-		// reader of the connection at a time.
+		// Not watching now (the exchange ended), or an earlier watcher
+		// still is: one reader of the connection at a time.
 		fc.wmu.Unlock()
 		return
 	}
@@ -509,8 +502,8 @@ func (fc *frontConn) flushIfWatched() {
 
 // unwatch stops watching and reports whether the client went away.
 func (fc *frontConn) unwatch() bool {
-	if fc.timer != nil {
-		fc.timer.Stop()
+	if fc.armed {
+		fc.f.watchdog.remove(fc)
 	}
 	fc.wmu.Lock()
 	defer fc.wmu.Unlock()
