@@ -62,6 +62,7 @@ type Config struct {
 	// Retention: what glenv keeps, and for how long (internal/retention).
 	// A zero age keeps things forever.
 	DeliveryBodyRetention       time.Duration
+	DeliveryRetention           time.Duration
 	DeletedEnvironmentRetention time.Duration
 	ActivityLogMaxSize          int64
 	ActivityLogRetention        time.Duration
@@ -140,10 +141,11 @@ func (c *Config) settings(getenv func(string) string) []setting {
 		{name: "admins", str: &c.Admins, help: "comma-separated GitLab accounts that are glenv admins when they sign in, as host/username, e.g. gitlab.example.com/alice"},
 		{name: "unsafe-no-sandbox", boolean: &c.UnsafeNoSandbox, def: "false", help: "run merge request, branch and tag code even where bubblewrap or pasta is missing, unsandboxed, with glenv's own user (it can then read glenv's data)"},
 		{name: "delivery-body-retention", dur: &c.DeliveryBodyRetention, def: "7d", help: "drop webhook deliveries' bodies this long after they were received (once processed), keeping headers and results (0 = keep forever)"},
+		{name: "delivery-retention", dur: &c.DeliveryRetention, def: "90d", help: "forget webhook deliveries whole (headers, status, result) this long after they were received, once processed; GitLab resending one after that has it processed again (0 = keep forever)"},
 		{name: "deleted-environment-retention", dur: &c.DeletedEnvironmentRetention, def: "30d", help: "forget deleted environments (and their activities and logs) this long after they were deleted (0 = keep forever)"},
 		{name: "activity-log-max-size", size: &c.ActivityLogMaxSize, def: "8MiB", help: "keep at most this much of each activity's log: the tail, marked where it was cut"},
 		{name: "activity-log-retention", dur: &c.ActivityLogRetention, def: "90d", help: "drop activities' logs this long after they completed; the activities stay (0 = keep forever)"},
-		{name: "retention-interval", dur: &c.RetentionInterval, def: "1h", help: "how often the retention job drops old bodies, logs and deleted environments"},
+		{name: "retention-interval", dur: &c.RetentionInterval, def: "1h", help: "how often the retention job drops old deliveries, bodies, logs and deleted environments"},
 		{name: "environment-egress", str: &c.EnvironmentEgress, def: "allow", help: "allow: environments reach the outside world (never the host's loopback, except their databases); deny: only their databases"},
 		{name: "environment-memory", str: &c.limitFlags.memory, def: "1G", help: "memory of an environment whose .glenv.yml sets no limits.memory (all its processes together)"},
 		{name: "environment-max-memory", str: &c.limitFlags.maxMemory, def: "4G", help: "the most limits.memory an environment may ask for"},
@@ -430,6 +432,9 @@ const MinActivityLogMaxSize = 64 << 10
 func (c *Config) validateRetention() error {
 	if c.DeliveryBodyRetention < 0 {
 		return fmt.Errorf("--delivery-body-retention: must not be negative; 0 keeps bodies forever, e.g. 7d")
+	}
+	if c.DeliveryRetention < 0 {
+		return fmt.Errorf("--delivery-retention: must not be negative; 0 keeps deliveries forever, e.g. 90d")
 	}
 	if c.DeletedEnvironmentRetention < 0 {
 		return fmt.Errorf("--deleted-environment-retention: must not be negative; 0 keeps deleted environments forever, e.g. 30d")

@@ -130,16 +130,16 @@ func TestRetentionSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.DeliveryBodyRetention != 7*24*time.Hour || c.DeletedEnvironmentRetention != 30*24*time.Hour ||
+	if c.DeliveryBodyRetention != 7*24*time.Hour || c.DeliveryRetention != 90*24*time.Hour || c.DeletedEnvironmentRetention != 30*24*time.Hour ||
 		c.ActivityLogMaxSize != 8<<20 || c.RetentionInterval != time.Hour || c.ActivityLogRetention != 90*24*time.Hour {
 		t.Fatalf("retention defaults = %+v", c)
 	}
 	c, err = parse(t, map[string]string{"HOME": "/h"}, "--delivery-body-retention", "0", "--deleted-environment-retention", "36h",
-		"--activity-log-max-size", "512KiB", "--retention-interval", "5m")
+		"--activity-log-max-size", "512KiB", "--retention-interval", "5m", "--delivery-retention", "0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.DeliveryBodyRetention != 0 || c.DeletedEnvironmentRetention != 36*time.Hour || c.ActivityLogMaxSize != 512<<10 || c.RetentionInterval != 5*time.Minute {
+	if c.DeliveryBodyRetention != 0 || c.DeliveryRetention != 0 || c.DeletedEnvironmentRetention != 36*time.Hour || c.ActivityLogMaxSize != 512<<10 || c.RetentionInterval != 5*time.Minute {
 		t.Fatalf("retention flags = %+v", c)
 	}
 	tests := []struct {
@@ -152,6 +152,7 @@ func TestRetentionSettings(t *testing.T) {
 		{"days must be whole", []string{"--delivery-body-retention", "1.5d"}, "delivery-body-retention"},
 		{"a negative retention", []string{"--deleted-environment-retention", "-1h"}, "--deleted-environment-retention"},
 		{"a negative log retention", []string{"--activity-log-retention", "-1h"}, "--activity-log-retention"},
+		{"a negative delivery retention", []string{"--delivery-retention", "-1h"}, "--delivery-retention"},
 		{"a retention interval under a second", []string{"--retention-interval", "1ms"}, "--retention-interval"},
 	}
 	for _, tt := range tests {

@@ -1,6 +1,7 @@
 // Package retention keeps glenv's database from growing without bound: a
 // River periodic job drops webhook deliveries' bodies after
-// --delivery-body-retention (headers and results stay), keeps each
+// --delivery-body-retention (headers and results stay), forgets the
+// deliveries whole after --delivery-retention, keeps each
 // activity's log within --activity-log-max-size (its tail, marked where it
 // was cut), drops logs --activity-log-retention after their activity
 // completed, and forgets deleted environments (tombstones, with their
@@ -28,6 +29,7 @@ import (
 // size keeps logs whole.
 type Settings struct {
 	DeliveryBodies      time.Duration
+	Deliveries          time.Duration // whole deliveries, once processed
 	DeletedEnvironments time.Duration
 	LogMaxSize          int64
 	// Logs is how long logs stay after their activity completed.
@@ -38,22 +40,26 @@ type Settings struct {
 
 // Report is what one pass did.
 type Report struct {
-	BodiesDropped      int
-	EnvironmentsPurged int
-	LogsCapped         int
-	LogsDropped        int
-	LogBytesCut        int64
+	DeliveriesForgotten int
+	BodiesDropped       int
+	EnvironmentsPurged  int
+	LogsCapped          int
+	LogsDropped         int
+	LogBytesCut         int64
 }
 
 // Cutoffs are the times before which bodies and tombstones go; a zero time
 // means keep them.
 type Cutoffs struct {
-	Bodies, Tombstones, Logs time.Time
+	Deliveries, Bodies, Tombstones, Logs time.Time
 }
 
 // CutoffsAt decides, at now, what is old enough to go.
 func CutoffsAt(now time.Time, s Settings) Cutoffs {
 	var c Cutoffs
+	if s.Deliveries > 0 {
+		c.Deliveries = now.Add(-s.Deliveries)
+	}
 	if s.DeliveryBodies > 0 {
 		c.Bodies = now.Add(-s.DeliveryBodies)
 	}
@@ -101,36 +107,25 @@ func (r *Retention) Run(ctx context.Context) (Report, error) {
 	var rep Report
 	start := r.now()
 	cut := CutoffsAt(start, r.s)
-	if !cut.Bodies.IsZero() {
-		for {
-			var n int
-			err := r.st.TxDeferrable(ctx, func(tx *sql.Tx) (err error) {
-				n, err = store.DropDeliveryBodies(ctx, tx, cut.Bodies, r.s.Batch)
-				return err
-			})
-			if err != nil {
-				return rep, fmt.Errorf("drop delivery bodies: %w", err)
-			}
-			rep.BodiesDropped += n
-			if n < r.s.Batch {
-				break
-			}
+	for _, step := range []struct {
+		before time.Time
+		what   string
+		fn     func(context.Context, *sql.Tx, time.Time, int) (int, error)
+		count  *int
+	}{
+		// Whole deliveries before their bodies: no body is dropped from a
+		// delivery about to go.
+		{cut.Deliveries, "forget old deliveries", store.ForgetDeliveries, &rep.DeliveriesForgotten},
+		{cut.Bodies, "drop delivery bodies", func(ctx context.Context, tx *sql.Tx, before time.Time, limit int) (int, error) {
+			return store.DropDeliveryBodies(ctx, tx, before, limit)
+		}, &rep.BodiesDropped},
+		{cut.Tombstones, "forget deleted environments", store.PurgeDeletedEnvironments, &rep.EnvironmentsPurged},
+	} {
+		if step.before.IsZero() {
+			continue
 		}
-	}
-	if !cut.Tombstones.IsZero() {
-		for {
-			var n int
-			err := r.st.TxDeferrable(ctx, func(tx *sql.Tx) (err error) {
-				n, err = store.PurgeDeletedEnvironments(ctx, tx, cut.Tombstones, r.s.Batch)
-				return err
-			})
-			if err != nil {
-				return rep, fmt.Errorf("forget deleted environments: %w", err)
-			}
-			rep.EnvironmentsPurged += n
-			if n < r.s.Batch {
-				break
-			}
+		if err := r.inBatches(ctx, step.before, step.fn, step.count); err != nil {
+			return rep, fmt.Errorf("%s: %w", step.what, err)
 		}
 	}
 	if !cut.Logs.IsZero() {
@@ -147,6 +142,25 @@ func (r *Retention) Run(ctx context.Context) (Report, error) {
 	r.logsSince = start.Add(-logsSinceMargin)
 	r.mu.Unlock()
 	return rep, nil
+}
+
+// inBatches runs fn, each batch in a short transaction of its own, until a
+// batch finds fewer than Batch rows, adding what each did to count.
+func (r *Retention) inBatches(ctx context.Context, before time.Time, fn func(context.Context, *sql.Tx, time.Time, int) (int, error), count *int) error {
+	for {
+		var n int
+		err := r.st.TxDeferrable(ctx, func(tx *sql.Tx) (err error) {
+			n, err = fn(ctx, tx, before, r.s.Batch)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		*count += n
+		if n < r.s.Batch {
+			return nil
+		}
+	}
 }
 
 // dropLogs drops the whole logs of activities completed before before.
@@ -226,7 +240,7 @@ func (w *worker) Timeout(*river.Job[Args]) time.Duration { return 15 * time.Minu
 func (w *worker) Work(ctx context.Context, job *river.Job[Args]) error {
 	rep, err := w.r.Run(ctx)
 	if rep != (Report{}) {
-		w.r.log.Info("retention", "delivery_bodies_dropped", rep.BodiesDropped, "deleted_environments_forgotten", rep.EnvironmentsPurged,
+		w.r.log.Info("retention", "deliveries_forgotten", rep.DeliveriesForgotten, "delivery_bodies_dropped", rep.BodiesDropped, "deleted_environments_forgotten", rep.EnvironmentsPurged,
 			"logs_dropped", rep.LogsDropped,
 			"logs_capped", rep.LogsCapped, "log_bytes_cut", rep.LogBytesCut, "job", job.ID)
 	}

@@ -2,6 +2,7 @@ package retention_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -20,9 +21,9 @@ func TestCutoffs(t *testing.T) {
 		s    retention.Settings
 		want retention.Cutoffs
 	}{
-		{"bodies go N days after receipt, tombstones N days after the delete, logs N days after completion",
-			retention.Settings{DeliveryBodies: 7 * day, DeletedEnvironments: 30 * day, Logs: 90 * day},
-			retention.Cutoffs{Bodies: now.Add(-7 * day), Tombstones: now.Add(-30 * day), Logs: now.Add(-90 * day)}},
+		{"deliveries and bodies go N days after receipt, tombstones N days after the delete, logs N days after completion",
+			retention.Settings{Deliveries: 90 * day, DeliveryBodies: 7 * day, DeletedEnvironments: 30 * day, Logs: 90 * day},
+			retention.Cutoffs{Deliveries: now.Add(-90 * day), Bodies: now.Add(-7 * day), Tombstones: now.Add(-30 * day), Logs: now.Add(-90 * day)}},
 		{"a zero age keeps that kind forever", retention.Settings{DeliveryBodies: 0, DeletedEnvironments: day},
 			retention.Cutoffs{Tombstones: now.Add(-day)}},
 		{"nothing set keeps everything", retention.Settings{}, retention.Cutoffs{}},
@@ -134,6 +135,63 @@ func TestAPassDropsWhatIsOldAndKeepsWhatIsNot(t *testing.T) {
 			}
 		}
 		// A second pass finds nothing more to do.
+		if rep, err := r.Run(ctx); err != nil || rep != (retention.Report{}) {
+			t.Fatalf("second pass: %+v %v", rep, err)
+		}
+	})
+}
+
+// Deliveries older than --delivery-retention go whole, with their bodies,
+// in batches; one still waiting for its job stays however old, and so do
+// recent ones. A forgotten delivery's dedupe key is free again: GitLab
+// resending it has it accepted as new.
+func TestAPassForgetsOldDeliveriesWhole(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		var ids []int64
+		for i, status := range []string{store.DeliveryProcessed, store.DeliveryFailed, store.DeliveryAccepted, store.DeliveryProcessed} {
+			d := &store.Delivery{IntegrationName: "app", Event: "Push Hook", Headers: `{"X-Gitlab-Event":"Push Hook"}`,
+				IdempotencyKey: fmt.Sprintf("key-%d", i), Body: strings.Repeat("b", 100+i), Status: store.DeliveryAccepted}
+			if _, err := store.InsertDelivery(ctx, s.DB, d); err != nil {
+				t.Fatal(err)
+			}
+			if status != store.DeliveryAccepted {
+				if err := store.FinishDelivery(ctx, s.DB, d.ID, status, "done"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ids = append(ids, d.ID)
+		}
+		old := store.Now().Add(-100 * 24 * time.Hour).UnixMicro()
+		if _, err := s.DB.ExecContext(ctx, `UPDATE deliveries SET received_at = $1 WHERE id IN ($2, $3, $4)`, old, ids[0], ids[1], ids[2]); err != nil {
+			t.Fatal(err)
+		}
+		r := retention.New(s, retention.Settings{Deliveries: 90 * 24 * time.Hour, Batch: 1}, nil)
+		rep, err := r.Run(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep != (retention.Report{DeliveriesForgotten: 2}) {
+			t.Fatalf("report %+v, want 2 deliveries forgotten and nothing else", rep)
+		}
+		for i, id := range ids {
+			d, err := store.GetDelivery(ctx, s.Reader(), id)
+			var bodies int
+			if err := s.Reader().QueryRowContext(ctx, `SELECT COUNT(*) FROM delivery_bodies WHERE delivery_id = $1`, id).Scan(&bodies); err != nil {
+				t.Fatal(err)
+			}
+			if gone := i < 2; gone {
+				if err != store.ErrNotFound || bodies != 0 {
+					t.Errorf("old delivery %d: %v, %d bodies; want it forgotten with its body", id, err, bodies)
+				}
+			} else if err != nil || d.Body != strings.Repeat("b", 100+i) || bodies != 1 {
+				t.Errorf("delivery %d (waiting or recent): %v, body %d bytes; want it kept whole", id, err, len(d.Body))
+			}
+		}
+		again := &store.Delivery{IntegrationName: "app", Event: "Push Hook", Headers: `{}`, IdempotencyKey: "key-0", Body: "{}", Status: store.DeliveryAccepted}
+		if dup, err := store.InsertDelivery(ctx, s.DB, again); err != nil || dup {
+			t.Fatalf("resent after it was forgotten: duplicate %v, %v; want accepted as new", dup, err)
+		}
 		if rep, err := r.Run(ctx); err != nil || rep != (retention.Report{}) {
 			t.Fatalf("second pass: %+v %v", rep, err)
 		}

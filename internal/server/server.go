@@ -161,7 +161,7 @@ func NewWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Opti
 	fb := feedback.Deps{Store: st, Token: tokenFor, EnvURL: s.envURL, PublicURL: cfg.PublicURL, LogURL: s.logURL,
 		Health: health, Logger: log,
 		DashboardURL: func(e store.Environment) string { return web.EnvironmentPath(cfg.PublicURL, e) }}
-	keep := retention.New(st, retention.Settings{DeliveryBodies: cfg.DeliveryBodyRetention,
+	keep := retention.New(st, retention.Settings{DeliveryBodies: cfg.DeliveryBodyRetention, Deliveries: cfg.DeliveryRetention,
 		DeletedEnvironments: cfg.DeletedEnvironmentRetention, LogMaxSize: cfg.ActivityLogMaxSize, Logs: cfg.ActivityLogRetention}, log)
 	s.visits = idle.NewVisits(nil)
 	idleCheck := &idle.Checker{Store: st, Visits: s.visits, Log: log}

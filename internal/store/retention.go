@@ -24,26 +24,52 @@ func DropDeliveryBodies(ctx context.Context, q Querier, before time.Time, limit 
 	if err != nil {
 		return 0, err
 	}
-	var ids []any
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Close(); err != nil {
+	ids, err := scanIDs(rows)
+	if err != nil {
 		return 0, err
 	}
+	if err := deleteBodies(ctx, q, ids); err != nil {
+		return 0, err
+	}
+	return len(ids), nil
+}
+
+// ForgetDeliveries deletes up to limit deliveries received before before,
+// whole (headers, status, result and any body left), oldest first. A
+// delivery still waiting for its job stays. GitLab redelivering a
+// forgotten one finds no dedupe key and has it processed again, as a new
+// event (--delivery-retention is far longer than GitLab retries for).
+// The rows and their bodies go in two statements, so it takes a
+// transaction.
+func ForgetDeliveries(ctx context.Context, tx *sql.Tx, before time.Time, limit int) (int, error) {
+	rows, err := tx.QueryContext(ctx, `DELETE FROM deliveries
+		WHERE id IN (SELECT id FROM deliveries WHERE received_at < $1 AND status <> $2 ORDER BY id LIMIT $3)
+		RETURNING id`, micros(before), DeliveryAccepted, limit)
+	if err != nil {
+		return 0, err
+	}
+	ids, err := scanIDs(rows)
+	if err != nil {
+		return 0, err
+	}
+	if err := deleteBodies(ctx, tx, ids); err != nil {
+		return 0, err
+	}
+	return len(ids), nil
+}
+
+// deleteBodies deletes the stored bodies of ids, in lists far below both
+// databases' parameter limits.
+func deleteBodies(ctx context.Context, q Querier, ids []int64) error {
 	for rest := ids; len(rest) > 0; {
-		n := min(len(rest), 500) // far below both databases' parameter limits
-		if _, err := q.ExecContext(ctx, `DELETE FROM delivery_bodies WHERE delivery_id IN (`+placeholders(n)+`)`, rest[:n]...); err != nil {
-			return 0, err
+		n := min(len(rest), 500)
+		list, args := idList(rest[:n])
+		if _, err := q.ExecContext(ctx, `DELETE FROM delivery_bodies WHERE delivery_id IN (`+list+`)`, args...); err != nil {
+			return err
 		}
 		rest = rest[n:]
 	}
-	return len(ids), nil
+	return nil
 }
 
 // idList is ids as the parameters of `IN (…)`: the list "$1,…,$n" and its
@@ -83,16 +109,8 @@ func PurgeDeletedEnvironments(ctx context.Context, tx *sql.Tx, before time.Time,
 	if err != nil {
 		return 0, err
 	}
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Close(); err != nil {
+	ids, err := scanIDs(rows)
+	if err != nil {
 		return 0, err
 	}
 	purged := 0
