@@ -50,20 +50,7 @@ func TestAPassDropsWhatIsOldAndKeepsWhatIsNot(t *testing.T) {
 		if err := store.CreateIntegration(ctx, s.DB, in); err != nil {
 			t.Fatal(err)
 		}
-		var deliveries []int64
-		for i, status := range []string{store.DeliveryProcessed, store.DeliveryProcessed, store.DeliveryAccepted} {
-			d := &store.Delivery{IntegrationName: "app", Event: "Push Hook", Headers: `{"X-Gitlab-Event":"Push Hook"}`,
-				Body: strings.Repeat("b", 1000+i), Status: store.DeliveryAccepted}
-			if _, err := store.InsertDelivery(ctx, s.DB, d); err != nil {
-				t.Fatal(err)
-			}
-			if status != store.DeliveryAccepted {
-				if err := store.FinishDelivery(ctx, s.DB, d.ID, status, "done"); err != nil {
-					t.Fatal(err)
-				}
-			}
-			deliveries = append(deliveries, d.ID)
-		}
+		deliveries := addDeliveries(t, s, store.DeliveryProcessed, store.DeliveryProcessed, store.DeliveryAccepted)
 		env := func(name string, deletedAgo time.Duration) (envID, activityID int64) {
 			e := &store.Environment{IntegrationID: in.ID, IntegrationName: "app", ProjectID: 42, Name: name, Slug: name,
 				Host: name + "--app", Kind: "branch", Ref: name, State: store.StateActive}
@@ -148,20 +135,7 @@ func TestAPassDropsWhatIsOldAndKeepsWhatIsNot(t *testing.T) {
 func TestAPassForgetsOldDeliveriesWhole(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, s *store.Store) {
 		ctx := context.Background()
-		var ids []int64
-		for i, status := range []string{store.DeliveryProcessed, store.DeliveryFailed, store.DeliveryAccepted, store.DeliveryProcessed} {
-			d := &store.Delivery{IntegrationName: "app", Event: "Push Hook", Headers: `{"X-Gitlab-Event":"Push Hook"}`,
-				IdempotencyKey: fmt.Sprintf("key-%d", i), Body: strings.Repeat("b", 100+i), Status: store.DeliveryAccepted}
-			if _, err := store.InsertDelivery(ctx, s.DB, d); err != nil {
-				t.Fatal(err)
-			}
-			if status != store.DeliveryAccepted {
-				if err := store.FinishDelivery(ctx, s.DB, d.ID, status, "done"); err != nil {
-					t.Fatal(err)
-				}
-			}
-			ids = append(ids, d.ID)
-		}
+		ids := addDeliveries(t, s, store.DeliveryProcessed, store.DeliveryFailed, store.DeliveryAccepted, store.DeliveryProcessed)
 		old := store.Now().Add(-100 * 24 * time.Hour).UnixMicro()
 		if _, err := s.DB.ExecContext(ctx, `UPDATE deliveries SET received_at = $1 WHERE id IN ($2, $3, $4)`, old, ids[0], ids[1], ids[2]); err != nil {
 			t.Fatal(err)
@@ -196,4 +170,27 @@ func TestAPassForgetsOldDeliveriesWhole(t *testing.T) {
 			t.Fatalf("second pass: %+v %v", rep, err)
 		}
 	})
+}
+
+// addDeliveries stores one delivery for each status, in order: the i-th
+// has the idempotency key key-i, a body of 100+i bytes and, once done
+// with, the result "done".
+func addDeliveries(t *testing.T, s *store.Store, statuses ...string) []int64 {
+	t.Helper()
+	ctx := context.Background()
+	var ids []int64
+	for i, status := range statuses {
+		d := &store.Delivery{IntegrationName: "app", Event: "Push Hook", Headers: `{"X-Gitlab-Event":"Push Hook"}`,
+			IdempotencyKey: fmt.Sprintf("key-%d", i), Body: strings.Repeat("b", 100+i), Status: store.DeliveryAccepted}
+		if _, err := store.InsertDelivery(ctx, s.DB, d); err != nil {
+			t.Fatal(err)
+		}
+		if status != store.DeliveryAccepted {
+			if err := store.FinishDelivery(ctx, s.DB, d.ID, status, "done"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ids = append(ids, d.ID)
+	}
+	return ids
 }

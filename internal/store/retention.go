@@ -18,20 +18,9 @@ import (
 // results, and stamps body_dropped_at. It returns how many it dropped. Run
 // it in a transaction: the stamp and the deletion are two statements.
 func DropDeliveryBodies(ctx context.Context, q Querier, before time.Time, limit int) (int, error) {
-	rows, err := q.QueryContext(ctx, `UPDATE deliveries SET body_dropped_at = $1
+	return withoutBodies(ctx, q, `UPDATE deliveries SET body_dropped_at = $1
 		WHERE id IN (SELECT id FROM deliveries WHERE body_dropped_at = 0 AND received_at < $2 AND status <> $3
 			ORDER BY received_at LIMIT $4) RETURNING id`, micros(Now()), micros(before), DeliveryAccepted, limit)
-	if err != nil {
-		return 0, err
-	}
-	ids, err := scanIDs(rows)
-	if err != nil {
-		return 0, err
-	}
-	if err := deleteBodies(ctx, q, ids); err != nil {
-		return 0, err
-	}
-	return len(ids), nil
 }
 
 // ForgetDeliveries deletes up to limit deliveries received before before,
@@ -42,9 +31,16 @@ func DropDeliveryBodies(ctx context.Context, q Querier, before time.Time, limit 
 // The rows and their bodies go in two statements, so it takes a
 // transaction.
 func ForgetDeliveries(ctx context.Context, tx *sql.Tx, before time.Time, limit int) (int, error) {
-	rows, err := tx.QueryContext(ctx, `DELETE FROM deliveries
+	return withoutBodies(ctx, tx, `DELETE FROM deliveries
 		WHERE id IN (SELECT id FROM deliveries WHERE received_at < $1 AND status <> $2 ORDER BY id LIMIT $3)
 		RETURNING id`, micros(before), DeliveryAccepted, limit)
+}
+
+// withoutBodies runs stmt, which returns the ids of deliveries, and
+// deletes those deliveries' stored bodies, in lists far below both
+// databases' parameter limits. It returns how many ids stmt returned.
+func withoutBodies(ctx context.Context, q Querier, stmt string, args ...any) (int, error) {
+	rows, err := q.QueryContext(ctx, stmt, args...)
 	if err != nil {
 		return 0, err
 	}
@@ -52,24 +48,15 @@ func ForgetDeliveries(ctx context.Context, tx *sql.Tx, before time.Time, limit i
 	if err != nil {
 		return 0, err
 	}
-	if err := deleteBodies(ctx, tx, ids); err != nil {
-		return 0, err
-	}
-	return len(ids), nil
-}
-
-// deleteBodies deletes the stored bodies of ids, in lists far below both
-// databases' parameter limits.
-func deleteBodies(ctx context.Context, q Querier, ids []int64) error {
 	for rest := ids; len(rest) > 0; {
 		n := min(len(rest), 500)
 		list, args := idList(rest[:n])
 		if _, err := q.ExecContext(ctx, `DELETE FROM delivery_bodies WHERE delivery_id IN (`+list+`)`, args...); err != nil {
-			return err
+			return 0, err
 		}
 		rest = rest[n:]
 	}
-	return nil
+	return len(ids), nil
 }
 
 // idList is ids as the parameters of `IN (…)`: the list "$1,…,$n" and its
