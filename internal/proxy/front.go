@@ -33,8 +33,6 @@ type Front struct {
 	closing  atomic.Bool
 	served   chan struct{} // closed when srv.Serve(mem) returned
 
-	watchdog *watchdog
-
 	maxHead int  // net/http's MaxHeaderBytes: longer heads are its to judge
 	passAll bool // srv has timeouts the front does not keep: it takes nothing
 }
@@ -45,7 +43,7 @@ type Front struct {
 // ReadTimeout or WriteTimeout (glenv sets neither: environments stream)
 // the front forwards nothing and hands every connection over.
 func NewFront(p *Proxy, srv *http.Server) *Front {
-	f := &Front{proxy: p, srv: srv, mem: newMemListener(), conns: map[*frontConn]struct{}{}, served: make(chan struct{}), watchdog: newWatchdog()}
+	f := &Front{proxy: p, srv: srv, mem: newMemListener(), conns: map[*frontConn]struct{}{}, served: make(chan struct{})}
 	f.maxHead = srv.MaxHeaderBytes
 	if f.maxHead <= 0 {
 		f.maxHead = http.DefaultMaxHeaderBytes

@@ -24,13 +24,6 @@ func serverTimeouts(s *http.Server) {
 // (then tune, when given), and returns its address.
 func startFront(t *testing.T, p *Proxy, tune func(*http.Server)) string {
 	t.Helper()
-	_, addr := startFrontOf(t, p, tune)
-	return addr
-}
-
-// startFrontOf is startFront, returning the Front too.
-func startFrontOf(t *testing.T, p *Proxy, tune func(*http.Server)) (*Front, string) {
-	t.Helper()
 	srv := &http.Server{Handler: p}
 	serverTimeouts(srv)
 	if tune != nil {
@@ -58,7 +51,7 @@ func startFrontOf(t *testing.T, p *Proxy, tune func(*http.Server)) (*Front, stri
 			t.Error("Serve did not return after Shutdown")
 		}
 	})
-	return f, l.Addr().String()
+	return l.Addr().String()
 }
 
 // wire sends raw on a new connection to addr, half-closing it after when

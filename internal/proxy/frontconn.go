@@ -32,8 +32,7 @@ const frontReadBuffer = 8 << 10
 // watchAfter is how long an app may take before the front watches the
 // client for going away (net/http watches from the start, at the cost of
 // a goroutine and two deadline changes per request). A client that left
-// has its app request cancelled twice this much later at most (the
-// watchdog's ticks).
+// has its app request cancelled this much later at most.
 const watchAfter = 5 * time.Millisecond
 
 var (
@@ -66,6 +65,7 @@ type frontConn struct {
 	// Watching the client while its app answers.
 	wmu                            sync.Mutex
 	wcond                          sync.Cond
+	timer                          *time.Timer
 	armed, running, aborting, gone bool
 	up                             *upConn
 }
@@ -216,7 +216,9 @@ func (fc *frontConn) close() {
 }
 
 func (fc *frontConn) release() {
-	fc.f.watchdog.remove(fc) // unwatch did, unless a panic cut forward short
+	if fc.timer != nil {
+		fc.timer.Stop()
+	}
 	fc.br.Reset(nil)
 	frontReaders.Put(fc.br)
 	fc.bw.Reset(nil)
@@ -445,27 +447,32 @@ func (p *Proxy) appendHead(out []byte, h *head, clientIP string) []byte {
 	return append(out, "\r\n"...)
 }
 
-// watch has the watchdog watch the client if c's app is slow to answer.
-// A client that already sent its next request is not watched (it waits
-// for its answers).
+// watch starts the timer after which the client is watched while c's app
+// answers. A client that already sent its next request is not watched
+// (it waits for its answers).
 func (fc *frontConn) watch(c *upConn) {
 	fc.wmu.Lock()
 	fc.up, fc.gone = c, false
 	fc.armed = fc.br.Buffered() == 0
 	fc.wmu.Unlock()
-	if fc.armed {
-		fc.f.watchdog.add(fc)
+	if !fc.armed {
+		return
+	}
+	if fc.timer == nil {
+		fc.timer = time.AfterFunc(watchAfter, fc.watchClient)
+	} else {
+		fc.timer.Reset(watchAfter)
 	}
 }
 
-// watchClient waits, on a goroutine of its own, for the client to send
+// watchClient waits, on the timer's goroutine, for the client to send
 // something or go away; going away interrupts the app's request, as
 // net/http's background read cancels a request's context.
 func (fc *frontConn) watchClient() {
 	fc.wmu.Lock()
 	if !fc.armed || fc.running {
-		// Not watching now (the exchange ended), or an earlier watcher
-		// still is: one reader of the connection at a time.
+		// Not watching now, or a late run of the timer already is: one
+		// reader of the connection at a time.
 		fc.wmu.Unlock()
 		return
 	}
@@ -502,8 +509,8 @@ func (fc *frontConn) flushIfWatched() {
 
 // unwatch stops watching and reports whether the client went away.
 func (fc *frontConn) unwatch() bool {
-	if fc.armed {
-		fc.f.watchdog.remove(fc)
+	if fc.timer != nil {
+		fc.timer.Stop()
 	}
 	fc.wmu.Lock()
 	defer fc.wmu.Unlock()
