@@ -48,8 +48,8 @@ type Report struct {
 	LogBytesCut         int64
 }
 
-// Cutoffs are the times before which bodies and tombstones go; a zero time
-// means keep them.
+// Cutoffs are the times before which deliveries, bodies, tombstones and
+// logs go; a zero time means keep them.
 type Cutoffs struct {
 	Deliveries, Bodies, Tombstones, Logs time.Time
 }
