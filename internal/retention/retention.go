@@ -116,9 +116,7 @@ func (r *Retention) Run(ctx context.Context) (Report, error) {
 		// Whole deliveries before their bodies: no body is dropped from a
 		// delivery about to go.
 		{cut.Deliveries, "forget old deliveries", store.ForgetDeliveries, &rep.DeliveriesForgotten},
-		{cut.Bodies, "drop delivery bodies", func(ctx context.Context, tx *sql.Tx, before time.Time, limit int) (int, error) {
-			return store.DropDeliveryBodies(ctx, tx, before, limit)
-		}, &rep.BodiesDropped},
+		{cut.Bodies, "drop delivery bodies", store.DropDeliveryBodies, &rep.BodiesDropped},
 		{cut.Tombstones, "forget deleted environments", store.PurgeDeletedEnvironments, &rep.EnvironmentsPurged},
 	} {
 		if step.before.IsZero() {

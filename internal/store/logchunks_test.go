@@ -199,12 +199,19 @@ func TestRetentionDropsBodiesOfDoneDeliveriesOnly(t *testing.T) {
 		if err := store.FinishDelivery(ctx, s.DB, failed, store.DeliveryFailed, "gave up"); err != nil {
 			t.Fatal(err)
 		}
-		if n, err := store.DropDeliveryBodies(ctx, s.DB, time.Now().Add(-time.Hour), 100); err != nil || n != 0 {
+		drop := func(before time.Time, limit int) (n int, err error) {
+			err = s.Tx(ctx, func(tx *sql.Tx) (err error) {
+				n, err = store.DropDeliveryBodies(ctx, tx, before, limit)
+				return err
+			})
+			return n, err
+		}
+		if n, err := drop(time.Now().Add(-time.Hour), 100); err != nil || n != 0 {
 			t.Fatalf("bodies younger than the retention: dropped %d %v", n, err)
 		}
 		total := 0
 		for {
-			n, err := store.DropDeliveryBodies(ctx, s.DB, time.Now().Add(time.Second), 1)
+			n, err := drop(time.Now().Add(time.Second), 1)
 			if err != nil {
 				t.Fatal(err)
 			}

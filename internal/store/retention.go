@@ -15,10 +15,11 @@ import (
 // DropDeliveryBodies deletes the bodies of up to limit deliveries received
 // before before that are done with (processed, failed or duplicates: a
 // delivery still waiting for its job keeps its body), keeping headers and
-// results, and stamps body_dropped_at. It returns how many it dropped. Run
-// it in a transaction: the stamp and the deletion are two statements.
-func DropDeliveryBodies(ctx context.Context, q Querier, before time.Time, limit int) (int, error) {
-	return withoutBodies(ctx, q, `UPDATE deliveries SET body_dropped_at = $1
+// results, and stamps body_dropped_at. It returns how many it dropped.
+// The stamp and the deletion are two statements, so it takes a
+// transaction.
+func DropDeliveryBodies(ctx context.Context, tx *sql.Tx, before time.Time, limit int) (int, error) {
+	return withoutBodies(ctx, tx, `UPDATE deliveries SET body_dropped_at = $1
 		WHERE id IN (SELECT id FROM deliveries WHERE body_dropped_at = 0 AND received_at < $2 AND status <> $3
 			ORDER BY received_at LIMIT $4) RETURNING id`, micros(Now()), micros(before), DeliveryAccepted, limit)
 }
