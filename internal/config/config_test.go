@@ -131,15 +131,18 @@ func TestRetentionSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.DeliveryBodyRetention != 7*24*time.Hour || c.DeliveryRetention != 90*24*time.Hour || c.DeletedEnvironmentRetention != 30*24*time.Hour ||
-		c.ActivityLogMaxSize != 8<<20 || c.RetentionInterval != time.Hour || c.ActivityLogRetention != 90*24*time.Hour {
+		c.ActivityLogMaxSize != 8<<20 || c.RetentionInterval != time.Hour || c.ActivityLogRetention != 90*24*time.Hour ||
+		c.ActivityHistory != 100 {
 		t.Fatalf("retention defaults = %+v", c)
 	}
 	c, err = parse(t, map[string]string{"HOME": "/h"}, "--delivery-body-retention", "0", "--deleted-environment-retention", "36h",
-		"--activity-log-max-size", "512KiB", "--retention-interval", "5m", "--delivery-retention", "0")
+		"--activity-log-max-size", "512KiB", "--retention-interval", "5m", "--delivery-retention", "0",
+		"--activity-history", "0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.DeliveryBodyRetention != 0 || c.DeliveryRetention != 0 || c.DeletedEnvironmentRetention != 36*time.Hour || c.ActivityLogMaxSize != 512<<10 || c.RetentionInterval != 5*time.Minute {
+	if c.DeliveryBodyRetention != 0 || c.DeliveryRetention != 0 || c.DeletedEnvironmentRetention != 36*time.Hour || c.ActivityLogMaxSize != 512<<10 || c.RetentionInterval != 5*time.Minute ||
+		c.ActivityHistory != 0 {
 		t.Fatalf("retention flags = %+v", c)
 	}
 	tests := []struct {
@@ -153,6 +156,9 @@ func TestRetentionSettings(t *testing.T) {
 		{"a negative retention", []string{"--deleted-environment-retention", "-1h"}, "--deleted-environment-retention"},
 		{"a negative log retention", []string{"--activity-log-retention", "-1h"}, "--activity-log-retention"},
 		{"a negative delivery retention", []string{"--delivery-retention", "-1h"}, "--delivery-retention"},
+		{"a history shorter than feedback looks back", []string{"--activity-history", "19"}, "--activity-history"},
+		{"a negative history", []string{"--activity-history", "-1"}, "--activity-history"},
+		{"a history that is not a number", []string{"--activity-history", "lots"}, "activity-history"},
 		{"a retention interval under a second", []string{"--retention-interval", "1ms"}, "--retention-interval"},
 	}
 	for _, tt := range tests {

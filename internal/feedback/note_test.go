@@ -1,6 +1,7 @@
 package feedback_test
 
 import (
+	"database/sql"
 	"strings"
 	"sync"
 	"testing"
@@ -159,6 +160,34 @@ func TestStatusesAndDeploymentsAreNeverRepeated(t *testing.T) {
 			}
 			if deps := w.gl.Deployments(w.pid); len(deps) != 1 {
 				t.Errorf("want 1 deployment, got %d", len(deps))
+			}
+		})
+	})
+
+	t.Run("a deployment of a deploy retention forgot is not taken for one whose answer was lost", func(t *testing.T) {
+		storetest.Each(t, func(t *testing.T, st *store.Store) {
+			w := newWorld(t, st)
+			env, d1 := w.branchEnv("feature", sha("a"))
+			d1.start().succeed()
+			w.sync(env)
+			w.push(env, sha("b")).start().succeed()
+			w.sync(env)
+			d3 := w.push(env, sha("a")) // the first commit again
+			// Retention forgets d1 (d2 is the last successful deploy, d3 the newest).
+			var forgot int
+			if err := st.Tx(w.ctx, func(tx *sql.Tx) (err error) {
+				forgot, err = store.ForgetActivities(w.ctx, tx, env.ID, 1, 10)
+				return err
+			}); err != nil || forgot != 1 {
+				t.Fatalf("forgot %d activities, %v; want d1", forgot, err)
+			}
+			d3.start().succeed()
+			// d3's deployment was sent, and neither it nor its answer arrived.
+			w.exec(`INSERT INTO feedback_deploys (activity_id, environment_id, deployment_trying) VALUES ($1, $2, TRUE)`, d3.ID, env.ID)
+			w.sync(env)
+			deps := w.gl.Deployments(w.pid)
+			if len(deps) != 3 || deps[2].SHA != sha("a") || deps[2].Status != "success" {
+				t.Fatalf("GitLab deployments %+v; want d3's made anew, not d1's taken for it", deps)
 			}
 		})
 	})

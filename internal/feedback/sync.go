@@ -357,11 +357,11 @@ func (p *pass) createDeployment(d *store.FeedbackDeploy, want string) error {
 		return err
 	}
 	if d.DeploymentTrying {
-		claimed, err := store.FeedbackDeploymentIDs(p.ctx, p.deps.Store.Reader(), p.env.ID)
+		claimed, err := store.FeedbackDeploymentClaims(p.ctx, p.deps.Store.Reader(), p.env.ID)
 		if err != nil {
 			return err
 		}
-		found, err := p.gl.FindDeployment(p.ctx, p.in.ProjectID, p.fe.GitLabEnvName, d.SHA, func(id int64) bool { return claimed[id] })
+		found, err := p.gl.FindDeployment(p.ctx, p.in.ProjectID, p.fe.GitLabEnvName, d.SHA, claimed.Has)
 		if err != nil {
 			return err
 		}

@@ -4,7 +4,8 @@
 // deliveries whole after --delivery-retention, keeps each
 // activity's log within --activity-log-max-size (its tail, marked where it
 // was cut), drops logs --activity-log-retention after their activity
-// completed, and forgets deleted environments (tombstones, with their
+// completed, keeps each environment's newest --activity-history
+// activities, and forgets deleted environments (tombstones, with their
 // activities and logs) after --deleted-environment-retention.
 //
 // Work goes in small batches, each its own short deferrable transaction, so
@@ -34,6 +35,9 @@ type Settings struct {
 	LogMaxSize          int64
 	// Logs is how long logs stay after their activity completed.
 	Logs time.Duration
+	// ActivityHistory is how many activities each environment keeps
+	// (0: all), besides those store.ForgetActivities always keeps.
+	ActivityHistory int
 	// Batch is the most rows one transaction touches (default 500).
 	Batch int
 }
@@ -41,6 +45,7 @@ type Settings struct {
 // Report is what one pass did.
 type Report struct {
 	DeliveriesForgotten int
+	ActivitiesForgotten int
 	BodiesDropped       int
 	EnvironmentsPurged  int
 	LogsCapped          int
@@ -126,6 +131,11 @@ func (r *Retention) Run(ctx context.Context) (Report, error) {
 			return rep, fmt.Errorf("%s: %w", step.what, err)
 		}
 	}
+	if r.s.ActivityHistory > 0 {
+		if err := r.forgetActivities(ctx, &rep); err != nil {
+			return rep, err
+		}
+	}
 	if !cut.Logs.IsZero() {
 		if err := r.dropLogs(ctx, cut.Logs, &rep); err != nil {
 			return rep, err
@@ -159,6 +169,24 @@ func (r *Retention) inBatches(ctx context.Context, before time.Time, fn func(con
 			return nil
 		}
 	}
+}
+
+// forgetActivities keeps every environment's history to ActivityHistory
+// activities, an environment and a batch at a time.
+func (r *Retention) forgetActivities(ctx context.Context, rep *Report) error {
+	envs, err := store.CrowdedEnvironments(ctx, r.st.Reader(), r.s.ActivityHistory)
+	if err != nil {
+		return fmt.Errorf("list environments with long histories: %w", err)
+	}
+	for _, id := range envs {
+		forget := func(ctx context.Context, tx *sql.Tx, _ time.Time, limit int) (int, error) {
+			return store.ForgetActivities(ctx, tx, id, r.s.ActivityHistory, limit)
+		}
+		if err := r.inBatches(ctx, time.Time{}, forget, &rep.ActivitiesForgotten); err != nil {
+			return fmt.Errorf("forget old activities of environment %d: %w", id, err)
+		}
+	}
+	return nil
 }
 
 // dropLogs drops the whole logs of activities completed before before.
@@ -239,6 +267,7 @@ func (w *worker) Work(ctx context.Context, job *river.Job[Args]) error {
 	rep, err := w.r.Run(ctx)
 	if rep != (Report{}) {
 		w.r.log.Info("retention", "deliveries_forgotten", rep.DeliveriesForgotten, "delivery_bodies_dropped", rep.BodiesDropped, "deleted_environments_forgotten", rep.EnvironmentsPurged,
+			"activities_forgotten", rep.ActivitiesForgotten,
 			"logs_dropped", rep.LogsDropped,
 			"logs_capped", rep.LogsCapped, "log_bytes_cut", rep.LogBytesCut, "job", job.ID)
 	}

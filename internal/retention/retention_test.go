@@ -194,3 +194,134 @@ func addDeliveries(t *testing.T, s *store.Store, statuses ...string) []int64 {
 	}
 	return ids
 }
+
+// --activity-history keeps each environment's newest activities and
+// forgets older ones with their logs and GitLab bookkeeping, except those
+// something still needs however old: the last successful deploy, the
+// newest of each kind, one not finished, one GitLab does not fully show
+// yet. A forgotten deploy's GitLab deployment stays claimed.
+func TestAPassKeepsEachEnvironmentsNewestActivities(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		env := func(name string) int64 {
+			e := &store.Environment{IntegrationName: "app", ProjectID: 42, Name: name, Slug: name, Host: name + "--app",
+				Kind: "branch", Ref: name, State: store.StateActive}
+			if err := store.SaveEnvironment(ctx, s.DB, e); err != nil {
+				t.Fatal(err)
+			}
+			return e.ID
+		}
+		busy, quiet := env("main"), env("quiet")
+		add := func(envID int64, kind, state string) int64 {
+			a := store.Activity{IntegrationName: "app", EnvironmentID: envID, Kind: kind, State: state, SHA: "abc"}
+			if err := store.InsertActivity(ctx, s.DB, &a); err != nil {
+				t.Fatal(err)
+			}
+			if state != store.ActivityPending {
+				if err := store.SetActivityState(ctx, s.DB, a.ID, state, ""); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return a.ID
+		}
+		if err := store.SaveFeedbackEnv(ctx, s.DB, &store.FeedbackEnv{EnvironmentID: busy, GitLabEnvID: 5}); err != nil {
+			t.Fatal(err)
+		}
+		feedback := func(id int64, deployment int64, settled string) {
+			d := store.FeedbackDeploy{ActivityID: id, EnvironmentID: busy, StatusSent: "success", DeploymentID: deployment,
+				DeploymentStatus: "success", Settled: settled}
+			if err := store.SaveFeedbackDeploy(ctx, s.DB, &d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The busy environment's oldest twelve: six that must stay, six that go.
+		lastGood := add(busy, store.ActivityDeploy, store.ActivityComplete) // every later deploy failed
+		feedback(lastGood, 70, store.ActivityComplete)
+		shown := add(busy, store.ActivityDeploy, store.ActivityFailed) // GitLab shows it: it goes
+		feedback(shown, 77, store.ActivityFailed)
+		notShown := add(busy, store.ActivityDeploy, store.ActivityFailed) // GitLab still shows it running
+		feedback(notShown, 80, store.ActivityRunning)
+		stuck := add(busy, store.ActivityDeploy, store.ActivityRunning)
+		// Finished, and its environment not yet told so (apply clears it in
+		// the same transaction that finishes a deploy; a stop job's may not).
+		pending := add(busy, store.ActivityStop, store.ActivityComplete)
+		if _, err := s.DB.ExecContext(ctx, `UPDATE environments SET pending_activity_id = $1 WHERE id = $2`, pending, busy); err != nil {
+			t.Fatal(err)
+		}
+		add(busy, store.ActivityStop, store.ActivityComplete) // a newer stop, so kind alone keeps nothing of the above
+		prebuild := add(busy, store.ActivityPrebuild, store.ActivityComplete) // the newest prebuild
+		var going []int64
+		for range 5 {
+			going = append(going, add(busy, store.ActivitySync, store.ActivityComplete))
+		}
+		if _, err := store.AppendLog(ctx, s.DB, going[0], "old log\n"); err != nil {
+			t.Fatal(err)
+		}
+		going = append(going, shown)
+		var newest []int64
+		for i := range 20 {
+			kind, state := store.ActivitySync, store.ActivityComplete
+			if i%2 == 0 {
+				kind, state = store.ActivityDeploy, store.ActivityFailed
+			}
+			newest = append(newest, add(busy, kind, state))
+		}
+		var few []int64
+		for range 5 {
+			few = append(few, add(quiet, store.ActivitySync, store.ActivityComplete))
+		}
+
+		r := retention.New(s, retention.Settings{ActivityHistory: 20, Batch: 2}, nil)
+		rep, err := r.Run(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep != (retention.Report{ActivitiesForgotten: len(going)}) {
+			t.Fatalf("report %+v, want %d activities forgotten and nothing else", rep, len(going))
+		}
+		kept := func(envID int64) []int64 {
+			acts, err := store.ListActivities(ctx, s.Reader(), store.ActivityFilter{EnvironmentID: envID, Limit: 1000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []int64
+			for _, a := range acts {
+				ids = append([]int64{a.ID}, ids...)
+			}
+			return ids
+		}
+		want := append([]int64{lastGood, notShown, stuck, pending, pending + 1, prebuild}, newest...)
+		if got := kept(busy); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("the busy environment kept %v, want %v", got, want)
+		}
+		if got := kept(quiet); fmt.Sprint(got) != fmt.Sprint(few) {
+			t.Errorf("the quiet environment kept %v, want all of %v", got, few)
+		}
+		var chunks, deploys int
+		if err := s.Reader().QueryRowContext(ctx, `SELECT COUNT(*) FROM activity_log_chunks WHERE activity_id = $1`, going[0]).Scan(&chunks); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Reader().QueryRowContext(ctx, `SELECT COUNT(*) FROM feedback_deploys WHERE activity_id = $1`, shown).Scan(&deploys); err != nil {
+			t.Fatal(err)
+		}
+		if chunks != 0 || deploys != 0 {
+			t.Errorf("a forgotten activity left %d log chunks and %d feedback rows", chunks, deploys)
+		}
+		claims, err := store.FeedbackDeploymentClaims(ctx, s.Reader(), busy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for id, want := range map[int64]bool{70: true, 77: true, 76: true, 80: true, 81: false} {
+			if claims.Has(id) != want {
+				t.Errorf("GitLab deployment %d claimed: %v, want %v (claims %+v)", id, !want, want, claims)
+			}
+		}
+		if a, err := store.LastSuccessfulDeploy(ctx, s.Reader(), busy); err != nil || a.ID != lastGood {
+			t.Errorf("last successful deploy %d %v, want %d", a.ID, err, lastGood)
+		}
+		// A second pass finds nothing more to do.
+		if rep, err := r.Run(ctx); err != nil || rep != (retention.Report{}) {
+			t.Fatalf("second pass: %+v %v", rep, err)
+		}
+	})
+}

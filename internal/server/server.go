@@ -162,7 +162,8 @@ func NewWith(ctx context.Context, cfg config.Config, log *slog.Logger, opts Opti
 		Health: health, Logger: log,
 		DashboardURL: func(e store.Environment) string { return web.EnvironmentPath(cfg.PublicURL, e) }}
 	keep := retention.New(st, retention.Settings{DeliveryBodies: cfg.DeliveryBodyRetention, Deliveries: cfg.DeliveryRetention,
-		DeletedEnvironments: cfg.DeletedEnvironmentRetention, LogMaxSize: cfg.ActivityLogMaxSize, Logs: cfg.ActivityLogRetention}, log)
+		DeletedEnvironments: cfg.DeletedEnvironmentRetention, LogMaxSize: cfg.ActivityLogMaxSize, Logs: cfg.ActivityLogRetention,
+		ActivityHistory: cfg.ActivityHistory}, log)
 	s.visits = idle.NewVisits(nil)
 	idleCheck := &idle.Checker{Store: st, Visits: s.visits, Log: log}
 	logs := activitylog.New(st, activitylog.Options{MaxSize: cfg.ActivityLogMaxSize, Logger: log})

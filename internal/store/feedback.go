@@ -211,14 +211,31 @@ func SaveFeedbackDeploy(ctx context.Context, q Querier, d *FeedbackDeploy) error
 	return err
 }
 
-// FeedbackDeploymentIDs returns the GitLab deployments already recorded for
-// an environment's deploys.
-func FeedbackDeploymentIDs(ctx context.Context, q Querier, envID int64) (map[int64]bool, error) {
+// DeploymentClaims are the GitLab deployments glenv's deploys of one
+// environment own: those recorded, and every one up to the newest that
+// belonged to a deploy retention forgot (ForgetActivities).
+type DeploymentClaims struct {
+	IDs  map[int64]bool
+	Upto int64
+}
+
+// Has says whether deployment id is claimed.
+func (c DeploymentClaims) Has(id int64) bool { return id <= c.Upto || c.IDs[id] }
+
+// FeedbackDeploymentClaims returns the GitLab deployments already claimed
+// by an environment's deploys.
+func FeedbackDeploymentClaims(ctx context.Context, q Querier, envID int64) (DeploymentClaims, error) {
+	var c DeploymentClaims
+	err := q.QueryRowContext(ctx, `SELECT forgotten_deployment_id FROM feedback_environments WHERE environment_id = $1`, envID).Scan(&c.Upto)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return c, err
+	}
 	rows, err := q.QueryContext(ctx, `SELECT deployment_id FROM feedback_deploys WHERE environment_id = $1 AND deployment_id <> 0`, envID)
 	if err != nil {
-		return nil, err
+		return c, err
 	}
-	return scanIDSet(rows)
+	c.IDs, err = scanIDSet(rows)
+	return c, err
 }
 
 // FeedbackBacklog returns environments of live integrations that changed

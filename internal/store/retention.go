@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -129,4 +130,80 @@ func PurgeDeletedEnvironments(ctx context.Context, tx *sql.Tx, before time.Time,
 		purged++
 	}
 	return purged, nil
+}
+
+// CrowdedEnvironments lists the environments, deleted or not, with more
+// than keep activities: those ForgetActivities has work in. One pass over
+// the (environment_id, id) index.
+func CrowdedEnvironments(ctx context.Context, q Querier, keep int) ([]int64, error) {
+	rows, err := q.QueryContext(ctx, `SELECT environment_id FROM activities GROUP BY environment_id
+		HAVING COUNT(*) > $1 ORDER BY environment_id`, keep)
+	if err != nil {
+		return nil, err
+	}
+	return scanIDs(rows)
+}
+
+// ForgetActivities deletes up to limit of an environment's activities
+// older than its newest keep, oldest first, with their logs and GitLab
+// bookkeeping (--activity-history). It keeps, however old:
+//   - an activity not finished, or still the environment's pending one;
+//   - the newest activity of each kind (the dashboard and environment:get
+//     show the latest prebuild, say);
+//   - the last successful deploy: GitLab's last_deployment, and where
+//     idleness counts from (LastSuccessfulDeploy, IdleCandidates);
+//   - a deploy whose state GitLab does not fully show yet (feedback still
+//     has to finish its commit status or deployment: FeedbackDeploys).
+//
+// The GitLab deployments of forgotten deploys stay claimed through
+// feedback_environments.forgotten_deployment_id (DeploymentClaims). It
+// returns how many activities it deleted.
+func ForgetActivities(ctx context.Context, tx *sql.Tx, envID int64, keep, limit int) (int, error) {
+	var newestGoing int64
+	err := tx.QueryRowContext(ctx, `SELECT id FROM activities WHERE environment_id = $1 ORDER BY id DESC LIMIT 1 OFFSET $2`,
+		envID, keep).Scan(&newestGoing)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT a.id FROM activities a LEFT JOIN feedback_deploys f ON f.activity_id = a.id
+		WHERE a.environment_id = $1 AND a.id <= $2 AND a.state IN ($3, $4, $5)
+		AND (f.activity_id IS NULL OR f.settled = a.state)
+		AND a.id NOT IN (SELECT pending_activity_id FROM environments WHERE id = $1)
+		AND a.id NOT IN (SELECT MAX(id) FROM activities WHERE environment_id = $1 GROUP BY kind)
+		AND a.id NOT IN (SELECT id FROM activities WHERE environment_id = $1 AND kind = $6 AND state = $3
+			ORDER BY completed_at DESC, id DESC LIMIT 1)
+		ORDER BY a.id LIMIT $7`, envID, newestGoing, ActivityComplete, ActivityFailed, ActivityCancelled, ActivityDeploy, limit)
+	if err != nil {
+		return 0, err
+	}
+	ids, err := scanIDs(rows)
+	if err != nil || len(ids) == 0 {
+		return 0, err
+	}
+	list, args := idList(ids)
+	var claimed int64
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(deployment_id), 0) FROM feedback_deploys
+		WHERE activity_id IN (`+list+`)`, args...).Scan(&claimed); err != nil {
+		return 0, err
+	}
+	if claimed > 0 {
+		// The row exists: a deploy with a deployment id was synced.
+		if _, err := tx.ExecContext(ctx, `UPDATE feedback_environments SET forgotten_deployment_id = $1
+			WHERE environment_id = $2 AND forgotten_deployment_id < $1`, claimed, envID); err != nil {
+			return 0, err
+		}
+	}
+	for _, stmt := range []string{
+		`DELETE FROM activity_log_chunks WHERE activity_id IN (` + list + `)`,
+		`DELETE FROM feedback_deploys WHERE activity_id IN (` + list + `)`,
+		`DELETE FROM activities WHERE id IN (` + list + `)`,
+	} {
+		if _, err := tx.ExecContext(ctx, stmt, args...); err != nil {
+			return 0, err
+		}
+	}
+	return len(ids), nil
 }
