@@ -248,7 +248,7 @@ func TestAPassKeepsEachEnvironmentsNewestActivities(t *testing.T) {
 		if _, err := s.DB.ExecContext(ctx, `UPDATE environments SET pending_activity_id = $1 WHERE id = $2`, pending, busy); err != nil {
 			t.Fatal(err)
 		}
-		add(busy, store.ActivityStop, store.ActivityComplete) // a newer stop, so kind alone keeps nothing of the above
+		add(busy, store.ActivityStop, store.ActivityComplete)                 // a newer stop, so kind alone keeps nothing of the above
 		prebuild := add(busy, store.ActivityPrebuild, store.ActivityComplete) // the newest prebuild
 		var going []int64
 		for range 5 {
