@@ -146,7 +146,7 @@ func (c *Config) settings(getenv func(string) string) []setting {
 		{name: "deleted-environment-retention", dur: &c.DeletedEnvironmentRetention, def: "30d", help: "forget deleted environments (and their activities and logs) this long after they were deleted (0 = keep forever)"},
 		{name: "activity-log-max-size", size: &c.ActivityLogMaxSize, def: "8MiB", help: "keep at most this much of each activity's log: the tail, marked where it was cut"},
 		{name: "activity-log-retention", dur: &c.ActivityLogRetention, def: "90d", help: "drop activities' logs this long after they completed; the activities stay (0 = keep forever)"},
-		{name: "activity-history", integer: &c.ActivityHistory, def: "100", help: "activities (deploys, syncs, stops…) each environment keeps, newest first; older ones go with their logs, except the last successful deploy, the newest of each kind and any GitLab does not fully show yet (0 = keep all; else at least 20)"},
+		{name: "activity-history", integer: &c.ActivityHistory, def: "100", help: "activities (deploys, syncs, stops…) each environment keeps, newest first; older ones go with their logs, except unfinished ones, the last successful deploy, the newest of each kind and deploys GitLab does not fully show yet (0 = keep all)"},
 		{name: "retention-interval", dur: &c.RetentionInterval, def: "1h", help: "how often the retention job drops old deliveries, bodies, logs, activities and deleted environments"},
 		{name: "environment-egress", str: &c.EnvironmentEgress, def: "allow", help: "allow: environments reach the outside world (never the host's loopback, except their databases); deny: only their databases"},
 		{name: "environment-memory", str: &c.limitFlags.memory, def: "1G", help: "memory of an environment whose .glenv.yml sets no limits.memory (all its processes together)"},
@@ -431,11 +431,6 @@ func (c *Config) parseLimits() error {
 // kept tail is never empty while a build still writes.
 const MinActivityLogMaxSize = 64 << 10
 
-// MinActivityHistory keeps, per environment, at least the deploys GitLab
-// feedback looks back on (internal/feedback's Window), so history is never
-// forgotten before GitLab shows it.
-const MinActivityHistory = 20
-
 func (c *Config) validateRetention() error {
 	if c.DeliveryBodyRetention < 0 {
 		return fmt.Errorf("--delivery-body-retention: must not be negative; 0 keeps bodies forever, e.g. 7d")
@@ -449,8 +444,8 @@ func (c *Config) validateRetention() error {
 	if c.ActivityLogRetention < 0 {
 		return fmt.Errorf("--activity-log-retention: must not be negative; 0 keeps logs forever, e.g. 90d")
 	}
-	if c.ActivityHistory < 0 || c.ActivityHistory > 0 && c.ActivityHistory < MinActivityHistory {
-		return fmt.Errorf("--activity-history: must be 0 (keep all) or at least %d, the deploys GitLab feedback looks back on; e.g. 100", MinActivityHistory)
+	if c.ActivityHistory < 0 {
+		return fmt.Errorf("--activity-history: must not be negative; 0 keeps every activity, e.g. 100")
 	}
 	if c.ActivityLogMaxSize == 0 && c.bound == nil {
 		// Built by hand (tests, benchmarks) without Bind: take the default.

@@ -60,8 +60,8 @@ type Timing struct {
 	// not show yet (default 7 days).
 	MaxAge time.Duration
 	// Window is how many of an environment's newest deploys a sync looks
-	// at (default 20); older ones are finished only if GitLab shows them
-	// unfinished.
+	// at (default store.FeedbackWindow, which retention keeps); older ones
+	// are finished only if GitLab shows them unfinished.
 	Window int
 }
 
@@ -78,7 +78,7 @@ func (t Timing) withDefaults() Timing {
 	def(&t.RetryMax, 5*time.Minute)
 	def(&t.MaxAge, 7*24*time.Hour)
 	if t.Window == 0 {
-		t.Window = 20
+		t.Window = store.FeedbackWindow
 	}
 	return t
 }

@@ -3,6 +3,7 @@ package retention_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -234,7 +235,9 @@ func TestAPassKeepsEachEnvironmentsNewestActivities(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		// The busy environment's oldest twelve: six that must stay, six that go.
+		// The busy environment's oldest twenty-one: fourteen that must stay,
+		// seven that go.
+		unreported := add(busy, store.ActivityDeploy, store.ActivityFailed) // never recorded by feedback, and 20 deploys are newer: it goes
 		lastGood := add(busy, store.ActivityDeploy, store.ActivityComplete) // every later deploy failed
 		feedback(lastGood, 70, store.ActivityComplete)
 		shown := add(busy, store.ActivityDeploy, store.ActivityFailed) // GitLab shows it: it goes
@@ -242,6 +245,10 @@ func TestAPassKeepsEachEnvironmentsNewestActivities(t *testing.T) {
 		notShown := add(busy, store.ActivityDeploy, store.ActivityFailed) // GitLab still shows it running
 		feedback(notShown, 80, store.ActivityRunning)
 		stuck := add(busy, store.ActivityDeploy, store.ActivityRunning)
+		var unreportedYet []int64 // feedback has not recorded them (GitLab down), and they are among the newest 20 deploys
+		for range 8 {
+			unreportedYet = append(unreportedYet, add(busy, store.ActivityDeploy, store.ActivityFailed))
+		}
 		// Finished, and its environment not yet told so (apply clears it in
 		// the same transaction that finishes a deploy; a stop job's may not).
 		pending := add(busy, store.ActivityStop, store.ActivityComplete)
@@ -257,7 +264,7 @@ func TestAPassKeepsEachEnvironmentsNewestActivities(t *testing.T) {
 		if _, err := store.AppendLog(ctx, s.DB, going[0], "old log\n"); err != nil {
 			t.Fatal(err)
 		}
-		going = append(going, shown)
+		going = append(going, shown, unreported)
 		var newest []int64
 		for i := range 20 {
 			kind, state := store.ActivitySync, store.ActivityComplete
@@ -290,7 +297,7 @@ func TestAPassKeepsEachEnvironmentsNewestActivities(t *testing.T) {
 			}
 			return ids
 		}
-		want := append([]int64{lastGood, notShown, stuck, pending, pending + 1, prebuild}, newest...)
+		want := slices.Concat([]int64{lastGood, notShown, stuck}, unreportedYet, []int64{pending, pending + 1, prebuild}, newest)
 		if got := kept(busy); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("the busy environment kept %v, want %v", got, want)
 		}

@@ -161,6 +161,11 @@ func SaveFeedbackEnv(ctx context.Context, q Querier, f *FeedbackEnv) error {
 	return err
 }
 
+// FeedbackWindow is how many of an environment's newest deploys feedback
+// looks at by default: retention keeps those until feedback has recorded
+// them (ForgetActivities).
+const FeedbackWindow = 20
+
 // FeedbackDeploys returns, oldest first, the newest window deploy
 // activities of an environment, plus any older one GitLab shows in a state
 // it has since left (a status still running must be finished however old).
@@ -226,15 +231,20 @@ func (c DeploymentClaims) Has(id int64) bool { return id <= c.Upto || c.IDs[id] 
 // by an environment's deploys.
 func FeedbackDeploymentClaims(ctx context.Context, q Querier, envID int64) (DeploymentClaims, error) {
 	var c DeploymentClaims
-	err := q.QueryRowContext(ctx, `SELECT forgotten_deployment_id FROM feedback_environments WHERE environment_id = $1`, envID).Scan(&c.Upto)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return c, err
-	}
+	// The recorded ids first: retention raises forgotten_deployment_id and
+	// deletes rows in one transaction, so a pass committing between the two
+	// reads leaves a deployment in one of them, never in neither.
 	rows, err := q.QueryContext(ctx, `SELECT deployment_id FROM feedback_deploys WHERE environment_id = $1 AND deployment_id <> 0`, envID)
 	if err != nil {
 		return c, err
 	}
-	c.IDs, err = scanIDSet(rows)
+	if c.IDs, err = scanIDSet(rows); err != nil {
+		return c, err
+	}
+	err = q.QueryRowContext(ctx, `SELECT forgotten_deployment_id FROM feedback_environments WHERE environment_id = $1`, envID).Scan(&c.Upto)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = nil
+	}
 	return c, err
 }
 

@@ -153,33 +153,15 @@ func CrowdedEnvironments(ctx context.Context, q Querier, keep int) ([]int64, err
 //   - the last successful deploy: GitLab's last_deployment, and where
 //     idleness counts from (LastSuccessfulDeploy, IdleCandidates);
 //   - a deploy whose state GitLab does not fully show yet (feedback still
-//     has to finish its commit status or deployment: FeedbackDeploys).
+//     has to finish its commit status or deployment: FeedbackDeploys), and
+//     one of the newest FeedbackWindow deploys feedback has not recorded
+//     at all yet (GitLab down, a backlog).
 //
 // The GitLab deployments of forgotten deploys stay claimed through
 // feedback_environments.forgotten_deployment_id (DeploymentClaims). It
 // returns how many activities it deleted.
 func ForgetActivities(ctx context.Context, tx *sql.Tx, envID int64, keep, limit int) (int, error) {
-	var newestGoing int64
-	err := tx.QueryRowContext(ctx, `SELECT id FROM activities WHERE environment_id = $1 ORDER BY id DESC LIMIT 1 OFFSET $2`,
-		envID, keep).Scan(&newestGoing)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	rows, err := tx.QueryContext(ctx, `SELECT a.id FROM activities a LEFT JOIN feedback_deploys f ON f.activity_id = a.id
-		WHERE a.environment_id = $1 AND a.id <= $2 AND a.state IN ($3, $4, $5)
-		AND (f.activity_id IS NULL OR f.settled = a.state)
-		AND a.id NOT IN (SELECT pending_activity_id FROM environments WHERE id = $1)
-		AND a.id NOT IN (SELECT MAX(id) FROM activities WHERE environment_id = $1 GROUP BY kind)
-		AND a.id NOT IN (SELECT id FROM activities WHERE environment_id = $1 AND kind = $6 AND state = $3
-			ORDER BY completed_at DESC, id DESC LIMIT 1)
-		ORDER BY a.id LIMIT $7`, envID, newestGoing, ActivityComplete, ActivityFailed, ActivityCancelled, ActivityDeploy, limit)
-	if err != nil {
-		return 0, err
-	}
-	ids, err := scanIDs(rows)
+	ids, err := ForgettableActivities(ctx, tx, envID, keep, limit)
 	if err != nil || len(ids) == 0 {
 		return 0, err
 	}
@@ -196,14 +178,51 @@ func ForgetActivities(ctx context.Context, tx *sql.Tx, envID int64, keep, limit 
 			return 0, err
 		}
 	}
+	var deleted int64
 	for _, stmt := range []string{
 		`DELETE FROM activity_log_chunks WHERE activity_id IN (` + list + `)`,
 		`DELETE FROM feedback_deploys WHERE activity_id IN (` + list + `)`,
 		`DELETE FROM activities WHERE id IN (` + list + `)`,
 	} {
-		if _, err := tx.ExecContext(ctx, stmt, args...); err != nil {
+		res, err := tx.ExecContext(ctx, stmt, args...)
+		if err != nil {
+			return 0, err
+		}
+		if deleted, err = res.RowsAffected(); err != nil {
 			return 0, err
 		}
 	}
-	return len(ids), nil
+	// The rows this transaction deleted: a pass running alongside on another
+	// replica does not count them twice.
+	return int(deleted), nil
+}
+
+// ForgettableActivities lists, oldest first, up to limit of the
+// activities ForgetActivities would delete. Retention asks a reader first,
+// so an environment whose old activities must all stay costs no write
+// transaction.
+func ForgettableActivities(ctx context.Context, q Querier, envID int64, keep, limit int) ([]int64, error) {
+	var newestGoing int64
+	err := q.QueryRowContext(ctx, `SELECT id FROM activities WHERE environment_id = $1 ORDER BY id DESC LIMIT 1 OFFSET $2`,
+		envID, keep).Scan(&newestGoing)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	rows, err := q.QueryContext(ctx, `SELECT a.id FROM activities a LEFT JOIN feedback_deploys f ON f.activity_id = a.id
+		WHERE a.environment_id = $1 AND a.id <= $2 AND a.state IN ($3, $4, $5)
+		AND (f.settled = a.state OR f.activity_id IS NULL AND (a.kind <> $6 OR a.id < COALESCE(
+			(SELECT id FROM activities WHERE environment_id = $1 AND kind = $6 ORDER BY id DESC LIMIT 1 OFFSET $7), 0)))
+		AND a.id NOT IN (SELECT pending_activity_id FROM environments WHERE id = $1)
+		AND a.id NOT IN (SELECT MAX(id) FROM activities WHERE environment_id = $1 GROUP BY kind)
+		AND a.id NOT IN (SELECT id FROM activities WHERE environment_id = $1 AND kind = $6 AND state = $3
+			ORDER BY completed_at DESC, id DESC LIMIT 1)
+		ORDER BY a.id LIMIT $8`, envID, newestGoing, ActivityComplete, ActivityFailed, ActivityCancelled, ActivityDeploy,
+		FeedbackWindow-1, limit)
+	if err != nil {
+		return nil, err
+	}
+	return scanIDs(rows)
 }

@@ -4,6 +4,8 @@
 -- creation answer was lost (internal/feedback's createDeployment looks for
 -- an unclaimed deployment of the same commit): every deployment id up to
 -- this one stays claimed. GitLab's ids only grow, and feedback creates an
--- environment's deployments one sync at a time, oldest deploy first, so the
--- deployment of any deploy still kept is above it.
+-- environment's deployments one sync at a time, oldest deploy first, so a
+-- deployment whose creation answer was lost (its deploy is still being
+-- reported, so never forgotten) is above the deployment of any deploy
+-- retention forgot.
 ALTER TABLE feedback_environments ADD COLUMN forgotten_deployment_id BIGINT NOT NULL DEFAULT 0;
