@@ -500,6 +500,19 @@ func TestAPIv4ScopesAndJobTokens(t *testing.T) {
 	if code, body := v4("POST", stop, "JOB-TOKEN", w.gl.AddJob(gitlabtest.Job{ProjectID: w.gl.Project.ID}).Token); code != 200 {
 		t.Fatalf("job token of the project: %d %s", code, body)
 	}
+	// stop_stale is for Maintainers, as in GitLab: the Developer's own token
+	// is refused, a job of the project is taken as its Maintainer's.
+	var write struct {
+		Token string `json:"token"`
+	}
+	dev.api("POST", "/api/v1/tokens", map[string]string{"name": "ci-write"}, &write, 201)
+	stale := "/environments/stop_stale?before=" + url.QueryEscape(time.Now().AddDate(0, 0, -8).UTC().Format(time.RFC3339))
+	if code, body := v4("POST", stale, "PRIVATE-TOKEN", write.Token); code != 403 || body != `{"message":"403 Forbidden"}` {
+		t.Fatalf("a Developer's stop_stale: %d %s, want GitLab's 403", code, body)
+	}
+	if code, body := v4("POST", stale, "JOB-TOKEN", w.gl.AddJob(gitlabtest.Job{ProjectID: w.gl.Project.ID}).Token); code != 200 {
+		t.Fatalf("a job's stop_stale: %d %s", code, body)
+	}
 	// A revoked token stops working.
 	dev.api("DELETE", fmt.Sprintf("/api/v1/tokens/%d", read.ID), nil, nil, 200)
 	if code, _ := v4("GET", "/environments", "PRIVATE-TOKEN", read.Token); code != 401 {

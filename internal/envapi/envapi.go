@@ -103,8 +103,27 @@ type project struct {
 }
 
 // project resolves :id (numeric id or URL-encoded path) to the integrations
-// connecting it; none is GitLab's 404 Project Not Found.
-func (h *handler) project(rq *request) (*project, bool) {
+// connecting it; none is GitLab's 404 Project Not Found. The caller must
+// be allowed what the method asks (auth.V4Allow).
+func (h *handler) project(rq *request) (*project, bool) { return h.projectFor(rq, h.auth.V4Allow) }
+
+// projectToRead is project for a route that finds the environment before
+// it checks the right to change it (then may), as GitLab's stop and
+// delete do (lib/api/environments.rb:195-198, 220-224: authorize!
+// :read_environment, find, then authorize! on the environment).
+func (h *handler) projectToRead(rq *request) (*project, bool) {
+	return h.projectFor(rq, func(w http.ResponseWriter, r *http.Request, ins []store.Integration) (*http.Request, bool) {
+		return h.auth.V4AllowAction(w, r, ins, auth.ActRead)
+	})
+}
+
+// may says whether the caller, allowed to read p, may also change its
+// environments.
+func (h *handler) may(rq *request, p *project) bool {
+	return h.auth.V4May(rq.r, p.integrations, auth.ActWrite)
+}
+
+func (h *handler) projectFor(rq *request, allow func(http.ResponseWriter, *http.Request, []store.Integration) (*http.Request, bool)) (*project, bool) {
 	id := rq.vars["id"]
 	var ins []store.Integration
 	var err error
@@ -121,7 +140,7 @@ func (h *handler) project(rq *request) (*project, bool) {
 		gitlabapi.NotFound(rq.w, "Project")
 		return nil, false
 	}
-	allowed, ok := h.auth.V4Allow(rq.w, rq.r, ins)
+	allowed, ok := allow(rq.w, rq.r, ins)
 	if !ok {
 		return nil, false
 	}

@@ -79,6 +79,9 @@ func glenvGolden(t *testing.T, b storetest.Backend) goldenTarget {
 		case "age":
 			at := time.Now().AddDate(0, 0, -st.Days).UnixMicro()
 			exec(t, `UPDATE environments SET created_at = $1, updated_at = $1 WHERE id = $2`, at, ids[st.Env])
+			// Its GitLab attributes are the same environment's still (they are
+			// keyed by id and creation time, so a reused id starts afresh).
+			exec(t, `UPDATE envapi_environments SET environment_created_at = $1 WHERE environment_id = $2`, at, ids[st.Env])
 		case "unstoppable":
 			// The default branch's environment, which glenv never stops.
 			ids["unstoppable"] = save(t, byProject[pid], "main", "branch", store.StateActive)
@@ -98,23 +101,46 @@ func glenvGolden(t *testing.T, b storetest.Backend) goldenTarget {
 			t.Fatalf("unknown fixture %q", st.Fixture)
 		}
 	}
-	return goldenTarget{name: "glenv", url: g.url, token: func(string) string { return g.token },
-		project: newProject, fixture: fixture}
+	// A Reporter and a Developer: people with glenv's read and write roles
+	// (auth.RoleFromAccessLevel), through tokens of their own.
+	asRole := map[string]string{}
+	for as, role := range map[string]string{"reporter": "read", "developer": "write"} {
+		u, err := store.CreateUser(ctx, s.DB, store.User{Username: as, Name: as})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := store.PutGrant(ctx, s.DB, store.Grant{UserID: u.ID, Space: "root", Role: role}); err != nil {
+			t.Fatal(err)
+		}
+		asRole[as] = store.NewTokenValue()
+		if _, err := store.CreateUserToken(ctx, s.DB, store.APIToken{Name: as, Role: store.RoleMember, UserID: u.ID}, asRole[as]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return goldenTarget{name: "glenv", url: g.url, project: newProject, fixture: fixture,
+		token: func(as string) string {
+			if tok, ok := asRole[as]; ok {
+				return tok
+			}
+			return g.token // a Maintainer; "restricted" is answered by the unstoppable fixture
+		}}
 }
 
-// doubleGolden is the GitLab double with a Maintainer and a Reporter; each
+// doubleGolden is the GitLab double with a Maintainer, a Developer and a Reporter; each
 // case gets a project of its own.
 func doubleGolden(t *testing.T) goldenTarget {
 	d := gitlabtest.New(t)
 	maintainer := d.AddUser(gitlabtest.User{Username: "maintainer"})
 	reporter := d.AddUser(gitlabtest.User{Username: "reporter"})
 	tok := d.AddToken(gitlabtest.Token{UserID: maintainer.ID, Scopes: []string{"api"}})
+	developer := d.AddUser(gitlabtest.User{Username: "developer"})
 	restricted := d.AddToken(gitlabtest.Token{UserID: reporter.ID, Scopes: []string{"api"}})
+	asDeveloper := d.AddToken(gitlabtest.Token{UserID: developer.ID, Scopes: []string{"api"}})
 	n := 0
 	newProject := func(t *testing.T) (int64, string) {
 		n++
 		p := d.AddProject(gitlabtest.Project{ID: int64(1000 + n), PathWithNamespace: fmt.Sprintf("group/app-%d", n),
-			Members: map[int64]int{maintainer.ID: 40, reporter.ID: 20}})
+			Members: map[int64]int{maintainer.ID: 40, developer.ID: 30, reporter.ID: 20}})
 		return p.ID, p.PathWithNamespace
 	}
 	post := func(t *testing.T, path string, body any) map[string]any {
@@ -161,8 +187,11 @@ func doubleGolden(t *testing.T) goldenTarget {
 	}
 	return goldenTarget{name: "double", url: d.URL, project: newProject, fixture: fixture,
 		token: func(as string) string {
-			if as == "restricted" {
+			switch as {
+			case "restricted", "reporter":
 				return restricted
+			case "developer":
+				return asDeveloper
 			}
 			return tok
 		}}

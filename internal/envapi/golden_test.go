@@ -62,7 +62,9 @@ type goldenRequest struct {
 	Body   map[string]any    `json:"body"`
 	Header map[string]string `json:"header"`
 	// As "restricted" sends the request as a caller who may read but not
-	// stop the environment the "unstoppable" fixture made.
+	// stop the environment the "unstoppable" fixture made; "reporter" and
+	// "developer" as a project Reporter (20) and Developer (30). Unset is a
+	// Maintainer (40).
 	As string `json:"as"`
 }
 

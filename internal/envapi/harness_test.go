@@ -131,7 +131,7 @@ func startGlenv(t testing.TB, s *store.Store, rt jobs.Runtime) *glenvServer {
 		}
 	}
 	g.token = store.NewTokenValue()
-	if _, err := store.CreateAPIToken(ctx, s.DB, "contract", store.RoleMember, g.token); err != nil {
+	if _, err := store.CreateAPIToken(ctx, s.DB, "contract", store.RoleAdmin, g.token); err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(envapi.New(s, q, log, envURL))

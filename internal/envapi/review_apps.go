@@ -17,15 +17,23 @@ import (
 // each is scheduled for deletion a week later; it stays listed and
 // stopped meanwhile, and the periodic job of cleanup.go deletes it when due
 // (unless it was started again). Every stopped environment may be deleted,
-// so none is unprocessable; finding none is GitLab's 400.
+// so none is unprocessable; finding none is GitLab's 400. A caller who may
+// read the project but not change it gets GitLab's 401 with the service's
+// result (gitlabapi.NoPermissionToDestroy).
 func (h *handler) deleteReviewApps(rq *request) {
 	g := rq.p.Grape()
 	params := gitlabapi.ReadReviewApps(g)
 	if !g.OK(rq.w) {
 		return
 	}
-	p, ok := h.project(rq)
+	p, ok := h.projectToRead(rq)
 	if !ok {
+		return
+	}
+	if !h.may(rq, p) {
+		res := gitlabapi.NewReviewAppsResult()
+		res.Message = gitlabapi.NoPermissionToDestroy
+		gitlabapi.Message(rq.w, http.StatusUnauthorized, res)
 		return
 	}
 	now := time.Now()

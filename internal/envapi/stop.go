@@ -19,12 +19,18 @@ func isDefault(p *project, e store.Environment) bool {
 }
 
 // stopDecision is what POST …/stop does to a glenv environment in its
-// GitLab state (gitlabapi.Stop). glenv's stop always has work to do (its
-// runtime is removed by a job), so auto_stop_setting never holds a stop
-// back, and the environment is stopped at once rather than kept in
+// GitLab state (gitlabapi.Stop). An environment glenv runs has a stop
+// action (its runtime is removed by a job), so auto_stop_setting never
+// holds its stop back, and it is stopped at once rather than kept in
 // stopping: GitLab too shows stopped at once when no stop job must run.
-func stopDecision(gitlabState string, force bool) bool {
-	_, ok := gitlabapi.Stop(gitlabState, force, true, false)
+// One created through this API runs nothing, so it is GitLab's environment
+// without stop actions: stopped only when its auto_stop_setting is
+// "always" (environment.rb #stop_with_actions!); with "with_action" a
+// stop without force changes nothing, GitLab's 400 (and stop_stale leaves
+// it available).
+func stopDecision(e store.Environment, a store.EnvAPIAttrs, force bool) bool {
+	always := e.Kind != KindManual || a.AutoStopSetting == store.DefaultAutoStopSetting
+	_, ok := gitlabapi.Stop(store.GitLabState(e.State), force, always, false)
 	return ok
 }
 
@@ -42,7 +48,11 @@ func (h *handler) stopNow(ctx context.Context, id int64, force bool, reason stri
 	err = h.store.Tx(ctx, func(tx *sql.Tx) error {
 		e, err := store.GetEnvironmentByID(ctx, tx, id)
 		out = e
-		if err != nil || !stopDecision(store.GitLabState(e.State), force) {
+		if err != nil {
+			return err
+		}
+		a, err := store.EnvAPIAttrsOf(ctx, tx, e)
+		if err != nil || !stopDecision(e, a, force) {
 			return err
 		}
 		if err := h.queue.StopNowForce(ctx, tx, &e, force, reason); err != nil {
@@ -72,12 +82,16 @@ func (h *handler) stop(rq *request) {
 	if !g.OK(rq.w) {
 		return
 	}
-	p, ok := h.project(rq)
+	p, ok := h.projectToRead(rq)
 	if !ok {
 		return
 	}
 	e, ok := h.environment(rq, p, id)
 	if !ok {
+		return
+	}
+	if !h.may(rq, p) {
+		gitlabapi.Forbidden(rq.w)
 		return
 	}
 	if isDefault(p, e) {
@@ -116,7 +130,7 @@ func (h *handler) delete(rq *request) {
 	if !ok {
 		return
 	}
-	p, ok := h.project(rq)
+	p, ok := h.projectToRead(rq)
 	if !ok {
 		return
 	}
@@ -124,7 +138,7 @@ func (h *handler) delete(rq *request) {
 	if !ok {
 		return
 	}
-	if store.GitLabState(e.State) != gitlabapi.StateStopped {
+	if store.GitLabState(e.State) != gitlabapi.StateStopped || !h.may(rq, p) {
 		gitlabapi.Forbidden(rq.w)
 		return
 	}
@@ -161,14 +175,16 @@ func (h *handler) delete(rq *request) {
 // stopStale is POST …/environments/stop_stale: it stops every available
 // environment untouched and undeployed since `before`, except the default
 // branch's (GitLab spares protected environments). GitLab does this in a
-// worker; glenv does it before answering.
+// worker; glenv does it before answering. Only Maintainers may
+// (lib/api/environments.rb: authorize! :stop_environment, user_project;
+// spec "a developer rejects the request": 403).
 func (h *handler) stopStale(rq *request) {
 	g := rq.p.Grape()
 	before := gitlabapi.ReadStaleBefore(g)
 	if !g.OK(rq.w) {
 		return
 	}
-	p, ok := h.project(rq)
+	p, ok := h.projectFor(rq, h.auth.V4AllowMaintainer)
 	if !ok {
 		return
 	}

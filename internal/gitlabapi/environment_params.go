@@ -143,6 +143,14 @@ func NewReviewAppsResult() ReviewAppsResult {
 	return ReviewAppsResult{Scheduled: []EnvironmentBasic{}, Unprocessable: []EnvironmentBasic{}}
 }
 
+// NoPermissionToDestroy is review_apps' answer to a caller who may read the
+// project's environments but not destroy them, with status 401
+// (schedule_to_delete_review_apps_service.rb #validate: `status:
+// :unauthorized`; lib/api/environments.rb renders it with
+// render_api_error!(response.merge!(message: …), result.status); spec
+// "as a reporter rejects the request": :unauthorized).
+const NoPermissionToDestroy = "You do not have permission to destroy environments in this project"
+
 // NothingToDelete is review_apps' message when some of the environments
 // found may not be deleted by the caller
 // (app/services/environments/schedule_to_delete_review_apps_service.rb,

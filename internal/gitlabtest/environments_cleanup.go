@@ -24,7 +24,9 @@ func (s *Server) stopStaleEnvironments(rq *request) {
 	if !g.OK(rq.w) {
 		return
 	}
-	p, ok := rq.project(accessDeveloper)
+	// authorize! :stop_environment, user_project: Maintainers only (spec
+	// "a developer rejects the request": 403).
+	p, ok := rq.project(accessMaintainer)
 	if !ok {
 		return
 	}
@@ -76,7 +78,7 @@ func (s *Server) deleteReviewApps(rq *request) {
 	params = params.Defaults(now)
 	res := gitlabapi.NewReviewAppsResult()
 	if s.accessLevel(p, rq.user) < accessDeveloper {
-		res.Message = "You do not have permission to destroy environments in this project"
+		res.Message = gitlabapi.NoPermissionToDestroy
 		gitlabapi.Message(rq.w, http.StatusUnauthorized, res)
 		return
 	}

@@ -247,14 +247,18 @@ func TestEnvironmentStopStale(t *testing.T) {
 		{"before must be a date", "projects/1/environments/stop_stale?before=soon", 400, `{"error":"before is invalid"}`},
 		{"before must be at least a week ago", stale(now.AddDate(0, 0, -6)), 400, `{"message":"400 Bad request - Invalid Date"}`},
 		{"before must be at most 10 years ago", stale(now.AddDate(-10, 0, -1)), 400, `{"message":"400 Bad request - Invalid Date"}`},
-		{"reporters may not stop environments", stale(now.AddDate(0, 0, -8)), 403, `{"message":"403 Forbidden"}`},
+		{"reporters may not stop stale environments", stale(now.AddDate(0, 0, -8)), 403, `{"message":"403 Forbidden"}`},
+		{"developers may not either", stale(now.AddDate(0, 0, -8)), 403, `{"message":"403 Forbidden"}`},
 		{"stale environments are stopped", stale(now.AddDate(0, 0, -8)), 200, `{"message":"Successfully requested stop for all stale environments"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tok := f.devTok
-			if strings.HasPrefix(tt.name, "reporters") {
+			tok := f.maintainerTok // only Maintainers may (authorize! :stop_environment, user_project)
+			switch {
+			case strings.HasPrefix(tt.name, "reporters"):
 				tok = f.reporterTok
+			case strings.HasPrefix(tt.name, "developers"):
+				tok = f.devTok
 			}
 			expect(t, f.do(t, tok, "POST", tt.path, nil), tt.status, tt.want)
 		})
