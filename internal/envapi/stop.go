@@ -71,7 +71,9 @@ func (h *handler) stopNow(ctx context.Context, id int64, force bool, reason stri
 // an available environment, or with force a stopping one; a stop that
 // changes nothing (already stopped, or stopping without force) is its error
 // "Attempted to stop the environment but failed to change the status",
-// answered 400. The runtime is removed afterwards by a job.
+// answered 400. A forced stop of a stopped environment is that 400 too,
+// where GitLab's stop_complete! raises an uncaught InvalidTransition and
+// answers 500: glenv does not imitate a server error. The runtime is removed afterwards by a job.
 func (h *handler) stop(rq *request) {
 	id, ok := rq.pathInt("environment_id")
 	if !ok {

@@ -25,7 +25,7 @@ var errInvalid = errors.New("invalid environment")
 // project's oldest integration, available at once, like GitLab's.
 func (h *handler) create(rq *request) {
 	g := rq.p.Grape()
-	name, _ := g.RequireString("name")
+	name := gitlabapi.ReadEnvironmentName(g)
 	a := gitlabapi.ReadEnvironmentAttrs(g)
 	if !g.OK(rq.w) {
 		return
@@ -44,7 +44,7 @@ func (h *handler) create(rq *request) {
 	e.Host = slug.Host(e.Slug, in.Name)
 	// glenv has no cluster agents; auto_stop_setting defaults to "always"
 	// (lib/api/environments.rb:74).
-	a.Apply(&e.ExternalURL, &e.Tier, &e.Description)
+	a.Apply(e.Name, &e.ExternalURL, &e.Tier, &e.Description)
 	attrs := store.EnvAPIAttrs{AutoStopSetting: gitlabapi.DefaultAutoStopSetting}
 	a.ApplyAutoStopSetting(&attrs.AutoStopSetting)
 	var errs gitlabapi.FieldErrors
@@ -144,7 +144,7 @@ func (h *handler) edit(rq *request) {
 		return
 	}
 	edited, attrs := e, old
-	a.Apply(&edited.ExternalURL, &edited.Tier, &edited.Description)
+	a.Apply(edited.Name, &edited.ExternalURL, &edited.Tier, &edited.Description)
 	a.ApplyAutoStopSetting(&attrs.AutoStopSetting)
 	if errs := validate(edited, false, false, false, a); !errs.Empty() {
 		gitlabapi.ValidationError(rq.w, errs)

@@ -13,6 +13,12 @@ var EnvironmentNameRE = regexp.MustCompile(`\A[a-zA-Z0-9_\$\{\}\. -]([a-zA-Z0-9_
 // EnvironmentNameMessage is the name's format error.
 const EnvironmentNameMessage = "can contain only letters, digits, '-', '_', '/', '$', '{', '}', '.', and spaces, but it cannot start or end with '/'"
 
+// KubernetesNamespaceRE and KubernetesNamespaceMessage are
+// Gitlab::Regex.kubernetes_namespace_regex and its message (lib/gitlab/regex.rb).
+var KubernetesNamespaceRE = regexp.MustCompile(`\A[a-z0-9]([-a-z0-9]*[a-z0-9])?\z`)
+
+const KubernetesNamespaceMessage = "can contain only lowercase letters, digits, and '-'. Must start with a letter, and cannot end with '-'"
+
 // EnvironmentTiers are the values tier accepts.
 var EnvironmentTiers = []string{"production", "staging", "testing", "development", "other"}
 
@@ -70,11 +76,27 @@ func CheckEnvironmentFields(errs *FieldErrors, externalURL, description, k8sName
 	if utf8.RuneCountInString(description) > 10000 {
 		errs.Add("description", "is too long (maximum is 10000 characters)")
 	}
+	// validates :kubernetes_namespace, allow_nil: true, length: 1..63,
+	// format:, absence: { unless: :cluster_agent } (app/models/environment.rb),
+	// each rule's message in that order; blank was nullified before.
 	if k8sNamespace != "" {
+		if utf8.RuneCountInString(k8sNamespace) > 63 {
+			errs.Add("kubernetes_namespace", "is too long (maximum is 63 characters)")
+		}
+		if !KubernetesNamespaceRE.MatchString(k8sNamespace) {
+			errs.Add("kubernetes_namespace", KubernetesNamespaceMessage)
+		}
 		errs.Add("kubernetes_namespace", "cannot be set without a cluster agent")
 	}
-	if fluxPath != "" && k8sNamespace == "" {
-		errs.Add("flux_resource_path", "cannot be set without a kubernetes namespace")
+	// validates :flux_resource_path, length: { maximum: 255 }, allow_nil:
+	// true, absence: { unless: :kubernetes_namespace }.
+	if fluxPath != "" {
+		if utf8.RuneCountInString(fluxPath) > 255 {
+			errs.Add("flux_resource_path", "is too long (maximum is 255 characters)")
+		}
+		if k8sNamespace == "" {
+			errs.Add("flux_resource_path", "cannot be set without a kubernetes namespace")
+		}
 	}
 	if externalURL != "" {
 		if u, err := url.Parse(externalURL); err != nil {

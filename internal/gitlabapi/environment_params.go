@@ -15,30 +15,64 @@ import (
 const NoClusterAgent = "cluster agent doesn't exist or cannot be associated with this environment"
 
 // EnvironmentAttrs are the writable attributes create and update declare.
+// KubernetesNamespace and FluxResourcePath are nullified when blank, as
+// the model does (nullify_if_blank).
 type EnvironmentAttrs struct {
 	ExternalURL, Tier, Description, AutoStopSetting, KubernetesNamespace, FluxResourcePath string
 
 	HasExternalURL, HasTier, HasDescription, HasAutoStopSetting bool
+	// GuessTier reports tier was sent as null: ensure_environment_tier
+	// guesses it again from the name (`self.tier ||= guess_tier`).
+	GuessTier bool
 	// ClusterAgent reports a valid cluster_agent_id was sent.
 	ClusterAgent bool
 }
 
+// ReadEnvironmentName declares create's required name. Grape's presence
+// check looks for the key only (PresenceValidator#validate_param!:
+// params.key?), so a JSON null gets through to the model as nil, where it
+// fails the name's validations as a blank name does.
+func ReadEnvironmentName(g *Grape) string {
+	if g.p.Null("name") {
+		return ""
+	}
+	name, _ := g.RequireString("name")
+	return name
+}
+
 // ReadEnvironmentAttrs declares the attributes in GitLab's order. A `name`
 // sent to update is not declared there, so Grape drops it: environments
-// are never renamed.
+// are never renamed. A JSON null is kept by declared_params(include_missing:
+// false) (lib/api/environments.rb:127) and assigned: external_url and
+// description are cleared, tier guessed again. auto_stop_setting sent as
+// null is ignored (GitLab would write nil into a NOT NULL enum column).
 func ReadEnvironmentAttrs(g *Grape) EnvironmentAttrs {
 	var a EnvironmentAttrs
 	a.ExternalURL, a.HasExternalURL = g.OptString("external_url")
+	a.HasExternalURL = a.HasExternalURL || g.p.Null("external_url")
 	g.Absent("slug", "is automatically generated and cannot be changed")
 	a.Tier, a.HasTier = g.OptString("tier")
 	g.Values("tier", a.Tier, a.HasTier, EnvironmentTiers...)
+	a.GuessTier = g.p.Null("tier")
 	_, a.ClusterAgent = g.OptInt("cluster_agent_id")
 	a.KubernetesNamespace, _ = g.OptString("kubernetes_namespace")
+	a.KubernetesNamespace = nullIfBlank(a.KubernetesNamespace)
 	a.FluxResourcePath, _ = g.OptString("flux_resource_path")
+	a.FluxResourcePath = nullIfBlank(a.FluxResourcePath)
 	a.Description, a.HasDescription = g.OptString("description")
+	a.HasDescription = a.HasDescription || g.p.Null("description")
 	a.AutoStopSetting, a.HasAutoStopSetting = g.OptString("auto_stop_setting")
 	g.Values("auto_stop_setting", a.AutoStopSetting, a.HasAutoStopSetting, AutoStopSettings...)
 	return a
+}
+
+// nullIfBlank is NullifyIfBlank's rule (app/models/concerns/nullify_if_blank.rb:
+// `blank?`, so whitespace only too), with "" standing for nil.
+func nullIfBlank(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return ""
+	}
+	return s
 }
 
 // DefaultAutoStopSetting is what create stores when auto_stop_setting is not
@@ -46,21 +80,23 @@ func ReadEnvironmentAttrs(g *Grape) EnvironmentAttrs {
 // stored value alone (line 126, include_missing: false).
 const DefaultAutoStopSetting = "always"
 
-// Apply sets the attributes that were sent onto an environment's fields.
-// external_url is stored stripped; a blank external_url or description is
-// stored empty, which both servers show as null (nullify_if_blank).
-func (a EnvironmentAttrs) Apply(externalURL, tier, description *string) {
+// Apply sets the attributes that were sent onto the fields of the
+// environment called name. external_url is stored as sent (the model has
+// no strip); a blank external_url or description is stored empty, which
+// both servers show as null (nullify_if_blank); a tier sent as null is
+// guessed again from the name.
+func (a EnvironmentAttrs) Apply(name string, externalURL, tier, description *string) {
 	if a.HasExternalURL {
-		*externalURL = strings.TrimSpace(a.ExternalURL)
+		*externalURL = nullIfBlank(a.ExternalURL)
 	}
-	if a.HasTier {
+	switch {
+	case a.HasTier:
 		*tier = a.Tier
+	case a.GuessTier:
+		*tier = GuessTier(name)
 	}
 	if a.HasDescription {
-		*description = a.Description
-		if strings.TrimSpace(a.Description) == "" {
-			*description = ""
-		}
+		*description = nullIfBlank(a.Description)
 	}
 }
 

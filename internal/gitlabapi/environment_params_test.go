@@ -17,16 +17,45 @@ func TestReadEnvironmentAttrs(t *testing.T) {
 		t.Errorf("attrs %+v, failed %q", a, g.Failed())
 	}
 	ext, tier, desc := "old", "old", "old"
-	a.Apply(&ext, &tier, &desc)
-	if ext != "https://x" || tier != "staging" || desc != "" {
-		t.Errorf("applied: %q %q %q", ext, tier, desc)
+	a.Apply("review/a", &ext, &tier, &desc)
+	if ext != " https://x " || tier != "staging" || desc != "" {
+		t.Errorf("applied: %q %q %q; want external_url as sent (no strip in the model)", ext, tier, desc)
 	}
 
 	g = queryParams(t, "name=renamed").Grape()
 	if a := ReadEnvironmentAttrs(g); a != (EnvironmentAttrs{}) || g.Failed() != "" {
 		t.Errorf("nothing sent: %+v, failed %q", a, g.Failed())
-	} else if a.Apply(&ext, &tier, &desc); ext != "https://x" || tier != "staging" || desc != "" {
+	} else if a.Apply("review/a", &ext, &tier, &desc); ext != " https://x " || tier != "staging" || desc != "" {
 		t.Errorf("nothing sent changed %q %q %q", ext, tier, desc)
+	}
+
+	// JSON nulls clear external_url and description and guess the tier
+	// again; blank namespaces are nullified; null auto_stop_setting and
+	// name are not attributes that change.
+	r := httptest.NewRequest("PUT", "/", nil)
+	r.Header.Set("Content-Type", "application/json")
+	p, err := ParseParams(r, []byte(`{"external_url":null,"description":null,"tier":null,"kubernetes_namespace":" ",`+
+		`"flux_resource_path":"","auto_stop_setting":null}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g = p.Grape()
+	a = ReadEnvironmentAttrs(g)
+	if want := (EnvironmentAttrs{HasExternalURL: true, HasDescription: true, GuessTier: true}); a != want || g.Failed() != "" {
+		t.Errorf("nulls: %+v, failed %q", a, g.Failed())
+	}
+	ext, tier, desc = "https://x", "other", "old"
+	if a.Apply("review/a", &ext, &tier, &desc); ext != "" || tier != "development" || desc != "" {
+		t.Errorf("nulls applied: %q %q %q", ext, tier, desc)
+	}
+	if ReadEnvironmentName(g); g.Failed() != "name is missing" {
+		t.Errorf("no name: failed %q, want name is missing", g.Failed())
+	}
+	if p, err = ParseParams(r, []byte(`{"name":null}`)); err != nil {
+		t.Fatal(err)
+	}
+	if g = p.Grape(); ReadEnvironmentName(g) != "" || g.Failed() != "" {
+		t.Errorf("a null name is sent (Grape's presence check looks for the key): failed %q", g.Failed())
 	}
 
 	g = queryParams(t, "slug=x&tier=prod&cluster_agent_id=x&auto_stop_setting=never").Grape()

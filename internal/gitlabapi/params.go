@@ -90,6 +90,14 @@ func (p *Params) Lookup(key string) (any, bool) {
 	return nil, false
 }
 
+// Null reports whether key was sent as a JSON null. Grape keeps such a key
+// (its presence check and declared_params look for the key, not a value),
+// so the model sees nil: an attribute cleared, a required one blank.
+func (p *Params) Null(key string) bool {
+	v, ok := p.body[key]
+	return ok && v == nil
+}
+
 // Has reports whether key was sent.
 func (p *Params) Has(key string) bool {
 	_, ok := p.Lookup(key)

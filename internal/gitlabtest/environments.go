@@ -222,13 +222,13 @@ func (s *Server) getEnvironment(rq *request) {
 
 // applyAttrs sets the attributes that were sent.
 func applyAttrs(a gitlabapi.EnvironmentAttrs, e *Environment) {
-	a.Apply(&e.ExternalURL, &e.Tier, &e.Description)
+	a.Apply(e.Name, &e.ExternalURL, &e.Tier, &e.Description)
 	a.ApplyAutoStopSetting(&e.AutoStopSetting)
 }
 
 func (s *Server) createEnvironment(rq *request) {
 	g := rq.p.Grape()
-	name, _ := g.RequireString("name")
+	name := gitlabapi.ReadEnvironmentName(g)
 	attrs := gitlabapi.ReadEnvironmentAttrs(g)
 	if !g.OK(rq.w) {
 		return
