@@ -75,11 +75,8 @@ func (h *handler) stopNow(ctx context.Context, id int64, force bool, reason stri
 // where GitLab's stop_complete! raises an uncaught InvalidTransition and
 // answers 500: glenv does not imitate a server error. The runtime is removed afterwards by a job.
 func (h *handler) stop(rq *request) {
-	id, ok := rq.pathInt("environment_id")
-	if !ok {
-		return
-	}
 	g := rq.p.Grape()
+	id := g.PathInt(rq.vars, "environment_id")
 	force, _ := g.OptBool("force")
 	if !g.OK(rq.w) {
 		return

@@ -118,11 +118,8 @@ func record(ctx context.Context, tx *sql.Tx, e store.Environment, what string) e
 // edit is PUT …/environments/:environment_id: external_url, tier,
 // description and auto_stop_setting only (lib/api/environments.rb:126).
 func (h *handler) edit(rq *request) {
-	id, ok := rq.pathInt("environment_id")
-	if !ok {
-		return
-	}
 	g := rq.p.Grape()
+	id := g.PathInt(rq.vars, "environment_id") // declared first (lib/api/environments.rb:110)
 	a := gitlabapi.ReadEnvironmentAttrs(g)
 	if !g.OK(rq.w) {
 		return

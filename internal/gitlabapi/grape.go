@@ -143,6 +143,18 @@ func (g *Grape) RequireTime(key string) (time.Time, bool) {
 	return g.OptTime(key)
 }
 
+// PathInt declares the Integer path parameter name of a route's vars
+// among the others, so its error joins theirs as Grape's does ("environment_id
+// is invalid, tier does not have a valid value"); 0 when it is invalid.
+func (g *Grape) PathInt(vars map[string]string, name string) int64 {
+	n, err := strconv.ParseInt(vars[name], 10, 64)
+	if err != nil {
+		g.Fail(name, "is invalid")
+		return 0
+	}
+	return n
+}
+
 // PathInt reads the Integer path parameter name from a route's vars;
 // Grape answers others with 400 "<name> is invalid", as here.
 func PathInt(w http.ResponseWriter, vars map[string]string, name string) (int64, bool) {

@@ -254,11 +254,8 @@ func (s *Server) createEnvironment(rq *request) {
 // editEnvironment changes only external_url, tier, description and
 // auto_stop_setting; the name cannot change.
 func (s *Server) editEnvironment(rq *request) {
-	id, ok := rq.pathInt("environment_id")
-	if !ok {
-		return
-	}
 	g := rq.p.Grape()
+	id := g.PathInt(rq.vars, "environment_id") // declared first (lib/api/environments.rb:110)
 	attrs := gitlabapi.ReadEnvironmentAttrs(g)
 	if !g.OK(rq.w) {
 		return
@@ -308,11 +305,8 @@ func (s *Server) stop(e *Environment, force bool) bool {
 // (EnvironmentPolicy stop_with_update_allowed) a Developer may stop. A stop
 // that changes nothing is StopService's error, answered 400.
 func (s *Server) stopEnvironment(rq *request) {
-	id, ok := rq.pathInt("environment_id")
-	if !ok {
-		return
-	}
 	g := rq.p.Grape()
+	id := g.PathInt(rq.vars, "environment_id")
 	force, _ := g.OptBool("force")
 	if !g.OK(rq.w) {
 		return
