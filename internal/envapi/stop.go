@@ -73,7 +73,8 @@ func (h *handler) stopNow(ctx context.Context, id int64, force bool, reason stri
 // "Attempted to stop the environment but failed to change the status",
 // answered 400. A forced stop of a stopped environment is that 400 too,
 // where GitLab's stop_complete! raises an uncaught InvalidTransition and
-// answers 500: glenv does not imitate a server error. The runtime is removed afterwards by a job.
+// answers 500: glenv does not imitate a server error. The runtime is
+// removed afterwards by a job.
 func (h *handler) stop(rq *request) {
 	g := rq.p.Grape()
 	id := g.PathInt(rq.vars, "environment_id")
