@@ -1,5 +1,7 @@
 package runtime
 
+import "context"
+
 // Supervisors is how many goroutines supervise an app of r right now: a
 // test's way to see that Remove and redeploys leave none behind.
 func Supervisors(r *Runtime) int { return int(r.supervisors.Load()) }
@@ -28,4 +30,42 @@ func Prestaged(r *Runtime, envID int64) bool {
 	r.spare.mu.Lock()
 	defer r.spare.mu.Unlock()
 	return r.spare.pre != nil && r.spare.pre.env == envID
+}
+
+// SetBeforeSwitch makes f run as a deploy of an environment of r is about
+// to switch traffic to its new process.
+func SetBeforeSwitch(r *Runtime, f func(envID int64)) { r.beforeSwitch = f }
+
+// StageSpareNow makes r's spare namespace now and stages in it the next
+// deploy's sandbox of the environment with envID from the app that runs,
+// as a refill does once a deploy settled (prenet.go), and reports whether
+// a sandbox was staged.
+func StageSpareNow(r *Runtime, envID int64) bool {
+	a := r.runningApp(envID)
+	if a == nil {
+		return false
+	}
+	port, err := r.ports.take()
+	if err != nil {
+		return false
+	}
+	ns, err := r.sb.net.prepareNet(context.Background(), port)
+	if err != nil {
+		r.ports.free(port)
+		return false
+	}
+	ns.release = func() {
+		ns.close()
+		r.ports.free(ns.port)
+	}
+	pre := r.prestage(envID, a.job.uid, ns)
+	r.spare.mu.Lock()
+	old, oldPre := r.spare.ns, r.spare.pre
+	r.spare.ns, r.spare.pre = ns, pre
+	r.spare.mu.Unlock()
+	oldPre.discard()
+	if old != nil {
+		old.release()
+	}
+	return pre != nil
 }

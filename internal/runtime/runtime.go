@@ -132,6 +132,9 @@ type Runtime struct {
 	commits commitCache
 	// spare is the next deploy's app network, made ahead (prenet.go).
 	spare spareNet
+	// beforeSwitch, when set (tests only), runs as a deploy of the
+	// environment it is given is about to switch traffic.
+	beforeSwitch func(envID int64)
 	// maintaining holds the cache repositories git maintenance runs on;
 	// Close waits for upkeep, and none starts after it (upkeepClosed).
 	maintaining  sync.Map

@@ -1,6 +1,8 @@
 package runtime_test
 
 import (
+	"os"
+	"sync"
 	"testing"
 
 	"github.com/glenv/glenv/internal/runtime"
@@ -25,4 +27,36 @@ func TestTheOldProcessStopsOnceTheNewOneAnsweredItsFirstRequest(t *testing.T) {
 	if code, body, err := w.get(env.Host); err != nil || code != 200 || body != "serving third-80\n" {
 		t.Fatalf("after the second redeploy the proxy answers %d %q %v", code, body, err)
 	}
+}
+
+// A refill of the spare namespace that ends after a redeploy began stages
+// its sandbox from the app that still runs; the redeploy never takes it.
+// Once the redeploy replaced that app, nothing of the old app may wait in
+// the spare: the switch drops it.
+func TestARedeployDropsASandboxStagedFromTheAppItReplaces(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, runtime.Options{})
+	requireSandbox(t, w.rt)
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("a sandbox is staged only where glenv makes the app's namespace ahead, as root, as in CI")
+		}
+		t.Skip("a sandbox is staged only where glenv makes the app's namespace ahead, as root")
+	}
+	env := w.deploySupervised(t, 82, "first-82", "none")
+	var staged bool
+	var once sync.Once
+	runtime.SetBeforeSwitch(w.rt, func(id int64) {
+		if id == env.ID {
+			once.Do(func() { staged = runtime.StageSpareNow(w.rt, id) })
+		}
+	})
+	w.deploySupervised(t, 82, "second-82", "none")
+	if !staged {
+		t.Fatal("no sandbox could be staged from the first app while the redeploy ran")
+	}
+	if runtime.Prestaged(w.rt, env.ID) {
+		t.Fatal("the sandbox staged from the replaced app is still in the spare after the switch")
+	}
+	noProcessesLeft(t, "first-82")
 }

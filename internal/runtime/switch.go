@@ -25,6 +25,9 @@ func (r *Runtime) switchStage(d *deploy, a *app, p *proc) error {
 		r.ports.free(p.port)
 		return err
 	}
+	if r.beforeSwitch != nil {
+		r.beforeSwitch(d.env.ID)
+	}
 	d.switched = r.switchTo(d.env, a, p)
 	d.logf("serving %s (healthy %s after start)", gitsha.Short(d.req.SHA), time.Since(d.started).Round(time.Millisecond))
 	go func() {
@@ -54,6 +57,12 @@ func (r *Runtime) switchTo(env store.Environment, a *app, p *proc) *Backend {
 	r.mu.Unlock()
 	var old *proc
 	if oldApp != nil {
+		// A sandbox staged from the old app is of no use to any deploy now
+		// (takeFor wants the running app): one a refill staged after this
+		// deploy began, and so never took, would otherwise wait with the old
+		// app's command until the next deploy. A refill finishing later sees
+		// a is running and discards its own (prenet.go).
+		r.spare.dropStaged(env.ID)
 		// First, so that the old app's supervisor neither restarts it nor
 		// takes the backend back after the switch.
 		old = oldApp.halt()
