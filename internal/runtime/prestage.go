@@ -23,8 +23,9 @@ import (
 // it is used only by a deploy of its environment whose running app is
 // still the one it was staged from, with the same data directory; the
 // start stage then checks it as any staged sandbox (matches). Pause,
-// Remove, ResetData, Close and the app's exit discard it, so nothing of
-// an environment runs after those.
+// Remove, ResetData, Close, the app's exit and its replacement by a
+// redeploy (switchTo) discard it, so nothing of an environment's app runs
+// after those.
 
 // prestaged is a sandbox staged in the spare namespace before any push.
 type prestaged struct {
