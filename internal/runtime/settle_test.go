@@ -1,7 +1,6 @@
 package runtime_test
 
 import (
-	"os"
 	"sync"
 	"testing"
 
@@ -36,13 +35,7 @@ func TestTheOldProcessStopsOnceTheNewOneAnsweredItsFirstRequest(t *testing.T) {
 func TestARedeployDropsASandboxStagedFromTheAppItReplaces(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, runtime.Options{})
-	requireSandbox(t, w.rt)
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("a sandbox is staged only where glenv makes the app's namespace ahead, as root, as in CI")
-		}
-		t.Skip("a sandbox is staged only where glenv makes the app's namespace ahead, as root")
-	}
+	requireStaging(t, w.rt)
 	env := w.deploySupervised(t, 82, "first-82", "none")
 	var staged bool
 	var once sync.Once

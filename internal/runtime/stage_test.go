@@ -55,13 +55,7 @@ func (w *world) pushProbe(t *testing.T, env store.Environment, extra string, fil
 func TestARedeploySetsTheAppsSandboxUpWhileItFetches(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, runtime.Options{})
-	requireSandbox(t, w.rt)
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("a sandbox is staged only where glenv makes the app's namespace ahead, as root, as in CI")
-		}
-		t.Skip("a sandbox is staged only where glenv makes the app's namespace ahead, as root")
-	}
+	requireStaging(t, w.rt)
 	env := w.env(95, "mr-95", "mr")
 	if _, log := w.pushProbe(t, env, "", map[string]string{"version.txt": "one"}); strings.Contains(log, stagedLine) {
 		t.Fatalf("the first deploy had no app to stage a sandbox from, yet logged it staged one:\n%s", log)
@@ -137,6 +131,20 @@ func (w *world) assertStagedSandboxHolds(t *testing.T, env store.Environment, sh
 	}
 }
 
+// requireStaging is requireSandbox where the test needs sandboxes staged
+// ahead, which glenv does only as root (it makes the app's namespace
+// ahead).
+func requireStaging(t *testing.T, rt *runtime.Runtime) {
+	t.Helper()
+	requireSandbox(t, rt)
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("a sandbox is staged only where glenv makes the app's namespace ahead, as root, as in CI")
+		}
+		t.Skip("a sandbox is staged only where glenv makes the app's namespace ahead, as root")
+	}
+}
+
 // waitPrestaged waits (bounded) until the runtime staged the next
 // deploy's sandbox of env, as it does once a deploy settled.
 func waitPrestaged(t *testing.T, rt *runtime.Runtime, env store.Environment) {
@@ -156,13 +164,7 @@ func waitPrestaged(t *testing.T, rt *runtime.Runtime, env store.Environment) {
 func TestASandboxStagedBeforeThePushRunsThePushedCommit(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, runtime.Options{})
-	requireSandbox(t, w.rt)
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("a sandbox is staged only where glenv makes the app's namespace ahead, as root, as in CI")
-		}
-		t.Skip("a sandbox is staged only where glenv makes the app's namespace ahead, as root")
-	}
+	requireStaging(t, w.rt)
 	env := w.env(96, "mr-96", "mr")
 	w.pushProbe(t, env, "", map[string]string{"version.txt": "one"})
 	// The first request through the proxy settles the deploy.
