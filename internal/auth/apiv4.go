@@ -104,9 +104,7 @@ func (s *Service) V4AllowAction(w http.ResponseWriter, r *http.Request, ins []st
 		gitlabapi.Forbidden(w)
 		return r, false
 	}
-	if action != ActRead {
-		s.Audit(r.Context(), r, p, "api/v4:"+r.Method, r.URL.Path, "")
-	}
+	s.auditV4(r, p, action)
 	return r, true
 }
 
@@ -118,10 +116,15 @@ func (s *Service) V4May(r *http.Request, ins []store.Integration, action Action)
 	if _, ok := s.v4Can(r, p, ins, action); !ok {
 		return false
 	}
+	s.auditV4(r, p, action)
+	return true
+}
+
+// auditV4 records an allowed /api/v4 call that changes something.
+func (s *Service) auditV4(r *http.Request, p Principal, action Action) {
 	if action != ActRead {
 		s.Audit(r.Context(), r, p, "api/v4:"+r.Method, r.URL.Path, "")
 	}
-	return true
 }
 
 // V4AllowMaintainer is V4AllowAction for a route GitLab lets Maintainers

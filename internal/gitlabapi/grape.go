@@ -158,10 +158,7 @@ func (g *Grape) PathInt(vars map[string]string, name string) int64 {
 // PathInt reads the Integer path parameter name from a route's vars;
 // Grape answers others with 400 "<name> is invalid", as here.
 func PathInt(w http.ResponseWriter, vars map[string]string, name string) (int64, bool) {
-	n, err := strconv.ParseInt(vars[name], 10, 64)
-	if err != nil {
-		GrapeError(w, name+" is invalid")
-		return 0, false
-	}
-	return n, true
+	var g Grape
+	n := g.PathInt(vars, name)
+	return n, g.OK(w)
 }
