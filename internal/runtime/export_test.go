@@ -1,7 +1,5 @@
 package runtime
 
-import "context"
-
 // Supervisors is how many goroutines supervise an app of r right now: a
 // test's way to see that Remove and redeploys leave none behind.
 func Supervisors(r *Runtime) int { return int(r.supervisors.Load()) }
@@ -45,20 +43,10 @@ func StageSpareNow(r *Runtime, envID int64) bool {
 	if a == nil {
 		return false
 	}
-	port, err := r.ports.take()
-	if err != nil {
+	ns, pre := r.newSpare(envID, a.job.uid)
+	if ns == nil {
 		return false
 	}
-	ns, err := r.sb.net.prepareNet(context.Background(), port)
-	if err != nil {
-		r.ports.free(port)
-		return false
-	}
-	ns.release = func() {
-		ns.close()
-		r.ports.free(ns.port)
-	}
-	pre := r.prestage(envID, a.job.uid, ns)
 	r.spare.mu.Lock()
 	old, oldPre := r.spare.ns, r.spare.pre
 	r.spare.ns, r.spare.pre = ns, pre

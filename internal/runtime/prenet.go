@@ -286,23 +286,7 @@ func (s *spareNet) refillFor(r *Runtime, after *Backend, env int64, uid int) {
 		if !s.settledOrDropped(r, after, waiting) {
 			return
 		}
-		var ns *netNS
-		if port, err := r.ports.take(); err == nil {
-			if ns, err = r.sb.net.prepareNet(context.Background(), port); err != nil {
-				r.ports.free(port)
-				ns = nil
-			}
-		}
-		var pre *prestaged
-		if ns != nil {
-			ns.release = func() {
-				ns.close()
-				r.ports.free(ns.port)
-			}
-			if env != 0 {
-				pre = r.prestage(env, uid, ns)
-			}
-		}
+		ns, pre := r.newSpare(env, uid)
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.making = false
@@ -322,6 +306,29 @@ func (s *spareNet) refillFor(r *Runtime, after *Backend, env int64, uid int) {
 		}
 		s.ns, s.pre = ns, pre
 	})
+}
+
+// newSpare makes a namespace on a port of its own, with the next deploy's
+// sandbox of env staged in it (prestage.go; env 0: none); nil where it
+// could not.
+func (r *Runtime) newSpare(env int64, uid int) (*netNS, *prestaged) {
+	port, err := r.ports.take()
+	if err != nil {
+		return nil, nil
+	}
+	ns, err := r.sb.net.prepareNet(context.Background(), port)
+	if err != nil {
+		r.ports.free(port)
+		return nil, nil
+	}
+	ns.release = func() {
+		ns.close()
+		r.ports.free(ns.port)
+	}
+	if env == 0 {
+		return ns, nil
+	}
+	return ns, r.prestage(env, uid, ns)
 }
 
 // settledOrDropped waits until after settled (settle.go) and reports
