@@ -513,6 +513,30 @@ func TestAPIv4ScopesAndJobTokens(t *testing.T) {
 	if code, body := v4("POST", stale, "JOB-TOKEN", w.gl.AddJob(gitlabtest.Job{ProjectID: w.gl.Project.ID}).Token); code != 200 {
 		t.Fatalf("a job's stop_stale: %d %s", code, body)
 	}
+	// A Guest sees the project but not its environments: GitLab's 403, as
+	// the double answers; someone who is no member gets 404.
+	guest := w.gl.AddUser(gitlabtest.User{Username: "guest"})
+	w.gl.SetMember(w.gl.Project.ID, guest.ID, 10)
+	for _, u := range []gitlabtest.User{guest, w.outsider} {
+		b := w.browser(u)
+		b.signIn()
+		var tok struct {
+			Token string `json:"token"`
+		}
+		b.api("POST", "/api/v1/tokens", map[string]string{"name": "mine", "scope": "read_api"}, &tok, 201)
+		code, body := v4("GET", "/environments", "PRIVATE-TOKEN", tok.Token)
+		req, _ := http.NewRequest("GET", fmt.Sprintf("%s/api/v4/projects/%d/environments", w.gl.URL, w.gl.Project.ID), nil)
+		req.Header.Set("PRIVATE-TOKEN", w.gl.AddToken(gitlabtest.Token{UserID: u.ID, Scopes: []string{"read_api"}}))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if code != resp.StatusCode || body != string(raw) || (u.ID == guest.ID) != (code == 403) {
+			t.Fatalf("%s lists environments: glenv %d %s, the double %d %s", u.Username, code, body, resp.StatusCode, raw)
+		}
+	}
 	// A revoked token stops working.
 	dev.api("DELETE", fmt.Sprintf("/api/v1/tokens/%d", read.ID), nil, nil, 200)
 	if code, _ := v4("GET", "/environments", "PRIVATE-TOKEN", read.Token); code != 401 {

@@ -97,8 +97,11 @@ func (s *Service) V4AllowAction(w http.ResponseWriter, r *http.Request, ins []st
 	}
 	canRead, canDo := s.v4Can(r, p, ins, action)
 	switch {
-	case !canRead:
+	case !canRead && !s.v4SeesProject(r, p, ins):
 		gitlabapi.NotFound(w, "Project")
+		return r, false
+	case !canRead:
+		gitlabapi.Forbidden(w)
 		return r, false
 	case !canDo:
 		gitlabapi.Forbidden(w)
@@ -138,6 +141,31 @@ func (s *Service) V4AllowMaintainer(w http.ResponseWriter, r *http.Request, ins 
 		return s.V4AllowAction(w, r, ins, ActWrite)
 	}
 	return s.V4AllowAction(w, r, ins, ActAdmin)
+}
+
+// GuestAccess is GitLab's Guest access level (Gitlab::Access::GUEST): the
+// least that lets a member see a private project.
+const GuestAccess = 10
+
+// v4SeesProject says whether p, who may not read the environments of any of
+// ins, still sees one of their projects, so that GitLab answers 403 rather
+// than 404: a Guest or Planner member reads the project but not its
+// environments (app/policies/project_policy.rb: guest_access enables
+// :read_project, reporter_access :read_environment), and lib/api/environments.rb
+// finds the project (user_project) before authorize! :read_environment.
+// Minimal Access (5) does not see a private project. glenv does not know a
+// project's visibility, so a non-member of a public project gets 404 where
+// GitLab answers 403.
+func (s *Service) v4SeesProject(r *http.Request, p Principal, ins []store.Integration) bool {
+	if p.Kind == KindJob {
+		return false
+	}
+	for _, in := range ins {
+		if level, err := s.AccessLevel(r.Context(), p, in); err == nil && level >= GuestAccess {
+			return true
+		}
+	}
+	return false
 }
 
 // v4Can says whether p may read, and do action on, any of ins.

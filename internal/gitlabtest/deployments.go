@@ -208,7 +208,7 @@ func (s *Server) updateDeployment(rq *request) {
 }
 
 func (s *Server) getDeployment(rq *request) {
-	p, ok := rq.project(accessRead)
+	p, ok := rq.project(accessReporter)
 	if !ok {
 		return
 	}
@@ -233,7 +233,7 @@ func (s *Server) listDeployments(rq *request) {
 	if !g.OK(rq.w) {
 		return
 	}
-	p, ok := rq.project(accessRead)
+	p, ok := rq.project(accessReporter)
 	if !ok {
 		return
 	}

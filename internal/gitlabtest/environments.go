@@ -179,7 +179,7 @@ func (s *Server) listEnvironments(rq *request) {
 	if !g.OK(rq.w) {
 		return
 	}
-	p, ok := rq.project(accessRead)
+	p, ok := rq.project(accessReporter)
 	if !ok {
 		return
 	}
@@ -211,7 +211,7 @@ func (s *Server) getEnvironment(rq *request) {
 	if !ok {
 		return
 	}
-	p, ok := rq.project(accessRead)
+	p, ok := rq.project(accessReporter)
 	if !ok {
 		return
 	}
@@ -311,7 +311,7 @@ func (s *Server) stopEnvironment(rq *request) {
 	if !g.OK(rq.w) {
 		return
 	}
-	p, ok := rq.project(accessRead)
+	p, ok := rq.project(accessReporter)
 	if !ok {
 		return
 	}
@@ -339,7 +339,7 @@ func (s *Server) deleteEnvironment(rq *request) {
 	if !ok {
 		return
 	}
-	p, ok := rq.project(accessRead)
+	p, ok := rq.project(accessReporter)
 	if !ok {
 		return
 	}

@@ -70,7 +70,7 @@ func (s *Server) deleteReviewApps(rq *request) {
 	if !g.OK(rq.w) {
 		return
 	}
-	p, ok := rq.project(accessRead)
+	p, ok := rq.project(accessReporter)
 	if !ok {
 		return
 	}

@@ -13,6 +13,7 @@ import (
 // Access levels (GitLab's AccessLevelValue) the double checks against.
 const (
 	accessRead       = 0
+	accessReporter   = 20 // read_environment, read_deployment (app/policies/project_policy.rb: reporter_access)
 	accessDeveloper  = 30
 	accessMaintainer = 40
 	accessAdmin      = 60 // what an administrator counts as on every project
