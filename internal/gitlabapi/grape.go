@@ -66,16 +66,22 @@ func (g *Grape) Absent(key, msg string) {
 	}
 }
 
-// OptBool is an optional Boolean, with the spellings Grape coerces.
+// OptBool is an optional Boolean, with exactly the spellings Grape coerces:
+// Grape::API::Boolean is dry-types' Params::Bool
+// (grape lib/grape/validations/types/primitive_coercer.rb), whose
+// Coercions::Params::TRUE_VALUES and FALSE_VALUES (dry-types
+// lib/dry/types/coercions/params.rb) list each word in three cases only,
+// so "tRuE" is invalid. An empty string is no value at all
+// (PrimitiveCoercer#treat_as_nil?), so the default applies.
 func (g *Grape) OptBool(key string) (val, sent bool) {
 	s, ok := g.p.Str(key)
-	if !ok {
+	if !ok || s == "" {
 		return false, false
 	}
-	switch strings.ToLower(s) {
-	case "true", "1", "t", "yes", "y", "on":
+	switch s {
+	case "1", "on", "On", "ON", "t", "true", "True", "TRUE", "T", "y", "yes", "Yes", "YES", "Y":
 		return true, true
-	case "false", "0", "f", "no", "n", "off":
+	case "0", "off", "Off", "OFF", "f", "false", "False", "FALSE", "F", "n", "no", "No", "NO", "N":
 		return false, true
 	}
 	g.Fail(key, "is invalid")
@@ -92,10 +98,11 @@ func (g *Grape) RequireBool(key string) bool {
 	return v
 }
 
-// OptInt is an optional Integer.
+// OptInt is an optional Integer; an empty string is no value, as for
+// OptBool.
 func (g *Grape) OptInt(key string) (int64, bool) {
 	s, ok := g.p.Str(key)
-	if !ok {
+	if !ok || s == "" {
 		return 0, false
 	}
 	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)

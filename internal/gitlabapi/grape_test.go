@@ -38,6 +38,8 @@ func TestGrapeMessages(t *testing.T) {
 		{"name=a&tier=nope", "tier does not have a valid value"},
 		{"name=a&tier=", "tier does not have a valid value"},
 		{"name=a&limit=1.5", "limit is invalid"},
+		{"name=a&limit=&dry_run=", ""}, // an empty Integer or Boolean is no value
+		{"name=a&dry_run=tRuE", "dry_run is invalid"},
 		{"name=a&dry_run=maybe", "dry_run is invalid"},
 		{"name=a&coverage=x", "coverage is invalid"},
 		{"name=a&before=yesterday", "before is invalid"},
@@ -70,8 +72,12 @@ func TestOptBool(t *testing.T) {
 		{"true", true, true, false}, {"1", true, true, false}, {"T", true, true, false}, {"yes", true, true, false},
 		{"y", true, true, false}, {"On", true, true, false},
 		{"false", false, true, false}, {"0", false, true, false}, {"f", false, true, false}, {"NO", false, true, false},
-		{"n", false, true, false}, {"off", false, true, false},
-		{"", false, false, true}, {"2", false, false, true}, {"maybe", false, false, true},
+		{"n", false, true, false}, {"off", false, true, false}, {"True", true, true, false}, {"FALSE", false, true, false},
+		// dry-types lists three cases of each word, no others.
+		{"tRuE", false, false, true}, {"oN", false, false, true}, {"YeS", false, false, true},
+		// Grape takes an empty string for no value.
+		{"", false, false, false},
+		{"2", false, false, true}, {"maybe", false, false, true}, {" true", false, false, true},
 	}
 	for _, tt := range tests {
 		g := queryParams(t, "b="+url.QueryEscape(tt.value)).Grape()

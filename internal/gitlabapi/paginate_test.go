@@ -19,6 +19,8 @@ func TestReadWindow(t *testing.T) {
 		{"page=-4&per_page=-1", Window{1, 20}, ""},
 		{"per_page=101", Window{1, 100}, ""},
 		{"page=x&per_page=y", Window{1, 20}, "page is invalid, per_page is invalid"},
+		// Grape coerces an empty Integer to nil, and the default applies.
+		{"page=&per_page=", Window{1, 20}, ""},
 	}
 	for _, tt := range tests {
 		g := queryParams(t, tt.query).Grape()
