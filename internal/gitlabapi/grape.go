@@ -1,6 +1,7 @@
 package gitlabapi
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -153,14 +154,23 @@ func (g *Grape) RequireTime(key string) (time.Time, bool) {
 // PathInt declares the Integer path parameter name of a route's vars
 // among the others, so its error joins theirs as Grape's does ("environment_id
 // is invalid, tier does not have a valid value"); 0 when it is invalid.
+// Ruby's Integers have no upper bound, so a number beyond int64 is valid
+// and finds nothing (Rails' find raises RecordNotFound for an id out of
+// the column's range: 404): it reads as NoSuchID.
 func (g *Grape) PathInt(vars map[string]string, name string) int64 {
 	n, err := strconv.ParseInt(vars[name], 10, 64)
+	if errors.Is(err, strconv.ErrRange) {
+		return NoSuchID
+	}
 	if err != nil {
 		g.Fail(name, "is invalid")
 		return 0
 	}
 	return n
 }
+
+// NoSuchID is the id PathInt reads for a number too large for any record.
+const NoSuchID = -1
 
 // PathInt reads the Integer path parameter name from a route's vars;
 // Grape answers others with 400 "<name> is invalid", as here.

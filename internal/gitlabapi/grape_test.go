@@ -149,7 +149,9 @@ func TestPathInt(t *testing.T) {
 		value string
 		want  int64
 		ok    bool
-	}{{"42", 42, true}, {"-1", -1, true}, {"x", 0, false}, {"4.2", 0, false}, {"", 0, false}} {
+	}{{"42", 42, true}, {"-1", -1, true}, {"x", 0, false}, {"4.2", 0, false}, {"", 0, false},
+		// Ruby's Integer has no bound: valid, and nothing has that id.
+		{"99999999999999999999", NoSuchID, true}, {"-99999999999999999999", NoSuchID, true}} {
 		w := httptest.NewRecorder()
 		got, ok := PathInt(w, map[string]string{"environment_id": tt.value}, "environment_id")
 		if got != tt.want || ok != tt.ok {
