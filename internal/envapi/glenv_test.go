@@ -108,6 +108,11 @@ func TestEnvironmentsCreatedThroughTheAPIAreGlenvEnvironments(t *testing.T) {
 		if created.ExternalURL != "" {
 			t.Errorf("external_url %q, want null while none is set", created.ExternalURL)
 		}
+		// One insert in GitLab: both times are the same moment.
+		if !e.CreatedAt.Equal(e.UpdatedAt) || created.CreatedAt == nil || created.UpdatedAt == nil ||
+			!created.CreatedAt.Equal(*created.UpdatedAt) {
+			t.Errorf("created_at %v / %v, updated_at %v / %v: want one moment", e.CreatedAt, created.CreatedAt, e.UpdatedAt, created.UpdatedAt)
+		}
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/glenv/glenv/internal/lifecycle"
 	"github.com/glenv/glenv/internal/store"
@@ -190,7 +191,15 @@ func (q *Environments) CreateManual(ctx context.Context, tx *sql.Tx, env *store.
 	if err := store.SaveEnvironment(ctx, tx, env); err != nil {
 		return err
 	}
-	env.State = ""
-	_, err := q.transition(ctx, tx, env, "", lifecycle.Input{Trigger: lifecycle.TriggerCreate, Activate: true}, record{})
-	return err
+	// created_at is the moment the transition saves, as updated_at is:
+	// GitLab's one insert gives both the same (lib/api/environments.rb:90,
+	// environments.create), and nothing outside tx saw the first save.
+	env.State, env.CreatedAt = "", time.Time{}
+	if _, err := q.transition(ctx, tx, env, "", lifecycle.Input{Trigger: lifecycle.TriggerCreate, Activate: true}, record{}); err != nil {
+		return err
+	}
+	if env.CreatedAt.IsZero() { // the transition saved nothing
+		return store.SaveEnvironment(ctx, tx, env)
+	}
+	return nil
 }
