@@ -3,6 +3,7 @@ package activitylog
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -231,7 +232,14 @@ func (w *Writer) flush() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), w.l.opts.FlushTimeout)
 	defer cancel()
-	if err := w.save(ctx, data); err != nil {
+	err := w.save(ctx, data)
+	if errors.Is(err, store.ErrNotFound) {
+		// The activity is gone (retention forgot it): nobody can read
+		// these lines any more, and retrying would never succeed.
+		w.l.opts.Logger.Debug("activity log: the activity is gone; dropping its late lines", "activity", w.id, "bytes", len(data))
+		return nil
+	}
+	if err != nil {
 		w.giveBack(data, tailDrops)
 		w.l.opts.Logger.Warn("activity log: flush failed; keeping the lines to retry", "activity", w.id, "bytes", len(data), "err", err)
 		return err

@@ -2,6 +2,7 @@ package activitylog_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -242,6 +243,32 @@ func TestLinesAfterCloseAreIgnoredAndCloseIsIdempotent(t *testing.T) {
 		closeWriter(t, w)
 		if got := readAll(t, s, id); got != "one\n" {
 			t.Fatalf("log = %q", got)
+		}
+	})
+}
+
+// Lines that reach the database after retention forgot their activity are
+// dropped, not stored as chunks of a log nothing can read or remove, and
+// the writer does not retry them.
+func TestLinesOfAForgottenActivityLeaveNoChunks(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		id := newActivity(t, s)
+		w := activitylog.New(s, activitylog.Options{}).Writer(id)
+		if _, err := s.DB.ExecContext(ctx, `DELETE FROM activities WHERE id = $1`, id); err != nil {
+			t.Fatal(err)
+		}
+		w.Line("late\n")
+		closeWriter(t, w)
+		var chunks int
+		if err := s.Reader().QueryRowContext(ctx, `SELECT COUNT(*) FROM activity_log_chunks WHERE activity_id = $1`, id).Scan(&chunks); err != nil {
+			t.Fatal(err)
+		}
+		if chunks != 0 {
+			t.Fatalf("%d chunks of a forgotten activity's log were stored", chunks)
+		}
+		if _, err := store.AppendLog(ctx, s.DB, id, "direct\n"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("AppendLog to a forgotten activity: %v, want ErrNotFound", err)
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -28,7 +29,9 @@ func CleanLog(text string) string {
 // AppendLog appends text (cleaned by CleanLog) to activity id's log as one
 // chunk and returns the log's new end offset. Two appenders racing on one
 // activity cannot both take the same start: the primary key refuses the
-// second, which fails rather than interleaving.
+// second, which fails rather than interleaving. An activity that is gone
+// (retention forgot it while a late flush was on its way) takes nothing:
+// ErrNotFound, and no chunk is left that nothing would ever remove.
 func AppendLog(ctx context.Context, q Querier, id int64, text string) (int64, error) {
 	text = CleanLog(text)
 	if text == "" {
@@ -38,7 +41,11 @@ func AppendLog(ctx context.Context, q Querier, id int64, text string) (int64, er
 	err := q.QueryRowContext(ctx, `INSERT INTO activity_log_chunks (activity_id, start_off, end_off, data, created_at)
 		SELECT CAST($1 AS BIGINT), s.o, s.o + CAST($2 AS BIGINT), CAST($3 AS TEXT), CAST($4 AS BIGINT)
 		FROM (SELECT `+logEndExpr+` AS o) s
+		WHERE EXISTS (SELECT 1 FROM activities WHERE id = $1)
 		RETURNING end_off`, id, int64(len(text)), text, micros(Now())).Scan(&end)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("activity %d: %w", id, ErrNotFound)
+	}
 	return end, err
 }
 
