@@ -501,7 +501,8 @@ func TestAPIv4ScopesAndJobTokens(t *testing.T) {
 		t.Fatalf("job token of the project: %d %s", code, body)
 	}
 	// stop_stale is for Maintainers, as in GitLab: the Developer's own token
-	// is refused, a job of the project is taken as its Maintainer's.
+	// is refused, and so is a job of the project run by the Developer; a
+	// Maintainer's job may.
 	var write struct {
 		Token string `json:"token"`
 	}
@@ -510,8 +511,11 @@ func TestAPIv4ScopesAndJobTokens(t *testing.T) {
 	if code, body := v4("POST", stale, "PRIVATE-TOKEN", write.Token); code != 403 || body != `{"message":"403 Forbidden"}` {
 		t.Fatalf("a Developer's stop_stale: %d %s, want GitLab's 403", code, body)
 	}
-	if code, body := v4("POST", stale, "JOB-TOKEN", w.gl.AddJob(gitlabtest.Job{ProjectID: w.gl.Project.ID}).Token); code != 200 {
-		t.Fatalf("a job's stop_stale: %d %s", code, body)
+	if code, body := v4("POST", stale, "JOB-TOKEN", w.gl.AddJob(gitlabtest.Job{ProjectID: w.gl.Project.ID, UserID: w.dev.ID}).Token); code != 403 || body != `{"message":"403 Forbidden"}` {
+		t.Fatalf("a Developer's job's stop_stale: %d %s, want GitLab's 403", code, body)
+	}
+	if code, body := v4("POST", stale, "JOB-TOKEN", w.gl.AddJob(gitlabtest.Job{ProjectID: w.gl.Project.ID, UserID: w.gl.Maintainer.ID}).Token); code != 200 {
+		t.Fatalf("a Maintainer's job's stop_stale: %d %s", code, body)
 	}
 	// A Guest sees the project but not its environments: GitLab's 403, as
 	// the double answers; someone who is no member gets 404.

@@ -82,6 +82,14 @@ func (s *Service) V4Allow(w http.ResponseWriter, r *http.Request, ins []store.In
 // the right to change it (then V4May), ActAdmin for GitLab's
 // Maintainer-only ones (V4AllowMaintainer).
 func (s *Service) V4AllowAction(w http.ResponseWriter, r *http.Request, ins []store.Integration, action Action) (*http.Request, bool) {
+	return s.v4Allow(w, r, ins, action, nil)
+}
+
+// v4Allow is V4AllowAction with one more check, also, made (when not nil)
+// once the caller is known and allowed the action, before the call is
+// audited; its refusal is GitLab's 403.
+func (s *Service) v4Allow(w http.ResponseWriter, r *http.Request, ins []store.Integration, action Action,
+	also func(*http.Request, Principal) bool) (*http.Request, bool) {
 	p, _ := From(r.Context())
 	if p.Kind == KindJob && p.JobProjectID == 0 {
 		var err error
@@ -103,7 +111,7 @@ func (s *Service) V4AllowAction(w http.ResponseWriter, r *http.Request, ins []st
 	case !canRead:
 		gitlabapi.Forbidden(w)
 		return r, false
-	case !canDo:
+	case !canDo, also != nil && !also(r, p):
 		gitlabapi.Forbidden(w)
 		return r, false
 	}
@@ -132,16 +140,38 @@ func (s *Service) auditV4(r *http.Request, p Principal, action Action) {
 
 // V4AllowMaintainer is V4AllowAction for a route GitLab lets Maintainers
 // use and Developers not (POST …/environments/stop_stale authorizes
-// :stop_environment on the project). A CI job's token does not say its
-// user's role (GET /api/v4/job names the user only), so a job of the
-// project is taken as its Maintainer's, as GitLab's own spec example is;
-// a Developer's job gets through where GitLab would answer 403.
+// :stop_environment on the project). A CI job has its user's rights in
+// GitLab; GET /api/v4/job names the user but not their role, so the job's
+// project and the user's access level on it (read with the integration's
+// token) are checked in turn.
 func (s *Service) V4AllowMaintainer(w http.ResponseWriter, r *http.Request, ins []store.Integration) (*http.Request, bool) {
-	if p, _ := From(r.Context()); p.Kind == KindJob {
-		return s.V4AllowAction(w, r, ins, ActWrite)
+	if p, _ := From(r.Context()); p.Kind != KindJob {
+		return s.V4AllowAction(w, r, ins, ActAdmin)
 	}
-	return s.V4AllowAction(w, r, ins, ActAdmin)
+	return s.v4Allow(w, r, ins, ActWrite, func(r *http.Request, p Principal) bool { return s.jobUserIsMaintainer(r, p, ins) })
 }
+
+// jobUserIsMaintainer says whether the user job p runs as is a Maintainer
+// of the project of one of ins that the job may act on (its own).
+func (s *Service) jobUserIsMaintainer(r *http.Request, p Principal, ins []store.Integration) bool {
+	for _, in := range ins {
+		if ok, _ := s.CanIntegration(r.Context(), p, ActWrite, in); !ok {
+			continue // another project's integration
+		}
+		level, err := s.jobUserLevel(r.Context(), p, in)
+		if err != nil {
+			s.Log.Warn("job user's role unknown", "job", p.Name, "integration", in.Name, "err", err)
+			continue
+		}
+		if level >= MaintainerAccess {
+			return true
+		}
+	}
+	return false
+}
+
+// MaintainerAccess is GitLab's Maintainer access level (Gitlab::Access::MAINTAINER).
+const MaintainerAccess = 40
 
 // GuestAccess is GitLab's Guest access level (Gitlab::Access::GUEST): the
 // least that lets a member see a private project.

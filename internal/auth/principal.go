@@ -30,6 +30,9 @@ type Principal struct {
 	// the GitLab at JobBaseURL.
 	JobProjectID int64  `json:"job_project_id,omitempty"`
 	JobBaseURL   string `json:"-"`
+	// JobUserID is the GitLab user the job runs as (KindJob): its rights
+	// are that user's (V4AllowMaintainer reads their access level).
+	JobUserID int64 `json:"-"`
 	// Session is the browser session (KindSession), for the CSRF check.
 	Session *store.Session `json:"-"`
 	tree    Tree
