@@ -1,8 +1,12 @@
 package envapi_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"mime/multipart"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -326,5 +330,28 @@ func TestOverTenThousandEnvironmentsTheTotalsAreLeftOut(t *testing.T) {
 	last, resp, err := c.Environments.ListEnvironments(appID, &gitlab.ListEnvironmentsOptions{ListOptions: gitlab.ListOptions{Page: 101, PerPage: 100}})
 	if err != nil || len(last) != 1 || resp.Header.Get("X-Next-Page") != "" {
 		t.Errorf("last page: %d environments, X-Next-Page %q, err %v; want 1 and none", len(last), resp.Header.Get("X-Next-Page"), err)
+	}
+}
+
+// curl --form sends multipart/form-data, which Rack parses for GitLab's API
+// like any form: an environment is created from its fields.
+func TestAMultipartFormCreatesAnEnvironment(t *testing.T) {
+	g := startGlenv(t, storetest.Open(t, storetest.Backends()[0]), jobs.RecordRuntime{})
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	mw.WriteField("name", "review/form")
+	mw.WriteField("tier", "staging")
+	mw.Close()
+	req, _ := http.NewRequest("POST", fmt.Sprintf("%s/api/v4/projects/%d/environments", g.url, appID), &body)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("PRIVATE-TOKEN", g.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var e struct{ Name, Tier string }
+	if err := json.NewDecoder(resp.Body).Decode(&e); err != nil || resp.StatusCode != 201 || e.Name != "review/form" || e.Tier != "staging" {
+		t.Fatalf("multipart create: %d %+v %v", resp.StatusCode, e, err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -48,7 +49,9 @@ func GuessTier(name string) string {
 // validations in their declaration order. The caller knows whether another
 // environment of the project has the name or the slug.
 func CheckEnvironmentName(errs *FieldErrors, name string, nameTaken, slugTaken bool) {
-	if name == "" {
+	// Rails' presence check is blank?: white space only is blank too
+	// (ActiveSupport's String#blank?, /\A[[:space:]]*\z/).
+	if strings.TrimSpace(name) == "" {
 		errs.Add("name", "can't be blank")
 	}
 	if nameTaken {

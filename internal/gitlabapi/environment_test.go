@@ -47,6 +47,9 @@ func TestCheckEnvironment(t *testing.T) {
 	}{
 		{name: "valid", envName: "review/a", externalURL: "https://a.example.com", want: `{}`},
 		{name: "blank", envName: "", want: `{"name":["can't be blank","` + EnvironmentNameMessage + `"]}`},
+		// Spaces are allowed in names, but a name of nothing else is blank.
+		{name: "spaces only", envName: "   ", want: `{"name":["can't be blank"]}`},
+		{name: "a tab", envName: "\t", want: `{"name":["can't be blank","` + EnvironmentNameMessage + `"]}`},
 		{name: "taken", envName: "review/a", nameTaken: true, slugTaken: true,
 			want: `{"name":["has already been taken"],"slug":["has already been taken"]}`},
 		{name: "too long and badly formed", envName: "/" + strings.Repeat("n", 255),

@@ -2,6 +2,7 @@ package gitlabapi
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -33,9 +34,14 @@ func GrapeError(w http.ResponseWriter, msg string) {
 	WriteJSON(w, http.StatusBadRequest, map[string]string{"error": msg})
 }
 
-// BodyFormatError is Grape's answer to a body that does not parse.
-func BodyFormatError(w http.ResponseWriter) {
-	GrapeError(w, "message body does not match declared format")
+// Malformed is GitLab's answer to a request with a NUL byte, invalid UTF-8
+// or a bad escape in its path or parameters, or a body that does not
+// parse, given before the API sees it: 400 text/plain "Bad Request"
+// (lib/gitlab/middleware/handle_malformed_strings.rb).
+func Malformed(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/plain")
+	w.WriteHeader(http.StatusBadRequest)
+	io.WriteString(w, "Bad Request")
 }
 
 // RouteNotFound is Grape's answer to a path no route has: 404 {"error": …}.

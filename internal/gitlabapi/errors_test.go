@@ -24,7 +24,6 @@ func TestErrorBodies(t *testing.T) {
 		{"bad_request!", func(w http.ResponseWriter) { BadRequest(w, "Invalid Date") }, 400, `{"message":"400 Bad request - Invalid Date"}`, ""},
 		{"validation", func(w http.ResponseWriter) { ValidationError(w, errs) }, 400, `{"message":{"name":["can't be blank"]}}`, ""},
 		{"grape", func(w http.ResponseWriter) { GrapeError(w, "name is missing") }, 400, `{"error":"name is missing"}`, ""},
-		{"body format", BodyFormatError, 400, `{"error":"message body does not match declared format"}`, ""},
 		{"no route", RouteNotFound, 404, `{"error":"404 Not Found"}`, ""},
 		{"wrong method", func(w http.ResponseWriter) { MethodNotAllowed(w, []string{"GET", "POST"}) }, 405, `{"error":"405 Not Allowed"}`, "GET, POST"},
 		{"too large", RequestTooLarge, 413, `{"message":"413 Request Entity Too Large"}`, ""},
@@ -42,6 +41,11 @@ func TestErrorBodies(t *testing.T) {
 		}
 	}
 	w := httptest.NewRecorder()
+	Malformed(w)
+	if w.Code != 400 || w.Body.String() != "Bad Request" || w.Header().Get("Content-Type") != "text/plain" {
+		t.Errorf("malformed: %d %q %q", w.Code, w.Body, w.Header().Get("Content-Type"))
+	}
+	w = httptest.NewRecorder()
 	NoContent(w)
 	if w.Code != 204 || w.Body.Len() != 0 {
 		t.Errorf("no content: %d %q", w.Code, w.Body)

@@ -35,16 +35,26 @@ func (g *Grape) OK(w http.ResponseWriter) bool {
 	return true
 }
 
+// str is key as a String, Integer or Boolean reads it: an Array or a Hash
+// is "<key> is invalid" (Params.Compound), and not sent.
+func (g *Grape) str(key string) (string, bool) {
+	if g.p.Compound(key) {
+		g.Fail(key, "is invalid")
+		return "", false
+	}
+	return g.p.Str(key)
+}
+
 // OptString is an optional String; it reports whether key was sent.
-func (g *Grape) OptString(key string) (string, bool) { return g.p.Str(key) }
+func (g *Grape) OptString(key string) (string, bool) { return g.str(key) }
 
 // RequireString is a required String; it reports whether key was sent.
 func (g *Grape) RequireString(key string) (string, bool) {
-	v, ok := g.p.Str(key)
-	if !ok {
+	if !g.p.Has(key) {
 		g.Fail(key, "is missing")
+		return "", false
 	}
-	return v, ok
+	return g.str(key)
 }
 
 // Values is Grape's `values:` check on a string that was sent.
@@ -62,7 +72,7 @@ func (g *Grape) Values(key, v string, sent bool, allowed ...string) {
 
 // Absent is Grape's absence validator (GitLab uses it to refuse `slug`).
 func (g *Grape) Absent(key, msg string) {
-	if g.p.Has(key) {
+	if g.p.Sent(key) { // a JSON null too (lib/api/validations/validators/absence.rb: params.key?)
 		g.Fail(key, msg)
 	}
 }
@@ -75,7 +85,7 @@ func (g *Grape) Absent(key, msg string) {
 // so "tRuE" is invalid. An empty string is no value at all
 // (PrimitiveCoercer#treat_as_nil?), so the default applies.
 func (g *Grape) OptBool(key string) (val, sent bool) {
-	s, ok := g.p.Str(key)
+	s, ok := g.str(key)
 	if !ok || s == "" {
 		return false, false
 	}
@@ -102,7 +112,7 @@ func (g *Grape) RequireBool(key string) bool {
 // OptInt is an optional Integer; an empty string is no value, as for
 // OptBool.
 func (g *Grape) OptInt(key string) (int64, bool) {
-	s, ok := g.p.Str(key)
+	s, ok := g.str(key)
 	if !ok || s == "" {
 		return 0, false
 	}
@@ -116,7 +126,7 @@ func (g *Grape) OptInt(key string) (int64, bool) {
 
 // OptFloat is an optional Float.
 func (g *Grape) OptFloat(key string) (float64, bool) {
-	s, ok := g.p.Str(key)
+	s, ok := g.str(key)
 	if !ok {
 		return 0, false
 	}
@@ -131,7 +141,7 @@ func (g *Grape) OptFloat(key string) (float64, bool) {
 // OptTime is an optional Time/DateTime, coerced as Grape does with Ruby's
 // DateTime.parse / Time.parse (see ParseDateTime), in UTC.
 func (g *Grape) OptTime(key string) (time.Time, bool) {
-	s, ok := g.p.Str(key)
+	s, ok := g.str(key)
 	if !ok {
 		return time.Time{}, false
 	}

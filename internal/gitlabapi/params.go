@@ -3,12 +3,15 @@ package gitlabapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"mime"
 	"mime/multipart"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 )
 
 // Params merges what Grape merges: the query string, a form body and a JSON
@@ -18,76 +21,201 @@ type Params struct {
 	body  map[string]any
 	form  url.Values
 	query url.Values
+	// nested are the names Rack reads as an Array or a Hash from a query or
+	// form key with brackets (states[]=a, a[b]=c).
+	nested map[string]bool
 }
 
 // ParseOption widens what ParseParams reads.
 type ParseOption int
 
-// Multipart makes ParseParams read multipart/form-data bodies too (their
-// fields; files are left out). Without it such a body is ignored.
+// Multipart is kept for callers that named it: ParseParams reads
+// multipart/form-data bodies always, as Rack does for GitLab.
 const Multipart ParseOption = 1
 
-// ParseParams reads r's query and its already-read body: a URL-encoded
-// form, a JSON object (by Content-Type, or a body that starts with '{'),
-// and with Multipart a multipart form. A body that does not parse is an
-// error, which Grape answers with BodyFormatError.
-func ParseParams(r *http.Request, body []byte, opts ...ParseOption) (*Params, error) {
-	p := &Params{query: r.URL.Query()}
+// ErrMalformed is a request GitLab refuses before its API sees it, with
+// 400 text/plain "Bad Request" (Malformed): a NUL byte or invalid UTF-8 in
+// the path or any parameter, a bad %-escape, a JSON body that does not
+// parse (lib/gitlab/middleware/handle_malformed_strings.rb).
+var ErrMalformed = errors.New("malformed request")
+
+// UnsupportedTypeError is a body whose media type Grape has no parser for:
+// GitLab's API declares JSON only (lib/api/api.rb `format :json`), and
+// Grape's formatter refuses anything else but forms with 415
+// (grape lib/grape/middleware/formatter.rb #read_rack_input).
+type UnsupportedTypeError struct{ MediaType string }
+
+func (e *UnsupportedTypeError) Error() string {
+	return "The provided content-type '" + e.MediaType + "' is not supported."
+}
+
+// ParseParams reads r's path and query and its already-read body: a
+// URL-encoded form, a multipart form (its fields; files are left out) or
+// JSON (an object gives parameters; anything else none, as in Grape). A
+// malformed request is ErrMalformed; a body of another media type, or of
+// none, an *UnsupportedTypeError.
+func ParseParams(r *http.Request, body []byte, _ ...ParseOption) (*Params, error) {
+	if !cleanString(r.URL.Path) {
+		return nil, ErrMalformed
+	}
+	query, err := parseForm(r.URL.RawQuery)
+	if err != nil {
+		return nil, err
+	}
+	p := &Params{query: query}
+	p.noteNested(query)
 	if len(bytes.TrimSpace(body)) == 0 {
 		return p, nil
 	}
-	withMultipart := false
-	for _, o := range opts {
-		withMultipart = withMultipart || o == Multipart
-	}
 	ct, ctParams, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	switch {
-	case ct == "application/x-www-form-urlencoded":
-		form, err := url.ParseQuery(string(body))
-		if err != nil {
+	switch ct {
+	case "application/x-www-form-urlencoded":
+		if p.form, err = parseForm(string(body)); err != nil {
 			return nil, err
 		}
-		p.form = form
-	case ct == "multipart/form-data" && withMultipart:
-		form, err := multipart.NewReader(bytes.NewReader(body), ctParams["boundary"]).ReadForm(32 << 20)
+	case "multipart/form-data":
+		// The body is in memory already (and bounded): so are its parts.
+		form, err := multipart.NewReader(bytes.NewReader(body), ctParams["boundary"]).ReadForm(int64(len(body)))
 		if err != nil {
-			return nil, err
+			return nil, ErrMalformed
 		}
+		form.RemoveAll()
 		p.form = url.Values(form.Value)
-	case ct == "application/json" || bytes.HasPrefix(bytes.TrimSpace(body), []byte("{")):
+		if !cleanValues(p.form) {
+			return nil, ErrMalformed
+		}
+	case "application/json":
+		if !utf8.Valid(body) {
+			return nil, ErrMalformed
+		}
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.UseNumber()
-		if err := dec.Decode(&p.body); err != nil {
-			return nil, err
+		var v any
+		if err := dec.Decode(&v); err != nil || !cleanJSON(v) {
+			return nil, ErrMalformed
 		}
+		p.body, _ = v.(map[string]any)
+	default:
+		return nil, &UnsupportedTypeError{MediaType: ct}
 	}
+	p.noteNested(p.form)
 	return p, nil
 }
 
-// ReadParams is ParseParams that answers Grape's 400 itself when the body
-// does not parse; ok is false then.
+// parseForm is a query or form body as Rack parses it, refusing what
+// HandleMalformedStrings refuses (Go's url.Query drops a bad pair instead).
+func parseForm(s string) (url.Values, error) {
+	v, err := url.ParseQuery(s)
+	if err != nil || !cleanValues(v) {
+		return nil, ErrMalformed
+	}
+	return v, nil
+}
+
+// noteNested records the names Rack makes an Array or a Hash of.
+func (p *Params) noteNested(v url.Values) {
+	for k := range v {
+		if i := strings.IndexByte(k, '['); i > 0 {
+			if p.nested == nil {
+				p.nested = map[string]bool{}
+			}
+			p.nested[k[:i]] = true
+		}
+	}
+}
+
+// cleanString is a string HandleMalformedStrings lets through: valid UTF-8
+// without NUL bytes.
+func cleanString(s string) bool { return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 }
+
+func cleanValues(v url.Values) bool {
+	for k, vs := range v {
+		if !cleanString(k) {
+			return false
+		}
+		for _, s := range vs {
+			if !cleanString(s) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func cleanJSON(v any) bool {
+	switch v := v.(type) {
+	case string:
+		return cleanString(v)
+	case map[string]any:
+		for k, e := range v {
+			if !cleanString(k) || !cleanJSON(e) {
+				return false
+			}
+		}
+	case []any:
+		for _, e := range v {
+			if !cleanJSON(e) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// ReadParams is ParseParams that answers GitLab's refusal itself (Malformed,
+// or Grape's 415); ok is false then.
 func ReadParams(w http.ResponseWriter, r *http.Request, body []byte, opts ...ParseOption) (p *Params, ok bool) {
 	p, err := ParseParams(r, body, opts...)
-	if err != nil {
-		BodyFormatError(w)
+	var unsupported *UnsupportedTypeError
+	switch {
+	case errors.As(err, &unsupported):
+		WriteJSON(w, http.StatusUnsupportedMediaType, map[string]string{"error": unsupported.Error()})
+		return nil, false
+	case err != nil:
+		Malformed(w)
 		return nil, false
 	}
 	return p, true
 }
 
 // Lookup returns the raw value of key and whether it was sent; a JSON null
-// counts as not sent, as in Grape.
+// counts as not sent, as in Grape. Of a repeated query or form key the last
+// value counts, as Rack's parse_nested_query keeps it; a key Rack reads as
+// an Array or a Hash (states[]=…) is a []any.
 func (p *Params) Lookup(key string) (any, bool) {
 	if v, ok := p.body[key]; ok && v != nil {
 		return v, true
 	}
+	if p.nested[key] {
+		return []any{}, true
+	}
 	if vs, ok := p.form[key]; ok && len(vs) > 0 {
-		return vs[0], true
+		return vs[len(vs)-1], true
 	}
 	if vs, ok := p.query[key]; ok && len(vs) > 0 {
-		return vs[0], true
+		return vs[len(vs)-1], true
 	}
 	return nil, false
+}
+
+// Compound reports whether key was sent as an Array or a Hash, which no
+// String, Integer or Boolean parameter takes: Grape answers "<key> is
+// invalid" (grape lib/grape/validations/types/primitive_coercer.rb #reject?,
+// and dry-types' coercions refuse them for the others).
+func (p *Params) Compound(key string) bool {
+	v, _ := p.Lookup(key)
+	switch v.(type) {
+	case map[string]any, []any:
+		return true
+	}
+	return false
+}
+
+// Sent reports whether key was sent at all, a JSON null included: what
+// Grape's presence-style validators look at (params.key?).
+func (p *Params) Sent(key string) bool {
+	_, ok := p.body[key]
+	return ok || p.Has(key)
 }
 
 // Null reports whether key was sent as a JSON null. Grape keeps such a key
@@ -128,10 +256,10 @@ func (p *Params) Str(key string) (string, bool) {
 func (p *Params) Values(vars map[string]string) url.Values {
 	out := url.Values{}
 	for k, vs := range p.query {
-		out[k] = vs[:1]
+		out[k] = vs[len(vs)-1:]
 	}
 	for k, vs := range p.form {
-		out[k] = vs[:1]
+		out[k] = vs[len(vs)-1:]
 	}
 	for k := range p.body {
 		if v, ok := p.Str(k); ok {

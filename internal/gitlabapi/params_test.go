@@ -1,6 +1,7 @@
 package gitlabapi
 
 import (
+	"errors"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -16,34 +17,49 @@ func TestParseParams(t *testing.T) {
 		key         string
 		want        string // "" with sent false: not sent
 		sent        bool
-		wantErr     bool
+		wantErr     error
 	}{
 		{name: "query only", query: "name=q", key: "name", want: "q", sent: true},
 		{name: "form wins over query", query: "name=q", ctype: "application/x-www-form-urlencoded", body: "name=f", key: "name", want: "f", sent: true},
 		{name: "JSON wins over query", query: "name=q", ctype: "application/json", body: `{"name":"j"}`, key: "name", want: "j", sent: true},
-		{name: "JSON without content type is sniffed", ctype: "text/plain", body: ` {"name":"j"}`, key: "name", want: "j", sent: true},
+		{name: "JSON with a charset", ctype: "application/json; charset=utf-8", body: `{"name":"j"}`, key: "name", want: "j", sent: true},
 		{name: "JSON null is not sent, query shows", query: "name=q", ctype: "application/json", body: `{"name":null}`, key: "name", want: "q", sent: true},
 		{name: "JSON null alone is not sent", ctype: "application/json", body: `{"name":null}`, key: "name"},
 		{name: "blank body is no body", query: "name=q", ctype: "application/json", body: " \n", key: "name", want: "q", sent: true},
-		{name: "first of repeated values", query: "name=a&name=b", key: "name", want: "a", sent: true},
+		{name: "blank body needs no type", query: "name=q", body: " ", key: "name", want: "q", sent: true},
+		// Rack's parse_nested_query keeps the last of a repeated key.
+		{name: "last of repeated values", query: "name=a&name=b", key: "name", want: "b", sent: true},
+		{name: "last of a repeated form key", ctype: "application/x-www-form-urlencoded", body: "name=a&name=b", key: "name", want: "b", sent: true},
 		{name: "empty value is sent", query: "name=", key: "name", want: "", sent: true},
-		{name: "multipart read with the option", ctype: "multipart/form-data; boundary=B", body: multipartBody, opts: []ParseOption{Multipart}, key: "name", want: "from-multipart", sent: true},
-		{name: "multipart ignored without it", ctype: "multipart/form-data; boundary=B", body: multipartBody, key: "name"},
-		{name: "broken multipart with the option", ctype: "multipart/form-data; boundary=X", body: multipartBody, opts: []ParseOption{Multipart}, wantErr: true},
-		{name: "broken JSON", ctype: "application/json", body: `{"name":`, wantErr: true},
-		{name: "JSON that is not an object", ctype: "application/json", body: `[1]`, wantErr: true},
-		{name: "broken form", ctype: "application/x-www-form-urlencoded", body: "name=%zz", wantErr: true},
-		{name: "other bodies are ignored", query: "name=q", ctype: "text/plain", body: "name=x", key: "name", want: "q", sent: true},
+		{name: "multipart", ctype: "multipart/form-data; boundary=B", body: multipartBody, key: "name", want: "from-multipart", sent: true},
+		{name: "multipart, with the old option", ctype: "multipart/form-data; boundary=B", body: multipartBody, opts: []ParseOption{Multipart}, key: "name", want: "from-multipart", sent: true},
+		// A JSON array or scalar body parses but gives no parameters.
+		{name: "JSON that is not an object", query: "name=q", ctype: "application/json", body: `[1]`, key: "name", want: "q", sent: true},
+		{name: "broken multipart", ctype: "multipart/form-data; boundary=X", body: multipartBody, wantErr: ErrMalformed},
+		{name: "broken JSON", ctype: "application/json", body: `{"name":`, wantErr: ErrMalformed},
+		{name: "JSON with a NUL", ctype: "application/json", body: `{"name":"a\u0000b"}`, wantErr: ErrMalformed},
+		{name: "JSON with a NUL in a nested key", ctype: "application/json", body: `{"o":[{"a\u0000":1}]}`, wantErr: ErrMalformed},
+		{name: "JSON with invalid UTF-8", ctype: "application/json", body: "{\"name\":\"a\xc0b\"}", wantErr: ErrMalformed},
+		{name: "broken form", ctype: "application/x-www-form-urlencoded", body: "name=%zz", wantErr: ErrMalformed},
+		{name: "form with a NUL", ctype: "application/x-www-form-urlencoded", body: "name=a%00b", wantErr: ErrMalformed},
+		{name: "broken query", query: "search=%zz", wantErr: ErrMalformed},
+		{name: "query with invalid UTF-8", query: "search=%C0abc", wantErr: ErrMalformed},
+		{name: "query with a NUL in a key", query: "a%00=b", wantErr: ErrMalformed},
+		{name: "another body type", query: "name=q", ctype: "text/plain", body: "name=x", wantErr: &UnsupportedTypeError{}},
+		{name: "a body of no type", body: `{"name":"j"}`, wantErr: &UnsupportedTypeError{}},
+		{name: "JSON-like vendor type", ctype: "application/vnd.api+json", body: `{"name":"j"}`, wantErr: &UnsupportedTypeError{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := httptest.NewRequest("POST", "/api/v4/x?"+tt.query, strings.NewReader(tt.body))
 			r.Header.Set("Content-Type", tt.ctype)
 			p, err := ParseParams(r, []byte(tt.body), tt.opts...)
-			if tt.wantErr {
-				if err == nil {
-					t.Fatal("no error")
-				}
+			var unsupported *UnsupportedTypeError
+			switch {
+			case tt.wantErr == ErrMalformed && !errors.Is(err, ErrMalformed),
+				tt.wantErr != nil && tt.wantErr != ErrMalformed && !errors.As(err, &unsupported):
+				t.Fatalf("error %v, want %T %v", err, tt.wantErr, tt.wantErr)
+			case tt.wantErr != nil:
 				return
 			}
 			if err != nil {
@@ -57,15 +73,31 @@ func TestParseParams(t *testing.T) {
 	}
 }
 
-func TestReadParamsAnswersBodyFormatError(t *testing.T) {
-	r := httptest.NewRequest("POST", "/api/v4/x", nil)
-	r.Header.Set("Content-Type", "application/json")
-	w := httptest.NewRecorder()
-	if _, ok := ReadParams(w, r, []byte(`{`)); ok {
-		t.Fatal("ok for a broken body")
-	}
-	if w.Code != 400 || w.Body.String() != `{"error":"message body does not match declared format"}` {
-		t.Errorf("answer %d %s", w.Code, w.Body)
+// ReadParams answers what GitLab answers before its API runs: a malformed
+// request 400 text/plain "Bad Request", a body of a type the API does not
+// parse Grape's 415 naming it.
+func TestReadParamsAnswersRefusals(t *testing.T) {
+	for _, tt := range []struct {
+		ctype, body, query string
+		status             int
+		answer, answerType string
+	}{
+		{"application/json", `{`, "", 400, "Bad Request", "text/plain"},
+		{"", "", "search=%zz", 400, "Bad Request", "text/plain"},
+		{"text/plain", "tier=production", "", 415, `{"error":"The provided content-type 'text/plain' is not supported."}`, "application/json"},
+		{"", `{"name":"x"}`, "", 415, `{"error":"The provided content-type '' is not supported."}`, "application/json"},
+	} {
+		r := httptest.NewRequest("PUT", "/api/v4/x?"+tt.query, nil)
+		if tt.ctype != "" {
+			r.Header.Set("Content-Type", tt.ctype)
+		}
+		w := httptest.NewRecorder()
+		if _, ok := ReadParams(w, r, []byte(tt.body)); ok {
+			t.Fatalf("%q %q: ok", tt.ctype, tt.body)
+		}
+		if w.Code != tt.status || w.Body.String() != tt.answer || w.Header().Get("Content-Type") != tt.answerType {
+			t.Errorf("%q %q: answer %d %s (%s)", tt.ctype, tt.body, w.Code, w.Body, w.Header().Get("Content-Type"))
+		}
 	}
 }
 
@@ -79,10 +111,26 @@ func TestStrCoercion(t *testing.T) {
 	}
 	for key, want := range map[string]string{
 		"n": "12.50", "big": "12345678901234567890", "t": "true", "f": "false", "s": "x",
-		"o": "map[a:1]", "l": "[1 b]",
 	} {
-		if got, _ := p.Str(key); got != want {
+		if got, _ := p.Str(key); got != want || p.Compound(key) {
 			t.Errorf("Str(%q) = %q, want %q", key, got, want)
 		}
+	}
+	// An Array or a Hash is no String: Grape says "is invalid".
+	g := p.Grape()
+	g.OptString("o")
+	g.OptString("l")
+	g.OptInt("s")
+	if got := g.Failed(); got != "o is invalid, l is invalid, s is invalid" {
+		t.Errorf("compound values: %q", got)
+	}
+	// Rack reads states[]=a as an Array, a[b]=c as a Hash.
+	q := queryParams(t, "states[]=available&a[b]=c&name=x")
+	g = q.Grape()
+	g.OptString("states")
+	g.OptString("a")
+	g.OptString("name")
+	if got := g.Failed(); got != "states is invalid, a is invalid" {
+		t.Errorf("bracketed keys: %q", got)
 	}
 }
