@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"strings"
 	"time"
 )
 
@@ -47,13 +46,6 @@ func Malformed(w http.ResponseWriter) {
 // RouteNotFound is Grape's answer to a path no route has: 404 {"error": …}.
 func RouteNotFound(w http.ResponseWriter) {
 	WriteJSON(w, http.StatusNotFound, map[string]string{"error": "404 Not Found"})
-}
-
-// MethodNotAllowed is Grape's answer to a path that exists under other
-// methods, which Allow lists.
-func MethodNotAllowed(w http.ResponseWriter, allowed []string) {
-	w.Header().Set("Allow", strings.Join(allowed, ", "))
-	WriteJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "405 Not Allowed"})
 }
 
 // Unauthorized is unauthorized!: a missing or unknown token.

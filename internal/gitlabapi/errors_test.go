@@ -25,7 +25,6 @@ func TestErrorBodies(t *testing.T) {
 		{"validation", func(w http.ResponseWriter) { ValidationError(w, errs) }, 400, `{"message":{"name":["can't be blank"]}}`, ""},
 		{"grape", func(w http.ResponseWriter) { GrapeError(w, "name is missing") }, 400, `{"error":"name is missing"}`, ""},
 		{"no route", RouteNotFound, 404, `{"error":"404 Not Found"}`, ""},
-		{"wrong method", func(w http.ResponseWriter) { MethodNotAllowed(w, []string{"GET", "POST"}) }, 405, `{"error":"405 Not Allowed"}`, "GET, POST"},
 		{"too large", RequestTooLarge, 413, `{"message":"413 Request Entity Too Large"}`, ""},
 		{"internal", InternalError, 500, `{"message":"500 Internal Server Error"}`, ""},
 		{"message object", func(w http.ResponseWriter) { Message(w, 400, map[string]int{"a": 1}) }, 400, `{"message":{"a":1}}`, ""},

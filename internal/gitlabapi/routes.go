@@ -3,6 +3,7 @@ package gitlabapi
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -35,7 +36,7 @@ func (rt *Router[E]) Handle(method, pattern string, e E) {
 // Match finds the endpoint for method and a path below /api/v4/, split at
 // '/' and still escaped; vars holds the unescaped parameters. HEAD matches
 // GET. When the path exists only under other methods, allowed lists those
-// (for a 405).
+// (for OPTIONS).
 func (rt *Router[E]) Match(method string, segs []string) (e E, vars map[string]string, allowed []string, ok bool) {
 	if method == http.MethodHead {
 		method = http.MethodGet
@@ -54,20 +55,36 @@ func (rt *Router[E]) Match(method string, segs []string) (e E, vars map[string]s
 	return e, nil, allowed, false
 }
 
-// Find matches r by its escaped path. When nothing matches it answers
-// Grape's 404, or 405 with Allow, itself and ok is false.
+// Find matches r by its escaped path, as Grape routes GitLab's API:
+//   - every route takes an optional ".json" suffix (one format declared,
+//     lib/api/api.rb; grape lib/grape/path.rb appends "(.json)"), and a
+//     parameter never holds the dot;
+//   - OPTIONS on a path that exists answers 204 with Allow (grape
+//     lib/grape/api/instance.rb adds those routes);
+//   - anything else that no route takes falls to GitLab's catch-all
+//     `route :any, '*path'`, 404 Not Found (lib/api/api.rb), never 405.
+//
+// When nothing matches Find answers itself and ok is false.
 func (rt *Router[E]) Find(w http.ResponseWriter, r *http.Request) (e E, vars map[string]string, ok bool) {
 	rest, under := strings.CutPrefix(r.URL.EscapedPath(), Prefix)
 	if !under {
 		RouteNotFound(w)
 		return e, nil, false
 	}
+	if base, json := strings.CutSuffix(rest, ".json"); json {
+		rest = base
+	}
 	e, vars, allowed, ok := rt.Match(r.Method, strings.Split(rest, "/"))
 	switch {
 	case ok:
 		return e, vars, true
-	case len(allowed) > 0:
-		MethodNotAllowed(w, allowed)
+	case r.Method == http.MethodOptions && len(allowed) > 0:
+		methods := append([]string{http.MethodOptions}, allowed...)
+		if slices.Contains(allowed, http.MethodGet) {
+			methods = append(methods, http.MethodHead)
+		}
+		w.Header().Set("Allow", strings.Join(methods, ", "))
+		w.WriteHeader(http.StatusNoContent)
 	default:
 		RouteNotFound(w)
 	}

@@ -68,7 +68,12 @@ func TestFind(t *testing.T) {
 		{"GET", "/api/v4/projects/group%2Fapp/environments?page=2", "list", 0, "", ""},
 		{"GET", "/api/v3/projects/1/environments", "", 404, `{"error":"404 Not Found"}`, ""},
 		{"GET", "/api/v4/nothing", "", 404, `{"error":"404 Not Found"}`, ""},
-		{"PATCH", "/api/v4/projects/1/environments/2", "", 405, `{"error":"405 Not Allowed"}`, "GET, PUT"},
+		// GitLab's catch-all route answers every method no route takes.
+		{"PATCH", "/api/v4/projects/1/environments/2", "", 404, `{"error":"404 Not Found"}`, ""},
+		{"OPTIONS", "/api/v4/projects/1/environments/2", "", 204, "", "OPTIONS, GET, PUT, HEAD"},
+		{"OPTIONS", "/api/v4/nothing", "", 404, `{"error":"404 Not Found"}`, ""},
+		// Every route takes Grape's optional .json.
+		{"GET", "/api/v4/projects/group%2Fapp/environments.json?page=2", "list", 0, "", ""},
 	}
 	for _, tt := range tests {
 		w := httptest.NewRecorder()

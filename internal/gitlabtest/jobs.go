@@ -56,7 +56,7 @@ func (s *Server) serveJob(w http.ResponseWriter, r *http.Request, path string) b
 		return false
 	}
 	if r.Method != http.MethodGet {
-		gitlabapi.MethodNotAllowed(w, []string{http.MethodGet})
+		gitlabapi.RouteNotFound(w) // lib/api/api.rb's catch-all route
 		return true
 	}
 	v := r.Header.Get("Job-Token")
