@@ -67,12 +67,16 @@ type request struct {
 
 func (rq *request) pathInt(name string) (int64, bool) { return gitlabapi.PathInt(rq.w, rq.vars, name) }
 
-// ServeHTTP routes like Grape: an unknown path is 404 and a known path with
-// another method 405, both before authentication; then the token is checked
+// ServeHTTP answers GitLab's CORS (a preflight here) and routes like Grape:
+// an unknown path or method is 404, before authentication; then the token is checked
 // before any body is read (an unauthenticated client must not hold a
 // connection open by sending its body slowly), the body parsed, and the
 // endpoint runs.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	gitlabapi.SecurityHeaders(w)
+	if gitlabapi.CORS(w, r) {
+		return
+	}
 	handle, vars, ok := h.routes.Find(w, r)
 	if !ok {
 		return

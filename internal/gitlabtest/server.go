@@ -137,6 +137,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, body []byte) {
+	gitlabapi.SecurityHeaders(w)
+	if gitlabapi.CORS(w, r) {
+		return
+	}
 	rt, vars, ok := s.routes.Find(w, r)
 	if !ok {
 		return
