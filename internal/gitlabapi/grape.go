@@ -116,7 +116,7 @@ func (g *Grape) OptInt(key string) (int64, bool) {
 	if !ok || s == "" {
 		return 0, false
 	}
-	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	n, err := rubyInt(strings.TrimSpace(s))
 	if err != nil {
 		g.Fail(key, "is invalid")
 		return 0, false
@@ -168,7 +168,7 @@ func (g *Grape) RequireTime(key string) (time.Time, bool) {
 // and finds nothing (Rails' find raises RecordNotFound for an id out of
 // the column's range: 404): it reads as NoSuchID.
 func (g *Grape) PathInt(vars map[string]string, name string) int64 {
-	n, err := strconv.ParseInt(vars[name], 10, 64)
+	n, err := rubyInt(vars[name])
 	if errors.Is(err, strconv.ErrRange) {
 		return NoSuchID
 	}
@@ -188,4 +188,17 @@ func PathInt(w http.ResponseWriter, vars map[string]string, name string) (int64,
 	var g Grape
 	n := g.PathInt(vars, name)
 	return n, g.OK(w)
+}
+
+// rubyInt parses s as dry-types' Params::Integer does, with Ruby's
+// Integer(s, 10): an underscore may stand between two digits ("1_000").
+func rubyInt(s string) (int64, error) {
+	if strings.Contains(s, "_") {
+		digits := strings.TrimLeft(s, "+-")
+		if strings.HasPrefix(digits, "_") || strings.HasSuffix(digits, "_") || strings.Contains(digits, "__") {
+			return 0, strconv.ErrSyntax
+		}
+		s = strings.ReplaceAll(s, "_", "")
+	}
+	return strconv.ParseInt(s, 10, 64)
 }

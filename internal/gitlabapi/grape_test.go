@@ -151,7 +151,9 @@ func TestPathInt(t *testing.T) {
 		ok    bool
 	}{{"42", 42, true}, {"-1", -1, true}, {"x", 0, false}, {"4.2", 0, false}, {"", 0, false},
 		// Ruby's Integer has no bound: valid, and nothing has that id.
-		{"99999999999999999999", NoSuchID, true}, {"-99999999999999999999", NoSuchID, true}} {
+		{"99999999999999999999", NoSuchID, true}, {"-99999999999999999999", NoSuchID, true},
+		// Ruby's Integer("1_0", 10) is 10; an underscore must stand between digits.
+		{"1_0", 10, true}, {"1_000_000", 1000000, true}, {"_10", 0, false}, {"10_", 0, false}, {"1__0", 0, false}} {
 		w := httptest.NewRecorder()
 		got, ok := PathInt(w, map[string]string{"environment_id": tt.value}, "environment_id")
 		if got != tt.want || ok != tt.ok {
