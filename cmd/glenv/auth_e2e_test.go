@@ -553,6 +553,186 @@ func TestAPIv4ScopesAndJobTokens(t *testing.T) {
 	}
 }
 
+// v4Call is one call to glenv's /api/v4 below the project: a body of
+// content type ctype (none when ctype is empty) and header pairs.
+type v4Call struct {
+	method, path, ctype, body string
+	header                    []string
+}
+
+func (w *authWorld) v4(c v4Call) (int, http.Header, string) {
+	w.t.Helper()
+	var body io.Reader
+	if c.ctype != "" {
+		body = strings.NewReader(c.body)
+	}
+	req, _ := http.NewRequest(c.method, w.g.URL+"/api/v4/projects/"+fmt.Sprint(w.gl.Project.ID)+c.path, body)
+	if c.ctype != "" {
+		req.Header.Set("Content-Type", c.ctype)
+	}
+	for i := 0; i+1 < len(c.header); i += 2 {
+		req.Header.Set(c.header[i], c.header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(raw)
+}
+
+// jobCalls counts the double's GET /api/v4/job: glenv verifying job tokens.
+func (w *authWorld) jobCalls() int {
+	n := 0
+	for _, c := range w.gl.Calls() {
+		if c.Path == "/api/v4/job" {
+			n++
+		}
+	}
+	return n
+}
+
+const (
+	formType = "application/x-www-form-urlencoded"
+	jsonType = "application/json"
+)
+
+func TestAPIv4TakesJobTokensWhereGitLabDoes(t *testing.T) {
+	w := newAuthWorld(t)
+	running := w.gl.AddJob(gitlabtest.Job{ProjectID: w.gl.Project.ID}).Token
+	done := w.gl.AddJob(gitlabtest.Job{ProjectID: w.gl.Project.ID}).Token
+	w.gl.FinishJob(done)
+	other := w.gl.AddProject(gitlabtest.Project{PathWithNamespace: "group/other", DefaultBranch: "main"})
+	elsewhere := w.gl.AddJob(gitlabtest.Job{ProjectID: other.ID}).Token
+
+	// Wherever GitLab's API guard takes a job token on a job_token_allowed
+	// route (lib/gitlab/auth/auth_finders.rb), glenv does, with the
+	// header's rights: the job's own project only, while the job runs.
+	ways := []struct {
+		name string
+		// create makes environment env with token; list, when not nil, reads.
+		create func(token, env string) v4Call
+		list   func(token string) v4Call
+	}{
+		{"the JOB-TOKEN header, as before",
+			func(tok, env string) v4Call {
+				return v4Call{"POST", "/environments", formType, "name=" + env, []string{"JOB-TOKEN", tok}}
+			},
+			func(tok string) v4Call { return v4Call{"GET", "/environments", "", "", []string{"JOB-TOKEN", tok}} }},
+		{"job_token in the query",
+			func(tok, env string) v4Call {
+				return v4Call{"POST", "/environments?job_token=" + url.QueryEscape(tok), formType, "name=" + env, nil}
+			},
+			func(tok string) v4Call {
+				return v4Call{"GET", "/environments?per_page=1&job_token=" + url.QueryEscape(tok), "", "", nil}
+			}},
+		{"token in the query, GitLab's other name for it",
+			func(tok, env string) v4Call {
+				return v4Call{"POST", "/environments?token=" + url.QueryEscape(tok), jsonType, `{"name":"` + env + `"}`, nil}
+			},
+			func(tok string) v4Call {
+				return v4Call{"GET", "/environments?per_page=1&token=" + url.QueryEscape(tok), "", "", nil}
+			}},
+		{"job_token in a form body",
+			func(tok, env string) v4Call {
+				return v4Call{"POST", "/environments", formType, "name=" + env + "&job_token=" + url.QueryEscape(tok), nil}
+			}, nil},
+		{"job_token in a JSON body",
+			func(tok, env string) v4Call {
+				return v4Call{"POST", "/environments", jsonType, `{"name":"` + env + `","job_token":"` + tok + `"}`, nil}
+			}, nil},
+		{"job_token in a multipart form (curl --form)",
+			func(tok, env string) v4Call {
+				const b = "--B\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\n%s\r\n" +
+					"--B\r\nContent-Disposition: form-data; name=\"job_token\"\r\n\r\n%s\r\n--B--\r\n"
+				return v4Call{"POST", "/environments", "multipart/form-data; boundary=B", fmt.Sprintf(b, env, tok), nil}
+			}, nil},
+		{"Authorization: Bearer",
+			func(tok, env string) v4Call {
+				return v4Call{"POST", "/environments", jsonType, `{"name":"` + env + `"}`, []string{"Authorization", "Bearer " + tok}}
+			},
+			func(tok string) v4Call {
+				return v4Call{"GET", "/environments?per_page=1", "", "", []string{"Authorization", "Bearer " + tok}}
+			}},
+	}
+	for i, way := range ways {
+		t.Run(way.name, func(t *testing.T) {
+			w.t = t
+			env := fmt.Sprintf("review/job-%d", i)
+			// The body reaches the endpoint intact: the environment has its name.
+			if code, _, body := w.v4(way.create(running, env)); code != 201 || !strings.Contains(body, `"name":"`+env+`"`) {
+				t.Fatalf("the running job's token: %d %s, want 201 creating %s", code, body, env)
+			}
+			if code, _, body := w.v4(way.create(done, env+"-late")); code != 401 || body != `{"message":"401 Unauthorized"}` {
+				t.Fatalf("a finished job's token: %d %s, want GitLab's 401", code, body)
+			}
+			if code, _, body := w.v4(way.create(elsewhere, env+"-other")); code != 404 || body != `{"message":"404 Project Not Found"}` {
+				t.Fatalf("another project's job: %d %s, want GitLab's 404", code, body)
+			}
+			if way.list == nil {
+				return
+			}
+			code, header, body := w.v4(way.list(running))
+			if code != 200 || !strings.HasPrefix(body, "[") {
+				t.Fatalf("the running job lists: %d %s", code, body)
+			}
+			// A token sent as a parameter is never repeated in the Link header.
+			if link := header.Get("Link"); link == "" || strings.Contains(link, running) || strings.Contains(link, "token") {
+				t.Fatalf("Link header %q: want the next page without the token", link)
+			}
+		})
+	}
+	w.t = t
+
+	// A bearer token shaped like a job's that glenv does not know is
+	// verified with GitLab, which refuses it; any other unknown bearer
+	// token is refused without asking GitLab.
+	before := w.jobCalls()
+	if code, _, body := w.v4(v4Call{"GET", "/environments", "", "", []string{"Authorization", "Bearer glcbt-64_forged"}}); code != 401 || body != `{"message":"401 Unauthorized"}` {
+		t.Fatalf("a job-shaped bearer token GitLab refuses: %d %s", code, body)
+	}
+	if n := w.jobCalls() - before; n != 1 {
+		t.Fatalf("a job-shaped bearer token was verified %d times with GitLab, want once", n)
+	}
+	before = w.jobCalls()
+	for _, tok := range []string{"glpat-forged", "glenv_forged", "0123456789abcdef"} {
+		if code, _, body := w.v4(v4Call{"GET", "/environments", "", "", []string{"Authorization", "Bearer " + tok}}); code != 401 || body != `{"message":"401 Unauthorized"}` {
+			t.Fatalf("unknown bearer token %s: %d %s", tok, code, body)
+		}
+	}
+	if n := w.jobCalls() - before; n != 0 {
+		t.Fatalf("unknown tokens without a job's prefix made glenv call GitLab %d times", n)
+	}
+
+	// private_token and access_token in a form or JSON body authenticate
+	// as in the query (auth_finders.rb extract_personal_access_token,
+	// Doorkeeper's from_access_token_param read Rails' params), with the
+	// token's scope.
+	dev := w.browser(w.dev)
+	dev.signIn()
+	var write, read struct {
+		Token string `json:"token"`
+	}
+	dev.api("POST", "/api/v1/tokens", map[string]string{"name": "body-write"}, &write, 201)
+	dev.api("POST", "/api/v1/tokens", map[string]string{"name": "body-read", "scope": "read_api"}, &read, 201)
+	for i, c := range []v4Call{
+		{"POST", "/environments", formType, "name=review/pat-0&private_token=" + write.Token, nil},
+		{"POST", "/environments", jsonType, `{"name":"review/pat-1","private_token":"` + write.Token + `"}`, nil},
+		{"POST", "/environments", jsonType, `{"name":"review/pat-2","access_token":"` + write.Token + `"}`, nil},
+	} {
+		if code, _, body := w.v4(c); code != 201 || !strings.Contains(body, fmt.Sprintf(`"name":"review/pat-%d"`, i)) {
+			t.Fatalf("%s: %d %s, want 201", c.body, code, body)
+		}
+	}
+	if code, _, body := w.v4(v4Call{"POST", "/environments", jsonType, `{"name":"review/pat-r","private_token":"` + read.Token + `"}`, nil}); code != 403 || !strings.Contains(body, `"error":"insufficient_scope"`) {
+		t.Fatalf("a read_api token in the body wrote: %d %s", code, body)
+	}
+	if code, _, body := w.v4(v4Call{"POST", "/environments", formType, "name=review/pat-x&private_token=glenv_forged", nil}); code != 401 || body != `{"message":"401 Unauthorized"}` {
+		t.Fatalf("an unknown private_token in the body: %d %s", code, body)
+	}
+}
+
 // follow visits u and every redirect after it, returning the last answer
 // and the URLs visited.
 func (b *browser) follow(u string) (*http.Response, string, []string) {

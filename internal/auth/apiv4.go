@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
@@ -12,20 +13,26 @@ import (
 const jobTokenHeader = "JOB-TOKEN"
 
 // V4Authenticate finds the caller of glenv's GitLab-compatible /api/v4 as
-// GitLab's API guard does, answering refusals with GitLab's bodies: a
-// missing or unknown token 401, a token of the wrong scope 403
-// insufficient_scope. A JOB-TOKEN is verified later, against the GitLab of
-// the project asked for (V4Allow).
-func (s *Service) V4Authenticate(w http.ResponseWriter, r *http.Request) (Principal, bool) {
+// GitLab's API guard does (findV4Tokens says where it looks), answering
+// refusals with GitLab's bodies: a missing or unknown token 401, a token of
+// the wrong scope 403 insufficient_scope. A job token is verified later,
+// against the GitLab of the project asked for (V4Allow).
+//
+// body gives the call's parameters, its body's included, or nil when its
+// body has none. It is asked for only when the headers and the query carry
+// no token, so that such a caller is known before glenv waits for a body.
+// GitLab reads all at once, so when a client sends two tokens a
+// private_token or access_token in the body outranks a header's job token
+// there, not here.
+func (s *Service) V4Authenticate(w http.ResponseWriter, r *http.Request, body func() *gitlabapi.Params) (Principal, bool) {
 	s.init()
-	if v := r.Header.Get(jobTokenHeader); v != "" {
-		return Principal{Kind: KindJob, jobToken: v}, true
+	tokens := findV4Tokens(r, r.URL.Query().Get)
+	if tokens.none() && body != nil {
+		if params := body(); params != nil {
+			tokens = findV4Tokens(r, paramString(params))
+		}
 	}
-	if TokenValue(r, true) == "" {
-		gitlabapi.Unauthorized(w)
-		return Principal{}, false
-	}
-	p, err := s.Authenticate(r.Context(), r, true)
+	p, err := s.v4Principal(r.Context(), tokens)
 	switch {
 	case errors.Is(err, ErrTokenExpired):
 		invalidToken(w, "Token is expired. You can either do re-authorization or token refresh.")
@@ -39,6 +46,44 @@ func (s *Service) V4Authenticate(w http.ResponseWriter, r *http.Request) (Princi
 		return p, false
 	}
 	return p, true
+}
+
+// v4Principal resolves tokens in GitLab's order (lib/api/api_guard.rb
+// find_user_from_sources: find_user_from_bearer_token, which tries the
+// bearer token as a job's before as an access token, then
+// find_user_from_job_token). A token of glenv's own is glenv's, whatever
+// its shape; of the others only one with a job token's prefix is taken for
+// a job's, verified with GitLab by V4Allow.
+func (s *Service) v4Principal(ctx context.Context, t v4Tokens) (Principal, error) {
+	if IsJobToken(t.Bearer) {
+		p, err := s.tokenPrincipal(ctx, t.Bearer)
+		if errors.Is(err, ErrBadToken) {
+			return Principal{Kind: KindJob, jobToken: t.Bearer}, nil
+		}
+		return p, err
+	}
+	if t.Private != "" {
+		p, err := s.tokenPrincipal(ctx, t.Private)
+		// An unknown job token is no access token to GitLab
+		// (auth_finders.rb find_personal_access_token returns nil for
+		// Ci::Build::TOKEN_PREFIX on API requests): the job token decides.
+		if !errors.Is(err, ErrBadToken) || !IsJobToken(t.Private) {
+			return p, err
+		}
+	}
+	if t.Job != "" {
+		return Principal{Kind: KindJob, jobToken: t.Job}, nil
+	}
+	return Principal{}, ErrNoCredentials
+}
+
+// paramString looks parameters up as GitLab's auth finders read them: a
+// JSON number or boolean as its text.
+func paramString(p *gitlabapi.Params) func(string) string {
+	return func(key string) string {
+		v, _ := p.Str(key)
+		return v
+	}
 }
 
 func isRead(r *http.Request) bool { return r.Method == http.MethodGet || r.Method == http.MethodHead }
@@ -67,8 +112,9 @@ func insufficientScope(w http.ResponseWriter) {
 // V4Allow decides whether the caller of r may read (GET) or change the
 // environments of the project its integrations connect, answering as GitLab
 // does: a project the caller cannot read is 404 Project Not Found, a write
-// without the role 403 Forbidden. A JOB-TOKEN is verified here, with the
-// project's GitLab (GET /api/v4/job), and allows that job's project only.
+// without the role 403 Forbidden. A job token, wherever it was sent, is
+// verified here, with the project's GitLab (GET /api/v4/job), and allows
+// that job's project only.
 func (s *Service) V4Allow(w http.ResponseWriter, r *http.Request, ins []store.Integration) (*http.Request, bool) {
 	action := ActWrite
 	if isRead(r) {

@@ -12,11 +12,11 @@ import (
 )
 
 // ErrBadJobToken is a job token GitLab does not know (or a finished job's).
-var ErrBadJobToken = errors.New("JOB-TOKEN refused by GitLab: it works only while its job runs")
+var ErrBadJobToken = errors.New("CI job token refused by GitLab: it works only while its job runs")
 
-// JobPrincipal verifies a CI_JOB_TOKEN with the GitLab at baseURL
-// (GET /api/v4/job with the JOB-TOKEN header) and returns a principal
-// allowed exactly that job's project.
+// JobPrincipal verifies a CI_JOB_TOKEN, however the job sent it, with the
+// GitLab at baseURL (GET /api/v4/job with the JOB-TOKEN header) and returns
+// a principal allowed exactly that job's project.
 func (s *Service) JobPrincipal(ctx context.Context, token, baseURL string) (Principal, error) {
 	s.init()
 	c, err := gl.NewJobClient(token, gl.WithBaseURL(baseURL), gl.WithHTTPClient(s.HTTP), gl.WithoutRetries())

@@ -36,7 +36,8 @@ type Principal struct {
 	// Session is the browser session (KindSession), for the CSRF check.
 	Session *store.Session `json:"-"`
 	tree    Tree
-	// jobToken is a JOB-TOKEN not verified yet (V4Allow verifies it).
+	// jobToken is a CI job token, from a header, a parameter or
+	// Authorization: Bearer, not verified yet (V4Allow verifies it).
 	jobToken string
 }
 

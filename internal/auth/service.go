@@ -74,13 +74,14 @@ const SessionCookie = "glenv_session"
 
 // TokenValue finds an API token the way GitLab's API guard does: the
 // PRIVATE-TOKEN header or an Authorization: Bearer header (query parameters
-// are the caller's choice: see Authenticate's query argument).
+// are the caller's choice: see Authenticate's query argument). /api/v4
+// looks wider, body and job tokens included: see V4Authenticate.
 func TokenValue(r *http.Request, query bool) string {
 	if v := r.Header.Get("PRIVATE-TOKEN"); v != "" {
 		return v
 	}
-	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		return strings.TrimSpace(h[7:])
+	if v := bearerHeader(r); v != "" {
+		return v
 	}
 	if query {
 		for _, key := range []string{"private_token", "access_token"} {

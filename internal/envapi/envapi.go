@@ -17,8 +17,10 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/glenv/glenv/internal/auth"
 	"github.com/glenv/glenv/internal/gitlabapi"
@@ -68,10 +70,12 @@ type request struct {
 func (rq *request) pathInt(name string) (int64, bool) { return gitlabapi.PathInt(rq.w, rq.vars, name) }
 
 // ServeHTTP answers GitLab's CORS (a preflight here) and routes like Grape:
-// an unknown path or method is 404, before authentication; then the token is checked
-// before any body is read (an unauthenticated client must not hold a
-// connection open by sending its body slowly), the body parsed, and the
-// endpoint runs.
+// an unknown path or method is 404, before authentication; then the caller
+// is found, the body parsed, and the endpoint runs. A caller with a token
+// in a header or the query is known before any body is read (an
+// unauthenticated client must not hold a connection open by sending its
+// body slowly); the body is read first only when nothing else can carry
+// the token, and then must arrive within authBodyWithin.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	gitlabapi.SecurityHeaders(w)
 	if gitlabapi.CORS(w, r) {
@@ -81,21 +85,97 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	who, ok := h.auth.V4Authenticate(w, r)
+	in := &input{w: w, r: r}
+	who, ok := h.auth.V4Authenticate(w, r, in.credentials)
 	if !ok {
 		return
 	}
 	r = r.WithContext(auth.WithPrincipal(r.Context(), who))
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if err != nil {
-		gitlabapi.RequestTooLarge(w)
-		return
-	}
-	p, ok := gitlabapi.ReadParams(w, r, body)
+	p, ok := in.params()
 	if !ok {
 		return
 	}
 	handle(&request{w: w, r: r, vars: vars, p: p})
+}
+
+// authBodyWithin bounds the wait, before glenv knows the caller, for a
+// body that may carry its token (a CI job's form or JSON with job_token):
+// seconds are plenty for such a body, and a client that never sends it
+// holds its connection no longer (the 30 s server.controlPlaneBodyWithin
+// are for bodies of known callers).
+const authBodyWithin = 3 * time.Second
+
+// input is a call's parameters; its body is read and parsed once, before
+// or after authentication.
+type input struct {
+	w        http.ResponseWriter
+	r        *http.Request
+	read     bool
+	p        *gitlabapi.Params
+	readErr  error
+	body     []byte
+	parseErr error
+}
+
+func (in *input) load() {
+	if in.read {
+		return
+	}
+	in.read = true
+	body, err := io.ReadAll(http.MaxBytesReader(in.w, in.r.Body, maxBody))
+	if err != nil {
+		in.readErr = err
+		return
+	}
+	in.body = body
+	in.p, in.parseErr = gitlabapi.ParseParams(in.r, body)
+}
+
+// params are the call's parameters for the endpoint; a body over maxBody
+// (or cut off) is GitLab's 413; a malformed one or one of another type is
+// refused as gitlabapi.ReadParams refuses it.
+func (in *input) params() (*gitlabapi.Params, bool) {
+	in.load()
+	switch {
+	case in.readErr != nil:
+		gitlabapi.RequestTooLarge(in.w)
+		return nil, false
+	case in.parseErr != nil:
+		return gitlabapi.ReadParams(in.w, in.r, in.body) // answers the refusal
+	}
+	return in.p, true
+}
+
+// credentials are the parameters auth.V4Authenticate looks for a token in
+// when the headers and the query have none: those of a URL-encoded form or
+// JSON body, the bodies Rails parses into the params GitLab's auth finders
+// read (ActionDispatch::Request#params; multipart too).
+// The body must arrive within authBodyWithin; one that does not, is too
+// large or does not parse gives none, and the caller is not authenticated.
+func (in *input) credentials() *gitlabapi.Params {
+	if !paramsBody(in.r) {
+		return nil
+	}
+	rc := http.NewResponseController(in.w)
+	_ = rc.SetReadDeadline(time.Now().Add(authBodyWithin))
+	in.load()
+	if in.readErr != nil {
+		return nil // the deadline stays: the connection closes after the 401
+	}
+	// Lifted once the body is read, as server.bodyDeadline does: the
+	// connection's background read must not time out while the call runs.
+	_ = rc.SetReadDeadline(time.Time{})
+	return in.p
+}
+
+// paramsBody says whether r has a body that can carry parameters for
+// authentication: a URL-encoded form or JSON.
+func paramsBody(r *http.Request) bool {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return false
+	}
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return ct == "application/x-www-form-urlencoded" || ct == "application/json" || ct == "multipart/form-data"
 }
 
 // project is a GitLab project as glenv knows it: the integrations that

@@ -119,6 +119,7 @@ func TestLinkQueryIsRubysToQuery(t *testing.T) {
 		{"pairs are sorted as strings, so a-b comes before a", url.Values{"a": {"1"}, "a-b": {"2"}}, "a-b=2&a=1&page=2&per_page=100"},
 		{"CGI.escape: space is + and / is %2F", url.Values{"id": {"group/app"}, "search": {"a b~c"}}, "id=group%2Fapp&page=2&per_page=100&search=a+b~c"},
 		{"tokens are never repeated", url.Values{"private_token": {"glpat-x"}, "access_token": {"y"}, "job_token": {"z"}}, "page=2&per_page=100"},
+		{"nor the job token's other name, nor a bearer_token", url.Values{"token": {"glcbt-x"}, "bearer_token": {"y"}}, "page=2&per_page=100"},
 	}
 	for _, tt := range tests {
 		if got := LinkQuery(tt.params, 2, 100); got != tt.want {

@@ -13,7 +13,10 @@ type Job struct {
 	ProjectID int64
 	UserID    int64
 	Ref       string
-	// Token is CI_JOB_TOKEN; generated when empty.
+	// Token is CI_JOB_TOKEN; generated when empty, shaped as GitLab's:
+	// Ci::Build::TOKEN_PREFIX, the job's partition in hex and "_"
+	// (app/models/ci/build.rb prefix_and_partition_for_token; partition
+	// 100, Ci::Partition::INITIAL_PARTITION_VALUE), then the secret.
 	Token string
 	// Finished jobs' tokens stop working, as in GitLab.
 	Finished bool
@@ -24,7 +27,7 @@ func (s *Server) AddJob(j Job) Job {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if j.Token == "" {
-		j.Token = "glcbt-" + randHex(16)
+		j.Token = "glcbt-64_" + randHex(16)
 	}
 	if j.ID == 0 {
 		s.ids.pipeline++
