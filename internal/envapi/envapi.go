@@ -147,9 +147,9 @@ func (in *input) params() (*gitlabapi.Params, bool) {
 }
 
 // credentials are the parameters auth.V4Authenticate looks for a token in
-// when the headers and the query have none: those of a URL-encoded form or
-// JSON body, the bodies Rails parses into the params GitLab's auth finders
-// read (ActionDispatch::Request#params; multipart too).
+// when the headers and the query have none: those of a form (URL-encoded or
+// multipart) or JSON body, the bodies Rails parses into the params GitLab's
+// auth finders read (ActionDispatch::Request#params).
 // The body must arrive within authBodyWithin; one that does not, is too
 // large or does not parse gives none, and the caller is not authenticated.
 func (in *input) credentials() *gitlabapi.Params {
@@ -169,7 +169,7 @@ func (in *input) credentials() *gitlabapi.Params {
 }
 
 // paramsBody says whether r has a body that can carry parameters for
-// authentication: a URL-encoded form or JSON.
+// authentication: a URL-encoded or multipart form, or JSON.
 func paramsBody(r *http.Request) bool {
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return false
