@@ -76,16 +76,27 @@ func (rq *request) pathInt(name string) (int64, bool) { return gitlabapi.PathInt
 // unauthenticated client must not hold a connection open by sending its
 // body slowly); the body is read first only when nothing else can carry
 // the token, and then must arrive within authBodyWithin.
+//
+// Answers are held and given Rails' ETag and Cache-Control on the way out
+// (gitlabapi.Revalidated); a CORS preflight never reaches Rails.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	gitlabapi.SecurityHeaders(w)
 	if gitlabapi.CORS(w, r) {
 		return
 	}
+	answer, finish := gitlabapi.Revalidated(w, r)
+	h.serve(answer, w, r)
+	finish()
+}
+
+// serve answers r through w; conn is the connection's own writer, which
+// reads of the body and their deadlines need.
+func (h *handler) serve(w, conn http.ResponseWriter, r *http.Request) {
 	handle, vars, ok := h.routes.Find(w, r)
 	if !ok {
 		return
 	}
-	in := &input{w: w, r: r}
+	in := &input{w: w, conn: conn, r: r}
 	who, ok := h.auth.V4Authenticate(w, r, in.credentials)
 	if !ok {
 		return
@@ -108,7 +119,8 @@ const authBodyWithin = 3 * time.Second
 // input is a call's parameters; its body is read and parsed once, before
 // or after authentication.
 type input struct {
-	w        http.ResponseWriter
+	w        http.ResponseWriter // answers
+	conn     http.ResponseWriter // the connection's writer: body limits and deadlines
 	r        *http.Request
 	read     bool
 	p        *gitlabapi.Params
@@ -122,7 +134,7 @@ func (in *input) load() {
 		return
 	}
 	in.read = true
-	body, err := io.ReadAll(http.MaxBytesReader(in.w, in.r.Body, maxBody))
+	body, err := io.ReadAll(http.MaxBytesReader(in.conn, in.r.Body, maxBody))
 	if err != nil {
 		in.readErr = err
 		return
@@ -156,7 +168,7 @@ func (in *input) credentials() *gitlabapi.Params {
 	if !paramsBody(in.r) {
 		return nil
 	}
-	rc := http.NewResponseController(in.w)
+	rc := http.NewResponseController(in.conn)
 	_ = rc.SetReadDeadline(time.Now().Add(authBodyWithin))
 	in.load()
 	if in.readErr != nil {

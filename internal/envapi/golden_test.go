@@ -35,10 +35,12 @@ import (
 //	{days_ago:N}        now minus N days, ISO 8601 ({days_ahead:N} ahead)
 //	{http_date_ago:N}   now minus N hours as an HTTP date ({http_date_ahead:N} ahead)
 //	{repeat:C:N}        the character C N times
+//	{etag}              the ETag of the last answer that had one
 //
 // and in expected bodies these stand for any value of their kind:
 // "<int>", "<int|null>", "<time>" (GitLab's UTC millisecond format),
-// "<string>", "<string|null>", "<any>", and "<re:REGEXP>". Objects must have exactly
+// "<string>", "<string|null>", "<any>", and "<re:REGEXP>" (headers take
+// "<re:REGEXP>" and "<absent>" too). Objects must have exactly
 // the keys written (GitLab's entities leave keys out, and never add one).
 type goldenCase struct {
 	Rule   string       `json:"rule"`
@@ -114,9 +116,10 @@ func loadGoldenCases(t *testing.T) map[string]goldenCase {
 func runGolden(t *testing.T, tg goldenTarget, c goldenCase) {
 	pid, path := tg.project(t)
 	ids := map[string]int64{}
+	etag := "" // the ETag of the last answer that had one
 	vars := func(s string) string {
 		return expand(s, map[string]string{"{project}": url.PathEscape(path), "{project_path}": path,
-			"{project_id}": strconv.FormatInt(pid, 10), "{base}": tg.url}, ids)
+			"{project_id}": strconv.FormatInt(pid, 10), "{base}": tg.url, "{etag}": etag}, ids)
 	}
 	for i, st := range c.Steps {
 		where := fmt.Sprintf("step %d (%s)", i+1, st.Note)
@@ -140,12 +143,18 @@ func runGolden(t *testing.T, tg goldenTarget, c goldenCase) {
 		}
 		for k, want := range st.Response.Header {
 			got, present := header[http.CanonicalHeaderKey(k)]
+			re, isRE := strings.CutPrefix(want, "<re:")
 			switch {
 			case want == "<absent>" && present:
 				t.Errorf("%s: header %s = %q, GitLab does not send it", where, k, got)
-			case want != "<absent>" && (!present || strings.Join(got, ", ") != vars(want)):
+			case isRE && (!present || !regexp.MustCompile(strings.TrimSuffix(re, ">")).MatchString(strings.Join(got, ", "))):
+				t.Errorf("%s: header %s = %q, want %s", where, k, strings.Join(got, ", "), want)
+			case !isRE && want != "<absent>" && (!present || strings.Join(got, ", ") != vars(want)):
 				t.Errorf("%s: header %s\n got %q\nwant %q", where, k, strings.Join(got, ", "), vars(want))
 			}
+		}
+		if v := header.Get("ETag"); v != "" {
+			etag = v
 		}
 		if len(st.Response.Body) > 0 {
 			var want, got any

@@ -38,6 +38,9 @@ func GrapeError(w http.ResponseWriter, msg string) {
 // parse, given before the API sees it: 400 text/plain "Bad Request"
 // (lib/gitlab/middleware/handle_malformed_strings.rb).
 func Malformed(w http.ResponseWriter) {
+	if b, ok := w.(*buffered); ok {
+		b.bypass()
+	}
 	w.Header().Set("Content-Type", "text/plain")
 	w.WriteHeader(http.StatusBadRequest)
 	io.WriteString(w, "Bad Request")

@@ -141,6 +141,14 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, body []byte) {
 	if gitlabapi.CORS(w, r) {
 		return
 	}
+	// Rails' Rack::ETag and ConditionalGet, as on GitLab.
+	answer, finish := gitlabapi.Revalidated(w, r)
+	s.serveAPI(answer, r, body)
+	finish()
+}
+
+// serveAPI answers a call of the REST API through w.
+func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, body []byte) {
 	rt, vars, ok := s.routes.Find(w, r)
 	if !ok {
 		return
