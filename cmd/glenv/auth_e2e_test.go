@@ -704,6 +704,36 @@ func TestAPIv4TakesJobTokensWhereGitLabDoes(t *testing.T) {
 	if n := w.jobCalls() - before; n != 0 {
 		t.Fatalf("unknown tokens without a job's prefix made glenv call GitLab %d times", n)
 	}
+	// Anyone can put any string in a parameter: only a job-shaped one, and
+	// one a header could carry, is sent to GitLab.
+	for _, c := range []v4Call{
+		{"GET", "/environments?job_token=junk-1", "", "", nil},
+		{"POST", "/environments", jsonType, `{"name":"x","token":"junk-2"}`, nil},
+		{"POST", "/environments", formType, "name=x&job_token=junk-3", nil},
+		{"GET", "/environments?job_token=glcbt-a%0Ab", "", "", nil},
+		{"POST", "/environments", jsonType, `{"name":"x","job_token":["glcbt-1"]}`, nil},
+	} {
+		if code, _, body := w.v4(c); code != 401 {
+			t.Fatalf("%s %s %s: %d %s, want 401", c.method, c.path, c.body, code, body)
+		}
+	}
+	// A verdict counts for a while: the running job's token is not asked about again.
+	if code, _, _ := w.v4(ways[0].list(running)); code != 200 {
+		t.Fatalf("the running job's token again: %d", code)
+	}
+	if n := w.jobCalls() - before; n != 0 {
+		t.Fatalf("junk parameters and a known job token made glenv call GitLab %d times", n)
+	}
+	// A flood of made-up job tokens reaches GitLab only at the limit's pace.
+	before, began := w.jobCalls(), time.Now()
+	for i := range 60 {
+		if code, _, _ := w.v4(v4Call{"GET", "/environments", "", "", []string{"JOB-TOKEN", fmt.Sprintf("glcbt-64_flood-%d", i)}}); code != 401 {
+			t.Fatalf("made-up job token %d: %d", i, code)
+		}
+	}
+	if n, most := w.jobCalls()-before, 30+int(10*time.Since(began).Seconds())+1; n > most {
+		t.Fatalf("60 made-up job tokens made glenv call GitLab %d times, want at most %d (burst 30, 10 a second)", n, most)
+	}
 
 	// private_token and access_token in a form or JSON body authenticate
 	// as in the query (auth_finders.rb extract_personal_access_token,
@@ -730,6 +760,14 @@ func TestAPIv4TakesJobTokensWhereGitLabDoes(t *testing.T) {
 	}
 	if code, _, body := w.v4(v4Call{"POST", "/environments", formType, "name=review/pat-x&private_token=glenv_forged", nil}); code != 401 || body != `{"message":"401 Unauthorized"}` {
 		t.Fatalf("an unknown private_token in the body: %d %s", code, body)
+	}
+	// glenv's own token where a job token goes is refused, never sent to GitLab.
+	before = w.jobCalls()
+	if code, _, body := w.v4(v4Call{"GET", "/environments", "", "", []string{"JOB-TOKEN", write.Token}}); code != 401 {
+		t.Fatalf("glenv's token as a job token: %d %s", code, body)
+	}
+	if n := w.jobCalls() - before; n != 0 {
+		t.Fatalf("glenv's own token was sent to GitLab %d times", n)
 	}
 }
 

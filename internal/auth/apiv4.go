@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 
 	"github.com/glenv/glenv/internal/gitlabapi"
 	"github.com/glenv/glenv/internal/store"
@@ -26,7 +27,7 @@ const jobTokenHeader = "JOB-TOKEN"
 // there, not here.
 func (s *Service) V4Authenticate(w http.ResponseWriter, r *http.Request, body func() *gitlabapi.Params) (Principal, bool) {
 	s.init()
-	tokens := findV4Tokens(r, r.URL.Query().Get)
+	tokens := findV4Tokens(r, lastOf(r.URL.Query()))
 	if tokens.none() && body != nil {
 		if params := body(); params != nil {
 			tokens = findV4Tokens(r, paramString(params))
@@ -58,7 +59,7 @@ func (s *Service) v4Principal(ctx context.Context, t v4Tokens) (Principal, error
 	if IsJobToken(t.Bearer) {
 		p, err := s.tokenPrincipal(ctx, t.Bearer)
 		if errors.Is(err, ErrBadToken) {
-			return Principal{Kind: KindJob, jobToken: t.Bearer}, nil
+			return s.jobCandidate(ctx, t.Bearer, false)
 		}
 		return p, err
 	}
@@ -72,9 +73,49 @@ func (s *Service) v4Principal(ctx context.Context, t v4Tokens) (Principal, error
 		}
 	}
 	if t.Job != "" {
-		return Principal{Kind: KindJob, jobToken: t.Job}, nil
+		return s.jobCandidate(ctx, t.Job, t.JobFromParam)
 	}
 	return Principal{}, ErrNoCredentials
+}
+
+// maxJobToken bounds a job token's length: a JWT one is under a kilobyte.
+const maxJobToken = 4096
+
+// jobCandidate is a job token to be verified with GitLab later (V4Allow),
+// unless it cannot be one: glenv sends GitLab no value it has no reason to
+// take for a job's. A token from a parameter must carry GitLab's job token
+// prefix (that way of sending one is as new as the prefix, and anyone can
+// put any string there); none may be one of glenv's own tokens (which
+// would leak it to GitLab), nor a value no HTTP header can carry.
+func (s *Service) jobCandidate(ctx context.Context, token string, fromParam bool) (Principal, error) {
+	if (fromParam && !IsJobToken(token)) || len(token) > maxJobToken || !headerSafe(token) {
+		return Principal{}, ErrBadToken
+	}
+	if _, err := s.tokenPrincipal(ctx, token); !errors.Is(err, ErrBadToken) {
+		return Principal{}, ErrBadToken // glenv's own (or the store failed): never forwarded
+	}
+	return Principal{Kind: KindJob, jobToken: token}, nil
+}
+
+// headerSafe says whether v is printable ASCII, as a token in a header is.
+func headerSafe(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x21 || v[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// lastOf looks query parameters up as Rack does: the last of a repeated
+// key counts (gitlabapi.Params.Lookup).
+func lastOf(q url.Values) func(string) string {
+	return func(key string) string {
+		if vs := q[key]; len(vs) > 0 {
+			return vs[len(vs)-1]
+		}
+		return ""
+	}
 }
 
 // paramString looks parameters up as GitLab's auth finders read them: a
@@ -137,11 +178,21 @@ func (s *Service) V4AllowAction(w http.ResponseWriter, r *http.Request, ins []st
 func (s *Service) v4Allow(w http.ResponseWriter, r *http.Request, ins []store.Integration, action Action,
 	also func(*http.Request, Principal) bool) (*http.Request, bool) {
 	p, _ := From(r.Context())
+	if p.Kind == KindJob && p.JobProjectID == 0 && !oneGitLab(ins) {
+		// Integrations of two GitLabs share this project id: which one
+		// issued the token is unknown, and it must reach no other.
+		s.Log.Warn("CI job token refused: the project id names projects on more than one GitLab", "path", r.URL.Path)
+		gitlabapi.Unauthorized(w)
+		return r, false
+	}
 	if p.Kind == KindJob && p.JobProjectID == 0 {
 		var err error
 		p, err = s.JobPrincipal(r.Context(), p.jobToken, ins[0].BaseURL)
 		if err != nil {
-			if !errors.Is(err, ErrBadJobToken) {
+			switch {
+			case errors.Is(err, ErrJobTokensThrottled):
+				s.Log.Debug("verify job token", "gitlab", ins[0].BaseURL, "err", err) // strangers can cause it: no warning each
+			case !errors.Is(err, ErrBadJobToken):
 				s.Log.Warn("verify job token", "gitlab", ins[0].BaseURL, "err", err)
 			}
 			gitlabapi.Unauthorized(w)
@@ -222,6 +273,16 @@ const MaintainerAccess = 40
 // GuestAccess is GitLab's Guest access level (Gitlab::Access::GUEST): the
 // least that lets a member see a private project.
 const GuestAccess = 10
+
+// oneGitLab says whether ins all talk to the same GitLab.
+func oneGitLab(ins []store.Integration) bool {
+	for _, in := range ins[1:] {
+		if HostOf(in.BaseURL) != HostOf(ins[0].BaseURL) {
+			return false
+		}
+	}
+	return true
+}
 
 // v4SeesProject says whether p, who may not read the environments of any of
 // ins, still sees one of their projects, so that GitLab answers 403 rather

@@ -42,6 +42,7 @@ type Service struct {
 	audits   atomic.Int64
 	accessMu sync.Mutex
 	access   map[string]accessEntry // private previews: host label → rule
+	jobs     jobTokens              // CI job token verdicts and verification limits
 }
 
 func (s *Service) init() {

@@ -36,6 +36,8 @@ type v4Tokens struct {
 	// find_user_from_job_token_query_params_or_header): the job_token
 	// parameter, then the token parameter, then the JOB-TOKEN header.
 	Job string
+	// JobFromParam: Job came from a parameter, not the JOB-TOKEN header.
+	JobFromParam bool
 }
 
 // findV4Tokens reads r's headers and, through param, its parameters (the
@@ -44,11 +46,13 @@ type v4Tokens struct {
 // value counts as not sent (Ruby's presence).
 func findV4Tokens(r *http.Request, param func(key string) string) v4Tokens {
 	bearer := firstPresent(param("access_token"), bearerHeader(r), param("bearer_token"))
-	return v4Tokens{
+	t := v4Tokens{
 		Bearer:  bearer,
 		Private: firstPresent(param("private_token"), r.Header.Get("PRIVATE-TOKEN"), bearer),
 		Job:     firstPresent(param("job_token"), param("token"), r.Header.Get(jobTokenHeader)),
 	}
+	t.JobFromParam = t.Job != "" && t.Job != r.Header.Get(jobTokenHeader)
+	return t
 }
 
 // none says whether no token was found (Private includes Bearer).

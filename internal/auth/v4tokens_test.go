@@ -16,10 +16,10 @@ func TestFindV4Tokens(t *testing.T) {
 		{name: "nothing sent", want: v4Tokens{}},
 		{name: "JOB-TOKEN header", header: map[string]string{"Job-Token": "glcbt-h"}, want: v4Tokens{Job: "glcbt-h"}},
 		{name: "job_token parameter before the header", params: url.Values{"job_token": {"glcbt-p"}},
-			header: map[string]string{"JOB-TOKEN": "glcbt-h"}, want: v4Tokens{Job: "glcbt-p"}},
+			header: map[string]string{"JOB-TOKEN": "glcbt-h"}, want: v4Tokens{Job: "glcbt-p", JobFromParam: true}},
 		{name: "token parameter is a job token too, after job_token", params: url.Values{"token": {"glcbt-t"}},
-			header: map[string]string{"JOB-TOKEN": "glcbt-h"}, want: v4Tokens{Job: "glcbt-t"}},
-		{name: "job_token before token", params: url.Values{"token": {"glcbt-t"}, "job_token": {"glcbt-j"}}, want: v4Tokens{Job: "glcbt-j"}},
+			header: map[string]string{"JOB-TOKEN": "glcbt-h"}, want: v4Tokens{Job: "glcbt-t", JobFromParam: true}},
+		{name: "job_token before token", params: url.Values{"token": {"glcbt-t"}, "job_token": {"glcbt-j"}}, want: v4Tokens{Job: "glcbt-j", JobFromParam: true}},
 		{name: "a blank parameter is not sent", params: url.Values{"job_token": {" "}},
 			header: map[string]string{"JOB-TOKEN": "glcbt-h"}, want: v4Tokens{Job: "glcbt-h"}},
 		{name: "bearer header is also the access token", header: map[string]string{"Authorization": "Bearer  glcbt-b "},
@@ -35,8 +35,9 @@ func TestFindV4Tokens(t *testing.T) {
 			header: map[string]string{"PRIVATE-TOKEN": "h"}, want: v4Tokens{Private: "q"}},
 		{name: "PRIVATE-TOKEN before the bearer token", header: map[string]string{"PRIVATE-TOKEN": "h", "Authorization": "Bearer b"},
 			want: v4Tokens{Bearer: "b", Private: "h"}},
+		{name: "the last of a repeated parameter", params: url.Values{"private_token": {"first", "last"}}, want: v4Tokens{Private: "last"}},
 		{name: "all three kinds at once", params: url.Values{"private_token": {"q"}, "job_token": {"glcbt-j"}},
-			header: map[string]string{"Authorization": "Bearer glcbt-b"}, want: v4Tokens{Bearer: "glcbt-b", Private: "q", Job: "glcbt-j"}},
+			header: map[string]string{"Authorization": "Bearer glcbt-b"}, want: v4Tokens{Bearer: "glcbt-b", Private: "q", Job: "glcbt-j", JobFromParam: true}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -44,7 +45,7 @@ func TestFindV4Tokens(t *testing.T) {
 			for k, v := range c.header {
 				r.Header.Set(k, v)
 			}
-			got := findV4Tokens(r, r.URL.Query().Get)
+			got := findV4Tokens(r, lastOf(r.URL.Query()))
 			if got != c.want {
 				t.Fatalf("findV4Tokens = %+v, want %+v", got, c.want)
 			}

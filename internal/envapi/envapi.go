@@ -17,7 +17,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"mime"
 	"net/http"
 	"strconv"
 	"time"
@@ -29,8 +28,9 @@ import (
 )
 
 // maxBody bounds a request body: the largest field GitLab accepts here is a
-// 10,000-character description.
-const maxBody = 1 << 20
+// 10,000-character description (40 KB in UTF-8, 60 KB as JSON escapes).
+// Decoding JSON costs a multiple of its size, so the bound stays small.
+const maxBody = 256 << 10
 
 type handler struct {
 	store  *store.Store
@@ -39,6 +39,8 @@ type handler struct {
 	envURL func(store.Environment) string
 	routes gitlabapi.Router[func(*request)]
 	auth   *auth.Service
+	// authReaders holds a place per body being read for an unknown caller.
+	authReaders chan struct{}
 }
 
 // New returns the handler for /api/v4/. envURL gives the URL glenv serves an
@@ -54,7 +56,7 @@ func NewWithAuth(s *store.Store, q *jobs.Queue, log *slog.Logger, envURL func(st
 	if log == nil {
 		log = slog.Default()
 	}
-	h := &handler{store: s, queue: q, log: log, envURL: envURL, auth: a}
+	h := &handler{store: s, queue: q, log: log, envURL: envURL, auth: a, authReaders: make(chan struct{}, authBodyReaders)}
 	h.routes = h.routeTable()
 	return h
 }
@@ -96,7 +98,7 @@ func (h *handler) serve(w, conn http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	in := &input{w: w, conn: conn, r: r}
+	in := &input{w: w, conn: conn, r: r, readers: h.authReaders}
 	who, ok := h.auth.V4Authenticate(w, r, in.credentials)
 	if !ok {
 		return
@@ -116,31 +118,38 @@ func (h *handler) serve(w, conn http.ResponseWriter, r *http.Request) {
 // are for bodies of known callers).
 const authBodyWithin = 3 * time.Second
 
-// input is a call's parameters; its body is read and parsed once, before
-// or after authentication.
+// authBodyMax bounds what glenv reads before it knows the caller: a token
+// and an environment's fields fit many times over. A larger body with no
+// token in the headers or the query is refused (401) unread.
+const authBodyMax = 64 << 10
+
+// authBodyReaders bounds how many bodies of unknown callers are read at
+// once (each within authBodyWithin); past it such a caller is refused, so
+// anonymous clients cannot hold more than authBodyReaders × authBodyMax.
+const authBodyReaders = 32
+
+// input is a call's parameters; its body is read once, before or after
+// authentication, and parsed once, after it.
 type input struct {
 	w        http.ResponseWriter // answers
 	conn     http.ResponseWriter // the connection's writer: body limits and deadlines
 	r        *http.Request
+	readers  chan struct{} // the handler's authBodyReaders
 	read     bool
-	p        *gitlabapi.Params
-	readErr  error
 	body     []byte
+	readErr  error
+	parsed   bool
+	p        *gitlabapi.Params
 	parseErr error
 }
 
+// load reads the body, up to maxBody, unless credentials read it already.
 func (in *input) load() {
 	if in.read {
 		return
 	}
 	in.read = true
-	body, err := io.ReadAll(http.MaxBytesReader(in.conn, in.r.Body, maxBody))
-	if err != nil {
-		in.readErr = err
-		return
-	}
-	in.body = body
-	in.p, in.parseErr = gitlabapi.ParseParams(in.r, body)
+	in.body, in.readErr = io.ReadAll(http.MaxBytesReader(in.conn, in.r.Body, maxBody))
 }
 
 // params are the call's parameters for the endpoint; a body over maxBody
@@ -148,46 +157,51 @@ func (in *input) load() {
 // refused as gitlabapi.ReadParams refuses it.
 func (in *input) params() (*gitlabapi.Params, bool) {
 	in.load()
-	switch {
-	case in.readErr != nil:
+	if in.readErr != nil {
 		gitlabapi.RequestTooLarge(in.w)
 		return nil, false
-	case in.parseErr != nil:
+	}
+	if !in.parsed {
+		in.parsed = true
+		in.p, in.parseErr = gitlabapi.ParseParams(in.r, in.body)
+	}
+	if in.parseErr != nil {
 		return gitlabapi.ReadParams(in.w, in.r, in.body) // answers the refusal
 	}
 	return in.p, true
 }
 
 // credentials are the parameters auth.V4Authenticate looks for a token in
-// when the headers and the query have none: those of a form (URL-encoded or
-// multipart) or JSON body, the bodies Rails parses into the params GitLab's
-// auth finders read (ActionDispatch::Request#params).
-// The body must arrive within authBodyWithin; one that does not, is too
-// large or does not parse gives none, and the caller is not authenticated.
+// when the headers and the query have none: the token parameters of a form
+// (URL-encoded or multipart) or JSON body, the bodies Rails parses into the
+// params GitLab's auth finders read (ActionDispatch::Request#params). Such
+// a body is read only up to authBodyMax, within authBodyWithin, by at most
+// authBodyReaders callers at once, and only its token parameters are
+// parsed (gitlabapi.TokenParams): an anonymous body must not cost glenv
+// more than its own size. Otherwise there are none, and the caller is not
+// authenticated.
 func (in *input) credentials() *gitlabapi.Params {
-	if !paramsBody(in.r) {
+	r := in.r
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 || r.ContentLength > authBodyMax || !gitlabapi.ParsesBody(r) {
+		return nil
+	}
+	select {
+	case in.readers <- struct{}{}:
+		defer func() { <-in.readers }()
+	default:
 		return nil
 	}
 	rc := http.NewResponseController(in.conn)
 	_ = rc.SetReadDeadline(time.Now().Add(authBodyWithin))
-	in.load()
-	if in.readErr != nil {
+	body, err := io.ReadAll(io.LimitReader(r.Body, authBodyMax+1))
+	if err != nil || len(body) > authBodyMax {
 		return nil // the deadline stays: the connection closes after the 401
 	}
 	// Lifted once the body is read, as server.bodyDeadline does: the
 	// connection's background read must not time out while the call runs.
 	_ = rc.SetReadDeadline(time.Time{})
-	return in.p
-}
-
-// paramsBody says whether r has a body that can carry parameters for
-// authentication: a URL-encoded or multipart form, or JSON.
-func paramsBody(r *http.Request) bool {
-	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
-		return false
-	}
-	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	return ct == "application/x-www-form-urlencoded" || ct == "application/json" || ct == "multipart/form-data"
+	in.read, in.body = true, body
+	return gitlabapi.TokenParams(r, body)
 }
 
 // project is a GitLab project as glenv knows it: the integrations that

@@ -355,3 +355,33 @@ func TestAMultipartFormCreatesAnEnvironment(t *testing.T) {
 		t.Fatalf("multipart create: %d %+v %v", resp.StatusCode, e, err)
 	}
 }
+
+// Before glenv knows the caller it reads at most 64 KiB of a body that may
+// hold a token; a larger one with no token elsewhere is refused unread. A
+// known caller's body may be up to 256 KiB (GitLab's 413 past that).
+func TestBodiesAreBoundedByWhoSendsThem(t *testing.T) {
+	g := startGlenv(t, storetest.Open(t, storetest.Backends()[0]), jobs.RecordRuntime{})
+	post := func(token string, size int) int {
+		body := `{"name":"big","description":"` + strings.Repeat("x", size) + `"}`
+		req, _ := http.NewRequest("POST", fmt.Sprintf("%s/api/v4/projects/%d/environments", g.url, appID), strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("PRIVATE-TOKEN", token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post("", 100<<10); code != 401 {
+		t.Errorf("an anonymous 100 KiB body: %d, want 401", code)
+	}
+	if code := post(g.token, 100<<10); code != 400 { // read and parsed: the description is too long
+		t.Errorf("a known caller's 100 KiB body: %d, want GitLab's 400", code)
+	}
+	if code := post(g.token, 300<<10); code != 413 {
+		t.Errorf("a known caller's 300 KiB body: %d, want 413", code)
+	}
+}

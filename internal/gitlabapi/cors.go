@@ -30,6 +30,8 @@ const corsMethods = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 // and empty, and CORS reports true; any other request with an Origin gets
 // the headers a browser needs to hand the answer to the script.
 func CORS(w http.ResponseWriter, r *http.Request) (answered bool) {
+	// Answers differ with and without an Origin: caches must tell them apart.
+	w.Header().Add("Vary", "Origin")
 	if r.Header.Get("Origin") == "" {
 		return false
 	}

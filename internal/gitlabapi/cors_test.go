@@ -32,7 +32,7 @@ func TestCORS(t *testing.T) {
 			r.Header.Set(k, v)
 		}
 		w := httptest.NewRecorder()
-		if got := CORS(w, r); got != tt.answered || (tt.answered && w.Code != tt.status) {
+		if got := CORS(w, r); got != tt.answered || (tt.answered && w.Code != tt.status) || w.Header().Get("Vary") != "Origin" {
 			t.Errorf("%s: answered %v (%d)", tt.name, got, w.Code)
 		}
 		for k, v := range tt.want {

@@ -143,7 +143,15 @@ func LinkQuery(params url.Values, page, perPage int64) string {
 	return strings.Join(pairs, "&")
 }
 
-// secretParam are the parameters that carry a token (lib/gitlab/auth/auth_finders.rb
+// SecretParams are the parameters that carry a token (lib/gitlab/auth/auth_finders.rb
 // PARAM_TOKEN_KEYS, where :token is a job token too; Doorkeeper's
 // access_token and bearer_token, config/initializers/doorkeeper.rb).
-var secretParam = map[string]bool{"private_token": true, "access_token": true, "job_token": true, "token": true, "bearer_token": true}
+var SecretParams = []string{"private_token", "access_token", "bearer_token", "job_token", "token"}
+
+var secretParam = func() map[string]bool {
+	m := map[string]bool{}
+	for _, k := range SecretParams {
+		m[k] = true
+	}
+	return m
+}()

@@ -26,13 +26,6 @@ type Params struct {
 	nested map[string]bool
 }
 
-// ParseOption widens what ParseParams reads.
-type ParseOption int
-
-// Multipart is kept for callers that named it: ParseParams reads
-// multipart/form-data bodies always, as Rack does for GitLab.
-const Multipart ParseOption = 1
-
 // ErrMalformed is a request GitLab refuses before its API sees it, with
 // 400 text/plain "Bad Request" (Malformed): a NUL byte or invalid UTF-8 in
 // the path or any parameter, a bad %-escape, a JSON body that does not
@@ -54,7 +47,7 @@ func (e *UnsupportedTypeError) Error() string {
 // JSON (an object gives parameters; anything else none, as in Grape). A
 // malformed request is ErrMalformed; a body of another media type, or of
 // none, an *UnsupportedTypeError.
-func ParseParams(r *http.Request, body []byte, _ ...ParseOption) (*Params, error) {
+func ParseParams(r *http.Request, body []byte) (*Params, error) {
 	if !cleanString(r.URL.Path) {
 		return nil, ErrMalformed
 	}
@@ -162,10 +155,59 @@ func cleanJSON(v any) bool {
 	return true
 }
 
+// TokenParams are the parameters of r's body that can carry a token
+// (SecretParams), read without building the rest: what glenv may look at
+// before it knows who is calling, so an anonymous body costs about its own
+// size (a JSON body's other values stay raw bytes). Values that are not
+// strings are left out. A body of another type, or one that does not parse,
+// gives none.
+func TokenParams(r *http.Request, body []byte) *Params {
+	p := &Params{body: map[string]any{}}
+	ct, ctParams, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch ct {
+	case "application/x-www-form-urlencoded", "multipart/form-data":
+		var form url.Values
+		if ct == "multipart/form-data" {
+			f, err := multipart.NewReader(bytes.NewReader(body), ctParams["boundary"]).ReadForm(int64(len(body)))
+			if err != nil {
+				return p
+			}
+			f.RemoveAll()
+			form = f.Value
+		} else if v, err := url.ParseQuery(string(body)); err == nil {
+			form = v
+		}
+		for _, k := range SecretParams {
+			if vs := form[k]; len(vs) > 0 && cleanString(vs[len(vs)-1]) {
+				p.body[k] = vs[len(vs)-1]
+			}
+		}
+	case "application/json":
+		var top map[string]json.RawMessage
+		if json.Unmarshal(body, &top) != nil {
+			return p
+		}
+		for _, k := range SecretParams {
+			var v string
+			if raw, ok := top[k]; ok && json.Unmarshal(raw, &v) == nil && cleanString(v) {
+				p.body[k] = v
+			}
+		}
+	}
+	return p
+}
+
+// ParsesBody says whether ParseParams reads parameters from a body of r's
+// Content-Type (the others are Grape's 415).
+func ParsesBody(r *http.Request) bool {
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return ct == "application/x-www-form-urlencoded" || ct == "multipart/form-data" || ct == "application/json"
+}
+
 // ReadParams is ParseParams that answers GitLab's refusal itself (Malformed,
 // or Grape's 415); ok is false then.
-func ReadParams(w http.ResponseWriter, r *http.Request, body []byte, opts ...ParseOption) (p *Params, ok bool) {
-	p, err := ParseParams(r, body, opts...)
+func ReadParams(w http.ResponseWriter, r *http.Request, body []byte) (p *Params, ok bool) {
+	p, err := ParseParams(r, body)
 	var unsupported *UnsupportedTypeError
 	switch {
 	case errors.As(err, &unsupported):

@@ -3,6 +3,7 @@ package gitlabapi
 import (
 	"errors"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -13,7 +14,6 @@ func TestParseParams(t *testing.T) {
 		name        string
 		query       string
 		ctype, body string
-		opts        []ParseOption
 		key         string
 		want        string // "" with sent false: not sent
 		sent        bool
@@ -32,7 +32,6 @@ func TestParseParams(t *testing.T) {
 		{name: "last of a repeated form key", ctype: "application/x-www-form-urlencoded", body: "name=a&name=b", key: "name", want: "b", sent: true},
 		{name: "empty value is sent", query: "name=", key: "name", want: "", sent: true},
 		{name: "multipart", ctype: "multipart/form-data; boundary=B", body: multipartBody, key: "name", want: "from-multipart", sent: true},
-		{name: "multipart, with the old option", ctype: "multipart/form-data; boundary=B", body: multipartBody, opts: []ParseOption{Multipart}, key: "name", want: "from-multipart", sent: true},
 		// A JSON array or scalar body parses but gives no parameters.
 		{name: "JSON that is not an object", query: "name=q", ctype: "application/json", body: `[1]`, key: "name", want: "q", sent: true},
 		{name: "broken multipart", ctype: "multipart/form-data; boundary=X", body: multipartBody, wantErr: ErrMalformed},
@@ -53,7 +52,7 @@ func TestParseParams(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := httptest.NewRequest("POST", "/api/v4/x?"+tt.query, strings.NewReader(tt.body))
 			r.Header.Set("Content-Type", tt.ctype)
-			p, err := ParseParams(r, []byte(tt.body), tt.opts...)
+			p, err := ParseParams(r, []byte(tt.body))
 			var unsupported *UnsupportedTypeError
 			switch {
 			case tt.wantErr == ErrMalformed && !errors.Is(err, ErrMalformed),
@@ -132,5 +131,38 @@ func TestStrCoercion(t *testing.T) {
 	g.OptString("name")
 	if got := g.Failed(); got != "states is invalid, a is invalid" {
 		t.Errorf("bracketed keys: %q", got)
+	}
+}
+
+// Before glenv knows the caller it reads only a body's token parameters:
+// the rest of a JSON body stays raw bytes, so a hostile body costs about
+// its own size, where decoding it whole costs tens of times that.
+func TestTokenParamsCostAboutTheBodysSize(t *testing.T) {
+	junk := strings.Repeat(`{"":0},`, 9000)
+	body := []byte(`{"a":[` + junk + `{"":0}],"job_token":"glcbt-1","token":["glcbt-2"],"private_token":{"a":"b"}}`)
+	r := httptest.NewRequest("POST", "/", nil)
+	r.Header.Set("Content-Type", "application/json")
+	p := TokenParams(r, body)
+	if v, _ := p.Str("job_token"); v != "glcbt-1" || p.Has("token") || p.Has("private_token") || p.Has("a") {
+		t.Fatalf("token params: %+v", p.body)
+	}
+	allocated := func(f func()) uint64 {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		f()
+		runtime.ReadMemStats(&after)
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	tokens := allocated(func() { TokenParams(r, body) })
+	whole := allocated(func() { ParseParams(r, body) })
+	if tokens > 4*uint64(len(body)) || whole < 4*tokens {
+		t.Fatalf("a %d-byte body: TokenParams allocated %d bytes, ParseParams %d", len(body), tokens, whole)
+	}
+	// Forms too give their token parameters only, the last of repeated ones.
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	p = TokenParams(r, []byte("name=x&job_token=a&job_token=b"))
+	if v, _ := p.Str("job_token"); v != "b" || p.Has("name") {
+		t.Fatalf("form token params: %+v", p.body)
 	}
 }

@@ -57,8 +57,8 @@ func (rt *Router[E]) Match(method string, segs []string) (e E, vars map[string]s
 
 // Find matches r by its escaped path, as Grape routes GitLab's API:
 //   - every route takes an optional ".json" suffix (one format declared,
-//     lib/api/api.rb; grape lib/grape/path.rb appends "(.json)"), and a
-//     parameter never holds the dot;
+//     lib/api/api.rb; grape lib/grape/path.rb appends "(.json)"): a path
+//     ending in ".json" is matched without it;
 //   - OPTIONS on a path that exists answers 204 with Allow (grape
 //     lib/grape/api/instance.rb adds those routes);
 //   - anything else that no route takes falls to GitLab's catch-all
@@ -79,7 +79,12 @@ func (rt *Router[E]) Find(w http.ResponseWriter, r *http.Request) (e E, vars map
 	case ok:
 		return e, vars, true
 	case r.Method == http.MethodOptions && len(allowed) > 0:
-		methods := append([]string{http.MethodOptions}, allowed...)
+		methods := []string{http.MethodOptions}
+		for _, m := range allowed { // a method once, though two routes take it
+			if !slices.Contains(methods, m) {
+				methods = append(methods, m)
+			}
+		}
 		if slices.Contains(allowed, http.MethodGet) {
 			methods = append(methods, http.MethodHead)
 		}

@@ -72,6 +72,9 @@ func TestFind(t *testing.T) {
 		{"PATCH", "/api/v4/projects/1/environments/2", "", 404, `{"error":"404 Not Found"}`, ""},
 		{"OPTIONS", "/api/v4/projects/1/environments/2", "", 204, "", "OPTIONS, GET, PUT, HEAD"},
 		{"OPTIONS", "/api/v4/nothing", "", 404, `{"error":"404 Not Found"}`, ""},
+		// Two routes take POST on stop_stale (testRouter declares it twice), and
+		// :environment_id's GET and PUT match it too: each method once.
+		{"OPTIONS", "/api/v4/projects/1/environments/stop_stale", "", 204, "", "OPTIONS, POST, GET, PUT, HEAD"},
 		// Every route takes Grape's optional .json.
 		{"GET", "/api/v4/projects/group%2Fapp/environments.json?page=2", "list", 0, "", ""},
 	}

@@ -153,7 +153,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, body []byte) {
 	if !ok {
 		return
 	}
-	p, ok := gitlabapi.ReadParams(w, r, body, gitlabapi.Multipart)
+	p, ok := gitlabapi.ReadParams(w, r, body)
 	if !ok {
 		return
 	}
