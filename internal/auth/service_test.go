@@ -314,3 +314,41 @@ func TestConnectAndDisconnectAnotherHost(t *testing.T) {
 		}
 	})
 }
+
+// A CI job token is verified with the GitLab that issued it. When
+// integrations of two GitLabs connect the same numeric project id, which
+// one did is unknown: the token is refused and sent to neither, so a
+// GitLab someone else registered never receives another's job token.
+func TestAJobTokenGoesToNoGitLabWhenTwoShareTheProjectID(t *testing.T) {
+	st := storetest.Open(t, storetest.Backends()[0])
+	w := newWorld(t, st)
+	other := gitlabtest.New(t)
+	job := w.gl.AddJob(gitlabtest.Job{ProjectID: w.project.ID})
+	ins := []store.Integration{w.in, {Name: "elsewhere", BaseURL: other.URL, UserFacingURL: other.URL, ProjectID: w.project.ID, Space: "root"}}
+	jobCalls := func(gl *gitlabtest.Server) (n int) {
+		for _, c := range gl.Calls() {
+			if c.Path == "/api/v4/job" {
+				n++
+			}
+		}
+		return n
+	}
+	allow := func(ins []store.Integration) (int, bool) {
+		r := httptest.NewRequest("GET", "/api/v4/projects/1/environments", nil)
+		r.Header.Set("JOB-TOKEN", job.Token)
+		rec := httptest.NewRecorder()
+		p, ok := w.svc.V4Authenticate(rec, r, nil)
+		if !ok {
+			t.Fatalf("a job token refused before its project is known: %d %s", rec.Code, rec.Body)
+		}
+		rec = httptest.NewRecorder()
+		_, ok = w.svc.V4Allow(rec, r.WithContext(auth.WithPrincipal(r.Context(), p)), ins)
+		return rec.Code, ok
+	}
+	if code, ok := allow(ins); ok || code != 401 || jobCalls(w.gl)+jobCalls(other) != 0 {
+		t.Fatalf("two GitLabs: allowed %v (%d), /job calls %d and %d; want 401 and none", ok, code, jobCalls(w.gl), jobCalls(other))
+	}
+	if _, ok := allow(ins[:1]); !ok || jobCalls(w.gl) != 1 || jobCalls(other) != 0 {
+		t.Fatalf("one GitLab: allowed %v, /job calls %d and %d", ok, jobCalls(w.gl), jobCalls(other))
+	}
+}
