@@ -98,6 +98,13 @@ func (h *handler) serve(w, conn http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// What GitLab refuses before its API authenticates anyone, and glenv
+	// can tell without reading the body: a malformed path or query
+	// (HandleMalformedStrings) and a body of a type Grape does not parse
+	// (its formatter).
+	if !gitlabapi.RequestHeadOK(w, r) {
+		return
+	}
 	in := &input{w: w, conn: conn, r: r, readers: h.authReaders}
 	who, ok := h.auth.V4Authenticate(w, r, in.credentials)
 	if !ok {

@@ -384,4 +384,25 @@ func TestBodiesAreBoundedByWhoSendsThem(t *testing.T) {
 	if code := post(g.token, 300<<10); code != 413 {
 		t.Errorf("a known caller's 300 KiB body: %d, want 413", code)
 	}
+	// What GitLab refuses before anyone is authenticated, glenv does too.
+	for _, c := range []struct {
+		method, query, ctype string
+		status               int
+	}{{"POST", "", "text/plain", 415}, {"GET", "?search=%zz", "", 400}} {
+		req, _ := http.NewRequest(c.method, fmt.Sprintf("%s/api/v4/projects/%d/environments%s", g.url, appID, c.query), strings.NewReader("name=x"))
+		if c.method == "GET" {
+			req.Body, req.ContentLength = nil, 0
+		}
+		if c.ctype != "" {
+			req.Header.Set("Content-Type", c.ctype)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.status {
+			t.Errorf("anonymous %s %s %s: %d, want %d", c.method, c.query, c.ctype, resp.StatusCode, c.status)
+		}
+	}
 }

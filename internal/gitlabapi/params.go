@@ -197,6 +197,29 @@ func TokenParams(r *http.Request, body []byte) *Params {
 	return p
 }
 
+// RequestHeadOK refuses, as ReadParams would, what can be told from r's
+// path, query and headers alone: a malformed path or query (Malformed
+// first, as GitLab's middleware runs ahead of Grape), or a body (announced
+// by Content-Length, or chunked) of a type ParseParams does not read. It
+// answers the refusal itself.
+func RequestHeadOK(w http.ResponseWriter, r *http.Request) bool {
+	if _, err := parseForm(r.URL.RawQuery); err != nil || !cleanString(r.URL.Path) {
+		Malformed(w)
+		return false
+	}
+	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody && !ParsesBody(r) {
+		ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		unsupportedType(w, &UnsupportedTypeError{MediaType: ct})
+		return false
+	}
+	return true
+}
+
+// unsupportedType is Grape's 415 for a body it has no parser for.
+func unsupportedType(w http.ResponseWriter, e *UnsupportedTypeError) {
+	WriteJSON(w, http.StatusUnsupportedMediaType, map[string]string{"error": e.Error()})
+}
+
 // ParsesBody says whether ParseParams reads parameters from a body of r's
 // Content-Type (the others are Grape's 415).
 func ParsesBody(r *http.Request) bool {
@@ -211,7 +234,7 @@ func ReadParams(w http.ResponseWriter, r *http.Request, body []byte) (p *Params,
 	var unsupported *UnsupportedTypeError
 	switch {
 	case errors.As(err, &unsupported):
-		WriteJSON(w, http.StatusUnsupportedMediaType, map[string]string{"error": unsupported.Error()})
+		unsupportedType(w, unsupported)
 		return nil, false
 	case err != nil:
 		Malformed(w)

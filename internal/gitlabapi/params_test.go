@@ -166,3 +166,29 @@ func TestTokenParamsCostAboutTheBodysSize(t *testing.T) {
 		t.Fatalf("form token params: %+v", p.body)
 	}
 }
+
+// What the path, query and headers show is refused before the body is read
+// or anyone authenticated, as GitLab's middleware and Grape's formatter do.
+func TestRequestHeadOK(t *testing.T) {
+	for _, tt := range []struct {
+		target, ctype, body string
+		status              int // 0: ok
+	}{
+		{"/api/v4/x?a=1", "", "", 0},
+		{"/api/v4/x", "application/json", "{}", 0},
+		{"/api/v4/x", "multipart/form-data; boundary=B", "--B--", 0},
+		{"/api/v4/x?search=%zz", "", "", 400},
+		{"/api/v4/x", "text/plain", "x", 415},
+		{"/api/v4/x", "", "{}", 415},
+		{"/api/v4/x?search=%zz", "text/plain", "x", 400}, // the middleware first
+	} {
+		r := httptest.NewRequest("POST", tt.target, strings.NewReader(tt.body))
+		if tt.ctype != "" {
+			r.Header.Set("Content-Type", tt.ctype)
+		}
+		w := httptest.NewRecorder()
+		if ok := RequestHeadOK(w, r); ok != (tt.status == 0) || (!ok && w.Code != tt.status) {
+			t.Errorf("%s %q: ok %v, %d %s", tt.target, tt.ctype, ok, w.Code, w.Body)
+		}
+	}
+}
