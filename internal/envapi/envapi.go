@@ -79,16 +79,10 @@ func (rq *request) pathInt(name string) (int64, bool) { return gitlabapi.PathInt
 // body slowly); the body is read first only when nothing else can carry
 // the token, and then must arrive within authBodyWithin.
 //
-// Answers are held and given Rails' ETag and Cache-Control on the way out
-// (gitlabapi.Revalidated); a CORS preflight never reaches Rails.
+// GitLab's stack around Grape (headers, CORS, Rails' ETag) is
+// gitlabapi.Around's.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	gitlabapi.SecurityHeaders(w)
-	if gitlabapi.CORS(w, r) {
-		return
-	}
-	answer, finish := gitlabapi.Revalidated(w, r)
-	h.serve(answer, w, r)
-	finish()
+	gitlabapi.Around(w, r, func(answer http.ResponseWriter) { h.serve(answer, w, r) })
 }
 
 // serve answers r through w; conn is the connection's own writer, which

@@ -50,3 +50,18 @@ func CORS(w http.ResponseWriter, r *http.Request) (answered bool) {
 	w.WriteHeader(http.StatusOK)
 	return true
 }
+
+// Around runs serve for a call of GitLab's REST API inside what GitLab's
+// stack puts around Grape: the security headers, Rack::Cors (a preflight
+// is answered here and never reaches serve), and Rails' Rack::ETag and
+// ConditionalGet on the way out (Revalidated). serve answers through the
+// writer it is given.
+func Around(w http.ResponseWriter, r *http.Request, serve func(http.ResponseWriter)) {
+	SecurityHeaders(w)
+	if CORS(w, r) {
+		return
+	}
+	answer, finish := Revalidated(w, r)
+	serve(answer)
+	finish()
+}

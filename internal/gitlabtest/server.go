@@ -137,14 +137,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) dispatch(w http.ResponseWriter, r *http.Request, body []byte) {
-	gitlabapi.SecurityHeaders(w)
-	if gitlabapi.CORS(w, r) {
-		return
-	}
-	// Rails' Rack::ETag and ConditionalGet, as on GitLab.
-	answer, finish := gitlabapi.Revalidated(w, r)
-	s.serveAPI(answer, r, body)
-	finish()
+	gitlabapi.Around(w, r, func(answer http.ResponseWriter) { s.serveAPI(answer, r, body) })
 }
 
 // serveAPI answers a call of the REST API through w.
