@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"mime/multipart"
 	"net/http"
@@ -85,6 +86,9 @@ func ParseParams(r *http.Request, body []byte) (*Params, error) {
 		dec.UseNumber()
 		var v any
 		if err := dec.Decode(&v); err != nil || !cleanJSON(v) {
+			return nil, ErrMalformed
+		}
+		if _, err := dec.Token(); err != io.EOF { // anything after the value
 			return nil, ErrMalformed
 		}
 		p.body, _ = v.(map[string]any)

@@ -36,6 +36,8 @@ func TestParseParams(t *testing.T) {
 		{name: "JSON that is not an object", query: "name=q", ctype: "application/json", body: `[1]`, key: "name", want: "q", sent: true},
 		{name: "broken multipart", ctype: "multipart/form-data; boundary=X", body: multipartBody, wantErr: ErrMalformed},
 		{name: "broken JSON", ctype: "application/json", body: `{"name":`, wantErr: ErrMalformed},
+		{name: "JSON with more after it", ctype: "application/json", body: `{"name":"a"} x`, wantErr: ErrMalformed},
+		{name: "JSON then white space", query: "", ctype: "application/json", body: "{\"name\":\"a\"}\n", key: "name", want: "a", sent: true},
 		{name: "JSON with a NUL", ctype: "application/json", body: `{"name":"a\u0000b"}`, wantErr: ErrMalformed},
 		{name: "JSON with a NUL in a nested key", ctype: "application/json", body: `{"o":[{"a\u0000":1}]}`, wantErr: ErrMalformed},
 		{name: "JSON with invalid UTF-8", ctype: "application/json", body: "{\"name\":\"a\xc0b\"}", wantErr: ErrMalformed},
