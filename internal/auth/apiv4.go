@@ -59,7 +59,7 @@ func (s *Service) v4Principal(ctx context.Context, t v4Tokens) (Principal, error
 	if IsJobToken(t.Bearer) {
 		p, err := s.tokenPrincipal(ctx, t.Bearer)
 		if errors.Is(err, ErrBadToken) {
-			return s.jobCandidate(ctx, t.Bearer, false)
+			return jobCandidate(t.Bearer, false)
 		}
 		return p, err
 	}
@@ -73,7 +73,16 @@ func (s *Service) v4Principal(ctx context.Context, t v4Tokens) (Principal, error
 		}
 	}
 	if t.Job != "" {
-		return s.jobCandidate(ctx, t.Job, t.JobFromParam)
+		p, err := jobCandidate(t.Job, t.JobFromParam)
+		if err != nil {
+			return p, err
+		}
+		// One of glenv's own tokens (or a store that failed) is never
+		// forwarded: it would leak to GitLab.
+		if _, err := s.tokenPrincipal(ctx, t.Job); !errors.Is(err, ErrBadToken) {
+			return Principal{}, ErrBadToken
+		}
+		return p, nil
 	}
 	return Principal{}, ErrNoCredentials
 }
@@ -82,17 +91,14 @@ func (s *Service) v4Principal(ctx context.Context, t v4Tokens) (Principal, error
 const maxJobToken = 4096
 
 // jobCandidate is a job token to be verified with GitLab later (V4Allow),
-// unless it cannot be one: glenv sends GitLab no value it has no reason to
-// take for a job's. A token from a parameter must carry GitLab's job token
-// prefix (that way of sending one is as new as the prefix, and anyone can
-// put any string there); none may be one of glenv's own tokens (which
-// would leak it to GitLab), nor a value no HTTP header can carry.
-func (s *Service) jobCandidate(ctx context.Context, token string, fromParam bool) (Principal, error) {
+// unless its shape rules it out: glenv sends GitLab no value it has no
+// reason to take for a job's. A token from a parameter must carry GitLab's
+// job token prefix (that way of sending one is as new as the prefix, and
+// anyone can put any string there); none may be a value no HTTP header can
+// carry. The caller makes sure it is none of glenv's own tokens.
+func jobCandidate(token string, fromParam bool) (Principal, error) {
 	if (fromParam && !IsJobToken(token)) || len(token) > maxJobToken || !headerSafe(token) {
 		return Principal{}, ErrBadToken
-	}
-	if _, err := s.tokenPrincipal(ctx, token); !errors.Is(err, ErrBadToken) {
-		return Principal{}, ErrBadToken // glenv's own (or the store failed): never forwarded
 	}
 	return Principal{Kind: KindJob, jobToken: token}, nil
 }
@@ -266,13 +272,6 @@ func (s *Service) jobUserIsMaintainer(r *http.Request, p Principal, ins []store.
 	}
 	return false
 }
-
-// MaintainerAccess is GitLab's Maintainer access level (Gitlab::Access::MAINTAINER).
-const MaintainerAccess = 40
-
-// GuestAccess is GitLab's Guest access level (Gitlab::Access::GUEST): the
-// least that lets a member see a private project.
-const GuestAccess = 10
 
 // oneGitLab says whether ins all talk to the same GitLab.
 func oneGitLab(ins []store.Integration) bool {

@@ -135,12 +135,9 @@ func (s *Service) jobUserLevel(ctx context.Context, p Principal, in store.Integr
 	if err != nil {
 		return 0, err
 	}
-	m, resp, err := c.ProjectMembers.GetInheritedProjectMember(in.ProjectID, p.JobUserID, gl.WithContext(ctx))
-	switch {
-	case err == nil:
-		return int(m.AccessLevel), nil
-	case resp != nil && resp.StatusCode == http.StatusNotFound:
-		return 0, nil
+	level, _, err := memberLevel(ctx, c, in.ProjectID, p.JobUserID)
+	if err != nil {
+		return 0, fmt.Errorf("%w: read the job user's membership of project %d on %s: %v", ErrGitLab, in.ProjectID, in.BaseURL, err)
 	}
-	return 0, fmt.Errorf("%w: read the job user's membership of project %d on %s: %v", ErrGitLab, in.ProjectID, in.BaseURL, err)
+	return level, nil
 }

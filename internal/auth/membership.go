@@ -73,12 +73,10 @@ func (s *Service) readAccessLevel(ctx context.Context, h store.GitLabHost, id st
 		if err != nil {
 			return 0, err
 		}
-		m, resp, err := c.ProjectMembers.GetInheritedProjectMember(projectID, id.GitLabUserID, gl.WithContext(ctx))
+		level, resp, err := memberLevel(ctx, c, projectID, id.GitLabUserID)
 		switch {
 		case err == nil:
-			return int(m.AccessLevel), nil
-		case resp != nil && resp.StatusCode == http.StatusNotFound:
-			return 0, nil
+			return level, nil
 		case resp != nil && resp.StatusCode == http.StatusUnauthorized:
 			// Expired or revoked before glenv's clock said so: refresh once.
 			stale = access
@@ -87,6 +85,20 @@ func (s *Service) readAccessLevel(ctx context.Context, h store.GitLabHost, id st
 		return 0, fmt.Errorf("read your membership of project %d on %s: %w", projectID, h.URL, err)
 	}
 	return 0, fmt.Errorf("%w: GitLab at %s refused your token even after a refresh: reconnect at /auth/gitlab?host=%s", ErrGitLab, h.URL, h.Host)
+}
+
+// memberLevel is userID's effective access level on projectID, read with
+// c (GET /projects/:id/members/all/:user_id, groups included; PROTOCOL.md
+// §3.9). Not a member (404): 0.
+func memberLevel(ctx context.Context, c *gl.Client, projectID, userID int64) (int, *gl.Response, error) {
+	m, resp, err := c.ProjectMembers.GetInheritedProjectMember(projectID, userID, gl.WithContext(ctx))
+	switch {
+	case err == nil:
+		return int(m.AccessLevel), resp, nil
+	case resp != nil && resp.StatusCode == http.StatusNotFound:
+		return 0, resp, nil
+	}
+	return 0, resp, err
 }
 
 // GitLabRole is the role p's GitLab membership of in's project implies.

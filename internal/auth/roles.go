@@ -131,12 +131,21 @@ func Resolve(t Tree, grants []store.Grant, space string) Role {
 // below them (PROTOCOL.md §3.9; GitLab's Gitlab::Access).
 func RoleFromAccessLevel(level int) Role {
 	switch {
-	case level >= 40:
+	case level >= MaintainerAccess:
 		return Admin
-	case level >= 30:
+	case level >= DeveloperAccess:
 		return Write
-	case level >= 20:
+	case level >= ReporterAccess:
 		return Read
 	}
 	return None
 }
+
+// GitLab's access levels (Gitlab::Access). Guest is the least that lets a
+// member see a private project.
+const (
+	GuestAccess      = 10
+	ReporterAccess   = 20
+	DeveloperAccess  = 30
+	MaintainerAccess = 40
+)
