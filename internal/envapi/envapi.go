@@ -167,7 +167,8 @@ func (in *input) params() (*gitlabapi.Params, bool) {
 		in.p, in.parseErr = gitlabapi.ParseParams(in.r, in.body)
 	}
 	if in.parseErr != nil {
-		return gitlabapi.ReadParams(in.w, in.r, in.body) // answers the refusal
+		gitlabapi.Refuse(in.w, in.parseErr)
+		return nil, false
 	}
 	return in.p, true
 }

@@ -68,14 +68,7 @@ func ParseParams(r *http.Request, body []byte) (*Params, error) {
 			return nil, err
 		}
 	case "multipart/form-data":
-		// The body is in memory already (and bounded): so are its parts.
-		form, err := multipart.NewReader(bytes.NewReader(body), ctParams["boundary"]).ReadForm(int64(len(body)))
-		if err != nil {
-			return nil, ErrMalformed
-		}
-		form.RemoveAll()
-		p.form = url.Values(form.Value)
-		if !cleanValues(p.form) {
+		if p.form, err = readMultipart(body, ctParams["boundary"]); err != nil || !cleanValues(p.form) {
 			return nil, ErrMalformed
 		}
 	case "application/json":
@@ -107,6 +100,18 @@ func parseForm(s string) (url.Values, error) {
 		return nil, ErrMalformed
 	}
 	return v, nil
+}
+
+// readMultipart is a multipart form's fields; files are left out. The body
+// is in memory already (and bounded): so are its parts, and nothing goes to
+// a temporary file.
+func readMultipart(body []byte, boundary string) (url.Values, error) {
+	form, err := multipart.NewReader(bytes.NewReader(body), boundary).ReadForm(int64(len(body)))
+	if err != nil {
+		return nil, err
+	}
+	form.RemoveAll()
+	return url.Values(form.Value), nil
 }
 
 // noteNested records the names Rack makes an Array or a Hash of.
@@ -172,14 +177,9 @@ func TokenParams(r *http.Request, body []byte) *Params {
 	case "application/x-www-form-urlencoded", "multipart/form-data":
 		var form url.Values
 		if ct == "multipart/form-data" {
-			f, err := multipart.NewReader(bytes.NewReader(body), ctParams["boundary"]).ReadForm(int64(len(body)))
-			if err != nil {
-				return p
-			}
-			f.RemoveAll()
-			form = f.Value
-		} else if v, err := url.ParseQuery(string(body)); err == nil {
-			form = v
+			form, _ = readMultipart(body, ctParams["boundary"])
+		} else {
+			form, _ = url.ParseQuery(string(body))
 		}
 		for _, k := range SecretParams {
 			if vs := form[k]; len(vs) > 0 && cleanString(vs[len(vs)-1]) {
@@ -231,20 +231,25 @@ func ParsesBody(r *http.Request) bool {
 	return ct == "application/x-www-form-urlencoded" || ct == "multipart/form-data" || ct == "application/json"
 }
 
-// ReadParams is ParseParams that answers GitLab's refusal itself (Malformed,
-// or Grape's 415); ok is false then.
+// ReadParams is ParseParams that answers GitLab's refusal itself (Refuse);
+// ok is false then.
 func ReadParams(w http.ResponseWriter, r *http.Request, body []byte) (p *Params, ok bool) {
 	p, err := ParseParams(r, body)
-	var unsupported *UnsupportedTypeError
-	switch {
-	case errors.As(err, &unsupported):
-		unsupportedType(w, unsupported)
-		return nil, false
-	case err != nil:
-		Malformed(w)
+	if err != nil {
+		Refuse(w, err)
 		return nil, false
 	}
 	return p, true
+}
+
+// Refuse answers an error of ParseParams as GitLab does: Grape's 415 for a
+// body of another type, Malformed for the rest.
+func Refuse(w http.ResponseWriter, err error) {
+	if unsupported, ok := errors.AsType[*UnsupportedTypeError](err); ok {
+		unsupportedType(w, unsupported)
+		return
+	}
+	Malformed(w)
 }
 
 // Lookup returns the raw value of key and whether it was sent; a JSON null
